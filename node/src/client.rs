@@ -1,0 +1,190 @@
+//! Connected clients: each connection's private state, and the registry that CLIENT LIST,
+//! CLIENT KILL and INFO read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::resp::{Frame, Protocol};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+/// How a client wants replies (CLIENT REPLY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    /// Every reply.
+    #[default]
+    On,
+    /// No replies.
+    Off,
+    /// No reply for the next command.
+    SkipNext,
+    /// Skipping the current command's reply.
+    Skip,
+}
+
+/// The kind of a client, as CLIENT KILL TYPE and CLIENT LIST see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientKind {
+    /// An ordinary client.
+    #[default]
+    Normal,
+    /// A client in pub/sub mode.
+    Pubsub,
+    /// A replica attached to us.
+    Replica,
+    /// Our master's link.
+    Master,
+}
+
+/// What other connections may see of a client (CLIENT LIST), updated by its connection.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSnapshot {
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// Selected database.
+    pub db: usize,
+    /// The last command, as `name` or `name|sub`.
+    pub last_cmd: String,
+    /// Unix ms of the last command.
+    pub last_interaction_ms: i64,
+    /// Channel subscriptions.
+    pub sub: usize,
+    /// Pattern subscriptions.
+    pub psub: usize,
+    /// Queued commands in MULTI (-1 outside MULTI).
+    pub multi: i64,
+    /// Protocol version.
+    pub resp: u8,
+    /// Kind of client.
+    pub kind: ClientKind,
+    /// CLIENT SETINFO lib-name.
+    pub lib_name: String,
+    /// CLIENT SETINFO lib-ver.
+    pub lib_ver: String,
+    /// Blocked on keys.
+    pub blocked: bool,
+    /// CLIENT NO-EVICT.
+    pub no_evict: bool,
+    /// Bytes in the query buffer.
+    pub qbuf: usize,
+}
+
+/// A client as the registry holds it.
+pub struct ClientHandle {
+    /// Unique, increasing id.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// Unix ms at connect.
+    pub created_ms: i64,
+    /// Fields other connections may read.
+    pub snapshot: Arc<Mutex<ClientSnapshot>>,
+    /// Set to true to make the connection close (CLIENT KILL).
+    pub kill: watch::Sender<bool>,
+    /// Out-of-band frames (pub/sub messages, MONITOR lines).
+    pub push: mpsc::Sender<Frame>,
+}
+
+/// All connected clients.
+#[derive(Default)]
+pub struct ClientRegistry {
+    clients: HashMap<u64, ClientHandle>,
+    next_id: u64,
+    /// Clients that ran MONITOR.
+    pub monitors: BTreeSet<u64>,
+    /// Connections accepted since start (`total_connections_received`).
+    pub total_connections: u64,
+    /// Connections refused for maxclients (`rejected_connections`).
+    pub rejected: u64,
+}
+
+impl ClientRegistry {
+    /// Assigns the next client id.
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Adds a client.
+    pub fn add(&mut self, handle: ClientHandle) {
+        self.total_connections += 1;
+        self.clients.insert(handle.id, handle);
+    }
+
+    /// Removes a client.
+    pub fn remove(&mut self, id: u64) {
+        self.clients.remove(&id);
+        self.monitors.remove(&id);
+    }
+
+    /// The number of connected clients.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// True if none.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// A client by id.
+    pub fn get(&self, id: u64) -> Option<&ClientHandle> {
+        self.clients.get(&id)
+    }
+
+    /// Every client, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &ClientHandle> {
+        let mut all: Vec<&ClientHandle> = self.clients.values().collect();
+        all.sort_by_key(|c| c.id);
+        all.into_iter()
+    }
+}
+
+/// A connection's own state, owned by its task.
+pub struct ClientState {
+    /// Unique id.
+    pub id: u64,
+    /// Selected database.
+    pub db: usize,
+    /// Protocol version.
+    pub resp: Protocol,
+    /// Passed AUTH (or no password is required).
+    pub authenticated: bool,
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// Commands queued by MULTI (`None` outside MULTI).
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command failed to queue: EXEC must answer EXECABORT.
+    pub multi_failed: bool,
+    /// Keys this client WATCHes.
+    pub watched: Vec<(usize, Bytes)>,
+    /// Subscribed channels.
+    pub channels: BTreeSet<Bytes>,
+    /// Subscribed patterns.
+    pub patterns: BTreeSet<Bytes>,
+    /// CLIENT REPLY.
+    pub reply_mode: ReplyMode,
+    /// What other connections see.
+    pub snapshot: Arc<Mutex<ClientSnapshot>>,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// Our sender for out-of-band frames (handed to pub/sub channels).
+    pub push: mpsc::Sender<Frame>,
+    /// CLIENT SETINFO values.
+    pub lib: (String, String),
+    /// Kind of client.
+    pub kind: ClientKind,
+}
+
+impl ClientState {
+    /// True while subscribed to anything (RESP2 then only allows pub/sub commands).
+    pub fn in_pubsub(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
+}

@@ -1,0 +1,349 @@
+//! CLIENT and its subcommands.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::resp::Frame;
+
+use crate::client::{ClientHandle, ClientKind, ReplyMode};
+use crate::cmd::args::{int, is};
+use crate::cmd::flags::*;
+use crate::cmd::{cmd, container, CommandSpec};
+use crate::error::{CmdResult, CommandError};
+use crate::exec::{Ctx, Effect};
+use crate::server::{unix_ms, Pause};
+
+/// The CLIENT command.
+pub static COMMANDS: &[CommandSpec] = &[container("client", -2, 0, SUBCOMMANDS)];
+
+const CONN: u32 = NOSCRIPT | LOADING | STALE;
+
+static SUBCOMMANDS: &[CommandSpec] = &[
+    cmd("id", 2, CONN, (0, 0, 0), id),
+    cmd("setname", 3, CONN, (0, 0, 0), setname),
+    cmd("getname", 2, CONN, (0, 0, 0), getname),
+    cmd("list", -2, ADMIN | CONN, (0, 0, 0), list),
+    cmd("info", 2, CONN, (0, 0, 0), info),
+    cmd("kill", -3, ADMIN | CONN, (0, 0, 0), kill),
+    cmd("setinfo", 4, CONN, (0, 0, 0), setinfo),
+    cmd("pause", -3, ADMIN | CONN, (0, 0, 0), pause),
+    cmd("unpause", 2, ADMIN | CONN, (0, 0, 0), unpause),
+    cmd("reply", 3, CONN, (0, 0, 0), reply),
+    cmd("no-evict", 3, ADMIN | CONN, (0, 0, 0), no_evict),
+    cmd("unblock", -3, ADMIN | CONN, (0, 0, 0), unblock),
+    cmd("getredir", 2, CONN, (0, 0, 0), getredir),
+    cmd("help", 2, LOADING | STALE, (0, 0, 0), help),
+];
+
+/// Checks a client name: no spaces, newlines or other special characters (Redis's rule).
+pub fn validate_name(name: &[u8]) -> Result<(), CommandError> {
+    if name.iter().any(|c| !(b'!'..=b'~').contains(c)) {
+        return Err(CommandError::err("Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(())
+}
+
+fn id(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.client.id as i64))
+}
+
+fn setname(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    validate_name(&args[2])?;
+    ctx.client.name = (!args[2].is_empty()).then(|| args[2].clone());
+    ctx.client.snapshot.lock().name = ctx.client.name.clone();
+    Ok(Frame::ok())
+}
+
+fn getname(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(ctx.client.name.clone().map(Frame::Bulk).unwrap_or(Frame::Null))
+}
+
+/// One CLIENT LIST line in Redis 7.0's field order.
+fn line(c: &ClientHandle, now_ms: i64, own: Option<&str>) -> String {
+    let s = c.snapshot.lock();
+    let mut flags = String::new();
+    match s.kind {
+        ClientKind::Replica => flags.push('S'),
+        ClientKind::Master => flags.push('M'),
+        ClientKind::Pubsub => flags.push('P'),
+        ClientKind::Normal => {}
+    }
+    if s.multi >= 0 {
+        flags.push('x');
+    }
+    if s.blocked {
+        flags.push('b');
+    }
+    if s.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let cmd = own.map(str::to_string).unwrap_or_else(|| if s.last_cmd.is_empty() { "NULL".into() } else { s.last_cmd.clone() });
+    let name = s.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+    let idle = if s.last_interaction_ms == 0 { now_ms - c.created_ms } else { now_ms - s.last_interaction_ms };
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}\n",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.id + 7,
+        name,
+        (now_ms - c.created_ms) / 1000,
+        idle.max(0) / 1000,
+        flags,
+        s.db,
+        s.sub,
+        s.psub,
+        s.multi,
+        s.qbuf,
+        cmd,
+        s.resp
+    )
+}
+
+fn kind_of(name: &[u8]) -> Result<ClientKind, CommandError> {
+    Ok(match name.to_ascii_lowercase().as_slice() {
+        b"normal" => ClientKind::Normal,
+        b"replica" | b"slave" => ClientKind::Replica,
+        b"master" => ClientKind::Master,
+        b"pubsub" => ClientKind::Pubsub,
+        _ => return Err(CommandError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(name)))),
+    })
+}
+
+fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut kind = None;
+    let mut ids: Option<Vec<u64>> = None;
+    if args.len() > 2 {
+        if is(&args[2], "type") && args.len() == 4 {
+            kind = Some(kind_of(&args[3])?);
+        } else if is(&args[2], "id") && args.len() >= 4 {
+            let mut v = Vec::new();
+            for a in &args[3..] {
+                match int(a) {
+                    Ok(n) if n > 0 => v.push(n as u64),
+                    _ => return Err(CommandError::err("Invalid client ID")),
+                }
+            }
+            ids = Some(v);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = unix_ms();
+    let me = ctx.client.id;
+    let clients = ctx.server.clients.lock();
+    let mut out = String::new();
+    for c in clients.iter() {
+        if kind.is_some_and(|k| c.snapshot.lock().kind != k) {
+            continue;
+        }
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            continue;
+        }
+        out.push_str(&line(c, now, (c.id == me).then_some("client|list")));
+    }
+    Ok(Frame::Verbatim("txt", Bytes::from(out)))
+}
+
+fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let now = unix_ms();
+    let clients = ctx.server.clients.lock();
+    let me = clients.get(ctx.client.id).map(|c| line(c, now, Some("client|info"))).unwrap_or_default();
+    Ok(Frame::Verbatim("txt", Bytes::from(me)))
+}
+
+fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let me = ctx.client.id;
+    // Old form: CLIENT KILL addr:port → +OK or an error.
+    if args.len() == 3 {
+        let target = String::from_utf8_lossy(&args[2]).into_owned();
+        let clients = ctx.server.clients.lock();
+        let Some(c) = clients.iter().find(|c| c.addr.to_string() == target) else {
+            return Err(CommandError::err("No such client"));
+        };
+        let _ = c.kill.send(true);
+        if c.id == me {
+            ctx.effect = Some(Effect::Close);
+        }
+        return Ok(Frame::ok());
+    }
+    let (mut id, mut kind, mut addr, mut laddr, mut skipme, mut maxage) = (None, None, None, None, true, None);
+    let mut user_ok = true;
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(CommandError::Syntax);
+        }
+        let (opt, val) = (&args[i], &args[i + 1]);
+        if is(opt, "id") {
+            id = Some(int(val).ok().filter(|n| *n > 0).ok_or_else(|| CommandError::err("client-id should be greater than 0"))? as u64);
+        } else if is(opt, "type") {
+            kind = Some(kind_of(val)?);
+        } else if is(opt, "addr") {
+            addr = Some(String::from_utf8_lossy(val).into_owned());
+        } else if is(opt, "laddr") {
+            laddr = Some(String::from_utf8_lossy(val).into_owned());
+        } else if is(opt, "user") {
+            user_ok = &val[..] == b"default";
+        } else if is(opt, "skipme") {
+            skipme = match val.to_ascii_lowercase().as_slice() {
+                b"yes" => true,
+                b"no" => false,
+                _ => return Err(CommandError::Syntax),
+            };
+        } else if is(opt, "maxage") {
+            maxage = Some(int(val)?);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    let now = unix_ms();
+    let clients = ctx.server.clients.lock();
+    let mut killed = 0;
+    for c in clients.iter() {
+        let snap_kind = c.snapshot.lock().kind;
+        let matches = user_ok
+            && id.is_none_or(|id| c.id == id)
+            && kind.is_none_or(|k| snap_kind == k)
+            && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
+            && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
+            && maxage.is_none_or(|age| (now - c.created_ms) / 1000 >= age)
+            && !(skipme && c.id == me);
+        if matches {
+            let _ = c.kill.send(true);
+            killed += 1;
+            if c.id == me {
+                ctx.effect = Some(Effect::Close);
+            }
+        }
+    }
+    Ok(Frame::Integer(killed))
+}
+
+fn setinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let value = String::from_utf8_lossy(&args[3]).into_owned();
+    if args[3].iter().any(|c| !(b'!'..=b'~').contains(c)) {
+        return Err(CommandError::err(format!(
+            "{} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(&args[2]).to_ascii_lowercase()
+        )));
+    }
+    if is(&args[2], "lib-name") {
+        ctx.client.lib.0 = value.clone();
+        ctx.client.snapshot.lock().lib_name = value;
+    } else if is(&args[2], "lib-ver") {
+        ctx.client.lib.1 = value.clone();
+        ctx.client.snapshot.lock().lib_ver = value;
+    } else {
+        return Err(CommandError::err(format!("Unrecognized option '{}'", String::from_utf8_lossy(&args[2]))));
+    }
+    Ok(Frame::ok())
+}
+
+fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let ms = int(&args[2]).map_err(|_| CommandError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CommandError::err("timeout is negative"));
+    }
+    let all = match args.get(3) {
+        None => true,
+        Some(a) if is(a, "all") => true,
+        Some(a) if is(a, "write") => false,
+        Some(_) => return Err(CommandError::Syntax),
+    };
+    if args.len() > 4 {
+        return Err(CommandError::Syntax);
+    }
+    let until = Instant::now() + Duration::from_millis(ms as u64);
+    ctx.server.pause.send_modify(|p| {
+        // A new pause never shortens or weakens one in force (Redis keeps the stronger one).
+        *p = match *p {
+            Pause::All(u) if u > until || !all => Pause::All(u.max(until)),
+            Pause::Write(u) if !all => Pause::Write(u.max(until)),
+            _ if all => Pause::All(until),
+            _ => Pause::Write(until),
+        };
+    });
+    Ok(Frame::ok())
+}
+
+fn unpause(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    ctx.server.pause.send_replace(Pause::None);
+    Ok(Frame::ok())
+}
+
+fn reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if is(&args[2], "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        Ok(Frame::ok())
+    } else if is(&args[2], "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+        Ok(Frame::ok())
+    } else if is(&args[2], "skip") {
+        if ctx.client.reply_mode == ReplyMode::On {
+            ctx.client.reply_mode = ReplyMode::SkipNext;
+        }
+        Ok(Frame::ok())
+    } else {
+        Err(CommandError::Syntax)
+    }
+}
+
+fn no_evict(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let on = if is(&args[2], "on") {
+        true
+    } else if is(&args[2], "off") {
+        false
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    ctx.client.snapshot.lock().no_evict = on;
+    Ok(Frame::ok())
+}
+
+fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let target = int(&args[2]).map_err(|_| CommandError::NotInteger)? as u64;
+    let with_error = match args.get(3) {
+        None => false,
+        Some(a) if is(a, "timeout") => false,
+        Some(a) if is(a, "error") => true,
+        Some(_) => return Err(CommandError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let Some(ticket) = ctx.ks.blocking.ticket_of(target) else { return Ok(Frame::Integer(0)) };
+    let waiter = ctx.ks.blocking.unblock(ticket).expect("ticket_of found it");
+    let reply = if with_error {
+        Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    } else {
+        waiter.on_timeout.clone()
+    };
+    let _ = waiter.reply.send(reply);
+    Ok(Frame::Integer(1))
+}
+
+fn getredir(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(-1))
+}
+
+fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let lines = [
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME", "    Return the name of the current connection.",
+        "ID", "    Return the ID of the current connection.",
+        "INFO", "    Return information about the current client connection.",
+        "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID, TYPE, USER, ADDR, LADDR, SKIPME, MAXAGE.",
+        "LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
+        "UNPAUSE", "    Stop the current client pause, resuming traffic.",
+        "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
+        "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+        "SETNAME <name>", "    Assign the name <name> to the current connection.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
+        "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
+        "HELP", "    Print this help.",
+    ];
+    Ok(Frame::Array(lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
+}

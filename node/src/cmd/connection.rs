@@ -1,0 +1,161 @@
+//! Connection commands: PING ECHO SELECT QUIT AUTH HELLO RESET.
+
+use bytes::Bytes;
+use common::resp::{Frame, Protocol};
+
+use crate::cmd::args::{int, is};
+use crate::cmd::flags::*;
+use crate::cmd::{cmd, CommandSpec};
+use crate::client::ReplyMode;
+use crate::error::{CmdResult, CommandError};
+use crate::exec::{Ctx, Effect};
+
+/// The connection commands.
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("ping", -1, FAST, (0, 0, 0), ping),
+    cmd("echo", 2, FAST, (0, 0, 0), echo),
+    cmd("select", 2, LOADING | STALE | FAST, (0, 0, 0), select),
+    cmd("quit", -1, ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST, (0, 0, 0), quit),
+    cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), auth),
+    cmd("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), hello),
+    cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), reset),
+];
+
+fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CommandError::WrongArity("ping".into()));
+    }
+    // In RESP2 pub/sub mode PING answers with a message-shaped array.
+    if ctx.client.in_pubsub() && ctx.client.resp == Protocol::Resp2 {
+        let payload = args.get(1).map(|a| Frame::Bulk(a.clone())).unwrap_or_else(|| Frame::bulk(b""));
+        return Ok(Frame::Array(vec![Frame::bulk_static("pong"), payload]));
+    }
+    Ok(match args.get(1) {
+        Some(msg) => Frame::Bulk(msg.clone()),
+        None => Frame::simple("PONG"),
+    })
+}
+
+fn echo(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Bulk(args[1].clone()))
+}
+
+fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let db = int(&args[1]).map_err(|_| CommandError::err("value is not an integer or out of range"))?;
+    if db < 0 || db as usize >= ctx.ks.dbs.len() {
+        return Err(CommandError::err("DB index is out of range"));
+    }
+    ctx.client.db = db as usize;
+    ctx.exec.db = db as usize;
+    Ok(Frame::ok())
+}
+
+fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    ctx.effect = Some(Effect::Close);
+    Ok(Frame::ok())
+}
+
+/// Checks a password against `requirepass`. Only the `default` user exists (no ACL users yet).
+fn check_password(ctx: &mut Ctx<'_>, user: Option<&[u8]>, password: &[u8]) -> Result<(), CommandError> {
+    let required = ctx.server.config.read().settings.requirepass.clone();
+    let user_ok = user.is_none_or(|u| u == b"default");
+    match required {
+        None if user.is_none() => Err(CommandError::err(
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        )),
+        None if user_ok => {
+            ctx.client.authenticated = true;
+            Ok(())
+        }
+        Some(p) if user_ok && p.as_bytes() == password => {
+            ctx.client.authenticated = true;
+            Ok(())
+        }
+        _ => Err(CommandError::raw("WRONGPASS invalid username-password pair or user is disabled.")),
+    }
+}
+
+fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        2 => check_password(ctx, None, &args[1])?,
+        3 => check_password(ctx, Some(&args[1]), &args[2])?,
+        _ => return Err(CommandError::Syntax),
+    }
+    Ok(Frame::ok())
+}
+
+fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut proto = None;
+    let mut i = 1;
+    if args.len() > 1 {
+        let v = int(&args[1]).map_err(|_| CommandError::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&v) {
+            return Err(CommandError::raw("NOPROTO unsupported protocol version"));
+        }
+        proto = Some(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
+        i = 2;
+    }
+    let mut name = None;
+    let mut credentials = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if is(&args[i], "auth") && more >= 2 {
+            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
+            i += 3;
+        } else if is(&args[i], "setname") && more >= 1 {
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(CommandError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i]))));
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        check_password(ctx, Some(&user), &pass)?;
+    }
+    if !ctx.client.authenticated {
+        return Err(CommandError::raw(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(n) = name {
+        super::client::validate_name(&n)?;
+        ctx.client.name = (!n.is_empty()).then_some(n.clone());
+        ctx.client.snapshot.lock().name = ctx.client.name.clone();
+    }
+    if let Some(p) = proto {
+        ctx.client.resp = p;
+        ctx.client.snapshot.lock().resp = if p == Protocol::Resp3 { 3 } else { 2 };
+    }
+    let resp = if ctx.client.resp == Protocol::Resp3 { 3 } else { 2 };
+    Ok(Frame::Map(vec![
+        (Frame::bulk_static("server"), Frame::bulk_static("redis")),
+        (Frame::bulk_static("version"), Frame::bulk_static(super::info::REDIS_VERSION)),
+        (Frame::bulk_static("proto"), Frame::Integer(resp)),
+        (Frame::bulk_static("id"), Frame::Integer(ctx.client.id as i64)),
+        (Frame::bulk_static("mode"), Frame::bulk_static("standalone")),
+        (Frame::bulk_static("role"), Frame::bulk_static("master")),
+        (Frame::bulk_static("modules"), Frame::Array(vec![])),
+    ]))
+}
+
+fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    super::tx::discard_transaction(ctx);
+    super::pubsub::unsubscribe_all(ctx);
+    let id = ctx.client.id;
+    let watched = std::mem::take(&mut ctx.client.watched);
+    ctx.ks.watches.unwatch(id, &watched);
+    ctx.client.db = 0;
+    ctx.exec.db = 0;
+    ctx.client.resp = Protocol::Resp2;
+    ctx.client.reply_mode = ReplyMode::On;
+    ctx.client.name = None;
+    ctx.client.authenticated = ctx.server.config.read().settings.requirepass.is_none();
+    {
+        let mut snap = ctx.client.snapshot.lock();
+        snap.name = None;
+        snap.resp = 2;
+        snap.multi = -1;
+    }
+    ctx.server.clients.lock().monitors.remove(&id);
+    Ok(Frame::simple("RESET"))
+}

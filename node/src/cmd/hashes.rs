@@ -1,0 +1,6 @@
+//! Commands of the hashes family.
+
+use crate::cmd::CommandSpec;
+
+/// The hashes commands.
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,274 @@
+//! INFO, with Redis 7.0's sections and field names (clients and Sentinel parse them).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use common::resp::Frame;
+
+use crate::cmd::flags::*;
+use crate::cmd::{cmd, CommandSpec};
+use crate::error::CmdResult;
+use crate::exec::Ctx;
+use crate::server::unix_ms;
+
+/// The Redis version we report, so clients enable the features of 7.0.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// The INFO command.
+pub static COMMANDS: &[CommandSpec] = &[cmd("info", -1, LOADING | STALE, (0, 0, 0), info)];
+
+const DEFAULT: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+
+fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+        wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
+    }
+    if wanted.iter().any(|w| w == "all" || w == "everything") {
+        wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
+        wanted.push("commandstats".into());
+    }
+    let mut out = String::new();
+    for section in DEFAULT.iter().chain(["commandstats"].iter()) {
+        if !wanted.iter().any(|w| w == section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        render(ctx, section, &mut out);
+    }
+    Ok(Frame::Verbatim("txt", Bytes::from(out)))
+}
+
+fn rusage() -> (f64, f64) {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_utime), secs(usage.ru_stime))
+}
+
+/// Resident set size in bytes, from /proc.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1024.0 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}G", b / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
+    let shared = ctx.server;
+    let now = unix_ms();
+    let uptime = shared.started.elapsed().as_secs();
+    let w = |out: &mut String, k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(out, "{k}:{v}\r\n");
+    };
+    match section {
+        "server" => {
+            out.push_str("# Server\r\n");
+            w(out, "redis_version", &REDIS_VERSION);
+            w(out, "warden_version", &env!("CARGO_PKG_VERSION"));
+            w(out, "redis_git_sha1", &"00000000");
+            w(out, "redis_git_dirty", &0);
+            w(out, "redis_build_id", &"0");
+            w(out, "redis_mode", &"standalone");
+            w(out, "os", &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH));
+            w(out, "arch_bits", &64);
+            w(out, "monotonic_clock", &"POSIX clock_gettime");
+            w(out, "multiplexing_api", &"epoll");
+            w(out, "atomicvar_api", &"c11-builtin");
+            w(out, "gcc_version", &"0.0.0");
+            w(out, "process_id", &std::process::id());
+            w(out, "process_supervised", &"no");
+            w(out, "run_id", &shared.run_id);
+            w(out, "tcp_port", &shared.port());
+            w(out, "server_time_usec", &(now * 1000));
+            w(out, "uptime_in_seconds", &uptime);
+            w(out, "uptime_in_days", &(uptime / 86400));
+            let hz = shared.config.read().settings.hz;
+            w(out, "hz", &hz);
+            w(out, "configured_hz", &hz);
+            w(out, "lru_clock", &((now / 1000) & ((1 << 24) - 1)));
+            w(out, "executable", &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
+            let file = shared.config.read().file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            w(out, "config_file", &file);
+            w(out, "io_threads_active", &0);
+        }
+        "clients" => {
+            let clients = shared.clients.lock();
+            let maxclients = shared.config.read().settings.maxclients;
+            out.push_str("# Clients\r\n");
+            w(out, "connected_clients", &clients.len());
+            w(out, "cluster_connections", &0);
+            w(out, "maxclients", &maxclients);
+            w(out, "client_recent_max_input_buffer", &0);
+            w(out, "client_recent_max_output_buffer", &0);
+            w(out, "blocked_clients", &ctx.exec.ks.blocking.len());
+            w(out, "tracking_clients", &0);
+            w(out, "clients_in_timeout_table", &ctx.exec.ks.blocking.len());
+        }
+        "memory" => {
+            let rss = rss_bytes();
+            out.push_str("# Memory\r\n");
+            w(out, "used_memory", &rss);
+            w(out, "used_memory_human", &human(rss));
+            w(out, "used_memory_rss", &rss);
+            w(out, "used_memory_rss_human", &human(rss));
+            w(out, "used_memory_peak", &rss);
+            w(out, "used_memory_peak_human", &human(rss));
+            w(out, "maxmemory", &0);
+            w(out, "maxmemory_human", &"0B");
+            w(out, "maxmemory_policy", &"noeviction");
+            w(out, "mem_fragmentation_ratio", &"1.00");
+            w(out, "mem_allocator", &"libc");
+            w(out, "lazyfree_pending_objects", &0);
+        }
+        "persistence" => {
+            let started = (shared.started.elapsed().as_secs() as i64).max(0);
+            out.push_str("# Persistence\r\n");
+            w(out, "loading", &0);
+            w(out, "async_loading", &0);
+            w(out, "current_cow_peak", &0);
+            w(out, "current_cow_size", &0);
+            w(out, "current_cow_size_age", &0);
+            w(out, "current_fork_perc", &"0.00");
+            w(out, "current_save_keys_processed", &0);
+            w(out, "current_save_keys_total", &0);
+            w(out, "rdb_changes_since_last_save", &ctx.exec.ks.dirty);
+            w(out, "rdb_bgsave_in_progress", &0);
+            w(out, "rdb_last_save_time", &(now / 1000 - started));
+            w(out, "rdb_last_bgsave_status", &"ok");
+            w(out, "rdb_last_bgsave_time_sec", &-1);
+            w(out, "rdb_current_bgsave_time_sec", &-1);
+            w(out, "rdb_saves", &0);
+            w(out, "rdb_last_cow_size", &0);
+            w(out, "rdb_last_load_keys_expired", &0);
+            w(out, "rdb_last_load_keys_loaded", &0);
+            w(out, "aof_enabled", &0);
+            w(out, "aof_rewrite_in_progress", &0);
+            w(out, "aof_rewrite_scheduled", &0);
+            w(out, "aof_last_rewrite_time_sec", &-1);
+            w(out, "aof_current_rewrite_time_sec", &-1);
+            w(out, "aof_last_bgrewrite_status", &"ok");
+            w(out, "aof_rewrites", &0);
+            w(out, "aof_rewrites_consecutive_failures", &0);
+            w(out, "aof_last_write_status", &"ok");
+            w(out, "aof_last_cow_size", &0);
+            w(out, "module_fork_in_progress", &0);
+            w(out, "module_fork_last_cow_size", &0);
+        }
+        "stats" => {
+            let clients = shared.clients.lock();
+            let ks = &ctx.exec.ks.stats;
+            out.push_str("# Stats\r\n");
+            w(out, "total_connections_received", &clients.total_connections);
+            w(out, "total_commands_processed", &shared.stats.commands.load(Ordering::Relaxed));
+            w(out, "instantaneous_ops_per_sec", &0);
+            w(out, "total_net_input_bytes", &shared.stats.net_input.load(Ordering::Relaxed));
+            w(out, "total_net_output_bytes", &shared.stats.net_output.load(Ordering::Relaxed));
+            w(out, "total_net_repl_input_bytes", &0);
+            w(out, "total_net_repl_output_bytes", &0);
+            w(out, "instantaneous_input_kbps", &"0.00");
+            w(out, "instantaneous_output_kbps", &"0.00");
+            w(out, "instantaneous_input_repl_kbps", &"0.00");
+            w(out, "instantaneous_output_repl_kbps", &"0.00");
+            w(out, "rejected_connections", &clients.rejected);
+            w(out, "sync_full", &0);
+            w(out, "sync_partial_ok", &0);
+            w(out, "sync_partial_err", &0);
+            w(out, "expired_keys", &ks.expired);
+            w(out, "expired_stale_perc", &"0.00");
+            w(out, "expired_time_cap_reached_count", &0);
+            w(out, "expire_cycle_cpu_milliseconds", &0);
+            w(out, "evicted_keys", &0);
+            w(out, "evicted_clients", &0);
+            w(out, "total_eviction_exceeded_time", &0);
+            w(out, "current_eviction_exceeded_time", &0);
+            w(out, "keyspace_hits", &ks.hits);
+            w(out, "keyspace_misses", &ks.misses);
+            w(out, "pubsub_channels", &shared.pubsub.lock().channel_count());
+            w(out, "pubsub_patterns", &shared.pubsub.lock().numpat());
+            w(out, "pubsubshard_channels", &0);
+            w(out, "latest_fork_usec", &0);
+            w(out, "total_forks", &0);
+            w(out, "migrate_cached_sockets", &0);
+            w(out, "slave_expires_tracked_keys", &0);
+            w(out, "active_defrag_hits", &0);
+            w(out, "active_defrag_misses", &0);
+            w(out, "active_defrag_key_hits", &0);
+            w(out, "active_defrag_key_misses", &0);
+            w(out, "total_active_defrag_time", &0);
+            w(out, "current_active_defrag_time", &0);
+            w(out, "tracking_total_keys", &0);
+            w(out, "tracking_total_items", &0);
+            w(out, "tracking_total_prefixes", &0);
+            w(out, "unexpected_error_replies", &0);
+            w(out, "total_error_replies", &shared.stats.errors.load(Ordering::Relaxed));
+            w(out, "dump_payload_sanitizations", &0);
+            w(out, "total_reads_processed", &0);
+            w(out, "total_writes_processed", &0);
+            w(out, "io_threaded_reads_processed", &0);
+            w(out, "io_threaded_writes_processed", &0);
+            w(out, "reply_buffer_shrinks", &0);
+            w(out, "reply_buffer_expands", &0);
+        }
+        "replication" => {
+            out.push_str("# Replication\r\n");
+            w(out, "role", &"master");
+            w(out, "connected_slaves", &0);
+            w(out, "master_failover_state", &"no-failover");
+            w(out, "master_replid", &shared.run_id);
+            w(out, "master_replid2", &"0000000000000000000000000000000000000000");
+            w(out, "master_repl_offset", &0);
+            w(out, "second_repl_offset", &-1);
+            w(out, "repl_backlog_active", &0);
+            w(out, "repl_backlog_size", &1048576);
+            w(out, "repl_backlog_first_byte_offset", &0);
+            w(out, "repl_backlog_histlen", &0);
+        }
+        "cpu" => {
+            let (user, sys) = rusage();
+            out.push_str("# CPU\r\n");
+            w(out, "used_cpu_sys", &format!("{sys:.6}"));
+            w(out, "used_cpu_user", &format!("{user:.6}"));
+            w(out, "used_cpu_sys_children", &"0.000000");
+            w(out, "used_cpu_user_children", &"0.000000");
+            w(out, "used_cpu_sys_main_thread", &format!("{sys:.6}"));
+            w(out, "used_cpu_user_main_thread", &format!("{user:.6}"));
+        }
+        "modules" => out.push_str("# Modules\r\n"),
+        "errorstats" => out.push_str("# Errorstats\r\n"),
+        "cluster" => {
+            out.push_str("# Cluster\r\n");
+            w(out, "cluster_enabled", &0);
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            for (i, db) in ctx.exec.ks.dbs.iter().enumerate() {
+                if db.keys.is_empty() {
+                    continue;
+                }
+                let _ = write!(out, "db{i}:keys={},expires={},avg_ttl=0\r\n", db.keys.len(), db.expires.len());
+            }
+        }
+        "commandstats" => out.push_str("# Commandstats\r\n"),
+        _ => {}
+    }
+}

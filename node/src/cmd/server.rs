@@ -1,0 +1,461 @@
+//! Server commands: DBSIZE FLUSHDB FLUSHALL SWAPDB TIME LASTSAVE DEBUG SHUTDOWN MONITOR
+//! SLOWLOG LATENCY COMMAND.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::resp::Frame;
+
+use crate::cmd::args::{int, is};
+use crate::cmd::flags::*;
+use crate::cmd::{cmd, container, container_with, repr, table, CommandSpec};
+use crate::error::{CmdResult, CommandError};
+use crate::exec::{Ctx, Effect};
+use crate::server::Shared;
+
+/// The server commands.
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("dbsize", 1, READONLY | FAST, (0, 0, 0), dbsize),
+    cmd("flushdb", -1, WRITE, (0, 0, 0), flushdb),
+    cmd("flushall", -1, WRITE, (0, 0, 0), flushall),
+    cmd("swapdb", 3, WRITE | FAST, (0, 0, 0), swapdb),
+    cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), time),
+    cmd("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), lastsave),
+    cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), debug),
+    cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, (0, 0, 0), shutdown),
+    cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), monitor),
+    container("slowlog", -2, 0, SLOWLOG),
+    container("latency", -2, 0, LATENCY),
+    container_with("command", -1, LOADING | STALE, command_all, COMMAND),
+];
+
+static SLOWLOG: &[CommandSpec] = &[
+    cmd("get", -2, ADMIN | LOADING | STALE, (0, 0, 0), slowlog_get),
+    cmd("len", 2, ADMIN | LOADING | STALE, (0, 0, 0), slowlog_len),
+    cmd("reset", 2, ADMIN | LOADING | STALE, (0, 0, 0), slowlog_reset),
+    cmd("help", 2, LOADING | STALE, (0, 0, 0), slowlog_help),
+];
+
+static LATENCY: &[CommandSpec] = &[
+    cmd("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_empty),
+    cmd("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_empty),
+    cmd("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_reset),
+    cmd("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_doctor),
+    cmd("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_graph),
+    cmd("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_histogram),
+    cmd("help", 2, LOADING | STALE, (0, 0, 0), latency_help),
+];
+
+static COMMAND: &[CommandSpec] = &[
+    cmd("count", 2, LOADING | STALE, (0, 0, 0), command_count),
+    cmd("info", -2, LOADING | STALE, (0, 0, 0), command_info),
+    cmd("docs", -2, LOADING | STALE, (0, 0, 0), command_docs),
+    cmd("list", -2, LOADING | STALE, (0, 0, 0), command_list),
+    cmd("getkeys", -3, LOADING | STALE, (0, 0, 0), command_getkeys),
+    cmd("help", 2, LOADING | STALE, (0, 0, 0), command_help),
+];
+
+fn help_reply(lines: &[&'static str]) -> CmdResult {
+    Ok(Frame::Array(lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
+}
+
+fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.db_ref().keys.len() as i64))
+}
+
+fn flush_mode(args: &[Bytes]) -> Result<(), CommandError> {
+    match args.get(1) {
+        None => Ok(()),
+        Some(a) if args.len() == 2 && (is(a, "async") || is(a, "sync")) => Ok(()),
+        Some(_) => Err(CommandError::Syntax),
+    }
+}
+
+/// Empties one database, marking its watchers. Returns how many keys it held.
+fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
+    let ks = &mut *ctx.exec.ks;
+    let removed = ks.dbs[db].keys.len();
+    let keys = &ks.dbs[db].keys;
+    ks.watches.touch_db(db, |k| keys.contains_key(k));
+    ks.dbs[db].clear();
+    removed
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    let db = ctx.db;
+    let n = empty_db(ctx, db);
+    // FLUSHDB is always propagated, even on an empty database.
+    ctx.dirty(n as u64 + 1);
+    Ok(Frame::ok())
+}
+
+fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    let mut n = 0;
+    for db in 0..ctx.ks.dbs.len() {
+        n += empty_db(ctx, db);
+    }
+    ctx.dirty(n as u64 + 1);
+    Ok(Frame::ok())
+}
+
+fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = int(&args[1]).map_err(|_| CommandError::err("invalid first DB index"))?;
+    let b = int(&args[2]).map_err(|_| CommandError::err("invalid second DB index"))?;
+    let count = ctx.ks.dbs.len() as i64;
+    if a < 0 || a >= count || b < 0 || b >= count {
+        return Err(CommandError::err("DB index is out of range"));
+    }
+    let (a, b) = (a as usize, b as usize);
+    let ks = &mut *ctx.exec.ks;
+    ks.dbs.swap(a, b);
+    ks.watches.touch_db(a, |_| true);
+    ks.watches.touch_db(b, |_| true);
+    // Clients blocked in either database may now find their keys.
+    for db in [a, b] {
+        let ready: Vec<Bytes> = ks.dbs[db].keys.keys().map(|k| Bytes::copy_from_slice(k)).collect();
+        for key in ready {
+            ks.blocking.signal(db, &key);
+        }
+    }
+    ctx.dirty(1);
+    Ok(Frame::ok())
+}
+
+fn time(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(Frame::Array(vec![Frame::bulk_int(now.as_secs() as i64), Frame::bulk_int(now.subsec_micros() as i64)]))
+}
+
+fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.server.lastsave.load(Ordering::Relaxed)))
+}
+
+fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let allowed = match ctx.server.config.read().settings.enable_debug_command.as_str() {
+        "yes" => true,
+        "local" => ctx.client.addr.ip().is_loopback(),
+        _ => false,
+    };
+    if !allowed {
+        return Err(CommandError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ));
+    }
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("sleep", 3) => {
+            let secs = common::fmt::parse_f64(&args[2]).ok_or(CommandError::NotFloat)?;
+            // DEBUG SLEEP freezes the whole server, as in Redis (it holds the keyspace lock
+            // every command needs); tests use it to simulate a hung node.
+            std::thread::sleep(Duration::from_secs_f64(secs.max(0.0)));
+            Ok(Frame::ok())
+        }
+        ("set-active-expire", 3) => {
+            ctx.server.active_expire.store(&args[2][..] != b"0", Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
+        ("object", 3) => {
+            let Some(value) = ctx.lookup_write(&args[2]) else { return Err(CommandError::NoSuchKey) };
+            let text = format!(
+                "Value at:0x0 refcount:1 encoding:{} serializedlength:0 lru:0 lru_seconds_idle:0",
+                value.encoding()
+            );
+            Ok(Frame::Simple(Bytes::from(text)))
+        }
+        ("help", _) => help_reply(&[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "OBJECT <key>",
+            "    Show low-level info about the key and associated value.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+            "HELP",
+            "    Prints this help.",
+        ]),
+        _ => Err(CommandError::err(format!("unknown subcommand or wrong number of arguments for '{}'", String::from_utf8_lossy(&args[1])))),
+    }
+}
+
+fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (mut nosave, mut save, mut abort) = (false, false, false);
+    for a in &args[1..] {
+        if is(a, "nosave") {
+            nosave = true;
+        } else if is(a, "save") {
+            save = true;
+        } else if is(a, "abort") {
+            abort = true;
+        } else if is(a, "now") || is(a, "force") {
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if (nosave && save) || (abort && args.len() > 2) {
+        return Err(CommandError::Syntax);
+    }
+    if abort {
+        return Err(CommandError::err("No shutdown in progress."));
+    }
+    if save {
+        tracing::warn!("SHUTDOWN SAVE refused: RDB snapshots are not implemented in warden-node yet");
+        return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
+    }
+    tracing::warn!("user requested shutdown");
+    ctx.effect = Some(Effect::Shutdown);
+    // The connection closes without a reply when the shutdown proceeds, as in Redis.
+    Ok(Frame::Raw(Bytes::new()))
+}
+
+fn monitor(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    ctx.effect = Some(Effect::Monitor);
+    Ok(Frame::ok())
+}
+
+/// Sends a command line to every MONITOR client: `+<secs>.<micros> [<db> <addr>] "arg" …`.
+pub fn feed_monitors(shared: &Shared, db: usize, addr: &SocketAddr, argv: &[Bytes], now_ms: i64) {
+    let clients = shared.clients.lock();
+    if clients.monitors.is_empty() {
+        return;
+    }
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_micros()).unwrap_or(0);
+    let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, micros, db, addr);
+    for arg in argv {
+        line.push(' ');
+        line.push_str(&repr(arg));
+    }
+    let frame = Frame::Simple(Bytes::from(line));
+    for id in &clients.monitors {
+        if let Some(c) = clients.get(*id) {
+            let _ = c.push.try_send(frame.clone());
+        }
+    }
+}
+
+fn slowlog_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let count = match args.get(2) {
+        None => 10,
+        Some(a) => match int(a) {
+            Ok(n) if n >= -1 => n,
+            _ => return Err(CommandError::err("count should be greater than or equal to -1")),
+        },
+    };
+    let log = ctx.server.slowlog.lock();
+    let take = if count == -1 { usize::MAX } else { count as usize };
+    let entries = log
+        .entries
+        .iter()
+        .take(take)
+        .map(|e| {
+            Frame::Array(vec![
+                Frame::Integer(e.id as i64),
+                Frame::Integer(e.time),
+                Frame::Integer(e.micros as i64),
+                Frame::Array(e.argv.iter().cloned().map(Frame::Bulk).collect()),
+                Frame::Bulk(Bytes::from(e.addr.clone())),
+                Frame::Bulk(Bytes::from(e.name.clone())),
+            ])
+        })
+        .collect();
+    Ok(Frame::Array(entries))
+}
+
+fn slowlog_len(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.server.slowlog.lock().entries.len() as i64))
+}
+
+fn slowlog_reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    ctx.server.slowlog.lock().reset();
+    Ok(Frame::ok())
+}
+
+fn slowlog_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    help_reply(&[
+        "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET [<count>]",
+        "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+        "    Entries are made of:",
+        "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+        "    client name",
+        "LEN",
+        "    Return the length of the slowlog.",
+        "RESET",
+        "    Reset the slowlog.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
+fn latency_empty(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Array(vec![]))
+}
+
+fn latency_reset(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(0))
+}
+
+fn latency_doctor(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Verbatim(
+        "txt",
+        Bytes::from_static(b"Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep better tonight.\n"),
+    ))
+}
+
+fn latency_graph(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Err(CommandError::err(format!("No samples available for event '{}'", String::from_utf8_lossy(&args[2]))))
+}
+
+fn latency_histogram(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Map(vec![]))
+}
+
+fn latency_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    help_reply(&[
+        "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DOCTOR",
+        "    Return a human readable latency analysis report.",
+        "GRAPH <event>",
+        "    Return an ASCII latency graph for the <event> class.",
+        "HISTORY <event>",
+        "    Return time-latency samples for the <event> class.",
+        "LATEST",
+        "    Return the latest latency samples for all events.",
+        "RESET [<event> ...]",
+        "    Reset latency data of one or more <event> classes.",
+        "    (default: reset all data for all event classes)",
+        "HISTOGRAM [COMMAND ...]",
+        "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+        "    If no commands are specified then all histograms are replied.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
+fn flag_names(spec: &CommandSpec) -> Vec<Frame> {
+    crate::cmd::flags::NAMES
+        .iter()
+        .filter(|(bit, _)| spec.has(*bit))
+        .map(|(_, name)| Frame::Simple(Bytes::from_static(name.as_bytes())))
+        .collect()
+}
+
+fn command_entry(spec: &'static CommandSpec, fullname: &str) -> Frame {
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::from(fullname.to_string())),
+        Frame::Integer(spec.arity as i64),
+        Frame::Set(flag_names(spec)),
+        Frame::Integer(spec.keys.first as i64),
+        Frame::Integer(spec.keys.last as i64),
+        Frame::Integer(spec.keys.step as i64),
+        Frame::Set(vec![]),
+        Frame::Set(vec![]),
+        Frame::Array(vec![]),
+        Frame::Array(spec.subcommands.iter().map(|s| command_entry(s, &format!("{fullname}|{}", s.name))).collect()),
+    ])
+}
+
+fn command_all(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let mut names: Vec<&&CommandSpec> = table().values().collect();
+    names.sort_by_key(|s| s.name);
+    Ok(Frame::Array(names.into_iter().map(|s| command_entry(s, s.name)).collect()))
+}
+
+fn command_count(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(table().len() as i64))
+}
+
+fn command_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        return command_all(ctx, args);
+    }
+    Ok(Frame::Array(
+        args[2..]
+            .iter()
+            .map(|name| match crate::cmd::lookup(name) {
+                Some(spec) => command_entry(spec, spec.name),
+                None => Frame::NullArray,
+            })
+            .collect(),
+    ))
+}
+
+fn command_docs(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let specs: Vec<&'static CommandSpec> = if args.len() == 2 {
+        let mut all: Vec<&'static CommandSpec> = table().values().copied().collect();
+        all.sort_by_key(|s| s.name);
+        all
+    } else {
+        args[2..].iter().filter_map(|n| crate::cmd::lookup(n)).collect()
+    };
+    Ok(Frame::Map(
+        specs
+            .into_iter()
+            .map(|s| {
+                (
+                    Frame::Bulk(Bytes::from_static(s.name.as_bytes())),
+                    Frame::Map(vec![
+                        (Frame::bulk_static("summary"), Frame::bulk_static("")),
+                        (Frame::bulk_static("since"), Frame::bulk_static("1.0.0")),
+                        (Frame::bulk_static("group"), Frame::bulk_static("generic")),
+                    ]),
+                )
+            })
+            .collect(),
+    ))
+}
+
+fn command_list(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let pattern = match args.len() {
+        2 => None,
+        5 if is(&args[2], "filterby") && is(&args[3], "pattern") => Some(args[4].clone()),
+        5 if is(&args[2], "filterby") => return Ok(Frame::Array(vec![])),
+        _ => return Err(CommandError::Syntax),
+    };
+    let mut names: Vec<&str> = table().keys().copied().collect();
+    names.sort();
+    Ok(Frame::Array(
+        names
+            .into_iter()
+            .filter(|n| pattern.as_ref().is_none_or(|p| common::glob::matches(p, n.as_bytes(), true)))
+            .map(|n| Frame::Bulk(Bytes::from_static(n.as_bytes())))
+            .collect(),
+    ))
+}
+
+fn command_getkeys(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let argv = &args[2..];
+    let (spec, _) = crate::dispatch::resolve(argv).map_err(|_| CommandError::err("Invalid command specified"))?;
+    let keys: Vec<Frame> = spec.key_positions(argv.len()).map(|i| Frame::Bulk(argv[i].clone())).collect();
+    if keys.is_empty() {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
+    Ok(Frame::Array(keys))
+}
+
+fn command_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    help_reply(&[
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "    Return a list of all commands in this Redis server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full Redis command.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}

@@ -1,0 +1,132 @@
+//! Transactions: MULTI EXEC DISCARD WATCH UNWATCH.
+//!
+//! Queued commands run under one hold of the keyspace lock, so nothing interleaves with them.
+//! WATCH works by touch: every write that changes a key marks the clients watching it
+//! (see `dispatch::run_locked`), and FLUSH/SWAPDB mark every watcher of the database. A watched
+//! key that expires between WATCH and EXEC also aborts the transaction, as in Redis 7.
+
+use bytes::Bytes;
+use common::resp::{Frame, Protocol};
+
+use crate::cmd::flags::*;
+use crate::cmd::{cmd, CommandSpec};
+use crate::dispatch::{resolve, run_locked};
+use crate::error::{CmdResult, CommandError};
+use crate::exec::{Ctx, Propagated};
+
+/// The transaction commands.
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), multi),
+    cmd("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_MONITOR, (0, 0, 0), exec),
+    cmd("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), discard),
+    cmd("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (1, -1, 1), watch),
+    cmd("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), unwatch),
+];
+
+fn multi(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CommandError::err("MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(Vec::new());
+    ctx.client.multi_failed = false;
+    ctx.client.snapshot.lock().multi = 0;
+    Ok(Frame::ok())
+}
+
+/// Leaves MULTI state and forgets watched keys.
+pub fn discard_transaction(ctx: &mut Ctx<'_>) {
+    ctx.client.multi = None;
+    ctx.client.multi_failed = false;
+    ctx.client.snapshot.lock().multi = -1;
+    unwatch_all(ctx);
+}
+
+fn unwatch_all(ctx: &mut Ctx<'_>) {
+    let watched = std::mem::take(&mut ctx.client.watched);
+    let id = ctx.client.id;
+    ctx.ks.watches.unwatch(id, &watched);
+}
+
+fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_none() {
+        return Err(CommandError::err("DISCARD without MULTI"));
+    }
+    discard_transaction(ctx);
+    Ok(Frame::ok())
+}
+
+/// True if a watched key that existed at WATCH has logically expired since (Redis 7 rule).
+fn watched_key_expired(ctx: &mut Ctx<'_>) -> bool {
+    let now = ctx.now_ms;
+    ctx.client.watched.iter().any(|(db, key)| ctx.exec.ks.dbs[*db].is_expired(key, now))
+}
+
+fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let Some(queued) = ctx.client.multi.take() else {
+        return Err(CommandError::err("EXEC without MULTI"));
+    };
+    let failed = ctx.client.multi_failed;
+    let aborted = ctx.ks.watches.is_dirty(ctx.client.id) || watched_key_expired(ctx);
+    discard_transaction(ctx);
+    if failed {
+        return Err(CommandError::raw("EXECABORT Transaction discarded because of previous errors."));
+    }
+    if aborted {
+        return Ok(Frame::NullArray);
+    }
+    let mut replies = Vec::with_capacity(queued.len());
+    let mut out: Vec<Propagated> = Vec::new();
+    ctx.in_exec = true;
+    for argv in &queued {
+        let reply = match resolve(argv) {
+            Ok((spec, _)) => run_locked(ctx, spec, argv, &mut out),
+            Err(e) => e.into_frame(),
+        };
+        replies.push(reply);
+        if ctx.effect.is_some() {
+            // QUIT/SHUTDOWN inside a transaction take effect after EXEC's reply.
+            break;
+        }
+    }
+    ctx.in_exec = false;
+    // Several writes propagate as one MULTI … EXEC unit, so replicas apply them atomically.
+    let writes = out.len();
+    if writes > 1 {
+        let db = out[0].db;
+        out.insert(0, Propagated { db, argv: vec![Bytes::from_static(b"MULTI")] });
+        let last_db = out.last().map_or(db, |p| p.db);
+        out.push(Propagated { db: last_db, argv: vec![Bytes::from_static(b"EXEC")] });
+    }
+    // Hand the unit to the dispatcher, which propagates what a non-write command records.
+    ctx.exec.rewrites = Some(out);
+    // EXEC's reply is built now, in the client's protocol, because replies of queued commands
+    // (e.g. HELLO 3 inside MULTI) must be encoded consistently with what the client expects.
+    let proto: Protocol = ctx.client.resp;
+    let mut encoded = Vec::new();
+    Frame::Array(replies).encode(proto, &mut encoded);
+    Ok(Frame::Raw(Bytes::from(encoded)))
+}
+
+fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CommandError::err("WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.db;
+    let id = ctx.client.id;
+    for key in &args[1..] {
+        if ctx.client.watched.iter().any(|(d, k)| *d == db && k == key) {
+            continue;
+        }
+        // A key already expired at WATCH time is deleted now, before we register, so its
+        // deletion does not abort our own EXEC.
+        ctx.exec.expire_if_needed(key);
+        ctx.ks.watches.watch(id, db, key.clone());
+        ctx.client.watched.push((db, key.clone()));
+    }
+    Ok(Frame::ok())
+}
+
+fn unwatch(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    unwatch_all(ctx);
+    Ok(Frame::ok())
+}

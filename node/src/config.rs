@@ -1,0 +1,450 @@
+//! warden-node's configuration: `redis.conf` directives, described by one table.
+//!
+//! Every directive has a row: its name, an alias, how its value is checked, its default,
+//! whether CONFIG SET may change it at run time, and — for features that have not landed in
+//! warden-node yet — the only values that ask for nothing (`appendonly no`, `save ""`).
+//! Anything else for those is refused with a sentence saying why, so no setting is ever
+//! accepted and silently ignored.
+//!
+//! Values are kept as canonical strings (what CONFIG GET prints) and turned into [`Settings`],
+//! the typed view the server reads, after every change.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::config::{parse_memory, ConfigError, ConfigLine};
+
+/// How a directive's value is checked and normalised.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Bool,
+    Int(i64, i64),
+    Memory,
+    Enum(&'static [&'static str]),
+    Str,
+    /// Several words (save points, bind addresses, replicaof).
+    Words,
+}
+
+/// One row of the directive table.
+struct Directive {
+    name: &'static str,
+    alias: Option<&'static str>,
+    kind: Kind,
+    default: &'static str,
+    mutable: bool,
+    /// `Some((allowed, why))`: only `allowed` values are accepted until the feature lands.
+    only: Option<(&'static [&'static str], &'static str)>,
+}
+
+const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
+    Directive { name, alias: None, kind, default, mutable, only: None }
+}
+
+const fn alias(name: &'static str, alias: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
+    Directive { name, alias: Some(alias), kind, default, mutable, only: None }
+}
+
+const fn pending(name: &'static str, kind: Kind, default: &'static str, allowed: &'static [&'static str], why: &'static str) -> Directive {
+    Directive { name, alias: None, kind, default, mutable: true, only: Some((allowed, why)) }
+}
+
+const NO_AOF: &str = "the append-only file is not implemented in warden-node yet";
+const NO_RDB: &str = "RDB snapshots are not implemented in warden-node yet";
+const NO_REPL: &str = "replication is not implemented in warden-node yet";
+const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
+const U31: Kind = Kind::Int(0, i32::MAX as i64);
+
+static DIRECTIVES: &[Directive] = &[
+    d("port", Kind::Int(0, 65535), "6379", false),
+    d("bind", Kind::Words, "* -::*", false),
+    d("protected-mode", Kind::Bool, "yes", true),
+    d("requirepass", Kind::Str, "", true),
+    d("databases", Kind::Int(1, i32::MAX as i64), "16", false),
+    d("dir", Kind::Str, "", true),
+    d("dbfilename", Kind::Str, "dump.rdb", true),
+    d("logfile", Kind::Str, "", false),
+    d("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]), "notice", true),
+    d("maxclients", Kind::Int(1, i32::MAX as i64), "10000", true),
+    d("timeout", U31, "0", true),
+    d("tcp-keepalive", U31, "300", true),
+    d("tcp-backlog", U31, "511", false),
+    pending("daemonize", Kind::Bool, "no", &["no"], "warden-node runs in the foreground; use a supervisor such as systemd"),
+    d("pidfile", Kind::Str, "", false),
+    pending("save", Kind::Words, "", &[""], NO_RDB),
+    d("rdbcompression", Kind::Bool, "yes", true),
+    d("rdbchecksum", Kind::Bool, "yes", true),
+    d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    pending("appendonly", Kind::Bool, "no", &["no"], NO_AOF),
+    d("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
+    d("appendfilename", Kind::Str, "appendonly.aof", false),
+    d("appenddirname", Kind::Str, "appendonlydir", false),
+    Directive { only: Some((&[""], NO_REPL)), ..alias("replicaof", "slaveof", Kind::Words, "", true) },
+    alias("replica-read-only", "slave-read-only", Kind::Bool, "yes", true),
+    alias("replica-serve-stale-data", "slave-serve-stale-data", Kind::Bool, "yes", true),
+    alias("replica-priority", "slave-priority", U31, "100", true),
+    d("replica-announced", Kind::Bool, "yes", true),
+    alias("replica-announce-ip", "slave-announce-ip", Kind::Str, "", true),
+    alias("replica-announce-port", "slave-announce-port", Kind::Int(0, 65535), "0", true),
+    d("masterauth", Kind::Str, "", true),
+    d("masteruser", Kind::Str, "", true),
+    d("repl-backlog-size", Kind::Memory, "1048576", true),
+    d("repl-backlog-ttl", U31, "3600", true),
+    d("repl-timeout", Kind::Int(1, i32::MAX as i64), "60", true),
+    d("repl-ping-replica-period", Kind::Int(1, i32::MAX as i64), "10", true),
+    d("repl-diskless-sync", Kind::Bool, "yes", true),
+    d("repl-diskless-sync-delay", U31, "5", true),
+    alias("min-replicas-to-write", "min-slaves-to-write", U31, "0", true),
+    alias("min-replicas-max-lag", "min-slaves-max-lag", U31, "10", true),
+    d("proto-max-bulk-len", Kind::Memory, "536870912", true),
+    d("client-query-buffer-limit", Kind::Memory, "1073741824", true),
+    d("hz", Kind::Int(1, 500), "10", true),
+    pending("maxmemory", Kind::Memory, "0", &["0"], "maxmemory limits and eviction are not implemented in warden-node yet"),
+    d("maxmemory-policy", Kind::Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]), "noeviction", true),
+    alias("hash-max-listpack-entries", "hash-max-ziplist-entries", U31, "128", true),
+    alias("hash-max-listpack-value", "hash-max-ziplist-value", U31, "64", true),
+    d("set-max-intset-entries", U31, "512", true),
+    alias("zset-max-listpack-entries", "zset-max-ziplist-entries", U31, "128", true),
+    alias("zset-max-listpack-value", "zset-max-ziplist-value", U31, "64", true),
+    alias("list-max-listpack-size", "list-max-ziplist-size", I64, "-2", true),
+    d("list-compress-depth", U31, "0", true),
+    d("slowlog-log-slower-than", I64, "10000", true),
+    d("slowlog-max-len", U31, "128", true),
+    d("latency-monitor-threshold", U31, "0", true),
+    pending("notify-keyspace-events", Kind::Str, "", &[""], "keyspace notifications are not implemented in warden-node yet"),
+    d("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
+    pending("unixsocket", Kind::Str, "", &[""], "unix sockets are not implemented in warden-node yet"),
+    d("io-threads", Kind::Int(1, 128), "1", false),
+    d("supervised", Kind::Enum(&["no", "upstart", "systemd", "auto"]), "no", false),
+    d("shutdown-timeout", U31, "10", true),
+    d("always-show-logo", Kind::Bool, "no", false),
+    d("lazyfree-lazy-expire", Kind::Bool, "no", true),
+    d("lazyfree-lazy-user-del", Kind::Bool, "no", true),
+    d("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
+    d("lazyfree-lazy-server-del", Kind::Bool, "no", true),
+    d("lazyfree-lazy-eviction", Kind::Bool, "no", true),
+];
+
+fn find(name: &str) -> Option<&'static Directive> {
+    DIRECTIVES.iter().find(|d| d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)))
+}
+
+/// The typed view of the configuration that the server reads on hot paths.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// TCP port (0: any free port).
+    pub port: u16,
+    /// Addresses to listen on.
+    pub bind: Vec<String>,
+    /// Refuse non-loopback clients while no password is set and bind is default.
+    pub protected_mode: bool,
+    /// The password clients must AUTH with.
+    pub requirepass: Option<String>,
+    /// Number of databases.
+    pub databases: usize,
+    /// Working directory for data files.
+    pub dir: PathBuf,
+    /// Log file (empty: stderr).
+    pub logfile: String,
+    /// Log level.
+    pub loglevel: String,
+    /// Maximum number of clients.
+    pub maxclients: usize,
+    /// Close idle clients after this many seconds (0: never).
+    pub timeout: u64,
+    /// TCP keepalive period in seconds.
+    pub tcp_keepalive: u64,
+    /// Where to write the pid.
+    pub pidfile: Option<PathBuf>,
+    /// Largest bulk string accepted.
+    pub proto_max_bulk_len: usize,
+    /// Largest query buffer a client may accumulate.
+    pub client_query_buffer_limit: usize,
+    /// Background task frequency.
+    pub hz: u64,
+    /// Who may run DEBUG.
+    pub enable_debug_command: String,
+    /// Reject writes on a replica.
+    pub replica_read_only: bool,
+    /// SLOWLOG threshold in microseconds (negative: off).
+    pub slowlog_slower_than: i64,
+    /// SLOWLOG length.
+    pub slowlog_max_len: usize,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+    /// The config file, if one was given.
+    pub file: Option<PathBuf>,
+    /// The typed view.
+    pub settings: Settings,
+}
+
+fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
+    if !matches!(dir.kind, Kind::Words) && args.len() != 1 {
+        return Err("wrong number of arguments".into());
+    }
+    let value = args.join(" ");
+    let canonical = match dir.kind {
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" => "yes".to_string(),
+            "no" => "no".to_string(),
+            _ => return Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Int(min, max) => {
+            let n: i64 = value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            n.to_string()
+        }
+        Kind::Memory => parse_memory(&value).ok_or("argument must be a memory value")?.to_string(),
+        Kind::Enum(options) => {
+            let lower = value.to_ascii_lowercase();
+            if !options.contains(&lower.as_str()) {
+                return Err("argument(s) must be one of the following: ".to_string() + &options.join(", "));
+            }
+            lower
+        }
+        Kind::Str => value,
+        Kind::Words => {
+            if dir.name == "save" {
+                validate_save(&value)?;
+            }
+            if dir.name == "replicaof" && !value.is_empty() && args.len() != 2 {
+                return Err("wrong number of arguments".into());
+            }
+            value
+        }
+    };
+    if let Some((allowed, why)) = dir.only {
+        let harmless = allowed.contains(&canonical.as_str())
+            || (dir.name == "replicaof" && canonical.eq_ignore_ascii_case("no one"));
+        if !harmless {
+            return Err(format!("'{} {}' is not supported: {why}", dir.name, canonical));
+        }
+    }
+    Ok(canonical)
+}
+
+fn validate_save(value: &str) -> Result<(), String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() % 2 != 0 {
+        return Err("Invalid save parameters".into());
+    }
+    if words.iter().any(|w| w.parse::<u64>().is_err()) {
+        return Err("Invalid save parameters".into());
+    }
+    Ok(())
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let values = DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect();
+        let mut config = Config { values, file: None, settings: placeholder_settings() };
+        config.settings = config.derive().expect("the defaults are valid");
+        config
+    }
+}
+
+fn placeholder_settings() -> Settings {
+    Settings {
+        port: 6379,
+        bind: Vec::new(),
+        protected_mode: true,
+        requirepass: None,
+        databases: 16,
+        dir: PathBuf::from("."),
+        logfile: String::new(),
+        loglevel: "notice".into(),
+        maxclients: 10000,
+        timeout: 0,
+        tcp_keepalive: 300,
+        pidfile: None,
+        proto_max_bulk_len: 512 << 20,
+        client_query_buffer_limit: 1 << 30,
+        hz: 10,
+        enable_debug_command: "no".into(),
+        replica_read_only: true,
+        slowlog_slower_than: 10000,
+        slowlog_max_len: 128,
+    }
+}
+
+impl Config {
+    /// Applies config-file lines and then command-line overrides, and validates the result.
+    pub fn from_lines(file: Option<PathBuf>, lines: &[ConfigLine]) -> Result<Config, ConfigError> {
+        let mut config = Config { file, ..Config::default() };
+        for line in lines {
+            let dir = find(&line.directive)
+                .ok_or_else(|| ConfigError::at(line, "Bad directive or wrong number of arguments"))?;
+            let value = normalize(dir, &line.args).map_err(|e| ConfigError::at(line, e))?;
+            config.values.insert(dir.name, value);
+        }
+        config.settings = config.derive()?;
+        Ok(config)
+    }
+
+    /// The canonical value of a directive.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        find(name).and_then(|d| self.values.get(d.name)).map(String::as_str)
+    }
+
+    /// Every (name, value) whose name matches one of the glob `patterns` (CONFIG GET).
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for d in DIRECTIVES {
+            for name in std::iter::once(d.name).chain(d.alias) {
+                let exact_alias = Some(name) == d.alias;
+                let hit = patterns.iter().any(|p| {
+                    if exact_alias {
+                        p.eq_ignore_ascii_case(name.as_bytes())
+                    } else {
+                        common::glob::matches(p, name.as_bytes(), true)
+                    }
+                });
+                if hit && !out.iter().any(|(n, _)| *n == name) {
+                    let mut value = self.values[d.name].clone();
+                    if d.name == "dir" {
+                        value = self.settings.dir.display().to_string();
+                    }
+                    out.push((name, value));
+                }
+            }
+        }
+        out
+    }
+
+    /// CONFIG SET of one directive. Errors are Redis's reasons (without the prefix).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), SetError> {
+        let dir = find(name).ok_or(SetError::Unknown)?;
+        if !dir.mutable {
+            return Err(SetError::Invalid(dir.name, "can't set immutable config".into()));
+        }
+        let args: Vec<String> = if matches!(dir.kind, Kind::Words) {
+            value.split_whitespace().map(str::to_string).collect::<Vec<_>>()
+        } else {
+            vec![value.to_string()]
+        };
+        let args = if args.is_empty() { vec![String::new()] } else { args };
+        let canonical = normalize(dir, &args).map_err(|e| SetError::Invalid(dir.name, e))?;
+        let previous = self.values.insert(dir.name, canonical);
+        match self.derive() {
+            Ok(settings) => {
+                self.settings = settings;
+                Ok(())
+            }
+            Err(e) => {
+                self.values.insert(dir.name, previous.expect("every directive has a value"));
+                Err(SetError::Invalid(dir.name, e.message))
+            }
+        }
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        self.values[name].parse().expect("integer directives hold normalised integers")
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.values[name] == "yes"
+    }
+
+    fn derive(&self) -> Result<Settings, ConfigError> {
+        let dir = match self.values["dir"].as_str() {
+            "" => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            d => PathBuf::from(d),
+        };
+        let settings = Settings {
+            port: self.int("port") as u16,
+            bind: self.values["bind"].split_whitespace().map(str::to_string).collect(),
+            protected_mode: self.flag("protected-mode"),
+            requirepass: Some(self.values["requirepass"].clone()).filter(|p| !p.is_empty()),
+            databases: self.int("databases") as usize,
+            dir,
+            logfile: self.values["logfile"].clone(),
+            loglevel: self.values["loglevel"].clone(),
+            maxclients: self.int("maxclients") as usize,
+            timeout: self.int("timeout") as u64,
+            tcp_keepalive: self.int("tcp-keepalive") as u64,
+            pidfile: Some(self.values["pidfile"].clone()).filter(|p| !p.is_empty()).map(PathBuf::from),
+            proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
+            client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
+            hz: self.int("hz") as u64,
+            enable_debug_command: self.values["enable-debug-command"].clone(),
+            replica_read_only: self.flag("replica-read-only"),
+            slowlog_slower_than: self.int("slowlog-log-slower-than"),
+            slowlog_max_len: self.int("slowlog-max-len") as usize,
+        };
+        if settings.proto_max_bulk_len < 1024 * 1024 {
+            return Err(ConfigError::general("proto-max-bulk-len must be at least 1mb"));
+        }
+        use crate::db::value::LIMITS;
+        use std::sync::atomic::Ordering::Relaxed;
+        LIMITS.hash_entries.store(self.int("hash-max-listpack-entries") as usize, Relaxed);
+        LIMITS.hash_value.store(self.int("hash-max-listpack-value") as usize, Relaxed);
+        LIMITS.set_intset_entries.store(self.int("set-max-intset-entries") as usize, Relaxed);
+        LIMITS.zset_entries.store(self.int("zset-max-listpack-entries") as usize, Relaxed);
+        LIMITS.zset_value.store(self.int("zset-max-listpack-value") as usize, Relaxed);
+        Ok(settings)
+    }
+}
+
+/// Why CONFIG SET refused a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetError {
+    /// No such directive.
+    Unknown,
+    /// The directive exists but the value is refused.
+    Invalid(&'static str, String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::config::parse_text;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_lines(None, &parse_text(text, "test.conf").unwrap())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = load("port 7000\nsave \"\"\nappendonly no\nrequirepass secret\n").unwrap();
+        assert_eq!(c.settings.port, 7000);
+        assert_eq!(c.settings.requirepass.as_deref(), Some("secret"));
+        assert_eq!(c.get("appendfsync"), Some("everysec"));
+        assert_eq!(c.get("slave-read-only"), Some("yes"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_directive() {
+        let e = load("\nport abc\n").unwrap_err().to_string();
+        assert_eq!(e, "test.conf:2: directive 'port': argument couldn't be parsed into an integer");
+        let e = load("nosuch 1\n").unwrap_err().to_string();
+        assert!(e.contains("Bad directive"), "{e}");
+    }
+
+    #[test]
+    fn features_not_landed_are_refused_not_ignored() {
+        let e = load("appendonly yes\n").unwrap_err().to_string();
+        assert!(e.contains("append-only file is not implemented"), "{e}");
+        assert!(load("save 900 1\n").is_err());
+        assert!(load("replicaof 127.0.0.1 6379\n").is_err());
+        assert!(load("save \"\"\nappendonly no\n").is_ok());
+    }
+
+    #[test]
+    fn config_set_and_get() {
+        let mut c = Config::default();
+        c.set("maxclients", "50").unwrap();
+        assert_eq!(c.settings.maxclients, 50);
+        assert_eq!(c.set("port", "1"), Err(SetError::Invalid("port", "can't set immutable config".into())));
+        assert_eq!(c.set("nosuch", "1"), Err(SetError::Unknown));
+        assert!(matches!(c.set("maxclients", "x"), Err(SetError::Invalid(..))));
+        let all = c.matching(&[b"*"]);
+        assert!(all.iter().any(|(n, _)| *n == "save"));
+        assert_eq!(c.matching(&[b"maxclients"]), vec![("maxclients", "50".to_string())]);
+    }
+}

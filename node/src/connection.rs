@@ -1,0 +1,349 @@
+//! One client connection: read requests, run them, write replies.
+//!
+//! Pipelining: every complete request in the input buffer is executed and its reply appended
+//! to one output buffer, which is written once when the input runs dry (or grows past 64 KiB).
+//! A blocked client stops executing but keeps reading, as in Redis, so a disconnect is noticed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::resp::{parse_request, Frame, Protocol, RequestLimits};
+use common::shutdown::Shutdown;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info_span, Instrument};
+
+use crate::client::{ClientHandle, ClientSnapshot, ClientState, ReplyMode};
+use crate::dispatch::{self, Blocked};
+use crate::exec::Effect;
+use crate::server::{unix_ms, Pause, Shared};
+
+/// Flush the output buffer once it holds this much, even mid-pipeline.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Queue of out-of-band frames per client (pub/sub); a subscriber this far behind is dropped.
+const PUSH_QUEUE: usize = 16 * 1024;
+
+/// Why a connection ended.
+enum Close {
+    /// Peer closed, QUIT, kill, protocol error.
+    Done,
+    /// SHUTDOWN succeeded.
+    Shutdown,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shutdown: Shutdown) {
+    let _ = socket.set_nodelay(true);
+    let laddr = socket.local_addr().unwrap_or(addr);
+    let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot { multi: -1, resp: 2, ..Default::default() }));
+    let (id, refused) = {
+        let settings = shared.config.read().settings.clone();
+        let mut clients = shared.clients.lock();
+        let id = clients.next_id();
+        let refused = if clients.len() >= settings.maxclients {
+            clients.rejected += 1;
+            Some("ERR max number of clients reached")
+        } else if protected(&settings, &addr) {
+            Some(PROTECTED_MODE)
+        } else {
+            None
+        };
+        if refused.is_none() {
+            clients.add(ClientHandle {
+                id,
+                addr,
+                laddr,
+                created_ms: unix_ms(),
+                snapshot: snapshot.clone(),
+                kill: kill_tx,
+                push: push_tx.clone(),
+            });
+        }
+        (id, refused)
+    };
+    let mut socket = socket;
+    if let Some(text) = refused {
+        let _ = socket.write_all(&Frame::error(text).to_bytes(Protocol::Resp2)).await;
+        return;
+    }
+    let authenticated = shared.config.read().settings.requirepass.is_none();
+    let client = ClientState {
+        id,
+        db: 0,
+        resp: Protocol::Resp2,
+        authenticated,
+        name: None,
+        multi: None,
+        multi_failed: false,
+        watched: Vec::new(),
+        channels: Default::default(),
+        patterns: Default::default(),
+        reply_mode: ReplyMode::On,
+        snapshot,
+        addr,
+        laddr,
+        push: push_tx,
+        lib: Default::default(),
+        kind: Default::default(),
+    };
+    let mut conn = Connection { shared: shared.clone(), socket, client, push_rx, kill: kill_rx, shutdown, input: BytesMut::with_capacity(16 * 1024), output: BytesMut::with_capacity(16 * 1024) };
+    let span = info_span!("client", id, peer = %addr);
+    let close = conn.run().instrument(span).await;
+    conn.cleanup();
+    if let Close::Shutdown = close {
+        shared.shutdown.fire();
+    }
+}
+
+const PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+/// Protected mode refuses non-loopback peers when no password is set (Redis's rule).
+fn protected(settings: &crate::config::Settings, addr: &SocketAddr) -> bool {
+    settings.protected_mode && settings.requirepass.is_none() && !addr.ip().is_loopback()
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    client: ClientState,
+    push_rx: mpsc::Receiver<Frame>,
+    kill: watch::Receiver<bool>,
+    shutdown: Shutdown,
+    input: BytesMut,
+    output: BytesMut,
+}
+
+impl Connection {
+    async fn run(&mut self) -> Close {
+        loop {
+            match self.process_input().await {
+                Ok(None) => {}
+                Ok(Some(close)) => {
+                    let _ = self.flush().await;
+                    return close;
+                }
+                Err(()) => return Close::Done,
+            }
+            if self.flush().await.is_err() {
+                return Close::Done;
+            }
+            let idle = self.shared.config.read().settings.timeout;
+            let idle = async {
+                if idle == 0 || self.client.in_pubsub() {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(Duration::from_secs(idle)).await
+                }
+            };
+            tokio::select! {
+                read = self.socket.read_buf(&mut self.input) => match read {
+                    Ok(0) | Err(_) => return Close::Done,
+                    Ok(n) => {
+                        self.shared.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                        if self.input.len() > self.shared.config.read().settings.client_query_buffer_limit {
+                            debug!("closing client that exceeded the query buffer limit");
+                            return Close::Done;
+                        }
+                    }
+                },
+                Some(frame) = self.push_rx.recv() => frame.encode(self.client.resp, &mut self.output),
+                _ = self.kill.changed() => return Close::Done,
+                _ = self.shutdown.wait() => return Close::Done,
+                _ = idle => return Close::Done,
+            }
+        }
+    }
+
+    /// Runs every complete request in the input buffer. `Ok(Some)` ends the connection after
+    /// flushing; `Err` ends it at once.
+    async fn process_input(&mut self) -> Result<Option<Close>, ()> {
+        loop {
+            let limits = RequestLimits {
+                max_bulk_len: self.shared.config.read().settings.proto_max_bulk_len,
+                unauthenticated: !self.client.authenticated,
+            };
+            let argv = match parse_request(&mut self.input, limits) {
+                Ok(Some(argv)) => argv,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    Frame::error(format!("ERR {e}")).encode(self.client.resp, &mut self.output);
+                    return Ok(Some(Close::Done));
+                }
+            };
+            if argv.is_empty() {
+                continue;
+            }
+            self.wait_if_paused(&argv).await?;
+            let started = std::time::Instant::now();
+            let outcome = dispatch::call(&self.shared, &mut self.client, argv.clone());
+            crate::server::count_command(&self.shared);
+            self.after_command(&argv, outcome.spec, started);
+            if let Some(reply) = outcome.reply {
+                self.reply(reply);
+            }
+            if let Some(blocked) = outcome.blocked {
+                let reply = self.wait_blocked(blocked).await?;
+                self.reply(reply);
+            }
+            match outcome.effect {
+                None | Some(Effect::Block { .. }) => {}
+                Some(Effect::Close) => return Ok(Some(Close::Done)),
+                Some(Effect::Shutdown) => return Ok(Some(Close::Shutdown)),
+                Some(Effect::Monitor) => {
+                    self.shared.clients.lock().monitors.insert(self.client.id);
+                }
+            }
+            if self.output.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
+                return Err(());
+            }
+        }
+    }
+
+    fn reply(&mut self, frame: Frame) {
+        if frame.is_error() {
+            self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        match self.client.reply_mode {
+            ReplyMode::On => frame.encode(self.client.resp, &mut self.output),
+            ReplyMode::Off => {}
+            ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skip,
+            ReplyMode::Skip => self.client.reply_mode = ReplyMode::On,
+        }
+    }
+
+    /// Statistics, SLOWLOG and MONITOR after each command.
+    fn after_command(&mut self, argv: &[bytes::Bytes], spec: Option<&'static crate::cmd::CommandSpec>, started: std::time::Instant) {
+        let micros = started.elapsed().as_micros() as u64;
+        let now = unix_ms();
+        {
+            let mut snap = self.client.snapshot.lock();
+            snap.last_interaction_ms = now;
+            snap.db = self.client.db;
+            snap.last_cmd = crate::cmd::fullname(argv);
+        }
+        let (threshold, max_len) = {
+            let s = &self.shared.config.read().settings;
+            (s.slowlog_slower_than, s.slowlog_max_len)
+        };
+        if threshold >= 0 && micros >= threshold as u64 {
+            self.shared.slowlog.lock().push(
+                crate::slowlog::SlowEntry {
+                    id: 0,
+                    time: now / 1000,
+                    micros,
+                    argv: argv.to_vec(),
+                    addr: self.client.addr.to_string(),
+                    name: self.client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+                },
+                max_len,
+            );
+        }
+        let skip = spec.is_none_or(|s| s.has(crate::cmd::flags::ADMIN) || s.has(crate::cmd::flags::SKIP_MONITOR));
+        if !skip {
+            crate::cmd::server::feed_monitors(&self.shared, self.client.db, &self.client.addr, argv, now);
+        }
+    }
+
+    async fn wait_if_paused(&mut self, argv: &[bytes::Bytes]) -> Result<(), ()> {
+        let mut pause = self.shared.pause.subscribe();
+        loop {
+            let state = *pause.borrow();
+            let until = match state {
+                Pause::None => return Ok(()),
+                Pause::All(until) => until,
+                Pause::Write(until) => {
+                    let write = crate::dispatch::resolve(argv).is_ok_and(|(s, _)| {
+                        s.has(crate::cmd::flags::WRITE) || s.has(crate::cmd::flags::MAY_REPLICATE)
+                    });
+                    if !write {
+                        return Ok(());
+                    }
+                    until
+                }
+            };
+            if std::time::Instant::now() >= until {
+                return Ok(());
+            }
+            self.flush().await.map_err(|_| ())?;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => return Ok(()),
+                _ = pause.changed() => {}
+                _ = self.kill.changed() => return Err(()),
+            }
+        }
+    }
+
+    /// Waits for a blocked command's reply, its timeout, or the end of the connection.
+    async fn wait_blocked(&mut self, mut blocked: Blocked) -> Result<Frame, ()> {
+        self.flush().await.map_err(|_| ())?;
+        self.client.snapshot.lock().blocked = true;
+        let deadline = blocked.timeout.map(|t| tokio::time::Instant::now() + t);
+        let result = loop {
+            let timeout = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                reply = &mut blocked.reply => break reply.map_err(|_| ()),
+                _ = timeout => {
+                    // Unregister; if a writer served us meanwhile, its reply wins.
+                    let waiter = self.shared.keyspace.lock().blocking.unblock(blocked.ticket);
+                    break match (waiter, blocked.reply.try_recv()) {
+                        (_, Ok(reply)) => Ok(reply),
+                        _ => Ok(blocked.on_timeout),
+                    };
+                }
+                // Keep reading so a disconnect is noticed; requests wait in the buffer.
+                read = self.socket.read_buf(&mut self.input) => match read {
+                    Ok(0) | Err(_) => break Err(()),
+                    Ok(_) => {}
+                },
+                _ = self.kill.changed() => break Err(()),
+                _ = self.shutdown.wait() => break Err(()),
+            }
+        };
+        self.client.snapshot.lock().blocked = false;
+        if result.is_err() {
+            self.shared.keyspace.lock().blocking.unblock(blocked.ticket);
+        }
+        result
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        self.shared.stats.net_output.fetch_add(self.output.len() as u64, Ordering::Relaxed);
+        self.socket.write_all(&self.output).await?;
+        self.output.clear();
+        Ok(())
+    }
+
+    /// Releases everything the client held: watches, subscriptions, its registry entry.
+    fn cleanup(&mut self) {
+        let shared = &self.shared;
+        {
+            let mut ks = shared.keyspace.lock();
+            ks.watches.unwatch(self.client.id, &self.client.watched);
+            if let Some(ticket) = ks.blocking.ticket_of(self.client.id) {
+                ks.blocking.unblock(ticket);
+            }
+        }
+        shared.clients.lock().remove(self.client.id);
+        let mut pubsub = shared.pubsub.lock();
+        for channel in &self.client.channels {
+            pubsub.unsubscribe(self.client.id, channel);
+        }
+        for pattern in &self.client.patterns {
+            pubsub.punsubscribe(self.client.id, pattern);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Databases, expiry, and the per-write bookkeeping (WATCH, blocked-client readiness).
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::dict::Dict;
+use super::value::{Sds, Value};
+use crate::blocking::Blocking;
+
+/// One numbered database: keys and, for keys with a TTL, their absolute expiry in unix ms.
+#[derive(Default)]
+pub struct Db {
+    /// Key → value.
+    pub keys: Dict<Value>,
+    /// Key → expiry (unix ms), only for keys that have one.
+    pub expires: Dict<i64>,
+}
+
+impl Db {
+    /// True if `key` has an expiry at or before `now_ms`.
+    pub fn is_expired(&self, key: &[u8], now_ms: i64) -> bool {
+        self.expires.get(key).is_some_and(|at| *at <= now_ms)
+    }
+
+    /// Removes `key` and its expiry. Returns the value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        let value = self.keys.remove(key)?;
+        self.expires.remove(key);
+        Some(value)
+    }
+
+    /// The expiry of `key` in unix ms.
+    pub fn expiry(&self, key: &[u8]) -> Option<i64> {
+        self.expires.get(key).copied()
+    }
+
+    /// Sets (or with `None`, clears) the expiry of an existing key.
+    pub fn set_expiry(&mut self, key: &[u8], at: Option<i64>) {
+        match at {
+            Some(at) => {
+                self.expires.insert(key, at);
+            }
+            None => {
+                self.expires.remove(key);
+            }
+        }
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+    }
+}
+
+/// Who is WATCHing which keys, and which of those clients have seen a watched key change.
+#[derive(Default)]
+pub struct Watches {
+    by_key: HashMap<(usize, Bytes), HashSet<u64>>,
+    /// Clients whose transaction must fail at EXEC.
+    dirty: HashSet<u64>,
+}
+
+impl Watches {
+    /// Registers `client` as watching `key` in `db`.
+    pub fn watch(&mut self, client: u64, db: usize, key: Bytes) {
+        self.by_key.entry((db, key)).or_default().insert(client);
+    }
+
+    /// Forgets everything `client` watches.
+    pub fn unwatch(&mut self, client: u64, keys: &[(usize, Bytes)]) {
+        for k in keys {
+            if let Some(set) = self.by_key.get_mut(k) {
+                set.remove(&client);
+                if set.is_empty() {
+                    self.by_key.remove(k);
+                }
+            }
+        }
+        self.dirty.remove(&client);
+    }
+
+    /// Marks every client watching `key` in `db`.
+    pub fn touch(&mut self, db: usize, key: &[u8]) {
+        if self.by_key.is_empty() {
+            return;
+        }
+        if let Some(clients) = self.by_key.get(&(db, Bytes::copy_from_slice(key))) {
+            self.dirty.extend(clients.iter().copied());
+        }
+    }
+
+    /// Marks every client watching a key of `db` for which `filter` holds.
+    pub fn touch_db(&mut self, db: usize, mut filter: impl FnMut(&[u8]) -> bool) {
+        for ((d, key), clients) in &self.by_key {
+            if *d == db && filter(key) {
+                self.dirty.extend(clients.iter().copied());
+            }
+        }
+    }
+
+    /// True if a key `client` watches has changed since WATCH.
+    pub fn is_dirty(&self, client: u64) -> bool {
+        self.dirty.contains(&client)
+    }
+}
+
+/// Counters Redis reports in INFO stats / keyspace.
+#[derive(Debug, Default, Clone)]
+pub struct KeyspaceStats {
+    /// `keyspace_hits`
+    pub hits: u64,
+    /// `keyspace_misses`
+    pub misses: u64,
+    /// `expired_keys`
+    pub expired: u64,
+}
+
+/// All databases plus the bookkeeping every write updates.
+pub struct Keyspace {
+    /// The numbered databases.
+    pub dbs: Vec<Db>,
+    /// Changes since the last save (Redis's `server.dirty`).
+    pub dirty: u64,
+    /// WATCH registry.
+    pub watches: Watches,
+    /// Clients blocked on keys (BLPOP & co.).
+    pub blocking: Blocking,
+    /// Hit/miss/expiry counters.
+    pub stats: KeyspaceStats,
+}
+
+impl Keyspace {
+    /// `databases` empty databases.
+    pub fn new(databases: usize) -> Keyspace {
+        Keyspace {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dirty: 0,
+            watches: Watches::default(),
+            blocking: Blocking::default(),
+            stats: KeyspaceStats::default(),
+        }
+    }
+
+    /// Samples volatile keys of `db` and deletes the expired ones, as Redis's active expiry
+    /// cycle does. Returns the deleted keys (for propagation as DEL) and whether more than a
+    /// quarter of the sample had expired (the caller may run again).
+    pub fn expire_sample(&mut self, db: usize, now_ms: i64, rng: &mut impl Rng) -> (Vec<Sds>, bool) {
+        const SAMPLE: usize = 20;
+        let d = &mut self.dbs[db];
+        if d.expires.is_empty() {
+            return (Vec::new(), false);
+        }
+        let mut expired = Vec::new();
+        let samples = SAMPLE.min(d.expires.len());
+        for _ in 0..samples {
+            if let Some((key, at)) = d.expires.random(rng) {
+                if *at <= now_ms && !expired.contains(key) {
+                    expired.push(key.clone());
+                }
+            }
+        }
+        for key in &expired {
+            d.remove(key);
+            self.watches.touch(db, key);
+        }
+        self.stats.expired += expired.len() as u64;
+        let again = expired.len() * 4 > samples;
+        (expired, again)
+    }
+}

@@ -1,0 +1,16 @@
+//! The data: sixteen (or `databases`) keyspaces, their expiry tables, and the bookkeeping that
+//! every write must update (the dirty counter, WATCH, blocked clients).
+//!
+//! Everything here is synchronous and free of I/O and clocks: time arrives as `now_ms`.
+
+pub mod dict;
+pub mod hash;
+pub mod keyspace;
+pub mod list;
+pub mod set;
+pub mod value;
+pub mod zset;
+
+pub use dict::Dict;
+pub use keyspace::{Db, Keyspace};
+pub use value::{Sds, Value};

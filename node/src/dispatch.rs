@@ -1,0 +1,251 @@
+//! Running one command, in the order Redis's `processCommand` checks things:
+//! lookup and arity → authentication → transaction queueing → pub/sub context → execution.
+//!
+//! After a handler runs, one rule applies to every command: if it is flagged `write` and the
+//! dirty counter moved, its keys are touched (WATCH), blocked clients waiting on them are
+//! served, and it is propagated — as sent, or in the form the handler recorded with
+//! `propagate_as`. Lazy-expiry DELs are propagated before it.
+
+use bytes::Bytes;
+use common::resp::Frame;
+use tokio::sync::oneshot;
+
+use crate::blocking::Waiter;
+use crate::client::ClientState;
+use crate::cmd::{self, flags, CommandSpec};
+use crate::db::Keyspace;
+use crate::error::CommandError;
+use crate::exec::{Ctx, Effect, Exec, Propagated};
+use crate::server::{unix_ms, Shared};
+
+/// A client that blocked: the reply arrives on `reply`, or `on_timeout` is sent after `timeout`.
+pub struct Blocked {
+    /// The waiter's ticket in the blocking registry.
+    pub ticket: u64,
+    /// Where the reply arrives.
+    pub reply: oneshot::Receiver<Frame>,
+    /// How long to wait (`None`: forever).
+    pub timeout: Option<std::time::Duration>,
+    /// The reply on timeout.
+    pub on_timeout: Frame,
+}
+
+/// What running a request produced.
+pub struct Outcome {
+    /// The reply (absent while blocked).
+    pub reply: Option<Frame>,
+    /// What the connection must do next.
+    pub effect: Option<Effect>,
+    /// Set when the client blocked.
+    pub blocked: Option<Blocked>,
+    /// The resolved command, for statistics (`None` when lookup failed).
+    pub spec: Option<&'static CommandSpec>,
+}
+
+impl Outcome {
+    fn reply(frame: Frame, spec: Option<&'static CommandSpec>) -> Outcome {
+        Outcome { reply: Some(frame), effect: None, blocked: None, spec }
+    }
+}
+
+/// Commands that run even inside MULTI instead of being queued.
+fn is_transaction_control(name: &str) -> bool {
+    matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+}
+
+/// Commands allowed in RESP2 while subscribed.
+fn allowed_in_pubsub(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe" | "ping" | "quit" | "reset"
+    )
+}
+
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' ` (Redis caps the list at 128 bytes).
+pub fn unknown_command(argv: &[Bytes]) -> CommandError {
+    let mut args = String::new();
+    for arg in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let text = String::from_utf8_lossy(arg);
+        let text: String = text.chars().take(room).collect();
+        args.push_str(&format!("'{text}' "));
+    }
+    let name: String = String::from_utf8_lossy(&argv[0]).chars().take(128).collect();
+    CommandError::err(format!("unknown command '{name}', with args beginning with: {args}"))
+}
+
+/// Resolves a command (and subcommand) and checks its arity.
+pub fn resolve(argv: &[Bytes]) -> Result<(&'static CommandSpec, String), CommandError> {
+    let spec = cmd::lookup(&argv[0]).ok_or_else(|| unknown_command(argv))?;
+    if spec.subcommands.is_empty() {
+        if !spec.arity_ok(argv.len()) {
+            return Err(CommandError::WrongArity(spec.name.to_string()));
+        }
+        return Ok((spec, spec.name.to_string()));
+    }
+    if argv.len() < 2 {
+        if spec.arity_ok(1) {
+            return Ok((spec, spec.name.to_string()));
+        }
+        return Err(CommandError::WrongArity(spec.name.to_string()));
+    }
+    let sub = cmd::lookup_sub(spec, &argv[1]).ok_or_else(|| {
+        let text: String = String::from_utf8_lossy(&argv[1]).chars().take(128).collect();
+        CommandError::err(format!(
+            "unknown subcommand '{text}'. Try {} HELP.",
+            spec.name.to_ascii_uppercase()
+        ))
+    })?;
+    let fullname = format!("{}|{}", spec.name, sub.name);
+    if !sub.arity_ok(argv.len()) {
+        return Err(CommandError::WrongArity(fullname));
+    }
+    Ok((sub, fullname))
+}
+
+/// Runs one request from `client`.
+pub fn call(shared: &Shared, client: &mut ClientState, argv: Vec<Bytes>) -> Outcome {
+    let (spec, fullname) = match resolve(&argv) {
+        Ok(found) => found,
+        Err(e) => {
+            if client.multi.is_some() {
+                client.multi_failed = true;
+            }
+            return Outcome::reply(e.into_frame(), None);
+        }
+    };
+    let name = fullname.split('|').next().unwrap_or_default().to_string();
+    if !client.authenticated && !spec.has(flags::NO_AUTH) && !is_auth_exempt(&name) {
+        if client.multi.is_some() {
+            client.multi_failed = true;
+        }
+        return Outcome::reply(CommandError::raw("NOAUTH Authentication required.").into_frame(), Some(spec));
+    }
+    if client.multi.is_some() && !is_transaction_control(&name) {
+        if spec.has(flags::NO_MULTI) {
+            client.multi_failed = true;
+            return Outcome::reply(CommandError::err("Command not allowed inside a transaction").into_frame(), Some(spec));
+        }
+        client.multi.as_mut().expect("checked is_some").push(argv);
+        client.snapshot.lock().multi += 1;
+        return Outcome::reply(Frame::simple("QUEUED"), Some(spec));
+    }
+    if client.in_pubsub() && client.resp == common::resp::Protocol::Resp2 && !allowed_in_pubsub(&name) {
+        return Outcome::reply(
+            CommandError::err(format!(
+                "Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ))
+            .into_frame(),
+            Some(spec),
+        );
+    }
+
+    let now_ms = unix_ms();
+    let mut ks = shared.keyspace.lock();
+    let db = client.db;
+    let mut ctx = Ctx {
+        exec: Exec::new(&mut ks, db, now_ms, false),
+        server: shared,
+        client,
+        in_exec: false,
+        effect: None,
+    };
+    let mut out = Vec::new();
+    let reply = run_locked(&mut ctx, spec, &argv, &mut out);
+    let effect = ctx.effect.take();
+    let client_id = ctx.client.id;
+    drop(ctx);
+    let mut outcome = Outcome { reply: Some(reply), effect: None, blocked: None, spec: Some(spec) };
+    match effect {
+        Some(Effect::Block { keys, timeout, op, on_timeout }) => {
+            let (tx, rx) = oneshot::channel();
+            let ticket = ks.blocking.block(Waiter { client: client_id, db, keys, op: Some(op), reply: tx, on_timeout: on_timeout.clone() });
+            outcome.reply = None;
+            outcome.blocked = Some(Blocked { ticket, reply: rx, timeout, on_timeout });
+        }
+        other => outcome.effect = other,
+    }
+    serve_blocked(&mut ks, now_ms, &mut out);
+    shared.propagate(&mut ks, out);
+    outcome
+}
+
+/// AUTH, HELLO and QUIT work before authentication (HELLO carries its own AUTH).
+fn is_auth_exempt(name: &str) -> bool {
+    matches!(name, "auth" | "hello" | "quit")
+}
+
+/// Runs a resolved command with the keyspace locked, then applies the write rules. Propagated
+/// commands are appended to `out`. Used directly by EXEC for each queued command.
+pub fn run_locked(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Bytes], out: &mut Vec<Propagated>) -> Frame {
+    let dirty_before = ctx.ks.dirty;
+    ctx.exec.expired.clear();
+    ctx.exec.rewrites = None;
+    let db_before = ctx.db;
+    let mut reply = match (spec.handler)(ctx, argv) {
+        Ok(frame) => frame,
+        Err(e) => e.into_frame(),
+    };
+    if ctx.in_exec {
+        // Inside MULTI a blocking command behaves as its non-blocking form would on timeout.
+        if let Some(Effect::Block { on_timeout, .. }) = ctx.effect.take() {
+            reply = on_timeout;
+        }
+    }
+    out.append(&mut ctx.exec.expired);
+    if !spec.has(flags::WRITE) {
+        // A non-write command propagates only what it asks for explicitly (EXEC's unit).
+        out.extend(ctx.exec.rewrites.take().unwrap_or_default());
+    } else if ctx.ks.dirty != dirty_before {
+        for i in spec.key_positions(argv.len()) {
+            ctx.exec.ks.watches.touch(db_before, &argv[i]);
+            ctx.exec.ks.blocking.signal(db_before, &argv[i]);
+        }
+        match ctx.exec.rewrites.take() {
+            Some(rewrites) => out.extend(rewrites),
+            None => out.push(Propagated { db: db_before, argv: argv.to_vec() }),
+        }
+    }
+    reply
+}
+
+/// Serves blocked clients whose keys became ready, oldest first, until nothing is ready.
+pub fn serve_blocked(ks: &mut Keyspace, now_ms: i64, out: &mut Vec<Propagated>) {
+    while let Some((db, key)) = ks.blocking.ready.pop_front() {
+        for ticket in ks.blocking.queue(db, &key) {
+            let Some(op) = ks.blocking.take_op(ticket) else { continue };
+            let dirty_before = ks.dirty;
+            let mut exec = Exec::new(ks, db, now_ms, false);
+            let served = op.try_serve(&mut exec, &key);
+            out.append(&mut exec.expired);
+            let rewrites = exec.rewrites.take();
+            match served {
+                Some(frame) => {
+                    if ks.dirty != dirty_before {
+                        ks.watches.touch(db, &key);
+                        out.extend(rewrites.unwrap_or_default());
+                    }
+                    if let Some(waiter) = ks.blocking.unblock(ticket) {
+                        // The client may have just gone; like a reply lost in a closing socket.
+                        let _ = waiter.reply.send(frame);
+                    }
+                }
+                None => ks.blocking.restore_op(ticket, op),
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Where every applied write goes after the keyspace: the replication stream and the AOF
+    /// attach here (issues 3 and 4). Until they land, writes are only applied in memory, and
+    /// this records how many commands would have been propagated.
+    pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) {
+        if !commands.is_empty() {
+            self.stats.propagated.fetch_add(commands.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The execution context of one command: the locked keyspace, the client's database, the
+//! command's clock, and what the command asks to propagate.
+//!
+//! [`Exec`] is all a data command needs and is also what serves blocked clients. [`Ctx`] adds
+//! the server and the calling client for connection and server commands; it dereferences to
+//! [`Exec`] so handlers read the same either way.
+
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::blocking::Unblock;
+use crate::client::ClientState;
+use crate::db::hash::Hash;
+use crate::db::list::List;
+use crate::db::set::Set;
+use crate::db::zset::ZSet;
+use crate::db::{Db, Keyspace, Sds, Value};
+use crate::error::CommandError;
+use crate::server::Shared;
+
+/// A command to append to the replication stream and the AOF, in the database it applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Propagated {
+    /// The database the command must run in.
+    pub db: usize,
+    /// The command and its arguments.
+    pub argv: Vec<Bytes>,
+}
+
+/// The keyspace-level context of one command.
+pub struct Exec<'a> {
+    /// All databases (locked for the duration of the command).
+    pub ks: &'a mut Keyspace,
+    /// The selected database.
+    pub db: usize,
+    /// The command's clock (unix ms), read once per command as Redis does.
+    pub now_ms: i64,
+    /// On a replica, expired keys are hidden but not deleted: the master's DEL removes them.
+    pub replica: bool,
+    /// Effects recorded before the command's own (lazy-expiry DELs).
+    pub expired: Vec<Propagated>,
+    /// The command's own propagated form when it differs from what the client sent.
+    pub rewrites: Option<Vec<Propagated>>,
+}
+
+/// Typed access to a key: `Ok(None)` if absent, `Err(WrongType)` if it holds another type.
+macro_rules! typed_access {
+    ($read:ident, $write:ident, $create:ident, $variant:ident, $ty:ty) => {
+        /// Reads the key as this type.
+        pub fn $read(&mut self, key: &[u8]) -> Result<Option<&$ty>, CommandError> {
+            match self.lookup_read(key) {
+                None => Ok(None),
+                Some(Value::$variant(v)) => Ok(Some(v)),
+                Some(_) => Err(CommandError::WrongType),
+            }
+        }
+
+        /// Opens the key as this type for writing.
+        pub fn $write(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CommandError> {
+            match self.lookup_write(key) {
+                None => Ok(None),
+                Some(Value::$variant(v)) => Ok(Some(v)),
+                Some(_) => Err(CommandError::WrongType),
+            }
+        }
+
+        /// Opens the key as this type for writing, creating an empty one if absent.
+        pub fn $create(&mut self, key: &[u8]) -> Result<&mut $ty, CommandError> {
+            if self.lookup_write(key).is_none() {
+                self.db_mut().keys.insert(key, Value::$variant(Default::default()));
+            }
+            match self.db_mut().keys.get_mut(key) {
+                Some(Value::$variant(v)) => Ok(v),
+                Some(_) => Err(CommandError::WrongType),
+                None => unreachable!("inserted above"),
+            }
+        }
+    };
+}
+
+impl<'a> Exec<'a> {
+    /// A context for `db` at `now_ms`.
+    pub fn new(ks: &'a mut Keyspace, db: usize, now_ms: i64, replica: bool) -> Exec<'a> {
+        Exec { ks, db, now_ms, replica, expired: Vec::new(), rewrites: None }
+    }
+
+    /// The selected database.
+    pub fn db_mut(&mut self) -> &mut Db {
+        &mut self.ks.dbs[self.db]
+    }
+
+    /// The selected database, read-only.
+    pub fn db_ref(&self) -> &Db {
+        &self.ks.dbs[self.db]
+    }
+
+    /// Deletes `key` if its TTL has passed (unless on a replica). Returns true if the key is
+    /// logically expired, deleted or not.
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        if !self.ks.dbs[self.db].is_expired(key, self.now_ms) {
+            return false;
+        }
+        if !self.replica {
+            self.ks.dbs[self.db].remove(key);
+            self.ks.stats.expired += 1;
+            self.ks.watches.touch(self.db, key);
+            self.expired.push(Propagated {
+                db: self.db,
+                argv: vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)],
+            });
+        }
+        true
+    }
+
+    /// Looks a key up for reading (counts a keyspace hit or miss).
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let found = self.lookup_write(key).is_some();
+        if found {
+            self.ks.stats.hits += 1;
+        } else {
+            self.ks.stats.misses += 1;
+        }
+        self.ks.dbs[self.db].keys.get_mut(key)
+    }
+
+    /// Looks a key up for writing (no hit/miss accounting).
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Value> {
+        if self.expire_if_needed(key) {
+            return None;
+        }
+        self.ks.dbs[self.db].keys.get_mut(key)
+    }
+
+    /// True if `key` exists (and has not expired).
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.lookup_write(key).is_some()
+    }
+
+    /// Stores `value` at `key`, dropping any TTL (SET semantics).
+    pub fn set(&mut self, key: &[u8], value: Value) {
+        let db = self.db_mut();
+        db.keys.insert(key, value);
+        db.expires.remove(key);
+    }
+
+    /// Stores `value` at `key`, keeping an existing TTL (KEEPTTL, in-place updates).
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
+        self.db_mut().keys.insert(key, value);
+    }
+
+    /// Deletes `key`. Returns true if it existed (and had not expired).
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        if self.expire_if_needed(key) {
+            return false;
+        }
+        self.db_mut().remove(key).is_some()
+    }
+
+    /// Deletes `key` if it now holds an empty collection (Redis never stores empty ones).
+    pub fn remove_if_empty(&mut self, key: &[u8]) {
+        let empty = match self.db_ref().keys.get(key) {
+            Some(Value::List(l)) => l.is_empty(),
+            Some(Value::Hash(h)) => h.is_empty(),
+            Some(Value::Set(s)) => s.is_empty(),
+            Some(Value::ZSet(z)) => z.is_empty(),
+            _ => false,
+        };
+        if empty {
+            self.db_mut().remove(key);
+        }
+    }
+
+    /// Counts `n` changes toward the dirty counter. A write command that counts nothing is
+    /// neither propagated nor seen by WATCH.
+    pub fn dirty(&mut self, n: u64) {
+        self.ks.dirty += n;
+    }
+
+    /// Records that the command propagates as `argv` (in the current database) instead of as
+    /// sent. May be called several times to propagate several commands.
+    pub fn propagate_as(&mut self, argv: Vec<Bytes>) {
+        let db = self.db;
+        self.rewrites.get_or_insert_with(Vec::new).push(Propagated { db, argv });
+    }
+
+    /// Reads a string key.
+    pub fn read_str(&mut self, key: &[u8]) -> Result<Option<&Sds>, CommandError> {
+        match self.lookup_read(key) {
+            None => Ok(None),
+            Some(Value::Str { bytes, .. }) => Ok(Some(bytes)),
+            Some(_) => Err(CommandError::WrongType),
+        }
+    }
+
+    typed_access!(read_list, write_list, list_or_create, List, List);
+    typed_access!(read_hash, write_hash, hash_or_create, Hash, Hash);
+    typed_access!(read_set, write_set, set_or_create, Set, Set);
+    typed_access!(read_zset, write_zset, zset_or_create, ZSet, ZSet);
+}
+
+/// What a command asks the connection to do after its reply.
+pub enum Effect {
+    /// Block until one of `keys` is ready or `timeout` passes (`None`: forever).
+    Block {
+        /// The keys.
+        keys: Vec<Bytes>,
+        /// How long.
+        timeout: Option<Duration>,
+        /// What to do when a key is ready.
+        op: Box<dyn Unblock>,
+        /// The reply on timeout.
+        on_timeout: common::resp::Frame,
+    },
+    /// Close the connection after writing the reply (QUIT, CLIENT KILL of oneself).
+    Close,
+    /// Shut the server down after writing nothing (SHUTDOWN succeeded).
+    Shutdown,
+    /// Stream every command to this client (MONITOR).
+    Monitor,
+}
+
+/// The full context of one command.
+pub struct Ctx<'a> {
+    /// Keyspace-level context.
+    pub exec: Exec<'a>,
+    /// The server.
+    pub server: &'a Shared,
+    /// The calling client.
+    pub client: &'a mut ClientState,
+    /// True while EXEC runs queued commands (blocking commands must not block then).
+    pub in_exec: bool,
+    /// What the connection must do after replying.
+    pub effect: Option<Effect>,
+}
+
+impl<'a> Deref for Ctx<'a> {
+    type Target = Exec<'a>;
+    fn deref(&self) -> &Exec<'a> {
+        &self.exec
+    }
+}
+
+impl<'a> DerefMut for Ctx<'a> {
+    fn deref_mut(&mut self) -> &mut Exec<'a> {
+        &mut self.exec
+    }
+}

@@ -1,0 +1,24 @@
+//! warden-node: a Redis 7.0-compatible data server.
+//!
+//! Crate map:
+//! - [`server`]: shared state, listeners, accept loop, shutdown; [`connection`]: one client.
+//! - [`dispatch`]: the order of checks around every command and the write rules after it.
+//! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context.
+//! - [`db`]: the keyspace (hash table, value types, expiry, WATCH); [`blocking`]: blocked
+//!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry.
+//! - [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`].
+
+pub mod blocking;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod connection;
+pub mod cron;
+pub mod db;
+pub mod dispatch;
+pub mod error;
+pub mod exec;
+pub mod pubsub;
+pub mod server;
+pub mod slowlog;
+pub mod testing;

@@ -1,0 +1,77 @@
+//! `warden-node [config-file] [--directive value …]`, as `redis-server` is started.
+
+use std::process::ExitCode;
+
+use common::config::{parse_command_line, read_file};
+use node::config::Config;
+use node::server::{self, Shared};
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("-v" | "--version")) {
+        println!("warden-node v={} (Redis 7.0.15 compatible)", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
+        println!("Usage: warden-node [/path/to/warden.conf] [--directive value ...]\n\nExamples:\n  warden-node --port 7777\n  warden-node /etc/warden/node.conf --loglevel verbose");
+        return ExitCode::SUCCESS;
+    }
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("*** FATAL CONFIG FILE ERROR ***\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let logfile = Some(config.settings.logfile.clone()).filter(|f| !f.is_empty());
+    if let Err(e) = common::telemetry::init(&config.settings.loglevel, logfile.as_deref().map(std::path::Path::new)) {
+        eprintln!("can't open the log file: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &[String]) -> Result<Config, common::config::ConfigError> {
+    let cmd = parse_command_line(args)?;
+    let mut lines = match &cmd.file {
+        Some(path) => read_file(path)?,
+        None => Vec::new(),
+    };
+    lines.extend(cmd.overrides);
+    Config::from_lines(cmd.file, &lines)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let dir = config.settings.dir.clone();
+    std::env::set_current_dir(&dir).map_err(|e| anyhow::anyhow!("can't chdir to '{}': {e}", dir.display()))?;
+    let pidfile = config.settings.pidfile.clone();
+    let listeners = server::bind(&config).await?;
+    if let Some(path) = &pidfile {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| anyhow::anyhow!("can't write the pid file '{}': {e}", path.display()))?;
+    }
+    let (trigger, stop) = common::shutdown::channel();
+    let shared = Shared::new(config, trigger.clone());
+    for l in &listeners {
+        info!(addr = %l.local_addr()?, "listening");
+    }
+    info!(pid = std::process::id(), run_id = %shared.run_id, "Ready to accept connections tcp");
+    let signals = tokio::spawn(async move {
+        common::shutdown::signal().await;
+        trigger.fire();
+    });
+    server::run(shared, listeners, stop).await;
+    signals.abort();
+    if let Some(path) = &pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Pub/sub channels and patterns: who receives a PUBLISH.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use common::resp::Frame;
+use tokio::sync::mpsc;
+
+/// Subscribers by channel and by pattern.
+#[derive(Default)]
+pub struct PubSub {
+    channels: HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>,
+    patterns: HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>,
+}
+
+impl PubSub {
+    /// Subscribes `client` to `channel`. Returns false if it already was.
+    pub fn subscribe(&mut self, client: u64, channel: Bytes, tx: mpsc::Sender<Frame>) -> bool {
+        self.channels.entry(channel).or_default().insert(client, tx).is_none()
+    }
+
+    /// Unsubscribes `client` from `channel`.
+    pub fn unsubscribe(&mut self, client: u64, channel: &Bytes) -> bool {
+        remove(&mut self.channels, client, channel)
+    }
+
+    /// Subscribes `client` to `pattern`.
+    pub fn psubscribe(&mut self, client: u64, pattern: Bytes, tx: mpsc::Sender<Frame>) -> bool {
+        self.patterns.entry(pattern).or_default().insert(client, tx).is_none()
+    }
+
+    /// Unsubscribes `client` from `pattern`.
+    pub fn punsubscribe(&mut self, client: u64, pattern: &Bytes) -> bool {
+        remove(&mut self.patterns, client, pattern)
+    }
+
+    /// Delivers a message; returns the number of receivers. A subscriber whose queue is full is
+    /// skipped and reported, so its connection can be closed like Redis's output-buffer limit.
+    pub fn publish(&self, channel: &Bytes, message: &Bytes) -> (usize, Vec<u64>) {
+        let mut count = 0;
+        let mut overflow = Vec::new();
+        if let Some(subs) = self.channels.get(channel) {
+            for (id, tx) in subs {
+                let frame = Frame::Push(vec![
+                    Frame::bulk_static("message"),
+                    Frame::Bulk(channel.clone()),
+                    Frame::Bulk(message.clone()),
+                ]);
+                deliver(tx, frame, *id, &mut count, &mut overflow);
+            }
+        }
+        for (pattern, subs) in &self.patterns {
+            if !common::glob::matches(pattern, channel, false) {
+                continue;
+            }
+            for (id, tx) in subs {
+                let frame = Frame::Push(vec![
+                    Frame::bulk_static("pmessage"),
+                    Frame::Bulk(pattern.clone()),
+                    Frame::Bulk(channel.clone()),
+                    Frame::Bulk(message.clone()),
+                ]);
+                deliver(tx, frame, *id, &mut count, &mut overflow);
+            }
+        }
+        (count, overflow)
+    }
+
+    /// Active channels matching `pattern` (PUBSUB CHANNELS).
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.channels.keys().filter(|c| pattern.is_none_or(|p| common::glob::matches(p, c, false))).cloned().collect()
+    }
+
+    /// Subscribers of `channel` (PUBSUB NUMSUB).
+    pub fn numsub(&self, channel: &Bytes) -> usize {
+        self.channels.get(channel).map_or(0, HashMap::len)
+    }
+
+    /// Number of distinct patterns (PUBSUB NUMPAT).
+    pub fn numpat(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Number of channels with subscribers (INFO `pubsub_channels`).
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+}
+
+fn remove(map: &mut HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>, client: u64, key: &Bytes) -> bool {
+    let Some(subs) = map.get_mut(key) else { return false };
+    let removed = subs.remove(&client).is_some();
+    if subs.is_empty() {
+        map.remove(key);
+    }
+    removed
+}
+
+fn deliver(tx: &mpsc::Sender<Frame>, frame: Frame, id: u64, count: &mut usize, overflow: &mut Vec<u64>) {
+    match tx.try_send(frame) {
+        Ok(()) => *count += 1,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            *count += 1;
+            overflow.push(id);
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}

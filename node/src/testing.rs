@@ -1,0 +1,47 @@
+//! Starting a server inside a test process, on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::config::parse_text;
+use common::shutdown::{self, ShutdownTrigger};
+
+use crate::config::Config;
+use crate::server::{self, Shared};
+
+/// A server running in the current tokio runtime. Dropping it shuts it down.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state, for white-box assertions.
+    pub shared: Arc<Shared>,
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server with `config` (redis.conf text); `port` and `bind` are forced to loopback.
+    pub async fn start(config: &str) -> TestServer {
+        let mut lines = parse_text(config, "test config").expect("test config parses");
+        lines.extend(parse_text("port 0\nbind 127.0.0.1\n", "test overrides").expect("overrides parse"));
+        let config = Config::from_lines(None, &lines).expect("test config is valid");
+        let (trigger, stop) = shutdown::channel();
+        let shared = Shared::new(config, trigger);
+        let trigger = shared.shutdown.clone();
+        let listeners = server::bind(&shared.config.read().clone()).await.expect("bind 127.0.0.1:0");
+        let addr = listeners[0].local_addr().expect("bound address");
+        let task = tokio::spawn(server::run(shared.clone(), listeners, stop));
+        TestServer { addr, shared, trigger, task }
+    }
+
+    /// A redis-rs client URL.
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Shuts the server down and waits for it.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        let _ = self.task.await;
+    }
+}
