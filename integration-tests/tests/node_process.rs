@@ -1,0 +1,50 @@
+//! warden-node as a real process: start-up, configuration errors, signals.
+
+use std::time::Duration;
+
+use integration_tests::{bin_dir, ports, process::Proc, wait};
+
+fn node_bin() -> std::path::PathBuf {
+    bin_dir().join("warden-node")
+}
+
+fn ping(port: u16) -> Result<String, String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    redis::cmd("PING").query::<String>(&mut conn).map_err(|e| e.to_string())
+}
+
+#[test]
+fn starts_from_the_shipped_config_and_stops_on_sigterm() {
+    let port = ports::allocate();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/configs/node.conf");
+    let args = vec![config.display().to_string(), "--port".into(), port.to_string(), "--bind".into(), "127.0.0.1".into()];
+    let mut node = Proc::start("node", &node_bin(), &args);
+    let pong = wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
+    assert_eq!(pong, "PONG");
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit(Duration::from_secs(10)).expect("it was running");
+    assert!(status.success(), "exit status after SIGTERM: {status:?}\n{}", node.log());
+}
+
+#[test]
+fn bad_config_stops_startup_naming_file_line_and_directive() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    std::fs::write(&conf, "port 6379\nmaxclients lots\n").unwrap();
+    let mut node = Proc::start("node", &node_bin(), &[conf.display().to_string()]);
+    let status = node.wait_exit(Duration::from_secs(10)).expect("it was running");
+    assert!(!status.success());
+    let log = node.log();
+    assert!(log.contains(&format!("{}:2: directive 'maxclients'", conf.display())), "{log}");
+}
+
+#[test]
+fn features_that_have_not_landed_are_refused_at_startup() {
+    let port = ports::allocate();
+    let args: Vec<String> = ["--port", &port.to_string(), "--appendonly", "yes"].iter().map(|s| s.to_string()).collect();
+    let mut node = Proc::start("node", &node_bin(), &args);
+    let status = node.wait_exit(Duration::from_secs(10)).expect("it was running");
+    assert!(!status.success());
+    assert!(node.log().contains("append-only file is not implemented"), "{}", node.log());
+}

@@ -1,0 +1,225 @@
+//! In-process server tests: a real listener on 127.0.0.1:0, spoken to with raw RESP bytes and
+//! with the `redis` crate, as clients see it.
+
+use std::time::Duration;
+
+use common::resp::{decode, Frame};
+use node::testing::TestServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends raw bytes and reads until `expected` bytes arrived (or 5 s passed), returning them.
+async fn raw(server: &TestServer, input: &[u8], expected: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(input).await.unwrap();
+    read_n(&mut s, expected).await
+}
+
+async fn read_n(s: &mut TcpStream, expected: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while out.len() < expected {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => panic!("read failed: {e}; got so far {:?}", String::from_utf8_lossy(&out)),
+        }
+    }
+    out
+}
+
+/// Reads one frame, keeping leftover bytes in `buf`.
+async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Frame {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some((frame, used)) = decode(buf).unwrap() {
+            buf.drain(..used);
+            return frame;
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            other => panic!("no complete frame: {other:?}; have {:?}", String::from_utf8_lossy(buf)),
+        }
+    }
+}
+
+async fn client(server: &TestServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn pipelined_requests_get_replies_in_order() {
+    let server = TestServer::start("").await;
+    let input = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\nINCR a\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\nPING\r\n";
+    let expected = b"+OK\r\n:2\r\n$1\r\n2\r\n+PONG\r\n";
+    assert_eq!(raw(&server, input, expected.len()).await, expected);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn protocol_errors_reply_and_close_only_that_connection() {
+    let server = TestServer::start("").await;
+    let reply = raw(&server, b"*1\r\n+bad\r\n", 64).await;
+    assert_eq!(reply, b"-ERR Protocol error: expected '$', got '+'\r\n");
+    let reply = raw(&server, b"*abc\r\n", 64).await;
+    assert_eq!(reply, b"-ERR Protocol error: invalid multibulk length\r\n");
+    // The server is still fine for others.
+    let mut c = client(&server).await;
+    let pong: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+    assert_eq!(pong, "PONG");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bulk_is_refused_without_allocating() {
+    let server = TestServer::start("").await;
+    let reply = raw(&server, b"*1\r\n$999999999999\r\n", 64).await;
+    assert_eq!(reply, b"-ERR Protocol error: invalid bulk length\r\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_commands_and_arity_use_redis_wording() {
+    let server = TestServer::start("").await;
+    let reply = raw(&server, b"FOO a b\r\nGET\r\nCLIENT NOPE\r\nCONFIG GET\r\n", 200).await;
+    let text = String::from_utf8(reply).unwrap();
+    assert_eq!(
+        text,
+        "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n\
+         -ERR wrong number of arguments for 'get' command\r\n\
+         -ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n\
+         -ERR wrong number of arguments for 'config|get' command\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn requirepass_gates_commands() {
+    let server = TestServer::start("requirepass s3cret\n").await;
+    let reply = raw(&server, b"GET a\r\nAUTH nope\r\nAUTH s3cret\r\nGET a\r\n", 200).await;
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "-NOAUTH Authentication required.\r\n\
+         -WRONGPASS invalid username-password pair or user is disabled.\r\n\
+         +OK\r\n$-1\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hello_3_switches_to_resp3() {
+    let server = TestServer::start("").await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"HELLO 3\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let hello = read_frame(&mut s, &mut buf).await;
+    let Frame::Map(fields) = hello else { panic!("HELLO 3 must reply a map, got {hello:?}") };
+    assert!(fields.contains(&(Frame::bulk(b"proto"), Frame::Integer(3))), "{fields:?}");
+    s.write_all(b"GET missing\r\n").await.unwrap();
+    assert_eq!(read_frame(&mut s, &mut buf).await, Frame::Null);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn redis_crate_round_trip_and_expiry() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(50).query_async(&mut c).await.unwrap();
+    let v: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    // An expired key is never readable: poll until it is gone (bounded), never sleep-assert.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let v: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
+        if v.is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "key still readable after its TTL: {v:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn active_expiry_removes_keys_nobody_reads() {
+    let server = TestServer::start("hz 100\n").await;
+    let mut c = client(&server).await;
+    for i in 0..100 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("v").arg("PX").arg(20).query_async(&mut c).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut last = -1;
+    while tokio::time::Instant::now() < deadline {
+        last = server.shared.keyspace.lock().dbs[0].keys.len() as i64;
+        if last == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last, 0, "active expiry left {last} keys");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watch_aborts_exec_when_another_client_writes() {
+    let server = TestServer::start("").await;
+    let mut a = client(&server).await;
+    let mut b = client(&server).await;
+    let _: () = redis::cmd("SET").arg("w").arg("1").query_async(&mut a).await.unwrap();
+    // WATCH/MULTI/EXEC on a connection of its own (one TCP connection, used by nobody else).
+    let mut tx = client(&server).await;
+    let _: () = redis::cmd("WATCH").arg("w").query_async(&mut tx).await.unwrap();
+    let _: () = redis::cmd("SET").arg("w").arg("2").query_async(&mut b).await.unwrap();
+    let _: () = redis::cmd("MULTI").query_async(&mut tx).await.unwrap();
+    let _: () = redis::cmd("SET").arg("w").arg("3").query_async(&mut tx).await.unwrap();
+    let result: Option<Vec<String>> = redis::cmd("EXEC").query_async(&mut tx).await.unwrap();
+    assert_eq!(result, None, "EXEC must fail after a watched key changed");
+    let v: String = redis::cmd("GET").arg("w").query_async(&mut a).await.unwrap();
+    assert_eq!(v, "2");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pubsub_delivers_to_subscribers() {
+    let server = TestServer::start("").await;
+    let mut sub = TcpStream::connect(server.addr).await.unwrap();
+    sub.write_all(b"SUBSCRIBE news\r\n").await.unwrap();
+    let confirm = b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n";
+    assert_eq!(read_n(&mut sub, confirm.len()).await, confirm);
+    let mut c = client(&server).await;
+    let n: i64 = redis::cmd("PUBLISH").arg("news").arg("hi").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 1);
+    let message = b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n";
+    assert_eq!(read_n(&mut sub, message.len()).await, message);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_kill_closes_the_target() {
+    let server = TestServer::start("").await;
+    let mut victim = TcpStream::connect(server.addr).await.unwrap();
+    victim.write_all(b"CLIENT ID\r\n").await.unwrap();
+    let id = read_n(&mut victim, 3).await;
+    let id = String::from_utf8_lossy(&id[1..]).trim().to_string();
+    let mut c = client(&server).await;
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query_async(&mut c).await.unwrap();
+    assert_eq!(killed, 1);
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), victim.read(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(n, 0, "the killed connection must be closed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_command_stops_the_server() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query_async::<()>(&mut c).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(server.addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "server still accepting after SHUTDOWN");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
