@@ -85,7 +85,11 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
                 break;
             };
             if in_double {
-                if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' && is_hex_pair(line, i + 2) {
+                if c == b'\\'
+                    && i + 3 < line.len()
+                    && line[i + 1] == b'x'
+                    && is_hex_pair(line, i + 2)
+                {
                     current.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < line.len() {
@@ -167,8 +171,14 @@ pub fn parse_text(text: &str, source: &str) -> Result<Vec<ConfigLine>, ConfigErr
         };
         let words = split_args(trimmed.as_bytes()).map_err(|_| at("unbalanced quotes"))?;
         let mut words = words.into_iter().map(|w| String::from_utf8_lossy(&w).into_owned());
-        let directive = words.next().expect("a non-blank line has a first word").to_ascii_lowercase();
-        lines.push(ConfigLine { source: source.to_string(), line: n + 1, directive, args: words.collect() });
+        let directive =
+            words.next().expect("a non-blank line has a first word").to_ascii_lowercase();
+        lines.push(ConfigLine {
+            source: source.to_string(),
+            line: n + 1,
+            directive,
+            args: words.collect(),
+        });
     }
     Ok(lines)
 }
@@ -306,7 +316,10 @@ mod tests {
         assert_eq!(parse_memory("1k"), Some(1000));
         assert_eq!(parse_memory("64MB"), Some(64 << 20));
         assert_eq!(parse_memory("12x"), None);
-        assert_eq!(parse_duration("1500", Duration::from_millis(1)), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("1500", Duration::from_millis(1)),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_duration("2s", Duration::from_millis(1)), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("soon", Duration::from_millis(1)), None);
     }

@@ -55,7 +55,8 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     if value.is_infinite() && !explicit_inf {
         return None; // strtod's ERANGE overflow
     }
-    if value == 0.0 && lower.bytes().take_while(|c| *c != b'e').any(|c| (b'1'..=b'9').contains(&c)) {
+    if value == 0.0 && lower.bytes().take_while(|c| *c != b'e').any(|c| (b'1'..=b'9').contains(&c))
+    {
         return None; // strtod's ERANGE underflow to zero
     }
     Some(value)
@@ -77,7 +78,7 @@ pub fn format_double(d: f64) -> String {
     let sci = format!("{:.*e}", (P - 1) as usize, d);
     let (mantissa, exp) = sci.split_once('e').expect("{:e} output always has an exponent");
     let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         let mantissa = trim_fraction(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
@@ -156,7 +157,10 @@ impl Decimal {
         for c in int.iter().chain(frac) {
             mantissa = mantissa * 10 + (c - b'0') as i128;
         }
-        Some(Decimal { mantissa: if negative { -mantissa } else { mantissa }, scale: frac.len() as u32 })
+        Some(Decimal {
+            mantissa: if negative { -mantissa } else { mantissa },
+            scale: frac.len() as u32,
+        })
     }
 
     fn add(&self, other: &Decimal) -> Option<Decimal> {
@@ -203,7 +207,9 @@ mod tests {
         assert_eq!(parse_i64(b"-12"), Some(-12));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b"-0"[..], b"007", b"+1", b" 1", b"1 ", b"", b"-", b"9223372036854775808", b"1.0"] {
+        for bad in
+            [&b"-0"[..], b"007", b"+1", b" 1", b"1 ", b"", b"-", b"9223372036854775808", b"1.0"]
+        {
             assert_eq!(parse_i64(bad), None, "{:?}", std::str::from_utf8(bad));
         }
     }

@@ -89,7 +89,11 @@ fn class(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(bool, usi
                 }
                 i += 2;
             }
-            Some(&a) if pattern.get(i + 1) == Some(&b'-') && i + 2 < pattern.len() && pattern[i + 2] != b']' => {
+            Some(&a)
+                if pattern.get(i + 1) == Some(&b'-')
+                    && i + 2 < pattern.len()
+                    && pattern[i + 2] != b']' =>
+            {
                 let (mut lo, mut hi) = (lower(a), lower(pattern[i + 2]));
                 if lo > hi {
                     std::mem::swap(&mut lo, &mut hi);

@@ -10,7 +10,12 @@ static NEXT: AtomicU16 = AtomicU16::new(0);
 
 /// A loopback port that was free when probed.
 pub fn allocate() -> u16 {
-    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 100, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 400) as u16 * 100,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
         assert!(port < 65000, "ran out of test ports");

@@ -18,14 +18,27 @@ pub struct Proc {
 impl Proc {
     /// Starts `program args…` in a fresh temp dir; stdout and stderr go to `<dir>/log`.
     pub fn start(name: &str, program: &Path, args: &[String]) -> Proc {
-        let dir = tempfile::Builder::new().prefix(&format!("warden-{name}-")).tempdir().expect("creating a temp dir");
-        let mut p = Proc { name: name.to_string(), program: program.to_path_buf(), args: args.to_vec(), dir, child: None };
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("warden-{name}-"))
+            .tempdir()
+            .expect("creating a temp dir");
+        let mut p = Proc {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            dir,
+            child: None,
+        };
         p.spawn();
         p
     }
 
     fn spawn(&mut self) {
-        let log = File::options().create(true).append(true).open(self.log_path()).expect("opening the log file");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("opening the log file");
         let child = Command::new(&self.program)
             .args(&self.args)
             .current_dir(self.dir.path())
@@ -76,7 +89,9 @@ impl Proc {
     /// Waits for the process to exit on its own, up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let child = self.child.as_mut()?;
-        let status = crate::wait::until(&format!("{} to exit", self.name), timeout, || match child.try_wait() {
+        let status = crate::wait::until(&format!("{} to exit", self.name), timeout, || match child
+            .try_wait()
+        {
             Ok(Some(status)) => Ok(status),
             Ok(None) => Err("still running"),
             Err(_) => Err("wait failed"),
@@ -98,7 +113,11 @@ impl Drop for Proc {
         if std::thread::panicking() {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(50).collect();
-            eprintln!("----- last log lines of {} ({}) -----", self.name, self.log_path().display());
+            eprintln!(
+                "----- last log lines of {} ({}) -----",
+                self.name,
+                self.log_path().display()
+            );
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
             }

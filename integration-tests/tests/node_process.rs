@@ -9,16 +9,25 @@ fn node_bin() -> std::path::PathBuf {
 }
 
 fn ping(port: u16) -> Result<String, String> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+    let mut conn =
+        client.get_connection_with_timeout(Duration::from_secs(1)).map_err(|e| e.to_string())?;
     redis::cmd("PING").query::<String>(&mut conn).map_err(|e| e.to_string())
 }
 
 #[test]
 fn starts_from_the_shipped_config_and_stops_on_sigterm() {
     let port = ports::allocate();
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/configs/node.conf");
-    let args = vec![config.display().to_string(), "--port".into(), port.to_string(), "--bind".into(), "127.0.0.1".into()];
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/configs/node.conf");
+    let args = vec![
+        config.display().to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+    ];
     let mut node = Proc::start("node", &node_bin(), &args);
     let pong = wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
     assert_eq!(pong, "PONG");
@@ -42,7 +51,10 @@ fn bad_config_stops_startup_naming_file_line_and_directive() {
 #[test]
 fn features_that_have_not_landed_are_refused_at_startup() {
     let port = ports::allocate();
-    let args: Vec<String> = ["--port", &port.to_string(), "--appendonly", "yes"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = ["--port", &port.to_string(), "--appendonly", "yes"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut node = Proc::start("node", &node_bin(), &args);
     let status = node.wait_exit(Duration::from_secs(10)).expect("it was running");
     assert!(!status.success());

@@ -107,7 +107,15 @@ impl Blocking {
 
     /// Moves every waiter between two databases (SWAPDB).
     pub fn swap_db(&mut self, a: usize, b: usize) {
-        let swap = |d: usize| if d == a { b } else if d == b { a } else { d };
+        let swap = |d: usize| {
+            if d == a {
+                b
+            } else if d == b {
+                a
+            } else {
+                d
+            }
+        };
         for w in self.waiters.values_mut() {
             w.db = swap(w.db);
         }

@@ -45,8 +45,8 @@ pub struct ClientSnapshot {
     pub name: Option<Bytes>,
     /// Selected database.
     pub db: usize,
-    /// The last command, as `name` or `name|sub`.
-    pub last_cmd: String,
+    /// The last command: its name and, for a subcommand, the subcommand's name.
+    pub last_cmd: Option<(&'static str, Option<&'static str>)>,
     /// Unix ms of the last command.
     pub last_interaction_ms: i64,
     /// Channel subscriptions.
@@ -119,6 +119,16 @@ impl ClientRegistry {
     pub fn remove(&mut self, id: u64) {
         self.clients.remove(&id);
         self.monitors.remove(&id);
+    }
+
+    /// Adds or removes a MONITOR client; returns how many remain.
+    pub fn set_monitor(&mut self, id: u64, on: bool) -> usize {
+        if on {
+            self.monitors.insert(id);
+        } else {
+            self.monitors.remove(&id);
+        }
+        self.monitors.len()
     }
 
     /// The number of connected clients.

@@ -41,11 +41,23 @@ const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool)
     Directive { name, alias: None, kind, default, mutable, only: None }
 }
 
-const fn alias(name: &'static str, alias: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
+const fn alias(
+    name: &'static str,
+    alias: &'static str,
+    kind: Kind,
+    default: &'static str,
+    mutable: bool,
+) -> Directive {
     Directive { name, alias: Some(alias), kind, default, mutable, only: None }
 }
 
-const fn pending(name: &'static str, kind: Kind, default: &'static str, allowed: &'static [&'static str], why: &'static str) -> Directive {
+const fn pending(
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    allowed: &'static [&'static str],
+    why: &'static str,
+) -> Directive {
     Directive { name, alias: None, kind, default, mutable: true, only: Some((allowed, why)) }
 }
 
@@ -64,12 +76,26 @@ static DIRECTIVES: &[Directive] = &[
     d("dir", Kind::Str, "", true),
     d("dbfilename", Kind::Str, "dump.rdb", true),
     d("logfile", Kind::Str, "", false),
-    d("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]), "notice", true),
-    d("maxclients", Kind::Int(1, i32::MAX as i64), "10000", true),
+    d(
+        "loglevel",
+        Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]),
+        "notice",
+        true,
+    ),
+    d("maxclients", Kind::Int(1, u32::MAX as i64), "10000", true),
     d("timeout", U31, "0", true),
     d("tcp-keepalive", U31, "300", true),
     d("tcp-backlog", U31, "511", false),
-    pending("daemonize", Kind::Bool, "no", &["no"], "warden-node runs in the foreground; use a supervisor such as systemd"),
+    Directive {
+        mutable: false,
+        ..pending(
+            "daemonize",
+            Kind::Bool,
+            "no",
+            &["no"],
+            "warden-node runs in the foreground; use a supervisor such as systemd",
+        )
+    },
     d("pidfile", Kind::Str, "", false),
     pending("save", Kind::Words, "", &[""], NO_RDB),
     d("rdbcompression", Kind::Bool, "yes", true),
@@ -79,7 +105,10 @@ static DIRECTIVES: &[Directive] = &[
     d("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
-    Directive { only: Some((&[""], NO_REPL)), ..alias("replicaof", "slaveof", Kind::Words, "", true) },
+    Directive {
+        only: Some((&[""], NO_REPL)),
+        ..alias("replicaof", "slaveof", Kind::Words, "", true)
+    },
     alias("replica-read-only", "slave-read-only", Kind::Bool, "yes", true),
     alias("replica-serve-stale-data", "slave-serve-stale-data", Kind::Bool, "yes", true),
     alias("replica-priority", "slave-priority", U31, "100", true),
@@ -99,9 +128,30 @@ static DIRECTIVES: &[Directive] = &[
     d("proto-max-bulk-len", Kind::Memory, "536870912", true),
     d("client-query-buffer-limit", Kind::Memory, "1073741824", true),
     d("hz", Kind::Int(1, 500), "10", true),
-    pending("maxmemory", Kind::Memory, "0", &["0"], "maxmemory limits and eviction are not implemented in warden-node yet"),
-    d("maxmemory-policy", Kind::Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]), "noeviction", true),
-    alias("hash-max-listpack-entries", "hash-max-ziplist-entries", U31, "128", true),
+    pending(
+        "maxmemory",
+        Kind::Memory,
+        "0",
+        &["0"],
+        "maxmemory limits and eviction are not implemented in warden-node yet",
+    ),
+    d("maxmemory-samples", Kind::Int(1, 64), "5", true),
+    d(
+        "maxmemory-policy",
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+        "noeviction",
+        true,
+    ),
+    alias("hash-max-listpack-entries", "hash-max-ziplist-entries", U31, "512", true),
     alias("hash-max-listpack-value", "hash-max-ziplist-value", U31, "64", true),
     d("set-max-intset-entries", U31, "512", true),
     alias("zset-max-listpack-entries", "zset-max-ziplist-entries", U31, "128", true),
@@ -111,9 +161,21 @@ static DIRECTIVES: &[Directive] = &[
     d("slowlog-log-slower-than", I64, "10000", true),
     d("slowlog-max-len", U31, "128", true),
     d("latency-monitor-threshold", U31, "0", true),
-    pending("notify-keyspace-events", Kind::Str, "", &[""], "keyspace notifications are not implemented in warden-node yet"),
+    pending(
+        "notify-keyspace-events",
+        Kind::Str,
+        "",
+        &[""],
+        "keyspace notifications are not implemented in warden-node yet",
+    ),
     d("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
-    pending("unixsocket", Kind::Str, "", &[""], "unix sockets are not implemented in warden-node yet"),
+    pending(
+        "unixsocket",
+        Kind::Str,
+        "",
+        &[""],
+        "unix sockets are not implemented in warden-node yet",
+    ),
     d("io-threads", Kind::Int(1, 128), "1", false),
     d("supervised", Kind::Enum(&["no", "upstart", "systemd", "auto"]), "no", false),
     d("shutdown-timeout", U31, "10", true),
@@ -126,7 +188,14 @@ static DIRECTIVES: &[Directive] = &[
 ];
 
 fn find(name: &str) -> Option<&'static Directive> {
-    DIRECTIVES.iter().find(|d| d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)))
+    DIRECTIVES.iter().find(|d| {
+        d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+    })
+}
+
+/// The canonical name of a directive or alias.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    find(name).map(|d| d.name)
 }
 
 /// The typed view of the configuration that the server reads on hot paths.
@@ -170,6 +239,8 @@ pub struct Settings {
     pub slowlog_slower_than: i64,
     /// SLOWLOG length.
     pub slowlog_max_len: usize,
+    /// Threads that run client connections.
+    pub io_threads: usize,
 }
 
 /// The whole configuration.
@@ -194,7 +265,9 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             _ => return Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Int(min, max) => {
-            let n: i64 = value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            let n: i64 = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < min || n > max {
                 return Err(format!("argument must be between {min} and {max} inclusive"));
             }
@@ -204,7 +277,9 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
             if !options.contains(&lower.as_str()) {
-                return Err("argument(s) must be one of the following: ".to_string() + &options.join(", "));
+                return Err(
+                    "argument(s) must be one of the following: ".to_string() + &options.join(", ")
+                );
             }
             lower
         }
@@ -231,7 +306,7 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
 
 fn validate_save(value: &str) -> Result<(), String> {
     let words: Vec<&str> = value.split_whitespace().collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
     if words.iter().any(|w| w.parse::<u64>().is_err()) {
@@ -270,6 +345,7 @@ fn placeholder_settings() -> Settings {
         replica_read_only: true,
         slowlog_slower_than: 10000,
         slowlog_max_len: 128,
+        io_threads: 1,
     }
 }
 
@@ -278,8 +354,9 @@ impl Config {
     pub fn from_lines(file: Option<PathBuf>, lines: &[ConfigLine]) -> Result<Config, ConfigError> {
         let mut config = Config { file, ..Config::default() };
         for line in lines {
-            let dir = find(&line.directive)
-                .ok_or_else(|| ConfigError::at(line, "Bad directive or wrong number of arguments"))?;
+            let dir = find(&line.directive).ok_or_else(|| {
+                ConfigError::at(line, "Bad directive or wrong number of arguments")
+            })?;
             let value = normalize(dir, &line.args).map_err(|e| ConfigError::at(line, e))?;
             config.values.insert(dir.name, value);
         }
@@ -292,9 +369,31 @@ impl Config {
         find(name).and_then(|d| self.values.get(d.name)).map(String::as_str)
     }
 
-    /// Every (name, value) whose name matches one of the glob `patterns` (CONFIG GET).
-    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
+    /// Every (name, value) whose name matches one of the glob `patterns` (CONFIG GET). A pattern
+    /// without glob characters names one directive, and is echoed as the client typed it.
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for p in patterns {
+            if p.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+                continue;
+            }
+            let typed = String::from_utf8_lossy(p).into_owned();
+            if let Some(d) = find(&typed) {
+                if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&typed)) {
+                    let value = if d.name == "dir" {
+                        self.settings.dir.display().to_string()
+                    } else {
+                        self.values[d.name].clone()
+                    };
+                    out.push((typed, value));
+                }
+            }
+        }
+        let patterns: Vec<&[u8]> = patterns
+            .iter()
+            .copied()
+            .filter(|p| p.iter().any(|c| matches!(c, b'*' | b'?' | b'[')))
+            .collect();
         for d in DIRECTIVES {
             for name in std::iter::once(d.name).chain(d.alias) {
                 let exact_alias = Some(name) == d.alias;
@@ -305,12 +404,12 @@ impl Config {
                         common::glob::matches(p, name.as_bytes(), true)
                     }
                 });
-                if hit && !out.iter().any(|(n, _)| *n == name) {
+                if hit && !out.iter().any(|(n, _)| n == name) {
                     let mut value = self.values[d.name].clone();
                     if d.name == "dir" {
                         value = self.settings.dir.display().to_string();
                     }
-                    out.push((name, value));
+                    out.push((name.to_string(), value));
                 }
             }
         }
@@ -368,7 +467,9 @@ impl Config {
             maxclients: self.int("maxclients") as usize,
             timeout: self.int("timeout") as u64,
             tcp_keepalive: self.int("tcp-keepalive") as u64,
-            pidfile: Some(self.values["pidfile"].clone()).filter(|p| !p.is_empty()).map(PathBuf::from),
+            pidfile: Some(self.values["pidfile"].clone())
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
             hz: self.int("hz") as u64,
@@ -376,6 +477,7 @@ impl Config {
             replica_read_only: self.flag("replica-read-only"),
             slowlog_slower_than: self.int("slowlog-log-slower-than"),
             slowlog_max_len: self.int("slowlog-max-len") as usize,
+            io_threads: self.int("io-threads") as usize,
         };
         if settings.proto_max_bulk_len < 1024 * 1024 {
             return Err(ConfigError::general("proto-max-bulk-len must be at least 1mb"));
@@ -440,11 +542,21 @@ mod tests {
         let mut c = Config::default();
         c.set("maxclients", "50").unwrap();
         assert_eq!(c.settings.maxclients, 50);
-        assert_eq!(c.set("port", "1"), Err(SetError::Invalid("port", "can't set immutable config".into())));
+        assert_eq!(
+            c.set("port", "1"),
+            Err(SetError::Invalid("port", "can't set immutable config".into()))
+        );
         assert_eq!(c.set("nosuch", "1"), Err(SetError::Unknown));
         assert!(matches!(c.set("maxclients", "x"), Err(SetError::Invalid(..))));
         let all = c.matching(&[b"*"]);
         assert!(all.iter().any(|(n, _)| *n == "save"));
-        assert_eq!(c.matching(&[b"maxclients"]), vec![("maxclients", "50".to_string())]);
+        assert_eq!(
+            c.matching(&[b"maxclients"]),
+            vec![("maxclients".to_string(), "50".to_string())]
+        );
+        assert_eq!(
+            c.matching(&[b"MAXCLIENTS"]),
+            vec![("MAXCLIENTS".to_string(), "50".to_string())]
+        );
     }
 }

@@ -41,7 +41,11 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
     let laddr = socket.local_addr().unwrap_or(addr);
     let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
     let (kill_tx, kill_rx) = watch::channel(false);
-    let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot { multi: -1, resp: 2, ..Default::default() }));
+    let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
+        multi: -1,
+        resp: 2,
+        ..Default::default()
+    }));
     let (id, refused) = {
         let settings = shared.config.read().settings.clone();
         let mut clients = shared.clients.lock();
@@ -92,7 +96,16 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         lib: Default::default(),
         kind: Default::default(),
     };
-    let mut conn = Connection { shared: shared.clone(), socket, client, push_rx, kill: kill_rx, shutdown, input: BytesMut::with_capacity(16 * 1024), output: BytesMut::with_capacity(16 * 1024) };
+    let mut conn = Connection {
+        shared: shared.clone(),
+        socket,
+        client,
+        push_rx,
+        kill: kill_rx,
+        shutdown,
+        input: BytesMut::with_capacity(16 * 1024),
+        output: BytesMut::with_capacity(16 * 1024),
+    };
     let span = info_span!("client", id, peer = %addr);
     let close = conn.run().instrument(span).await;
     conn.cleanup();
@@ -106,6 +119,13 @@ const PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because 
 /// Protected mode refuses non-loopback peers when no password is set (Redis's rule).
 fn protected(settings: &crate::config::Settings, addr: &SocketAddr) -> bool {
     settings.protected_mode && settings.requirepass.is_none() && !addr.ip().is_loopback()
+}
+
+/// Settings a batch of pipelined requests reads, copied once per batch.
+struct BatchLimits {
+    max_bulk_len: usize,
+    slowlog_slower_than: i64,
+    slowlog_max_len: usize,
 }
 
 struct Connection {
@@ -163,27 +183,43 @@ impl Connection {
     /// Runs every complete request in the input buffer. `Ok(Some)` ends the connection after
     /// flushing; `Err` ends it at once.
     async fn process_input(&mut self) -> Result<Option<Close>, ()> {
-        loop {
-            let limits = RequestLimits {
-                max_bulk_len: self.shared.config.read().settings.proto_max_bulk_len,
+        // Settings are read once per batch of pipelined requests, not once per request.
+        let limits = {
+            let s = &self.shared.config.read().settings;
+            BatchLimits {
+                max_bulk_len: s.proto_max_bulk_len,
+                slowlog_slower_than: s.slowlog_slower_than,
+                slowlog_max_len: s.slowlog_max_len,
+            }
+        };
+        let mut last = None;
+        let result = loop {
+            let request_limits = RequestLimits {
+                max_bulk_len: limits.max_bulk_len,
                 unauthenticated: !self.client.authenticated,
             };
-            let argv = match parse_request(&mut self.input, limits) {
+            let argv = match parse_request(&mut self.input, request_limits) {
                 Ok(Some(argv)) => argv,
-                Ok(None) => return Ok(None),
+                Ok(None) => break Ok(None),
                 Err(e) => {
                     Frame::error(format!("ERR {e}")).encode(self.client.resp, &mut self.output);
-                    return Ok(Some(Close::Done));
+                    break Ok(Some(Close::Done));
                 }
             };
             if argv.is_empty() {
                 continue;
             }
-            self.wait_if_paused(&argv).await?;
+            if *self.shared.pause.borrow() != Pause::None {
+                self.wait_if_paused(&argv).await?;
+            }
             let started = std::time::Instant::now();
-            let outcome = dispatch::call(&self.shared, &mut self.client, argv.clone());
+            let outcome = dispatch::call(&self.shared, &mut self.client, &argv);
             crate::server::count_command(&self.shared);
-            self.after_command(&argv, outcome.spec, started);
+            last = outcome.resolved.or(last);
+            self.after_command(&argv, outcome.resolved, started, &limits);
+            while let Ok(push) = self.push_rx.try_recv() {
+                push.encode(self.client.resp, &mut self.output);
+            }
             if let Some(reply) = outcome.reply {
                 self.reply(reply);
             }
@@ -193,16 +229,25 @@ impl Connection {
             }
             match outcome.effect {
                 None | Some(Effect::Block { .. }) => {}
-                Some(Effect::Close) => return Ok(Some(Close::Done)),
-                Some(Effect::Shutdown) => return Ok(Some(Close::Shutdown)),
+                Some(Effect::Close) => break Ok(Some(Close::Done)),
+                Some(Effect::Shutdown) => break Ok(Some(Close::Shutdown)),
                 Some(Effect::Monitor) => {
-                    self.shared.clients.lock().monitors.insert(self.client.id);
+                    let count = self.shared.clients.lock().set_monitor(self.client.id, true);
+                    self.shared.monitoring.store(count, Ordering::Relaxed);
                 }
             }
             if self.output.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
                 return Err(());
             }
+        };
+        if let Some(resolved) = last {
+            let mut snap = self.client.snapshot.lock();
+            snap.last_interaction_ms = unix_ms();
+            snap.db = self.client.db;
+            snap.last_cmd = Some((resolved.name(), resolved.parent.map(|_| resolved.spec.name)));
+            snap.qbuf = self.input.len();
         }
+        result
     }
 
     fn reply(&mut self, frame: Frame) {
@@ -217,36 +262,49 @@ impl Connection {
         }
     }
 
-    /// Statistics, SLOWLOG and MONITOR after each command.
-    fn after_command(&mut self, argv: &[bytes::Bytes], spec: Option<&'static crate::cmd::CommandSpec>, started: std::time::Instant) {
+    /// SLOWLOG and MONITOR after each command (both cost nothing unless in use).
+    fn after_command(
+        &mut self,
+        argv: &[bytes::Bytes],
+        resolved: Option<dispatch::Resolved>,
+        started: std::time::Instant,
+        limits: &BatchLimits,
+    ) {
         let micros = started.elapsed().as_micros() as u64;
-        let now = unix_ms();
-        {
-            let mut snap = self.client.snapshot.lock();
-            snap.last_interaction_ms = now;
-            snap.db = self.client.db;
-            snap.last_cmd = crate::cmd::fullname(argv);
-        }
-        let (threshold, max_len) = {
-            let s = &self.shared.config.read().settings;
-            (s.slowlog_slower_than, s.slowlog_max_len)
-        };
-        if threshold >= 0 && micros >= threshold as u64 {
+        if limits.slowlog_slower_than >= 0 && micros >= limits.slowlog_slower_than as u64 {
             self.shared.slowlog.lock().push(
                 crate::slowlog::SlowEntry {
                     id: 0,
-                    time: now / 1000,
+                    time: unix_ms() / 1000,
                     micros,
                     argv: argv.to_vec(),
                     addr: self.client.addr.to_string(),
-                    name: self.client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+                    name: self
+                        .client
+                        .name
+                        .as_ref()
+                        .map(|n| String::from_utf8_lossy(n).into_owned())
+                        .unwrap_or_default(),
                 },
-                max_len,
+                limits.slowlog_max_len,
             );
         }
-        let skip = spec.is_none_or(|s| s.has(crate::cmd::flags::ADMIN) || s.has(crate::cmd::flags::SKIP_MONITOR));
-        if !skip {
-            crate::cmd::server::feed_monitors(&self.shared, self.client.db, &self.client.addr, argv, now);
+        if self.shared.monitoring.load(Ordering::Relaxed) > 0 {
+            let skip = resolved.is_none_or(|r| {
+                let s = r.parent.unwrap_or(r.spec);
+                s.has(crate::cmd::flags::ADMIN)
+                    || s.has(crate::cmd::flags::SKIP_MONITOR)
+                    || r.spec.has(crate::cmd::flags::ADMIN)
+            });
+            if !skip {
+                crate::cmd::server::feed_monitors(
+                    &self.shared,
+                    self.client.db,
+                    &self.client.addr,
+                    argv,
+                    unix_ms(),
+                );
+            }
         }
     }
 
@@ -258,8 +316,9 @@ impl Connection {
                 Pause::None => return Ok(()),
                 Pause::All(until) => until,
                 Pause::Write(until) => {
-                    let write = crate::dispatch::resolve(argv).is_ok_and(|(s, _)| {
-                        s.has(crate::cmd::flags::WRITE) || s.has(crate::cmd::flags::MAY_REPLICATE)
+                    let write = crate::dispatch::resolve(argv).is_ok_and(|r| {
+                        r.spec.has(crate::cmd::flags::WRITE)
+                            || r.spec.has(crate::cmd::flags::MAY_REPLICATE)
                     });
                     if !write {
                         return Ok(());
@@ -337,7 +396,11 @@ impl Connection {
                 ks.blocking.unblock(ticket);
             }
         }
-        shared.clients.lock().remove(self.client.id);
+        {
+            let mut clients = shared.clients.lock();
+            clients.remove(self.client.id);
+            shared.monitoring.store(clients.monitors.len(), Ordering::Relaxed);
+        }
         let mut pubsub = shared.pubsub.lock();
         for channel in &self.client.channels {
             pubsub.unsubscribe(self.client.id, channel);

@@ -39,12 +39,12 @@ pub struct Outcome {
     /// Set when the client blocked.
     pub blocked: Option<Blocked>,
     /// The resolved command, for statistics (`None` when lookup failed).
-    pub spec: Option<&'static CommandSpec>,
+    pub resolved: Option<Resolved>,
 }
 
 impl Outcome {
-    fn reply(frame: Frame, spec: Option<&'static CommandSpec>) -> Outcome {
-        Outcome { reply: Some(frame), effect: None, blocked: None, spec }
+    fn reply(frame: Frame, resolved: Option<Resolved>) -> Outcome {
+        Outcome { reply: Some(frame), effect: None, blocked: None, resolved }
     }
 }
 
@@ -57,89 +57,131 @@ fn is_transaction_control(name: &str) -> bool {
 fn allowed_in_pubsub(name: &str) -> bool {
     matches!(
         name,
-        "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe" | "ping" | "quit" | "reset"
+        "subscribe"
+            | "psubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
     )
 }
 
-/// `ERR unknown command 'x', with args beginning with: 'a' 'b' ` (Redis caps the list at 128 bytes).
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' ` (Redis caps the argument list
+/// at 128 bytes and prints the bytes as sent).
 pub fn unknown_command(argv: &[Bytes]) -> CommandError {
-    let mut args = String::new();
+    let mut args: Vec<u8> = Vec::new();
     for arg in &argv[1..] {
         if args.len() >= 128 {
             break;
         }
         let room = 128 - args.len();
-        let text = String::from_utf8_lossy(arg);
-        let text: String = text.chars().take(room).collect();
-        args.push_str(&format!("'{text}' "));
+        args.push(b'\'');
+        args.extend_from_slice(&arg[..arg.len().min(room)]);
+        args.extend_from_slice(b"' ");
     }
-    let name: String = String::from_utf8_lossy(&argv[0]).chars().take(128).collect();
-    CommandError::err(format!("unknown command '{name}', with args beginning with: {args}"))
+    let name = &argv[0][..argv[0].len().min(128)];
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(name);
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&args);
+    CommandError::Bytes(Bytes::from(text))
+}
+
+/// A resolved command: its row, and the container row for a subcommand.
+#[derive(Clone, Copy)]
+pub struct Resolved {
+    /// The row whose handler runs.
+    pub spec: &'static CommandSpec,
+    /// For a subcommand, the container (CLIENT for CLIENT LIST).
+    pub parent: Option<&'static CommandSpec>,
+}
+
+impl Resolved {
+    /// The top-level command name (`client` for CLIENT LIST).
+    pub fn name(&self) -> &'static str {
+        self.parent.unwrap_or(self.spec).name
+    }
+
+    /// `name` or `name|subcommand`, as Redis prints it in errors and CLIENT LIST.
+    pub fn fullname(&self) -> String {
+        match self.parent {
+            Some(p) => format!("{}|{}", p.name, self.spec.name),
+            None => self.spec.name.to_string(),
+        }
+    }
 }
 
 /// Resolves a command (and subcommand) and checks its arity.
-pub fn resolve(argv: &[Bytes]) -> Result<(&'static CommandSpec, String), CommandError> {
+pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
     let spec = cmd::lookup(&argv[0]).ok_or_else(|| unknown_command(argv))?;
-    if spec.subcommands.is_empty() {
+    if spec.subcommands.is_empty() || (argv.len() < 2 && spec.arity_ok(1)) {
         if !spec.arity_ok(argv.len()) {
             return Err(CommandError::WrongArity(spec.name.to_string()));
         }
-        return Ok((spec, spec.name.to_string()));
+        return Ok(Resolved { spec, parent: None });
     }
     if argv.len() < 2 {
-        if spec.arity_ok(1) {
-            return Ok((spec, spec.name.to_string()));
-        }
         return Err(CommandError::WrongArity(spec.name.to_string()));
     }
     let sub = cmd::lookup_sub(spec, &argv[1]).ok_or_else(|| {
-        let text: String = String::from_utf8_lossy(&argv[1]).chars().take(128).collect();
-        CommandError::err(format!(
-            "unknown subcommand '{text}'. Try {} HELP.",
-            spec.name.to_ascii_uppercase()
-        ))
+        let mut text = b"ERR unknown subcommand '".to_vec();
+        text.extend_from_slice(&argv[1][..argv[1].len().min(128)]);
+        text.extend_from_slice(
+            format!("'. Try {} HELP.", spec.name.to_ascii_uppercase()).as_bytes(),
+        );
+        CommandError::Bytes(Bytes::from(text))
     })?;
-    let fullname = format!("{}|{}", spec.name, sub.name);
+    let resolved = Resolved { spec: sub, parent: Some(spec) };
     if !sub.arity_ok(argv.len()) {
-        return Err(CommandError::WrongArity(fullname));
+        return Err(CommandError::WrongArity(resolved.fullname()));
     }
-    Ok((sub, fullname))
+    Ok(resolved)
 }
 
 /// Runs one request from `client`.
-pub fn call(shared: &Shared, client: &mut ClientState, argv: Vec<Bytes>) -> Outcome {
-    let (spec, fullname) = match resolve(&argv) {
+pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Outcome {
+    let resolved = match resolve(argv) {
         Ok(found) => found,
-        Err(e) => {
-            if client.multi.is_some() {
-                client.multi_failed = true;
-            }
-            return Outcome::reply(e.into_frame(), None);
-        }
+        Err(e) => return Outcome::reply(reject(client, argv, e), None),
     };
-    let name = fullname.split('|').next().unwrap_or_default().to_string();
-    if !client.authenticated && !spec.has(flags::NO_AUTH) && !is_auth_exempt(&name) {
+    let spec = resolved.spec;
+    let name = resolved.name();
+    let found = Some(resolved);
+    if !client.authenticated && !spec.has(flags::NO_AUTH) && !is_auth_exempt(name) {
         if client.multi.is_some() {
             client.multi_failed = true;
         }
-        return Outcome::reply(CommandError::raw("NOAUTH Authentication required.").into_frame(), Some(spec));
+        return Outcome::reply(
+            reject(client, argv, CommandError::raw("NOAUTH Authentication required.")),
+            found,
+        );
     }
-    if client.multi.is_some() && !is_transaction_control(&name) {
+    if let Some(queue) = client.multi.as_mut().filter(|_| !is_transaction_control(name)) {
         if spec.has(flags::NO_MULTI) {
             client.multi_failed = true;
-            return Outcome::reply(CommandError::err("Command not allowed inside a transaction").into_frame(), Some(spec));
+            return Outcome::reply(
+                CommandError::err("Command not allowed inside a transaction").into_frame(),
+                found,
+            );
         }
-        client.multi.as_mut().expect("checked is_some").push(argv);
+        queue.push(argv.to_vec());
         client.snapshot.lock().multi += 1;
-        return Outcome::reply(Frame::simple("QUEUED"), Some(spec));
+        return Outcome::reply(Frame::simple("QUEUED"), found);
     }
-    if client.in_pubsub() && client.resp == common::resp::Protocol::Resp2 && !allowed_in_pubsub(&name) {
+    if client.in_pubsub()
+        && client.resp == common::resp::Protocol::Resp2
+        && !allowed_in_pubsub(name)
+    {
         return Outcome::reply(
             CommandError::err(format!(
-                "Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                resolved.fullname()
             ))
             .into_frame(),
-            Some(spec),
+            found,
         );
     }
 
@@ -154,15 +196,22 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: Vec<Bytes>) -> Outc
         effect: None,
     };
     let mut out = Vec::new();
-    let reply = run_locked(&mut ctx, spec, &argv, &mut out);
+    let reply = run_locked(&mut ctx, spec, argv, &mut out);
     let effect = ctx.effect.take();
     let client_id = ctx.client.id;
     drop(ctx);
-    let mut outcome = Outcome { reply: Some(reply), effect: None, blocked: None, spec: Some(spec) };
+    let mut outcome = Outcome { reply: Some(reply), effect: None, blocked: None, resolved: found };
     match effect {
         Some(Effect::Block { keys, timeout, op, on_timeout }) => {
             let (tx, rx) = oneshot::channel();
-            let ticket = ks.blocking.block(Waiter { client: client_id, db, keys, op: Some(op), reply: tx, on_timeout: on_timeout.clone() });
+            let ticket = ks.blocking.block(Waiter {
+                client: client_id,
+                db,
+                keys,
+                op: Some(op),
+                reply: tx,
+                on_timeout: on_timeout.clone(),
+            });
             outcome.reply = None;
             outcome.blocked = Some(Blocked { ticket, reply: rx, timeout, on_timeout });
         }
@@ -173,6 +222,24 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: Vec<Bytes>) -> Outc
     outcome
 }
 
+/// A command refused before running: inside MULTI the transaction is flagged to fail, and a
+/// refused EXEC aborts the transaction with EXECABORT naming the reason, as Redis does.
+fn reject(client: &mut ClientState, argv: &[Bytes], error: CommandError) -> Frame {
+    if argv[0].eq_ignore_ascii_case(b"exec") {
+        client.multi = None;
+        client.multi_failed = false;
+        client.snapshot.lock().multi = -1;
+        let text = error.to_string();
+        let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+        return CommandError::raw(format!("EXECABORT Transaction discarded because of: {reason}"))
+            .into_frame();
+    }
+    if client.multi.is_some() {
+        client.multi_failed = true;
+    }
+    error.into_frame()
+}
+
 /// AUTH, HELLO and QUIT work before authentication (HELLO carries its own AUTH).
 fn is_auth_exempt(name: &str) -> bool {
     matches!(name, "auth" | "hello" | "quit")
@@ -180,10 +247,16 @@ fn is_auth_exempt(name: &str) -> bool {
 
 /// Runs a resolved command with the keyspace locked, then applies the write rules. Propagated
 /// commands are appended to `out`. Used directly by EXEC for each queued command.
-pub fn run_locked(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Bytes], out: &mut Vec<Propagated>) -> Frame {
+pub fn run_locked(
+    ctx: &mut Ctx<'_>,
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+    out: &mut Vec<Propagated>,
+) -> Frame {
     let dirty_before = ctx.ks.dirty;
     ctx.exec.expired.clear();
     ctx.exec.rewrites = None;
+    ctx.exec.modified = None;
     let db_before = ctx.db;
     let mut reply = match (spec.handler)(ctx, argv) {
         Ok(frame) => frame,
@@ -200,9 +273,19 @@ pub fn run_locked(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Bytes],
         // A non-write command propagates only what it asks for explicitly (EXEC's unit).
         out.extend(ctx.exec.rewrites.take().unwrap_or_default());
     } else if ctx.ks.dirty != dirty_before {
-        for i in spec.key_positions(argv.len()) {
-            ctx.exec.ks.watches.touch(db_before, &argv[i]);
-            ctx.exec.ks.blocking.signal(db_before, &argv[i]);
+        match ctx.exec.modified.take() {
+            Some(keys) => {
+                for key in keys {
+                    ctx.exec.ks.watches.touch(db_before, &key);
+                    ctx.exec.ks.blocking.signal(db_before, &key);
+                }
+            }
+            None => {
+                for i in spec.key_positions(argv.len()) {
+                    ctx.exec.ks.watches.touch(db_before, &argv[i]);
+                    ctx.exec.ks.blocking.signal(db_before, &argv[i]);
+                }
+            }
         }
         match ctx.exec.rewrites.take() {
             Some(rewrites) => out.extend(rewrites),
@@ -245,7 +328,9 @@ impl Shared {
     /// this records how many commands would have been propagated.
     pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) {
         if !commands.is_empty() {
-            self.stats.propagated.fetch_add(commands.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .propagated
+                .fetch_add(commands.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum CommandError {
     /// Any other error; the text includes its prefix word.
     #[error("{0}")]
     Other(String),
+    /// An error whose text quotes client bytes verbatim (they need not be UTF-8).
+    #[error("{}", String::from_utf8_lossy(.0))]
+    Bytes(Bytes),
 }
 
 impl CommandError {
@@ -49,7 +52,10 @@ impl CommandError {
 
     /// The error reply frame.
     pub fn into_frame(self) -> Frame {
-        Frame::Error(Bytes::from(self.to_string()))
+        match self {
+            CommandError::Bytes(b) => Frame::Error(b),
+            other => Frame::Error(Bytes::from(other.to_string())),
+        }
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Exec<'a> {
     pub expired: Vec<Propagated>,
     /// The command's own propagated form when it differs from what the client sent.
     pub rewrites: Option<Vec<Propagated>>,
+    /// The keys the command actually modified, when that is narrower than its key positions
+    /// (COPY writes only its destination; BLPOP k1 k2 pops only one key).
+    pub modified: Option<Vec<Bytes>>,
 }
 
 /// Typed access to a key: `Ok(None)` if absent, `Err(WrongType)` if it holds another type.
@@ -83,7 +86,7 @@ macro_rules! typed_access {
 impl<'a> Exec<'a> {
     /// A context for `db` at `now_ms`.
     pub fn new(ks: &'a mut Keyspace, db: usize, now_ms: i64, replica: bool) -> Exec<'a> {
-        Exec { ks, db, now_ms, replica, expired: Vec::new(), rewrites: None }
+        Exec { ks, db, now_ms, replica, expired: Vec::new(), rewrites: None, modified: None }
     }
 
     /// The selected database.
@@ -176,6 +179,13 @@ impl<'a> Exec<'a> {
     /// neither propagated nor seen by WATCH.
     pub fn dirty(&mut self, n: u64) {
         self.ks.dirty += n;
+    }
+
+    /// Records that the command modified `key` (in the current database). Once a handler calls
+    /// this, only the recorded keys are touched for WATCH and signalled to blocked clients,
+    /// instead of every key position of the command.
+    pub fn modified(&mut self, key: &[u8]) {
+        self.modified.get_or_insert_with(Vec::new).push(Bytes::copy_from_slice(key));
     }
 
     /// Records that the command propagates as `argv` (in the current database) instead of as

@@ -25,11 +25,25 @@ fn main() -> ExitCode {
         }
     };
     let logfile = Some(config.settings.logfile.clone()).filter(|f| !f.is_empty());
-    if let Err(e) = common::telemetry::init(&config.settings.loglevel, logfile.as_deref().map(std::path::Path::new)) {
+    if let Err(e) = common::telemetry::init(
+        &config.settings.loglevel,
+        logfile.as_deref().map(std::path::Path::new),
+    ) {
         eprintln!("can't open the log file: {e}");
         return ExitCode::FAILURE;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
+    // `io-threads` sizes the pool of threads that run connections (Redis's default, 1, means
+    // one thread does all client I/O and command execution, as in Redis).
+    // With one thread a current-thread runtime avoids the work-stealing scheduler's overhead.
+    let threads = config.settings.io_threads.max(1);
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = builder.enable_all().build().expect("building the tokio runtime");
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -51,7 +65,8 @@ fn load(args: &[String]) -> Result<Config, common::config::ConfigError> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let dir = config.settings.dir.clone();
-    std::env::set_current_dir(&dir).map_err(|e| anyhow::anyhow!("can't chdir to '{}': {e}", dir.display()))?;
+    std::env::set_current_dir(&dir)
+        .map_err(|e| anyhow::anyhow!("can't chdir to '{}': {e}", dir.display()))?;
     let pidfile = config.settings.pidfile.clone();
     let listeners = server::bind(&config).await?;
     if let Some(path) = &pidfile {

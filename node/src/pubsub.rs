@@ -68,7 +68,11 @@ impl PubSub {
 
     /// Active channels matching `pattern` (PUBSUB CHANNELS).
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.channels.keys().filter(|c| pattern.is_none_or(|p| common::glob::matches(p, c, false))).cloned().collect()
+        self.channels
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| common::glob::matches(p, c, false)))
+            .cloned()
+            .collect()
     }
 
     /// Subscribers of `channel` (PUBSUB NUMSUB).
@@ -87,7 +91,11 @@ impl PubSub {
     }
 }
 
-fn remove(map: &mut HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>, client: u64, key: &Bytes) -> bool {
+fn remove(
+    map: &mut HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>,
+    client: u64,
+    key: &Bytes,
+) -> bool {
     let Some(subs) = map.get_mut(key) else { return false };
     let removed = subs.remove(&client).is_some();
     if subs.is_empty() {
@@ -96,7 +104,13 @@ fn remove(map: &mut HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>, client: u
     removed
 }
 
-fn deliver(tx: &mpsc::Sender<Frame>, frame: Frame, id: u64, count: &mut usize, overflow: &mut Vec<u64>) {
+fn deliver(
+    tx: &mpsc::Sender<Frame>,
+    frame: Frame,
+    id: u64,
+    count: &mut usize,
+    overflow: &mut Vec<u64>,
+) {
     match tx.try_send(frame) {
         Ok(()) => *count += 1,
         Err(mpsc::error::TrySendError::Full(_)) => {

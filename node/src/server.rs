@@ -72,6 +72,8 @@ pub struct Shared {
     pub shutdown: ShutdownTrigger,
     /// CLIENT PAUSE.
     pub pause: watch::Sender<Pause>,
+    /// How many clients run MONITOR (checked on every command without taking a lock).
+    pub monitoring: std::sync::atomic::AtomicUsize,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: std::sync::atomic::AtomicBool,
     /// Unix seconds of the last successful save (LASTSAVE): the start time until one happens.
@@ -104,6 +106,7 @@ impl Shared {
             listening: RwLock::new(Vec::new()),
             shutdown,
             pause: watch::channel(Pause::None).0,
+            monitoring: std::sync::atomic::AtomicUsize::new(0),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             lastsave: std::sync::atomic::AtomicI64::new(unix_ms() / 1000),
         })
@@ -132,16 +135,28 @@ pub async fn bind(config: &Config) -> std::io::Result<Vec<TcpListener>> {
             other => other,
         };
         // Every listener after the first uses the first one's port, so port 0 works too.
-        let port = listeners.first().map(|l: &TcpListener| l.local_addr().map(|a| a.port())).transpose()?.unwrap_or(port);
-        let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let port = listeners
+            .first()
+            .map(|l: &TcpListener| l.local_addr().map(|a| a.port()))
+            .transpose()?
+            .unwrap_or(port);
+        let target =
+            if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
         match TcpListener::bind(&target).await {
             Ok(l) => listeners.push(l),
-            Err(e) if optional => warn!(addr = %target, cause = %e, "skipping optional bind address"),
-            Err(e) => return Err(std::io::Error::new(e.kind(), format!("could not bind {target}: {e}"))),
+            Err(e) if optional => {
+                warn!(addr = %target, cause = %e, "skipping optional bind address")
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(e.kind(), format!("could not bind {target}: {e}")))
+            }
         }
     }
     if listeners.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        ));
     }
     Ok(listeners)
 }

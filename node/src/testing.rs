@@ -23,12 +23,15 @@ impl TestServer {
     /// Starts a server with `config` (redis.conf text); `port` and `bind` are forced to loopback.
     pub async fn start(config: &str) -> TestServer {
         let mut lines = parse_text(config, "test config").expect("test config parses");
-        lines.extend(parse_text("port 0\nbind 127.0.0.1\n", "test overrides").expect("overrides parse"));
+        lines.extend(
+            parse_text("port 0\nbind 127.0.0.1\n", "test overrides").expect("overrides parse"),
+        );
         let config = Config::from_lines(None, &lines).expect("test config is valid");
         let (trigger, stop) = shutdown::channel();
         let shared = Shared::new(config, trigger);
         let trigger = shared.shutdown.clone();
-        let listeners = server::bind(&shared.config.read().clone()).await.expect("bind 127.0.0.1:0");
+        let config = shared.config.read().clone();
+        let listeners = server::bind(&config).await.expect("bind 127.0.0.1:0");
         let addr = listeners[0].local_addr().expect("bound address");
         let task = tokio::spawn(server::run(shared.clone(), listeners, stop));
         TestServer { addr, shared, trigger, task }

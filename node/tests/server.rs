@@ -23,7 +23,9 @@ async fn read_n(s: &mut TcpStream, expected: usize) -> Vec<u8> {
         match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Ok(Err(e)) => panic!("read failed: {e}; got so far {:?}", String::from_utf8_lossy(&out)),
+            Ok(Err(e)) => {
+                panic!("read failed: {e}; got so far {:?}", String::from_utf8_lossy(&out))
+            }
         }
     }
     out
@@ -40,7 +42,9 @@ async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Frame {
         let mut chunk = [0u8; 4096];
         match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            other => panic!("no complete frame: {other:?}; have {:?}", String::from_utf8_lossy(buf)),
+            other => {
+                panic!("no complete frame: {other:?}; have {:?}", String::from_utf8_lossy(buf))
+            }
         }
     }
 }
@@ -126,7 +130,8 @@ async fn hello_3_switches_to_resp3() {
 async fn redis_crate_round_trip_and_expiry() {
     let server = TestServer::start("").await;
     let mut c = client(&server).await;
-    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(50).query_async(&mut c).await.unwrap();
+    let _: () =
+        redis::cmd("SET").arg("k").arg("v").arg("PX").arg(50).query_async(&mut c).await.unwrap();
     let v: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
     assert_eq!(v.as_deref(), Some("v"));
     // An expired key is never readable: poll until it is gone (bounded), never sleep-assert.
@@ -147,7 +152,14 @@ async fn active_expiry_removes_keys_nobody_reads() {
     let server = TestServer::start("hz 100\n").await;
     let mut c = client(&server).await;
     for i in 0..100 {
-        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("v").arg("PX").arg(20).query_async(&mut c).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(20)
+            .query_async(&mut c)
+            .await
+            .unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut last = -1;
@@ -204,10 +216,12 @@ async fn client_kill_closes_the_target() {
     let id = read_n(&mut victim, 3).await;
     let id = String::from_utf8_lossy(&id[1..]).trim().to_string();
     let mut c = client(&server).await;
-    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query_async(&mut c).await.unwrap();
+    let killed: i64 =
+        redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query_async(&mut c).await.unwrap();
     assert_eq!(killed, 1);
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(5), victim.read(&mut buf)).await.unwrap().unwrap();
+    let n =
+        tokio::time::timeout(Duration::from_secs(5), victim.read(&mut buf)).await.unwrap().unwrap();
     assert_eq!(n, 0, "the killed connection must be closed");
     server.stop().await;
 }

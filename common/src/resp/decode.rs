@@ -38,7 +38,8 @@ fn line<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
 }
 
 fn int(text: &[u8]) -> Result<i64, DecodeError> {
-    parse_i64(text).ok_or_else(|| invalid(format!("bad integer {:?}", String::from_utf8_lossy(text))))
+    parse_i64(text)
+        .ok_or_else(|| invalid(format!("bad integer {:?}", String::from_utf8_lossy(text))))
 }
 
 fn frame(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Frame>, DecodeError> {

@@ -88,6 +88,12 @@ impl Frame {
         let resp3 = proto == Protocol::Resp3;
         match self {
             Frame::Simple(s) => line(out, b'+', s),
+            Frame::Error(s) if s.iter().any(|c| *c == b'\r' || *c == b'\n') => {
+                // A newline inside an error line would corrupt the stream; Redis replaces them.
+                let clean: Vec<u8> =
+                    s.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }).collect();
+                line(out, b'-', &clean)
+            }
             Frame::Error(s) => line(out, b'-', s),
             Frame::Integer(n) => header(out, b':', *n),
             Frame::Bulk(b) => bulk(out, b),

@@ -14,4 +14,4 @@ mod request;
 
 pub use decode::{decode, DecodeError};
 pub use frame::{Frame, Protocol};
-pub use request::{parse_request, RequestLimits, RequestError, INLINE_MAX_SIZE};
+pub use request::{parse_request, RequestError, RequestLimits, INLINE_MAX_SIZE};

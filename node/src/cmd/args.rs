@@ -26,18 +26,21 @@ pub fn is(arg: &[u8], word: &str) -> bool {
 }
 
 /// A timeout in seconds as BLPOP & co. take it (a float), as a duration (`None` = forever).
+/// Like Redis, the seconds are turned into whole milliseconds first, so values below 1 ms
+/// mean "forever" and an infinite or overflowing value counts as negative.
 pub fn block_timeout(arg: &[u8]) -> Result<Option<std::time::Duration>, CommandError> {
-    let secs = parse_f64(arg).ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
-    if secs < 0.0 {
+    let secs = common::fmt::parse_f64(arg)
+        .or_else(|| common::fmt::parse_i64(arg).map(|n| n as f64))
+        .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
+    let ms = secs * 1000.0;
+    if !ms.is_finite() || ms <= -1.0 || ms > i64::MAX as f64 {
         return Err(CommandError::err("timeout is negative"));
     }
-    if !secs.is_finite() || secs * 1000.0 > i64::MAX as f64 / 2.0 {
-        return Err(CommandError::err("timeout is out of range"));
-    }
-    if secs == 0.0 {
+    let ms = ms.trunc() as i64;
+    if ms <= 0 {
         return Ok(None);
     }
-    Ok(Some(std::time::Duration::from_micros((secs * 1_000_000.0) as u64)))
+    Ok(Some(std::time::Duration::from_millis(ms as u64)))
 }
 
 /// The lower-case name of the command in `argv`, for error messages.
@@ -45,11 +48,20 @@ pub fn name(argv: &[Bytes]) -> String {
     String::from_utf8_lossy(&argv[0]).to_ascii_lowercase()
 }
 
-/// A SCAN-family cursor (`ERR invalid cursor`).
+/// A SCAN-family cursor, read as C's `strtoul` reads it (as Redis does): an optional `+` or `-`
+/// (a negative value wraps around modulo 2^64), decimal digits, nothing else
+/// (`ERR invalid cursor`).
 pub fn cursor(arg: &[u8]) -> Result<u64, CommandError> {
-    std::str::from_utf8(arg)
-        .ok()
-        .filter(|s| !s.starts_with('+') && !s.starts_with('-'))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CommandError::err("invalid cursor"))
+    let invalid = || CommandError::err("invalid cursor");
+    let (negative, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let value: u64 =
+        std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or_else(invalid)?;
+    Ok(if negative { value.wrapping_neg() } else { value })
 }

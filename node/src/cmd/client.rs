@@ -38,7 +38,9 @@ static SUBCOMMANDS: &[CommandSpec] = &[
 /// Checks a client name: no spaces, newlines or other special characters (Redis's rule).
 pub fn validate_name(name: &[u8]) -> Result<(), CommandError> {
     if name.iter().any(|c| !(b'!'..=b'~').contains(c)) {
-        return Err(CommandError::err("Client names cannot contain spaces, newlines or special characters."));
+        return Err(CommandError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
@@ -80,9 +82,17 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<&str>) -> String {
     if flags.is_empty() {
         flags.push('N');
     }
-    let cmd = own.map(str::to_string).unwrap_or_else(|| if s.last_cmd.is_empty() { "NULL".into() } else { s.last_cmd.clone() });
+    let cmd = own.map(str::to_string).unwrap_or_else(|| match s.last_cmd {
+        None => "NULL".into(),
+        Some((name, None)) => name.to_string(),
+        Some((name, Some(sub))) => format!("{name}|{sub}"),
+    });
     let name = s.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
-    let idle = if s.last_interaction_ms == 0 { now_ms - c.created_ms } else { now_ms - s.last_interaction_ms };
+    let idle = if s.last_interaction_ms == 0 {
+        now_ms - c.created_ms
+    } else {
+        now_ms - s.last_interaction_ms
+    };
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}\n",
         c.id,
@@ -109,7 +119,12 @@ fn kind_of(name: &[u8]) -> Result<ClientKind, CommandError> {
         b"replica" | b"slave" => ClientKind::Replica,
         b"master" => ClientKind::Master,
         b"pubsub" => ClientKind::Pubsub,
-        _ => return Err(CommandError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(name)))),
+        _ => {
+            return Err(CommandError::err(format!(
+                "Unknown client type '{}'",
+                String::from_utf8_lossy(name)
+            )))
+        }
     })
 }
 
@@ -123,8 +138,9 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let mut v = Vec::new();
             for a in &args[3..] {
                 match int(a) {
-                    Ok(n) if n > 0 => v.push(n as u64),
-                    _ => return Err(CommandError::err("Invalid client ID")),
+                    // Ids that cannot exist simply match nothing.
+                    Ok(n) => v.push(n.max(0) as u64),
+                    Err(_) => return Err(CommandError::err("Invalid client ID")),
                 }
             }
             ids = Some(v);
@@ -151,7 +167,8 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let now = unix_ms();
     let clients = ctx.server.clients.lock();
-    let me = clients.get(ctx.client.id).map(|c| line(c, now, Some("client|info"))).unwrap_or_default();
+    let me =
+        clients.get(ctx.client.id).map(|c| line(c, now, Some("client|info"))).unwrap_or_default();
     Ok(Frame::Verbatim("txt", Bytes::from(me)))
 }
 
@@ -170,7 +187,8 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Ok(Frame::ok());
     }
-    let (mut id, mut kind, mut addr, mut laddr, mut skipme, mut maxage) = (None, None, None, None, true, None);
+    let (mut id, mut kind, mut addr, mut laddr, mut skipme, mut maxage) =
+        (None, None, None, None, true, None);
     let mut user_ok = true;
     let mut i = 2;
     while i < args.len() {
@@ -179,7 +197,13 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         let (opt, val) = (&args[i], &args[i + 1]);
         if is(opt, "id") {
-            id = Some(int(val).ok().filter(|n| *n > 0).ok_or_else(|| CommandError::err("client-id should be greater than 0"))? as u64);
+            id = Some(
+                int(val)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| CommandError::err("client-id should be greater than 0"))?
+                    as u64,
+            );
         } else if is(opt, "type") {
             kind = Some(kind_of(val)?);
         } else if is(opt, "addr") {
@@ -187,7 +211,13 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if is(opt, "laddr") {
             laddr = Some(String::from_utf8_lossy(val).into_owned());
         } else if is(opt, "user") {
-            user_ok = &val[..] == b"default";
+            if &val[..] != b"default" {
+                return Err(CommandError::err(format!(
+                    "No such user '{}'",
+                    String::from_utf8_lossy(val)
+                )));
+            }
+            user_ok = true;
         } else if is(opt, "skipme") {
             skipme = match val.to_ascii_lowercase().as_slice() {
                 b"yes" => true,
@@ -239,13 +269,17 @@ fn setinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.client.lib.1 = value.clone();
         ctx.client.snapshot.lock().lib_ver = value;
     } else {
-        return Err(CommandError::err(format!("Unrecognized option '{}'", String::from_utf8_lossy(&args[2]))));
+        return Err(CommandError::err(format!(
+            "Unrecognized option '{}'",
+            String::from_utf8_lossy(&args[2])
+        )));
     }
     Ok(Frame::ok())
 }
 
 fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let ms = int(&args[2]).map_err(|_| CommandError::err("timeout is not an integer or out of range"))?;
+    let ms = int(&args[2])
+        .map_err(|_| CommandError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CommandError::err("timeout is negative"));
     }
@@ -253,7 +287,7 @@ fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => true,
         Some(a) if is(a, "all") => true,
         Some(a) if is(a, "write") => false,
-        Some(_) => return Err(CommandError::Syntax),
+        Some(_) => return Err(CommandError::err("CLIENT PAUSE mode must be WRITE or ALL")),
     };
     if args.len() > 4 {
         return Err(CommandError::Syntax);
@@ -284,7 +318,8 @@ fn reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.client.reply_mode = ReplyMode::Off;
         Ok(Frame::ok())
     } else if is(&args[2], "skip") {
-        if ctx.client.reply_mode == ReplyMode::On {
+        // SKIP arms a skip of the next command (itself unanswered), even while skipping.
+        if ctx.client.reply_mode != ReplyMode::Off {
             ctx.client.reply_mode = ReplyMode::SkipNext;
         }
         Ok(Frame::ok())
@@ -311,7 +346,9 @@ fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => false,
         Some(a) if is(a, "timeout") => false,
         Some(a) if is(a, "error") => true,
-        Some(_) => return Err(CommandError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+        Some(_) => {
+            return Err(CommandError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"))
+        }
     };
     let Some(ticket) = ctx.ks.blocking.ticket_of(target) else { return Ok(Frame::Integer(0)) };
     let waiter = ctx.ks.blocking.unblock(ticket).expect("ticket_of found it");
@@ -331,19 +368,34 @@ fn getredir(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let lines = [
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GETNAME", "    Return the name of the current connection.",
-        "ID", "    Return the ID of the current connection.",
-        "INFO", "    Return information about the current client connection.",
-        "KILL <ip:port>", "    Kill connection made from <ip:port>.",
-        "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID, TYPE, USER, ADDR, LADDR, SKIPME, MAXAGE.",
-        "LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
-        "UNPAUSE", "    Stop the current client pause, resuming traffic.",
-        "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
-        "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
-        "SETNAME <name>", "    Assign the name <name> to the current connection.",
-        "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
-        "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
-        "HELP", "    Print this help.",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are: ID, TYPE, USER, ADDR, LADDR, SKIPME, MAXAGE.",
+        "LIST [options ...]",
+        "    Return information about client connections. Options: TYPE, ID.",
+        "UNPAUSE",
+        "    Stop the current client pause, resuming traffic.",
+        "PAUSE <timeout> [WRITE|ALL]",
+        "    Suspend all, or just write, clients for <timeout> milliseconds.",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
+        "NO-EVICT (ON|OFF)",
+        "    Protect current client connection from eviction.",
+        "HELP",
+        "    Print this help.",
     ];
-    Ok(Frame::Array(lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
+    Ok(Frame::Array(
+        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    ))
 }

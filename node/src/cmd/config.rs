@@ -28,23 +28,35 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Map(
         pairs
             .into_iter()
-            .map(|(name, value)| (Frame::Bulk(Bytes::from_static(name.as_bytes())), Frame::Bulk(Bytes::from(value))))
+            .map(|(name, value)| (Frame::Bulk(Bytes::from(name)), Frame::Bulk(Bytes::from(value))))
             .collect(),
     ))
 }
 
 fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 != 0 {
-        return Err(CommandError::WrongArity("config|set".into()));
+    if !args.len().is_multiple_of(2) {
+        return Err(CommandError::Syntax);
     }
     // All or nothing: apply to a copy, then swap it in.
     let mut config = ctx.server.config.read().clone();
+    let mut seen: Vec<String> = Vec::new();
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).into_owned();
+        let canonical = crate::config::canonical_name(&name).unwrap_or_default();
+        if !canonical.is_empty() && seen.iter().any(|s| s == canonical) {
+            return Err(CommandError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+            )));
+        }
+        seen.push(canonical.to_string());
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
         config.set(&name, &value).map_err(|e| match e {
-            SetError::Unknown => CommandError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")),
-            SetError::Invalid(n, why) => CommandError::err(format!("CONFIG SET failed (possibly related to argument '{n}') - {why}")),
+            SetError::Unknown => CommandError::err(format!(
+                "Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )),
+            SetError::Invalid(n, why) => CommandError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{n}') - {why}"
+            )),
         })?;
     }
     *ctx.server.config.write() = config;
@@ -73,13 +85,13 @@ fn rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let current = config.matching(&[b"*"]);
     let defaults = crate::config::Config::default().matching(&[b"*"]);
-    let mut written = std::collections::HashSet::new();
+    let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut out = String::new();
     for line in text.lines() {
         let first = line.split_whitespace().next().map(str::to_ascii_lowercase);
         match first.and_then(|w| current.iter().find(|(n, _)| *n == w)) {
             Some((name, value)) if !line.trim_start().starts_with('#') => {
-                if written.insert(*name) {
+                if written.insert(name.clone()) {
                     out.push_str(&format!("{name} {}\n", quote(value)));
                 }
             }
@@ -117,7 +129,9 @@ fn rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 }
 
 fn quote(value: &str) -> String {
-    if value.is_empty() || value.contains(' ') && !value.split(' ').all(|w| w.parse::<i64>().is_ok()) {
+    if value.is_empty()
+        || value.contains(' ') && !value.split(' ').all(|w| w.parse::<i64>().is_ok())
+    {
         format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         value.to_string()
@@ -138,5 +152,7 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         "HELP",
         "    Prints this help.",
     ];
-    Ok(Frame::Array(lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
+    Ok(Frame::Array(
+        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    ))
 }

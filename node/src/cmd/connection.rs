@@ -3,10 +3,10 @@
 use bytes::Bytes;
 use common::resp::{Frame, Protocol};
 
+use crate::client::ReplyMode;
 use crate::cmd::args::{int, is};
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, CommandSpec};
-use crate::client::ReplyMode;
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Effect};
 
@@ -27,7 +27,8 @@ fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     // In RESP2 pub/sub mode PING answers with a message-shaped array.
     if ctx.client.in_pubsub() && ctx.client.resp == Protocol::Resp2 {
-        let payload = args.get(1).map(|a| Frame::Bulk(a.clone())).unwrap_or_else(|| Frame::bulk(b""));
+        let payload =
+            args.get(1).map(|a| Frame::Bulk(a.clone())).unwrap_or_else(|| Frame::bulk(b""));
         return Ok(Frame::Array(vec![Frame::bulk_static("pong"), payload]));
     }
     Ok(match args.get(1) {
@@ -41,7 +42,8 @@ fn echo(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let db = int(&args[1]).map_err(|_| CommandError::err("value is not an integer or out of range"))?;
+    let db =
+        int(&args[1]).map_err(|_| CommandError::err("value is not an integer or out of range"))?;
     if db < 0 || db as usize >= ctx.ks.dbs.len() {
         return Err(CommandError::err("DB index is out of range"));
     }
@@ -56,7 +58,11 @@ fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 }
 
 /// Checks a password against `requirepass`. Only the `default` user exists (no ACL users yet).
-fn check_password(ctx: &mut Ctx<'_>, user: Option<&[u8]>, password: &[u8]) -> Result<(), CommandError> {
+fn check_password(
+    ctx: &mut Ctx<'_>,
+    user: Option<&[u8]>,
+    password: &[u8],
+) -> Result<(), CommandError> {
     let required = ctx.server.config.read().settings.requirepass.clone();
     let user_ok = user.is_none_or(|u| u == b"default");
     match required {
@@ -88,14 +94,15 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut proto = None;
     let mut i = 1;
     if args.len() > 1 {
-        let v = int(&args[1]).map_err(|_| CommandError::err("Protocol version is not an integer or out of range"))?;
+        let v = int(&args[1])
+            .map_err(|_| CommandError::err("Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
             return Err(CommandError::raw("NOPROTO unsupported protocol version"));
         }
         proto = Some(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
         i = 2;
     }
-    let mut name = None;
+    // Options take effect in order, as in Redis 7.0: a SETNAME before a bad option sticks.
     let mut credentials = None;
     while i < args.len() {
         let more = args.len() - i - 1;
@@ -103,10 +110,16 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if is(&args[i], "setname") && more >= 1 {
-            name = Some(args[i + 1].clone());
+            let n = args[i + 1].clone();
+            super::client::validate_name(&n)?;
+            ctx.client.name = (!n.is_empty()).then_some(n);
+            ctx.client.snapshot.lock().name = ctx.client.name.clone();
             i += 2;
         } else {
-            return Err(CommandError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i]))));
+            let mut text = b"ERR Syntax error in HELLO option '".to_vec();
+            text.extend_from_slice(&args[i]);
+            text.push(b'\'');
+            return Err(CommandError::Bytes(Bytes::from(text)));
         }
     }
     if let Some((user, pass)) = credentials {
@@ -116,11 +129,6 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::raw(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
-    }
-    if let Some(n) = name {
-        super::client::validate_name(&n)?;
-        ctx.client.name = (!n.is_empty()).then_some(n.clone());
-        ctx.client.snapshot.lock().name = ctx.client.name.clone();
     }
     if let Some(p) = proto {
         ctx.client.resp = p;
@@ -156,6 +164,7 @@ fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         snap.resp = 2;
         snap.multi = -1;
     }
-    ctx.server.clients.lock().monitors.remove(&id);
+    let left = ctx.server.clients.lock().set_monitor(id, false);
+    ctx.server.monitoring.store(left, std::sync::atomic::Ordering::Relaxed);
     Ok(Frame::simple("RESET"))
 }

@@ -18,11 +18,23 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// The INFO command.
 pub static COMMANDS: &[CommandSpec] = &[cmd("info", -1, LOADING | STALE, (0, 0, 0), info)];
 
-const DEFAULT: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
 
 fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let mut wanted: Vec<String> =
+        args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
         wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
     }
@@ -106,8 +118,18 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "hz", &hz);
             w(out, "configured_hz", &hz);
             w(out, "lru_clock", &((now / 1000) & ((1 << 24) - 1)));
-            w(out, "executable", &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
-            let file = shared.config.read().file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            w(
+                out,
+                "executable",
+                &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            );
+            let file = shared
+                .config
+                .read()
+                .file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             w(out, "config_file", &file);
             w(out, "io_threads_active", &0);
         }
@@ -265,7 +287,12 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
                 if db.keys.is_empty() {
                     continue;
                 }
-                let _ = write!(out, "db{i}:keys={},expires={},avg_ttl=0\r\n", db.keys.len(), db.expires.len());
+                let _ = write!(
+                    out,
+                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                    db.keys.len(),
+                    db.expires.len()
+                );
             }
         }
         "commandstats" => out.push_str("# Commandstats\r\n"),

@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::cmd::args::{cursor, int, is};
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, CommandSpec};
-use crate::db::{Dict, Sds, Value};
+use crate::db::{Dict, Sds, StrEnc, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
 
@@ -120,7 +120,11 @@ pub fn scan_opts(args: &[Bytes], from: usize, allow_type: bool) -> Result<ScanOp
 /// Runs Redis's SCAN loop over a dict: visit buckets from `cursor` until at least `count`
 /// elements were collected (or ten times as many buckets visited), then filter by pattern.
 /// Returns the next cursor and the (key, value) pairs kept.
-pub fn scan_dict<V: Clone>(dict: &Dict<V>, mut cursor: u64, opts: &ScanOpts) -> (u64, Vec<(Sds, V)>) {
+pub fn scan_dict<V: Clone>(
+    dict: &Dict<V>,
+    mut cursor: u64,
+    opts: &ScanOpts,
+) -> (u64, Vec<(Sds, V)>) {
     let mut found = Vec::new();
     let mut budget = opts.count.saturating_mul(10);
     loop {
@@ -249,6 +253,7 @@ fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ks.dbs[dst].set_expiry(key, expiry);
     ks.watches.touch(dst, key);
     ks.blocking.signal(dst, key);
+    ctx.modified(key);
     ctx.dirty(1);
     Ok(Frame::Integer(1))
 }
@@ -272,7 +277,13 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if target == ctx.db && src == dst {
         return Err(CommandError::err("source and destination objects are the same"));
     }
-    let Some(value) = ctx.lookup_write(src).cloned() else { return Ok(Frame::Integer(0)) };
+    let Some(mut value) = ctx.lookup_write(src).cloned() else { return Ok(Frame::Integer(0)) };
+    // A copy is a new object: a shared small integer becomes an unshared int.
+    if let Value::Str { bytes, enc: enc @ StrEnc::Auto } = &mut value {
+        if bytes.len() <= 20 && common::fmt::parse_i64(bytes).is_some() {
+            *enc = StrEnc::Int;
+        }
+    }
     let expiry = ctx.db_ref().expiry(src);
     let now = ctx.now_ms;
     let ks = &mut *ctx.exec.ks;
@@ -290,6 +301,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if target != ctx.exec.db {
         ks.watches.touch(target, dst);
         ks.blocking.signal(target, dst);
+    } else {
+        ctx.modified(dst);
     }
     ctx.dirty(1);
     Ok(Frame::Integer(1))
@@ -309,11 +322,16 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], relative: bool, seconds: bo
         } else if is(opt, "lt") {
             lt = true;
         } else {
-            return Err(CommandError::err(format!("Unsupported option {}", String::from_utf8_lossy(opt))));
+            return Err(CommandError::err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(CommandError::err("NX and XX, GT or LT options at the same time are not compatible"));
+        return Err(CommandError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if gt && lt {
         return Err(CommandError::err("GT and LT options at the same time are not compatible"));
@@ -347,7 +365,8 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], relative: bool, seconds: bo
     ctx.db_mut().set_expiry(key, Some(when));
     ctx.dirty(1);
     if relative || seconds {
-        let mut argv = vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), Bytes::from(when.to_string())];
+        let mut argv =
+            vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), Bytes::from(when.to_string())];
         argv.extend(args[3..].iter().cloned());
         ctx.propagate_as(argv);
     }
@@ -394,7 +413,7 @@ fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn expiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(match expiry_of(ctx, &args[1]) {
-        Ok(at) => at / 1000,
+        Ok(at) => (at + 500) / 1000,
         Err(code) => code,
     }))
 }
@@ -435,7 +454,9 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(match ctx.lookup_write(&args[2]) {
         // Redis shares the integers 0..9999 (refcount INT_MAX) when no LRU/LFU policy is set.
-        Some(Value::Str { bytes, raw: false }) if common::fmt::parse_i64(bytes).is_some_and(|n| (0..10000).contains(&n)) => {
+        Some(Value::Str { bytes, enc: StrEnc::Auto })
+            if common::fmt::parse_i64(bytes).is_some_and(|n| (0..10000).contains(&n)) =>
+        {
             Frame::Integer(i32::MAX as i64)
         }
         Some(_) => Frame::Integer(1),
@@ -461,7 +482,9 @@ fn object_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         "HELP",
         "    Prints this help.",
     ];
-    Ok(Frame::Array(lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
+    Ok(Frame::Array(
+        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    ))
 }
 
 /// A random element index helper shared by SRANDMEMBER-style commands.

@@ -146,18 +146,56 @@ impl CommandSpec {
 }
 
 /// A row without subcommands.
-pub const fn cmd(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), handler: Handler) -> CommandSpec {
-    CommandSpec { name, arity, flags, keys: KeySpec { first: keys.0, last: keys.1, step: keys.2 }, handler, subcommands: &[] }
+pub const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    handler: Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys: KeySpec { first: keys.0, last: keys.1, step: keys.2 },
+        handler,
+        subcommands: &[],
+    }
 }
 
 /// A container command (CLIENT, CONFIG …) whose rows are its subcommands.
-pub const fn container(name: &'static str, arity: i32, flags: u32, subcommands: &'static [CommandSpec]) -> CommandSpec {
-    CommandSpec { name, arity, flags, keys: KeySpec { first: 0, last: 0, step: 0 }, handler: no_handler, subcommands }
+pub const fn container(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys: KeySpec { first: 0, last: 0, step: 0 },
+        handler: no_handler,
+        subcommands,
+    }
 }
 
 /// A container command that also runs on its own, without a subcommand (COMMAND).
-pub const fn container_with(name: &'static str, arity: i32, flags: u32, handler: Handler, subcommands: &'static [CommandSpec]) -> CommandSpec {
-    CommandSpec { name, arity, flags, keys: KeySpec { first: 0, last: 0, step: 0 }, handler, subcommands }
+pub const fn container_with(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: Handler,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys: KeySpec { first: 0, last: 0, step: 0 },
+        handler,
+        subcommands,
+    }
 }
 
 fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -210,18 +248,6 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
 /// Looks a subcommand of `spec` up by name, case-insensitively.
 pub fn lookup_sub(spec: &'static CommandSpec, name: &[u8]) -> Option<&'static CommandSpec> {
     spec.subcommands.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
-}
-
-/// `name` or `name|subcommand` of a request, as CLIENT LIST and errors print it.
-pub fn fullname(argv: &[Bytes]) -> String {
-    match lookup(&argv[0]) {
-        Some(spec) if !spec.subcommands.is_empty() => match argv.get(1).and_then(|a| lookup_sub(spec, a)) {
-            Some(sub) => format!("{}|{}", spec.name, sub.name),
-            None => spec.name.to_string(),
-        },
-        Some(spec) => spec.name.to_string(),
-        None => String::from_utf8_lossy(&argv[0]).to_ascii_lowercase(),
-    }
 }
 
 /// Quotes bytes as Redis's `sdscatrepr` does (MONITOR, CLIENT LIST, DEBUG output).

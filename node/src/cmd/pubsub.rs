@@ -52,7 +52,11 @@ fn sync_snapshot(ctx: &mut Ctx<'_>) {
     let mut snap = ctx.client.snapshot.lock();
     snap.sub = ctx.client.channels.len();
     snap.psub = ctx.client.patterns.len();
-    snap.kind = if ctx.client.in_pubsub() { crate::client::ClientKind::Pubsub } else { crate::client::ClientKind::Normal };
+    snap.kind = if ctx.client.in_pubsub() {
+        crate::client::ClientKind::Pubsub
+    } else {
+        crate::client::ClientKind::Normal
+    };
 }
 
 /// Encodes confirmations into one raw reply, in the client's protocol, in order.
@@ -75,7 +79,11 @@ fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut frames = Vec::new();
     for channel in &args[1..] {
         if ctx.client.channels.insert(channel.clone()) {
-            ctx.server.pubsub.lock().subscribe(ctx.client.id, channel.clone(), ctx.client.push.clone());
+            ctx.server.pubsub.lock().subscribe(
+                ctx.client.id,
+                channel.clone(),
+                ctx.client.push.clone(),
+            );
         }
         frames.push(confirm("subscribe", Some(channel.clone()), count(ctx)));
     }
@@ -90,7 +98,11 @@ fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut frames = Vec::new();
     for pattern in &args[1..] {
         if ctx.client.patterns.insert(pattern.clone()) {
-            ctx.server.pubsub.lock().psubscribe(ctx.client.id, pattern.clone(), ctx.client.push.clone());
+            ctx.server.pubsub.lock().psubscribe(
+                ctx.client.id,
+                pattern.clone(),
+                ctx.client.push.clone(),
+            );
         }
         frames.push(confirm("psubscribe", Some(pattern.clone()), count(ctx)));
     }
@@ -99,8 +111,11 @@ fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn unsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let targets: Vec<Bytes> =
-        if args.len() > 1 { args[1..].to_vec() } else { ctx.client.channels.iter().cloned().collect() };
+    let targets: Vec<Bytes> = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        ctx.client.channels.iter().cloned().collect()
+    };
     let mut frames = Vec::new();
     for channel in targets {
         if ctx.client.channels.remove(&channel) {
@@ -116,8 +131,11 @@ fn unsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn punsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let targets: Vec<Bytes> =
-        if args.len() > 1 { args[1..].to_vec() } else { ctx.client.patterns.iter().cloned().collect() };
+    let targets: Vec<Bytes> = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        ctx.client.patterns.iter().cloned().collect()
+    };
     let mut frames = Vec::new();
     for pattern in targets {
         if ctx.client.patterns.remove(&pattern) {
@@ -161,7 +179,7 @@ fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn pubsub_channels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
-        return Err(CommandError::WrongArity("pubsub|channels".into()));
+        return Err(super::server::subcommand_syntax(&args[1], "PUBSUB"));
     }
     let channels = ctx.server.pubsub.lock().channels(args.get(2).map(|p| &p[..]));
     Ok(Frame::Array(channels.into_iter().map(Frame::Bulk).collect()))
@@ -183,7 +201,7 @@ fn pubsub_numpat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 
 fn pubsub_shardchannels(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
-        return Err(CommandError::WrongArity("pubsub|shardchannels".into()));
+        return Err(super::server::subcommand_syntax(&args[1], "PUBSUB"));
     }
     Ok(Frame::Array(vec![]))
 }
@@ -214,5 +232,7 @@ fn pubsub_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         "HELP",
         "    Prints this help.",
     ];
-    Ok(Frame::Array(lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
+    Ok(Frame::Array(
+        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    ))
 }

@@ -24,7 +24,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), time),
     cmd("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), lastsave),
     cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), debug),
-    cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, (0, 0, 0), shutdown),
+    cmd(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        (0, 0, 0),
+        shutdown,
+    ),
     cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), monitor),
     container("slowlog", -2, 0, SLOWLOG),
     container("latency", -2, 0, LATENCY),
@@ -53,12 +59,22 @@ static COMMAND: &[CommandSpec] = &[
     cmd("info", -2, LOADING | STALE, (0, 0, 0), command_info),
     cmd("docs", -2, LOADING | STALE, (0, 0, 0), command_docs),
     cmd("list", -2, LOADING | STALE, (0, 0, 0), command_list),
-    cmd("getkeys", -3, LOADING | STALE, (0, 0, 0), command_getkeys),
+    cmd("getkeys", -4, LOADING | STALE, (0, 0, 0), command_getkeys),
     cmd("help", 2, LOADING | STALE, (0, 0, 0), command_help),
 ];
 
+/// Redis's `addReplySubcommandSyntaxError`.
+pub fn subcommand_syntax(sub: &[u8], command: &str) -> CommandError {
+    let mut text = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    text.extend_from_slice(&sub[..sub.len().min(128)]);
+    text.extend_from_slice(format!("'. Try {command} HELP.").as_bytes());
+    CommandError::Bytes(Bytes::from(text))
+}
+
 fn help_reply(lines: &[&'static str]) -> CmdResult {
-    Ok(Frame::Array(lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
+    Ok(Frame::Array(
+        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    ))
 }
 
 fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -110,6 +126,9 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::err("DB index is out of range"));
     }
     let (a, b) = (a as usize, b as usize);
+    if a == b {
+        return Ok(Frame::ok());
+    }
     let ks = &mut *ctx.exec.ks;
     ks.dbs.swap(a, b);
     ks.watches.touch_db(a, |_| true);
@@ -126,8 +145,12 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn time(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Ok(Frame::Array(vec![Frame::bulk_int(now.as_secs() as i64), Frame::bulk_int(now.subsec_micros() as i64)]))
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(Frame::Array(vec![
+        Frame::bulk_int(now.as_secs() as i64),
+        Frame::bulk_int(now.subsec_micros() as i64),
+    ]))
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -159,7 +182,9 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             Ok(Frame::ok())
         }
         ("object", 3) => {
-            let Some(value) = ctx.lookup_write(&args[2]) else { return Err(CommandError::NoSuchKey) };
+            let Some(value) = ctx.lookup_write(&args[2]) else {
+                return Err(CommandError::NoSuchKey);
+            };
             let text = format!(
                 "Value at:0x0 refcount:1 encoding:{} serializedlength:0 lru:0 lru_seconds_idle:0",
                 value.encoding()
@@ -177,7 +202,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "HELP",
             "    Prints this help.",
         ]),
-        _ => Err(CommandError::err(format!("unknown subcommand or wrong number of arguments for '{}'", String::from_utf8_lossy(&args[1])))),
+        _ => Err(subcommand_syntax(&args[1], "DEBUG")),
     }
 }
 
@@ -202,7 +227,9 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::err("No shutdown in progress."));
     }
     if save {
-        tracing::warn!("SHUTDOWN SAVE refused: RDB snapshots are not implemented in warden-node yet");
+        tracing::warn!(
+            "SHUTDOWN SAVE refused: RDB snapshots are not implemented in warden-node yet"
+        );
         return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
     }
     tracing::warn!("user requested shutdown");
@@ -218,11 +245,17 @@ fn monitor(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 
 /// Sends a command line to every MONITOR client: `+<secs>.<micros> [<db> <addr>] "arg" …`.
 pub fn feed_monitors(shared: &Shared, db: usize, addr: &SocketAddr, argv: &[Bytes], now_ms: i64) {
+    if shared.monitoring.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let clients = shared.clients.lock();
     if clients.monitors.is_empty() {
         return;
     }
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_micros()).unwrap_or(0);
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_micros())
+        .unwrap_or(0);
     let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, micros, db, addr);
     for arg in argv {
         line.push(' ');
@@ -306,7 +339,10 @@ fn latency_doctor(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 }
 
 fn latency_graph(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Err(CommandError::err(format!("No samples available for event '{}'", String::from_utf8_lossy(&args[2]))))
+    Err(CommandError::err(format!(
+        "No samples available for event '{}'",
+        String::from_utf8_lossy(&args[2])
+    )))
 }
 
 fn latency_histogram(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -354,7 +390,12 @@ fn command_entry(spec: &'static CommandSpec, fullname: &str) -> Frame {
         Frame::Set(vec![]),
         Frame::Set(vec![]),
         Frame::Array(vec![]),
-        Frame::Array(spec.subcommands.iter().map(|s| command_entry(s, &format!("{fullname}|{}", s.name))).collect()),
+        Frame::Array(
+            spec.subcommands
+                .iter()
+                .map(|s| command_entry(s, &format!("{fullname}|{}", s.name)))
+                .collect(),
+        ),
     ])
 }
 
@@ -377,7 +418,7 @@ fn command_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .iter()
             .map(|name| match crate::cmd::lookup(name) {
                 Some(spec) => command_entry(spec, spec.name),
-                None => Frame::NullArray,
+                None => Frame::Null,
             })
             .collect(),
     ))
@@ -420,7 +461,9 @@ fn command_list(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(
         names
             .into_iter()
-            .filter(|n| pattern.as_ref().is_none_or(|p| common::glob::matches(p, n.as_bytes(), true)))
+            .filter(|n| {
+                pattern.as_ref().is_none_or(|p| common::glob::matches(p, n.as_bytes(), true))
+            })
             .map(|n| Frame::Bulk(Bytes::from_static(n.as_bytes())))
             .collect(),
     ))
@@ -428,8 +471,11 @@ fn command_list(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn command_getkeys(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let argv = &args[2..];
-    let (spec, _) = crate::dispatch::resolve(argv).map_err(|_| CommandError::err("Invalid command specified"))?;
-    let keys: Vec<Frame> = spec.key_positions(argv.len()).map(|i| Frame::Bulk(argv[i].clone())).collect();
+    let spec = crate::dispatch::resolve(argv)
+        .map_err(|_| CommandError::err("Invalid command specified"))?
+        .spec;
+    let keys: Vec<Frame> =
+        spec.key_positions(argv.len()).map(|i| Frame::Bulk(argv[i].clone())).collect();
     if keys.is_empty() {
         return Err(CommandError::err("The command has no key arguments"));
     }

@@ -7,7 +7,7 @@ use common::resp::Frame;
 use crate::cmd::args::{int, is};
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, CommandSpec};
-use crate::db::{Sds, Value};
+use crate::db::{Sds, StrEnc, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Exec};
 
@@ -56,8 +56,18 @@ enum Ttl {
     At(i64),
 }
 
+/// Which expiry option `arg` is, if any.
+fn expiry_option(arg: &[u8]) -> Option<&'static str> {
+    ["ex", "px", "exat", "pxat"].into_iter().find(|o| is(arg, o))
+}
+
 /// Parses `EX|PX|EXAT|PXAT <n>` at `args[i]`; `unit` tells which. Errors as Redis words them.
-fn expiry_arg(now_ms: i64, option: &[u8], value: &[u8], command: &str) -> Result<i64, CommandError> {
+fn expiry_arg(
+    now_ms: i64,
+    option: &[u8],
+    value: &[u8],
+    command: &str,
+) -> Result<i64, CommandError> {
     let n = int(value)?;
     let invalid = || CommandError::err(format!("invalid expire time in '{command}' command"));
     if n <= 0 {
@@ -78,6 +88,7 @@ fn expiry_arg(now_ms: i64, option: &[u8], value: &[u8], command: &str) -> Result
 fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut ttl = Ttl::None;
+    let mut expiry_kind: Option<&str> = None;
     let mut i = 3;
     while i < args.len() {
         let a = &args[i];
@@ -88,10 +99,15 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             xx = true;
         } else if is(a, "get") {
             get = true;
-        } else if is(a, "keepttl") && ttl == Ttl::None {
+        } else if is(a, "keepttl") && expiry_kind.is_none_or(|k| k == "keepttl") {
             ttl = Ttl::Keep;
-        } else if (is(a, "ex") || is(a, "px") || is(a, "exat") || is(a, "pxat")) && ttl == Ttl::None && has_next {
+            expiry_kind = Some("keepttl");
+        } else if let Some(kind) =
+            expiry_option(a).filter(|k| expiry_kind.is_none_or(|e| e == *k) && has_next)
+        {
+            // Redis lets the same option repeat (the last value wins) but not mix with others.
             ttl = Ttl::At(expiry_arg(ctx.now_ms, a, &args[i + 1], "set")?);
+            expiry_kind = Some(kind);
             i += 1;
         } else {
             return Err(CommandError::Syntax);
@@ -191,14 +207,19 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut ttl = Ttl::None;
+    let mut expiry_kind: Option<&str> = None;
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
-        if (is(a, "ex") || is(a, "px") || is(a, "exat") || is(a, "pxat")) && ttl == Ttl::None && i + 1 < args.len() {
+        if let Some(kind) =
+            expiry_option(a).filter(|k| expiry_kind.is_none_or(|e| e == *k) && i + 1 < args.len())
+        {
             ttl = Ttl::At(expiry_arg(ctx.now_ms, a, &args[i + 1], "getex")?);
+            expiry_kind = Some(kind);
             i += 1;
-        } else if is(a, "persist") && ttl == Ttl::None {
+        } else if is(a, "persist") && expiry_kind.is_none_or(|k| k == "persist") {
             ttl = Ttl::Persist;
+            expiry_kind = Some("persist");
         } else {
             return Err(CommandError::Syntax);
         }
@@ -215,7 +236,11 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Ttl::At(at) => {
             ctx.db_mut().set_expiry(key, Some(at));
             ctx.dirty(1);
-            ctx.propagate_as(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), Bytes::from(at.to_string())]);
+            ctx.propagate_as(vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                key.clone(),
+                Bytes::from(at.to_string()),
+            ]);
         }
         Ttl::Persist if ctx.db_ref().expiry(key).is_some() => {
             ctx.db_mut().set_expiry(key, None);
@@ -239,7 +264,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity(crate::cmd::args::name(args)));
     }
     for pair in args[1..].chunks(2) {
@@ -249,7 +274,7 @@ fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity(crate::cmd::args::name(args)));
     }
     if args[1..].chunks(2).any(|pair| ctx.exists(&pair[0])) {
@@ -261,16 +286,21 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(1))
 }
 
-/// Opens the string at `key` for in-place modification, creating an empty one if absent.
-fn string_mut<'e>(exec: &'e mut Exec<'_>, key: &[u8]) -> Result<&'e mut Sds, CommandError> {
+/// Opens the existing string at `key` for in-place modification (which makes it `raw`), or
+/// creates it with `init` (APPEND to a missing key stores its argument like SET does; SETRANGE
+/// builds a raw string).
+fn string_mut<'e>(
+    exec: &'e mut Exec<'_>,
+    key: &[u8],
+    init: StrEnc,
+) -> Result<&'e mut Sds, CommandError> {
     if exec.lookup_write(key).is_none() {
-        exec.set(key, Value::Str { bytes: Sds::new(), raw: true });
+        exec.set(key, Value::string_with(b"", init));
+    } else if let Some(Value::Str { enc, .. }) = exec.db_mut().keys.get_mut(key) {
+        *enc = StrEnc::Raw;
     }
     match exec.db_mut().keys.get_mut(key) {
-        Some(Value::Str { bytes, raw }) => {
-            *raw = true;
-            Ok(bytes)
-        }
+        Some(Value::Str { bytes, .. }) => Ok(bytes),
         Some(_) => Err(CommandError::WrongType),
         None => unreachable!("created above"),
     }
@@ -281,7 +311,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if current + args[2].len() > MAX_STRING {
         return Err(CommandError::err("string exceeds maximum allowed size (proto-max-bulk-len)"));
     }
-    let s = string_mut(ctx, &args[1])?;
+    let s = string_mut(ctx, &args[1], StrEnc::Auto)?;
     s.extend_from_slice(&args[2]);
     let len = s.len();
     ctx.dirty(1);
@@ -323,7 +353,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if offset as usize + value.len() > MAX_STRING {
         return Err(CommandError::err("string exceeds maximum allowed size (proto-max-bulk-len)"));
     }
-    let s = string_mut(ctx, &args[1])?;
+    let s = string_mut(ctx, &args[1], StrEnc::Raw)?;
     let end = offset as usize + value.len();
     if s.len() < end {
         s.resize(end, 0);
@@ -380,7 +410,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let (_, text) = common::fmt::incr_float(&current, &args[2])
         .ok_or_else(|| CommandError::err("increment would produce NaN or Infinity"))?;
-    ctx.set_keep_ttl(&args[1], Value::string(text.as_bytes()));
+    ctx.set_keep_ttl(&args[1], Value::string_with(text.as_bytes(), StrEnc::Embstr));
     ctx.dirty(1);
     ctx.propagate_as(vec![
         Bytes::from_static(b"SET"),

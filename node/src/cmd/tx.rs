@@ -69,7 +69,9 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let aborted = ctx.ks.watches.is_dirty(ctx.client.id) || watched_key_expired(ctx);
     discard_transaction(ctx);
     if failed {
-        return Err(CommandError::raw("EXECABORT Transaction discarded because of previous errors."));
+        return Err(CommandError::raw(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
     }
     if aborted {
         return Ok(Frame::NullArray);
@@ -79,7 +81,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     ctx.in_exec = true;
     for argv in &queued {
         let reply = match resolve(argv) {
-            Ok((spec, _)) => run_locked(ctx, spec, argv, &mut out),
+            Ok(resolved) => run_locked(ctx, resolved.spec, argv, &mut out),
             Err(e) => e.into_frame(),
         };
         replies.push(reply);

@@ -128,7 +128,8 @@ impl<V> Dict<V> {
         let slot = self.slot(key);
         let next = self.buckets[slot].take();
         self.len += 1;
-        let node = self.buckets[slot].insert(Box::new(Node { key: Sds::from_slice(key), value, next }));
+        let node =
+            self.buckets[slot].insert(Box::new(Node { key: Sds::from_slice(key), value, next }));
         &mut node.value
     }
 

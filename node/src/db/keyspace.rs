@@ -147,7 +147,12 @@ impl Keyspace {
     /// Samples volatile keys of `db` and deletes the expired ones, as Redis's active expiry
     /// cycle does. Returns the deleted keys (for propagation as DEL) and whether more than a
     /// quarter of the sample had expired (the caller may run again).
-    pub fn expire_sample(&mut self, db: usize, now_ms: i64, rng: &mut impl Rng) -> (Vec<Sds>, bool) {
+    pub fn expire_sample(
+        &mut self,
+        db: usize,
+        now_ms: i64,
+        rng: &mut impl Rng,
+    ) -> (Vec<Sds>, bool) {
         const SAMPLE: usize = 20;
         let d = &mut self.dbs[db];
         if d.expires.is_empty() {

@@ -13,4 +13,4 @@ pub mod zset;
 
 pub use dict::Dict;
 pub use keyspace::{Db, Keyspace};
-pub use value::{Sds, Value};
+pub use value::{Sds, StrEnc, Value};

@@ -17,13 +17,12 @@ pub type Sds = SmallVec<[u8; 16]>;
 /// A value in the keyspace.
 #[derive(Debug, Clone)]
 pub enum Value {
-    /// A string. `raw` records that it was built in place (APPEND, SETRANGE), which Redis
-    /// reports as the `raw` encoding whatever its length.
+    /// A string, with the encoding Redis would have given the object that holds it.
     Str {
         /// The bytes.
         bytes: Sds,
-        /// Built in place.
-        raw: bool,
+        /// How Redis would encode it (reported by OBJECT ENCODING / REFCOUNT).
+        enc: StrEnc,
     },
     /// A list.
     List(Box<List>),
@@ -38,7 +37,12 @@ pub enum Value {
 impl Value {
     /// A string value.
     pub fn string(bytes: &[u8]) -> Value {
-        Value::Str { bytes: Sds::from_slice(bytes), raw: false }
+        Value::Str { bytes: Sds::from_slice(bytes), enc: StrEnc::Auto }
+    }
+
+    /// A string value with an explicit encoding.
+    pub fn string_with(bytes: &[u8], enc: StrEnc) -> Value {
+        Value::Str { bytes: Sds::from_slice(bytes), enc }
     }
 
     /// The name TYPE reports.
@@ -55,8 +59,16 @@ impl Value {
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self {
-            Value::Str { raw: true, .. } => "raw",
-            Value::Str { bytes, .. } => {
+            Value::Str { enc: StrEnc::Raw, .. } => "raw",
+            Value::Str { enc: StrEnc::Int, .. } => "int",
+            Value::Str { bytes, enc: StrEnc::Embstr } => {
+                if bytes.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            Value::Str { bytes, enc: StrEnc::Auto } => {
                 if bytes.len() <= 20 && common::fmt::parse_i64(bytes).is_some() {
                     "int"
                 } else if bytes.len() <= 44 {
@@ -71,6 +83,22 @@ impl Value {
             Value::ZSet(z) => z.encoding(),
         }
     }
+}
+
+/// How Redis would have encoded a string object. Redis picks `int`/`embstr`/`raw` only when a
+/// value goes through `tryObjectEncoding` (SET, APPEND to a new key …); other paths fix the
+/// encoding (INCRBYFLOAT builds an embstr even for "5200", APPEND and SETRANGE make raw strings),
+/// so the path that produced a value is remembered, in a byte that fits the enum's padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrEnc {
+    /// Chosen from the content as `tryObjectEncoding` would: small integers are shared objects.
+    Auto,
+    /// An integer object that is not shared (e.g. a COPY of a small integer).
+    Int,
+    /// Built as an embedded string regardless of content (INCRBYFLOAT).
+    Embstr,
+    /// Modified in place (APPEND to an existing key, SETRANGE).
+    Raw,
 }
 
 /// Thresholds for the compact encodings, settable with CONFIG SET like Redis's.
@@ -89,7 +117,7 @@ pub struct EncodingLimits {
 
 /// The process-wide encoding thresholds (Redis keeps them in its global config too).
 pub static LIMITS: EncodingLimits = EncodingLimits {
-    hash_entries: AtomicUsize::new(128),
+    hash_entries: AtomicUsize::new(512),
     hash_value: AtomicUsize::new(64),
     set_intset_entries: AtomicUsize::new(512),
     zset_entries: AtomicUsize::new(128),

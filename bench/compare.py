@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of warden-node and Debian's redis-server.
+
+Runs redis-benchmark against both servers in the same run, alternating, for several rounds,
+and prints the median ops/s of each and the ratio (warden / redis). Also measures the RSS of
+each after loading 1,000,000 keys `SET key:N <10-byte value>`.
+
+Usage: bench/compare.py [--rounds 3] [--requests 200000] [--tests set,get,...] [--skip-memory]
+Needs: redis-server and redis-benchmark on PATH, and target/release/warden-node
+(cargo build --release -p warden-node).
+"""
+import argparse
+import csv
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARDEN = os.environ.get("WARDEN_NODE", os.path.join(ROOT, "target", "release", "warden-node"))
+REDIS = os.environ.get("REDIS_SERVER", "redis-server")
+TESTS = "set,get,incr,lpush,rpop,sadd,hset,zadd,lrange_100,mset"
+# redis-benchmark's CSV names for the tests above.
+CSV_NAMES = {
+    "set": "SET", "get": "GET", "incr": "INCR", "lpush": "LPUSH", "rpop": "RPOP", "sadd": "SADD",
+    "hset": "HSET", "zadd": "ZADD", "lrange_100": "LRANGE_100 (first 100 elements)", "mset": "MSET (10 keys)",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ping(port, timeout=10):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            out = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, timeout=2)
+            if out.stdout.strip() == "PONG":
+                return
+            last = out.stdout + out.stderr
+        except subprocess.TimeoutExpired as e:
+            last = str(e)
+        time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not answer PING: {last}")
+
+
+class Server:
+    def __init__(self, kind):
+        self.kind = kind
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
+        binary = WARDEN if kind == "warden" else REDIS
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.proc = subprocess.Popen(args, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_ping(self.port)
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True).stdout
+
+    def rss(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run_benchmark(port, tests, requests, pipeline):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
+         "-t", tests, "--csv", "-q"],
+        capture_output=True, text=True, check=True).stdout
+    result = {}
+    for row in csv.reader(io.StringIO(out)):
+        if len(row) >= 2 and row[0] != "test":
+            result[row[0]] = float(row[1])
+    return result
+
+
+def throughput(args):
+    tests = args.tests.split(",")
+    print(f"redis-benchmark -c 50 -n {args.requests}, {args.rounds} rounds, alternating servers")
+    print(f"{'test':<12}{'-P':>4}{'redis ops/s':>14}{'warden ops/s':>14}{'ratio':>8}")
+    worst = None
+    for pipeline in (1, 16):
+        samples = {k: {t: [] for t in tests} for k in ("redis", "warden")}
+        for _ in range(args.rounds):
+            for kind in ("redis", "warden"):
+                server = Server(kind)
+                try:
+                    res = run_benchmark(server.port, ",".join(tests), args.requests, pipeline)
+                finally:
+                    server.stop()
+                for t in tests:
+                    samples[kind][t].append(res.get(CSV_NAMES[t], 0.0))
+        for t in tests:
+            r = statistics.median(samples["redis"][t])
+            w = statistics.median(samples["warden"][t])
+            ratio = w / r if r else 0
+            worst = ratio if worst is None else min(worst, ratio)
+            print(f"{t:<12}{pipeline:>4}{r:>14.0f}{w:>14.0f}{ratio:>8.2f}")
+    print(f"worst ratio: {worst:.2f}")
+
+
+def load_keys(port, n):
+    # RESP for `SET key:N vvvvvvvvvv`, streamed through redis-cli --pipe.
+    value = b"v" * 10
+    chunks = []
+    for i in range(n):
+        key = b"key:%d" % i
+        chunks.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$10\r\n%s\r\n" % (len(key), key, value))
+    data = b"".join(chunks)
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=data, capture_output=True, check=True)
+
+
+def memory(args):
+    n = args.keys
+    print(f"memory: {n} keys SET key:N <10-byte value>")
+    rss = {}
+    for kind in ("redis", "warden"):
+        server = Server(kind)
+        try:
+            base = server.rss()
+            load_keys(server.port, n)
+            dbsize = int(server.cli("dbsize").strip() or 0)
+            rss[kind] = server.rss()
+            print(f"  {kind:<7} dbsize={dbsize} rss={rss[kind] / 1e6:.1f} MB (empty {base / 1e6:.1f} MB), "
+                  f"{(rss[kind] - base) / dbsize:.1f} bytes/key")
+        finally:
+            server.stop()
+    print(f"  ratio warden/redis: {rss['warden'] / rss['redis']:.2f}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--requests", type=int, default=200000)
+    p.add_argument("--tests", default=TESTS)
+    p.add_argument("--keys", type=int, default=1000000)
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-throughput", action="store_true")
+    args = p.parse_args()
+    if not os.path.exists(WARDEN):
+        sys.exit(f"{WARDEN} not found: run cargo build --release -p warden-node")
+    if not args.skip_throughput:
+        throughput(args)
+    if not args.skip_memory:
+        memory(args)
+
+
+if __name__ == "__main__":
+    main()
