@@ -237,3 +237,98 @@ async fn shutdown_command_stops_the_server() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Sends one command as raw RESP and reads one reply frame.
+async fn send(s: &mut TcpStream, buf: &mut Vec<u8>, args: &[&str]) -> Frame {
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
+    read_frame(s, buf).await
+}
+
+/// Waits until the server reports `n` blocked clients (bounded).
+async fn wait_blocked(server: &TestServer, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let blocked = server.shared.keyspace.lock().blocking.len();
+        if blocked == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} blocked clients, last saw {blocked}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn bulks(items: &[&str]) -> Frame {
+    Frame::Array(items.iter().map(|i| Frame::bulk(i.as_bytes())).collect())
+}
+
+#[tokio::test]
+async fn blocked_clients_are_served_in_the_order_they_blocked() {
+    let server = TestServer::start("").await;
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    first.write_all(b"BLPOP q 0\r\n").await.unwrap();
+    wait_blocked(&server, 1).await;
+    second.write_all(b"BLPOP q 0\r\n").await.unwrap();
+    wait_blocked(&server, 2).await;
+    let mut c = client(&server).await;
+    let n: i64 = redis::cmd("RPUSH").arg("q").arg("a").arg("b").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 2);
+    let (mut b1, mut b2) = (Vec::new(), Vec::new());
+    assert_eq!(read_frame(&mut first, &mut b1).await, bulks(&["q", "a"]));
+    assert_eq!(read_frame(&mut second, &mut b2).await, bulks(&["q", "b"]));
+    let len: i64 = redis::cmd("LLEN").arg("q").query_async(&mut c).await.unwrap();
+    assert_eq!(len, 0, "each pushed element goes to exactly one waiter");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn blocking_pop_times_out_with_a_null_array_and_never_blocks_in_multi() {
+    let server = TestServer::start("").await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(send(&mut s, &mut buf, &["BLPOP", "empty", "0.05"]).await, Frame::NullArray);
+    assert_eq!(send(&mut s, &mut buf, &["MULTI"]).await, Frame::ok());
+    assert_eq!(send(&mut s, &mut buf, &["BLPOP", "empty", "0"]).await, Frame::simple("QUEUED"));
+    assert_eq!(send(&mut s, &mut buf, &["EXEC"]).await, Frame::Array(vec![Frame::NullArray]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiter_that_disconnected_does_not_swallow_the_element() {
+    let server = TestServer::start("").await;
+    let mut gone = TcpStream::connect(server.addr).await.unwrap();
+    gone.write_all(b"BLPOP q 0\r\n").await.unwrap();
+    wait_blocked(&server, 1).await;
+    drop(gone);
+    wait_blocked(&server, 0).await;
+    let mut c = client(&server).await;
+    let _: i64 = redis::cmd("RPUSH").arg("q").arg("kept").query_async(&mut c).await.unwrap();
+    let v: Vec<String> =
+        redis::cmd("LRANGE").arg("q").arg(0).arg(-1).query_async(&mut c).await.unwrap();
+    assert_eq!(v, ["kept"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn blmove_wakes_a_client_blocked_on_its_destination() {
+    let server = TestServer::start("").await;
+    let mut mover = TcpStream::connect(server.addr).await.unwrap();
+    let mut popper = TcpStream::connect(server.addr).await.unwrap();
+    mover.write_all(b"BLMOVE src dst LEFT RIGHT 0\r\n").await.unwrap();
+    wait_blocked(&server, 1).await;
+    popper.write_all(b"BLPOP dst 0\r\n").await.unwrap();
+    wait_blocked(&server, 2).await;
+    let mut c = client(&server).await;
+    let _: i64 = redis::cmd("LPUSH").arg("src").arg("v").query_async(&mut c).await.unwrap();
+    let (mut b1, mut b2) = (Vec::new(), Vec::new());
+    assert_eq!(read_frame(&mut mover, &mut b1).await, Frame::bulk(b"v"));
+    assert_eq!(read_frame(&mut popper, &mut b2).await, bulks(&["dst", "v"]));
+    server.stop().await;
+}
