@@ -177,7 +177,16 @@ static DIRECTIVES: &[Directive] = &[
         "unix sockets are not implemented in warden-node yet",
     ),
     d("io-threads", Kind::Int(1, 128), "1", false),
-    d("supervised", Kind::Enum(&["no", "upstart", "systemd", "auto"]), "no", false),
+    Directive {
+        mutable: false,
+        ..pending(
+            "supervised",
+            Kind::Enum(&["no", "upstart", "systemd", "auto"]),
+            "no",
+            &["no", "systemd", "auto"],
+            "upstart supervision is not implemented in warden-node",
+        )
+    },
     d("shutdown-timeout", U31, "10", true),
     d("always-show-logo", Kind::Bool, "no", false),
     d("lazyfree-lazy-expire", Kind::Bool, "no", true),
@@ -223,6 +232,10 @@ pub struct Settings {
     pub timeout: u64,
     /// TCP keepalive period in seconds.
     pub tcp_keepalive: u64,
+    /// Listen backlog.
+    pub tcp_backlog: u32,
+    /// `supervised`: tell systemd when ready (`systemd`, or `auto` when NOTIFY_SOCKET is set).
+    pub supervised: String,
     /// Where to write the pid.
     pub pidfile: Option<PathBuf>,
     /// Largest bulk string accepted.
@@ -337,6 +350,8 @@ fn placeholder_settings() -> Settings {
         maxclients: 10000,
         timeout: 0,
         tcp_keepalive: 300,
+        tcp_backlog: 511,
+        supervised: "no".into(),
         pidfile: None,
         proto_max_bulk_len: 512 << 20,
         client_query_buffer_limit: 1 << 30,
@@ -467,6 +482,8 @@ impl Config {
             maxclients: self.int("maxclients") as usize,
             timeout: self.int("timeout") as u64,
             tcp_keepalive: self.int("tcp-keepalive") as u64,
+            tcp_backlog: self.int("tcp-backlog") as u32,
+            supervised: self.values["supervised"].clone(),
             pidfile: Some(self.values["pidfile"].clone())
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),

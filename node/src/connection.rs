@@ -15,7 +15,7 @@ use common::shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info_span, Instrument};
+use tracing::debug;
 
 use crate::client::{ClientHandle, ClientSnapshot, ClientState, ReplyMode};
 use crate::dispatch::{self, Blocked};
@@ -38,6 +38,14 @@ enum Close {
 /// Serves one accepted connection until it closes.
 pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shutdown: Shutdown) {
     let _ = socket.set_nodelay(true);
+    let keepalive = shared.config.read().settings.tcp_keepalive;
+    if keepalive > 0 {
+        // Like Redis: probe idle peers so dead ones are noticed (TCP_KEEPIDLE = tcp-keepalive).
+        let sock = socket2::SockRef::from(&socket);
+        let _ = sock.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive)),
+        );
+    }
     let laddr = socket.local_addr().unwrap_or(addr);
     let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
     let (kill_tx, kill_rx) = watch::channel(false);
@@ -96,18 +104,17 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         lib: Default::default(),
         kind: Default::default(),
     };
+    let stop = Box::pin(stopped(kill_rx, shutdown));
     let mut conn = Connection {
         shared: shared.clone(),
         socket,
         client,
         push_rx,
-        kill: kill_rx,
-        shutdown,
+        stop,
         input: BytesMut::with_capacity(16 * 1024),
         output: BytesMut::with_capacity(16 * 1024),
     };
-    let span = info_span!("client", id, peer = %addr);
-    let close = conn.run().instrument(span).await;
+    let close = conn.run().await;
     conn.cleanup();
     if let Close::Shutdown = close {
         shared.shutdown.fire();
@@ -128,13 +135,22 @@ struct BatchLimits {
     slowlog_max_len: usize,
 }
 
+/// Completes when the client is killed or the server shuts down. Built once per connection
+/// and polled in place, so the hot loop does not re-register wakers on every request.
+async fn stopped(mut kill: watch::Receiver<bool>, mut shutdown: Shutdown) {
+    tokio::select! {
+        _ = kill.changed() => {}
+        _ = shutdown.wait() => {}
+    }
+}
+
 struct Connection {
     shared: Arc<Shared>,
     socket: TcpStream,
     client: ClientState,
     push_rx: mpsc::Receiver<Frame>,
-    kill: watch::Receiver<bool>,
-    shutdown: Shutdown,
+    /// See [`stopped`].
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     input: BytesMut,
     output: BytesMut,
 }
@@ -167,15 +183,17 @@ impl Connection {
                     Ok(n) => {
                         self.shared.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
                         if self.input.len() > self.shared.config.read().settings.client_query_buffer_limit {
-                            debug!("closing client that exceeded the query buffer limit");
+                            debug!(client = self.client.id, "closing client that exceeded the query buffer limit");
                             return Close::Done;
                         }
                     }
                 },
                 Some(frame) = self.push_rx.recv() => frame.encode(self.client.resp, &mut self.output),
-                _ = self.kill.changed() => return Close::Done,
-                _ = self.shutdown.wait() => return Close::Done,
-                _ = idle => return Close::Done,
+                _ = &mut self.stop => return Close::Done,
+                _ = idle => {
+                    debug!(client = self.client.id, "closing idle client");
+                    return Close::Done;
+                }
             }
         }
     }
@@ -193,6 +211,10 @@ impl Connection {
             }
         };
         let mut last = None;
+        // One clock reading per command: the end of one command is the start of the next, and
+        // wall-clock time is derived from the monotonic clock relative to the batch start.
+        let (batch_wall_ms, batch_start) = (unix_ms(), std::time::Instant::now());
+        let mut mark = batch_start;
         let result = loop {
             let request_limits = RequestLimits {
                 max_bulk_len: limits.max_bulk_len,
@@ -211,12 +233,15 @@ impl Connection {
             }
             if *self.shared.pause.borrow() != Pause::None {
                 self.wait_if_paused(&argv).await?;
+                mark = std::time::Instant::now();
             }
-            let started = std::time::Instant::now();
-            let outcome = dispatch::call(&self.shared, &mut self.client, &argv);
+            let started = mark;
+            let now_ms = batch_wall_ms + started.duration_since(batch_start).as_millis() as i64;
+            let outcome = dispatch::call(&self.shared, &mut self.client, &argv, now_ms);
+            mark = std::time::Instant::now();
             crate::server::count_command(&self.shared);
             last = outcome.resolved.or(last);
-            self.after_command(&argv, outcome.resolved, started, &limits);
+            self.after_command(&argv, outcome.resolved, mark.duration_since(started), &limits);
             while let Ok(push) = self.push_rx.try_recv() {
                 push.encode(self.client.resp, &mut self.output);
             }
@@ -226,6 +251,8 @@ impl Connection {
             if let Some(blocked) = outcome.blocked {
                 let reply = self.wait_blocked(blocked).await?;
                 self.reply(reply);
+                // Time spent blocked is not the next command's processing time.
+                mark = std::time::Instant::now();
             }
             match outcome.effect {
                 None | Some(Effect::Block { .. }) => {}
@@ -267,10 +294,10 @@ impl Connection {
         &mut self,
         argv: &[bytes::Bytes],
         resolved: Option<dispatch::Resolved>,
-        started: std::time::Instant,
+        took: Duration,
         limits: &BatchLimits,
     ) {
-        let micros = started.elapsed().as_micros() as u64;
+        let micros = took.as_micros() as u64;
         if limits.slowlog_slower_than >= 0 && micros >= limits.slowlog_slower_than as u64 {
             self.shared.slowlog.lock().push(
                 crate::slowlog::SlowEntry {
@@ -333,7 +360,7 @@ impl Connection {
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => return Ok(()),
                 _ = pause.changed() => {}
-                _ = self.kill.changed() => return Err(()),
+                _ = &mut self.stop => return Err(()),
             }
         }
     }
@@ -365,8 +392,7 @@ impl Connection {
                     Ok(0) | Err(_) => break Err(()),
                     Ok(_) => {}
                 },
-                _ = self.kill.changed() => break Err(()),
-                _ = self.shutdown.wait() => break Err(()),
+                _ = &mut self.stop => break Err(()),
             }
         };
         self.client.snapshot.lock().blocked = false;

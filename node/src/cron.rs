@@ -36,10 +36,12 @@ pub fn active_expire(shared: &Shared) {
     for db in 0..ks.dbs.len() {
         loop {
             let (expired, again) = ks.expire_sample(db, now, &mut rng);
-            out.extend(expired.into_iter().map(|key| Propagated {
-                db,
-                argv: vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(&key)],
-            }));
+            if shared.is_propagating() {
+                out.extend(expired.into_iter().map(|key| Propagated {
+                    db,
+                    argv: vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(&key)],
+                }));
+            }
             if !again || started.elapsed() > EXPIRE_BUDGET {
                 break;
             }

@@ -16,7 +16,7 @@ use crate::cmd::{self, flags, CommandSpec};
 use crate::db::Keyspace;
 use crate::error::CommandError;
 use crate::exec::{Ctx, Effect, Exec, Propagated};
-use crate::server::{unix_ms, Shared};
+use crate::server::Shared;
 
 /// A client that blocked: the reply arrives on `reply`, or `on_timeout` is sent after `timeout`.
 pub struct Blocked {
@@ -142,7 +142,7 @@ pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
 }
 
 /// Runs one request from `client`.
-pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Outcome {
+pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i64) -> Outcome {
     let resolved = match resolve(argv) {
         Ok(found) => found,
         Err(e) => return Outcome::reply(reject(client, argv, e), None),
@@ -185,16 +185,11 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Outcom
         );
     }
 
-    let now_ms = unix_ms();
     let mut ks = shared.keyspace.lock();
     let db = client.db;
-    let mut ctx = Ctx {
-        exec: Exec::new(&mut ks, db, now_ms, false),
-        server: shared,
-        client,
-        in_exec: false,
-        effect: None,
-    };
+    let mut exec = Exec::new(&mut ks, db, now_ms, false);
+    exec.propagating = shared.is_propagating();
+    let mut ctx = Ctx { exec, server: shared, client, in_exec: false, effect: None };
     let mut out = Vec::new();
     let reply = run_locked(&mut ctx, spec, argv, &mut out);
     let effect = ctx.effect.take();
@@ -217,7 +212,7 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Outcom
         }
         other => outcome.effect = other,
     }
-    serve_blocked(&mut ks, now_ms, &mut out);
+    serve_blocked(&mut ks, now_ms, shared.is_propagating(), &mut out);
     shared.propagate(&mut ks, out);
     outcome
 }
@@ -289,19 +284,23 @@ pub fn run_locked(
         }
         match ctx.exec.rewrites.take() {
             Some(rewrites) => out.extend(rewrites),
-            None => out.push(Propagated { db: db_before, argv: argv.to_vec() }),
+            None if ctx.exec.propagating => {
+                out.push(Propagated { db: db_before, argv: argv.to_vec() })
+            }
+            None => {}
         }
     }
     reply
 }
 
 /// Serves blocked clients whose keys became ready, oldest first, until nothing is ready.
-pub fn serve_blocked(ks: &mut Keyspace, now_ms: i64, out: &mut Vec<Propagated>) {
+pub fn serve_blocked(ks: &mut Keyspace, now_ms: i64, propagating: bool, out: &mut Vec<Propagated>) {
     while let Some((db, key)) = ks.blocking.ready.pop_front() {
         for ticket in ks.blocking.queue(db, &key) {
             let Some(op) = ks.blocking.take_op(ticket) else { continue };
             let dirty_before = ks.dirty;
             let mut exec = Exec::new(ks, db, now_ms, false);
+            exec.propagating = propagating;
             let served = op.try_serve(&mut exec, &key);
             out.append(&mut exec.expired);
             let rewrites = exec.rewrites.take();
@@ -323,9 +322,14 @@ pub fn serve_blocked(ks: &mut Keyspace, now_ms: i64, out: &mut Vec<Propagated>) 
 }
 
 impl Shared {
+    /// True when something consumes propagated writes. The replication backlog and the AOF
+    /// (issues 3 and 4) switch this on; until then nothing is built for propagation.
+    pub fn is_propagating(&self) -> bool {
+        self.propagating.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Where every applied write goes after the keyspace: the replication stream and the AOF
-    /// attach here (issues 3 and 4). Until they land, writes are only applied in memory, and
-    /// this records how many commands would have been propagated.
+    /// attach here (issues 3 and 4), in the order the writes were applied.
     pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) {
         if !commands.is_empty() {
             self.stats

@@ -43,6 +43,9 @@ pub struct Exec<'a> {
     pub expired: Vec<Propagated>,
     /// The command's own propagated form when it differs from what the client sent.
     pub rewrites: Option<Vec<Propagated>>,
+    /// Whether anything consumes propagated commands (a replication backlog or the AOF). Like
+    /// Redis, nothing is built for propagation while nobody would read it.
+    pub propagating: bool,
     /// The keys the command actually modified, when that is narrower than its key positions
     /// (COPY writes only its destination; BLPOP k1 k2 pops only one key).
     pub modified: Option<Vec<Bytes>>,
@@ -86,7 +89,16 @@ macro_rules! typed_access {
 impl<'a> Exec<'a> {
     /// A context for `db` at `now_ms`.
     pub fn new(ks: &'a mut Keyspace, db: usize, now_ms: i64, replica: bool) -> Exec<'a> {
-        Exec { ks, db, now_ms, replica, expired: Vec::new(), rewrites: None, modified: None }
+        Exec {
+            ks,
+            db,
+            now_ms,
+            replica,
+            propagating: false,
+            expired: Vec::new(),
+            rewrites: None,
+            modified: None,
+        }
     }
 
     /// The selected database.
@@ -109,10 +121,12 @@ impl<'a> Exec<'a> {
             self.ks.dbs[self.db].remove(key);
             self.ks.stats.expired += 1;
             self.ks.watches.touch(self.db, key);
-            self.expired.push(Propagated {
-                db: self.db,
-                argv: vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)],
-            });
+            if self.propagating {
+                self.expired.push(Propagated {
+                    db: self.db,
+                    argv: vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)],
+                });
+            }
         }
         true
     }
@@ -191,6 +205,11 @@ impl<'a> Exec<'a> {
     /// Records that the command propagates as `argv` (in the current database) instead of as
     /// sent. May be called several times to propagate several commands.
     pub fn propagate_as(&mut self, argv: Vec<Bytes>) {
+        if !self.propagating {
+            // Still mark the command as rewritten, so the verbatim form is not used either.
+            self.rewrites.get_or_insert_with(Vec::new);
+            return;
+        }
         let db = self.db;
         self.rewrites.get_or_insert_with(Vec::new).push(Propagated { db, argv });
     }

@@ -18,6 +18,7 @@ pub mod db;
 pub mod dispatch;
 pub mod error;
 pub mod exec;
+pub mod persist;
 pub mod pubsub;
 pub mod server;
 pub mod slowlog;

@@ -53,6 +53,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Sends a readiness message to systemd's NOTIFY_SOCKET, if there is one (Type=notify units).
+fn notify_systemd(message: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let socket = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!(cause = %e, "can't notify systemd"),
+    };
+    if let Err(e) = socket.send_to(message.as_bytes(), &path) {
+        tracing::warn!(cause = %e, "can't notify systemd");
+    }
+}
+
 fn load(args: &[String]) -> Result<Config, common::config::ConfigError> {
     let cmd = parse_command_line(args)?;
     let mut lines = match &cmd.file {
@@ -79,6 +91,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         info!(addr = %l.local_addr()?, "listening");
     }
     info!(pid = std::process::id(), run_id = %shared.run_id, "Ready to accept connections tcp");
+    let supervised = shared.config.read().settings.supervised.clone();
+    if supervised == "systemd" || supervised == "auto" {
+        notify_systemd("READY=1\nSTATUS=Ready to accept connections\n");
+    }
     let signals = tokio::spawn(async move {
         common::shutdown::signal().await;
         trigger.fire();

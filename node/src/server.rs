@@ -72,6 +72,8 @@ pub struct Shared {
     pub shutdown: ShutdownTrigger,
     /// CLIENT PAUSE.
     pub pause: watch::Sender<Pause>,
+    /// Whether writes are propagated (see `Shared::is_propagating`).
+    pub propagating: std::sync::atomic::AtomicBool,
     /// How many clients run MONITOR (checked on every command without taking a lock).
     pub monitoring: std::sync::atomic::AtomicUsize,
     /// DEBUG SET-ACTIVE-EXPIRE.
@@ -107,6 +109,7 @@ impl Shared {
             shutdown,
             pause: watch::channel(Pause::None).0,
             monitoring: std::sync::atomic::AtomicUsize::new(0),
+            propagating: std::sync::atomic::AtomicBool::new(false),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             lastsave: std::sync::atomic::AtomicI64::new(unix_ms() / 1000),
         })
@@ -142,7 +145,7 @@ pub async fn bind(config: &Config) -> std::io::Result<Vec<TcpListener>> {
             .unwrap_or(port);
         let target =
             if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        match TcpListener::bind(&target).await {
+        match listen(&target, config.settings.tcp_backlog) {
             Ok(l) => listeners.push(l),
             Err(e) if optional => {
                 warn!(addr = %target, cause = %e, "skipping optional bind address")
@@ -159,6 +162,22 @@ pub async fn bind(config: &Config) -> std::io::Result<Vec<TcpListener>> {
         ));
     }
     Ok(listeners)
+}
+
+/// Binds and listens with the configured `tcp-backlog`.
+fn listen(target: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = target.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "unresolvable address")
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves clients on `listeners` until `shutdown` fires, then stops accepting, lets in-flight

@@ -112,7 +112,7 @@ fn list_len(exec: &mut Exec<'_>, key: &[u8]) -> Result<usize, CommandError> {
 
 /// Elements as an array of bulk strings.
 fn bulk_array<'a>(items: impl IntoIterator<Item = &'a crate::db::Sds>) -> Frame {
-    Frame::Array(items.into_iter().map(|v| Frame::bulk(v)).collect())
+    Frame::bulk_array(items.into_iter().map(|v| v.as_slice()))
 }
 
 fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {

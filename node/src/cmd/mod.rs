@@ -23,6 +23,7 @@ pub mod args;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod dump;
 pub mod hashes;
 pub mod info;
 pub mod keys;
@@ -202,9 +203,10 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 13] {
+fn families() -> [&'static [CommandSpec]; 14] {
     [
         keys::COMMANDS,
+        dump::COMMANDS,
         strings::COMMANDS,
         lists::COMMANDS,
         hashes::COMMANDS,
