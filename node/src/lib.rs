@@ -6,8 +6,9 @@
 //! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context.
 //! - [`db`]: the keyspace (hash table, value types, expiry, WATCH); [`blocking`]: blocked
 //!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry.
-//! - [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`].
+//! - [`alloc`]: memory accounting for INFO; [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`].
 
+pub mod alloc;
 pub mod blocking;
 pub mod client;
 pub mod cmd;

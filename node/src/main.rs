@@ -7,6 +7,9 @@ use node::config::Config;
 use node::server::{self, Shared};
 use tracing::{error, info};
 
+#[global_allocator]
+static ALLOCATOR: node::alloc::Counting = node::alloc::Counting;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(args.first().map(String::as_str), Some("-v" | "--version")) {

@@ -148,17 +148,31 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
         }
         "memory" => {
             let rss = rss_bytes();
+            // In-process tests run without the counting allocator; fall back to RSS there.
+            let used = match crate::alloc::in_use() as u64 {
+                0 => rss,
+                n => n,
+            };
+            let peak = (crate::alloc::peak() as u64).max(used);
+            let policy =
+                shared.config.read().get("maxmemory-policy").unwrap_or("noeviction").to_string();
             out.push_str("# Memory\r\n");
-            w(out, "used_memory", &rss);
-            w(out, "used_memory_human", &human(rss));
+            w(out, "used_memory", &used);
+            w(out, "used_memory_human", &human(used));
             w(out, "used_memory_rss", &rss);
             w(out, "used_memory_rss_human", &human(rss));
-            w(out, "used_memory_peak", &rss);
-            w(out, "used_memory_peak_human", &human(rss));
+            w(out, "used_memory_peak", &peak);
+            w(out, "used_memory_peak_human", &human(peak));
+            w(
+                out,
+                "used_memory_peak_perc",
+                &format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
+            );
             w(out, "maxmemory", &0);
             w(out, "maxmemory_human", &"0B");
-            w(out, "maxmemory_policy", &"noeviction");
-            w(out, "mem_fragmentation_ratio", &"1.00");
+            w(out, "maxmemory_policy", &policy);
+            w(out, "mem_fragmentation_ratio", &format!("{:.2}", rss as f64 / used.max(1) as f64));
+            w(out, "mem_fragmentation_bytes", &(rss as i64 - used as i64));
             w(out, "mem_allocator", &"libc");
             w(out, "lazyfree_pending_objects", &0);
         }
