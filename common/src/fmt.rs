@@ -4,6 +4,8 @@
 //! spaces) and specific about how it prints doubles (`%.17g` in 7.0 replies). Clients compare
 //! these strings byte for byte, so the rules live here once.
 
+use crate::longdouble::LongDouble;
+
 /// Parses an integer the way Redis's `string2ll` does: optional `-`, no leading zeros, no
 /// spaces, no `+`, at most 20 digits, within `i64`.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
@@ -96,105 +98,22 @@ fn trim_fraction(s: &str) -> &str {
     }
 }
 
-/// Formats the result of INCRBYFLOAT / HINCRBYFLOAT as Redis's `ld2string(LD_STR_HUMAN)` does:
-/// fixed notation, no exponent, no trailing zeros, `-0` printed as `0`.
+/// Computes INCRBYFLOAT / HINCRBYFLOAT exactly as Redis 7.0 on x86_64 does: both operands
+/// parsed by `string2ld` (glibc `strtold`: decimal, hex floats, `inf`; NaN, overflow and
+/// underflow to zero rejected), added in x87 80-bit `long double`, and the sum printed by
+/// `ld2string(LD_STR_HUMAN)` (`%.17Lf` without trailing zeros, `-0` as `0`). See
+/// [`crate::longdouble`].
 ///
-/// Redis computes in `long double` and prints 17 decimals, which hides binary rounding for
-/// ordinary decimal inputs (`0.1 + 0.2` prints `0.3`). We reproduce that by adding exactly in
-/// decimal when both operands are plain decimals that fit, and fall back to the shortest
-/// round-trip form of the `f64` sum otherwise.
+/// Returns `None` when an operand is not a valid float or the sum is infinite or NaN; the
+/// caller tells those apart with [`LongDouble::parse`] for its error reply. The `f64` is the
+/// double nearest to the sum (infinite beyond the range of doubles), for callers that want a
+/// number; the string is what Redis stores and replies.
 pub fn incr_float(current: &[u8], incr: &[u8]) -> Option<(f64, String)> {
-    let a = parse_f64(current)?;
-    let b = parse_f64(incr)?;
-    let sum = a + b;
+    let sum = LongDouble::parse(current)? + LongDouble::parse(incr)?;
     if !sum.is_finite() {
         return None;
     }
-    if let (Some(x), Some(y)) = (Decimal::parse(current), Decimal::parse(incr)) {
-        if let Some(text) = x.add(&y).map(|d| d.to_string()) {
-            return Some((sum, text));
-        }
-    }
-    let mut text = format!("{sum}");
-    if text == "-0" {
-        text = "0".into();
-    }
-    Some((sum, text))
-}
-
-/// An exact decimal `mantissa / 10^scale`, for INCRBYFLOAT's human-friendly arithmetic.
-struct Decimal {
-    mantissa: i128,
-    scale: u32,
-}
-
-impl Decimal {
-    /// Long double carries about 19 significant digits; beyond that Redis's result is rounded
-    /// and exact decimal arithmetic would print digits Redis does not.
-    const MAX_DIGITS: usize = 18;
-
-    fn parse(s: &[u8]) -> Option<Decimal> {
-        let (negative, body) = match s.first()? {
-            b'-' => (true, &s[1..]),
-            b'+' => (false, &s[1..]),
-            _ => (false, s),
-        };
-        let (int, frac) = match body.iter().position(|c| *c == b'.') {
-            Some(i) => (&body[..i], &body[i + 1..]),
-            None => (body, &body[..0]),
-        };
-        if int.is_empty() && frac.is_empty() {
-            return None;
-        }
-        if !int.iter().chain(frac).all(u8::is_ascii_digit) {
-            return None;
-        }
-        let digits: Vec<u8> = int.iter().chain(frac).copied().skip_while(|c| *c == b'0').collect();
-        if digits.len() > Self::MAX_DIGITS || frac.len() > 17 {
-            return None;
-        }
-        let mut mantissa: i128 = 0;
-        for c in int.iter().chain(frac) {
-            mantissa = mantissa * 10 + (c - b'0') as i128;
-        }
-        Some(Decimal {
-            mantissa: if negative { -mantissa } else { mantissa },
-            scale: frac.len() as u32,
-        })
-    }
-
-    fn add(&self, other: &Decimal) -> Option<Decimal> {
-        let scale = self.scale.max(other.scale);
-        let a = self.mantissa.checked_mul(10i128.checked_pow(scale - self.scale)?)?;
-        let b = other.mantissa.checked_mul(10i128.checked_pow(scale - other.scale)?)?;
-        let mantissa = a.checked_add(b)?;
-        if mantissa.unsigned_abs().to_string().len() > Self::MAX_DIGITS + 1 {
-            return None;
-        }
-        Some(Decimal { mantissa, scale })
-    }
-}
-
-impl std::fmt::Display for Decimal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let digits = self.mantissa.unsigned_abs().to_string();
-        let scale = self.scale as usize;
-        let (int, frac) = if digits.len() > scale {
-            (digits[..digits.len() - scale].to_string(), digits[digits.len() - scale..].to_string())
-        } else {
-            ("0".to_string(), format!("{}{}", "0".repeat(scale - digits.len()), digits))
-        };
-        let frac = frac.trim_end_matches('0');
-        let negative = self.mantissa < 0;
-        if negative {
-            f.write_str("-")?;
-        }
-        f.write_str(&int)?;
-        if !frac.is_empty() {
-            write!(f, ".{frac}")?;
-        }
-        Ok(())
-    }
+    Some((sum.to_f64(), sum.to_redis_string()))
 }
 
 #[cfg(test)]
@@ -247,5 +166,27 @@ mod tests {
         assert_eq!(incr_float(b"3", b"-3").unwrap().1, "0");
         assert_eq!(incr_float(b"-1.5", b"0.25").unwrap().1, "-1.25");
         assert!(incr_float(b"1", b"inf").is_none());
+    }
+
+    #[test]
+    fn incr_float_is_long_double() {
+        // Replies of a real Redis 7.0.15 (more in `longdouble`'s tests).
+        assert_eq!(incr_float(b"1.23456789012345678", b"1e-5").unwrap().1, "1.23457789012345678");
+        assert_eq!(incr_float(b"1000.1", b"1.1").unwrap().1, "1001.19999999999999996");
+        assert_eq!(incr_float(b"0", b"1e-20").unwrap().1, "0");
+        assert_eq!(incr_float(b"0", b"0x10").unwrap(), (16.0, "16".to_string()));
+        assert_eq!(incr_float(b"-1e-30", b"0").unwrap().1, "0");
+        assert_eq!(incr_float(b"0", b"0x1p-18").unwrap().1, "0.00000381469726562");
+        let (d, text) = incr_float(b"0", b"1e400").unwrap();
+        assert_eq!((d, text.len()), (f64::INFINITY, 401));
+        let (d, text) = incr_float(b"1.7976931348623157e308", b"1.7976931348623157e308").unwrap();
+        assert_eq!((d, text.len()), (f64::INFINITY, 309));
+        assert_eq!(incr_float(b"1e-4940", b"0").unwrap(), (0.0, "0".to_string()));
+        assert!(incr_float(b"1e4932", b"1e4932").is_none()); // overflows to infinity
+        assert!(incr_float(b"inf", b"1").is_none());
+        for bad in [&b"1e5000"[..], b"1e-5000", b"nan", b" 1", b"1 ", b"", b"0x", b"abc"] {
+            assert!(incr_float(bad, b"1").is_none(), "{:?}", std::str::from_utf8(bad));
+            assert!(incr_float(b"1", bad).is_none(), "{:?}", std::str::from_utf8(bad));
+        }
     }
 }

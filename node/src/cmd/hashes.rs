@@ -6,7 +6,8 @@
 //! flat array in RESP2 but an array of pairs in RESP3, as `t_hash.c` replies.
 
 use bytes::Bytes;
-use common::fmt::{incr_float, parse_f64, parse_i64};
+use common::fmt::{incr_float, parse_i64};
+use common::longdouble::LongDouble;
 use common::resp::{Frame, Protocol};
 
 use crate::cmd::args::{cursor, int, is, name};
@@ -153,12 +154,13 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// HINCRBYFLOAT's work, at the keyspace level.
 fn incr_by_float(ctx: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
     let (key, field, incr) = (&args[1], &args[2], &args[3]);
-    let delta = parse_f64(incr).ok_or(CommandError::NotFloat)?;
+    // Operands are C long doubles in Redis; parse them the same way (hex, 1e400 …).
+    let delta = LongDouble::parse(incr).ok_or(CommandError::NotFloat)?;
     if !delta.is_finite() {
         return Err(CommandError::err("value is NaN or Infinity"));
     }
     let current = ctx.write_hash(key)?.and_then(|h| h.get(field)).cloned();
-    if current.as_ref().is_some_and(|v| parse_f64(v).is_none()) {
+    if current.as_ref().is_some_and(|v| LongDouble::parse(v).is_none()) {
         return Err(CommandError::err("hash value is not a float"));
     }
     let (_, text) = incr_float(current.as_deref().unwrap_or(b"0"), incr)
@@ -272,6 +274,7 @@ mod tests {
     fn hincrbyfloat_propagates_the_result_as_hset() {
         let mut ks = Keyspace::new(1);
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         let reply = incr_by_float(&mut exec, &argv("HINCRBYFLOAT h f 10.5")).expect("ok");
         assert_eq!(reply, Frame::bulk(b"10.5"));
         let reply = incr_by_float(&mut exec, &argv("HINCRBYFLOAT h f 0.1")).expect("ok");
@@ -296,6 +299,7 @@ mod tests {
     fn hset_counts_every_pair_and_hdel_only_real_deletions() {
         let mut ks = Keyspace::new(1);
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         assert_eq!(set_pairs(&mut exec, &argv("HSET h a 1 b 2")), Ok(2));
         // Rewriting the same value still counts: Redis propagates it.
         assert_eq!(set_pairs(&mut exec, &argv("HSET h a 1")), Ok(0));
@@ -312,6 +316,7 @@ mod tests {
         assert!(!ks.dbs[0].keys.contains_key(b"h"), "an emptied hash is deleted");
         ks.dbs[0].keys.insert(b"s", Value::string(b"x"));
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         assert_eq!(set_pairs(&mut exec, &argv("HSET s a 1")), Err(CommandError::WrongType));
     }
 }

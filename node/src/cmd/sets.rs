@@ -389,6 +389,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let mut ks = keyspace_with("s", &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         for count in ["2", "6"] {
             let Ok(Frame::Set(popped)) =
                 pop(&mut exec, &argv(&format!("SPOP s {count}")), &mut rng)
@@ -410,6 +411,7 @@ mod tests {
 
         let mut ks = keyspace_with("s", &["3", "1", "2"]);
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         let reply = pop(&mut exec, &argv("SPOP s 5"), &mut rng).expect("ok");
         assert_eq!(
             reply,
@@ -428,6 +430,7 @@ mod tests {
     fn store_with_an_empty_result_changes_only_an_existing_destination() {
         let mut ks = keyspace_with("s", &["1", "2"]);
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         let keys = argv("s missing");
         assert_eq!(inter_generic(&mut exec, &keys, Some(b"dst")), Ok(Frame::Integer(0)));
         assert_eq!(exec.ks.dirty, 0, "nothing changed: not propagated");
@@ -450,6 +453,7 @@ mod tests {
         let mut ks = keyspace_with("a", &["1", "2"]);
         ks.dbs[0].keys.insert(b"b", Value::Set(Box::new(Set::from_members(["2"]))));
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         assert_eq!(move_member(&mut exec, &argv("SMOVE a b 1")), Ok(Frame::Integer(1)));
         assert_eq!(exec.ks.dirty, 2);
         assert_eq!(move_member(&mut exec, &argv("SMOVE a b 2")), Ok(Frame::Integer(1)));

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use common::fmt::{format_double, parse_i64};
+use common::longdouble::LongDouble;
 use common::resp::Frame;
 
 use crate::cmd::args::{int, is};
@@ -402,10 +403,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         None => Sds::from_slice(b"0"),
         Some(v) => v.clone(),
     };
-    if common::fmt::parse_f64(&current).is_none() {
-        return Err(CommandError::NotFloat);
-    }
-    if common::fmt::parse_f64(&args[2]).is_none() {
+    // Operands are C long doubles in Redis; parse them the same way (hex, 1e400 …).
+    if LongDouble::parse(&current).is_none() || LongDouble::parse(&args[2]).is_none() {
         return Err(CommandError::NotFloat);
     }
     let (_, text) = common::fmt::incr_float(&current, &args[2])

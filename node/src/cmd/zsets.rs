@@ -582,6 +582,7 @@ mod tests {
         let mut ks = Keyspace::new(1);
         ks.dbs[0].keys.insert(b"k", zset(&[("a", 1.0), ("b", 2.0), ("c", 3.0)]));
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         let single = ZPopWaiter { max: false, count: None };
         let frame = single.try_serve(&mut exec, &b("k")).expect("served");
         assert_eq!(
@@ -611,6 +612,7 @@ mod tests {
         assert!(!ks.dbs[0].keys.contains_key(b"k"));
         ks.dbs[0].keys.insert(b"s", Value::string(b"x"));
         let mut exec = Exec::new(&mut ks, 0, 0, false);
+        exec.propagating = true;
         assert!(single.try_serve(&mut exec, &b("s")).is_none(), "another type does not serve");
     }
 
