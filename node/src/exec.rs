@@ -74,13 +74,11 @@ macro_rules! typed_access {
 
         /// Opens the key as this type for writing, creating an empty one if absent.
         pub fn $create(&mut self, key: &[u8]) -> Result<&mut $ty, CommandError> {
-            if self.lookup_write(key).is_none() {
-                self.db_mut().keys.insert(key, Value::$variant(Default::default()));
-            }
-            match self.db_mut().keys.get_mut(key) {
-                Some(Value::$variant(v)) => Ok(v),
-                Some(_) => Err(CommandError::WrongType),
-                None => unreachable!("inserted above"),
+            self.expire_if_needed(key);
+            match self.db_mut().keys.get_or_insert_with(key, || Value::$variant(Default::default()))
+            {
+                Value::$variant(v) => Ok(v),
+                _ => Err(CommandError::WrongType),
             }
         }
     };
@@ -133,13 +131,18 @@ impl<'a> Exec<'a> {
 
     /// Looks a key up for reading (counts a keyspace hit or miss).
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Value> {
-        let found = self.lookup_write(key).is_some();
-        if found {
-            self.ks.stats.hits += 1;
-        } else {
+        if self.expire_if_needed(key) {
             self.ks.stats.misses += 1;
+            return None;
         }
-        self.ks.dbs[self.db].keys.get_mut(key)
+        let ks = &mut *self.ks;
+        let found = ks.dbs[self.db].keys.get_mut(key);
+        if found.is_some() {
+            ks.stats.hits += 1;
+        } else {
+            ks.stats.misses += 1;
+        }
+        found
     }
 
     /// Looks a key up for writing (no hit/miss accounting).

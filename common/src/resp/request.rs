@@ -91,7 +91,8 @@ fn parse_multibulk(
         return Ok(Some(Vec::new()));
     }
     // First pass: find every argument's span without copying; bail out early when incomplete.
-    let mut spans = Vec::with_capacity(count.min(1024) as usize);
+    // Most commands have a handful of arguments: keep their spans on the stack.
+    let mut spans: smallvec::SmallVec<[(usize, usize); 8]> = smallvec::SmallVec::new();
     for _ in 0..count {
         let Some(&tag) = buf.get(pos) else { return Ok(None) };
         if tag != b'$' {

@@ -222,11 +222,14 @@ fn families() -> [&'static [CommandSpec]; 14] {
     ]
 }
 
+/// The command table's map type: a fast hash, since every request looks a command up.
+pub type Table = HashMap<&'static str, &'static CommandSpec, ahash::RandomState>;
+
 /// Every command, by lower-case name.
-pub fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+pub fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = Table::default();
         for family in families() {
             for spec in family {
                 let previous = map.insert(spec.name, spec);

@@ -133,10 +133,28 @@ impl<V> Dict<V> {
         &mut node.value
     }
 
-    /// The value at `key`, inserting `make()` first if absent.
+    /// The value at `key`, inserting `make()` first if absent. Hashes the key once when present.
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> &mut V {
-        if self.contains_key(key) {
-            return self.get_mut(key).expect("just checked");
+        if self.len > 0 {
+            let slot = self.slot(key);
+            let mut depth = 0;
+            let mut link = &self.buckets[slot];
+            let mut found = false;
+            while let Some(node) = link {
+                if node.key.as_slice() == key {
+                    found = true;
+                    break;
+                }
+                depth += 1;
+                link = &node.next;
+            }
+            if found {
+                let mut node = self.buckets[slot].as_deref_mut().expect("the chain holds the key");
+                for _ in 0..depth {
+                    node = node.next.as_deref_mut().expect("the chain is at least this deep");
+                }
+                return &mut node.value;
+            }
         }
         self.insert_new(key, make())
     }
@@ -160,6 +178,15 @@ impl<V> Dict<V> {
                 }
                 Some(node) => link = &mut node.next,
             }
+        }
+    }
+
+    /// Makes room for `additional` more elements without a resize (the RDB loader's RESIZEDB
+    /// hint: one allocation instead of twenty relinking passes while a large database loads).
+    pub fn reserve(&mut self, additional: usize) {
+        let want = self.len.saturating_add(additional);
+        if want > self.buckets.len() {
+            self.resize(want.checked_next_power_of_two().unwrap_or(want).max(MIN_BUCKETS));
         }
     }
 
