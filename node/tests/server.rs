@@ -342,11 +342,16 @@ async fn monitor_streams_commands_as_redis_formats_them() {
     let mut writer = TcpStream::connect(server.addr).await.unwrap();
     let mut wbuf = Vec::new();
     assert_eq!(send(&mut writer, &mut wbuf, &["SET", "k", "a b\"c"]).await, Frame::ok());
-    let Frame::Simple(line) = read_frame(&mut monitor, &mut buf).await else { panic!("MONITOR sends status lines") };
+    let Frame::Simple(line) = read_frame(&mut monitor, &mut buf).await else {
+        panic!("MONITOR sends status lines")
+    };
     let line = String::from_utf8(line.to_vec()).unwrap();
     // `<secs>.<micros> [<db> <addr>] "SET" "k" "a b\"c"`
     let (time, rest) = line.split_once(' ').unwrap();
-    assert!(time.split_once('.').is_some_and(|(s, us)| s.parse::<u64>().is_ok() && us.len() == 6), "{line}");
+    assert!(
+        time.split_once('.').is_some_and(|(s, us)| s.parse::<u64>().is_ok() && us.len() == 6),
+        "{line}"
+    );
     assert!(rest.starts_with("[0 127.0.0.1:"), "{line}");
     assert!(rest.ends_with(r#"] "SET" "k" "a b\"c""#), "{line}");
     server.stop().await;
@@ -357,7 +362,13 @@ async fn client_pause_write_holds_writes_but_not_reads() {
     let server = TestServer::start("").await;
     let mut c = client(&server).await;
     let _: () = redis::cmd("SET").arg("k").arg("before").query_async(&mut c).await.unwrap();
-    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(60_000).arg("WRITE").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60_000)
+        .arg("WRITE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
     let mut writer = TcpStream::connect(server.addr).await.unwrap();
     writer.write_all(b"SET k after\r\n").await.unwrap();
     // Reads go through while the write waits.
@@ -365,7 +376,8 @@ async fn client_pause_write_holds_writes_but_not_reads() {
     let v: String = redis::cmd("GET").arg("k").query_async(&mut reader).await.unwrap();
     assert_eq!(v, "before");
     let mut buf = Vec::new();
-    let pending = tokio::time::timeout(Duration::from_millis(100), read_frame(&mut writer, &mut buf)).await;
+    let pending =
+        tokio::time::timeout(Duration::from_millis(100), read_frame(&mut writer, &mut buf)).await;
     assert!(pending.is_err(), "the paused write must not have been answered: {pending:?}");
     let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut c).await.unwrap();
     assert_eq!(read_frame(&mut writer, &mut buf).await, Frame::ok());

@@ -25,8 +25,8 @@ use crate::db::{Keyspace, Value};
 pub struct LoadOptions {
     /// Drop keys whose expiry (unix ms) is before this time (Redis: a master loading a file).
     pub expired_before: Option<i64>,
-    /// The size of the input when known (a file): lengths are then checked against it before
-    /// anything is allocated.
+    /// The size of the input when known (a file, a `$<len>` replication transfer): lengths are
+    /// then checked against it before anything is allocated, and nothing past it is read.
     pub total_len: Option<u64>,
 }
 
@@ -58,6 +58,11 @@ pub struct LoadSummary {
     pub checksum: Checksum,
     /// Bytes consumed (the whole RDB, checksum included).
     pub bytes: u64,
+    /// Bytes read from the source after the end of the RDB: with an unknown total the loader
+    /// reads ahead (up to 64 KB), and these belong to whatever follows the RDB in the stream
+    /// (a diskless transfer's EOF mark, the replication stream). Empty when the total is known,
+    /// since the loader then never reads past it.
+    pub trailing: Vec<u8>,
 }
 
 impl LoadSummary {
@@ -105,6 +110,13 @@ pub fn load<R: Read>(
     ks: &mut Keyspace,
     options: &LoadOptions,
 ) -> Result<LoadSummary, RdbError> {
+    if ks.dbs.is_empty() {
+        // Database 0 is implicitly selected; with none configured there is nowhere to load.
+        return Err(RdbError::Unsupported {
+            offset: 0,
+            what: "no databases are configured".into(),
+        });
+    }
     let mut inp = Input::new(src, options.total_len);
     let magic: [u8; 9] = inp.array()?;
     if &magic[..5] != b"REDIS" {
@@ -118,7 +130,7 @@ pub fn load<R: Read>(
         .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|v| v.parse::<u16>().ok())
         .ok_or_else(|| RdbError::Corrupt { offset: 5, reason: "invalid RDB version".into() })?;
-    if version < 1 || version > RDB_VERSION {
+    if !(1..=RDB_VERSION).contains(&version) {
         return Err(RdbError::Unsupported {
             offset: 5,
             what: format!(
@@ -137,6 +149,7 @@ pub fn load<R: Read>(
         empty_keys_skipped: 0,
         checksum: Checksum::Absent,
         bytes: 0,
+        trailing: Vec::new(),
     };
     let mut db = 0usize;
     let mut expiry: Option<i64> = None;
@@ -167,8 +180,14 @@ pub fn load<R: Read>(
                 db = id as usize;
             }
             op::RESIZEDB => {
-                inp.len()?;
-                inp.len()?;
+                // A hint: size the tables once instead of growing them step by step, but never
+                // beyond what the input can hold (a key takes at least 3 bytes).
+                let keys = inp.len()?;
+                let expires = inp.len()?;
+                let room = inp.remaining().unwrap_or(3 << 20) / 3;
+                let d = &mut ks.dbs[db];
+                d.keys.reserve(keys.min(room) as usize);
+                d.expires.reserve(expires.min(keys).min(room) as usize);
             }
             op::AUX => {
                 let mut name = Vec::new();
@@ -199,7 +218,7 @@ pub fn load<R: Read>(
                 }
                 inp.string(&mut key)?;
                 if let Kind::Refused(what) = object::kind(rdb_type) {
-                    return Err(object::refused(&key, what, rdb_type, at));
+                    return Err(object::refused(&key, what, at));
                 }
                 let value = object::read_value(&mut inp, rdb_type, &limits, &mut scratch)?;
                 let at_expiry = expiry.take();
@@ -243,6 +262,7 @@ pub fn load<R: Read>(
         };
     }
     summary.bytes = inp.offset();
+    summary.trailing = inp.buffered().to_vec();
     Ok(summary)
 }
 
@@ -253,7 +273,7 @@ pub(crate) fn value_from_payload(key: &[u8], body: &[u8]) -> Result<Value, RdbEr
     let rdb_type = inp.u8()?;
     match object::kind(rdb_type) {
         Kind::Supported => {}
-        Kind::Refused(what) => return Err(object::refused(key, what, rdb_type, 0)),
+        Kind::Refused(what) => return Err(object::refused(key, what, 0)),
         Kind::Unknown => return Err(inp.corrupt(format!("unknown value type {rdb_type}"))),
     }
     let value =

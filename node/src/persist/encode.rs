@@ -174,6 +174,12 @@ impl ValueEncoder {
         self.strings.compression = compression;
     }
 
+    /// Starts a new payload or file: LZF forgets the history of earlier compressions (see
+    /// [`Compressor`]), so the output depends only on what is encoded from here on.
+    pub fn reset(&mut self) {
+        self.strings.lzf.reset();
+    }
+
     /// The RDB type byte `value` is written with.
     pub fn type_byte(value: &Value) -> u8 {
         match value {
@@ -378,6 +384,7 @@ impl<W: Write> RdbWriter<W> {
 
     /// The magic and the AUX fields, in Redis 7.0's order.
     pub fn write_header(&mut self, aux: &Aux<'_>) -> io::Result<()> {
+        self.enc.reset();
         self.buf.extend_from_slice(format!("REDIS{RDB_VERSION:04}").as_bytes());
         let mut n = itoa::Buffer::new();
         self.aux("redis-ver", b"7.0.15");

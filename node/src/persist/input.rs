@@ -66,6 +66,16 @@ impl<R: Read> Input<R> {
         self.base + self.pos as u64
     }
 
+    /// The bytes left, when the total is known.
+    pub fn remaining(&self) -> Option<u64> {
+        self.total.map(|t| t.saturating_sub(self.offset()))
+    }
+
+    /// Bytes read from the source beyond the current position (read-ahead).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
     /// A corruption error at the current offset.
     pub fn corrupt(&self, reason: impl Into<String>) -> RdbError {
         RdbError::Corrupt { offset: self.offset(), reason: reason.into() }
@@ -89,7 +99,18 @@ impl<R: Read> Input<R> {
         self.pos = 0;
         self.crc_from = 0;
         while self.end < n {
-            match self.src.read(&mut self.buf[self.end..]) {
+            // Never read past a known total: what follows the RDB belongs to the caller.
+            let room = self.buf.len() - self.end;
+            let room = match self.total {
+                Some(t) => {
+                    (t.saturating_sub(self.base + self.end as u64)).min(room as u64) as usize
+                }
+                None => room,
+            };
+            if room == 0 {
+                return Err(RdbError::Truncated { offset: self.base + self.end as u64 });
+            }
+            match self.src.read(&mut self.buf[self.end..self.end + room]) {
                 Ok(0) => return Err(RdbError::Truncated { offset: self.base + self.end as u64 }),
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -128,28 +149,27 @@ impl<R: Read> Input<R> {
     }
 
     /// Refuses a count of `n` items of at least `min_size` bytes each if the input cannot hold
-    /// them. A no-op when the size is unknown.
-    pub fn check_room(&self, n: u64, min_size: u64, what: &str) -> Result<(), RdbError> {
+    /// them: the input ends before them, which is reported as the end of file it is (a torn
+    /// file and a hostile length look the same from here). A no-op when the size is unknown.
+    pub fn check_room(&self, n: u64, min_size: u64) -> Result<(), RdbError> {
         if let Some(total) = self.total {
-            let left = total.saturating_sub(self.offset());
-            if n.saturating_mul(min_size) > left {
-                return Err(
-                    self.corrupt(format!("{what} of {n} does not fit in the {left} bytes left"))
-                );
+            if n.saturating_mul(min_size) > total.saturating_sub(self.offset()) {
+                return Err(RdbError::Truncated { offset: total });
             }
         }
         Ok(())
     }
 
-    /// How many items to reserve room for up front: never more than the input could hold.
+    /// How many items to reserve room for up front: never more than the input could hold, and
+    /// at most a few thousand (a collection grows as its elements actually arrive).
     pub fn capacity_for(&self, n: u64) -> usize {
-        let left = self.total.map_or(CHUNK as u64, |t| t.saturating_sub(self.offset()));
-        n.min(left).min(1 << 20) as usize
+        let left = self.total.map_or(u64::MAX, |t| t.saturating_sub(self.offset()));
+        n.min(left).min(4096) as usize
     }
 
     /// Appends the next `n` bytes to `out`.
     pub fn read_into(&mut self, n: u64, out: &mut Vec<u8>) -> Result<(), RdbError> {
-        self.check_room(n, 1, "a string length")?;
+        self.check_room(n, 1)?;
         let n = usize::try_from(n).map_err(|_| self.corrupt("string length overflows"))?;
         if self.end - self.pos >= n {
             out.extend_from_slice(&self.buf[self.pos..self.pos + n]);

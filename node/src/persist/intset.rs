@@ -41,7 +41,7 @@ pub fn parse(blob: &[u8]) -> Result<Vec<i64>, &'static str> {
         return Err("intset has an invalid element width");
     }
     let count = u32::from_le_bytes([blob[4], blob[5], blob[6], blob[7]]) as usize;
-    if (blob.len() - 8) / width != count || (blob.len() - 8) % width != 0 {
+    if (blob.len() - 8) / width != count || !(blob.len() - 8).is_multiple_of(width) {
         return Err("intset size does not match its count");
     }
     if count == 0 {

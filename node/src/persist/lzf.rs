@@ -19,10 +19,8 @@
 //! default configuration: a 2^16-slot hash table of positions keyed by a multiplicative hash of
 //! the next three bytes (and, as in liblzf, the byte before them), `VERY_FAST` re-hashing of
 //! two positions after each match, and the same output-budget checks, so it gives up on exactly
-//! the inputs where Redis would store a string raw. liblzf leaves its table uninitialised; ours
-//! starts empty on every call (generation-tagged, so a call costs nothing per table slot), which
-//! is what liblzf does on a fresh stack. Redis's DUMP payloads of the same values are therefore
-//! byte-identical in practice, and always decodable by Redis since the format is what matters.
+//! the inputs where Redis would store a string raw, and produces the same bytes when its table
+//! holds what liblzf's holds (see [`Compressor`] for that one subtlety).
 //!
 //! # Decompressor
 //!
@@ -124,11 +122,20 @@ pub fn decompress_into(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
-/// An LZF compressor with its hash table, reused across calls (allocate one per writer).
+/// An LZF compressor with its hash table.
+///
+/// liblzf keeps its table on the stack and never clears it, so positions left by the previous
+/// call (as offsets into *that* input) are seen by the next one, and can yield matches a clean
+/// table would not (always valid ones: the bytes are compared). Redis compresses the nodes of a
+/// list one after the other, so its output depends on that history. We keep the table across
+/// calls in the same way, and start from an empty one at each [`Compressor::reset`] (one DUMP
+/// payload, one RDB file), which makes our output deterministic for a given payload or file and
+/// identical to Redis's whenever Redis started from the same state.
 pub struct Compressor {
-    /// Slot → `generation << 32 | position`; a slot of another generation is empty.
-    table: Vec<u64>,
-    generation: u64,
+    /// Slot → offset into the input of the call that last wrote it (0: nothing useful).
+    table: Vec<u32>,
+    /// The table holds offsets from earlier calls.
+    used: bool,
 }
 
 impl Default for Compressor {
@@ -155,7 +162,15 @@ fn idx(h: u32) -> usize {
 impl Compressor {
     /// A compressor with an empty table.
     pub fn new() -> Compressor {
-        Compressor { table: vec![0; HSIZE], generation: 0 }
+        Compressor { table: vec![0; HSIZE], used: false }
+    }
+
+    /// Forgets the history of earlier calls (done lazily, on the next compression).
+    pub fn reset(&mut self) {
+        if self.used {
+            self.table.iter_mut().for_each(|s| *s = 0);
+            self.used = false;
+        }
     }
 
     /// Compresses `input` into `out` (cleared first) if the result fits in `max_out` bytes, as
@@ -166,14 +181,9 @@ impl Compressor {
         if input.is_empty() || max_out == 0 || input.len() > u32::MAX as usize {
             return false;
         }
-        self.generation += 1;
-        if self.generation > u32::MAX as u64 {
-            self.table.iter_mut().for_each(|s| *s = 0);
-            self.generation = 1;
-        }
-        let tag = self.generation << 32;
+        self.used = true;
         let in_end = input.len();
-        // `op` is liblzf's output pointer as an index; `out` is written through `put`, with a
+        // `op` is liblzf's output pointer as an index; `out` is written through `buf`, with a
         // few bytes of slack so that the placeholder writes liblzf makes past the budget land.
         out.resize(max_out + 4, 0);
         let buf = out.as_mut_slice();
@@ -185,18 +195,16 @@ impl Compressor {
         while in_end > 2 && ip < in_end - 2 {
             hval = next(hval, input, ip);
             let slot = idx(hval);
-            let entry = self.table[slot];
-            self.table[slot] = tag | ip as u64;
-            let reference = (entry & !0xFFFF_FFFF == tag).then_some((entry & 0xFFFF_FFFF) as usize);
-            let matched = reference.filter(|&r| {
-                r > 0
-                    && r < ip
-                    && ip - r - 1 < MAX_OFF
-                    && input[r + 2] == input[ip + 2]
-                    && input[r] == input[ip]
-                    && input[r + 1] == input[ip + 1]
-            });
-            if let Some(r) = matched {
+            // liblzf: `ref > in_data && ip - ref - 1 < MAX_OFF` (unsigned), then the bytes.
+            let r = self.table[slot] as usize;
+            self.table[slot] = ip as u32;
+            let matched = r > 0
+                && r < ip
+                && ip - r - 1 < MAX_OFF
+                && input[r + 2] == input[ip + 2]
+                && input[r] == input[ip]
+                && input[r + 1] == input[ip + 1];
+            if matched {
                 let off = ip - r - 1;
                 let mut len = 2;
                 let maxlen = (in_end - ip - len).min(MAX_REF);
@@ -243,10 +251,10 @@ impl Compressor {
                 ip -= 2;
                 hval = first(input, ip);
                 hval = next(hval, input, ip);
-                self.table[idx(hval)] = tag | ip as u64;
+                self.table[idx(hval)] = ip as u32;
                 ip += 1;
                 hval = next(hval, input, ip);
-                self.table[idx(hval)] = tag | ip as u64;
+                self.table[idx(hval)] = ip as u32;
                 ip += 1;
             } else {
                 if op >= out_end {

@@ -58,11 +58,14 @@
 //! # Reading
 //!
 //! [`decode::load`] streams any `Read`, validating as it goes: it never panics, never recurses,
-//! and never allocates more than a bounded multiple of the bytes it has actually read (every
-//! length is checked against the input left when the size is known, and data arrives in chunks
-//! otherwise). Every error names its byte offset; a file that simply stops is
-//! [`RdbError::Truncated`], which a caller may treat as a torn tail. Values get the encodings
-//! Redis would give them on load, decided by the db types under the current [`LIMITS`].
+//! and never lets a length from the input decide an allocation on its own: when the input size
+//! is known (a file) every length is checked against the bytes left before anything is
+//! allocated, and when it is not (a socket) buffers grow in chunks as data actually arrives; an
+//! LZF string may only claim what its compressed bytes can expand to. Every error names its
+//! byte offset; a file that simply stops is [`RdbError::Truncated`], which a caller may treat
+//! as a torn tail (the checksum is only verified at the end, so a torn file is never silently
+//! accepted). Values get the encodings Redis would give them on load, decided by the db types
+//! under the current [`LIMITS`].
 //!
 //! [`LIMITS`]: crate::db::value::LIMITS
 

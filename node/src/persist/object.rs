@@ -69,13 +69,10 @@ pub fn kind(rdb_type: u8) -> Kind {
 }
 
 /// The error for a key of a refused type.
-pub fn refused(key: &[u8], what: &str, rdb_type: u8, offset: u64) -> RdbError {
+pub fn refused(key: &[u8], what: &str, offset: u64) -> RdbError {
     RdbError::Unsupported {
         offset,
-        what: format!(
-            "key '{}' holds {what} (RDB type {rdb_type}), which warden-node does not support",
-            show_key(key)
-        ),
+        what: format!("key '{}' holds {what}, which warden-node does not support", show_key(key)),
     }
 }
 
@@ -93,7 +90,7 @@ pub fn read_value<R: Read>(
         }
         t::LIST => {
             let n = inp.len()?;
-            inp.check_room(n, 1, "a list length")?;
+            inp.check_room(n, 1)?;
             let mut items = VecDeque::with_capacity(inp.capacity_for(n));
             for _ in 0..n {
                 inp.string(&mut s.a)?;
@@ -135,7 +132,7 @@ fn read_set<R: Read>(
     s: &mut Scratch,
 ) -> Result<Value, RdbError> {
     let n = inp.len()?;
-    inp.check_room(n, 1, "a set length")?;
+    inp.check_room(n, 1)?;
     let mut set = if n as usize > limits.intset { Set::Table(Dict::new()) } else { Set::default() };
     for _ in 0..n {
         let at = inp.offset();
@@ -153,7 +150,7 @@ fn read_hash<R: Read>(
     s: &mut Scratch,
 ) -> Result<Value, RdbError> {
     let n = inp.len()?;
-    inp.check_room(n, 2, "a hash length")?;
+    inp.check_room(n, 2)?;
     let mut h =
         if n as usize > limits.hash.entries { Hash::Table(Dict::new()) } else { Hash::default() };
     for _ in 0..n {
@@ -174,7 +171,7 @@ fn read_zset<R: Read>(
     s: &mut Scratch,
 ) -> Result<Value, RdbError> {
     let n = inp.len()?;
-    inp.check_room(n, if binary { 9 } else { 2 }, "a sorted set length")?;
+    inp.check_room(n, if binary { 9 } else { 2 })?;
     let mut entries = Vec::with_capacity(inp.capacity_for(n));
     for _ in 0..n {
         let at = inp.offset();
@@ -206,7 +203,7 @@ fn read_quicklist<R: Read>(
     s: &mut Scratch,
 ) -> Result<Value, RdbError> {
     let nodes = inp.len()?;
-    inp.check_room(nodes, 2, "a quicklist node count")?;
+    inp.check_room(nodes, 2)?;
     let mut items = VecDeque::new();
     for _ in 0..nodes {
         let mut container = 2; // PACKED

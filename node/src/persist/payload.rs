@@ -40,6 +40,7 @@ pub fn dump(value: &Value, compression: bool) -> Vec<u8> {
     ENCODER.with(|enc| {
         let mut enc = enc.borrow_mut();
         enc.set_compression(compression);
+        enc.reset();
         enc.value(&mut out, value);
     });
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
