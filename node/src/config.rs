@@ -444,6 +444,9 @@ impl Config {
         };
         let args = if args.is_empty() { vec![String::new()] } else { args };
         let canonical = normalize(dir, &args).map_err(|e| SetError::Invalid(dir.name, e))?;
+        if dir.name == "dir" && !std::path::Path::new(&canonical).is_dir() {
+            return Err(SetError::Invalid(dir.name, "No such file or directory".into()));
+        }
         let previous = self.values.insert(dir.name, canonical);
         match self.derive() {
             Ok(settings) => {
@@ -466,9 +469,12 @@ impl Config {
     }
 
     fn derive(&self) -> Result<Settings, ConfigError> {
+        // Kept absolute, so paths stay right after the server chdirs into it (as Redis does)
+        // and CONFIG GET dir prints a full path like Redis's.
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let dir = match self.values["dir"].as_str() {
-            "" => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            d => PathBuf::from(d),
+            "" => cwd,
+            d => cwd.join(d),
         };
         let settings = Settings {
             port: self.int("port") as u16,

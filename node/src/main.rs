@@ -56,6 +56,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the dump file before serving. A file that cannot be loaded stops startup (and is left
+/// untouched) rather than starting empty and later overwriting it.
+fn load_dump(shared: &Shared, dir: &std::path::Path, dbfilename: &str) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut ks = shared.keyspace.lock();
+    let loaded = node::persist::dumpfile::load_at_startup(
+        &mut ks,
+        dir,
+        dbfilename,
+        node::server::unix_ms(),
+    )?;
+    if let Some(summary) = loaded {
+        let mut stats = shared.persist.lock();
+        stats.keys_loaded = summary.keys_loaded;
+        stats.keys_expired = summary.keys_expired;
+        info!(
+            keys = summary.keys_loaded,
+            expired = summary.keys_expired,
+            seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+            "DB loaded from disk"
+        );
+    }
+    Ok(())
+}
+
 /// Sends a readiness message to systemd's NOTIFY_SOCKET, if there is one (Type=notify units).
 fn notify_systemd(message: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
@@ -89,7 +114,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("can't write the pid file '{}': {e}", path.display()))?;
     }
     let (trigger, stop) = common::shutdown::channel();
+    let dbfilename = config.get("dbfilename").unwrap_or("dump.rdb").to_string();
     let shared = Shared::new(config, trigger.clone());
+    load_dump(&shared, &dir, &dbfilename)?;
     for l in &listeners {
         info!(addr = %l.local_addr()?, "listening");
     }

@@ -72,6 +72,8 @@ pub struct Shared {
     pub shutdown: ShutdownTrigger,
     /// CLIENT PAUSE.
     pub pause: watch::Sender<Pause>,
+    /// Save and load counters for INFO persistence.
+    pub persist: Mutex<crate::cmd::persistence::PersistStats>,
     /// Whether writes are propagated (see `Shared::is_propagating`).
     pub propagating: std::sync::atomic::AtomicBool,
     /// How many clients run MONITOR (checked on every command without taking a lock).
@@ -110,6 +112,7 @@ impl Shared {
             pause: watch::channel(Pause::None).0,
             monitoring: std::sync::atomic::AtomicUsize::new(0),
             propagating: std::sync::atomic::AtomicBool::new(false),
+            persist: Mutex::new(Default::default()),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             lastsave: std::sync::atomic::AtomicI64::new(unix_ms() / 1000),
         })

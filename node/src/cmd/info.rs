@@ -177,7 +177,7 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "lazyfree_pending_objects", &0);
         }
         "persistence" => {
-            let started = (shared.started.elapsed().as_secs() as i64).max(0);
+            let stats = shared.persist.lock().clone();
             out.push_str("# Persistence\r\n");
             w(out, "loading", &0);
             w(out, "async_loading", &0);
@@ -189,14 +189,14 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "current_save_keys_total", &0);
             w(out, "rdb_changes_since_last_save", &ctx.exec.ks.dirty);
             w(out, "rdb_bgsave_in_progress", &0);
-            w(out, "rdb_last_save_time", &(now / 1000 - started));
-            w(out, "rdb_last_bgsave_status", &"ok");
+            w(out, "rdb_last_save_time", &shared.lastsave.load(Ordering::Relaxed));
+            w(out, "rdb_last_bgsave_status", &if stats.last_failed { "err" } else { "ok" });
             w(out, "rdb_last_bgsave_time_sec", &-1);
             w(out, "rdb_current_bgsave_time_sec", &-1);
-            w(out, "rdb_saves", &0);
+            w(out, "rdb_saves", &stats.saves);
             w(out, "rdb_last_cow_size", &0);
-            w(out, "rdb_last_load_keys_expired", &0);
-            w(out, "rdb_last_load_keys_loaded", &0);
+            w(out, "rdb_last_load_keys_expired", &stats.keys_expired);
+            w(out, "rdb_last_load_keys_loaded", &stats.keys_loaded);
             w(out, "aof_enabled", &0);
             w(out, "aof_rewrite_in_progress", &0);
             w(out, "aof_rewrite_scheduled", &0);

@@ -28,6 +28,7 @@ pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
@@ -203,7 +204,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 14] {
+fn families() -> [&'static [CommandSpec]; 15] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -219,6 +220,7 @@ fn families() -> [&'static [CommandSpec]; 14] {
         client::COMMANDS,
         config::COMMANDS,
         info::COMMANDS,
+        persistence::COMMANDS,
     ]
 }
 

@@ -207,7 +207,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (mut nosave, mut save, mut abort) = (false, false, false);
+    let (mut nosave, mut save, mut abort, mut force) = (false, false, false, false);
     for a in &args[1..] {
         if is(a, "nosave") {
             nosave = true;
@@ -215,7 +215,9 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             save = true;
         } else if is(a, "abort") {
             abort = true;
-        } else if is(a, "now") || is(a, "force") {
+        } else if is(a, "force") {
+            force = true;
+        } else if is(a, "now") {
         } else {
             return Err(CommandError::Syntax);
         }
@@ -226,10 +228,8 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CommandError::err("No shutdown in progress."));
     }
-    if save {
-        tracing::warn!(
-            "SHUTDOWN SAVE refused: RDB snapshots are not implemented in warden-node yet"
-        );
+    // Without save points (they need BGSAVE, not implemented yet) only SHUTDOWN SAVE saves.
+    if save && super::persistence::save_now(ctx).is_err() && !force {
         return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
     }
     tracing::warn!("user requested shutdown");

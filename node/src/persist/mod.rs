@@ -71,6 +71,7 @@
 
 pub mod crc64;
 pub mod decode;
+pub mod dumpfile;
 pub mod encode;
 mod input;
 pub mod intset;

@@ -1,0 +1,138 @@
+//! warden-node's dump file as a real process sees it: SAVE survives kill -9, a dump.rdb written
+//! by Debian's redis-server loads, and a corrupt dump stops startup without being touched.
+
+use std::path::Path;
+use std::time::Duration;
+
+use integration_tests::{bin_dir, ports, process::Proc, wait};
+
+fn connect(port: u16) -> Result<redis::Connection, String> {
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+    client.get_connection_with_timeout(Duration::from_secs(1)).map_err(|e| e.to_string())
+}
+
+fn start_node(dir: &Path, port: u16) -> Proc {
+    let args: Vec<String> =
+        ["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", &dir.display().to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    Proc::start("node", &bin_dir().join("warden-node"), &args)
+}
+
+fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    command.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+#[test]
+fn saved_data_survives_kill_9_and_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let port = ports::allocate();
+    let mut node = start_node(data.path(), port);
+    let mut c =
+        wait::until("warden-node to accept connections", Duration::from_secs(10), || connect(port));
+    let _: () = cmd(&mut c, &["SET", "s", "v"]);
+    let _: () = cmd(&mut c, &["SET", "ttl", "x", "EX", "1000"]);
+    let _: i64 = cmd(&mut c, &["RPUSH", "l", "a", "b", "c"]);
+    let _: i64 = cmd(&mut c, &["HSET", "h", "f", "1"]);
+    let _: i64 = cmd(&mut c, &["ZADD", "z", "1.5", "m"]);
+    let _: () = cmd(&mut c, &["SELECT", "7"]);
+    let _: i64 = cmd(&mut c, &["SADD", "set", "1", "2"]);
+    let _: () = cmd(&mut c, &["SAVE"]);
+    let info: String = cmd(&mut c, &["INFO", "persistence"]);
+    assert!(
+        info.contains("rdb_changes_since_last_save:0") && info.contains("rdb_saves:1"),
+        "{info}"
+    );
+    node.kill();
+    node.restart();
+    let mut c = wait::until("warden-node to come back", Duration::from_secs(10), || connect(port));
+    assert_eq!(cmd::<String>(&mut c, &["GET", "s"]), "v");
+    let ttl: i64 = cmd(&mut c, &["TTL", "ttl"]);
+    assert!((990..=1000).contains(&ttl), "TTL after restart: {ttl}");
+    assert_eq!(cmd::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["a", "b", "c"]);
+    assert_eq!(cmd::<String>(&mut c, &["HGET", "h", "f"]), "1");
+    assert_eq!(cmd::<String>(&mut c, &["ZSCORE", "z", "m"]), "1.5");
+    let _: () = cmd(&mut c, &["SELECT", "7"]);
+    assert_eq!(cmd::<i64>(&mut c, &["SCARD", "set"]), 2);
+    let info: String = cmd(&mut c, &["INFO", "persistence"]);
+    assert!(info.contains("rdb_last_load_keys_loaded:6"), "{info}");
+}
+
+#[test]
+fn shutdown_save_writes_the_dump_and_sigterm_without_save_points_does_not() {
+    let data = tempfile::tempdir().unwrap();
+    let port = ports::allocate();
+    let mut node = start_node(data.path(), port);
+    let mut c =
+        wait::until("warden-node to accept connections", Duration::from_secs(10), || connect(port));
+    let _: () = cmd(&mut c, &["SET", "k", "1"]);
+    node.signal(libc::SIGTERM);
+    assert!(node.wait_exit(Duration::from_secs(10)).unwrap().success());
+    assert!(!data.path().join("dump.rdb").exists(), "no save points: SIGTERM must not save");
+    node.restart();
+    let mut c = wait::until("warden-node to come back", Duration::from_secs(10), || connect(port));
+    let _: () = cmd(&mut c, &["SET", "k", "2"]);
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
+    assert!(node.wait_exit(Duration::from_secs(10)).unwrap().success());
+    assert!(data.path().join("dump.rdb").exists(), "SHUTDOWN SAVE writes the dump");
+}
+
+#[test]
+fn a_dump_written_by_redis_server_loads() {
+    let data = tempfile::tempdir().unwrap();
+    let redis_port = ports::allocate();
+    let redis_server =
+        std::env::var("REDIS_SERVER").unwrap_or_else(|_| "/usr/bin/redis-server".into());
+    assert!(
+        Path::new(&redis_server).exists(),
+        "{redis_server} is missing: run ./scripts/test, which installs it"
+    );
+    let args: Vec<String> = [
+        "--port",
+        &redis_port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        &data.path().display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut redis = Proc::start("redis", Path::new(&redis_server), &args);
+    let mut c = wait::until("redis-server to accept connections", Duration::from_secs(10), || {
+        connect(redis_port)
+    });
+    let _: () = cmd(&mut c, &["SET", "from", "redis"]);
+    let _: () = cmd(&mut c, &["SET", "n", "12345"]);
+    let _: i64 = cmd(&mut c, &["RPUSH", "l", "x", "y"]);
+    let _: () = cmd(&mut c, &["SAVE"]);
+    redis.kill();
+    let port = ports::allocate();
+    let _node = start_node(data.path(), port);
+    let mut c =
+        wait::until("warden-node to load redis's dump", Duration::from_secs(10), || connect(port));
+    assert_eq!(cmd::<String>(&mut c, &["GET", "from"]), "redis");
+    assert_eq!(cmd::<String>(&mut c, &["OBJECT", "ENCODING", "n"]), "int");
+    assert_eq!(cmd::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["x", "y"]);
+}
+
+#[test]
+fn a_corrupt_dump_stops_startup_and_is_left_untouched() {
+    let data = tempfile::tempdir().unwrap();
+    let corrupt = b"REDIS0010\xfe\x00\x00\x03key".to_vec();
+    std::fs::write(data.path().join("dump.rdb"), &corrupt).unwrap();
+    let mut node = start_node(data.path(), ports::allocate());
+    let status = node.wait_exit(Duration::from_secs(10)).expect("it was running");
+    assert!(!status.success());
+    let log = node.log();
+    assert!(log.contains("dump.rdb") && log.contains("offset"), "{log}");
+    assert_eq!(std::fs::read(data.path().join("dump.rdb")).unwrap(), corrupt);
+}
