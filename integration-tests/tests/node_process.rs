@@ -60,3 +60,28 @@ fn features_that_have_not_landed_are_refused_at_startup() {
     assert!(!status.success());
     assert!(node.log().contains("append-only file is not implemented"), "{}", node.log());
 }
+
+#[test]
+fn config_rewrite_updates_the_file_in_place_and_keeps_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("node.conf");
+    let port = ports::allocate();
+    std::fs::write(
+        &conf,
+        format!("# my settings\nport {port}\nbind 127.0.0.1\nmaxclients 100\ntimeout 0\n"),
+    )
+    .unwrap();
+    let _node = Proc::start("node", &node_bin(), &[conf.display().to_string()]);
+    wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxclients").arg("50").query(&mut c).unwrap();
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("slowlog-max-len").arg("7").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("REWRITE").query(&mut c).unwrap();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.starts_with("# my settings\n"), "{text}");
+    assert!(text.contains("\nmaxclients 50\n") && !text.contains("maxclients 100"), "{text}");
+    assert!(text.contains("\nslowlog-max-len 7\n"), "{text}");
+    assert_eq!(text.matches(&format!("port {port}")).count(), 1, "{text}");
+}

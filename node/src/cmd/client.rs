@@ -366,36 +366,25 @@ fn getredir(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 }
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    let lines = [
-        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GETNAME",
-        "    Return the name of the current connection.",
-        "ID",
-        "    Return the ID of the current connection.",
-        "INFO",
-        "    Return information about the current client connection.",
-        "KILL <ip:port>",
-        "    Kill connection made from <ip:port>.",
-        "KILL <option> <value> [<option> <value> [...]]",
-        "    Kill connections. Options are: ID, TYPE, USER, ADDR, LADDR, SKIPME, MAXAGE.",
-        "LIST [options ...]",
-        "    Return information about client connections. Options: TYPE, ID.",
-        "UNPAUSE",
-        "    Stop the current client pause, resuming traffic.",
-        "PAUSE <timeout> [WRITE|ALL]",
-        "    Suspend all, or just write, clients for <timeout> milliseconds.",
-        "REPLY (ON|OFF|SKIP)",
-        "    Control the replies sent to the current connection.",
-        "SETNAME <name>",
-        "    Assign the name <name> to the current connection.",
-        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
-        "    Unblock the specified blocked client.",
-        "NO-EVICT (ON|OFF)",
-        "    Protect current client connection from eviction.",
-        "HELP",
-        "    Print this help.",
-    ];
-    Ok(Frame::Array(
-        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    Ok(super::help::reply(
+        "CLIENT",
+        &[
+            ("ID", "The id of this connection."),
+            ("SETNAME <name> | GETNAME", "Set or read this connection's name."),
+            ("LIST [TYPE <type>] [ID <id> ...]", "One line per connected client."),
+            ("INFO", "The CLIENT LIST line of this connection."),
+            (
+                "KILL <ip:port> | KILL <filter> <value> ...",
+                "Close clients (filters: ID TYPE USER ADDR LADDR SKIPME MAXAGE).",
+            ),
+            ("SETINFO LIB-NAME|LIB-VER <value>", "Record the client library's name or version."),
+            (
+                "PAUSE <ms> [WRITE|ALL] | UNPAUSE",
+                "Hold writes (or every command) for a while, or release them.",
+            ),
+            ("REPLY ON|OFF|SKIP", "Choose whether this connection gets replies."),
+            ("NO-EVICT ON|OFF", "Mark this connection as exempt from client eviction."),
+            ("UNBLOCK <id> [TIMEOUT|ERROR]", "Wake a client blocked in a blocking command."),
+        ],
     ))
 }

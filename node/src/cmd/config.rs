@@ -139,20 +139,19 @@ fn quote(value: &str) -> String {
 }
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    let lines = [
-        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GET <pattern>",
-        "    Return parameters matching the glob-like <pattern> and their values.",
-        "SET <directive> <value>",
-        "    Set the configuration <directive> to <value>.",
-        "RESETSTAT",
-        "    Reset statistics reported by the INFO command.",
-        "REWRITE",
-        "    Rewrite the configuration file.",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Ok(Frame::Array(
-        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    Ok(super::help::reply(
+        "CONFIG",
+        &[
+            (
+                "GET <pattern> [<pattern> ...]",
+                "Directives whose names match a glob pattern, with their values.",
+            ),
+            (
+                "SET <directive> <value> [<directive> <value> ...]",
+                "Change directives at run time, all or none.",
+            ),
+            ("RESETSTAT", "Zero the counters INFO reports."),
+            ("REWRITE", "Write the running configuration back into the config file."),
+        ],
     ))
 }

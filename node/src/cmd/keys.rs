@@ -465,25 +465,14 @@ fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn object_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    let lines = [
-        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ENCODING <key>",
-        "    Return the kind of internal representation used in order to store the value",
-        "    associated with a <key>.",
-        "FREQ <key>",
-        "    Return the access frequency index of the <key>. The returned integer is",
-        "    proportional to the logarithm of the recent access frequency of the key.",
-        "IDLETIME <key>",
-        "    Return the idle time of the <key>, that is the approximated number of",
-        "    seconds elapsed since the last access to the key.",
-        "REFCOUNT <key>",
-        "    Return the number of references of the value associated with the specified",
-        "    <key>.",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Ok(Frame::Array(
-        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    Ok(super::help::reply(
+        "OBJECT",
+        &[
+            ("ENCODING <key>", "How the value is represented in memory."),
+            ("FREQ <key>", "Access frequency (needs an LFU maxmemory policy)."),
+            ("IDLETIME <key>", "Seconds since the key was last accessed."),
+            ("REFCOUNT <key>", "How many references the value has."),
+        ],
     ))
 }
 

@@ -25,6 +25,7 @@ pub mod config;
 pub mod connection;
 pub mod dump;
 pub mod hashes;
+pub mod help;
 pub mod info;
 pub mod keys;
 pub mod lists;

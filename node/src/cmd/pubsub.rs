@@ -216,23 +216,19 @@ fn pubsub_shardnumsub(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn pubsub_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    let lines = [
-        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "CHANNELS [<pattern>]",
-        "    Return the currently active channels matching a <pattern> (default: '*').",
-        "NUMPAT",
-        "    Return number of subscriptions to patterns.",
-        "NUMSUB [<channel> ...]",
-        "    Return the number of subscribers for the specified channels, excluding",
-        "    pattern subscriptions(default: no channels).",
-        "SHARDCHANNELS [<pattern>]",
-        "    Return the currently active shard level channels matching a <pattern> (default: '*').",
-        "SHARDNUMSUB [<shardchannel> ...]",
-        "    Return the number of subscribers for the specified shard level channel(s)",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Ok(Frame::Array(
-        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
+    Ok(super::help::reply(
+        "PUBSUB",
+        &[
+            ("CHANNELS [<pattern>]", "Channels with at least one subscriber, optionally filtered."),
+            (
+                "NUMSUB [<channel> ...]",
+                "Subscriber counts of the given channels (patterns not counted).",
+            ),
+            ("NUMPAT", "How many patterns have subscribers."),
+            (
+                "SHARDCHANNELS [<pattern>] | SHARDNUMSUB [<channel> ...]",
+                "The same for shard channels.",
+            ),
+        ],
     ))
 }

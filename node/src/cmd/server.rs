@@ -71,12 +71,6 @@ pub fn subcommand_syntax(sub: &[u8], command: &str) -> CommandError {
     CommandError::Bytes(Bytes::from(text))
 }
 
-fn help_reply(lines: &[&'static str]) -> CmdResult {
-    Ok(Frame::Array(
-        lines.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect(),
-    ))
-}
-
 fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(ctx.db_ref().keys.len() as i64))
 }
@@ -191,17 +185,14 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             );
             Ok(Frame::Simple(Bytes::from(text)))
         }
-        ("help", _) => help_reply(&[
-            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "OBJECT <key>",
-            "    Show low-level info about the key and associated value.",
-            "SET-ACTIVE-EXPIRE <0|1>",
-            "    Setting it to 0 disables expiring keys in background when they are not accessed.",
-            "SLEEP <seconds>",
-            "    Stop the server for <seconds>. Decimals allowed.",
-            "HELP",
-            "    Prints this help.",
-        ]),
+        ("help", _) => Ok(super::help::reply(
+            "DEBUG",
+            &[
+                ("OBJECT <key>", "Internal details of a key's value."),
+                ("SET-ACTIVE-EXPIRE 0|1", "Turn the background expiry of keys off or on."),
+                ("SLEEP <seconds>", "Freeze the whole server for that long (fractions allowed)."),
+            ],
+        )),
         _ => Err(subcommand_syntax(&args[1], "DEBUG")),
     }
 }
@@ -307,20 +298,14 @@ fn slowlog_reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 }
 
 fn slowlog_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    help_reply(&[
-        "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GET [<count>]",
-        "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-        "    Entries are made of:",
-        "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-        "    client name",
-        "LEN",
-        "    Return the length of the slowlog.",
-        "RESET",
-        "    Reset the slowlog.",
-        "HELP",
-        "    Prints this help.",
-    ])
+    Ok(super::help::reply(
+        "SLOWLOG",
+        &[
+            ("GET [<count>]", "The newest <count> entries (default 10, -1 for all): id, time, microseconds, arguments, client address, client name."),
+            ("LEN", "How many entries the log holds."),
+            ("RESET", "Empty the log."),
+        ],
+    ))
 }
 
 fn latency_empty(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -334,7 +319,7 @@ fn latency_reset(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 fn latency_doctor(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::Verbatim(
         "txt",
-        Bytes::from_static(b"Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep better tonight.\n"),
+        Bytes::from_static(b"No latency spikes have been recorded since this server started.\n"),
     ))
 }
 
@@ -350,25 +335,18 @@ fn latency_histogram(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 }
 
 fn latency_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    help_reply(&[
-        "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "DOCTOR",
-        "    Return a human readable latency analysis report.",
-        "GRAPH <event>",
-        "    Return an ASCII latency graph for the <event> class.",
-        "HISTORY <event>",
-        "    Return time-latency samples for the <event> class.",
-        "LATEST",
-        "    Return the latest latency samples for all events.",
-        "RESET [<event> ...]",
-        "    Reset latency data of one or more <event> classes.",
-        "    (default: reset all data for all event classes)",
-        "HISTOGRAM [COMMAND ...]",
-        "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
-        "    If no commands are specified then all histograms are replied.",
-        "HELP",
-        "    Prints this help.",
-    ])
+    Ok(super::help::reply(
+        "LATENCY",
+        &[
+            (
+                "LATEST | HISTORY <event> | GRAPH <event>",
+                "Recorded latency spikes (none are recorded yet).",
+            ),
+            ("RESET [<event> ...]", "Forget recorded samples."),
+            ("DOCTOR", "A readable summary."),
+            ("HISTOGRAM [<command> ...]", "Per-command latency histograms."),
+        ],
+    ))
 }
 
 fn flag_names(spec: &CommandSpec) -> Vec<Frame> {
@@ -483,25 +461,19 @@ fn command_getkeys(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn command_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    help_reply(&[
-        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "(no subcommand)",
-        "    Return details about all Redis commands.",
-        "COUNT",
-        "    Return the total number of commands in this Redis server.",
-        "LIST",
-        "    Return a list of all commands in this Redis server.",
-        "INFO [<command-name> ...]",
-        "    Return details about multiple Redis commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "DOCS [<command-name> ...]",
-        "    Return documentation details about multiple Redis commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "GETKEYS <full-command>",
-        "    Return the keys from a full Redis command.",
-        "HELP",
-        "    Prints this help.",
-    ])
+    Ok(super::help::reply(
+        "COMMAND",
+        &[
+            (
+                "(no subcommand) | INFO [<name> ...]",
+                "Name, arity, flags and key positions of commands.",
+            ),
+            (
+                "COUNT | LIST [FILTERBY PATTERN <pattern>]",
+                "How many commands there are, or their names.",
+            ),
+            ("DOCS [<name> ...]", "Documentation summaries."),
+            ("GETKEYS <command> [<arg> ...]", "Which arguments of a full command are keys."),
+        ],
+    ))
 }
