@@ -20,6 +20,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
         }
+        crate::db::Lru::tick(unix_ms());
         if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
             active_expire(&shared);
         }

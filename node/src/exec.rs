@@ -16,7 +16,7 @@ use crate::db::hash::Hash;
 use crate::db::list::List;
 use crate::db::set::Set;
 use crate::db::zset::ZSet;
-use crate::db::{Db, Keyspace, Sds, Value};
+use crate::db::{Db, Keyspace, Lru, Sds, Value};
 use crate::error::CommandError;
 use crate::server::Shared;
 
@@ -136,13 +136,17 @@ impl<'a> Exec<'a> {
             return None;
         }
         let ks = &mut *self.ks;
-        let found = ks.dbs[self.db].keys.get_mut(key);
-        if found.is_some() {
-            ks.stats.hits += 1;
-        } else {
-            ks.stats.misses += 1;
+        match ks.dbs[self.db].keys.get_mut_meta(key) {
+            Some((value, lru)) => {
+                *lru = Lru::now();
+                ks.stats.hits += 1;
+                Some(value)
+            }
+            None => {
+                ks.stats.misses += 1;
+                None
+            }
         }
-        found
     }
 
     /// Looks a key up for writing (no hit/miss accounting).
@@ -150,7 +154,27 @@ impl<'a> Exec<'a> {
         if self.expire_if_needed(key) {
             return None;
         }
-        self.ks.dbs[self.db].keys.get_mut(key)
+        self.ks.dbs[self.db].keys.get_mut_meta(key).map(|(value, lru)| {
+            *lru = Lru::now();
+            value
+        })
+    }
+
+    /// Looks a key up without counting as an access (OBJECT, TYPE, TTL … do not change a key's
+    /// idle time in Redis); hits and misses are still counted.
+    pub fn lookup_notouch(&mut self, key: &[u8]) -> Option<&mut Value> {
+        if self.expire_if_needed(key) {
+            self.ks.stats.misses += 1;
+            return None;
+        }
+        let ks = &mut *self.ks;
+        let found = ks.dbs[self.db].keys.get_mut(key);
+        if found.is_some() {
+            ks.stats.hits += 1;
+        } else {
+            ks.stats.misses += 1;
+        }
+        found
     }
 
     /// True if `key` exists (and has not expired).

@@ -98,6 +98,7 @@ impl Shared {
     /// Fresh state for `config`.
     pub fn new(config: Config, shutdown: ShutdownTrigger) -> Arc<Shared> {
         let databases = config.settings.databases;
+        crate::db::Lru::tick(unix_ms());
         Arc::new(Shared {
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),

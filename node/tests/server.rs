@@ -385,3 +385,28 @@ async fn client_pause_write_holds_writes_but_not_reads() {
     assert_eq!(v, "after");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn object_idletime_counts_from_the_last_access_and_object_does_not_touch() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let _: () = redis::cmd("SET").arg("k").arg("v").query_async(&mut c).await.unwrap();
+    // Age the key's access stamp by 100 s instead of waiting.
+    {
+        let mut ks = server.shared.keyspace.lock();
+        let now = node::db::Lru::now().0;
+        let (_, lru) = ks.dbs[0].keys.get_mut_meta(b"k").unwrap();
+        *lru = node::db::Lru(now.wrapping_sub(100) & node::db::Lru::MAX);
+    }
+    let idle: i64 =
+        redis::cmd("OBJECT").arg("IDLETIME").arg("k").query_async(&mut c).await.unwrap();
+    assert!((100..=101).contains(&idle), "idle {idle}");
+    let again: i64 =
+        redis::cmd("OBJECT").arg("IDLETIME").arg("k").query_async(&mut c).await.unwrap();
+    assert!(again >= 100, "OBJECT must not count as an access: {again}");
+    let _: String = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
+    let fresh: i64 =
+        redis::cmd("OBJECT").arg("IDLETIME").arg("k").query_async(&mut c).await.unwrap();
+    assert!(fresh <= 1, "GET is an access: {fresh}");
+    server.stop().await;
+}

@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::cmd::args::{cursor, int, is};
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, CommandSpec};
-use crate::db::{Dict, Sds, StrEnc, Value};
+use crate::db::{Dict, Lru, Sds, StrEnc, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
 
@@ -24,7 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("renamenx", 3, WRITE | FAST, (1, 2, 1), renamenx),
     cmd("move", 3, WRITE | FAST, (1, 1, 1), move_),
     cmd("copy", -3, WRITE | DENYOOM, (1, 2, 1), copy),
-    cmd("touch", -2, READONLY | FAST, (1, -1, 1), exists),
+    cmd("touch", -2, READONLY | FAST, (1, -1, 1), touch),
     cmd("expire", -3, WRITE | FAST, (1, 1, 1), expire),
     cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), pexpire),
     cmd("expireat", -3, WRITE | FAST, (1, 1, 1), expireat),
@@ -57,12 +57,18 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let n = args[1..].iter().filter(|k| ctx.lookup_notouch(k).is_some()).count();
+    Ok(Frame::Integer(n as i64))
+}
+
+/// Like EXISTS, but counts as an access (resets the keys' idle time).
+fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let n = args[1..].iter().filter(|k| ctx.lookup_read(k).is_some()).count();
     Ok(Frame::Integer(n as i64))
 }
 
 fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let name = ctx.lookup_read(&args[1]).map_or("none", |v| v.type_name());
+    let name = ctx.lookup_notouch(&args[1]).map_or("none", |v| v.type_name());
     Ok(Frame::simple(name))
 }
 
@@ -391,7 +397,7 @@ fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// -2 if the key does not exist, -1 if it has no TTL, else its expiry (unix ms).
 fn expiry_of(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
-    if ctx.lookup_read(key).is_none() {
+    if ctx.lookup_notouch(key).is_none() {
         return Err(-2);
     }
     ctx.db_ref().expiry(key).ok_or(-1)
@@ -433,26 +439,29 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.lookup_write(&args[2]) {
+    Ok(match ctx.lookup_notouch(&args[2]) {
         Some(v) => Frame::bulk_static(v.encoding()),
         None => Frame::Null,
     })
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if ctx.lookup_write(&args[2]).is_none() {
+    if ctx.lookup_notouch(&args[2]).is_none() {
         return Ok(Frame::Null);
     }
     Err(CommandError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."))
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    // Per-key access times are not tracked yet (no LRU eviction): every key reads as just used.
-    Ok(if ctx.lookup_write(&args[2]).is_some() { Frame::Integer(0) } else { Frame::Null })
+    if ctx.lookup_notouch(&args[2]).is_none() {
+        return Ok(Frame::Null);
+    }
+    let stamp = ctx.db_ref().keys.meta(&args[2]).expect("looked up above");
+    Ok(Frame::Integer((stamp.idle_ms(Lru::now()) / 1000) as i64))
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.lookup_write(&args[2]) {
+    Ok(match ctx.lookup_notouch(&args[2]) {
         // Redis shares the integers 0..9999 (refcount INT_MAX) when no LRU/LFU policy is set.
         Some(Value::Str { bytes, enc: StrEnc::Auto })
             if common::fmt::parse_i64(bytes).is_some_and(|n| (0..10000).contains(&n)) =>

@@ -17,17 +17,20 @@ use rand::Rng;
 
 use super::value::Sds;
 
-type Link<V> = Option<Box<Node<V>>>;
+type Link<V, M> = Option<Box<Node<V, M>>>;
 
-struct Node<V> {
+struct Node<V, M> {
     key: Sds,
     value: V,
-    next: Link<V>,
+    /// Per-entry metadata (the keyspace keeps its LRU clock here); `()` costs nothing.
+    meta: M,
+    next: Link<V, M>,
 }
 
-/// A hash table from byte-string keys to `V`.
-pub struct Dict<V> {
-    buckets: Vec<Link<V>>,
+/// A hash table from byte-string keys to `V`, with optional per-entry metadata `M` that is set
+/// to `M::default()` on insertion.
+pub struct Dict<V, M = ()> {
+    buckets: Vec<Link<V, M>>,
     len: usize,
 }
 
@@ -44,13 +47,13 @@ fn hash(key: &[u8]) -> u64 {
 
 const MIN_BUCKETS: usize = 4;
 
-impl<V> Default for Dict<V> {
+impl<V, M> Default for Dict<V, M> {
     fn default() -> Self {
         Dict { buckets: Vec::new(), len: 0 }
     }
 }
 
-impl<V> Dict<V> {
+impl<V, M: Copy + Default> Dict<V, M> {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
@@ -106,6 +109,37 @@ impl<V> Dict<V> {
         None
     }
 
+    /// The value and metadata of `key`, mutably.
+    pub fn get_mut_meta(&mut self, key: &[u8]) -> Option<(&mut V, &mut M)> {
+        if self.len == 0 {
+            return None;
+        }
+        let slot = self.slot(key);
+        let mut link = &mut self.buckets[slot];
+        while let Some(node) = link {
+            if node.key.as_slice() == key {
+                return Some((&mut node.value, &mut node.meta));
+            }
+            link = &mut node.next;
+        }
+        None
+    }
+
+    /// The metadata of `key`.
+    pub fn meta(&self, key: &[u8]) -> Option<M> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut link = &self.buckets[self.slot(key)];
+        while let Some(node) = link {
+            if node.key.as_slice() == key {
+                return Some(node.meta);
+            }
+            link = &node.next;
+        }
+        None
+    }
+
     /// True if `key` is present.
     pub fn contains_key(&self, key: &[u8]) -> bool {
         self.get(key).is_some()
@@ -128,8 +162,12 @@ impl<V> Dict<V> {
         let slot = self.slot(key);
         let next = self.buckets[slot].take();
         self.len += 1;
-        let node =
-            self.buckets[slot].insert(Box::new(Node { key: Sds::from_slice(key), value, next }));
+        let node = self.buckets[slot].insert(Box::new(Node {
+            key: Sds::from_slice(key),
+            value,
+            meta: M::default(),
+            next,
+        }));
         &mut node.value
     }
 
@@ -268,7 +306,7 @@ impl<V> Dict<V> {
     }
 
     /// Every element, in bucket order.
-    pub fn iter(&self) -> Iter<'_, V> {
+    pub fn iter(&self) -> Iter<'_, V, M> {
         Iter { buckets: &self.buckets, bucket: 0, node: None }
     }
 
@@ -289,20 +327,26 @@ impl<V> Dict<V> {
     }
 }
 
-impl<V> Drop for Dict<V> {
+impl<V, M> Drop for Dict<V, M> {
     fn drop(&mut self) {
-        self.clear();
+        // Unlink chains iteratively: dropping a long chain recursively could overflow the stack.
+        for bucket in &mut self.buckets {
+            let mut link = bucket.take();
+            while let Some(mut node) = link {
+                link = node.next.take();
+            }
+        }
     }
 }
 
 /// Iterator over a [`Dict`].
-pub struct Iter<'a, V> {
-    buckets: &'a [Link<V>],
+pub struct Iter<'a, V, M = ()> {
+    buckets: &'a [Link<V, M>],
     bucket: usize,
-    node: Option<&'a Node<V>>,
+    node: Option<&'a Node<V, M>>,
 }
 
-impl<'a, V> Iterator for Iter<'a, V> {
+impl<'a, V, M> Iterator for Iter<'a, V, M> {
     type Item = (&'a Sds, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -318,7 +362,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
     }
 }
 
-impl<V: Clone> Clone for Dict<V> {
+impl<V: Clone, M: Copy + Default> Clone for Dict<V, M> {
     fn clone(&self) -> Self {
         let mut copy = Dict::new();
         for (k, v) in self.iter() {
@@ -328,7 +372,7 @@ impl<V: Clone> Clone for Dict<V> {
     }
 }
 
-impl<V: std::fmt::Debug> std::fmt::Debug for Dict<V> {
+impl<V: std::fmt::Debug, M: Copy + Default> std::fmt::Debug for Dict<V, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map().entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), v))).finish()
     }
@@ -345,7 +389,7 @@ mod tests {
 
     #[test]
     fn insert_get_remove() {
-        let mut d = Dict::new();
+        let mut d: Dict<usize> = Dict::new();
         for i in 0..1000 {
             assert_eq!(d.insert(&key(i), i), None);
         }
@@ -366,7 +410,7 @@ mod tests {
     fn scan_survives_resizes() {
         let mut rng = rand::thread_rng();
         for round in 0..20 {
-            let mut d = Dict::new();
+            let mut d: Dict<()> = Dict::new();
             let stable: Vec<Vec<u8>> = (0..200).map(key).collect();
             for k in &stable {
                 d.insert(k, ());
@@ -403,7 +447,7 @@ mod tests {
 
     #[test]
     fn random_finds_elements() {
-        let mut d = Dict::new();
+        let mut d: Dict<i32> = Dict::new();
         let mut rng = rand::thread_rng();
         assert!(d.random(&mut rng).is_none());
         d.insert(b"only", 1);

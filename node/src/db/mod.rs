@@ -12,5 +12,5 @@ pub mod value;
 pub mod zset;
 
 pub use dict::Dict;
-pub use keyspace::{Db, Keyspace};
+pub use keyspace::{Db, Keyspace, Lru};
 pub use value::{Sds, StrEnc, Value};
