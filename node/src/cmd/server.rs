@@ -23,6 +23,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("swapdb", 3, WRITE | FAST, (0, 0, 0), swapdb),
     cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), time),
     cmd("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), lastsave),
+    cmd("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), role),
     cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), debug),
     cmd(
         "shutdown",
@@ -149,6 +150,12 @@ fn time(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 
 fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(ctx.server.lastsave.load(Ordering::Relaxed)))
+}
+
+/// ROLE of a master (replication, and with it replicas and offsets, is not implemented yet: the
+/// offset stays 0 because, as in Redis, it only grows once a backlog exists).
+fn role(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Array(vec![Frame::bulk_static("master"), Frame::Integer(0), Frame::Array(vec![])]))
 }
 
 fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
