@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+# --pin: run each server on CPU 0 and redis-benchmark on CPU 1 (the same for both servers), so
+# neither migrates across cores mid-run; on a 2-core machine this removes most run-to-run noise.
+PIN = {"server": [], "client": []}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARDEN = os.environ.get("WARDEN_NODE", os.path.join(ROOT, "target", "release", "warden-node"))
 REDIS = os.environ.get("REDIS_SERVER", "redis-server")
@@ -60,7 +63,7 @@ class Server:
         binary = WARDEN if kind == "warden" else REDIS
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.log = open(os.path.join(self.dir, "log"), "w")
-        self.proc = subprocess.Popen(args, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(PIN["server"] + args, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT)
         wait_ping(self.port)
 
     def cli(self, *args):
@@ -83,7 +86,7 @@ class Server:
 
 def run_benchmark(port, tests, requests, pipeline):
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
+        PIN["client"] + ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
          "-t", tests, "--csv", "-q"],
         capture_output=True, text=True, check=True).stdout
     result = {}
@@ -155,7 +158,11 @@ def main():
     p.add_argument("--keys", type=int, default=1000000)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the client to CPU 1")
     args = p.parse_args()
+    if args.pin:
+        PIN["server"] = ["taskset", "-c", "0"]
+        PIN["client"] = ["taskset", "-c", "1"]
     if not os.path.exists(WARDEN):
         sys.exit(f"{WARDEN} not found: run cargo build --release -p warden-node")
     if not args.skip_throughput:
