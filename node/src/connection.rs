@@ -111,6 +111,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         client,
         push_rx,
         stop,
+        monitor: false,
         input: BytesMut::with_capacity(16 * 1024),
         output: BytesMut::with_capacity(16 * 1024),
     };
@@ -151,6 +152,8 @@ struct Connection {
     push_rx: mpsc::Receiver<Frame>,
     /// See [`stopped`].
     stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// This client ran MONITOR (it receives command lines through the push queue).
+    monitor: bool,
     input: BytesMut,
     output: BytesMut,
 }
@@ -177,7 +180,11 @@ impl Connection {
                     tokio::time::sleep(Duration::from_secs(idle)).await
                 }
             };
+            // Biased: the socket first, and no per-wake-up random branch order. Only clients
+            // that can receive pushes (subscribers, MONITOR) wait on the push queue at all.
+            let pushes = self.monitor || self.client.in_pubsub();
             tokio::select! {
+                biased;
                 read = self.socket.read_buf(&mut self.input) => match read {
                     Ok(0) | Err(_) => return Close::Done,
                     Ok(n) => {
@@ -188,7 +195,7 @@ impl Connection {
                         }
                     }
                 },
-                Some(frame) = self.push_rx.recv() => frame.encode(self.client.resp, &mut self.output),
+                Some(frame) = self.push_rx.recv(), if pushes => frame.encode(self.client.resp, &mut self.output),
                 _ = &mut self.stop => return Close::Done,
                 _ = idle => {
                     debug!(client = self.client.id, "closing idle client");
@@ -242,8 +249,10 @@ impl Connection {
             crate::server::count_command(&self.shared);
             last = outcome.resolved.or(last);
             self.after_command(&argv, outcome.resolved, mark.duration_since(started), &limits);
-            while let Ok(push) = self.push_rx.try_recv() {
-                push.encode(self.client.resp, &mut self.output);
+            if self.monitor || self.client.in_pubsub() {
+                while let Ok(push) = self.push_rx.try_recv() {
+                    push.encode(self.client.resp, &mut self.output);
+                }
             }
             if let Some(reply) = outcome.reply {
                 self.reply(reply);
@@ -259,6 +268,7 @@ impl Connection {
                 Some(Effect::Close) => break Ok(Some(Close::Done)),
                 Some(Effect::Shutdown) => break Ok(Some(Close::Shutdown)),
                 Some(Effect::Monitor) => {
+                    self.monitor = true;
                     let count = self.shared.clients.lock().set_monitor(self.client.id, true);
                     self.shared.monitoring.store(count, Ordering::Relaxed);
                 }
