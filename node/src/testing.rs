@@ -2,6 +2,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use common::resp::{decode, Frame};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 use common::config::parse_text;
 use common::shutdown::{self, ShutdownTrigger};
@@ -42,9 +47,43 @@ impl TestServer {
         format!("redis://{}/", self.addr)
     }
 
+    /// Waits (up to 5 s, polling) until exactly `n` clients are blocked on keys.
+    pub async fn wait_blocked(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let blocked = self.shared.keyspace.lock().blocking.len();
+            if blocked == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} blocked clients, last saw {blocked}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Shuts the server down and waits for it.
     pub async fn stop(self) {
         self.trigger.fire();
         let _ = self.task.await;
+    }
+}
+
+/// Reads one reply frame from `stream` (up to 5 s), keeping bytes that follow it in `buf`.
+pub async fn read_frame(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Frame {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some((frame, used)) = decode(buf).expect("the server sends valid RESP") {
+            buf.drain(..used);
+            return frame;
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            other => {
+                panic!("no complete frame: {other:?}; have {:?}", String::from_utf8_lossy(buf))
+            }
+        }
     }
 }

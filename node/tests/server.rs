@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use common::resp::{decode, Frame};
-use node::testing::TestServer;
+use common::resp::Frame;
+use node::testing::{read_frame, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,24 +29,6 @@ async fn read_n(s: &mut TcpStream, expected: usize) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Reads one frame, keeping leftover bytes in `buf`.
-async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Frame {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some((frame, used)) = decode(buf).unwrap() {
-            buf.drain(..used);
-            return frame;
-        }
-        let mut chunk = [0u8; 4096];
-        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            other => {
-                panic!("no complete frame: {other:?}; have {:?}", String::from_utf8_lossy(buf))
-            }
-        }
-    }
 }
 
 async fn client(server: &TestServer) -> redis::aio::MultiplexedConnection {
@@ -248,22 +230,6 @@ async fn send(s: &mut TcpStream, buf: &mut Vec<u8>, args: &[&str]) -> Frame {
     read_frame(s, buf).await
 }
 
-/// Waits until the server reports `n` blocked clients (bounded).
-async fn wait_blocked(server: &TestServer, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let blocked = server.shared.keyspace.lock().blocking.len();
-        if blocked == n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected {n} blocked clients, last saw {blocked}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 fn bulks(items: &[&str]) -> Frame {
     Frame::Array(items.iter().map(|i| Frame::bulk(i.as_bytes())).collect())
 }
@@ -274,9 +240,9 @@ async fn blocked_clients_are_served_in_the_order_they_blocked() {
     let mut first = TcpStream::connect(server.addr).await.unwrap();
     let mut second = TcpStream::connect(server.addr).await.unwrap();
     first.write_all(b"BLPOP q 0\r\n").await.unwrap();
-    wait_blocked(&server, 1).await;
+    server.wait_blocked(1).await;
     second.write_all(b"BLPOP q 0\r\n").await.unwrap();
-    wait_blocked(&server, 2).await;
+    server.wait_blocked(2).await;
     let mut c = client(&server).await;
     let n: i64 = redis::cmd("RPUSH").arg("q").arg("a").arg("b").query_async(&mut c).await.unwrap();
     assert_eq!(n, 2);
@@ -305,9 +271,9 @@ async fn a_waiter_that_disconnected_does_not_swallow_the_element() {
     let server = TestServer::start("").await;
     let mut gone = TcpStream::connect(server.addr).await.unwrap();
     gone.write_all(b"BLPOP q 0\r\n").await.unwrap();
-    wait_blocked(&server, 1).await;
+    server.wait_blocked(1).await;
     drop(gone);
-    wait_blocked(&server, 0).await;
+    server.wait_blocked(0).await;
     let mut c = client(&server).await;
     let _: i64 = redis::cmd("RPUSH").arg("q").arg("kept").query_async(&mut c).await.unwrap();
     let v: Vec<String> =
@@ -322,9 +288,9 @@ async fn blmove_wakes_a_client_blocked_on_its_destination() {
     let mut mover = TcpStream::connect(server.addr).await.unwrap();
     let mut popper = TcpStream::connect(server.addr).await.unwrap();
     mover.write_all(b"BLMOVE src dst LEFT RIGHT 0\r\n").await.unwrap();
-    wait_blocked(&server, 1).await;
+    server.wait_blocked(1).await;
     popper.write_all(b"BLPOP dst 0\r\n").await.unwrap();
-    wait_blocked(&server, 2).await;
+    server.wait_blocked(2).await;
     let mut c = client(&server).await;
     let _: i64 = redis::cmd("LPUSH").arg("src").arg("v").query_async(&mut c).await.unwrap();
     let (mut b1, mut b2) = (Vec::new(), Vec::new());

@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 use common::resp::Frame;
-use rand::Rng;
 
 use crate::cmd::args::{cursor, int, is};
 use crate::cmd::flags::*;
@@ -483,9 +482,4 @@ fn object_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
             ("REFCOUNT <key>", "How many references the value has."),
         ],
     ))
-}
-
-/// A random element index helper shared by SRANDMEMBER-style commands.
-pub fn random_index(len: usize) -> usize {
-    rand::thread_rng().gen_range(0..len)
 }

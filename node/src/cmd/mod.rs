@@ -173,14 +173,7 @@ pub const fn container(
     flags: u32,
     subcommands: &'static [CommandSpec],
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys: KeySpec { first: 0, last: 0, step: 0 },
-        handler: no_handler,
-        subcommands,
-    }
+    container_with(name, arity, flags, no_handler, subcommands)
 }
 
 /// A container command that also runs on its own, without a subcommand (COMMAND).

@@ -1,7 +1,7 @@
 //! String commands.
 
 use bytes::Bytes;
-use common::fmt::{format_double, parse_i64};
+use common::fmt::parse_i64;
 use common::longdouble::LongDouble;
 use common::resp::Frame;
 
@@ -418,9 +418,4 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Bytes::from_static(b"KEEPTTL"),
     ]);
     Ok(Frame::Bulk(Bytes::from(text)))
-}
-
-/// Formats a score or float reply the Redis 7.0 way (used by other families too).
-pub fn double_text(d: f64) -> String {
-    format_double(d)
 }

@@ -555,10 +555,8 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
-    use common::resp::decode;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpStream;
 
     use super::*;
@@ -621,33 +619,7 @@ mod tests {
     }
 
     async fn reply(s: &mut TcpStream) -> Frame {
-        let mut buf = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some((frame, _)) = decode(&buf).expect("valid RESP") {
-                return frame;
-            }
-            let mut chunk = [0u8; 4096];
-            match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
-                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                other => panic!("no reply: {other:?}; have {:?}", String::from_utf8_lossy(&buf)),
-            }
-        }
-    }
-
-    async fn wait_blocked(server: &TestServer, n: usize) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let blocked = server.shared.keyspace.lock().blocking.len();
-            if blocked == n {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{blocked} clients blocked, expected {n}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        crate::testing::read_frame(s, &mut Vec::new()).await
     }
 
     fn text(f: &str) -> Frame {
@@ -661,15 +633,15 @@ mod tests {
         let mut second = TcpStream::connect(server.addr).await.expect("connect");
         let mut writer = TcpStream::connect(server.addr).await.expect("connect");
         send(&mut first, "BZPOPMIN other k 5").await;
-        wait_blocked(&server, 1).await;
+        server.wait_blocked(1).await;
         send(&mut second, "BZMPOP 5 1 k MAX COUNT 5").await;
-        wait_blocked(&server, 2).await;
+        server.wait_blocked(2).await;
         // A value of another type wakes nobody.
         send(&mut writer, "SET k x").await;
         assert_eq!(reply(&mut writer).await, Frame::ok());
         send(&mut writer, "DEL k").await;
         assert_eq!(reply(&mut writer).await, Frame::Integer(1));
-        wait_blocked(&server, 2).await;
+        server.wait_blocked(2).await;
         send(&mut writer, "ZADD k 1 a 2 b 3 c").await;
         assert_eq!(reply(&mut writer).await, Frame::Integer(3));
         assert_eq!(reply(&mut first).await, Frame::Array(vec![text("k"), text("a"), text("1")]));
@@ -691,7 +663,7 @@ mod tests {
         assert_eq!(reply(&mut c).await, Frame::NullArray);
         send(&mut c, "BZMPOP 0.05 2 k j MIN").await;
         assert_eq!(reply(&mut c).await, Frame::NullArray);
-        wait_blocked(&server, 0).await;
+        server.wait_blocked(0).await;
         server.stop().await;
     }
 
@@ -706,7 +678,7 @@ mod tests {
         send(&mut watcher, "WATCH dst src").await;
         assert_eq!(reply(&mut watcher).await, Frame::ok());
         send(&mut waiter, "BZPOPMIN dst 5").await;
-        wait_blocked(&server, 1).await;
+        server.wait_blocked(1).await;
         send(&mut writer, "ZUNIONSTORE dst 1 src").await;
         assert_eq!(reply(&mut writer).await, Frame::Integer(1));
         assert_eq!(reply(&mut waiter).await, Frame::Array(vec![text("dst"), text("a"), text("1")]));
