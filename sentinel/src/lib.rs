@@ -1,0 +1,2 @@
+//! warden-sentinel: failover supervisors that agree through Raft.
+pub mod consensus;
