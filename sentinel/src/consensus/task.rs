@@ -1,0 +1,119 @@
+//! The consensus task: the single owner of the [`RaftCore`]. It `select!`s over the tick timer,
+//! peer messages, proposals, unreachable reports and shutdown, handles the Ready after each
+//! input, and publishes the applied state and the group status through watch channels.
+//!
+//! A storage failure stops the process: a supervisor must not vote or acknowledge entries that
+//! are not on disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::eraftpb::Message;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::core::{GroupStatus, RaftCore, StateMachine};
+use super::transport::Router;
+
+/// A request to the consensus task.
+pub enum Request {
+    /// Propose a command; the reply says whether raft accepted it for replication (not
+    /// whether it committed: callers watch the applied state for that).
+    Propose(Vec<u8>, oneshot::Sender<Result<(), String>>),
+}
+
+/// A cheap handle to the consensus task.
+#[derive(Clone)]
+pub struct Consensus<M> {
+    requests: mpsc::Sender<Request>,
+    /// The group as this node sees it.
+    pub status: watch::Receiver<GroupStatus>,
+    /// The applied state machine.
+    pub state: watch::Receiver<Arc<M>>,
+}
+
+impl<M> Consensus<M> {
+    /// Proposes a command.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Propose(data, tx))
+            .await
+            .map_err(|_| "consensus task stopped".to_string())?;
+        rx.await.map_err(|_| "consensus task stopped".to_string())?
+    }
+}
+
+/// Channels the task reads from.
+pub struct Inputs {
+    /// Authenticated messages from peers.
+    pub inbound: mpsc::Receiver<Message>,
+    /// Peers the transport could not reach.
+    pub unreachable: mpsc::UnboundedReceiver<u64>,
+}
+
+/// Starts the task. `after_ready` runs after each Ready with the machine (to drain events).
+pub fn spawn<M>(
+    mut core: RaftCore<M>,
+    router: Router,
+    mut inputs: Inputs,
+    tick: Duration,
+    mut stop: common::shutdown::Shutdown,
+    mut after_ready: impl FnMut(&mut M, u64) + Send + 'static,
+) -> Consensus<M>
+where
+    M: StateMachine + Clone + Send + Sync + 'static,
+{
+    let (req_tx, mut requests) = mpsc::channel::<Request>(256);
+    let (status_tx, status) = watch::channel(core.status());
+    let (state_tx, state) = watch::channel(Arc::new(core.machine().clone()));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let recovered = core.recovered_commit();
+        let mut applied = core.status().applied;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => core.tick(),
+                Some(msg) = inputs.inbound.recv() => {
+                    core.step(msg);
+                    while let Ok(more) = inputs.inbound.try_recv() {
+                        core.step(more);
+                    }
+                }
+                Some(req) = requests.recv() => match req {
+                    Request::Propose(data, reply) => {
+                        let result = core.propose(data).map_err(|e| e.to_string());
+                        let _ = reply.send(result);
+                    }
+                },
+                Some(peer) = inputs.unreachable.recv() => core.report_unreachable(peer),
+                _ = stop.wait() => break,
+            }
+            let msgs = match core.handle_ready() {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "raft storage failed; stopping so nothing unsaved is acknowledged");
+                    std::process::exit(2);
+                }
+            };
+            for m in msgs {
+                router.send(m);
+            }
+            let st = core.status();
+            after_ready(core.machine_mut(), recovered);
+            if st.applied != applied {
+                applied = st.applied;
+                state_tx.send_replace(Arc::new(core.machine().clone()));
+            }
+            status_tx.send_if_modified(|old| {
+                if *old != st {
+                    *old = st;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    });
+    Consensus { requests: req_tx, status, state }
+}

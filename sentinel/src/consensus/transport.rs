@@ -1,0 +1,224 @@
+//! TCP transport between supervisors.
+//!
+//! Each supervisor dials every peer and sends its Raft messages only on the connections it
+//! dialled; it only *receives* on connections it accepted. Every connection starts with the
+//! mutual challenge of [`super::auth`]; an accepted connection then carries frames
+//! `len:u32le protobuf(eraftpb::Message)`, and a message whose `from` is not the authenticated
+//! peer is dropped. Delivery is best effort: Raft retransmits, so a message that cannot be
+//! sent is dropped and the peer is reported unreachable to the consensus task.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use protobuf::Message as PbMessage;
+use raft::eraftpb::Message;
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::auth::{self, Secret};
+
+/// Raft messages larger than this are refused (ours are far smaller).
+const MAX_FRAME: usize = 64 << 20;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends messages to peers through one dialling task each.
+pub struct Router {
+    peers: HashMap<u64, mpsc::Sender<Message>>,
+    unreachable: mpsc::UnboundedSender<u64>,
+}
+
+impl Router {
+    /// Starts a dialling task for every peer other than `me`.
+    pub fn start(
+        me: u64,
+        peers: &[(u64, SocketAddr)],
+        secret: Secret,
+        unreachable: mpsc::UnboundedSender<u64>,
+    ) -> Router {
+        let mut map = HashMap::new();
+        for &(id, addr) in peers.iter().filter(|(id, _)| *id != me) {
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(dial_loop(me, id, addr, secret.clone(), rx, unreachable.clone()));
+            map.insert(id, tx);
+        }
+        Router { peers: map, unreachable }
+    }
+
+    /// Queues a message for its destination; drops it if the queue is full.
+    pub fn send(&self, msg: Message) {
+        let to = msg.to;
+        match self.peers.get(&to) {
+            Some(tx) => {
+                if tx.try_send(msg).is_err() {
+                    let _ = self.unreachable.send(to);
+                }
+            }
+            None => tracing::debug!(peer = to, "no route to raft peer"),
+        }
+    }
+}
+
+async fn dial_loop(
+    me: u64,
+    peer: u64,
+    addr: SocketAddr,
+    secret: Secret,
+    mut rx: mpsc::Receiver<Message>,
+    unreachable: mpsc::UnboundedSender<u64>,
+) {
+    let mut warned = false;
+    loop {
+        let mut stream = match connect(me, peer, addr, &secret).await {
+            Ok(s) => {
+                tracing::info!(peer, %addr, "connected to raft peer");
+                warned = false;
+                s
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(peer, %addr, error = %e, "can't reach raft peer");
+                    warned = true;
+                }
+                // Drop what queued up meanwhile: Raft resends what still matters.
+                while rx.try_recv().is_ok() {}
+                let _ = unreachable.send(peer);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        loop {
+            let Some(msg) = rx.recv().await else { return };
+            let mut buf = Vec::with_capacity(256);
+            let body = msg.write_to_bytes().expect("encoding an in-memory message cannot fail");
+            buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&body);
+            // Batch whatever else is already queued into the same write.
+            while let Ok(more) = rx.try_recv() {
+                let body =
+                    more.write_to_bytes().expect("encoding an in-memory message cannot fail");
+                buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                buf.extend_from_slice(&body);
+            }
+            if let Err(e) = stream.write_all(&buf).await {
+                tracing::warn!(peer, error = %e, "lost connection to raft peer");
+                let _ = unreachable.send(peer);
+                break;
+            }
+        }
+    }
+}
+
+async fn connect(
+    me: u64,
+    peer: u64,
+    addr: SocketAddr,
+    secret: &Secret,
+) -> std::io::Result<TcpStream> {
+    let bad =
+        |why: &str| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why.to_string());
+    let fut = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut nonce_c = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut nonce_c);
+        stream.write_all(&auth::hello(me, &nonce_c)).await?;
+        let mut reply = [0u8; 64];
+        stream.read_exact(&mut reply).await?;
+        let nonce_a: [u8; 32] = reply[..32].try_into().expect("32 bytes");
+        if !secret.verify_acceptor(&nonce_c, &nonce_a, me, &reply[32..]) {
+            return Err(bad(&format!("peer {peer} failed authentication (check supervisor-auth)")));
+        }
+        stream.write_all(&secret.connector_proof(&nonce_a, &nonce_c, me)).await?;
+        Ok(stream)
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))?
+}
+
+/// Accepts peers' connections and forwards their authenticated messages to `inbound`.
+pub async fn serve(
+    listener: TcpListener,
+    voters: Vec<u64>,
+    secret: Secret,
+    inbound: mpsc::Sender<Message>,
+) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "raft accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (secret, inbound, voters) = (secret.clone(), inbound.clone(), voters.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &secret, &voters)).await {
+                Ok(Ok((peer, stream))) => {
+                    if let Err(e) = receive(peer, stream, inbound).await {
+                        tracing::debug!(peer, error = %e, "raft peer connection closed");
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(%addr, error = %e, "refused a raft connection"),
+                Err(_) => tracing::warn!(%addr, "refused a raft connection: handshake timed out"),
+            }
+        });
+    }
+}
+
+async fn accept(
+    mut stream: TcpStream,
+    secret: &Secret,
+    voters: &[u64],
+) -> std::io::Result<(u64, TcpStream)> {
+    let bad = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+    stream.set_nodelay(true)?;
+    let mut hello = [0u8; auth::HELLO_LEN];
+    stream.read_exact(&mut hello).await?;
+    let (peer, nonce_c) = auth::parse_hello(&hello).map_err(|e| bad(e.to_string()))?;
+    let mut nonce_a = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut nonce_a);
+    let mut reply = nonce_a.to_vec();
+    reply.extend_from_slice(&secret.acceptor_proof(&nonce_c, &nonce_a, peer));
+    stream.write_all(&reply).await?;
+    let mut proof = [0u8; 32];
+    stream.read_exact(&mut proof).await?;
+    if !secret.verify_connector(&nonce_a, &nonce_c, peer, &proof) {
+        return Err(bad(format!("peer claiming id {peer} does not know supervisor-auth")));
+    }
+    if !voters.contains(&peer) {
+        return Err(bad(format!("peer id {peer} is not a member of this group")));
+    }
+    Ok((peer, stream))
+}
+
+async fn receive(
+    peer: u64,
+    mut stream: TcpStream,
+    inbound: mpsc::Sender<Message>,
+) -> std::io::Result<()> {
+    loop {
+        let len = stream.read_u32_le().await? as usize;
+        if len > MAX_FRAME {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("frame of {len} bytes"),
+            ));
+        }
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await?;
+        let msg = Message::parse_from_bytes(&body)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        if msg.from != peer {
+            tracing::warn!(peer, claimed = msg.from, "dropped a raft message with a forged sender");
+            continue;
+        }
+        if inbound.send(msg).await.is_err() {
+            return Ok(());
+        }
+    }
+}
