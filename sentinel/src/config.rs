@@ -1,0 +1,364 @@
+//! warden-sentinel's configuration: `sentinel.conf`-style lines, every directive also accepted
+//! as a `--directive value…` flag (flags override the file).
+//!
+//! ```text
+//! port 26379                                 # Sentinel protocol port
+//! bind 127.0.0.1                             # addresses for the Sentinel protocol port
+//! dir /var/lib/warden-sentinel               # Raft log, hard state, snapshots
+//! raft-id 1                                  # this supervisor's id (1..)
+//! raft-port 26479                            # defaults to this supervisor's raft-peer port
+//! raft-peer 1 127.0.0.1 26479                # the initial voters, the same on every supervisor
+//! supervisor-auth <secret>                   # shared secret authenticating supervisors
+//! sentinel monitor <name> <ip> <port> <quorum>
+//! sentinel down-after-milliseconds <name> <ms|1s>      (default 30000)
+//! sentinel failover-timeout <name> <ms|10s>            (default 180000)
+//! sentinel parallel-syncs <name> <n>                   (default 1)
+//! sentinel auth-pass <name> <password>
+//! sentinel auth-user <name> <user>
+//! ```
+//!
+//! The file bootstraps the group: after the first start the committed Raft state is the
+//! truth, and this file is never rewritten. `auth-pass` stays in memory only, never in the
+//! Raft log. As in Sentinel, per-master lines may come before or after their `monitor` line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::config::{parse_duration, ConfigError, ConfigLine};
+
+use crate::machine::{Addr, MasterSpec};
+
+/// A Raft voter from a `raft-peer` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its raft id.
+    pub id: u64,
+    /// Its raft address.
+    pub addr: std::net::SocketAddr,
+}
+
+/// One monitored master: the replicated spec plus the local-only credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitor {
+    /// What is replicated through Raft.
+    pub spec: MasterSpec,
+    /// `auth-pass`: used for the master and its replicas; kept out of the log.
+    pub auth_pass: Option<String>,
+    /// `auth-user`.
+    pub auth_user: Option<String>,
+}
+
+/// The typed configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Sentinel protocol port.
+    pub port: u16,
+    /// Addresses to listen on.
+    pub bind: Vec<IpAddr>,
+    /// Directory for the Raft store.
+    pub dir: PathBuf,
+    /// This supervisor's raft id.
+    pub raft_id: u64,
+    /// The port the raft transport listens on.
+    pub raft_port: u16,
+    /// The initial voters.
+    pub peers: Vec<Peer>,
+    /// The shared secret.
+    pub supervisor_auth: String,
+    /// Monitored masters, in file order.
+    pub masters: Vec<Monitor>,
+}
+
+const DEFAULT_DOWN_AFTER: u64 = 30_000;
+const DEFAULT_FAILOVER_TIMEOUT: u64 = 180_000;
+
+impl Config {
+    /// Builds the config from lines (file lines then command-line overrides).
+    pub fn from_lines(lines: &[ConfigLine]) -> Result<Config, ConfigError> {
+        let mut port = 26379u16;
+        let mut bind: Vec<IpAddr> = vec!["127.0.0.1".parse().expect("literal")];
+        let mut dir = PathBuf::from(".");
+        let mut raft_id = None;
+        let mut raft_port = None;
+        let mut peers: Vec<Peer> = Vec::new();
+        let mut secret = None;
+        let mut masters: Vec<Monitor> = Vec::new();
+        let mut per_master: Vec<&ConfigLine> = Vec::new();
+        for line in lines {
+            let args = &line.args;
+            match line.directive.as_str() {
+                "port" => port = one(line).and_then(|v| parse_port(line, v))?,
+                "bind" => {
+                    if args.is_empty() {
+                        return Err(ConfigError::at(line, "wrong number of arguments"));
+                    }
+                    bind = args
+                        .iter()
+                        .map(|a| {
+                            a.parse().map_err(|_| {
+                                ConfigError::at(line, format!("invalid address '{a}'"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "dir" => dir = PathBuf::from(one(line)?),
+                "raft-id" => {
+                    let v = one(line)?;
+                    raft_id =
+                        Some(v.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                            ConfigError::at(line, "raft-id must be a whole number of 1 or more")
+                        })?);
+                }
+                "raft-port" => raft_port = Some(one(line).and_then(|v| parse_port(line, v))?),
+                "raft-peer" => {
+                    let [id, host, p] = args.as_slice() else {
+                        return Err(ConfigError::at(line, "expected: raft-peer <id> <ip> <port>"));
+                    };
+                    let id =
+                        id.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                            ConfigError::at(line, format!("invalid peer id '{id}'"))
+                        })?;
+                    let ip: IpAddr = host.parse().map_err(|_| {
+                        ConfigError::at(line, format!("invalid peer address '{host}'"))
+                    })?;
+                    let p = parse_port(line, p)?;
+                    if peers.iter().any(|peer| peer.id == id) {
+                        return Err(ConfigError::at(line, format!("duplicate raft-peer id {id}")));
+                    }
+                    peers.push(Peer { id, addr: (ip, p).into() });
+                }
+                "supervisor-auth" => {
+                    let v = one(line)?;
+                    if v.is_empty() {
+                        return Err(ConfigError::at(line, "the secret must not be empty"));
+                    }
+                    secret = Some(v.to_string());
+                }
+                "sentinel" => match args.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+                    Some("monitor") => {
+                        let [_, name, host, p, quorum] = args.as_slice() else {
+                            return Err(ConfigError::at(
+                                line,
+                                "expected: sentinel monitor <name> <ip> <port> <quorum>",
+                            ));
+                        };
+                        if !valid_name(name) {
+                            return Err(ConfigError::at(
+                                line,
+                                format!("invalid master name '{name}'"),
+                            ));
+                        }
+                        if masters.iter().any(|m| &m.spec.name == name) {
+                            return Err(ConfigError::at(line, "Duplicate master name."));
+                        }
+                        let _: IpAddr = host.parse().map_err(|_| {
+                            ConfigError::at(
+                                line,
+                                format!("Invalid IP address '{host}' (hostnames are not resolved)"),
+                            )
+                        })?;
+                        let p = parse_port(line, p)?;
+                        let quorum =
+                            quorum.parse::<u32>().ok().filter(|q| *q > 0).ok_or_else(|| {
+                                ConfigError::at(line, "Quorum must be 1 or greater.")
+                            })?;
+                        masters.push(Monitor {
+                            spec: MasterSpec {
+                                name: name.clone(),
+                                addr: Addr::new(host.clone(), p),
+                                quorum,
+                                down_after_ms: DEFAULT_DOWN_AFTER,
+                                failover_timeout_ms: DEFAULT_FAILOVER_TIMEOUT,
+                                parallel_syncs: 1,
+                            },
+                            auth_pass: None,
+                            auth_user: None,
+                        });
+                    }
+                    Some(
+                        "down-after-milliseconds"
+                        | "failover-timeout"
+                        | "parallel-syncs"
+                        | "auth-pass"
+                        | "auth-user",
+                    ) => per_master.push(line),
+                    Some(other) => {
+                        return Err(ConfigError::at(
+                            line,
+                            format!("unknown sentinel directive '{other}'"),
+                        ))
+                    }
+                    None => return Err(ConfigError::at(line, "wrong number of arguments")),
+                },
+                other => return Err(ConfigError::at(line, format!("unknown directive '{other}'"))),
+            }
+        }
+        for line in per_master {
+            let [sub, name, value] = line.args.as_slice() else {
+                return Err(ConfigError::at(
+                    line,
+                    format!("expected: sentinel {} <name> <value>", line.args[0]),
+                ));
+            };
+            let Some(m) = masters.iter_mut().find(|m| &m.spec.name == name) else {
+                return Err(ConfigError::at(
+                    line,
+                    format!("No such master with specified name '{name}'"),
+                ));
+            };
+            let sub = sub.to_ascii_lowercase();
+            match sub.as_str() {
+                "down-after-milliseconds" => m.spec.down_after_ms = millis(line, value)?,
+                "failover-timeout" => m.spec.failover_timeout_ms = millis(line, value)?,
+                "parallel-syncs" => {
+                    m.spec.parallel_syncs =
+                        value.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            ConfigError::at(line, "parallel-syncs must be 1 or more")
+                        })?
+                }
+                "auth-pass" => m.auth_pass = Some(value.clone()),
+                "auth-user" => m.auth_user = Some(value.clone()),
+                _ => unreachable!("filtered above"),
+            }
+        }
+        let raft_id = raft_id.ok_or_else(|| ConfigError::general("raft-id is required"))?;
+        let me = peers.iter().find(|p| p.id == raft_id).ok_or_else(|| {
+            ConfigError::general(format!("raft-id {raft_id} has no raft-peer line"))
+        })?;
+        let raft_port = raft_port.unwrap_or(me.addr.port());
+        let supervisor_auth = secret.ok_or_else(|| {
+            ConfigError::general(
+                "supervisor-auth is required: supervisors must authenticate each other",
+            )
+        })?;
+        let config =
+            Config { port, bind, dir, raft_id, raft_port, peers, supervisor_auth, masters };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.masters.is_empty() {
+            tracing::warn!("no 'sentinel monitor' line: this supervisor watches nothing yet");
+        }
+        for m in &self.masters {
+            if m.spec.quorum as usize > self.peers.len() {
+                return Err(ConfigError::general(format!(
+                    "master '{}': quorum {} is larger than the {} supervisors, so it could never be reached",
+                    m.spec.name,
+                    m.spec.quorum,
+                    self.peers.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The voters' ids.
+    pub fn voters(&self) -> Vec<u64> {
+        self.peers.iter().map(|p| p.id).collect()
+    }
+}
+
+fn one(line: &ConfigLine) -> Result<&str, ConfigError> {
+    match line.args.as_slice() {
+        [v] => Ok(v),
+        _ => Err(ConfigError::at(line, "wrong number of arguments")),
+    }
+}
+
+fn parse_port(line: &ConfigLine, v: &str) -> Result<u16, ConfigError> {
+    v.parse::<u16>().map_err(|_| ConfigError::at(line, format!("Invalid port '{v}'")))
+}
+
+fn millis(line: &ConfigLine, v: &str) -> Result<u64, ConfigError> {
+    parse_duration(v, Duration::from_millis(1))
+        .map(|d| d.as_millis() as u64)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| {
+            ConfigError::at(
+                line,
+                format!("invalid duration '{v}' (milliseconds, or e.g. 1500ms, 2s)"),
+            )
+        })
+}
+
+/// Sentinel's rule for master names.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::config::{parse_command_line, parse_text};
+
+    const GOOD: &str = "port 26379\nbind 127.0.0.1\ndir /tmp/x\nraft-id 2\n\
+        raft-peer 1 127.0.0.1 26479\nraft-peer 2 127.0.0.1 26480\nraft-peer 3 127.0.0.1 26481\n\
+        supervisor-auth s3cret\n\
+        sentinel down-after-milliseconds mymaster 1s\n\
+        sentinel monitor mymaster 127.0.0.1 6379 2\n\
+        sentinel failover-timeout mymaster 10000\nsentinel parallel-syncs mymaster 2\n\
+        sentinel auth-pass mymaster pw\nsentinel auth-user mymaster bob\n";
+
+    fn load(text: &str, flags: &[&str]) -> Result<Config, ConfigError> {
+        let mut lines = parse_text(text, "s.conf")?;
+        let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        lines.extend(parse_command_line(&flags)?.overrides);
+        Config::from_lines(&lines)
+    }
+
+    #[test]
+    fn reads_every_directive() {
+        let c = load(GOOD, &[]).unwrap();
+        assert_eq!((c.port, c.raft_id, c.raft_port), (26379, 2, 26480));
+        assert_eq!(c.voters(), [1, 2, 3]);
+        let m = &c.masters[0];
+        assert_eq!(m.spec.addr, Addr::new("127.0.0.1".into(), 6379));
+        assert_eq!(
+            (m.spec.quorum, m.spec.down_after_ms, m.spec.failover_timeout_ms),
+            (2, 1000, 10000)
+        );
+        assert_eq!(m.spec.parallel_syncs, 2);
+        assert_eq!((m.auth_pass.as_deref(), m.auth_user.as_deref()), (Some("pw"), Some("bob")));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let c = load(
+            GOOD,
+            &["--port", "27000", "--sentinel", "down-after-milliseconds", "mymaster", "1500ms"],
+        )
+        .unwrap();
+        assert_eq!(c.port, 27000);
+        assert_eq!(c.masters[0].spec.down_after_ms, 1500);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_directive() {
+        let bad = GOOD.replace("raft-peer 3 127.0.0.1 26481", "raft-peer 3 localhost 26481");
+        let e = load(&bad, &[]).unwrap_err().to_string();
+        assert_eq!(e, "s.conf:7: directive 'raft-peer': invalid peer address 'localhost'");
+        let bad = GOOD.replace("failover-timeout mymaster 10000", "failover-timeout mymaster soon");
+        let e = load(&bad, &[]).unwrap_err().to_string();
+        assert!(e.starts_with("s.conf:11: directive 'sentinel': invalid duration 'soon'"), "{e}");
+        let bad = GOOD.replace("parallel-syncs mymaster", "parallel-syncs other");
+        assert!(load(&bad, &[]).unwrap_err().to_string().contains("No such master"));
+        let e = load(GOOD, &["--colour", "blue"]).unwrap_err().to_string();
+        assert_eq!(e, "command line: directive 'colour': unknown directive 'colour'");
+        let e = load(&GOOD.replace("supervisor-auth s3cret\n", ""), &[]).unwrap_err().to_string();
+        assert!(e.contains("supervisor-auth is required"), "{e}");
+        let e = load(&GOOD.replace("6379 2", "6379 4"), &[]).unwrap_err().to_string();
+        assert!(e.contains("quorum 4 is larger than the 3 supervisors"), "{e}");
+        let e = load(&GOOD.replace("raft-id 2", "raft-id 9"), &[]).unwrap_err().to_string();
+        assert!(e.contains("raft-id 9 has no raft-peer line"), "{e}");
+        assert!(load("sentinel monitor m 127.0.0.1 6379 0\n", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("Quorum"));
+        assert!(load("port 99999\n", &[]).unwrap_err().to_string().contains("Invalid port"));
+    }
+}

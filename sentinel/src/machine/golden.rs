@@ -1,0 +1,183 @@
+//! Golden-script tests for the replicated state machine.
+//!
+//! Each file in `testdata/` is a trace: lines starting with `>` are commands applied in order;
+//! the lines after each one are what it produced (its events, `rejected` if it did not fit, or
+//! a state summary for `> state <name>`). The runner rebuilds the whole text and compares it
+//! with the file; `UPDATE_GOLDEN=1 cargo test` rewrites the files for review.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{Addr, Command, Machine, MasterSpec, ReplicaStep};
+use crate::consensus::core::StateMachine;
+
+fn addr(s: &str) -> Addr {
+    Addr::parse(s).unwrap_or_else(|| panic!("bad address {s}"))
+}
+
+fn parse(line: &str) -> (String, Vec<String>, HashMap<String, String>) {
+    let mut words = line.split_whitespace();
+    let op = words.next().expect("a command").to_string();
+    let (mut pos, mut kv) = (Vec::new(), HashMap::new());
+    for w in words {
+        match w.split_once('=') {
+            Some((k, v)) => {
+                kv.insert(k.to_string(), v.to_string());
+            }
+            None => pos.push(w.to_string()),
+        }
+    }
+    (op, pos, kv)
+}
+
+fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
+    let get = |k: &str| kv.get(k).unwrap_or_else(|| panic!("{op} needs {k}=")).clone();
+    let epoch = || get("epoch").parse::<u64>().unwrap();
+    let master = || pos[0].clone();
+    match op {
+        "bootstrap" => Command::Bootstrap {
+            masters: vec![MasterSpec {
+                name: pos[0].clone(),
+                addr: addr(&pos[1]),
+                quorum: get("quorum").parse().unwrap(),
+                down_after_ms: 1000,
+                failover_timeout_ms: 10000,
+                parallel_syncs: kv.get("parallel-syncs").map_or(1, |v| v.parse().unwrap()),
+            }],
+        },
+        "opinion" => Command::Opinion {
+            supervisor: pos[0].parse().unwrap(),
+            master: pos[1].clone(),
+            epoch: epoch(),
+            down: pos[2] == "down",
+        },
+        "forget" => Command::ForgetOpinions { supervisor: pos[0].parse().unwrap() },
+        "failover-started" => Command::FailoverStarted {
+            master: master(),
+            epoch: epoch(),
+            candidate: addr(&get("candidate")),
+            old_master: addr(&get("old")),
+            replicas: kv.get("replicas").map_or(Vec::new(), |r| r.split(',').map(addr).collect()),
+            forced: kv.get("forced").is_some_and(|v| v == "yes"),
+        },
+        "promoted" => Command::Promoted { master: master(), epoch: epoch() },
+        "reconf-sent" => {
+            Command::ReplicaReconfSent { master: master(), epoch: epoch(), replica: addr(&pos[1]) }
+        }
+        "reconf-done" => {
+            Command::ReplicaReconfDone { master: master(), epoch: epoch(), replica: addr(&pos[1]) }
+        }
+        "ended" => Command::FailoverEnded { master: master(), epoch: epoch() },
+        "aborted" => {
+            Command::FailoverAborted { master: master(), epoch: epoch(), reason: get("reason") }
+        }
+        "convert" => {
+            Command::ConvertToReplica { master: master(), epoch: epoch(), node: addr(&pos[1]) }
+        }
+        other => panic!("unknown golden command {other}"),
+    }
+}
+
+fn summary(m: &Machine, name: &str) -> String {
+    let Some(s) = m.masters.get(name) else { return "state: no such master".into() };
+    let failover = match &s.failover {
+        None => "none".to_string(),
+        Some(f) => {
+            let reps: Vec<String> = f
+                .replicas
+                .iter()
+                .map(|(a, st)| {
+                    let st = match st {
+                        ReplicaStep::Pending => "pending",
+                        ReplicaStep::Sent => "sent",
+                        ReplicaStep::Done => "done",
+                    };
+                    format!("{a}:{st}")
+                })
+                .collect();
+            format!(
+                "epoch={} candidate={} phase={:?} [{}]",
+                f.epoch,
+                f.candidate,
+                f.phase,
+                reps.join(" ")
+            )
+        }
+    };
+    let replicas: Vec<String> = s.replicas.iter().map(|a| a.to_string()).collect();
+    format!(
+        "state: addr={} config-epoch={} current-epoch={} down-votes={} odown={} failover={} replicas=[{}]",
+        s.spec.addr,
+        s.config_epoch,
+        m.current_epoch,
+        s.down_votes(),
+        s.odown,
+        failover,
+        replicas.join(" ")
+    )
+}
+
+/// Applies a script, but marks rejected commands so the trace shows them.
+fn run_marked(script: &str) -> String {
+    let mut m = Machine::default();
+    let mut out = String::new();
+    let mut index = 0;
+    for line in script.lines() {
+        let Some(cmd) = line.strip_prefix("> ") else {
+            if line.starts_with('#') || line.is_empty() {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        };
+        out.push_str(line);
+        out.push('\n');
+        let (op, pos, kv) = parse(cmd);
+        match op.as_str() {
+            "state" => {
+                out.push_str(&summary(&m, &pos[0]));
+                out.push('\n');
+            }
+            "restart" => {
+                let mut fresh = Machine::default();
+                fresh.restore(&StateMachine::snapshot(&m)).unwrap();
+                assert_eq!(fresh, Machine { events: Vec::new(), ..m.clone() });
+                m = fresh;
+            }
+            _ => {
+                index += 1;
+                let c = command(&op, &pos, &kv);
+                let decoded = Command::decode(&c.encode()).unwrap();
+                assert_eq!(decoded, c, "the wire form round-trips");
+                if !m.apply_command(index, decoded) {
+                    out.push_str("rejected\n");
+                }
+                for (_, e) in m.take_events() {
+                    out.push_str(&format!("{e}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_scripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/machine/testdata");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut failed = Vec::new();
+    for file in files {
+        let script = std::fs::read_to_string(&file).unwrap();
+        let got = run_marked(&script);
+        if got != script {
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&file, &got).unwrap();
+            } else {
+                failed.push(format!("{}:\n--- expected\n{script}\n--- got\n{got}", file.display()));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
