@@ -190,6 +190,27 @@ pub struct ClientState {
     pub lib: (String, String),
     /// Kind of client.
     pub kind: ClientKind,
+    /// The replication offset right after this client's last write that was propagated
+    /// (what WAIT waits for).
+    pub woff: i64,
+    /// On the master's client of a replica: stream bytes applied but not yet appended to our
+    /// own stream (a transaction in progress).
+    pub master_raw: Vec<u8>,
+    /// What a replica told us with REPLCONF before PSYNC.
+    pub hello: ReplicaHello,
+}
+
+/// `REPLCONF listening-port / ip-address / capa` from a replica-to-be.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaHello {
+    /// `listening-port`.
+    pub port: u16,
+    /// `ip-address`.
+    pub ip: Option<String>,
+    /// `capa eof`.
+    pub capa_eof: bool,
+    /// `capa psync2`.
+    pub capa_psync2: bool,
 }
 
 impl ClientState {

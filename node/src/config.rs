@@ -63,7 +63,6 @@ const fn pending(
 
 const NO_AOF: &str = "the append-only file is not implemented in warden-node yet";
 const NO_RDB: &str = "RDB snapshots are not implemented in warden-node yet";
-const NO_REPL: &str = "replication is not implemented in warden-node yet";
 const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
 const U31: Kind = Kind::Int(0, i32::MAX as i64);
 
@@ -105,10 +104,8 @@ static DIRECTIVES: &[Directive] = &[
     d("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
-    Directive {
-        only: Some((&[""], NO_REPL)),
-        ..alias("replicaof", "slaveof", Kind::Words, "", true)
-    },
+    // Set from the file or the command line only; at runtime REPLICAOF changes the role.
+    alias("replicaof", "slaveof", Kind::Words, "", false),
     alias("replica-read-only", "slave-read-only", Kind::Bool, "yes", true),
     alias("replica-serve-stale-data", "slave-serve-stale-data", Kind::Bool, "yes", true),
     alias("replica-priority", "slave-priority", U31, "100", true),
@@ -248,6 +245,34 @@ pub struct Settings {
     pub enable_debug_command: String,
     /// Reject writes on a replica.
     pub replica_read_only: bool,
+    /// `replica-serve-stale-data`: answer from old data while the master link is down.
+    pub replica_serve_stale_data: bool,
+    /// `replicaof <host> <port>` at startup.
+    pub replicaof: Option<(String, u16)>,
+    /// `masterauth`.
+    pub masterauth: Option<String>,
+    /// `masteruser`.
+    pub masteruser: Option<String>,
+    /// `replica-announce-ip`.
+    pub replica_announce_ip: Option<String>,
+    /// `replica-announce-port` (0: our port).
+    pub replica_announce_port: u16,
+    /// `repl-backlog-size` in bytes.
+    pub repl_backlog_size: usize,
+    /// `repl-backlog-ttl` in seconds.
+    pub repl_backlog_ttl: u64,
+    /// `repl-timeout` in seconds.
+    pub repl_timeout: u64,
+    /// `repl-ping-replica-period` in seconds.
+    pub repl_ping_period: u64,
+    /// `repl-diskless-sync`.
+    pub repl_diskless_sync: bool,
+    /// `repl-diskless-sync-delay` in seconds.
+    pub repl_diskless_sync_delay: u64,
+    /// `min-replicas-to-write`.
+    pub min_replicas_to_write: usize,
+    /// `min-replicas-max-lag` in seconds.
+    pub min_replicas_max_lag: u64,
     /// SLOWLOG threshold in microseconds (negative: off).
     pub slowlog_slower_than: i64,
     /// SLOWLOG length.
@@ -358,6 +383,20 @@ fn placeholder_settings() -> Settings {
         hz: 10,
         enable_debug_command: "no".into(),
         replica_read_only: true,
+        replica_serve_stale_data: true,
+        replicaof: None,
+        masterauth: None,
+        masteruser: None,
+        replica_announce_ip: None,
+        replica_announce_port: 0,
+        repl_backlog_size: 1 << 20,
+        repl_backlog_ttl: 3600,
+        repl_timeout: 60,
+        repl_ping_period: 10,
+        repl_diskless_sync: true,
+        repl_diskless_sync_delay: 5,
+        min_replicas_to_write: 0,
+        min_replicas_max_lag: 10,
         slowlog_slower_than: 10000,
         slowlog_max_len: 128,
         io_threads: 1,
@@ -468,6 +507,22 @@ impl Config {
         self.values[name] == "yes"
     }
 
+    /// `replicaof <host> <port>` (absent, empty or `no one`: a master).
+    fn replicaof(&self) -> Result<Option<(String, u16)>, ConfigError> {
+        let words: Vec<&str> = self.values["replicaof"].split_whitespace().collect();
+        match words[..] {
+            [] => Ok(None),
+            [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => {
+                Ok(None)
+            }
+            [host, port] => match port.parse::<u16>() {
+                Ok(port) => Ok(Some((host.to_string(), port))),
+                Err(_) => Err(ConfigError::general("Invalid master port")),
+            },
+            _ => Err(ConfigError::general("wrong number of arguments")),
+        }
+    }
+
     fn derive(&self) -> Result<Settings, ConfigError> {
         // Kept absolute, so paths stay right after the server chdirs into it (as Redis does)
         // and CONFIG GET dir prints a full path like Redis's.
@@ -498,6 +553,21 @@ impl Config {
             hz: self.int("hz") as u64,
             enable_debug_command: self.values["enable-debug-command"].clone(),
             replica_read_only: self.flag("replica-read-only"),
+            replica_serve_stale_data: self.flag("replica-serve-stale-data"),
+            replicaof: self.replicaof()?,
+            masterauth: Some(self.values["masterauth"].clone()).filter(|v| !v.is_empty()),
+            masteruser: Some(self.values["masteruser"].clone()).filter(|v| !v.is_empty()),
+            replica_announce_ip: Some(self.values["replica-announce-ip"].clone())
+                .filter(|v| !v.is_empty()),
+            replica_announce_port: self.int("replica-announce-port") as u16,
+            repl_backlog_size: self.int("repl-backlog-size") as usize,
+            repl_backlog_ttl: self.int("repl-backlog-ttl") as u64,
+            repl_timeout: self.int("repl-timeout") as u64,
+            repl_ping_period: self.int("repl-ping-replica-period") as u64,
+            repl_diskless_sync: self.flag("repl-diskless-sync"),
+            repl_diskless_sync_delay: self.int("repl-diskless-sync-delay") as u64,
+            min_replicas_to_write: self.int("min-replicas-to-write") as usize,
+            min_replicas_max_lag: self.int("min-replicas-max-lag") as u64,
             slowlog_slower_than: self.int("slowlog-log-slower-than"),
             slowlog_max_len: self.int("slowlog-max-len") as usize,
             io_threads: self.int("io-threads") as usize,
@@ -556,7 +626,9 @@ mod tests {
         let e = load("appendonly yes\n").unwrap_err().to_string();
         assert!(e.contains("append-only file is not implemented"), "{e}");
         assert!(load("save 900 1\n").is_err());
-        assert!(load("replicaof 127.0.0.1 6379\n").is_err());
+        assert!(load("replicaof 127.0.0.1 notaport\n").is_err());
+        let c = load("replicaof 127.0.0.1 6380\n").unwrap();
+        assert_eq!(c.settings.replicaof, Some(("127.0.0.1".to_string(), 6380)));
         assert!(load("save \"\"\nappendonly no\n").is_ok());
     }
 

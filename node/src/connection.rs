@@ -33,6 +33,8 @@ enum Close {
     Done,
     /// SHUTDOWN succeeded.
     Shutdown,
+    /// PSYNC or SYNC: the connection becomes a replica's feed.
+    Replica(crate::repl::feed::SyncRequest),
 }
 
 /// Serves one accepted connection until it closes.
@@ -103,6 +105,9 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         push: push_tx,
         lib: Default::default(),
         kind: Default::default(),
+        woff: 0,
+        master_raw: Vec::new(),
+        hello: Default::default(),
     };
     let stop = Box::pin(stopped(kill_rx, shutdown));
     let mut conn = Connection {
@@ -116,10 +121,25 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         output: BytesMut::with_capacity(16 * 1024),
     };
     let close = conn.run().await;
-    conn.cleanup();
-    if let Close::Shutdown = close {
-        shared.shutdown.fire();
+    match close {
+        Close::Shutdown => shared.shutdown.fire(),
+        Close::Replica(request) => {
+            conn.client.kind = crate::client::ClientKind::Replica;
+            conn.client.snapshot.lock().kind = crate::client::ClientKind::Replica;
+            let id = conn.client.id;
+            crate::repl::feed::serve(
+                shared.clone(),
+                &mut conn.socket,
+                &mut conn.input,
+                id,
+                request,
+                &mut conn.stop,
+            )
+            .await;
+        }
+        Close::Done => {}
     }
+    conn.cleanup();
 }
 
 const PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
@@ -267,6 +287,12 @@ impl Connection {
                 None | Some(Effect::Block { .. }) => {}
                 Some(Effect::Close) => break Ok(Some(Close::Done)),
                 Some(Effect::Shutdown) => break Ok(Some(Close::Shutdown)),
+                Some(Effect::Sync(request)) => break Ok(Some(Close::Replica(request))),
+                Some(Effect::Wait(wait)) => {
+                    let reply = self.wait_acks(wait).await?;
+                    self.reply(reply);
+                    mark = std::time::Instant::now();
+                }
                 Some(Effect::Monitor) => {
                     self.monitor = true;
                     let count = self.shared.clients.lock().set_monitor(self.client.id, true);
@@ -370,6 +396,41 @@ impl Connection {
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => return Ok(()),
                 _ = pause.changed() => {}
+                _ = &mut self.stop => return Err(()),
+            }
+        }
+    }
+
+    /// WAIT / WAITAOF: until enough replicas acknowledged the client's last write, or the
+    /// timeout (then the count so far is the reply).
+    async fn wait_acks(&mut self, wait: crate::cmd::replication::WaitFor) -> Result<Frame, ()> {
+        self.flush().await.map_err(|_| ())?;
+        let deadline = wait.timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let notified = self.shared.repl_acks.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let acked = wait.acked(&self.shared.repl.lock());
+            if acked >= wait.replicas {
+                return Ok(wait.reply(acked));
+            }
+            let timeout = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = timeout => {
+                    let acked = wait.acked(&self.shared.repl.lock());
+                    return Ok(wait.reply(acked));
+                }
+                // Keep reading so a disconnect is noticed; requests wait in the buffer.
+                read = self.socket.read_buf(&mut self.input) => match read {
+                    Ok(0) | Err(_) => return Err(()),
+                    Ok(_) => {}
+                },
                 _ = &mut self.stop => return Err(()),
             }
         }

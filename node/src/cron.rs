@@ -14,6 +14,7 @@ const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
 
 /// Runs the periodic jobs until shutdown.
 pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
+    let mut replication_tick = Instant::now();
     loop {
         let hz = shared.config.read().settings.hz.max(1);
         tokio::select! {
@@ -21,10 +22,50 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
         }
         crate::db::Lru::tick(unix_ms());
-        if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
+        // A replica never expires keys itself: its master's DELs do (it only hides them).
+        if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !shared.is_replica() {
             active_expire(&shared);
         }
+        if replication_tick.elapsed() >= Duration::from_secs(1) {
+            replication_tick = Instant::now();
+            replication_cron(&shared);
+        }
     }
+}
+
+/// Once a second, as Redis's `replicationCron`: ping replicas every
+/// `repl-ping-replica-period`, free the backlog of a master left without replicas for
+/// `repl-backlog-ttl`, and count good replicas for `min-replicas-to-write`.
+fn replication_cron(shared: &Shared) {
+    let settings = shared.config.read().settings.clone();
+    let _ks = shared.keyspace.lock();
+    let mut r = shared.repl.lock();
+    if r.is_replica() {
+        return;
+    }
+    let now = unix_ms() / 1000;
+    if !r.replicas.is_empty() && now % settings.repl_ping_period.max(1) as i64 == 0 {
+        // Counted in the offset like any stream byte; lowercase, as Redis sends it.
+        r.feed_raw(b"*1\r\n$4\r\nping\r\n");
+        shared.repl_data.notify_waiters();
+    }
+    if r.replicas.is_empty()
+        && r.backlog.is_some()
+        && settings.repl_backlog_ttl > 0
+        && r.no_replicas_since.elapsed() > Duration::from_secs(settings.repl_backlog_ttl)
+    {
+        // Nobody can continue from this history any more: start a new one.
+        r.replid = crate::repl::new_replid();
+        r.clear_replid2();
+        r.free_backlog();
+        shared.refresh_role(&r);
+        tracing::info!(
+            seconds = settings.repl_backlog_ttl,
+            "replication backlog freed after being idle"
+        );
+    }
+    let good = crate::repl::report::good_replicas(&r, settings.min_replicas_max_lag);
+    shared.set_short_of_replicas(good < settings.min_replicas_to_write);
 }
 
 /// Deletes expired keys by sampling, like Redis's active expire cycle, within a time budget.

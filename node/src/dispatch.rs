@@ -11,7 +11,7 @@ use common::resp::Frame;
 use tokio::sync::oneshot;
 
 use crate::blocking::Waiter;
-use crate::client::ClientState;
+use crate::client::{ClientKind, ClientState};
 use crate::cmd::{self, flags, CommandSpec};
 use crate::db::Keyspace;
 use crate::error::CommandError;
@@ -159,6 +159,12 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i
             found,
         );
     }
+    let gates = shared.gates.load(std::sync::atomic::Ordering::Relaxed);
+    if gates != 0 && client.kind != ClientKind::Master {
+        if let Some(refusal) = role_refusal(gates, spec, client) {
+            return Outcome::reply(reject(client, argv, refusal), found);
+        }
+    }
     if let Some(queue) = client.multi.as_mut().filter(|_| !is_transaction_control(name)) {
         if spec.has(flags::NO_MULTI) {
             client.multi_failed = true;
@@ -187,8 +193,10 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i
 
     let mut ks = shared.keyspace.lock();
     let db = client.db;
-    let mut exec = Exec::new(&mut ks, db, now_ms, false);
+    let replica = shared.is_replica();
+    let mut exec = Exec::new(&mut ks, db, now_ms, replica);
     exec.propagating = shared.is_propagating();
+    exec.from_master = client.kind == ClientKind::Master;
     let mut ctx = Ctx { exec, server: shared, client, in_exec: false, effect: None };
     let mut out = Vec::new();
     let reply = run_locked(&mut ctx, spec, argv, &mut out);
@@ -212,9 +220,41 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i
         }
         other => outcome.effect = other,
     }
-    serve_blocked(&mut ks, now_ms, shared.is_propagating(), &mut out);
-    shared.propagate(&mut ks, out);
+    serve_blocked(&mut ks, now_ms, shared.is_propagating(), replica, &mut out);
+    if let Some(offset) = shared.propagate(&mut ks, out) {
+        client.woff = offset;
+    }
+    if client.kind == ClientKind::Master && client.multi.is_none() {
+        // On a replica, the master's bytes join our own stream in the same critical section
+        // as the command they carry (see `crate::repl::apply`).
+        shared.forward_master_bytes(&mut client.master_raw);
+    }
     outcome
+}
+
+/// Refusals that depend on the replication role, in Redis's order: `-NOREPLICAS`,
+/// `-READONLY`, then `-MASTERDOWN`.
+fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<CommandError> {
+    use crate::server::gate;
+    let write = spec.has(flags::WRITE)
+        || (spec.name == "exec" && client.multi.as_ref().is_some_and(|q| queued_write(q)));
+    if write && gates & gate::NO_REPLICAS != 0 {
+        return Some(CommandError::raw("NOREPLICAS Not enough good replicas to write."));
+    }
+    if write && gates & gate::READ_ONLY != 0 {
+        return Some(CommandError::raw("READONLY You can't write against a read only replica."));
+    }
+    if gates & gate::MASTER_DOWN != 0 && !spec.has(flags::STALE) {
+        return Some(CommandError::raw(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        ));
+    }
+    None
+}
+
+/// True if a queued transaction holds a write command.
+fn queued_write(queue: &[Vec<Bytes>]) -> bool {
+    queue.iter().any(|argv| resolve(argv).is_ok_and(|r| r.spec.has(flags::WRITE)))
 }
 
 /// A command refused before running: inside MULTI the transaction is flagged to fail, and a
@@ -294,12 +334,18 @@ pub fn run_locked(
 }
 
 /// Serves blocked clients whose keys became ready, oldest first, until nothing is ready.
-pub fn serve_blocked(ks: &mut Keyspace, now_ms: i64, propagating: bool, out: &mut Vec<Propagated>) {
+pub fn serve_blocked(
+    ks: &mut Keyspace,
+    now_ms: i64,
+    propagating: bool,
+    replica: bool,
+    out: &mut Vec<Propagated>,
+) {
     while let Some((db, key)) = ks.blocking.ready.pop_front() {
         for ticket in ks.blocking.queue(db, &key) {
             let Some(op) = ks.blocking.take_op(ticket) else { continue };
             let dirty_before = ks.dirty;
-            let mut exec = Exec::new(ks, db, now_ms, false);
+            let mut exec = Exec::new(ks, db, now_ms, replica);
             exec.propagating = propagating;
             let served = op.try_serve(&mut exec, &key);
             out.append(&mut exec.expired);
@@ -322,19 +368,42 @@ pub fn serve_blocked(ks: &mut Keyspace, now_ms: i64, propagating: bool, out: &mu
 }
 
 impl Shared {
-    /// True when something consumes propagated writes. The replication backlog and the AOF
-    /// (issues 3 and 4) switch this on; until then nothing is built for propagation.
+    /// True when something consumes propagated writes: a master with a replication backlog
+    /// (the AOF will too). Like Redis, nothing is built for propagation otherwise.
     pub fn is_propagating(&self) -> bool {
         self.propagating.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Where every applied write goes after the keyspace: the replication stream and the AOF
-    /// attach here (issues 3 and 4), in the order the writes were applied.
-    pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) {
-        if !commands.is_empty() {
-            self.stats
-                .propagated
-                .fetch_add(commands.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    /// Where every applied write goes after the keyspace, in apply order: the replication
+    /// stream (and, later, the AOF). Called with the keyspace locked. Returns the stream
+    /// offset after the writes, when they went on the stream.
+    pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) -> Option<i64> {
+        if commands.is_empty() {
+            return None;
         }
+        self.stats
+            .propagated
+            .fetch_add(commands.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut r = self.repl.lock();
+        if r.is_replica() || r.backlog.is_none() {
+            // A replica's own writes are local; its stream is its master's.
+            return None;
+        }
+        r.feed(&commands);
+        let offset = r.offset();
+        drop(r);
+        self.repl_data.notify_waiters();
+        Some(offset)
+    }
+
+    /// Appends bytes applied from our master's stream to our own stream, and empties `raw`.
+    /// Called with the keyspace locked, right after the command they carry ran.
+    pub fn forward_master_bytes(&self, raw: &mut Vec<u8>) {
+        if raw.is_empty() {
+            return;
+        }
+        self.repl.lock().feed_raw(raw);
+        raw.clear();
+        self.repl_data.notify_waiters();
     }
 }

@@ -39,6 +39,9 @@ pub struct Exec<'a> {
     pub now_ms: i64,
     /// On a replica, expired keys are hidden but not deleted: the master's DEL removes them.
     pub replica: bool,
+    /// The command comes from our master's stream: a key whose TTL passed is still there
+    /// until the master's DEL arrives (Redis's rule for its master client).
+    pub from_master: bool,
     /// Effects recorded before the command's own (lazy-expiry DELs).
     pub expired: Vec<Propagated>,
     /// The command's own propagated form when it differs from what the client sent.
@@ -92,6 +95,7 @@ impl<'a> Exec<'a> {
             db,
             now_ms,
             replica,
+            from_master: false,
             propagating: false,
             expired: Vec::new(),
             rewrites: None,
@@ -112,7 +116,7 @@ impl<'a> Exec<'a> {
     /// Deletes `key` if its TTL has passed (unless on a replica). Returns true if the key is
     /// logically expired, deleted or not.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
-        if !self.ks.dbs[self.db].is_expired(key, self.now_ms) {
+        if self.from_master || !self.ks.dbs[self.db].is_expired(key, self.now_ms) {
             return false;
         }
         if !self.replica {
@@ -275,6 +279,10 @@ pub enum Effect {
     Shutdown,
     /// Stream every command to this client (MONITOR).
     Monitor,
+    /// Become a replica's feed (PSYNC, SYNC).
+    Sync(crate::repl::feed::SyncRequest),
+    /// Wait for replicas to acknowledge (WAIT, WAITAOF).
+    Wait(crate::cmd::replication::WaitFor),
 }
 
 /// The full context of one command.

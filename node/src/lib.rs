@@ -6,6 +6,7 @@
 //! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context.
 //! - [`db`]: the keyspace (hash table, value types, expiry, WATCH); [`blocking`]: blocked
 //!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry.
+//! - [`repl`]: replication (backlog, PSYNC, replica feeds, the link to a master).
 //! - [`alloc`]: memory accounting for INFO; [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`].
 
 pub mod alloc;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod exec;
 pub mod persist;
 pub mod pubsub;
+pub mod repl;
 pub mod server;
 pub mod slowlog;
 pub mod testing;

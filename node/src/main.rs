@@ -58,7 +58,11 @@ fn main() -> ExitCode {
 
 /// Loads the dump file before serving. A file that cannot be loaded stops startup (and is left
 /// untouched) rather than starting empty and later overwriting it.
-fn load_dump(shared: &Shared, dir: &std::path::Path, dbfilename: &str) -> anyhow::Result<()> {
+fn load_dump(
+    shared: &Shared,
+    dir: &std::path::Path,
+    dbfilename: &str,
+) -> anyhow::Result<Option<node::persist::LoadSummary>> {
     let started = std::time::Instant::now();
     let mut ks = shared.keyspace.lock();
     let loaded = node::persist::dumpfile::load_at_startup(
@@ -67,7 +71,7 @@ fn load_dump(shared: &Shared, dir: &std::path::Path, dbfilename: &str) -> anyhow
         dbfilename,
         node::server::unix_ms(),
     )?;
-    if let Some(summary) = loaded {
+    if let Some(summary) = &loaded {
         let mut stats = shared.persist.lock();
         stats.keys_loaded = summary.keys_loaded;
         stats.keys_expired = summary.keys_expired;
@@ -78,7 +82,24 @@ fn load_dump(shared: &Shared, dir: &std::path::Path, dbfilename: &str) -> anyhow
             "DB loaded from disk"
         );
     }
-    Ok(())
+    Ok(loaded)
+}
+
+/// With `replicaof` set, become a replica. If the dump file recorded where in its master's
+/// stream it was taken, PSYNC from there (a restarted replica resumes with a partial resync).
+fn start_replication(shared: &std::sync::Arc<Shared>, loaded: Option<&node::persist::LoadSummary>) {
+    let Some((host, port)) = shared.config.read().settings.replicaof.clone() else { return };
+    let _ks = shared.keyspace.lock();
+    let mut r = shared.repl.lock();
+    let cached = loaded.and_then(|summary| {
+        let replid = summary.repl_id()?.to_string();
+        let offset = summary.repl_offset()?;
+        let db = summary.repl_stream_db().filter(|&d| d >= 0)? as usize;
+        r.restore(&replid, offset);
+        Some(node::repl::CachedMaster { replid, offset, db })
+    });
+    node::repl::link::start(shared, &mut r, host, port, cached);
+    shared.refresh_role(&r);
 }
 
 /// Sends a readiness message to systemd's NOTIFY_SOCKET, if there is one (Type=notify units).
@@ -116,7 +137,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (trigger, stop) = common::shutdown::channel();
     let dbfilename = config.get("dbfilename").unwrap_or("dump.rdb").to_string();
     let shared = Shared::new(config, trigger.clone());
-    load_dump(&shared, &dir, &dbfilename)?;
+    let loaded = load_dump(&shared, &dir, &dbfilename)?;
+    start_replication(&shared, loaded.as_ref());
     for l in &listeners {
         info!(addr = %l.local_addr()?, "listening");
     }

@@ -32,6 +32,21 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// Commands handed to propagation.
     pub propagated: AtomicU64,
+    /// `total_net_repl_input_bytes`: bytes read from our master.
+    pub net_repl_input: AtomicU64,
+    /// `total_net_repl_output_bytes`: stream bytes sent to replicas.
+    pub net_repl_output: AtomicU64,
+}
+
+/// Bits of [`Shared::gates`]: refusals that depend on the replication role, checked on every
+/// command with one atomic load.
+pub mod gate {
+    /// A replica with `replica-read-only yes`: writes get `-READONLY`.
+    pub const READ_ONLY: u8 = 1;
+    /// A replica whose link is down with `replica-serve-stale-data no`: `-MASTERDOWN`.
+    pub const MASTER_DOWN: u8 = 2;
+    /// A master short of `min-replicas-to-write` good replicas: writes get `-NOREPLICAS`.
+    pub const NO_REPLICAS: u8 = 4;
 }
 
 /// CLIENT PAUSE state.
@@ -82,6 +97,24 @@ pub struct Shared {
     pub active_expire: std::sync::atomic::AtomicBool,
     /// Unix seconds of the last successful save (LASTSAVE): the start time until one happens.
     pub lastsave: std::sync::atomic::AtomicI64,
+    /// Replication state. Lock order: `keyspace` before `repl`.
+    pub repl: Mutex<crate::repl::Replication>,
+    /// Woken when stream bytes are appended (replica feeds wait on it).
+    pub repl_data: tokio::sync::Notify,
+    /// Woken when a replica acknowledges (WAIT waits on it).
+    pub repl_acks: tokio::sync::Notify,
+    /// The database our master's stream has selected (kept for the cached master).
+    pub master_db: std::sync::atomic::AtomicUsize,
+    /// See [`gate`].
+    pub gates: std::sync::atomic::AtomicU8,
+    /// This node is a replica.
+    replica: std::sync::atomic::AtomicBool,
+    /// Our link to the master is up.
+    link_up: std::sync::atomic::AtomicBool,
+    /// Fewer good replicas than `min-replicas-to-write`.
+    short_of_replicas: std::sync::atomic::AtomicBool,
+    /// Ourselves, for starting tasks from command handlers.
+    me: std::sync::Weak<Shared>,
 }
 
 /// The current unix time in milliseconds.
@@ -99,7 +132,16 @@ impl Shared {
     pub fn new(config: Config, shutdown: ShutdownTrigger) -> Arc<Shared> {
         let databases = config.settings.databases;
         crate::db::Lru::tick(unix_ms());
-        Arc::new(Shared {
+        Arc::new_cyclic(|me| Shared {
+            repl: Mutex::new(crate::repl::Replication::new()),
+            repl_data: tokio::sync::Notify::new(),
+            repl_acks: tokio::sync::Notify::new(),
+            master_db: std::sync::atomic::AtomicUsize::new(0),
+            gates: std::sync::atomic::AtomicU8::new(0),
+            replica: std::sync::atomic::AtomicBool::new(false),
+            link_up: std::sync::atomic::AtomicBool::new(false),
+            short_of_replicas: std::sync::atomic::AtomicBool::new(false),
+            me: me.clone(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -122,6 +164,82 @@ impl Shared {
     /// The TCP port clients connect to.
     pub fn port(&self) -> u16 {
         self.listening.read().first().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// An owning handle to ourselves (for spawning tasks from command handlers).
+    pub fn self_arc(&self) -> Arc<Shared> {
+        self.me.upgrade().expect("commands run while the server is alive")
+    }
+
+    /// True when this node replicates from a master.
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
+    }
+
+    /// Records the role (called by the replication link).
+    pub fn set_replica(&self, on: bool) {
+        self.replica.store(on, Ordering::Relaxed);
+        self.refresh_gates();
+    }
+
+    /// Records whether the link to our master is up.
+    pub fn set_link_up(&self, up: bool) {
+        self.link_up.store(up, Ordering::Relaxed);
+        self.refresh_gates();
+    }
+
+    /// True when the link to our master is up.
+    pub fn link_up(&self) -> bool {
+        self.link_up.load(Ordering::Relaxed)
+    }
+
+    /// Records whether we have fewer good replicas than `min-replicas-to-write` asks.
+    pub fn set_short_of_replicas(&self, short: bool) {
+        if self.short_of_replicas.swap(short, Ordering::Relaxed) != short {
+            self.refresh_gates();
+        }
+    }
+
+    /// Recomputes [`Shared::gates`] from the role, the link and the configuration.
+    pub fn refresh_gates(&self) {
+        let (read_only, serve_stale, min_write) = {
+            let s = &self.config.read().settings;
+            (
+                s.replica_read_only,
+                s.replica_serve_stale_data,
+                s.min_replicas_to_write > 0 && s.min_replicas_max_lag > 0,
+            )
+        };
+        let replica = self.is_replica();
+        let mut gates = 0;
+        if replica && read_only {
+            gates |= gate::READ_ONLY;
+        }
+        if replica && !serve_stale && !self.link_up() {
+            gates |= gate::MASTER_DOWN;
+        }
+        if !replica && min_write && self.short_of_replicas.load(Ordering::Relaxed) {
+            gates |= gate::NO_REPLICAS;
+        }
+        self.gates.store(gates, Ordering::Relaxed);
+    }
+
+    /// After a role change: writes are propagated by a master that has a backlog; a replica
+    /// forwards its master's stream instead.
+    pub fn refresh_role(&self, r: &crate::repl::Replication) {
+        self.replica.store(r.is_replica(), Ordering::Relaxed);
+        self.propagating.store(!r.is_replica() && r.backlog.is_some(), Ordering::Relaxed);
+        self.refresh_gates();
+        self.repl_data.notify_waiters();
+    }
+
+    /// Puts `REPLCONF GETACK *` on the stream so replicas report their offsets now.
+    pub fn request_acks(&self, r: &mut crate::repl::Replication) {
+        if r.is_replica() || r.replicas.is_empty() {
+            return;
+        }
+        r.feed_raw(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+        self.repl_data.notify_waiters();
     }
 }
 

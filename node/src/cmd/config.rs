@@ -59,7 +59,13 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             )),
         })?;
     }
+    let backlog_size = config.settings.repl_backlog_size;
     *ctx.server.config.write() = config;
+    // Settings the replication layer caches take effect now.
+    ctx.server.refresh_gates();
+    if let Some(b) = ctx.server.repl.lock().backlog.as_mut() {
+        b.resize(backlog_size);
+    }
     Ok(Frame::ok())
 }
 

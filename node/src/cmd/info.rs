@@ -219,16 +219,25 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "instantaneous_ops_per_sec", &0);
             w(out, "total_net_input_bytes", &shared.stats.net_input.load(Ordering::Relaxed));
             w(out, "total_net_output_bytes", &shared.stats.net_output.load(Ordering::Relaxed));
-            w(out, "total_net_repl_input_bytes", &0);
-            w(out, "total_net_repl_output_bytes", &0);
+            w(
+                out,
+                "total_net_repl_input_bytes",
+                &shared.stats.net_repl_input.load(Ordering::Relaxed),
+            );
+            w(
+                out,
+                "total_net_repl_output_bytes",
+                &shared.stats.net_repl_output.load(Ordering::Relaxed),
+            );
             w(out, "instantaneous_input_kbps", &"0.00");
             w(out, "instantaneous_output_kbps", &"0.00");
             w(out, "instantaneous_input_repl_kbps", &"0.00");
             w(out, "instantaneous_output_repl_kbps", &"0.00");
             w(out, "rejected_connections", &clients.rejected);
-            w(out, "sync_full", &0);
-            w(out, "sync_partial_ok", &0);
-            w(out, "sync_partial_err", &0);
+            let sync = shared.repl.lock().stats;
+            w(out, "sync_full", &sync.full);
+            w(out, "sync_partial_ok", &sync.partial_ok);
+            w(out, "sync_partial_err", &sync.partial_err);
             w(out, "expired_keys", &ks.expired);
             w(out, "expired_stale_perc", &"0.00");
             w(out, "expired_time_cap_reached_count", &0);
@@ -265,20 +274,7 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "reply_buffer_shrinks", &0);
             w(out, "reply_buffer_expands", &0);
         }
-        "replication" => {
-            out.push_str("# Replication\r\n");
-            w(out, "role", &"master");
-            w(out, "connected_slaves", &0);
-            w(out, "master_failover_state", &"no-failover");
-            w(out, "master_replid", &shared.run_id);
-            w(out, "master_replid2", &"0000000000000000000000000000000000000000");
-            w(out, "master_repl_offset", &0);
-            w(out, "second_repl_offset", &-1);
-            w(out, "repl_backlog_active", &0);
-            w(out, "repl_backlog_size", &1048576);
-            w(out, "repl_backlog_first_byte_offset", &0);
-            w(out, "repl_backlog_histlen", &0);
-        }
+        "replication" => crate::repl::report::info(shared, out),
         "cpu" => {
             let (user, sys) = rusage();
             out.push_str("# CPU\r\n");

@@ -31,6 +31,7 @@ pub mod keys;
 pub mod lists;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -198,7 +199,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 15] {
+fn families() -> [&'static [CommandSpec]; 16] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -215,6 +216,7 @@ fn families() -> [&'static [CommandSpec]; 15] {
         config::COMMANDS,
         info::COMMANDS,
         persistence::COMMANDS,
+        replication::COMMANDS,
     ]
 }
 

@@ -13,7 +13,7 @@ use crate::cmd::flags::*;
 use crate::cmd::{cmd, CommandSpec};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
-use crate::persist::{dumpfile, Aux, WriteOptions};
+use crate::persist::{dumpfile, Aux, ReplAux, WriteOptions};
 
 /// The persistence commands.
 pub static COMMANDS: &[CommandSpec] =
@@ -47,10 +47,12 @@ pub fn save_now(ctx: &mut Ctx<'_>) -> Result<(), std::io::Error> {
             options,
         )
     };
+    let master_db = ctx.server.master_db.load(Ordering::Relaxed);
+    let repl = ctx.server.repl.lock().save_info(master_db);
     let aux = Aux {
         ctime: ctx.now_ms / 1000,
         used_mem: crate::alloc::in_use() as u64,
-        repl: None,
+        repl: repl.as_ref().map(|(db, id, offset)| ReplAux { stream_db: *db, id, offset: *offset }),
         aof_base: false,
     };
     match dumpfile::save(ctx.exec.ks, &dir, &dbfilename, &aux, options) {

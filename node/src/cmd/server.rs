@@ -152,10 +152,9 @@ fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(ctx.server.lastsave.load(Ordering::Relaxed)))
 }
 
-/// ROLE of a master (replication, and with it replicas and offsets, is not implemented yet: the
-/// offset stays 0 because, as in Redis, it only grows once a backlog exists).
-fn role(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(Frame::Array(vec![Frame::bulk_static("master"), Frame::Integer(0), Frame::Array(vec![])]))
+/// ROLE: master with its online replicas, or replica with its link state.
+fn role(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(crate::repl::report::role(ctx.server))
 }
 
 fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

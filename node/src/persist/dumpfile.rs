@@ -7,7 +7,7 @@
 //! server before anything could overwrite it.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,13 +33,36 @@ pub fn save(
     aux: &Aux<'_>,
     options: WriteOptions,
 ) -> io::Result<Saved> {
+    replace_atomically(dir, dbfilename, |file| {
+        let out = write_keyspace(BufWriter::with_capacity(1 << 16, file), ks, aux, options)?;
+        out.into_inner().map_err(|e| e.into_error())
+    })
+}
+
+/// Writes an already serialised snapshot (a replication transfer) to `dir/dbfilename`
+/// atomically.
+pub fn write_bytes(dir: &Path, dbfilename: &str, bytes: &[u8]) -> io::Result<Saved> {
+    replace_atomically(dir, dbfilename, |mut file| {
+        file.write_all(bytes)?;
+        Ok(file)
+    })
+}
+
+/// Writes a temp file with `write`, fsyncs it, renames it over `dir/dbfilename` and fsyncs
+/// the directory; on failure the temp file is removed and the old file stays.
+fn replace_atomically(
+    dir: &Path,
+    dbfilename: &str,
+    write: impl FnOnce(File) -> io::Result<File>,
+) -> io::Result<Saved> {
     let started = Instant::now();
-    let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
+    // Unique per save: a replication transfer may be written while SAVE runs.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("temp-{}-{n}.rdb", std::process::id()));
     let path = dir.join(dbfilename);
     let result = (|| {
-        let file = File::create(&tmp)?;
-        let out = write_keyspace(BufWriter::with_capacity(1 << 16, file), ks, aux, options)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let file = write(File::create(&tmp)?)?;
         file.sync_all()?;
         let bytes = file.metadata()?.len();
         std::fs::rename(&tmp, &path)?;

@@ -1,0 +1,159 @@
+//! Running the master's stream on a replica.
+//!
+//! The master's commands run through the dispatcher as a client of kind `Master`: they are
+//! exempt from `replica-read-only`, see keys whose TTL passed as still present (only the
+//! master's DEL removes them), and get no replies. The applied bytes, exactly as received,
+//! are appended to our own backlog in the same critical section as the command — which is
+//! what moves our offset and feeds our own replicas (chains). Inside MULTI nothing moves
+//! until EXEC, so our offset never points into the middle of a transaction.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use common::resp::{parse_request, Protocol, RequestError, RequestLimits};
+use tokio::sync::{mpsc, watch};
+
+use crate::client::{ClientHandle, ClientKind, ClientSnapshot, ClientState, ReplyMode};
+use crate::server::{unix_ms, Shared};
+
+/// The master's pseudo-client on a replica.
+pub struct Applier {
+    client: ClientState,
+    kill: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+}
+
+impl Applier {
+    /// Registers the master's client (CLIENT LIST shows it with flag M; CLIENT KILL TYPE
+    /// master drops the link).
+    pub fn new(shared: &Arc<Shared>) -> Applier {
+        let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (push, _) = mpsc::channel(1);
+        let (kill_tx, kill) = watch::channel(false);
+        let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
+            multi: -1,
+            resp: 2,
+            kind: ClientKind::Master,
+            ..Default::default()
+        }));
+        let id = {
+            let mut clients = shared.clients.lock();
+            let id = clients.next_id();
+            clients.add(ClientHandle {
+                id,
+                addr,
+                laddr: addr,
+                created_ms: unix_ms(),
+                snapshot: snapshot.clone(),
+                kill: kill_tx,
+                push: push.clone(),
+            });
+            id
+        };
+        let client = ClientState {
+            id,
+            db: 0,
+            resp: Protocol::Resp2,
+            authenticated: true,
+            name: None,
+            multi: None,
+            multi_failed: false,
+            watched: Vec::new(),
+            channels: Default::default(),
+            patterns: Default::default(),
+            reply_mode: ReplyMode::Off,
+            snapshot,
+            addr,
+            laddr: addr,
+            push,
+            lib: Default::default(),
+            kind: ClientKind::Master,
+            woff: 0,
+            master_raw: Vec::new(),
+            hello: Default::default(),
+        };
+        Applier { client, kill, shared: shared.clone() }
+    }
+
+    /// Fires when CLIENT KILL targets the master's client.
+    pub fn kill_signal(&self) -> watch::Receiver<bool> {
+        self.kill.clone()
+    }
+
+    /// Selects the stream's database (after a sync, or from the cached master).
+    pub fn select(&mut self, db: usize) {
+        self.client.db = db;
+        self.shared.master_db.store(db, Ordering::Relaxed);
+    }
+
+    /// Applies every complete command in `buf`. `REPLCONF GETACK` appends our ACK to
+    /// `replies` (with the offset before the GETACK itself, as Redis reports it).
+    pub fn apply(
+        &mut self,
+        shared: &Shared,
+        buf: &mut BytesMut,
+        replies: &mut Vec<u8>,
+    ) -> Result<(), RequestError> {
+        let limits = RequestLimits { max_bulk_len: usize::MAX / 2, unauthenticated: false };
+        loop {
+            let before = buf.len();
+            let Some(argv) = parse_request(buf, limits)? else { break };
+            let consumed = before - buf.len();
+            if argv.is_empty() {
+                continue;
+            }
+            // The wire form is canonical RESP, so re-encoding reproduces the received bytes.
+            let start = self.client.master_raw.len();
+            super::encode_command(&mut self.client.master_raw, &argv);
+            if self.client.master_raw.len() - start != consumed {
+                return Err(RequestError("non-canonical command in the replication stream".into()));
+            }
+            if is_getack(&argv) {
+                let offset = shared.repl.lock().offset();
+                super::encode_command(
+                    replies,
+                    &[
+                        Bytes::from_static(b"REPLCONF"),
+                        Bytes::from_static(b"ACK"),
+                        Bytes::from(offset.to_string()),
+                    ],
+                );
+                self.commit_raw(shared);
+                continue;
+            }
+            let now = unix_ms();
+            crate::dispatch::call(shared, &mut self.client, &argv, now);
+            crate::server::count_command(shared);
+            // A command that failed before running still counts in the offset.
+            self.commit_raw(shared);
+        }
+        shared.master_db.store(self.client.db, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Appends applied bytes to our stream outside any transaction (the dispatcher does this
+    /// for ordinary commands, under the keyspace lock).
+    fn commit_raw(&mut self, shared: &Shared) {
+        if self.client.multi.is_some() {
+            return;
+        }
+        let _ks = shared.keyspace.lock();
+        shared.repl.lock().feed_raw(&self.client.master_raw);
+        self.client.master_raw.clear();
+        shared.repl_data.notify_waiters();
+    }
+}
+
+impl Drop for Applier {
+    fn drop(&mut self) {
+        self.shared.clients.lock().remove(self.client.id);
+    }
+}
+
+fn is_getack(argv: &[Bytes]) -> bool {
+    argv.len() == 3
+        && argv[0].eq_ignore_ascii_case(b"replconf")
+        && argv[1].eq_ignore_ascii_case(b"getack")
+}

@@ -1,0 +1,349 @@
+//! A replica's session on this node (the master side): after PSYNC or SYNC the connection
+//! stops being a client and becomes a feed — a snapshot if the replica needs one, then the
+//! stream from the backlog, while the replica's `REPLCONF ACK`s come back on the same socket.
+//!
+//! Invariant: the replica is registered with `sent = offset + 1` in the same critical section
+//! (keyspace and repl locks held) in which the snapshot's offset is read, so every stream byte
+//! after the snapshot is kept in the backlog until this session has sent it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use common::resp::{parse_request, RequestLimits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use super::psync::{self, Decision};
+use super::{ReplicaEntry, ReplicaState};
+use crate::persist::{write_keyspace, Aux, ReplAux, WriteOptions};
+use crate::server::{unix_ms, Shared};
+
+/// What the replica asked for and told us about itself.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// `PSYNC <replid>` (`?` for SYNC or a first sync).
+    pub replid: String,
+    /// `PSYNC … <offset>`: the first byte it lacks.
+    pub offset: i64,
+    /// False for the old SYNC command (no `+FULLRESYNC` line).
+    pub psync: bool,
+    /// `REPLCONF listening-port`.
+    pub port: u16,
+    /// `REPLCONF ip-address`, else the peer address.
+    pub ip: String,
+    /// `REPLCONF capa eof`: it accepts an EOF-marked (diskless) transfer.
+    pub capa_eof: bool,
+    /// `REPLCONF capa psync2`: it understands `+CONTINUE <replid>`.
+    pub capa_psync2: bool,
+}
+
+/// Largest chunk of stream copied out of the backlog per write.
+const CHUNK: usize = 64 * 1024;
+
+/// Why a sync could not start: the error line for the replica.
+fn refusal(shared: &Shared) -> Option<&'static str> {
+    let r = shared.repl.lock();
+    if r.failover.is_some() {
+        return Some("-NOMASTERLINK Can't SYNC while failing over\r\n");
+    }
+    match &r.master {
+        Some(link) if link.state != super::LinkState::Connected => {
+            Some("-NOMASTERLINK Can't SYNC while not connected with my master\r\n")
+        }
+        _ => None,
+    }
+}
+
+/// Serves a replica until it disconnects, is killed or falls too far behind.
+pub async fn serve(
+    shared: Arc<Shared>,
+    socket: &mut TcpStream,
+    input: &mut BytesMut,
+    client: u64,
+    req: SyncRequest,
+    stop: &mut (dyn std::future::Future<Output = ()> + Send + Unpin),
+) {
+    if let Some(line) = refusal(&shared) {
+        let _ = socket.write_all(line.as_bytes()).await;
+        return;
+    }
+    let entry = |state, sent| ReplicaEntry {
+        client,
+        ip: req.ip.clone(),
+        port: req.port,
+        state,
+        ack_off: 0,
+        aof_off: 0,
+        ack_time: Instant::now(),
+        sent,
+    };
+    // Partial resync: decided and registered under the repl lock, so the backlog still holds
+    // the replica's next byte when the session starts sending.
+    let continued = {
+        let mut r = shared.repl.lock();
+        match psync::decide(&r, &req.replid, req.offset) {
+            Decision::Continue if req.psync => {
+                r.stats.partial_ok += 1;
+                r.replicas.push(entry(ReplicaState::Online, req.offset));
+                Some(r.replid.clone())
+            }
+            Decision::Continue | Decision::Full { requested: false } => {
+                r.stats.full += 1;
+                None
+            }
+            Decision::Full { requested: true } => {
+                r.stats.full += 1;
+                r.stats.partial_err += 1;
+                None
+            }
+        }
+    };
+    let mut wait_first_ack = false;
+    if let Some(replid) = continued {
+        info!(replica = %format!("{}:{}", req.ip, req.port), offset = req.offset, "partial resynchronization accepted");
+        let line = if req.capa_psync2 {
+            format!("+CONTINUE {replid}\r\n")
+        } else {
+            "+CONTINUE\r\n".to_string()
+        };
+        if socket.write_all(line.as_bytes()).await.is_err() {
+            shared.repl.lock().remove_replica(client);
+            return;
+        }
+    } else {
+        shared.repl.lock().replicas.push(entry(ReplicaState::WaitSnapshot, i64::MAX));
+        match full_sync(&shared, socket, client, &req, stop).await {
+            Ok(diskless) => wait_first_ack = diskless,
+            Err(e) => {
+                warn!(replica = %format!("{}:{}", req.ip, req.port), cause = %e, "full synchronization failed");
+                shared.repl.lock().remove_replica(client);
+                return;
+            }
+        }
+    }
+    stream(&shared, socket, input, client, wait_first_ack, stop).await;
+    shared.repl.lock().remove_replica(client);
+    info!(replica = %format!("{}:{}", req.ip, req.port), "replica disconnected");
+}
+
+/// Sends a snapshot. Returns whether it was EOF-marked (diskless), after which the stream
+/// waits for the replica's first ACK, as Redis does.
+async fn full_sync(
+    shared: &Arc<Shared>,
+    socket: &mut TcpStream,
+    client: u64,
+    req: &SyncRequest,
+    stop: &mut (dyn std::future::Future<Output = ()> + Send + Unpin),
+) -> std::io::Result<bool> {
+    let (diskless, delay, options, dir, dbfilename, backlog_size) = {
+        let c = shared.config.read();
+        let s = &c.settings;
+        (
+            s.repl_diskless_sync && req.capa_eof,
+            s.repl_diskless_sync_delay,
+            WriteOptions {
+                compression: c.get("rdbcompression") == Some("yes"),
+                checksum: c.get("rdbchecksum") == Some("yes"),
+            },
+            s.dir.clone(),
+            c.get("dbfilename").unwrap_or("dump.rdb").to_string(),
+            s.repl_backlog_size,
+        )
+    };
+    if diskless && delay > 0 {
+        // Redis waits for more replicas to share one transfer, keeping this one alive with a
+        // newline a second (not part of the stream).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(delay);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tick.tick() => socket.write_all(b"\n").await?,
+                _ = &mut *stop => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+            }
+        }
+    }
+    let started = Instant::now();
+    let (bytes, replid, offset) = {
+        let ks = shared.keyspace.lock();
+        let mut r = shared.repl.lock();
+        if r.backlog.is_none() {
+            // The first replica of a master without a backlog starts a new history.
+            if !r.is_replica() {
+                r.replid = super::new_replid();
+                r.clear_replid2();
+            }
+            r.ensure_backlog(backlog_size);
+            shared.refresh_role(&r);
+        }
+        let offset = r.offset();
+        r.stream_db = None;
+        if let Some(e) = r.replica_mut(client) {
+            e.state = ReplicaState::SendBulk;
+            e.sent = offset + 1;
+        }
+        let replid = r.replid.clone();
+        drop(r);
+        let aux = Aux {
+            ctime: unix_ms() / 1000,
+            used_mem: crate::alloc::in_use() as u64,
+            repl: Some(ReplAux { stream_db: 0, id: &replid, offset }),
+            aof_base: false,
+        };
+        let bytes = write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?;
+        (bytes, replid, offset)
+    };
+    info!(
+        replica = %format!("{}:{}", req.ip, req.port),
+        bytes = bytes.len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        target = if diskless { "socket" } else { "disk" },
+        "starting full synchronization"
+    );
+    if req.psync {
+        socket.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes()).await?;
+    }
+    if diskless {
+        let mark = super::new_replid();
+        socket.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
+        socket.write_all(&bytes).await?;
+        socket.write_all(mark.as_bytes()).await?;
+    } else {
+        // Like a disk-based sync in Redis, the snapshot also becomes the dump file.
+        let saved = {
+            let bytes = Bytes::from(bytes);
+            let copy = bytes.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                crate::persist::dumpfile::write_bytes(&dir, &dbfilename, &copy)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            if written.is_ok() {
+                shared.lastsave.store(unix_ms() / 1000, std::sync::atomic::Ordering::Relaxed);
+            }
+            bytes
+        };
+        socket.write_all(format!("${}\r\n", saved.len()).as_bytes()).await?;
+        socket.write_all(&saved).await?;
+    }
+    let mut r = shared.repl.lock();
+    if let Some(e) = r.replica_mut(client) {
+        e.state = ReplicaState::Online;
+        e.ack_time = Instant::now();
+    }
+    info!(replica = %format!("{}:{}", req.ip, req.port), "synchronization succeeded");
+    Ok(diskless)
+}
+
+/// Streams the backlog to the replica and reads its ACKs.
+async fn stream(
+    shared: &Arc<Shared>,
+    socket: &mut TcpStream,
+    input: &mut BytesMut,
+    client: u64,
+    mut wait_first_ack: bool,
+    stop: &mut (dyn std::future::Future<Output = ()> + Send + Unpin),
+) {
+    let mut out = Vec::with_capacity(CHUNK);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let notified = shared.repl_data.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut r = shared.repl.lock();
+            if r.evicted.contains(&client) {
+                return;
+            }
+            let r = &mut *r;
+            let Some(entry) = r.replicas.iter_mut().find(|e| e.client == client) else { return };
+            if !wait_first_ack {
+                match r.backlog.as_ref().and_then(|b| b.read(entry.sent, CHUNK, &mut out)) {
+                    Some(n) => entry.sent += n as i64,
+                    None => {
+                        warn!(client, "replica fell out of the backlog; disconnecting it");
+                        return;
+                    }
+                }
+            }
+        }
+        if !out.is_empty() {
+            shared
+                .stats
+                .net_repl_output
+                .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            tokio::select! {
+                written = socket.write_all(&out) => if written.is_err() { return },
+                _ = &mut *stop => return,
+            }
+            out.clear();
+            continue;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            read = socket.read_buf(input) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if !read_acks(shared, input, client, &mut wait_first_ack) {
+                        return;
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                let timeout = Duration::from_secs(shared.config.read().settings.repl_timeout);
+                let r = shared.repl.lock();
+                let late = r.replicas.iter().any(|e| e.client == client && e.ack_time.elapsed() > timeout);
+                if late {
+                    warn!(client, "disconnecting timedout replica");
+                    return;
+                }
+            }
+            _ = &mut *stop => return,
+        }
+    }
+}
+
+/// Applies `REPLCONF ACK <offset> [FACK <aofoffset>]` lines. Returns false on a protocol
+/// error (the session ends).
+fn read_acks(shared: &Shared, input: &mut BytesMut, client: u64, waiting: &mut bool) -> bool {
+    let limits = RequestLimits { max_bulk_len: 1 << 20, unauthenticated: false };
+    let mut acked = false;
+    loop {
+        let argv = match parse_request(input, limits) {
+            Ok(Some(argv)) => argv,
+            Ok(None) => break,
+            Err(_) => return false,
+        };
+        let is_ack = argv.len() >= 3
+            && argv[0].eq_ignore_ascii_case(b"replconf")
+            && argv[1].eq_ignore_ascii_case(b"ack");
+        if !is_ack {
+            // A replica sends nothing else on this link; like Redis, ignore it.
+            continue;
+        }
+        let Some(off) = common::fmt::parse_i64(&argv[2]) else { continue };
+        let fack = match argv.get(3) {
+            Some(word) if word.eq_ignore_ascii_case(b"fack") => {
+                argv.get(4).and_then(|v| common::fmt::parse_i64(v))
+            }
+            _ => None,
+        };
+        let mut r = shared.repl.lock();
+        if let Some(e) = r.replica_mut(client) {
+            e.ack_off = e.ack_off.max(off);
+            if let Some(f) = fack {
+                e.aof_off = e.aof_off.max(f);
+            }
+            e.ack_time = Instant::now();
+            acked = true;
+        }
+    }
+    if acked {
+        *waiting = false;
+        shared.repl_acks.notify_waiters();
+    }
+    true
+}
