@@ -159,6 +159,11 @@ impl<M: StateMachine> RaftCore<M> {
         self.node.propose(Vec::new(), data)
     }
 
+    /// The index of the last entry in the log (a leader's proposal lands here).
+    pub fn last_index(&self) -> u64 {
+        self.node.raft.raft_log.last_index()
+    }
+
     /// Tells raft a peer could not be reached, so the leader stops pipelining to it.
     pub fn report_unreachable(&mut self, id: u64) {
         self.node.report_unreachable(id);

@@ -289,10 +289,12 @@ impl DiskStorage {
             why: format!("compacting at {index}: {e}"),
         })?;
         let mut snap = Snapshot::default();
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(self.core.conf_state.clone());
+        let meta = SnapshotMetadata {
+            index,
+            term,
+            conf_state: Some(self.core.conf_state.clone()).into(),
+            ..Default::default()
+        };
         snap.set_metadata(meta);
         snap.data = data.into();
         write_snapshot(&self.dir, &snap)?;
@@ -406,11 +408,10 @@ fn replay(core: &mut Core, body: &[u8]) -> Result<(), String> {
             let hs = match r.u8().ok_or_else(short)? {
                 0 => None,
                 1 => {
-                    let mut hs = HardState::default();
-                    hs.term = r.u64().ok_or_else(short)?;
-                    hs.vote = r.u64().ok_or_else(short)?;
-                    hs.commit = r.u64().ok_or_else(short)?;
-                    Some(hs)
+                    let term = r.u64().ok_or_else(short)?;
+                    let vote = r.u64().ok_or_else(short)?;
+                    let commit = r.u64().ok_or_else(short)?;
+                    Some(HardState { term, vote, commit, ..Default::default() })
                 }
                 other => return Err(format!("bad hard-state flag {other}")),
             };
@@ -507,19 +508,11 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64, data: &str) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.as_bytes().to_vec().into();
-        e
+        Entry { index, term, data: data.as_bytes().to_vec().into(), ..Default::default() }
     }
 
     fn hs(term: u64, vote: u64, commit: u64) -> HardState {
-        let mut h = HardState::default();
-        h.term = term;
-        h.vote = vote;
-        h.commit = commit;
-        h
+        HardState { term, vote, commit, ..Default::default() }
     }
 
     fn datas(s: &DiskStorage) -> Vec<String> {

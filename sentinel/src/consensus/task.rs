@@ -18,7 +18,21 @@ use super::transport::Router;
 pub enum Request {
     /// Propose a command; the reply says whether raft accepted it for replication (not
     /// whether it committed: callers watch the applied state for that).
-    Propose(Vec<u8>, oneshot::Sender<Result<(), String>>),
+    Propose(Vec<u8>, oneshot::Sender<Result<Proposed, String>>),
+}
+
+/// Where a proposal went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proposed {
+    /// Appended to this leader's log at `index` in `term`.
+    AtIndex {
+        /// The entry's index.
+        index: u64,
+        /// The leader's term.
+        term: u64,
+    },
+    /// Forwarded to the leader; may be lost, so the caller must re-check.
+    Forwarded,
 }
 
 /// A cheap handle to the consensus task.
@@ -33,13 +47,36 @@ pub struct Consensus<M> {
 
 impl<M> Consensus<M> {
     /// Proposes a command.
-    pub async fn propose(&self, data: Vec<u8>) -> Result<(), String> {
+    pub async fn propose(&self, data: Vec<u8>) -> Result<Proposed, String> {
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(Request::Propose(data, tx))
             .await
             .map_err(|_| "consensus task stopped".to_string())?;
         rx.await.map_err(|_| "consensus task stopped".to_string())?
+    }
+}
+
+impl<M> Consensus<M> {
+    /// Proposes a command on the leader and waits until it is applied here. Fails if this
+    /// node is not the leader, if leadership changes meanwhile, or after `timeout`.
+    pub async fn propose_and_wait(&self, data: Vec<u8>, timeout: Duration) -> Result<u64, String> {
+        let (index, term) = match self.propose(data).await? {
+            Proposed::AtIndex { index, term } => (index, term),
+            Proposed::Forwarded => return Err("not the leader".into()),
+        };
+        let mut status = self.status.clone();
+        let waited = tokio::time::timeout(
+            timeout,
+            status.wait_for(|s| s.applied >= index || s.term != term),
+        )
+        .await;
+        match waited {
+            Ok(Ok(s)) if s.term == term && s.applied >= index => Ok(index),
+            Ok(Ok(_)) => Err("leadership changed before the entry was applied".into()),
+            Ok(Err(_)) => Err("consensus task stopped".into()),
+            Err(_) => Err("timed out waiting for the entry to commit".into()),
+        }
     }
 }
 
@@ -82,7 +119,14 @@ where
                 }
                 Some(req) = requests.recv() => match req {
                     Request::Propose(data, reply) => {
-                        let result = core.propose(data).map_err(|e| e.to_string());
+                        let result = core.propose(data).map_err(|e| e.to_string()).map(|()| {
+                            let st = core.status();
+                            if st.is_leader {
+                                Proposed::AtIndex { index: core.last_index(), term: st.term }
+                            } else {
+                                Proposed::Forwarded
+                            }
+                        });
                         let _ = reply.send(result);
                     }
                 },

@@ -28,7 +28,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Router {
     peers: HashMap<u64, mpsc::Sender<Message>>,
     unreachable: mpsc::UnboundedSender<u64>,
+    connected: Connected,
 }
+
+/// Peers whose outgoing link is currently up (for `SENTINEL CKQUORUM`).
+pub type Connected = std::sync::Arc<parking_lot::Mutex<std::collections::HashSet<u64>>>;
 
 impl Router {
     /// Starts a dialling task for every peer other than `me`.
@@ -39,12 +43,20 @@ impl Router {
         unreachable: mpsc::UnboundedSender<u64>,
     ) -> Router {
         let mut map = HashMap::new();
+        let connected = Connected::default();
         for &(id, addr) in peers.iter().filter(|(id, _)| *id != me) {
             let (tx, rx) = mpsc::channel(1024);
-            tokio::spawn(dial_loop(me, id, addr, secret.clone(), rx, unreachable.clone()));
+            let link =
+                Link { me, peer: id, addr, secret: secret.clone(), connected: connected.clone() };
+            tokio::spawn(dial_loop(link, rx, unreachable.clone()));
             map.insert(id, tx);
         }
-        Router { peers: map, unreachable }
+        Router { peers: map, unreachable, connected }
+    }
+
+    /// The set of peers currently connected.
+    pub fn connected(&self) -> Connected {
+        self.connected.clone()
     }
 
     /// Queues a message for its destination; drops it if the queue is full.
@@ -61,19 +73,26 @@ impl Router {
     }
 }
 
-async fn dial_loop(
+struct Link {
     me: u64,
     peer: u64,
     addr: SocketAddr,
     secret: Secret,
+    connected: Connected,
+}
+
+async fn dial_loop(
+    link: Link,
     mut rx: mpsc::Receiver<Message>,
     unreachable: mpsc::UnboundedSender<u64>,
 ) {
+    let Link { me, peer, addr, secret, connected } = link;
     let mut warned = false;
     loop {
         let mut stream = match connect(me, peer, addr, &secret).await {
             Ok(s) => {
                 tracing::info!(peer, %addr, "connected to raft peer");
+                connected.lock().insert(peer);
                 warned = false;
                 s
             }
@@ -89,8 +108,20 @@ async fn dial_loop(
                 continue;
             }
         };
+        let mut probe = [0u8; 1];
         loop {
-            let Some(msg) = rx.recv().await else { return };
+            // The peer never writes on a connection we dialled, so a readable socket means it
+            // closed (or broke) the connection: reconnect instead of writing into the void.
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = stream.read(&mut probe) => {
+                    tracing::info!(peer, "raft peer closed the connection");
+                    connected.lock().remove(&peer);
+                    let _ = unreachable.send(peer);
+                    break;
+                }
+            };
+            let Some(msg) = msg else { return };
             let mut buf = Vec::with_capacity(256);
             let body = msg.write_to_bytes().expect("encoding an in-memory message cannot fail");
             buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -104,6 +135,7 @@ async fn dial_loop(
             }
             if let Err(e) = stream.write_all(&buf).await {
                 tracing::warn!(peer, error = %e, "lost connection to raft peer");
+                connected.lock().remove(&peer);
                 let _ = unreachable.send(peer);
                 break;
             }

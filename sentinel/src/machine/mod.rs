@@ -158,6 +158,15 @@ pub enum Command {
         /// Sentinel's abort reason word (`slave-timeout`, `no-good-slave`).
         reason: String,
     },
+    /// A supervisor's client-facing address, for `SENTINEL SENTINELS` and `CKQUORUM`.
+    SupervisorAnnounced {
+        /// Its raft id.
+        supervisor: u64,
+        /// Its Sentinel-protocol address.
+        addr: Addr,
+        /// Its 40-hex run id (`SENTINEL MYID`).
+        run_id: String,
+    },
     /// A node that claims to be master but is not the committed one (the returning old
     /// master) is being made a replica of the current master.
     ConvertToReplica {
@@ -265,6 +274,8 @@ pub struct Machine {
     pub bootstrapped: bool,
     /// Masters by name.
     pub masters: BTreeMap<String, MasterState>,
+    /// Supervisors' client addresses and run ids, by raft id.
+    pub supervisors: BTreeMap<u64, (Addr, String)>,
     /// Index of the last applied entry.
     pub applied_index: u64,
     /// Events produced by apply, drained by the owner.
@@ -459,6 +470,13 @@ impl Machine {
                     &m.spec.addr,
                     "",
                 ));
+                true
+            }
+            Command::SupervisorAnnounced { supervisor, addr, run_id } => {
+                if self.supervisors.get(&supervisor) == Some(&(addr.clone(), run_id.clone())) {
+                    return false;
+                }
+                self.supervisors.insert(supervisor, (addr, run_id));
                 true
             }
             Command::ConvertToReplica { master, epoch, node } => {

@@ -1,0 +1,74 @@
+//! `INFO` on a supervisor: the sections a Sentinel has (server, clients, cpu, stats,
+//! sentinel), as a plain bulk string even under RESP3.
+
+use bytes::Bytes;
+
+use super::connection::Client;
+use super::Context;
+
+const SECTIONS: [&str; 5] = ["server", "clients", "cpu", "stats", "sentinel"];
+
+/// Renders the requested sections (all of them for none, `all`, `default`, `everything`).
+pub fn render(ctx: &Context, _client: &Client, args: &[Bytes]) -> String {
+    let wanted: Vec<String> =
+        args.iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let all = wanted.is_empty()
+        || wanted.iter().any(|w| matches!(w.as_str(), "all" | "default" | "everything"));
+    let mut out = String::new();
+    for section in SECTIONS {
+        if !all && !wanted.iter().any(|w| w == section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        match section {
+            "server" => {
+                out.push_str("# Server\r\n");
+                out.push_str("redis_version:7.0.15\r\n");
+                out.push_str(&format!("warden_version:{}\r\n", env!("CARGO_PKG_VERSION")));
+                out.push_str("redis_mode:sentinel\r\n");
+                out.push_str(&format!("process_id:{}\r\n", std::process::id()));
+                out.push_str(&format!("run_id:{}\r\n", ctx.run_id));
+                out.push_str(&format!("tcp_port:{}\r\n", ctx.port));
+                out.push_str(&format!("uptime_in_seconds:{}\r\n", ctx.started.elapsed().as_secs()));
+                let status = ctx.status.borrow().clone();
+                out.push_str(&format!(
+                    "raft_id:{}\r\nraft_term:{}\r\nraft_leader:{}\r\n",
+                    status.id, status.term, status.leader
+                ));
+            }
+            "clients" => {
+                out.push_str("# Clients\r\n");
+            }
+            "cpu" => out.push_str("# CPU\r\n"),
+            "stats" => out.push_str("# Stats\r\n"),
+            _ => {
+                let state = ctx.state.borrow().clone();
+                let voters = ctx.status.borrow().voters.len().max(1);
+                out.push_str("# Sentinel\r\n");
+                out.push_str(&format!("sentinel_masters:{}\r\n", state.masters.len()));
+                out.push_str("sentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\n");
+                out.push_str("sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n");
+                out.push_str("sentinel_simulate_failure_flags:0\r\n");
+                let views = ctx.views.lock().clone();
+                let local = ctx.local.lock().sdown_since.clone();
+                for (i, m) in state.masters.values().enumerate() {
+                    let status = if m.odown {
+                        "odown"
+                    } else if local.contains_key(&m.spec.name) {
+                        "sdown"
+                    } else {
+                        "ok"
+                    };
+                    let slaves = crate::reconciler::known_replicas(m, &views).len();
+                    out.push_str(&format!(
+                        "master{i}:name={},status={status},address={}:{},slaves={slaves},sentinels={voters}\r\n",
+                        m.spec.name, m.spec.addr.host, m.spec.addr.port
+                    ));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,108 @@
+//! Carries out the reconciler's [`Action`]s. Proposals go first and each must be applied
+//! before anything else in the batch runs; if one fails (lost leadership, timeout) the node
+//! commands planned with it are dropped, so no node is changed on the strength of a decision
+//! that is not committed. Node commands then run concurrently across nodes, in order per node,
+//! each on a fresh connection, and the node's INFO is read right after so the next plan sees
+//! the effect without waiting for the monitor's next poll.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::resp::Frame;
+
+use crate::consensus::task::Consensus;
+use crate::machine::{Addr, Machine};
+use crate::monitor::{record, Views};
+use crate::node_link::{text, Credentials, NodeLink};
+use crate::reconciler::Action;
+
+/// What the executor needs.
+#[derive(Clone)]
+pub struct Executor {
+    /// The consensus handle.
+    pub consensus: Consensus<Machine>,
+    /// The monitor's views, refreshed after each node command.
+    pub views: Views,
+    /// Credentials for nodes (by node address; falls back to none).
+    pub creds: Arc<dyn Fn(&Addr) -> Credentials + Send + Sync>,
+    /// `CLIENT SETNAME` for command connections.
+    pub client_name: String,
+    /// Bound on each node call.
+    pub timeout: Duration,
+}
+
+impl Executor {
+    /// Runs one batch.
+    pub async fn run(&self, actions: Vec<Action>) {
+        let mut by_node: BTreeMap<Addr, Vec<Action>> = BTreeMap::new();
+        for action in actions {
+            match action {
+                Action::Propose(cmd) => {
+                    tracing::debug!(command = ?cmd, "proposing");
+                    if let Err(e) =
+                        self.consensus.propose_and_wait(cmd.encode(), Duration::from_secs(2)).await
+                    {
+                        tracing::info!(error = %e, command = ?cmd, "proposal not committed; not acting on it");
+                        return;
+                    }
+                }
+                Action::Bgsave(ref node)
+                | Action::Promote(ref node)
+                | Action::Repoint { ref node, .. } => {
+                    by_node.entry(node.clone()).or_default().push(action.clone());
+                }
+            }
+        }
+        let mut tasks = Vec::new();
+        for (node, actions) in by_node {
+            let this = self.clone();
+            tasks.push(tokio::spawn(async move { this.run_on(node, actions).await }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn run_on(&self, node: Addr, actions: Vec<Action>) {
+        let creds = (self.creds)(&node);
+        let mut link = match NodeLink::connect(&node, &creds, &self.client_name, self.timeout).await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::info!(node = %node, error = %e, "can't reach node to reconfigure it");
+                return;
+            }
+        };
+        for action in actions {
+            let result = match &action {
+                Action::Bgsave(_) => link.call(&[b"BGSAVE"]).await.map(|reply| {
+                    tracing::info!(node = %node, reply = ?reply_text(&reply), "snapshot of the candidate requested (BGSAVE)");
+                }),
+                Action::Promote(_) => link.reconfigure(None).await.map(|reply| {
+                    tracing::info!(node = %node, reply = ?reply_text(&reply), "sent REPLICAOF NO ONE");
+                }),
+                Action::Repoint { to, .. } => link.reconfigure(Some(to)).await.map(|reply| {
+                    tracing::info!(node = %node, master = %to, reply = ?reply_text(&reply), "sent REPLICAOF");
+                }),
+                Action::Propose(_) => unreachable!("proposals are handled before node actions"),
+            };
+            if let Err(e) = result {
+                tracing::info!(node = %node, error = %e, "reconfiguration failed");
+                return;
+            }
+        }
+        if let Ok(reply) = link.call(&[b"INFO", b"replication"]).await {
+            record(&self.views, &node, None, text(&reply));
+        }
+    }
+}
+
+fn reply_text(f: &Frame) -> String {
+    match f {
+        Frame::Simple(b) | Frame::Error(b) | Frame::Bulk(b) => {
+            String::from_utf8_lossy(b).into_owned()
+        }
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,210 @@
+//! The monitor: one task per watched node, keeping a [`NodeView`] of what the node last said.
+//!
+//! Each task keeps a command connection and, every `period`, pipelines `PING` and
+//! `INFO replication` (plus `INFO server` now and then, for the run id). The cadence is a
+//! fraction of `down-after-milliseconds` so that the silence threshold is crossed within one
+//! period of its expiry. The views are shared with the health check and the reconciler
+//! through a mutex that is never held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::resp::Frame;
+use tokio::task::JoinHandle;
+
+use crate::info::NodeInfo;
+use crate::machine::Addr;
+use crate::node_link::{text, Credentials, NodeLink};
+
+/// What the supervisor last learnt about one node.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// When watching started.
+    pub since: Instant,
+    /// The last valid PING reply (`PONG`, `-LOADING`, `-MASTERDOWN`).
+    pub last_ok: Option<Instant>,
+    /// The last reply of any kind.
+    pub last_reply: Option<Instant>,
+    /// Whether the command connection is up.
+    pub connected: bool,
+    /// The last INFO.
+    pub info: Option<NodeInfo>,
+    /// When it arrived.
+    pub info_at: Option<Instant>,
+}
+
+impl NodeView {
+    fn new(now: Instant) -> NodeView {
+        NodeView {
+            since: now,
+            last_ok: None,
+            last_reply: None,
+            connected: false,
+            info: None,
+            info_at: None,
+        }
+    }
+}
+
+/// Views by node address. Locked only for short, synchronous reads and writes.
+pub type Views = Arc<parking_lot::Mutex<HashMap<Addr, NodeView>>>;
+
+/// Starts and stops the per-node tasks.
+pub struct Monitor {
+    views: Views,
+    tasks: HashMap<Addr, (String, JoinHandle<()>)>,
+    creds: HashMap<String, Credentials>,
+    client_name: String,
+}
+
+/// Timing of one node's polling.
+#[derive(Debug, Clone, Copy)]
+pub struct Cadence {
+    /// Time between polls.
+    pub period: Duration,
+    /// Bound on connecting and on each call.
+    pub timeout: Duration,
+}
+
+impl Cadence {
+    /// Polls ten times per `down-after`, between 20 ms and 1 s apart.
+    pub fn for_down_after(down_after: Duration) -> Cadence {
+        let period = (down_after / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let timeout = (down_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
+        Cadence { period, timeout }
+    }
+}
+
+impl Monitor {
+    /// A monitor using `creds` per master name.
+    pub fn new(views: Views, creds: HashMap<String, Credentials>, client_name: String) -> Monitor {
+        Monitor { views, tasks: HashMap::new(), creds, client_name }
+    }
+
+    /// The shared views.
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    /// Watches exactly the nodes in `wanted` (address → (master name, cadence)).
+    pub fn sync(&mut self, wanted: &BTreeMap<Addr, (String, Cadence)>) {
+        let stale: Vec<Addr> = self
+            .tasks
+            .iter()
+            .filter(|(a, (m, _))| wanted.get(*a).map(|(w, _)| w) != Some(m))
+            .map(|(a, _)| a.clone())
+            .collect();
+        for addr in stale {
+            if let Some((_, task)) = self.tasks.remove(&addr) {
+                task.abort();
+            }
+            self.views.lock().remove(&addr);
+        }
+        for (addr, (master, cadence)) in wanted {
+            if self.tasks.contains_key(addr) {
+                continue;
+            }
+            self.views.lock().insert(addr.clone(), NodeView::new(Instant::now()));
+            let creds = self.creds.get(master).cloned().unwrap_or_default();
+            let task = tokio::spawn(watch(
+                addr.clone(),
+                creds,
+                self.views.clone(),
+                *cadence,
+                self.client_name.clone(),
+            ));
+            self.tasks.insert(addr.clone(), (master.clone(), task));
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        for (_, (_, task)) in self.tasks.drain() {
+            task.abort();
+        }
+    }
+}
+
+/// Records a PING/INFO exchange in the view.
+pub fn record(views: &Views, addr: &Addr, ping: Option<&Frame>, info: Option<String>) {
+    let now = Instant::now();
+    let mut views = views.lock();
+    let Some(v) = views.get_mut(addr) else { return };
+    v.connected = true;
+    v.last_reply = Some(now);
+    if let Some(ping) = ping {
+        let valid = match ping {
+            Frame::Simple(s) => &s[..] == b"PONG",
+            Frame::Error(e) => e.starts_with(b"LOADING") || e.starts_with(b"MASTERDOWN"),
+            _ => false,
+        };
+        if valid {
+            v.last_ok = Some(now);
+        }
+    }
+    if let Some(text) = info {
+        let mut parsed = NodeInfo::parse(&text);
+        if parsed.run_id.is_none() {
+            parsed.run_id = v.info.as_ref().and_then(|i| i.run_id.clone());
+        }
+        v.info = Some(parsed);
+        v.info_at = Some(now);
+    }
+}
+
+async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, name: String) {
+    let mut round: u64 = 0;
+    let mut warned = false;
+    loop {
+        let mut link = match NodeLink::connect(&addr, &creds, &name, cadence.timeout).await {
+            Ok(l) => {
+                if warned {
+                    tracing::info!(node = %addr, "node reachable again");
+                }
+                warned = false;
+                l
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::info!(node = %addr, error = %e, "can't reach node");
+                    warned = true;
+                }
+                if let Some(v) = views.lock().get_mut(&addr) {
+                    v.connected = false;
+                }
+                tokio::time::sleep(cadence.period).await;
+                continue;
+            }
+        };
+        loop {
+            let started = Instant::now();
+            let mut cmds: Vec<Vec<&[u8]>> = vec![vec![b"PING"], vec![b"INFO", b"replication"]];
+            if round.is_multiple_of(20) {
+                cmds.push(vec![b"INFO", b"server"]);
+            }
+            round += 1;
+            match link.pipeline(&cmds).await {
+                Ok(replies) => {
+                    let mut info = text(&replies[1]).unwrap_or_default();
+                    if let Some(server) = replies.get(2).and_then(text) {
+                        info.push_str(&server);
+                    }
+                    record(&views, &addr, Some(&replies[0]), Some(info));
+                }
+                Err(e) => {
+                    tracing::debug!(node = %addr, error = %e, "lost the node link");
+                    if let Some(v) = views.lock().get_mut(&addr) {
+                        v.connected = false;
+                    }
+                    break;
+                }
+            }
+            let spent = started.elapsed();
+            if spent < cadence.period {
+                tokio::time::sleep(cadence.period - spent).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The supervisor process, wired together: the consensus task, the monitor, the health loop
+//! that turns observations into committed opinions, the leader-only reconciler, and the
+//! client API. [`run`] takes bound listeners and a shutdown signal so tests can drive it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+use crate::api::{self, Context, Local};
+use crate::config::Config;
+use crate::consensus::auth::Secret;
+use crate::consensus::core::{RaftCore, Tuning};
+use crate::consensus::logger::raft_logger;
+use crate::consensus::task::{self, Consensus, Inputs};
+use crate::consensus::transport::{self, Router};
+use crate::executor::Executor;
+use crate::health::is_sdown;
+use crate::machine::{Addr, Command, Event, Machine};
+use crate::monitor::{Cadence, Monitor, Views};
+use crate::node_link::Credentials;
+use crate::reconciler::{known_replicas, Reconciler};
+
+/// The Raft tick. With `election_tick` 10 the election timeout is 0.5–1 s, well inside the
+/// failure-detection window, so a supervisor leader change never stalls a failover for long.
+const TICK: Duration = Duration::from_millis(50);
+/// How often the health loop and the reconciler look at the world.
+const LOOP: Duration = Duration::from_millis(10);
+
+/// Loads or creates this supervisor's 40-hex run id in `dir/myid`.
+pub fn load_run_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join("myid");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim().to_string();
+        if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id);
+        }
+        tracing::warn!(file = %path.display(), "ignoring a malformed myid file");
+    }
+    let mut raw = [0u8; 20];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+/// Runs a supervisor until `stop` fires.
+pub async fn run(
+    config: Config,
+    clients: Vec<TcpListener>,
+    raft: TcpListener,
+    stop: common::shutdown::Shutdown,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.dir)?;
+    let run_id = load_run_id(&config.dir)?;
+    let me = config.raft_id;
+    tracing::info!(raft_id = me, run_id = %run_id, "Sentinel ID is {run_id}");
+    let voters = config.voters();
+    let core = RaftCore::open(
+        me,
+        &config.dir.join("raft"),
+        &voters,
+        Machine::default(),
+        Tuning::default(),
+        &raft_logger(me),
+    )?;
+    let secret = Secret::new(&config.supervisor_auth);
+    let (inbound_tx, inbound) = tokio::sync::mpsc::channel(4096);
+    let (unreachable_tx, unreachable) = tokio::sync::mpsc::unbounded_channel();
+    let peers: Vec<(u64, std::net::SocketAddr)> =
+        config.peers.iter().map(|p| (p.id, p.addr)).collect();
+    let router = Router::start(me, &peers, secret.clone(), unreachable_tx);
+    let connected = router.connected();
+    tokio::spawn(transport::serve(raft, voters.clone(), secret, inbound_tx));
+    let (hub, _) = broadcast::channel::<Event>(4096);
+    let publish = hub.clone();
+    let consensus = task::spawn(
+        core,
+        router,
+        Inputs { inbound, unreachable },
+        TICK,
+        stop.clone(),
+        move |m: &mut Machine, replayed| {
+            for (index, event) in m.take_events() {
+                // Entries up to the commit index found on disk were already announced before the
+                // restart; replaying them must not repeat old events.
+                if index > replayed {
+                    tracing::warn!(event = %event.kind, "{event}");
+                    let _ = publish.send(event);
+                }
+            }
+        },
+    );
+
+    let views: Views = Views::default();
+    let local = Arc::new(parking_lot::Mutex::new(Local::default()));
+    let client_addr =
+        clients.first().ok_or_else(|| anyhow::anyhow!("no client listener"))?.local_addr()?;
+    let ctx = Arc::new(Context {
+        me,
+        run_id: run_id.clone(),
+        port: client_addr.port(),
+        state: consensus.state.clone(),
+        status: consensus.status.clone(),
+        views: views.clone(),
+        local: local.clone(),
+        hub: hub.clone(),
+        connected_peers: connected,
+        started: Instant::now(),
+        next_client_id: AtomicU64::new(0),
+    });
+    for client in clients {
+        tokio::spawn(api::serve(client, ctx.clone(), stop.clone()));
+    }
+
+    let creds: HashMap<String, Credentials> = config
+        .masters
+        .iter()
+        .map(|m| {
+            (
+                m.spec.name.clone(),
+                Credentials { user: m.auth_user.clone(), pass: m.auth_pass.clone() },
+            )
+        })
+        .collect();
+    let client_name = format!("sentinel-{}-cmd", &run_id[..8]);
+    let monitor = Monitor::new(views.clone(), creds.clone(), client_name.clone());
+    let announce_host = if config.bind.iter().any(|b| b.is_unspecified()) {
+        "127.0.0.1".to_string()
+    } else {
+        config.bind[0].to_string()
+    };
+    let me_addr = Addr::new(announce_host, client_addr.port());
+    tokio::spawn(health_loop(HealthLoop {
+        me,
+        me_addr,
+        run_id,
+        consensus: consensus.clone(),
+        monitor,
+        local,
+        hub,
+        stop: stop.clone(),
+    }));
+
+    let creds_by_node = {
+        let state = consensus.state.clone();
+        move |node: &Addr| -> Credentials {
+            let s = state.borrow().clone();
+            let views = crate::monitor::Views::default();
+            let _ = views;
+            for m in s.masters.values() {
+                if &m.spec.addr == node
+                    || m.replicas.contains(node)
+                    || m.failover
+                        .as_ref()
+                        .is_some_and(|f| f.replicas.contains_key(node) || &f.candidate == node)
+                {
+                    return creds.get(&m.spec.name).cloned().unwrap_or_default();
+                }
+            }
+            // Discovered replicas: with one master (the common case) use its credentials.
+            creds.values().next().cloned().unwrap_or_default()
+        }
+    };
+    let executor = Executor {
+        consensus: consensus.clone(),
+        views: views.clone(),
+        creds: Arc::new(creds_by_node),
+        client_name,
+        timeout: Duration::from_millis(500),
+    };
+    let bootstrap = config.masters.iter().map(|m| m.spec.clone()).collect();
+    reconcile_loop(me, consensus, views, executor, Reconciler::new(me, bootstrap), stop).await;
+    Ok(())
+}
+
+struct HealthLoop {
+    me: u64,
+    me_addr: Addr,
+    run_id: String,
+    consensus: Consensus<Machine>,
+    monitor: Monitor,
+    local: Arc<parking_lot::Mutex<Local>>,
+    hub: broadcast::Sender<Event>,
+    stop: common::shutdown::Shutdown,
+}
+
+/// Watches the nodes of every committed master, turns silence into subjective down, and keeps
+/// this supervisor's committed opinion equal to what it observes.
+async fn health_loop(mut h: HealthLoop) {
+    let mut last_proposal: HashMap<String, Instant> = HashMap::new();
+    let mut ticker = tokio::time::interval(LOOP);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = h.stop.wait() => return,
+        }
+        let state = h.consensus.state.borrow().clone();
+        let now = Instant::now();
+        // Which nodes to watch: every master, its committed and discovered replicas, their
+        // sub-replicas, and the nodes of a failover in flight.
+        let views = h.monitor.views().lock().clone();
+        let mut wanted: BTreeMap<Addr, (String, Cadence)> = BTreeMap::new();
+        for m in state.masters.values() {
+            let cadence = Cadence::for_down_after(Duration::from_millis(m.spec.down_after_ms));
+            let mut nodes = vec![m.spec.addr.clone()];
+            nodes.extend(known_replicas(m, &views));
+            if let Some(f) = &m.failover {
+                nodes.push(f.candidate.clone());
+                nodes.push(f.old_master.clone());
+                nodes.extend(f.replicas.keys().cloned());
+            }
+            let mut i = 0;
+            while i < nodes.len() && nodes.len() < 256 {
+                if let Some(info) = views.get(&nodes[i]).and_then(|v| v.info.as_ref()) {
+                    for sub in &info.replicas {
+                        if !nodes.contains(sub) {
+                            nodes.push(sub.clone());
+                        }
+                    }
+                }
+                i += 1;
+            }
+            for n in nodes {
+                wanted.entry(n).or_insert_with(|| (m.spec.name.clone(), cadence));
+            }
+        }
+        h.monitor.sync(&wanted);
+
+        if state.bootstrapped
+            && state.supervisors.get(&h.me) != Some(&(h.me_addr.clone(), h.run_id.clone()))
+        {
+            let cmd = Command::SupervisorAnnounced {
+                supervisor: h.me,
+                addr: h.me_addr.clone(),
+                run_id: h.run_id.clone(),
+            };
+            maybe_propose(&h.consensus, &mut last_proposal, "announce".into(), cmd, now).await;
+        }
+
+        for m in state.masters.values() {
+            let Some(view) = views.get(&m.spec.addr) else { continue };
+            let down = is_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
+            let was = {
+                let mut local = h.local.lock();
+                let was = local.sdown_since.contains_key(&m.spec.name);
+                if down && !was {
+                    local.sdown_since.insert(m.spec.name.clone(), now);
+                } else if !down && was {
+                    local.sdown_since.remove(&m.spec.name);
+                }
+                was
+            };
+            if down != was {
+                let kind = if down { "+sdown" } else { "-sdown" };
+                let event = Event::master(kind, &m.spec.name, &m.spec.addr, "");
+                tracing::warn!(event = kind, "{event}");
+                let _ = h.hub.send(event);
+            }
+            let committed =
+                m.opinions.get(&h.me).filter(|o| o.epoch == m.config_epoch).map(|o| o.down);
+            // Before the first observation of a new master, say nothing.
+            if committed != Some(down) && (down || committed.is_some() || view.last_ok.is_some()) {
+                let cmd = Command::Opinion {
+                    supervisor: h.me,
+                    master: m.spec.name.clone(),
+                    epoch: m.config_epoch,
+                    down,
+                };
+                maybe_propose(
+                    &h.consensus,
+                    &mut last_proposal,
+                    format!("opinion {}", m.spec.name),
+                    cmd,
+                    now,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Proposes at most every 200 ms per key: a follower's proposal is forwarded and may be lost,
+/// so it is repeated until the committed state shows it.
+async fn maybe_propose(
+    c: &Consensus<Machine>,
+    last: &mut HashMap<String, Instant>,
+    key: String,
+    cmd: Command,
+    now: Instant,
+) {
+    if last
+        .get(&key)
+        .is_some_and(|at| now.saturating_duration_since(*at) < Duration::from_millis(200))
+    {
+        return;
+    }
+    last.insert(key, now);
+    if let Err(e) = c.propose(cmd.encode()).await {
+        tracing::debug!(error = %e, "proposal dropped; will retry");
+    }
+}
+
+/// The leader-only loop: plan and execute until shutdown; leader memory is dropped whenever
+/// this supervisor is not the leader.
+async fn reconcile_loop(
+    _me: u64,
+    consensus: Consensus<Machine>,
+    views: Views,
+    executor: Executor,
+    mut reconciler: Reconciler,
+    mut stop: common::shutdown::Shutdown,
+) {
+    let mut ticker = tokio::time::interval(LOOP);
+    let mut was_leader = false;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait() => return,
+        }
+        let status = consensus.status.borrow().clone();
+        if !status.is_leader {
+            if was_leader {
+                tracing::info!(term = status.term, "no longer the raft leader; reconciler stopped");
+                reconciler.reset();
+            }
+            was_leader = false;
+            continue;
+        }
+        if !was_leader {
+            tracing::info!(term = status.term, "raft leader; reconciler started");
+            was_leader = true;
+        }
+        let state = consensus.state.borrow().clone();
+        let snapshot = views.lock().clone();
+        let actions = reconciler.plan(&state, &snapshot, &status, Instant::now());
+        if !actions.is_empty() {
+            executor.run(actions).await;
+        }
+    }
+}
