@@ -1,10 +1,12 @@
 //! The multi-process test harness.
 //!
+//! - [`ha`]: a group of data nodes and warden-sentinel supervisors.
 //! - [`ports`]: loopback ports that are free and never handed out twice in one test process.
 //! - [`process`]: a child process with its own temp dir and log file; killed on drop, and its
 //!   log tail printed when the test is failing.
 //! - [`wait`]: polling with a deadline that reports the last state seen.
 
+pub mod ha;
 pub mod ports;
 pub mod process;
 pub mod wait;

@@ -12,10 +12,15 @@ use std::time::Duration;
 use common::resp::Frame;
 
 use crate::consensus::task::Consensus;
-use crate::machine::{Addr, Machine};
+use crate::machine::{Addr, Command, Machine};
 use crate::monitor::{record, Views};
 use crate::node_link::{text, Credentials, NodeLink};
 use crate::reconciler::Action;
+
+/// `SENTINEL SIMULATE-FAILURE crash-after-election`.
+pub const CRASH_AFTER_ELECTION: u8 = 1;
+/// `SENTINEL SIMULATE-FAILURE crash-after-promotion`.
+pub const CRASH_AFTER_PROMOTION: u8 = 2;
 
 /// What the executor needs.
 #[derive(Clone)]
@@ -30,6 +35,8 @@ pub struct Executor {
     pub client_name: String,
     /// Bound on each node call.
     pub timeout: Duration,
+    /// Failure-injection flags (`SENTINEL SIMULATE-FAILURE`).
+    pub simulate_failure: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Executor {
@@ -46,6 +53,7 @@ impl Executor {
                         tracing::info!(error = %e, command = ?cmd, "proposal not committed; not acting on it");
                         return;
                     }
+                    self.maybe_crash(&cmd);
                 }
                 Action::Bgsave(ref node)
                 | Action::Promote(ref node)
@@ -62,6 +70,21 @@ impl Executor {
         for t in tasks {
             let _ = t.await;
         }
+    }
+
+    fn maybe_crash(&self, cmd: &Command) {
+        let flags = self.simulate_failure.load(std::sync::atomic::Ordering::SeqCst);
+        let point = match cmd {
+            Command::FailoverStarted { .. } if flags & CRASH_AFTER_ELECTION != 0 => {
+                "crash-after-election"
+            }
+            Command::Promoted { .. } if flags & CRASH_AFTER_PROMOTION != 0 => {
+                "crash-after-promotion"
+            }
+            _ => return,
+        };
+        tracing::warn!("simulated failure {point}: exiting");
+        std::process::exit(99);
     }
 
     async fn run_on(&self, node: Addr, actions: Vec<Action>) {

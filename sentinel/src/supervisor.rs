@@ -99,6 +99,7 @@ pub async fn run(
     );
 
     let views: Views = Views::default();
+    let simulate_failure = Arc::new(std::sync::atomic::AtomicU8::new(0));
     let local = Arc::new(parking_lot::Mutex::new(Local::default()));
     let client_addr =
         clients.first().ok_or_else(|| anyhow::anyhow!("no client listener"))?.local_addr()?;
@@ -114,6 +115,7 @@ pub async fn run(
         connected_peers: connected,
         started: Instant::now(),
         next_client_id: AtomicU64::new(0),
+        simulate_failure: simulate_failure.clone(),
     });
     for client in clients {
         tokio::spawn(api::serve(client, ctx.clone(), stop.clone()));
@@ -174,6 +176,7 @@ pub async fn run(
         creds: Arc::new(creds_by_node),
         client_name,
         timeout: Duration::from_millis(500),
+        simulate_failure,
     };
     let bootstrap = config.masters.iter().map(|m| m.spec.clone()).collect();
     reconcile_loop(me, consensus, views, executor, Reconciler::new(me, bootstrap), stop).await;
@@ -249,9 +252,14 @@ async fn health_loop(mut h: HealthLoop) {
             let down = is_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
             let was = {
                 let mut local = h.local.lock();
+                // A flag about the master's previous address is dropped silently: that node
+                // is no longer the master.
+                if local.sdown_since.get(&m.spec.name).is_some_and(|(a, _)| *a != m.spec.addr) {
+                    local.sdown_since.remove(&m.spec.name);
+                }
                 let was = local.sdown_since.contains_key(&m.spec.name);
                 if down && !was {
-                    local.sdown_since.insert(m.spec.name.clone(), now);
+                    local.sdown_since.insert(m.spec.name.clone(), (m.spec.addr.clone(), now));
                 } else if !down && was {
                     local.sdown_since.remove(&m.spec.name);
                 }

@@ -56,7 +56,7 @@ pub fn render(ctx: &Context, _client: &Client, args: &[Bytes]) -> String {
                 for (i, m) in state.masters.values().enumerate() {
                     let status = if m.odown {
                         "odown"
-                    } else if local.contains_key(&m.spec.name) {
+                    } else if local.get(&m.spec.name).is_some_and(|(a, _)| *a == m.spec.addr) {
                         "sdown"
                     } else {
                         "ok"

@@ -26,8 +26,9 @@ use crate::monitor::Views;
 /// Local, per-supervisor observations the API reports besides the committed state.
 #[derive(Debug, Default)]
 pub struct Local {
-    /// Since when this supervisor thinks each master (by name) is subjectively down.
-    pub sdown_since: HashMap<String, Instant>,
+    /// Since when this supervisor thinks each master (by name, at that address) is
+    /// subjectively down.
+    pub sdown_since: HashMap<String, (crate::machine::Addr, Instant)>,
 }
 
 /// Everything a client connection reads.
@@ -54,6 +55,8 @@ pub struct Context {
     pub started: Instant,
     /// Client ids.
     pub next_client_id: AtomicU64,
+    /// `SENTINEL SIMULATE-FAILURE` flags, read by the executor.
+    pub simulate_failure: Arc<std::sync::atomic::AtomicU8>,
 }
 
 /// Accepts clients until shutdown.

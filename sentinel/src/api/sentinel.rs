@@ -69,6 +69,7 @@ pub fn command(ctx: &Context, _client: &Client, args: &[Bytes]) -> Frame {
             | "ckquorum",
             _,
         ) => arity(&sub),
+        ("simulate-failure", n) if n >= 3 => simulate_failure(ctx, &args[2..]),
         ("help", _) => Frame::Array(
             [
                 "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -98,6 +99,28 @@ pub fn command(ctx: &Context, _client: &Client, args: &[Bytes]) -> Frame {
     }
 }
 
+/// Sentinel's failure injection: the flags are reset, then set from the arguments; the
+/// leader exits with status 99 right after committing the failover start or the promotion.
+fn simulate_failure(ctx: &Context, args: &[Bytes]) -> Frame {
+    use std::sync::atomic::Ordering;
+    let mut flags = 0u8;
+    for a in args {
+        match a.to_ascii_lowercase().as_slice() {
+            b"crash-after-election" => flags |= crate::executor::CRASH_AFTER_ELECTION,
+            b"crash-after-promotion" => flags |= crate::executor::CRASH_AFTER_PROMOTION,
+            b"help" => {
+                return Frame::Array(vec![
+                    Frame::bulk(b"crash-after-election"),
+                    Frame::bulk(b"crash-after-promotion"),
+                ])
+            }
+            _ => return Frame::error("ERR Unknown failure simulation specified"),
+        }
+    }
+    ctx.simulate_failure.store(flags, Ordering::SeqCst);
+    Frame::ok()
+}
+
 fn kv(pairs: Vec<(&'static str, String)>) -> Frame {
     Frame::Map(
         pairs
@@ -118,7 +141,13 @@ fn master_map(
     now: Instant,
 ) -> Frame {
     let view = views.get(&m.spec.addr);
-    let sdown_since = ctx.local.lock().sdown_since.get(&m.spec.name).copied();
+    let sdown_since = ctx
+        .local
+        .lock()
+        .sdown_since
+        .get(&m.spec.name)
+        .filter(|(a, _)| *a == m.spec.addr)
+        .map(|(_, t)| *t);
     let mut flags = Vec::new();
     if sdown_since.is_some() {
         flags.push("s_down");

@@ -1,0 +1,230 @@
+//! A high-availability group on loopback for the supervisor scenarios: data nodes (one master,
+//! replicas) and warden-sentinel supervisors, each a [`Proc`] with its own directory and log.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{bin_dir, ports, process::Proc, wait};
+
+/// Which data server the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// Debian's `redis-server`.
+    Redis,
+    /// warden-node.
+    Warden,
+}
+
+/// A data node.
+pub struct Node {
+    /// Its port.
+    pub port: u16,
+    /// The process.
+    pub proc: Proc,
+}
+
+/// A supervisor.
+pub struct Supervisor {
+    /// Its raft id.
+    pub id: u64,
+    /// Sentinel protocol port.
+    pub port: u16,
+    /// The process.
+    pub proc: Proc,
+}
+
+/// The whole group.
+pub struct Group {
+    /// `nodes[0]` starts as master.
+    pub nodes: Vec<Node>,
+    /// The supervisors.
+    pub supervisors: Vec<Supervisor>,
+    /// The config file every supervisor reads.
+    pub config: PathBuf,
+    _conf_dir: tempfile::TempDir,
+}
+
+/// The master name the group monitors.
+pub const MASTER: &str = "mymaster";
+
+fn node_program(kind: NodeKind) -> PathBuf {
+    match kind {
+        NodeKind::Redis => PathBuf::from("redis-server"),
+        NodeKind::Warden => bin_dir().join("warden-node"),
+    }
+}
+
+/// Opens a connection with short timeouts.
+pub fn connect(port: u16) -> Result<redis::Connection, String> {
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+    let conn = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+impl Group {
+    /// Starts `replicas + 1` nodes and `supervisors` supervisors (quorum 2), and waits until
+    /// every supervisor knows the master and its replicas.
+    pub fn start(kind: NodeKind, replicas: usize, supervisors: u64, down_after_ms: u64) -> Group {
+        let mut nodes = Vec::new();
+        let master_port = ports::allocate();
+        for i in 0..=replicas {
+            let port = if i == 0 { master_port } else { ports::allocate() };
+            let mut args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if i > 0 {
+                args.extend([
+                    "--replicaof".to_string(),
+                    "127.0.0.1".to_string(),
+                    master_port.to_string(),
+                ]);
+            }
+            let proc = Proc::start(&format!("node{i}-{port}"), &node_program(kind), &args);
+            nodes.push(Node { port, proc });
+        }
+        let conf_dir = tempfile::tempdir().expect("temp dir");
+        let config = conf_dir.path().join("sentinel.conf");
+        let raft_ports: Vec<u16> = (0..supervisors).map(|_| ports::allocate()).collect();
+        let mut text = String::from("bind 127.0.0.1\nsupervisor-auth test-secret-not-logged\n");
+        for (i, p) in raft_ports.iter().enumerate() {
+            text.push_str(&format!("raft-peer {} 127.0.0.1 {p}\n", i + 1));
+        }
+        text.push_str(&format!("sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n"));
+        text.push_str(&format!("sentinel down-after-milliseconds {MASTER} {down_after_ms}\n"));
+        text.push_str(&format!("sentinel failover-timeout {MASTER} 10000\n"));
+        std::fs::write(&config, text).expect("writing the supervisor config");
+        let mut sups = Vec::new();
+        for id in 1..=supervisors {
+            let port = ports::allocate();
+            let args: Vec<String> = vec![
+                config.display().to_string(),
+                "--raft-id".into(),
+                id.to_string(),
+                "--port".into(),
+                port.to_string(),
+                "--dir".into(),
+                "data".into(),
+            ];
+            let proc =
+                Proc::start(&format!("supervisor{id}"), &bin_dir().join("warden-sentinel"), &args);
+            sups.push(Supervisor { id, port, proc });
+        }
+        let group = Group { nodes, supervisors: sups, config, _conf_dir: conf_dir };
+        for n in &group.nodes[1..] {
+            wait::until("replica to sync", Duration::from_secs(20), || {
+                let info = node_info(n.port)?;
+                if info.contains("master_link_status:up") {
+                    Ok(())
+                } else {
+                    Err("link not up".to_string())
+                }
+            });
+        }
+        for s in &group.supervisors {
+            wait::until(
+                "supervisor to know the master and replicas",
+                Duration::from_secs(20),
+                || {
+                    let addr = group.master_of(s)?;
+                    if addr.1 != master_port {
+                        return Err(format!("answers {addr:?}"));
+                    }
+                    let n = sentinel_field(s.port, "num-slaves")?;
+                    if n != replicas.to_string() {
+                        return Err(format!("num-slaves {n}"));
+                    }
+                    Ok(())
+                },
+            );
+        }
+        group
+    }
+
+    /// What a supervisor answers to GET-MASTER-ADDR-BY-NAME.
+    pub fn master_of(&self, s: &Supervisor) -> Result<(String, u16), String> {
+        master_addr(s.port)
+    }
+
+    /// Every running supervisor's answer, or the first error.
+    pub fn answers(&self) -> Result<Vec<u16>, String> {
+        self.supervisors
+            .iter()
+            .filter(|s| s.proc.pid().is_some())
+            .map(|s| self.master_of(s).map(|a| a.1))
+            .collect()
+    }
+
+    /// The node with this port.
+    pub fn node(&mut self, port: u16) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.port == port).expect("a node of the group")
+    }
+
+    /// The raft leader's index in `supervisors`, as the running supervisors report it.
+    pub fn leader(&self) -> Result<usize, String> {
+        for s in self.supervisors.iter().filter(|s| s.proc.pid().is_some()) {
+            let info = node_info_section(s.port, "server")?;
+            if let Some(l) = field(&info, "raft_leader") {
+                if let Some(i) = self.supervisors.iter().position(|x| x.id.to_string() == l) {
+                    return Ok(i);
+                }
+            }
+        }
+        Err("no supervisor knows a leader".into())
+    }
+}
+
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME mymaster` on a supervisor.
+pub fn master_addr(port: u16) -> Result<(String, u16), String> {
+    let mut c = connect(port)?;
+    let reply: Option<(String, String)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(MASTER)
+        .query(&mut c)
+        .map_err(|e| e.to_string())?;
+    let (host, port) = reply.ok_or("unknown master")?;
+    Ok((host, port.parse().map_err(|_| format!("port {port} is not a number"))?))
+}
+
+/// One field of `SENTINEL MASTER mymaster`.
+pub fn sentinel_field(port: u16, key: &str) -> Result<String, String> {
+    let mut c = connect(port)?;
+    let map: Vec<String> = redis::cmd("SENTINEL")
+        .arg("master")
+        .arg(MASTER)
+        .query(&mut c)
+        .map_err(|e| e.to_string())?;
+    map.chunks(2)
+        .find(|kv| kv[0] == key)
+        .map(|kv| kv[1].clone())
+        .ok_or_else(|| format!("no field {key}"))
+}
+
+/// A node's `INFO replication`.
+pub fn node_info(port: u16) -> Result<String, String> {
+    node_info_section(port, "replication")
+}
+
+/// One INFO section.
+pub fn node_info_section(port: u16, section: &str) -> Result<String, String> {
+    let mut c = connect(port)?;
+    redis::cmd("INFO").arg(section).query(&mut c).map_err(|e| e.to_string())
+}
+
+/// `key:value` from INFO text.
+pub fn field(info: &str, key: &str) -> Option<String> {
+    info.lines().find_map(|l| l.trim_end().strip_prefix(key)?.strip_prefix(':').map(str::to_string))
+}

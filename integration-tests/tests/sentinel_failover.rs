@@ -1,0 +1,343 @@
+//! warden-sentinel supervising Debian redis-server nodes: one master, two replicas, three
+//! supervisors on loopback. Faults are real: kill -9 of processes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use integration_tests::ha::{self, field, master_addr, node_info, sentinel_field, Group, NodeKind};
+use integration_tests::wait;
+
+const DOWN_AFTER: u64 = 1000;
+
+/// Every running supervisor answers `port` as the master.
+fn wait_all_answer(group: &Group, what: &str, ok: impl Fn(u16) -> bool) -> u16 {
+    wait::until(what, Duration::from_secs(20), || {
+        let answers = group.answers()?;
+        match answers.first() {
+            Some(first) if ok(*first) && answers.iter().all(|a| a == first) => Ok(*first),
+            _ => Err(format!("answers {answers:?}")),
+        }
+    })
+}
+
+fn role(port: u16) -> Result<String, String> {
+    field(&node_info(port)?, "role").ok_or_else(|| "no role".to_string())
+}
+
+fn count_in_log(group: &Group, needle: &str) -> Vec<usize> {
+    group.supervisors.iter().map(|s| s.proc.log().matches(needle).count()).collect()
+}
+
+/// A raw RESP subscriber on a supervisor's client port.
+struct Subscriber {
+    reader: BufReader<TcpStream>,
+}
+
+impl Subscriber {
+    fn psubscribe(port: u16, pattern: &str) -> Subscriber {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(s, "*2\r\n$10\r\nPSUBSCRIBE\r\n${}\r\n{pattern}\r\n", pattern.len()).unwrap();
+        let mut sub = Subscriber { reader: BufReader::new(s) };
+        let confirm = sub.message();
+        assert_eq!(confirm[0], "psubscribe");
+        sub
+    }
+
+    /// Reads one array of bulk strings / integers as text.
+    fn message(&mut self) -> Vec<String> {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read");
+        let n: usize = line.trim_end().strip_prefix('*').expect("an array").parse().unwrap();
+        let mut items = Vec::new();
+        for _ in 0..n {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            let l = line.trim_end().to_string();
+            if let Some(len) = l.strip_prefix('$') {
+                let len: usize = len.parse().unwrap();
+                let mut buf = vec![0u8; len + 2];
+                std::io::Read::read_exact(&mut self.reader, &mut buf).unwrap();
+                items.push(String::from_utf8_lossy(&buf[..len]).into_owned());
+            } else {
+                items.push(l[1..].to_string());
+            }
+        }
+        items
+    }
+
+    /// Waits for an event on `channel` and returns its payload.
+    fn wait_for(&mut self, channel: &str) -> String {
+        loop {
+            let m = self.message();
+            if m[0] == "pmessage" && m[2] == channel {
+                return m[3].clone();
+            }
+        }
+    }
+}
+
+fn redis_py_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import redis"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// redis-py's Sentinel client discovers the master and writes through it.
+fn redis_py_writes(group: &Group) -> Result<String, String> {
+    let ports: Vec<String> = group
+        .supervisors
+        .iter()
+        .filter(|s| s.proc.pid().is_some())
+        .map(|s| s.port.to_string())
+        .collect();
+    let script = format!(
+        "from redis.sentinel import Sentinel\n\
+         s = Sentinel([('127.0.0.1', p) for p in [{}]], socket_timeout=1.0)\n\
+         host, port = s.discover_master('{}')\n\
+         m = s.master_for('{}', socket_timeout=1.0)\n\
+         m.set('written-through-sentinel', 'yes')\n\
+         assert m.get('written-through-sentinel') == b'yes'\n\
+         print('%s:%d' % (host, port))\n",
+        ports.join(","),
+        ha::MASTER,
+        ha::MASTER
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn killed_master_is_replaced_once_and_returns_as_a_replica() {
+    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    let old = group.nodes[0].port;
+    let replicas: Vec<u16> = group.nodes[1..].iter().map(|n| n.port).collect();
+    {
+        let mut c = ha::connect(old).unwrap();
+        let _: () = redis::cmd("SET").arg("before").arg("failover").query(&mut c).unwrap();
+    }
+    // The write reached both replicas before the master dies.
+    for r in &replicas {
+        wait::until("replica to have the write", Duration::from_secs(10), || {
+            let mut c = ha::connect(*r)?;
+            let v: Option<String> =
+                redis::cmd("GET").arg("before").query(&mut c).map_err(|e| e.to_string())?;
+            v.ok_or_else(|| "not yet".to_string())
+        });
+    }
+    let mut events = Subscriber::psubscribe(group.supervisors[2].port, "*");
+
+    group.node(old).proc.kill();
+    let new = wait_all_answer(&group, "every supervisor to answer a promoted replica", |p| {
+        replicas.contains(&p)
+    });
+    assert_eq!(role(new).unwrap(), "master");
+    let switch = events.wait_for("+switch-master");
+    assert_eq!(switch, format!("mymaster 127.0.0.1 {old} 127.0.0.1 {new}"));
+
+    // The other replica follows the new master, and the failover ends.
+    let other = *replicas.iter().find(|p| **p != new).unwrap();
+    wait::until("the other replica to follow the new master", Duration::from_secs(20), || {
+        let info = node_info(other)?;
+        match (field(&info, "master_port"), field(&info, "master_link_status")) {
+            (Some(p), Some(l)) if p == new.to_string() && l == "up" => Ok(()),
+            state => Err(format!("{state:?}")),
+        }
+    });
+    events.wait_for("+failover-end");
+    for s in &group.supervisors {
+        wait::until("failover to be over everywhere", Duration::from_secs(10), || {
+            let flags = sentinel_field(s.port, "flags")?;
+            if flags == "master" {
+                Ok(())
+            } else {
+                Err(flags)
+            }
+        });
+        assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "1", "exactly one failover");
+    }
+    assert_eq!(
+        count_in_log(&group, "+switch-master mymaster"),
+        [1, 1, 1],
+        "one switch, announced by every supervisor"
+    );
+    assert_eq!(
+        count_in_log(&group, "sent REPLICAOF NO ONE").iter().sum::<usize>(),
+        1,
+        "one promotion"
+    );
+
+    // Data written before the failure survived it.
+    let mut c = ha::connect(new).unwrap();
+    let v: Option<String> = redis::cmd("GET").arg("before").query(&mut c).unwrap();
+    assert_eq!(v.as_deref(), Some("failover"));
+
+    if redis_py_available() {
+        let found = wait::until(
+            "redis-py to write through Sentinel discovery",
+            Duration::from_secs(10),
+            || redis_py_writes(&group),
+        );
+        assert_eq!(found, format!("127.0.0.1:{new}"));
+    } else {
+        eprintln!("NOTE: python3 'redis' module missing; redis-py check not run (apt-get install python3-redis)");
+    }
+
+    // (b) The old master comes back with its old data and its old role: it is demoted.
+    group.node(old).proc.restart();
+    wait::until(
+        "the old master to become a replica of the new one",
+        Duration::from_secs(20),
+        || {
+            let info = node_info(old)?;
+            match (
+                field(&info, "role"),
+                field(&info, "master_port"),
+                field(&info, "master_link_status"),
+            ) {
+                (Some(r), Some(p), Some(l))
+                    if r == "slave" && p == new.to_string() && l == "up" =>
+                {
+                    Ok(())
+                }
+                state => Err(format!("{state:?}")),
+            }
+        },
+    );
+    assert_eq!(
+        events.wait_for("+convert-to-slave"),
+        format!("slave 127.0.0.1:{old} 127.0.0.1 {old} @ mymaster 127.0.0.1 {new}")
+    );
+    assert_eq!(wait_all_answer(&group, "the master to stay put", |p| p == new), new);
+    let secret_leaks: Vec<usize> = count_in_log(&group, "test-secret-not-logged");
+    assert_eq!(secret_leaks, [0, 0, 0], "the supervisor secret must never be logged");
+}
+
+#[test]
+fn a_minority_of_supervisors_never_fails_over() {
+    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    let old = group.nodes[0].port;
+    group.supervisors[0].proc.kill();
+    group.supervisors[1].proc.kill();
+    group.node(old).proc.kill();
+    let lone = group.supervisors[2].port;
+    // The lone supervisor does see the master go down ...
+    wait::until("the lone supervisor to flag the master down", Duration::from_secs(10), || {
+        let flags = sentinel_field(lone, "flags")?;
+        if flags.contains("s_down") {
+            Ok(())
+        } else {
+            Err(flags)
+        }
+    });
+    // ... but for several detection periods nothing is decided and no node is touched.
+    let deadline = std::time::Instant::now() + Duration::from_millis(4 * DOWN_AFTER);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(master_addr(lone).unwrap().1, old, "a minority must not fail over");
+        assert!(!sentinel_field(lone, "flags").unwrap().contains("o_down"));
+        for r in &group.nodes[1..] {
+            assert_eq!(role(r.port).unwrap(), "slave", "no replica may be promoted");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(group.supervisors[2].proc.log().matches("REPLICAOF").count() == 0);
+    // CKQUORUM tells the operator why.
+    let mut c = ha::connect(lone).unwrap();
+    let err =
+        redis::cmd("SENTINEL").arg("ckquorum").arg(ha::MASTER).query::<String>(&mut c).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("NOQUORUM") && err.contains("1 usable Sentinels"), "{err}");
+}
+
+#[test]
+fn a_leader_that_dies_right_after_starting_the_failover_is_replaced_and_the_failover_completes_once(
+) {
+    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    let old = group.nodes[0].port;
+    let replicas: Vec<u16> = group.nodes[1..].iter().map(|n| n.port).collect();
+    let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
+    {
+        let mut c = ha::connect(group.supervisors[leader].port).unwrap();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("simulate-failure")
+            .arg("crash-after-election")
+            .query(&mut c)
+            .unwrap();
+    }
+    group.node(old).proc.kill();
+    let status =
+        group.supervisors[leader].proc.wait_exit(Duration::from_secs(20)).expect("it was running");
+    assert_eq!(status.code(), Some(99), "the leader crashed at the injected point");
+    let new = wait_all_answer(&group, "the surviving supervisors to finish the failover", |p| {
+        replicas.contains(&p)
+    });
+    assert_eq!(role(new).unwrap(), "master");
+    for (i, s) in group.supervisors.iter().enumerate() {
+        if i == leader {
+            continue;
+        }
+        wait::until("failover to end", Duration::from_secs(20), || {
+            let flags = sentinel_field(s.port, "flags")?;
+            if flags == "master" {
+                Ok(())
+            } else {
+                Err(flags)
+            }
+        });
+        assert_eq!(
+            sentinel_field(s.port, "config-epoch").unwrap(),
+            "1",
+            "resumed epoch 1, not a second failover"
+        );
+    }
+    let promoted: usize = replicas.iter().filter(|p| role(**p).unwrap() == "master").count();
+    assert_eq!(promoted, 1, "exactly one replica was promoted");
+    // The crashed supervisor restarts from its log and agrees.
+    group.supervisors[leader].proc.restart();
+    wait_all_answer(&group, "the restarted supervisor to agree", |p| p == new);
+}
+
+#[test]
+fn a_leader_that_dies_right_after_the_promotion_leaves_the_rest_to_its_successor() {
+    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    let old = group.nodes[0].port;
+    let replicas: Vec<u16> = group.nodes[1..].iter().map(|n| n.port).collect();
+    let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
+    {
+        let mut c = ha::connect(group.supervisors[leader].port).unwrap();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("simulate-failure")
+            .arg("crash-after-promotion")
+            .query(&mut c)
+            .unwrap();
+    }
+    group.node(old).proc.kill();
+    let status =
+        group.supervisors[leader].proc.wait_exit(Duration::from_secs(20)).expect("it was running");
+    assert_eq!(status.code(), Some(99));
+    let new = wait_all_answer(&group, "the survivors to answer the promoted replica", |p| {
+        replicas.contains(&p)
+    });
+    let other = *replicas.iter().find(|p| **p != new).unwrap();
+    wait::until("the new leader to re-point the other replica", Duration::from_secs(20), || {
+        let info = node_info(other)?;
+        match (field(&info, "master_port"), field(&info, "master_link_status")) {
+            (Some(p), Some(l)) if p == new.to_string() && l == "up" => Ok(()),
+            state => Err(format!("{state:?}")),
+        }
+    });
+    let promotions: usize = group
+        .supervisors
+        .iter()
+        .map(|s| s.proc.log().matches("sent REPLICAOF NO ONE").count())
+        .sum();
+    assert_eq!(promotions, 1, "the successor did not promote anything again");
+}
