@@ -62,6 +62,15 @@ impl Executor {
                 }
             }
         }
+        if by_node.is_empty() {
+            return;
+        }
+        // No node is reconfigured without a majority: a deposed leader that has not noticed
+        // yet fails this heartbeat round and does nothing.
+        if !self.consensus.confirm_leadership(Duration::from_millis(500)).await {
+            tracing::info!("leadership not confirmed by a quorum; not touching any node");
+            return;
+        }
         let mut tasks = Vec::new();
         for (node, actions) in by_node {
             let this = self.clone();

@@ -436,3 +436,203 @@ pub fn master_sdown(m: &MasterState, views: &HashMap<Addr, NodeView>, now: Insta
         .get(&m.spec.addr)
         .is_some_and(|v| is_sdown(v, now, Duration::from_millis(m.spec.down_after_ms)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::info::NodeInfo;
+
+    fn a(port: u16) -> Addr {
+        Addr::new("10.0.0.1".into(), port)
+    }
+
+    fn view(now: Instant, info: &str) -> NodeView {
+        NodeView {
+            since: now - Duration::from_secs(30),
+            last_ok: Some(now),
+            last_reply: Some(now),
+            connected: true,
+            info: Some(NodeInfo::parse(info)),
+            info_at: Some(now),
+        }
+    }
+
+    fn replica_of(master: u16, replid: &str, offset: i64, priority: u32) -> String {
+        format!(
+            "role:slave\nmaster_host:10.0.0.1\nmaster_port:{master}\nmaster_link_status:up\n\
+             slave_repl_offset:{offset}\nslave_priority:{priority}\nmaster_replid:{replid}\nmaster_replid2:0\n"
+        )
+    }
+
+    fn down(now: Instant) -> NodeView {
+        NodeView {
+            last_ok: Some(now - Duration::from_secs(5)),
+            connected: false,
+            ..view(now, "role:master\nmaster_replid:aaa\n")
+        }
+    }
+
+    #[test]
+    fn the_candidate_descends_from_the_master_and_is_the_most_advanced() {
+        let now = Instant::now();
+        let mut views = HashMap::new();
+        views.insert(a(1), down(now));
+        views.insert(a(2), view(now, &replica_of(1, "aaa", 100, 100)));
+        views.insert(a(3), view(now, &replica_of(1, "zzz", 900, 100))); // foreign history
+        views.insert(a(4), view(now, &replica_of(1, "aaa", 800, 0))); // priority 0: never
+        views.insert(a(5), view(now, "role:master\nmaster_replid:fresh\n")); // came back empty
+        views.insert(a(6), view(now, &replica_of(9, "aaa", 700, 100))); // follows someone else
+        let mut continued = view(now, &replica_of(1, "bbb", 150, 100));
+        continued.info.as_mut().unwrap().replid2 = Some("aaa".into()); // continued the history
+        views.insert(a(7), continued);
+        let all: Vec<Addr> = (2..=7).map(a).collect();
+        let d = Duration::from_secs(1);
+        assert_eq!(choose_candidate(&a(1), views.get(&a(1)), &all, &views, now, d), Some(a(7)));
+        // Equal offsets: the lower replica-priority wins.
+        views.insert(a(8), view(now, &replica_of(1, "aaa", 150, 10)));
+        let all: Vec<Addr> = (2..=8).map(a).collect();
+        assert_eq!(choose_candidate(&a(1), views.get(&a(1)), &all, &views, now, d), Some(a(8)));
+        // Stale INFO or an unreachable replica is not trusted.
+        views.get_mut(&a(8)).unwrap().info_at = Some(now - Duration::from_secs(10));
+        views.get_mut(&a(7)).unwrap().connected = false;
+        assert_eq!(choose_candidate(&a(1), views.get(&a(1)), &all, &views, now, d), Some(a(2)));
+        // Nothing eligible: no failover rather than a bad one.
+        assert_eq!(
+            choose_candidate(&a(1), views.get(&a(1)), &[a(3), a(4), a(5)], &views, now, d),
+            None
+        );
+    }
+
+    fn spec() -> MasterSpec {
+        MasterSpec {
+            name: "m".into(),
+            addr: a(1),
+            quorum: 2,
+            down_after_ms: 1000,
+            failover_timeout_ms: 10000,
+            parallel_syncs: 1,
+        }
+    }
+
+    fn status() -> GroupStatus {
+        GroupStatus {
+            id: 1,
+            term: 2,
+            leader: 1,
+            is_leader: true,
+            voters: vec![1, 2, 3],
+            active: vec![1, 2, 3],
+            applied: 0,
+        }
+    }
+
+    /// Plans, applies every proposal and returns the actions as text.
+    fn run(
+        r: &mut Reconciler,
+        m: &mut Machine,
+        views: &HashMap<Addr, NodeView>,
+        now: Instant,
+    ) -> Vec<String> {
+        let actions = r.plan(m, views, &status(), now);
+        step(m, actions)
+    }
+
+    /// Applies every proposal in `actions` and returns the actions as text.
+    fn step(m: &mut Machine, actions: Vec<Action>) -> Vec<String> {
+        let mut out = Vec::new();
+        for action in actions {
+            match action {
+                Action::Propose(cmd) => {
+                    let text = format!("{cmd:?}");
+                    let short = text.split([' ', '{']).next().unwrap().to_string();
+                    let accepted = m.apply_command(m.applied_index + 1, cmd);
+                    out.push(format!(
+                        "propose {short}{}",
+                        if accepted { "" } else { " (rejected)" }
+                    ));
+                }
+                Action::Bgsave(n) => out.push(format!("bgsave {}", n.port)),
+                Action::Promote(n) => out.push(format!("promote {}", n.port)),
+                Action::Repoint { node, to } => {
+                    out.push(format!("repoint {} -> {}", node.port, to.port))
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_failover_steps_in_order_and_a_new_leader_resumes_without_repeating() {
+        let t = Instant::now();
+        let mut m = Machine::default();
+        let mut r = Reconciler::new(1, vec![spec()]);
+        let mut views = HashMap::new();
+        views.insert(a(1), view(t, "role:master\nmaster_replid:aaa\nslave0:ip=10.0.0.1,port=2\nslave1:ip=10.0.0.1,port=3\n"));
+        views.insert(a(2), view(t, &replica_of(1, "aaa", 100, 100)));
+        views.insert(a(3), view(t, &replica_of(1, "aaa", 90, 100)));
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose Bootstrap"]);
+        assert!(run(&mut r, &mut m, &views, t).is_empty(), "healthy: nothing to do");
+        for s in [1, 2] {
+            m.apply_command(
+                m.applied_index + 1,
+                Command::Opinion { supervisor: s, master: "m".into(), epoch: 0, down: true },
+            );
+        }
+        views.insert(a(1), down(t));
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose FailoverStarted"]);
+        assert_eq!(m.masters["m"].failover.as_ref().unwrap().candidate, a(2));
+        assert_eq!(run(&mut r, &mut m, &views, t), ["bgsave 2", "promote 2"]);
+        // Re-planning at once sends nothing twice.
+        assert!(run(&mut r, &mut m, &views, t).is_empty());
+        views.insert(a(2), view(t, "role:master\nmaster_replid:new\nmaster_replid2:aaa\n"));
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose Promoted"]);
+        assert_eq!(m.masters["m"].spec.addr, a(2));
+
+        // Leadership moves: the successor starts with an empty memory.
+        let mut r = Reconciler::new(2, vec![spec()]);
+        let t = t + Duration::from_millis(600);
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose ReplicaReconfSent"]);
+        assert_eq!(run(&mut r, &mut m, &views, t), ["repoint 3 -> 2"]);
+        views.insert(a(3), view(t, &replica_of(2, "new", 100, 100)));
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose ReplicaReconfDone"]);
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose FailoverEnded"]);
+        assert!(m.masters["m"].failover.is_none());
+
+        // The old master returns with its old role: committed conversion, then REPLICAOF.
+        views.insert(a(1), view(t, "role:master\nmaster_replid:aaa\n"));
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose ConvertToReplica", "repoint 1 -> 2"]);
+        assert_eq!(m.current_epoch, 1);
+    }
+
+    #[test]
+    fn a_candidate_that_never_turns_master_is_given_up_after_the_failover_timeout() {
+        let t = Instant::now();
+        let mut m = Machine::default();
+        let mut r = Reconciler::new(1, vec![spec()]);
+        let mut views = HashMap::new();
+        views.insert(a(1), down(t));
+        views.insert(a(2), view(t, &replica_of(1, "aaa", 100, 100)));
+        run(&mut r, &mut m, &views, t);
+        for s in [1, 2] {
+            m.apply_command(
+                m.applied_index + 1,
+                Command::Opinion { supervisor: s, master: "m".into(), epoch: 0, down: true },
+            );
+        }
+        assert_eq!(run(&mut r, &mut m, &views, t), ["propose FailoverStarted"]);
+        assert_eq!(run(&mut r, &mut m, &views, t), ["bgsave 2", "promote 2"]);
+        let later = t + Duration::from_millis(10_001);
+        assert_eq!(run(&mut r, &mut m, &views, later), ["propose FailoverAborted"]);
+        // No immediate retry: the next attempt waits another failover-timeout.
+        assert!(run(&mut r, &mut m, &views, later).is_empty());
+        let much_later = later + Duration::from_millis(10_001);
+        let mut fresh = views.clone();
+        for v in fresh.values_mut() {
+            v.last_ok = Some(much_later);
+            v.info_at = Some(much_later);
+        }
+        fresh.get_mut(&a(1)).unwrap().last_ok = Some(t);
+        assert_eq!(run(&mut r, &mut m, &fresh, much_later), ["propose FailoverStarted"]);
+        assert_eq!(m.current_epoch, 2);
+    }
+}

@@ -88,6 +88,8 @@ pub struct RaftCore<M> {
     tuning: Tuning,
     /// The commit index found on disk at start: entries up to it are a replay.
     recovered_commit: u64,
+    /// Confirmed ReadIndex requests not yet taken.
+    read_states: Vec<(Vec<u8>, u64)>,
 }
 
 impl<M: StateMachine> RaftCore<M> {
@@ -122,7 +124,7 @@ impl<M: StateMachine> RaftCore<M> {
         };
         config.validate()?;
         let node = RawNode::new(&config, store, logger)?;
-        Ok(RaftCore { node, machine, applied, tuning, recovered_commit })
+        Ok(RaftCore { node, machine, applied, tuning, recovered_commit, read_states: Vec::new() })
     }
 
     /// The replicated state.
@@ -162,6 +164,18 @@ impl<M: StateMachine> RaftCore<M> {
     /// The index of the last entry in the log (a leader's proposal lands here).
     pub fn last_index(&self) -> u64 {
         self.node.raft.raft_log.last_index()
+    }
+
+    /// Asks the group to confirm this node's leadership (a ReadIndex round); the answer comes
+    /// back from [`RaftCore::take_read_states`] with the same `ctx`. raft-rs drops the request
+    /// silently when it cannot serve it, so callers need a timeout.
+    pub fn read_index(&mut self, ctx: Vec<u8>) {
+        self.node.read_index(ctx);
+    }
+
+    /// Confirmed read requests since the last call: `(ctx, index)`.
+    pub fn take_read_states(&mut self) -> Vec<(Vec<u8>, u64)> {
+        std::mem::take(&mut self.read_states)
     }
 
     /// Tells raft a peer could not be reached, so the leader stops pipelining to it.
@@ -220,6 +234,8 @@ impl<M: StateMachine> RaftCore<M> {
         self.apply(committed)?;
         let must_sync = rd.must_sync();
         self.node.mut_store().persist(snapshot.as_ref(), rd.entries(), rd.hs(), must_sync)?;
+        self.read_states
+            .extend(rd.take_read_states().into_iter().map(|r| (r.request_ctx, r.index)));
         out.extend(rd.take_persisted_messages());
         let mut light = self.node.advance(rd);
         if let Some(commit) = light.commit_index() {

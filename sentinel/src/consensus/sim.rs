@@ -264,3 +264,22 @@ fn a_follower_behind_the_compaction_point_catches_up_by_snapshot() {
     net.tick(10);
     assert_eq!(net.applied(lagging), expected);
 }
+
+#[test]
+fn only_a_leader_in_touch_with_a_quorum_gets_its_leadership_confirmed() {
+    let mut net = Net::new(3, tuning());
+    let leader = net.elect(&[1, 2, 3]);
+    net.propose(leader, "x");
+    net.node_mut(leader).read_index(b"r1".to_vec());
+    net.settle();
+    let confirmed = net.node_mut(leader).take_read_states();
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0].0, b"r1");
+    net.isolate(leader);
+    net.node_mut(leader).read_index(b"r2".to_vec());
+    net.tick(3);
+    assert!(
+        net.node_mut(leader).take_read_states().is_empty(),
+        "a cut-off leader is not confirmed"
+    );
+}

@@ -19,6 +19,9 @@ pub enum Request {
     /// Propose a command; the reply says whether raft accepted it for replication (not
     /// whether it committed: callers watch the applied state for that).
     Propose(Vec<u8>, oneshot::Sender<Result<Proposed, String>>),
+    /// Confirm leadership with a heartbeat round to a quorum (ReadIndex); the reply is the
+    /// read index. Never answered if raft drops the request, so callers use a timeout.
+    ConfirmLeadership(oneshot::Sender<u64>),
 }
 
 /// Where a proposal went.
@@ -80,6 +83,17 @@ impl<M> Consensus<M> {
     }
 }
 
+impl<M> Consensus<M> {
+    /// True if a quorum confirmed this node's leadership within `timeout`.
+    pub async fn confirm_leadership(&self, timeout: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::ConfirmLeadership(tx)).await.is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(_)))
+    }
+}
+
 /// Channels the task reads from.
 pub struct Inputs {
     /// Authenticated messages from peers.
@@ -107,6 +121,9 @@ where
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let recovered = core.recovered_commit();
+        let mut next_read: u64 = 0;
+        let mut reads: std::collections::HashMap<Vec<u8>, oneshot::Sender<u64>> =
+            std::collections::HashMap::new();
         let mut applied = core.status().applied;
         loop {
             tokio::select! {
@@ -129,6 +146,13 @@ where
                         });
                         let _ = reply.send(result);
                     }
+                    Request::ConfirmLeadership(reply) => {
+                        next_read += 1;
+                        let ctx = next_read.to_le_bytes().to_vec();
+                        reads.retain(|_, r| !r.is_closed());
+                        reads.insert(ctx.clone(), reply);
+                        core.read_index(ctx);
+                    }
                 },
                 Some(peer) = inputs.unreachable.recv() => core.report_unreachable(peer),
                 _ = stop.wait() => break,
@@ -142,6 +166,11 @@ where
             };
             for m in msgs {
                 router.send(m);
+            }
+            for (ctx, index) in core.take_read_states() {
+                if let Some(reply) = reads.remove(&ctx) {
+                    let _ = reply.send(index);
+                }
             }
             let st = core.status();
             after_ready(core.machine_mut(), recovered);
