@@ -227,6 +227,12 @@ impl Config {
             ConfigError::general(format!("raft-id {raft_id} has no raft-peer line"))
         })?;
         let raft_port = raft_port.unwrap_or(me.addr.port());
+        if raft_port != me.addr.port() {
+            return Err(ConfigError::general(format!(
+                "raft-port {raft_port} differs from this supervisor's raft-peer port {} (raft-id {raft_id}): peers would dial the wrong port",
+                me.addr.port()
+            )));
+        }
         let supervisor_auth = secret.ok_or_else(|| {
             ConfigError::general(
                 "supervisor-auth is required: supervisors must authenticate each other",
@@ -312,6 +318,22 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/configs/sentinel.conf");
+        let lines = common::config::read_file(&path).unwrap();
+        let c = Config::from_lines(&lines).unwrap();
+        assert_eq!((c.port, c.raft_id, c.raft_port, c.voters()), (26379, 1, 26479, vec![1, 2, 3]));
+        assert_eq!(c.masters[0].spec.down_after_ms, 1000);
+        let mut with_flags = lines.clone();
+        let flags: Vec<String> =
+            ["--raft-id", "2", "--port", "26380"].iter().map(|s| s.to_string()).collect();
+        with_flags.extend(parse_command_line(&flags).unwrap().overrides);
+        let c = Config::from_lines(&with_flags).unwrap();
+        assert_eq!((c.raft_id, c.port, c.raft_port), (2, 26380, 26480));
+    }
+
+    #[test]
     fn reads_every_directive() {
         let c = load(GOOD, &[]).unwrap();
         assert_eq!((c.port, c.raft_id, c.raft_port), (26379, 2, 26480));
@@ -353,6 +375,11 @@ mod tests {
         assert!(e.contains("supervisor-auth is required"), "{e}");
         let e = load(&GOOD.replace("6379 2", "6379 4"), &[]).unwrap_err().to_string();
         assert!(e.contains("quorum 4 is larger than the 3 supervisors"), "{e}");
+        let e = load(GOOD, &["--raft-port", "26479"]).unwrap_err().to_string();
+        assert!(
+            e.contains("raft-port 26479 differs from this supervisor's raft-peer port 26480"),
+            "{e}"
+        );
         let e = load(&GOOD.replace("raft-id 2", "raft-id 9"), &[]).unwrap_err().to_string();
         assert!(e.contains("raft-id 9 has no raft-peer line"), "{e}");
         assert!(load("sentinel monitor m 127.0.0.1 6379 0\n", &[])
