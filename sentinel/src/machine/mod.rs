@@ -124,7 +124,7 @@ pub enum Command {
         /// The failover's epoch.
         epoch: u64,
     },
-    /// The leader is about to send REPLICAOF <new master> to this replica.
+    /// The leader is about to send `REPLICAOF <new master>` to this replica.
     ReplicaReconfSent {
         /// The master's name.
         master: String,
