@@ -147,6 +147,12 @@ impl Group {
                     if n != replicas.to_string() {
                         return Err(format!("num-slaves {n}"));
                     }
+                    // Steady state: every supervisor has seen each replica in sync with the
+                    // master (its evidence of lineage for a later promotion).
+                    let links = replica_links(s.port)?;
+                    if links.len() != replicas || links.iter().any(|l| l != "ok") {
+                        return Err(format!("replica links {links:?}"));
+                    }
                     Ok(())
                 },
             );
@@ -197,6 +203,22 @@ pub fn master_addr(port: u16) -> Result<(String, u16), String> {
         .map_err(|e| e.to_string())?;
     let (host, port) = reply.ok_or("unknown master")?;
     Ok((host, port.parse().map_err(|_| format!("port {port} is not a number"))?))
+}
+
+/// `master-link-status` of every replica in `SENTINEL REPLICAS mymaster`.
+pub fn replica_links(port: u16) -> Result<Vec<String>, String> {
+    let mut c = connect(port)?;
+    let maps: Vec<Vec<String>> = redis::cmd("SENTINEL")
+        .arg("replicas")
+        .arg(MASTER)
+        .query(&mut c)
+        .map_err(|e| e.to_string())?;
+    Ok(maps
+        .iter()
+        .filter_map(|m| {
+            m.chunks(2).find(|kv| kv[0] == "master-link-status").map(|kv| kv[1].clone())
+        })
+        .collect())
 }
 
 /// One field of `SENTINEL MASTER mymaster`.

@@ -117,7 +117,16 @@ fn redis_py_writes(group: &Group) -> Result<String, String> {
 
 #[test]
 fn killed_master_is_replaced_once_and_returns_as_a_replica() {
-    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    killed_master_scenario(NodeKind::Redis);
+}
+
+#[test]
+fn the_same_with_warden_nodes() {
+    killed_master_scenario(NodeKind::Warden);
+}
+
+fn killed_master_scenario(kind: NodeKind) {
+    let mut group = Group::start(kind, 2, 3, DOWN_AFTER);
     let old = group.nodes[0].port;
     let replicas: Vec<u16> = group.nodes[1..].iter().map(|n| n.port).collect();
     {

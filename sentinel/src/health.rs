@@ -25,7 +25,7 @@ mod tests {
     use super::*;
 
     fn view(since: Instant, last_ok: Option<Instant>) -> NodeView {
-        NodeView { since, last_ok, last_reply: last_ok, connected: true, info: None, info_at: None }
+        NodeView { last_ok, last_reply: last_ok, connected: true, ..NodeView::new(since) }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::resp::Frame;
 use tokio::task::JoinHandle;
 
-use crate::info::NodeInfo;
+use crate::info::{NodeInfo, Role};
 use crate::machine::Addr;
 use crate::node_link::{text, Credentials, NodeLink};
 
@@ -32,10 +32,17 @@ pub struct NodeView {
     pub info: Option<NodeInfo>,
     /// When it arrived.
     pub info_at: Option<Instant>,
+    /// Replication ids this node reported while it was a master, newest last (a master picks
+    /// a new one when its first replica attaches, possibly just before it dies).
+    pub master_replids: Vec<String>,
+    /// The master and replication id this node reported the last time its link to that
+    /// master was up: proof that its history came from that master.
+    pub synced_from: Option<(Addr, String)>,
 }
 
 impl NodeView {
-    fn new(now: Instant) -> NodeView {
+    /// A node being watched since `now`, not heard from yet.
+    pub fn new(now: Instant) -> NodeView {
         NodeView {
             since: now,
             last_ok: None,
@@ -43,7 +50,32 @@ impl NodeView {
             connected: false,
             info: None,
             info_at: None,
+            master_replids: Vec::new(),
+            synced_from: None,
         }
+    }
+
+    /// Takes in a parsed INFO reply received at `now`, keeping the lineage evidence.
+    pub fn observe(&mut self, mut info: NodeInfo, now: Instant) {
+        if info.run_id.is_none() {
+            info.run_id = self.info.as_ref().and_then(|i| i.run_id.clone());
+        }
+        match (info.role, &info.replid, &info.master) {
+            (Some(Role::Master), Some(id), _) => {
+                if self.master_replids.last() != Some(id) {
+                    self.master_replids.push(id.clone());
+                    if self.master_replids.len() > 8 {
+                        self.master_replids.remove(0);
+                    }
+                }
+            }
+            (Some(Role::Replica), Some(id), Some(m)) if info.link_up => {
+                self.synced_from = Some((m.clone(), id.clone()));
+            }
+            _ => {}
+        }
+        self.info = Some(info);
+        self.info_at = Some(now);
     }
 }
 
@@ -145,12 +177,7 @@ pub fn record(views: &Views, addr: &Addr, ping: Option<&Frame>, info: Option<Str
         }
     }
     if let Some(text) = info {
-        let mut parsed = NodeInfo::parse(&text);
-        if parsed.run_id.is_none() {
-            parsed.run_id = v.info.as_ref().and_then(|i| i.run_id.clone());
-        }
-        v.info = Some(parsed);
-        v.info_at = Some(now);
+        v.observe(NodeInfo::parse(&text), now);
     }
 }
 

@@ -180,16 +180,24 @@ impl Reconciler {
         }
         let known = known_replicas(m, views);
         let down_after = Duration::from_millis(m.spec.down_after_ms);
-        let Some(candidate) =
-            choose_candidate(&m.spec.addr, views.get(&m.spec.addr), &known, views, now, down_after)
-        else {
+        let (candidate, excluded) =
+            rank_candidates(&m.spec.addr, views.get(&m.spec.addr), &known, views, now, down_after);
+        let Some(candidate) = candidate else {
             let log = self
                 .no_candidate_logged
                 .get(&m.spec.name)
                 .is_none_or(|at| now.saturating_duration_since(*at) > Duration::from_secs(5));
             if log {
                 self.no_candidate_logged.insert(m.spec.name.clone(), now);
-                tracing::warn!(master = %m.spec.name, "-failover-abort-no-good-slave master {} {} {}", m.spec.name, m.spec.addr.host, m.spec.addr.port);
+                let why: Vec<String> = excluded.iter().map(|(a, r)| format!("{a}: {r}")).collect();
+                tracing::warn!(
+                    master = %m.spec.name,
+                    excluded = %why.join("; "),
+                    "-failover-abort-no-good-slave master {} {} {}",
+                    m.spec.name,
+                    m.spec.addr.host,
+                    m.spec.addr.port
+                );
             }
             return;
         };
@@ -402,32 +410,70 @@ pub fn choose_candidate(
     now: Instant,
     down_after: Duration,
 ) -> Option<Addr> {
-    let history = master_view.and_then(|v| v.info.as_ref()).and_then(|i| i.replid.clone());
+    rank_candidates(master, master_view, replicas, views, now, down_after).0
+}
+
+/// [`choose_candidate`] plus the reason each excluded replica was excluded, for the log.
+pub fn rank_candidates(
+    master: &Addr,
+    master_view: Option<&NodeView>,
+    replicas: &[Addr],
+    views: &HashMap<Addr, NodeView>,
+    now: Instant,
+    down_after: Duration,
+) -> (Option<Addr>, Vec<(Addr, &'static str)>) {
+    let master_history: &[String] = master_view.map_or(&[], |v| &v.master_replids);
     let mut eligible: Vec<(i64, u32, &Addr)> = Vec::new();
+    let mut excluded = Vec::new();
     for r in replicas {
-        let Some(v) = views.get(r) else { continue };
-        let Some(info) = &v.info else { continue };
-        if !is_reachable(v, now, down_after) {
-            continue;
+        let reason = match views.get(r) {
+            None => Some("not watched"),
+            Some(v) => match &v.info {
+                None => Some("no INFO yet"),
+                Some(_) if !is_reachable(v, now, down_after) => Some("unreachable"),
+                Some(_)
+                    if v.info_at
+                        .is_none_or(|at| now.saturating_duration_since(at) > FRESH_INFO) =>
+                {
+                    Some("INFO too old")
+                }
+                Some(info) if info.role != Some(Role::Replica) => Some("not a replica"),
+                Some(info) if info.master.as_ref() != Some(master) => {
+                    Some("follows another master")
+                }
+                Some(info) if info.priority == 0 => Some("replica-priority 0"),
+                Some(info) if !descends(info, v, master, master_history) => {
+                    Some("no evidence its history descends from the master's (replid)")
+                }
+                Some(info) => {
+                    eligible.push((info.offset(), info.priority, r));
+                    None
+                }
+            },
+        };
+        if let Some(reason) = reason {
+            excluded.push((r.clone(), reason));
         }
-        if v.info_at.is_none_or(|at| now.saturating_duration_since(at) > FRESH_INFO) {
-            continue;
-        }
-        if info.role != Some(Role::Replica)
-            || info.master.as_ref() != Some(master)
-            || info.priority == 0
-        {
-            continue;
-        }
-        if let Some(h) = &history {
-            if info.replid.as_ref() != Some(h) && info.replid2.as_ref() != Some(h) {
-                continue;
-            }
-        }
-        eligible.push((info.offset(), info.priority, r));
     }
     eligible.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
-    eligible.first().map(|e| e.2.clone())
+    (eligible.first().map(|e| e.2.clone()), excluded)
+}
+
+/// Lineage: the replica's replication id (or the one it continued from) is one the master
+/// reported, or the one the replica itself reported while its link to this master was up.
+fn descends(
+    info: &crate::info::NodeInfo,
+    view: &NodeView,
+    master: &Addr,
+    master_history: &[String],
+) -> bool {
+    let mut known: Vec<&String> = master_history.iter().collect();
+    if let Some((m, id)) = &view.synced_from {
+        if m == master {
+            known.push(id);
+        }
+    }
+    [&info.replid, &info.replid2].into_iter().flatten().any(|id| known.contains(&id))
 }
 
 /// True if the master is subjectively down for this supervisor.
@@ -447,14 +493,14 @@ mod tests {
     }
 
     fn view(now: Instant, info: &str) -> NodeView {
-        NodeView {
-            since: now - Duration::from_secs(30),
+        let mut v = NodeView {
             last_ok: Some(now),
             last_reply: Some(now),
             connected: true,
-            info: Some(NodeInfo::parse(info)),
-            info_at: Some(now),
-        }
+            ..NodeView::new(now - Duration::from_secs(30))
+        };
+        v.observe(NodeInfo::parse(info), now);
+        v
     }
 
     fn replica_of(master: u16, replid: &str, offset: i64, priority: u32) -> String {
@@ -478,7 +524,10 @@ mod tests {
         let mut views = HashMap::new();
         views.insert(a(1), down(now));
         views.insert(a(2), view(now, &replica_of(1, "aaa", 100, 100)));
-        views.insert(a(3), view(now, &replica_of(1, "zzz", 900, 100))); // foreign history
+        // Pointed at the master but never synced from it: a foreign history.
+        let foreign = replica_of(1, "zzz", 900, 100)
+            .replace("master_link_status:up", "master_link_status:down");
+        views.insert(a(3), view(now, &foreign));
         views.insert(a(4), view(now, &replica_of(1, "aaa", 800, 0))); // priority 0: never
         views.insert(a(5), view(now, "role:master\nmaster_replid:fresh\n")); // came back empty
         views.insert(a(6), view(now, &replica_of(9, "aaa", 700, 100))); // follows someone else
@@ -501,6 +550,24 @@ mod tests {
             choose_candidate(&a(1), views.get(&a(1)), &[a(3), a(4), a(5)], &views, now, d),
             None
         );
+    }
+
+    #[test]
+    fn a_replica_synced_from_the_master_qualifies_even_if_the_master_changed_replid_unseen() {
+        // A master picks a new replication id when its first replica attaches; if it dies
+        // before the next INFO, only the replica has seen that id, while its link was up.
+        let now = Instant::now();
+        let mut views = HashMap::new();
+        views.insert(a(1), down(now)); // last reported replid "aaa"
+        let mut r = view(now, &replica_of(1, "new", 50, 100)); // link up: evidence recorded
+        let later = replica_of(1, "new", 50, 100)
+            .replace("master_link_status:up", "master_link_status:down");
+        r.observe(NodeInfo::parse(&later), now);
+        views.insert(a(2), r);
+        let d = Duration::from_secs(1);
+        assert_eq!(choose_candidate(&a(1), views.get(&a(1)), &[a(2)], &views, now, d), Some(a(2)));
+        // The evidence is about this master only.
+        assert_eq!(choose_candidate(&a(9), views.get(&a(1)), &[a(2)], &views, now, d), None);
     }
 
     fn spec() -> MasterSpec {
