@@ -61,12 +61,10 @@ impl NodeView {
             info.run_id = self.info.as_ref().and_then(|i| i.run_id.clone());
         }
         match (info.role, &info.replid, &info.master) {
-            (Some(Role::Master), Some(id), _) => {
-                if self.master_replids.last() != Some(id) {
-                    self.master_replids.push(id.clone());
-                    if self.master_replids.len() > 8 {
-                        self.master_replids.remove(0);
-                    }
+            (Some(Role::Master), Some(id), _) if self.master_replids.last() != Some(id) => {
+                self.master_replids.push(id.clone());
+                if self.master_replids.len() > 8 {
+                    self.master_replids.remove(0);
                 }
             }
             (Some(Role::Replica), Some(id), Some(m)) if info.link_up => {
