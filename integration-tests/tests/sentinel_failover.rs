@@ -142,6 +142,38 @@ fn killed_master_scenario(kind: NodeKind) {
             v.ok_or_else(|| "not yet".to_string())
         });
     }
+    // Every supervisor lists the two others (clients grow their seed lists from this).
+    for s in &group.supervisors {
+        wait::until(
+            "SENTINEL SENTINELS to list the other supervisors",
+            Duration::from_secs(10),
+            || {
+                let mut c = ha::connect(s.port)?;
+                let maps: Vec<Vec<String>> = redis::cmd("SENTINEL")
+                    .arg("sentinels")
+                    .arg(ha::MASTER)
+                    .query(&mut c)
+                    .map_err(|e| e.to_string())?;
+                let mut ports: Vec<String> = maps
+                    .iter()
+                    .filter_map(|m| m.chunks(2).find(|kv| kv[0] == "port").map(|kv| kv[1].clone()))
+                    .collect();
+                ports.sort();
+                let mut expected: Vec<String> = group
+                    .supervisors
+                    .iter()
+                    .filter(|o| o.id != s.id)
+                    .map(|o| o.port.to_string())
+                    .collect();
+                expected.sort();
+                if ports == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{ports:?}"))
+                }
+            },
+        );
+    }
     let mut events = Subscriber::psubscribe(group.supervisors[2].port, "*");
 
     group.node(old).proc.kill();
@@ -349,4 +381,27 @@ fn a_leader_that_dies_right_after_the_promotion_leaves_the_rest_to_its_successor
         .map(|s| s.proc.log().matches("sent REPLICAOF NO ONE").count())
         .sum();
     assert_eq!(promotions, 1, "the successor did not promote anything again");
+}
+
+#[test]
+fn a_paused_supervisor_enters_tilt_instead_of_calling_healthy_nodes_down() {
+    let group = Group::start(NodeKind::Redis, 1, 3, DOWN_AFTER);
+    let paused = &group.supervisors[0];
+    paused.proc.signal(libc::SIGSTOP);
+    // The fault: the process is frozen for longer than down-after (not a synchronisation).
+    std::thread::sleep(Duration::from_millis(DOWN_AFTER + 500));
+    paused.proc.signal(libc::SIGCONT);
+    wait::until("the resumed supervisor to enter and leave TILT", Duration::from_secs(10), || {
+        let log = paused.proc.log();
+        if log.contains("+tilt #tilt mode entered") && log.contains("-tilt #tilt mode exited") {
+            Ok(())
+        } else {
+            Err("no -tilt yet")
+        }
+    });
+    assert!(!paused.proc.log().contains("+sdown"), "a stall of our own is not a node failure");
+    for s in &group.supervisors {
+        assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "0", "no failover happened");
+    }
+    assert_eq!(group.answers().unwrap(), vec![group.nodes[0].port; 3]);
 }

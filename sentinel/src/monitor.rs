@@ -157,6 +157,42 @@ impl Drop for Monitor {
     }
 }
 
+/// Which nodes to watch, and for which master: every master, its committed and discovered
+/// replicas, their sub-replicas (from each watched node's INFO, transitively), and the nodes
+/// of a failover in flight.
+pub fn watch_list(
+    state: &crate::machine::Machine,
+    views: &HashMap<Addr, NodeView>,
+) -> BTreeMap<Addr, (String, Cadence)> {
+    let mut wanted = BTreeMap::new();
+    for m in state.masters.values() {
+        let cadence = Cadence::for_down_after(Duration::from_millis(m.spec.down_after_ms));
+        let mut nodes = vec![m.spec.addr.clone()];
+        nodes.extend(crate::reconciler::known_replicas(m, views));
+        if let Some(f) = &m.failover {
+            nodes.push(f.candidate.clone());
+            nodes.push(f.old_master.clone());
+            nodes.extend(f.replicas.keys().cloned());
+        }
+        // A bound keeps a hostile INFO from making us watch the whole internet.
+        let mut i = 0;
+        while i < nodes.len() && nodes.len() < 256 {
+            if let Some(info) = views.get(&nodes[i]).and_then(|v| v.info.as_ref()) {
+                for sub in &info.replicas {
+                    if !nodes.contains(sub) {
+                        nodes.push(sub.clone());
+                    }
+                }
+            }
+            i += 1;
+        }
+        for n in nodes {
+            wanted.entry(n).or_insert_with(|| (m.spec.name.clone(), cadence));
+        }
+    }
+    wanted
+}
+
 /// Records a PING/INFO exchange in the view.
 pub fn record(views: &Views, addr: &Addr, ping: Option<&Frame>, info: Option<String>) {
     let now = Instant::now();
@@ -231,5 +267,50 @@ async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, n
                 tokio::time::sleep(cadence.period - spent).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{Command, Machine, MasterSpec};
+
+    #[test]
+    fn replicas_and_sub_replicas_are_discovered_from_info() {
+        let a = |p: u16| Addr::new("127.0.0.1".into(), p);
+        let mut state = Machine::default();
+        let spec = MasterSpec {
+            name: "m".into(),
+            addr: a(1),
+            quorum: 1,
+            down_after_ms: 1000,
+            failover_timeout_ms: 10000,
+            parallel_syncs: 1,
+        };
+        state.apply_command(1, Command::Bootstrap { masters: vec![spec] });
+        let now = Instant::now();
+        let mut views = HashMap::new();
+        assert_eq!(watch_list(&state, &views).keys().cloned().collect::<Vec<_>>(), [a(1)]);
+        let mut master = NodeView::new(now);
+        master.observe(
+            NodeInfo::parse("role:master\nslave0:ip=127.0.0.1,port=2,state=online\n"),
+            now,
+        );
+        views.insert(a(1), master);
+        let mut replica = NodeView::new(now);
+        replica.observe(
+            NodeInfo::parse(
+                "role:slave\nmaster_host:127.0.0.1\nmaster_port:1\nslave0:ip=127.0.0.1,port=3,state=online\n",
+            ),
+            now,
+        );
+        views.insert(a(2), replica);
+        let wanted = watch_list(&state, &views);
+        assert_eq!(
+            wanted.keys().cloned().collect::<Vec<_>>(),
+            [a(1), a(2), a(3)],
+            "the sub-replica too"
+        );
+        assert!(wanted.values().all(|(m, c)| m == "m" && c.period == Duration::from_millis(100)));
     }
 }

@@ -2,7 +2,7 @@
 //! that turns observations into committed opinions, the leader-only reconciler, and the
 //! client API. [`run`] takes bound listeners and a shutdown signal so tests can drive it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,15 +21,19 @@ use crate::consensus::transport::{self, Router};
 use crate::executor::Executor;
 use crate::health::is_sdown;
 use crate::machine::{Addr, Command, Event, Machine};
-use crate::monitor::{Cadence, Monitor, Views};
+use crate::monitor::{watch_list, Monitor, Views};
 use crate::node_link::Credentials;
-use crate::reconciler::{known_replicas, Reconciler};
+use crate::reconciler::Reconciler;
 
 /// The Raft tick. With `election_tick` 10 the election timeout is 0.5–1 s, well inside the
 /// failure-detection window, so a supervisor leader change never stalls a failover for long.
 const TICK: Duration = Duration::from_millis(50);
 /// How often the health loop and the reconciler look at the world.
 const LOOP: Duration = Duration::from_millis(10);
+/// A health-loop stall longer than this enters TILT.
+const TILT_TRIGGER: Duration = Duration::from_secs(1);
+/// How long TILT lasts after the last stall: enough for every node to be polled again.
+const TILT_PERIOD: Duration = Duration::from_secs(3);
 
 /// Loads or creates this supervisor's 40-hex run id in `dir/myid`.
 pub fn load_run_id(dir: &std::path::Path) -> std::io::Result<String> {
@@ -101,6 +105,7 @@ pub async fn run(
     let views: Views = Views::default();
     let simulate_failure = Arc::new(std::sync::atomic::AtomicU8::new(0));
     let local = Arc::new(parking_lot::Mutex::new(Local::default()));
+    let local_for_reconciler = local.clone();
     let client_addr =
         clients.first().ok_or_else(|| anyhow::anyhow!("no client listener"))?.local_addr()?;
     let ctx = Arc::new(Context {
@@ -179,7 +184,15 @@ pub async fn run(
         simulate_failure,
     };
     let bootstrap = config.masters.iter().map(|m| m.spec.clone()).collect();
-    reconcile_loop(me, consensus, views, executor, Reconciler::new(me, bootstrap), stop).await;
+    reconcile_loop(
+        consensus,
+        views,
+        local_for_reconciler,
+        executor,
+        Reconciler::new(me, bootstrap),
+        stop,
+    )
+    .await;
     Ok(())
 }
 
@@ -199,6 +212,8 @@ struct HealthLoop {
 async fn health_loop(mut h: HealthLoop) {
     let mut last_proposal: HashMap<String, Instant> = HashMap::new();
     let mut ticker = tokio::time::interval(LOOP);
+    let mut last_tick = Instant::now();
+    let mut tilt_until: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -206,34 +221,24 @@ async fn health_loop(mut h: HealthLoop) {
         }
         let state = h.consensus.state.borrow().clone();
         let now = Instant::now();
-        // Which nodes to watch: every master, its committed and discovered replicas, their
-        // sub-replicas, and the nodes of a failover in flight.
-        let views = h.monitor.views().lock().clone();
-        let mut wanted: BTreeMap<Addr, (String, Cadence)> = BTreeMap::new();
-        for m in state.masters.values() {
-            let cadence = Cadence::for_down_after(Duration::from_millis(m.spec.down_after_ms));
-            let mut nodes = vec![m.spec.addr.clone()];
-            nodes.extend(known_replicas(m, &views));
-            if let Some(f) = &m.failover {
-                nodes.push(f.candidate.clone());
-                nodes.push(f.old_master.clone());
-                nodes.extend(f.replicas.keys().cloned());
+        // TILT, as in Sentinel: if this loop itself stalled (process paused, CPU starved), every
+        // node looks silent at once. Until fresh observations arrive, say nothing is down.
+        let gap = now.saturating_duration_since(last_tick);
+        last_tick = now;
+        if gap > TILT_TRIGGER {
+            if tilt_until.is_none() {
+                emit(&h.hub, Event::plain("+tilt", "#tilt mode entered"));
+                h.local.lock().tilt_since = Some(now);
             }
-            let mut i = 0;
-            while i < nodes.len() && nodes.len() < 256 {
-                if let Some(info) = views.get(&nodes[i]).and_then(|v| v.info.as_ref()) {
-                    for sub in &info.replicas {
-                        if !nodes.contains(sub) {
-                            nodes.push(sub.clone());
-                        }
-                    }
-                }
-                i += 1;
-            }
-            for n in nodes {
-                wanted.entry(n).or_insert_with(|| (m.spec.name.clone(), cadence));
-            }
+            tilt_until = Some(now + TILT_PERIOD);
+        } else if tilt_until.is_some_and(|until| now >= until) {
+            tilt_until = None;
+            h.local.lock().tilt_since = None;
+            emit(&h.hub, Event::plain("-tilt", "#tilt mode exited"));
         }
+        let tilted = tilt_until.is_some();
+        let views = h.monitor.views().lock().clone();
+        let wanted = watch_list(&state, &views);
         h.monitor.sync(&wanted);
 
         if state.bootstrapped
@@ -249,7 +254,7 @@ async fn health_loop(mut h: HealthLoop) {
 
         for m in state.masters.values() {
             let Some(view) = views.get(&m.spec.addr) else { continue };
-            let down = is_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
+            let down = !tilted && is_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
             let was = {
                 let mut local = h.local.lock();
                 // A flag about the master's previous address is dropped silently: that node
@@ -294,6 +299,11 @@ async fn health_loop(mut h: HealthLoop) {
     }
 }
 
+fn emit(hub: &broadcast::Sender<Event>, event: Event) {
+    tracing::warn!(event = %event.kind, "{event}");
+    let _ = hub.send(event);
+}
+
 /// Proposes at most every 200 ms per key: a follower's proposal is forwarded and may be lost,
 /// so it is repeated until the committed state shows it.
 async fn maybe_propose(
@@ -318,9 +328,9 @@ async fn maybe_propose(
 /// The leader-only loop: plan and execute until shutdown; leader memory is dropped whenever
 /// this supervisor is not the leader.
 async fn reconcile_loop(
-    _me: u64,
     consensus: Consensus<Machine>,
     views: Views,
+    local: Arc<parking_lot::Mutex<Local>>,
     executor: Executor,
     mut reconciler: Reconciler,
     mut stop: common::shutdown::Shutdown,
@@ -333,6 +343,10 @@ async fn reconcile_loop(
             _ = stop.wait() => return,
         }
         let status = consensus.status.borrow().clone();
+        if local.lock().tilt_since.is_some() {
+            // In TILT the acting half is skipped, as in Sentinel.
+            continue;
+        }
         if !status.is_leader {
             if was_leader {
                 tracing::info!(term = status.term, "no longer the raft leader; reconciler stopped");

@@ -48,7 +48,13 @@ pub fn render(ctx: &Context, _client: &Client, args: &[Bytes]) -> String {
                 let voters = ctx.status.borrow().voters.len().max(1);
                 out.push_str("# Sentinel\r\n");
                 out.push_str(&format!("sentinel_masters:{}\r\n", state.masters.len()));
-                out.push_str("sentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\n");
+                match ctx.local.lock().tilt_since {
+                    Some(since) => out.push_str(&format!(
+                        "sentinel_tilt:1\r\nsentinel_tilt_since_seconds:{}\r\n",
+                        since.elapsed().as_secs()
+                    )),
+                    None => out.push_str("sentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\n"),
+                }
                 out.push_str("sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n");
                 out.push_str("sentinel_simulate_failure_flags:0\r\n");
                 let views = ctx.views.lock().clone();

@@ -29,6 +29,8 @@ pub struct Local {
     /// Since when this supervisor thinks each master (by name, at that address) is
     /// subjectively down.
     pub sdown_since: HashMap<String, (crate::machine::Addr, Instant)>,
+    /// Since when this supervisor is in TILT (its own loop stalled), if it is.
+    pub tilt_since: Option<Instant>,
 }
 
 /// Everything a client connection reads.
