@@ -152,3 +152,22 @@ mod tests {
         assert_eq!(i.priority, 100);
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    #[test]
+    fn any_text_parses_without_panicking() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let alphabet = b"role:masterslave0ip=,port=123\r\n:_-";
+        for _ in 0..3000 {
+            let len = rng.gen_range(0..120);
+            let text: String =
+                (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect();
+            let _ = NodeInfo::parse(&text);
+        }
+    }
+}

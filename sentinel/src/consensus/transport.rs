@@ -254,3 +254,50 @@ async fn receive(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(from: u64, to: u64, term: u64) -> Message {
+        Message { from, to, term, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn only_authenticated_members_get_messages_through() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(serve(listener, vec![1, 2], Secret::new("right"), tx));
+
+        // A wrong secret fails the acceptor's proof at once.
+        let err = connect(2, 1, addr, &Secret::new("wrong")).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        // The right secret but an id outside the group is refused by the acceptor.
+        let mut outsider = connect(7, 1, addr, &Secret::new("right")).await.unwrap();
+        let body = msg(7, 1, 1).write_to_bytes().unwrap();
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let _ = outsider.write_all(&frame).await;
+
+        // A member: a message with a forged sender is dropped, a true one delivered.
+        let mut member = connect(2, 1, addr, &Secret::new("right")).await.unwrap();
+        for m in [msg(1, 1, 5), msg(2, 1, 6)] {
+            let body = m.write_to_bytes().unwrap();
+            member.write_all(&(body.len() as u32).to_le_bytes()).await.unwrap();
+            member.write_all(&body).await.unwrap();
+        }
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert_eq!((got.from, got.term), (2, 6));
+        assert!(rx.try_recv().is_err(), "nothing from the outsider or the forgery");
+
+        // Garbage after authentication closes that connection without hurting the server.
+        member.write_all(&[0xff, 0xff, 0xff, 0x7f, 1, 2, 3]).await.unwrap();
+        let mut again = connect(2, 1, addr, &Secret::new("right")).await.unwrap();
+        let body = msg(2, 1, 9).write_to_bytes().unwrap();
+        again.write_all(&(body.len() as u32).to_le_bytes()).await.unwrap();
+        again.write_all(&body).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(got.term, 9);
+    }
+}
