@@ -155,24 +155,17 @@ pub async fn run(
         stop: stop.clone(),
     }));
 
+    // A node's credentials are its master's: the same mapping the monitor watches it under.
     let creds_by_node = {
         let state = consensus.state.clone();
+        let views = views.clone();
         move |node: &Addr| -> Credentials {
             let s = state.borrow().clone();
-            let views = crate::monitor::Views::default();
-            let _ = views;
-            for m in s.masters.values() {
-                if &m.spec.addr == node
-                    || m.replicas.contains(node)
-                    || m.failover
-                        .as_ref()
-                        .is_some_and(|f| f.replicas.contains_key(node) || &f.candidate == node)
-                {
-                    return creds.get(&m.spec.name).cloned().unwrap_or_default();
-                }
-            }
-            // Discovered replicas: with one master (the common case) use its credentials.
-            creds.values().next().cloned().unwrap_or_default()
+            let snapshot = views.lock().clone();
+            watch_list(&s, &snapshot)
+                .get(node)
+                .and_then(|(master, _)| creds.get(master).cloned())
+                .unwrap_or_default()
         }
     };
     let executor = Executor {
