@@ -93,6 +93,11 @@ impl Client {
 }
 
 async fn start() -> (u16, u16, tempfile::TempDir) {
+    start_with("").await
+}
+
+/// Starts a group of one watching `mymaster` (a scripted node) plus whatever `extra` adds.
+async fn start_with(extra: &str) -> (u16, u16, tempfile::TempDir) {
     let node = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let node_port = node.local_addr().unwrap().port();
     tokio::spawn(fake_master(node));
@@ -103,7 +108,7 @@ async fn start() -> (u16, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "dir {}\nraft-id 1\nraft-peer 1 127.0.0.1 {raft_port}\nsupervisor-auth s\n\
-         sentinel monitor mymaster 127.0.0.1 {node_port} 1\nsentinel down-after-milliseconds mymaster 5s\n",
+         sentinel monitor mymaster 127.0.0.1 {node_port} 1\nsentinel down-after-milliseconds mymaster 5s\n{extra}",
         dir.path().display()
     );
     let lines = common::config::parse_text(&text, "test.conf").unwrap();
@@ -280,4 +285,35 @@ async fn subscribers_get_events_and_bad_input_gets_errors_not_panics() {
     }
     let mut after = Client::connect(port).await;
     assert_eq!(after.bytes(&["PING"]).await, "+PONG\r\n", "still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_group_watches_several_masters_each_with_its_own_settings() {
+    let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    tokio::spawn(fake_master(other));
+    let extra = format!(
+        "sentinel monitor other 127.0.0.1 {other_port} 1\nsentinel down-after-milliseconds other 2500\n\
+         sentinel parallel-syncs other 3\n"
+    );
+    let (port, _node_port, _dir) = start_with(&extra).await;
+    let mut c = Client::connect(port).await;
+    assert_eq!(
+        c.bytes(&["ROLE"]).await,
+        "*2\r\n$8\r\nsentinel\r\n*2\r\n$8\r\nmymaster\r\n$5\r\nother\r\n"
+    );
+    let Frame::Array(kv) = c.raw("SENTINEL MASTER other\r\n").await else { panic!("a map") };
+    let get =
+        |k: &str| kv.chunks(2).find(|p| p[0] == Frame::bulk(k.as_bytes())).map(|p| p[1].clone());
+    assert_eq!(get("down-after-milliseconds"), Some(Frame::bulk(b"2500")));
+    assert_eq!(get("parallel-syncs"), Some(Frame::bulk(b"3")));
+    assert_eq!(get("port"), Some(Frame::bulk(other_port.to_string().as_bytes())));
+    let Frame::Array(masters) = c.raw("SENTINEL MASTERS\r\n").await else { panic!("an array") };
+    assert_eq!(masters.len(), 2);
+    let Frame::Bulk(info) = c.raw("INFO sentinel\r\n").await else { panic!("a bulk string") };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    assert!(
+        info.contains("sentinel_masters:2\r\n") && info.contains("master1:name=other,"),
+        "{info}"
+    );
 }
