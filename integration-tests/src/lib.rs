@@ -4,9 +4,11 @@
 //! - [`ports`]: loopback ports that are free and never handed out twice in one test process.
 //! - [`process`]: a child process with its own temp dir and log file; killed on drop, and its
 //!   log tail printed when the test is failing.
+//! - [`nodes`]: warden-node or redis-server processes with a small client.
 //! - [`wait`]: polling with a deadline that reports the last state seen.
 
 pub mod ha;
+pub mod nodes;
 pub mod ports;
 pub mod process;
 pub mod wait;

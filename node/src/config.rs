@@ -326,7 +326,9 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             if dir.name == "save" {
                 validate_save(&value)?;
             }
-            if dir.name == "replicaof" && !value.is_empty() && args.len() != 2 {
+            // `--replicaof "host port"` and `--replicaof host port` both work, as in Redis.
+            if dir.name == "replicaof" && !value.is_empty() && value.split_whitespace().count() != 2
+            {
                 return Err("wrong number of arguments".into());
             }
             value

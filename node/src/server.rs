@@ -132,7 +132,7 @@ impl Shared {
     pub fn new(config: Config, shutdown: ShutdownTrigger) -> Arc<Shared> {
         let databases = config.settings.databases;
         crate::db::Lru::tick(unix_ms());
-        Arc::new_cyclic(|me| Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
             repl: Mutex::new(crate::repl::Replication::new()),
             repl_data: tokio::sync::Notify::new(),
             repl_acks: tokio::sync::Notify::new(),
@@ -140,7 +140,8 @@ impl Shared {
             gates: std::sync::atomic::AtomicU8::new(0),
             replica: std::sync::atomic::AtomicBool::new(false),
             link_up: std::sync::atomic::AtomicBool::new(false),
-            short_of_replicas: std::sync::atomic::AtomicBool::new(false),
+            // No replica is attached yet, so `min-replicas-to-write` refuses writes at once.
+            short_of_replicas: std::sync::atomic::AtomicBool::new(true),
             me: me.clone(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
@@ -158,7 +159,9 @@ impl Shared {
             persist: Mutex::new(Default::default()),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             lastsave: std::sync::atomic::AtomicI64::new(unix_ms() / 1000),
-        })
+        });
+        shared.refresh_gates();
+        shared
     }
 
     /// The TCP port clients connect to.

@@ -191,10 +191,41 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             );
             Ok(Frame::Simple(Bytes::from(text)))
         }
+        ("populate", 3..=5) => {
+            let count = crate::cmd::args::int(&args[2])?;
+            if count < 0 {
+                return Err(CommandError::err("value is out of range, must be positive"));
+            }
+            let prefix = args.get(3).map_or(&b"key"[..], |p| &p[..]);
+            let size = match args.get(4) {
+                Some(s) => match crate::cmd::args::int(s)? {
+                    n if n >= 0 => Some(n as usize),
+                    _ => return Err(CommandError::err("value is out of range, must be positive")),
+                },
+                None => None,
+            };
+            for j in 0..count {
+                let key = [prefix, b":", j.to_string().as_bytes()].concat();
+                if ctx.db_ref().keys.get(&key).is_some() {
+                    continue;
+                }
+                let mut value = format!("value:{j}").into_bytes();
+                if let Some(size) = size {
+                    // Padded with zero bytes or cut to `size`, as Redis does.
+                    value.resize(size, 0);
+                }
+                ctx.db_mut().keys.insert(&key, crate::db::Value::string(&value));
+            }
+            Ok(Frame::ok())
+        }
         ("help", _) => Ok(super::help::reply(
             "DEBUG",
             &[
                 ("OBJECT <key>", "Internal details of a key's value."),
+                (
+                    "POPULATE <count> [<prefix>] [<size>]",
+                    "Create <count> string keys named <prefix>:<n> (test data; not replicated).",
+                ),
                 ("SET-ACTIVE-EXPIRE 0|1", "Turn the background expiry of keys off or on."),
                 ("SLEEP <seconds>", "Freeze the whole server for that long (fractions allowed)."),
             ],

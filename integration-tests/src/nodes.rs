@@ -1,0 +1,145 @@
+//! Data nodes for multi-process tests: warden-node or Debian's redis-server, started on a free
+//! loopback port in a temp dir, with a small synchronous client.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::process::Proc;
+use crate::{bin_dir, ports, wait};
+
+/// Which server a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Our warden-node.
+    Warden,
+    /// Debian's redis-server 7.0.
+    Redis,
+}
+
+/// A running node.
+pub struct Node {
+    /// The process (logs printed if the test fails).
+    pub proc: Proc,
+    /// Its port.
+    pub port: u16,
+    /// What it runs.
+    pub kind: Kind,
+}
+
+impl Node {
+    /// Starts a node with `extra` directives (`["--replicaof", "127.0.0.1 6379"]` style).
+    pub fn start(kind: Kind, name: &str, extra: &[&str]) -> Node {
+        let port = ports::allocate();
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            String::new(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let program = match kind {
+            Kind::Warden => bin_dir().join("warden-node"),
+            Kind::Redis => "/usr/bin/redis-server".into(),
+        };
+        // The process runs in its own temp dir, which is where both servers keep their files.
+        let proc = Proc::start(name, Path::new(&program), &args);
+        let node = Node { proc, port, kind };
+        wait::until(&format!("{name} to accept connections"), Duration::from_secs(10), || {
+            node.try_connect()
+        });
+        node
+    }
+
+    /// A connection, or why not.
+    pub fn try_connect(&self) -> Result<redis::Connection, String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .map_err(|e| e.to_string())?;
+        client.get_connection_with_timeout(Duration::from_secs(2)).map_err(|e| e.to_string())
+    }
+
+    /// A connection (panics with the reason).
+    pub fn connect(&self) -> redis::Connection {
+        self.try_connect().unwrap_or_else(|e| panic!("connect to {}: {e}", self.port))
+    }
+
+    /// `host port` for REPLICAOF.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1 {}", self.port)
+    }
+
+    /// One field of INFO (`None` if absent or the node is unreachable).
+    pub fn info(&self, field: &str) -> Option<String> {
+        let mut c = self.try_connect().ok()?;
+        let text: String = redis::cmd("INFO").arg("everything").query(&mut c).ok()?;
+        let prefix = format!("{field}:");
+        text.lines().find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+    }
+
+    /// INFO replication's `master_repl_offset`.
+    pub fn offset(&self) -> i64 {
+        self.info("master_repl_offset").and_then(|v| v.parse().ok()).unwrap_or(-1)
+    }
+}
+
+/// Runs a command and converts its reply (panics with the command on error).
+pub fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    command.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Waits until `replica` reports its link up and the same offset as `master`.
+pub fn wait_in_sync(master: &Node, replica: &Node, timeout: Duration) {
+    wait::until("the replica to catch up with its master", timeout, || {
+        let link = replica.info("master_link_status");
+        let (m, r) = (master.offset(), replica.offset());
+        if link.as_deref() == Some("up") && m == r && m >= 0 {
+            Ok(())
+        } else {
+            Err(format!("link {link:?}, master offset {m}, replica offset {r}"))
+        }
+    });
+}
+
+/// Every key of every database with its type, value and whether it has a TTL, in a form that
+/// compares equal between warden-node and redis-server (unordered collections sorted).
+pub fn dataset(node: &Node) -> std::collections::BTreeMap<(u32, String), String> {
+    let mut c = node.connect();
+    let mut out = std::collections::BTreeMap::new();
+    for db in 0..16u32 {
+        let _: () = cmd(&mut c, &["SELECT", &db.to_string()]);
+        let keys: Vec<String> = cmd(&mut c, &["KEYS", "*"]);
+        for key in keys {
+            let kind: String = cmd(&mut c, &["TYPE", &key]);
+            let value = match kind.as_str() {
+                "string" => cmd::<String>(&mut c, &["GET", &key]),
+                "list" => cmd::<Vec<String>>(&mut c, &["LRANGE", &key, "0", "-1"]).join(","),
+                "hash" => {
+                    let mut v: Vec<(String, String)> = cmd(&mut c, &["HGETALL", &key]);
+                    v.sort();
+                    format!("{v:?}")
+                }
+                "set" => {
+                    let mut v: Vec<String> = cmd(&mut c, &["SMEMBERS", &key]);
+                    v.sort();
+                    v.join(",")
+                }
+                "zset" => format!(
+                    "{:?}",
+                    cmd::<Vec<(String, String)>>(
+                        &mut c,
+                        &["ZRANGE", &key, "0", "-1", "WITHSCORES"]
+                    )
+                ),
+                other => format!("<{other}>"),
+            };
+            let ttl: i64 = cmd(&mut c, &["PTTL", &key]);
+            out.insert((db, key), format!("{kind}:{value}:ttl={}", ttl >= 0));
+        }
+    }
+    out
+}

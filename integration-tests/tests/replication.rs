@@ -1,0 +1,296 @@
+//! Replication between real processes: warden-node with itself and with Debian's
+//! redis-server 7.0 in both directions, chains, promotion, restart, WAIT, and a full sync
+//! under concurrent writes that must lose and duplicate nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_tests::nodes::{cmd, dataset, wait_in_sync, Kind, Node};
+use integration_tests::wait;
+
+const SYNC: Duration = Duration::from_secs(30);
+
+/// Fast full syncs: no diskless delay.
+const MASTER: &[&str] = &["--repl-diskless-sync-delay", "0"];
+
+fn replica_of(master: &Node, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["--replicaof".to_string(), master.addr()];
+    args.extend(MASTER.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn start_replica(kind: Kind, name: &str, master: &Node) -> Node {
+    let args = replica_of(master, &[]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Node::start(kind, name, &refs)
+}
+
+/// Writes one key of every type, in several databases, with and without TTLs.
+fn write_mixed(master: &Node, tag: &str) {
+    let mut c = master.connect();
+    let _: () = cmd(&mut c, &["SET", &format!("s:{tag}"), "v"]);
+    let _: () = cmd(&mut c, &["SET", &format!("ttl:{tag}"), "x", "EX", "1000"]);
+    let _: i64 = cmd(&mut c, &["INCRBY", &format!("n:{tag}"), "41"]);
+    let _: i64 = cmd(&mut c, &["RPUSH", &format!("l:{tag}"), "a", "b", "c"]);
+    let _: i64 = cmd(&mut c, &["HSET", &format!("h:{tag}"), "f", "1", "g", "2"]);
+    let _: String = cmd(&mut c, &["HINCRBYFLOAT", &format!("h:{tag}"), "f", "0.5"]);
+    let _: i64 = cmd(&mut c, &["SADD", &format!("set:{tag}"), "1", "2", "x"]);
+    let _: i64 = cmd(&mut c, &["ZADD", &format!("z:{tag}"), "1.5", "m", "2", "n"]);
+    let _: () = cmd(&mut c, &["SELECT", "3"]);
+    let _: () = cmd(&mut c, &["SET", &format!("db3:{tag}"), "three"]);
+    let _: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("tx")
+        .cmd("LPUSH")
+        .arg("txl")
+        .arg(tag)
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd(&mut c, &["SELECT", "0"]);
+    let _: i64 = cmd(&mut c, &["EXPIRE", &format!("s:{tag}"), "5000"]);
+}
+
+fn assert_same_data(master: &Node, replica: &Node) {
+    wait_in_sync(master, replica, SYNC);
+    let (m, r) = (dataset(master), dataset(replica));
+    assert!(!m.is_empty());
+    assert_eq!(m, r, "replica data differs from the master's");
+}
+
+fn sync_counter(node: &Node, field: &str) -> i64 {
+    node.info(field).and_then(|v| v.parse().ok()).unwrap_or(-1)
+}
+
+/// Drops the replica's link to its master and waits for it to come back.
+fn flap_link(master: &Node, replica: &Node, killed_on_master: bool) {
+    if killed_on_master {
+        let _: i64 = cmd(&mut master.connect(), &["CLIENT", "KILL", "TYPE", "replica"]);
+    } else {
+        let _: i64 = cmd(&mut replica.connect(), &["CLIENT", "KILL", "TYPE", "master"]);
+    }
+}
+
+fn interop(master_kind: Kind, replica_kind: Kind, kill_on_master: bool) {
+    let master = Node::start(master_kind, "master", MASTER);
+    write_mixed(&master, "before");
+    let replica = start_replica(replica_kind, "replica", &master);
+    assert_same_data(&master, &replica);
+    write_mixed(&master, "streamed");
+    assert_same_data(&master, &replica);
+    let partial_before = sync_counter(&master, "sync_partial_ok");
+    flap_link(&master, &replica, kill_on_master);
+    write_mixed(&master, "after-flap");
+    wait::until("a partial resync after the link flap", SYNC, || {
+        let n = sync_counter(&master, "sync_partial_ok");
+        if n > partial_before {
+            Ok(())
+        } else {
+            Err(format!("sync_partial_ok {n}"))
+        }
+    });
+    assert_same_data(&master, &replica);
+    assert_eq!(sync_counter(&master, "sync_full"), 1, "only the first sync may be full");
+    // The replica refuses writes with Redis's words.
+    let err = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut replica.connect()).unwrap_err();
+    assert!(err.to_string().contains("You can't write against a read only replica"), "{err}");
+}
+
+#[test]
+fn warden_master_feeds_a_redis_replica() {
+    interop(Kind::Warden, Kind::Redis, false);
+}
+
+#[test]
+fn redis_master_feeds_a_warden_replica() {
+    interop(Kind::Redis, Kind::Warden, true);
+}
+
+#[test]
+fn warden_master_feeds_a_warden_replica() {
+    interop(Kind::Warden, Kind::Warden, false);
+}
+
+#[test]
+fn mixed_chain_and_promotion_keep_partial_resync() {
+    // redis A → warden B → redis C (seed 4.2.3: B serves C from the stream it receives).
+    let a = Node::start(Kind::Redis, "a-redis", MASTER);
+    let b = start_replica(Kind::Warden, "b-warden", &a);
+    let c = start_replica(Kind::Redis, "c-redis", &b);
+    write_mixed(&a, "chain");
+    assert_same_data(&a, &b);
+    assert_same_data(&a, &c);
+    assert_eq!(a.info("master_replid"), c.info("master_replid"), "C follows A's history");
+
+    // Promote B: C continues with a partial resync through B's replid2.
+    let partial = sync_counter(&b, "sync_partial_ok");
+    let _: () = cmd(&mut b.connect(), &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(b.info("master_replid2"), a.info("master_replid"));
+    wait::until("C to continue from the promoted B", SYNC, || {
+        let n = sync_counter(&b, "sync_partial_ok");
+        if n > partial {
+            Ok(())
+        } else {
+            Err(format!("B's sync_partial_ok {n}"))
+        }
+    });
+    write_mixed(&b, "after-promotion");
+    assert_same_data(&b, &c);
+    assert_eq!(sync_counter(&b, "sync_full"), 1, "C must not need a full sync");
+
+    // The old master A follows B, also without a full sync.
+    let _: () = cmd(&mut a.connect(), &["REPLICAOF", "127.0.0.1", &b.port.to_string()]);
+    wait::until("A to continue from B", SYNC, || {
+        let n = sync_counter(&b, "sync_partial_ok");
+        if n > partial + 1 {
+            Ok(())
+        } else {
+            Err(format!("B's sync_partial_ok {n}"))
+        }
+    });
+    assert_same_data(&b, &a);
+    assert_eq!(sync_counter(&b, "sync_full"), 1);
+}
+
+#[test]
+fn wait_counts_acks_from_redis_replicas() {
+    let master = Node::start(Kind::Warden, "master", MASTER);
+    let r1 = start_replica(Kind::Redis, "r1", &master);
+    let r2 = start_replica(Kind::Redis, "r2", &master);
+    wait_in_sync(&master, &r1, SYNC);
+    wait_in_sync(&master, &r2, SYNC);
+    let mut c = master.connect();
+    // A fresh connection has written nothing: WAIT returns at once.
+    assert_eq!(cmd::<i64>(&mut c, &["WAIT", "2", "0"]), 2);
+    let _: () = cmd(&mut c, &["SET", "k", "v"]);
+    assert_eq!(cmd::<i64>(&mut c, &["WAIT", "2", "10000"]), 2);
+    // More replicas than exist: the timeout answers with the count so far.
+    let _: () = cmd(&mut c, &["SET", "k", "w"]);
+    assert_eq!(cmd::<i64>(&mut c, &["WAIT", "3", "300"]), 2);
+    // With one replica stopped, only one can acknowledge.
+    r2.proc.signal(libc::SIGSTOP);
+    let _: () = cmd(&mut c, &["SET", "k", "x"]);
+    assert_eq!(cmd::<i64>(&mut c, &["WAIT", "2", "500"]), 1);
+    r2.proc.signal(libc::SIGCONT);
+    let err = redis::cmd("WAIT").arg(1).arg(0).query::<i64>(&mut r1.connect()).unwrap_err();
+    assert!(err.to_string().contains("WAIT cannot be used with replica instances"), "{err}");
+}
+
+#[test]
+fn full_sync_under_writes_loses_and_duplicates_nothing() {
+    let keys: usize =
+        std::env::var("WARDEN_SYNC_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let master = Node::start(
+        Kind::Warden,
+        "master",
+        &["--repl-diskless-sync-delay", "0", "--enable-debug-command", "local"],
+    );
+    let _: () = cmd(&mut master.connect(), &["DEBUG", "POPULATE", &keys.to_string()]);
+    // Writers that are not idempotent: a lost or doubled command shows in the counters.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut c = master.connect();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let _: i64 = cmd(&mut c, &["INCR", "counter"]);
+                let _: i64 = cmd(&mut c, &["RPUSH", "log", &n.to_string()]);
+                let _: () = cmd(&mut c, &["SET", &format!("late:{}", n % 5000), &n.to_string()]);
+                n += 1;
+            }
+            n
+        })
+    };
+    let replica = start_replica(Kind::Warden, "replica", &master);
+    wait::until("the replica's first sync", SYNC, || {
+        match replica.info("master_link_status").as_deref() {
+            Some("up") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    // Keep writing while the stream flows, then stop and compare.
+    let streamed_from = sync_counter(&replica, "master_repl_offset");
+    wait::until("some writes streamed after the sync", SYNC, || {
+        let now = sync_counter(&replica, "master_repl_offset");
+        if now > streamed_from + 10_000 {
+            Ok(())
+        } else {
+            Err(format!("offset {now}"))
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    wait_in_sync(&master, &replica, SYNC);
+    let mut m = master.connect();
+    let mut r = replica.connect();
+    assert_eq!(cmd::<u64>(&mut r, &["GET", "counter"]), writes);
+    assert_eq!(cmd::<u64>(&mut r, &["LLEN", "log"]), writes);
+    assert_eq!(cmd::<usize>(&mut r, &["DBSIZE"]), cmd::<usize>(&mut m, &["DBSIZE"]));
+    let log: Vec<u64> = cmd(&mut r, &["LRANGE", "log", "0", "-1"]);
+    assert!(log.iter().enumerate().all(|(i, v)| *v == i as u64), "the list log is out of order");
+    for probe in [0, keys / 2, keys - 1] {
+        let key = format!("key:{probe}");
+        assert_eq!(cmd::<String>(&mut r, &["GET", &key]), format!("value:{probe}"));
+    }
+}
+
+#[test]
+fn restarted_replica_resumes_with_psync() {
+    let master = Node::start(Kind::Warden, "master", MASTER);
+    let mut replica = start_replica(Kind::Warden, "replica", &master);
+    write_mixed(&master, "one");
+    wait_in_sync(&master, &replica, SYNC);
+    // The dump file records the master's replid and our offset.
+    let _: () = cmd(&mut replica.connect(), &["SAVE"]);
+    replica.proc.kill();
+    write_mixed(&master, "while-down");
+    let partial = sync_counter(&master, "sync_partial_ok");
+    replica.proc.restart();
+    wait::until("the restarted replica to continue", SYNC, || {
+        let n = sync_counter(&master, "sync_partial_ok");
+        if n > partial {
+            Ok(())
+        } else {
+            Err(format!("sync_partial_ok {n}"))
+        }
+    });
+    assert_same_data(&master, &replica);
+    assert_eq!(sync_counter(&master, "sync_full"), 1);
+}
+
+#[test]
+fn stale_data_and_min_replicas_refusals() {
+    let master = Node::start(Kind::Warden, "master", &["--min-replicas-to-write", "1"]);
+    let mut c = master.connect();
+    let err = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut c).unwrap_err();
+    assert!(err.to_string().contains("Not enough good replicas to write"), "{err}");
+    assert_eq!(err.code(), Some("NOREPLICAS"));
+    let replica = {
+        let args = replica_of(&master, &["--replica-serve-stale-data", "no"]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Node::start(Kind::Warden, "replica", &refs)
+    };
+    wait::until("the master to count a good replica", SYNC, || {
+        match redis::cmd("SET").arg("k").arg("v").query::<()>(&mut c) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    wait_in_sync(&master, &replica, SYNC);
+    drop(master);
+    let mut r = replica.connect();
+    wait::until("the replica to refuse stale reads", SYNC, || {
+        match redis::cmd("GET").arg("k").query::<Option<String>>(&mut r) {
+            Err(e) if e.to_string().contains("Link with MASTER is down") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    // INFO, ROLE and REPLICAOF still work without a master.
+    let role: Vec<redis::Value> = cmd(&mut r, &["ROLE"]);
+    assert_eq!(role.len(), 5);
+    let _: () = cmd(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(cmd::<String>(&mut r, &["GET", "k"]), "v");
+}
