@@ -15,6 +15,27 @@ pub fn is_sdown(view: &NodeView, now: Instant, down_after: Duration) -> bool {
     now.saturating_duration_since(reference) > down_after
 }
 
+/// How long a master may report `role:slave` before it is considered down (Sentinel allows
+/// down-after plus two INFO periods; our INFO period is a tenth of down-after).
+pub fn demoted_grace(down_after: Duration) -> Duration {
+    down_after + down_after / 5
+}
+
+/// Subjective down for a node the group holds as master: silent for longer than `down_after`,
+/// or reporting `role:slave` for longer than [`demoted_grace`] (someone re-pointed it, so
+/// clients sent to it would get READONLY).
+pub fn is_master_sdown(view: &NodeView, now: Instant, down_after: Duration) -> bool {
+    if is_sdown(view, now, down_after) {
+        return true;
+    }
+    let reports_replica =
+        view.info.as_ref().is_some_and(|i| i.role == Some(crate::info::Role::Replica));
+    reports_replica
+        && view
+            .role_since
+            .is_some_and(|since| now.saturating_duration_since(since) > demoted_grace(down_after))
+}
+
 /// True when the node answered recently enough to be acted on or promoted.
 pub fn is_reachable(view: &NodeView, now: Instant, down_after: Duration) -> bool {
     view.connected && !is_sdown(view, now, down_after.min(Duration::from_secs(5)))
@@ -38,5 +59,25 @@ mod tests {
         let never = view(t0, None);
         assert!(!is_sdown(&never, t0 + d, d));
         assert!(is_sdown(&never, t0 + d + Duration::from_millis(1), d));
+    }
+
+    #[test]
+    fn a_master_that_reports_replica_for_too_long_is_down() {
+        let t0 = Instant::now();
+        let d = Duration::from_millis(1000);
+        let mut v = view(t0, Some(t0));
+        v.observe(crate::info::NodeInfo::parse("role:master\n"), t0);
+        let later = t0 + Duration::from_secs(5);
+        v.last_ok = Some(later);
+        assert!(!is_master_sdown(&v, later, d));
+        v.observe(
+            crate::info::NodeInfo::parse("role:slave\nmaster_host:10.0.0.9\nmaster_port:1\n"),
+            later,
+        );
+        v.last_ok = Some(later + demoted_grace(d));
+        assert!(!is_master_sdown(&v, later + demoted_grace(d), d), "a grace period first");
+        let after = later + demoted_grace(d) + Duration::from_millis(1);
+        v.last_ok = Some(after);
+        assert!(is_master_sdown(&v, after, d));
     }
 }

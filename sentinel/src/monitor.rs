@@ -38,6 +38,8 @@ pub struct NodeView {
     /// The master and replication id this node reported the last time its link to that
     /// master was up: proof that its history came from that master.
     pub synced_from: Option<(Addr, String)>,
+    /// When the reported role last changed (or was first reported).
+    pub role_since: Option<Instant>,
 }
 
 impl NodeView {
@@ -52,6 +54,7 @@ impl NodeView {
             info_at: None,
             master_replids: Vec::new(),
             synced_from: None,
+            role_since: None,
         }
     }
 
@@ -71,6 +74,9 @@ impl NodeView {
                 self.synced_from = Some((m.clone(), id.clone()));
             }
             _ => {}
+        }
+        if self.info.as_ref().map(|i| i.role) != Some(info.role) {
+            self.role_since = Some(now);
         }
         self.info = Some(info);
         self.info_at = Some(now);

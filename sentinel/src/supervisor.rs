@@ -19,7 +19,7 @@ use crate::consensus::logger::raft_logger;
 use crate::consensus::task::{self, Consensus, Inputs};
 use crate::consensus::transport::{self, Router};
 use crate::executor::Executor;
-use crate::health::is_sdown;
+use crate::health::is_master_sdown;
 use crate::machine::{Addr, Command, Event, Machine};
 use crate::monitor::{watch_list, Monitor, Views};
 use crate::node_link::Credentials;
@@ -247,7 +247,8 @@ async fn health_loop(mut h: HealthLoop) {
 
         for m in state.masters.values() {
             let Some(view) = views.get(&m.spec.addr) else { continue };
-            let down = !tilted && is_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
+            let down =
+                !tilted && is_master_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
             let was = {
                 let mut local = h.local.lock();
                 // A flag about the master's previous address is dropped silently: that node
