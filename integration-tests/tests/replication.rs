@@ -294,3 +294,65 @@ fn stale_data_and_min_replicas_refusals() {
     let _: () = cmd(&mut r, &["REPLICAOF", "NO", "ONE"]);
     assert_eq!(cmd::<String>(&mut r, &["GET", "k"]), "v");
 }
+
+/// FAILOVER TO: writes acknowledged before and during the handover are all on the new
+/// master; the old master follows it with a partial resync.
+fn coordinated_failover(master_kind: Kind, target_kind: Kind) {
+    let master = Node::start(master_kind, "old-master", MASTER);
+    let target = start_replica(target_kind, "target", &master);
+    let other = start_replica(Kind::Redis, "other", &master);
+    wait_in_sync(&master, &target, SYNC);
+    wait_in_sync(&master, &other, SYNC);
+    // A writer that records every acknowledged INCR until writes are refused.
+    let writer = {
+        let mut c = master.connect();
+        std::thread::spawn(move || {
+            let mut acked = 0i64;
+            loop {
+                match redis::cmd("INCR").arg("counter").query::<i64>(&mut c) {
+                    Ok(v) => acked = v,
+                    Err(_) => return acked,
+                }
+            }
+        })
+    };
+    wait::until("some writes before the failover", SYNC, || {
+        let v: Option<i64> = redis::cmd("GET").arg("counter").query(&mut master.connect()).ok();
+        if v.unwrap_or(0) > 200 {
+            Ok(())
+        } else {
+            Err(format!("{v:?}"))
+        }
+    });
+    let to = target.port.to_string();
+    let _: () =
+        cmd(&mut master.connect(), &["FAILOVER", "TO", "127.0.0.1", &to, "TIMEOUT", "10000"]);
+    wait::until("the target to become master", SYNC, || {
+        match (target.info("role").as_deref(), master.info("role").as_deref()) {
+            (Some("master"), Some("slave")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let acked = writer.join().unwrap();
+    let on_target: i64 = cmd(&mut target.connect(), &["GET", "counter"]);
+    assert!(on_target >= acked, "acknowledged {acked} increments, the new master has {on_target}");
+    assert_eq!(sync_counter(&target, "sync_full"), 0, "the old master must continue partially");
+    let _: i64 = cmd(&mut target.connect(), &["INCR", "counter"]);
+    wait_in_sync(&target, &master, SYNC);
+    assert_eq!(dataset(&target), dataset(&master));
+}
+
+#[test]
+fn failover_between_warden_nodes() {
+    coordinated_failover(Kind::Warden, Kind::Warden);
+}
+
+#[test]
+fn redis_master_fails_over_to_a_warden_replica() {
+    coordinated_failover(Kind::Redis, Kind::Warden);
+}
+
+#[test]
+fn warden_master_fails_over_to_a_redis_replica() {
+    coordinated_failover(Kind::Warden, Kind::Redis);
+}

@@ -44,7 +44,9 @@ fn replication_cron(shared: &Shared) {
         return;
     }
     let now = unix_ms() / 1000;
-    if !r.replicas.is_empty() && now % settings.repl_ping_period.max(1) as i64 == 0 {
+    // No pings during FAILOVER: the offset must stay still for a replica to catch up to it.
+    let quiet = r.failover.is_some();
+    if !r.replicas.is_empty() && !quiet && now % settings.repl_ping_period.max(1) as i64 == 0 {
         // Counted in the offset like any stream byte; lowercase, as Redis sends it.
         r.feed_raw(b"*1\r\n$4\r\nping\r\n");
         shared.repl_data.notify_waiters();

@@ -27,6 +27,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), sync),
     cmd("wait", 3, NOSCRIPT, (0, 0, 0), wait),
     cmd("waitaof", 4, NOSCRIPT, (0, 0, 0), waitaof),
+    cmd("failover", -1, ADMIN | NOSCRIPT | STALE, (0, 0, 0), failover),
 ];
 
 /// What a client waits for after WAIT or WAITAOF.
@@ -248,4 +249,77 @@ fn start_wait(ctx: &mut Ctx<'_>, wait: WaitFor) -> CmdResult {
     drop(r);
     ctx.effect = Some(Effect::Wait(wait));
     Ok(silent())
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: hand the master role to a replica
+/// without losing acknowledged writes (writes pause until the replica has everything).
+fn failover(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    use crate::repl::failover::{self as fo, FailoverRequest, FailoverState};
+    let shared = ctx.server;
+    if args.len() == 2 && is(&args[1], "abort") {
+        if shared.repl.lock().failover.is_none() {
+            return Err(CommandError::err("No failover in progress."));
+        }
+        fo::abort(shared, "Failover manually aborted");
+        return Ok(Frame::ok());
+    }
+    let (mut timeout_ms, mut force, mut target) = (0i64, false, None);
+    let mut j = 1;
+    while j < args.len() {
+        if is(&args[j], "timeout") && j + 1 < args.len() && timeout_ms == 0 {
+            timeout_ms = args::int(&args[j + 1])?;
+            if timeout_ms <= 0 {
+                return Err(CommandError::err("FAILOVER timeout must be greater than 0"));
+            }
+            j += 2;
+        } else if is(&args[j], "to") && j + 2 < args.len() && target.is_none() {
+            let port = args::int(&args[j + 2])?;
+            target = Some((String::from_utf8_lossy(&args[j + 1]).into_owned(), port));
+            j += 3;
+        } else if is(&args[j], "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let mut r = shared.repl.lock();
+    if r.failover.is_some() {
+        return Err(CommandError::err("FAILOVER already in progress."));
+    }
+    if r.is_replica() {
+        return Err(CommandError::err("FAILOVER is not valid when server is a replica."));
+    }
+    if r.replicas.is_empty() {
+        return Err(CommandError::err("FAILOVER requires connected replicas."));
+    }
+    if force && (timeout_ms == 0 || target.is_none()) {
+        return Err(CommandError::err(
+            "FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    let target = match target {
+        Some((host, port)) => {
+            let Some(replica) =
+                r.replicas.iter().find(|e| e.ip == host && i64::from(e.port) == port)
+            else {
+                return Err(CommandError::err("FAILOVER target HOST and PORT is not a replica."));
+            };
+            if replica.state != crate::repl::ReplicaState::Online {
+                return Err(CommandError::err("FAILOVER target replica is not online."));
+            }
+            info!(target = %format!("{host}:{port}"), "FAILOVER requested");
+            Some((host, port as u16))
+        }
+        None => {
+            info!("FAILOVER requested to any replica");
+            None
+        }
+    };
+    r.failover = Some(FailoverState::WaitingForSync);
+    drop(r);
+    let deadline = (timeout_ms > 0)
+        .then(|| std::time::Instant::now() + Duration::from_millis(timeout_ms as u64));
+    fo::start(&shared.self_arc(), FailoverRequest { target, deadline, force });
+    Ok(Frame::ok())
 }

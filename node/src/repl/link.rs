@@ -55,6 +55,29 @@ pub fn start(
     port: u16,
     cached: Option<CachedMaster>,
 ) {
+    start_link(shared, r, host, port, cached, false)
+}
+
+/// Like [`start`], for the last step of FAILOVER: the PSYNC carries `FAILOVER`, asking the
+/// target to promote itself first.
+pub fn start_failover(
+    shared: &Arc<Shared>,
+    r: &mut Replication,
+    host: String,
+    port: u16,
+    cached: Option<CachedMaster>,
+) {
+    start_link(shared, r, host, port, cached, true)
+}
+
+fn start_link(
+    shared: &Arc<Shared>,
+    r: &mut Replication,
+    host: String,
+    port: u16,
+    cached: Option<CachedMaster>,
+    failover: bool,
+) {
     if let Some(old) = r.master.take() {
         let _ = old.stop.send(true);
     }
@@ -72,6 +95,7 @@ pub fn start(
         cached,
         stop,
         generation,
+        failover,
     });
     shared.set_replica(true);
     let shared = shared.clone();
@@ -205,17 +229,37 @@ impl Wire {
 
 /// One link: handshake, sync, then stream until something breaks.
 async fn connect_and_follow(shared: &Arc<Shared>, generation: u64) -> Result<(), LinkError> {
-    let (host, port, cached) = {
+    let (host, port, cached, failover) = {
         let r = shared.repl.lock();
         let link =
             r.master.as_ref().filter(|l| l.generation == generation).ok_or(LinkError::Cancelled)?;
-        (link.host.clone(), link.port, link.cached.clone())
+        (link.host.clone(), link.port, link.cached.clone(), link.failover)
     };
+    let result = handshake_and_follow(shared, generation, &host, port, cached, failover).await;
+    if failover {
+        // The handover either happened (the PSYNC was answered) or it is off.
+        if let Err(e) = &result {
+            if shared.repl.lock().failover.is_some() {
+                super::failover::abort(shared, &format!("handover to {host}:{port} failed: {e}"));
+            }
+        }
+    }
+    result
+}
+
+async fn handshake_and_follow(
+    shared: &Arc<Shared>,
+    generation: u64,
+    host: &str,
+    port: u16,
+    cached: Option<CachedMaster>,
+    failover: bool,
+) -> Result<(), LinkError> {
     let settings = shared.config.read().settings.clone();
     let timeout = Duration::from_secs(settings.repl_timeout);
     set_state(shared, generation, LinkState::Connecting)?;
     info!(master = %format!("{host}:{port}"), "connecting to the master");
-    let socket = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port)))
+    let socket = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
         .await
         .map_err(|_| LinkError::Timeout("connecting to the master"))??;
     let _ = socket.set_nodelay(true);
@@ -272,9 +316,16 @@ async fn connect_and_follow(shared: &Arc<Shared>, generation: u64) -> Result<(),
         None => ("?".to_string(), "-1".to_string()),
     };
     info!(request = %format!("{replid}:{offset}"), "trying a partial resynchronization");
-    wire.send(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()]).await?;
+    if failover {
+        wire.send(&[b"PSYNC", replid.as_bytes(), offset.as_bytes(), b"FAILOVER"]).await?;
+    } else {
+        wire.send(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()]).await?;
+    }
     let answer = wire.reply(timeout).await?;
     let text = String::from_utf8_lossy(&answer).into_owned();
+    if failover && (text.starts_with("+FULLRESYNC") || text.starts_with("+CONTINUE")) {
+        super::failover::finished(shared);
+    }
     let mut applier = Applier::new(shared);
     if let Some(rest) = text.strip_prefix("+FULLRESYNC") {
         let mut words = rest.split_whitespace();

@@ -151,6 +151,8 @@ pub struct MasterLink {
     pub stop: tokio::sync::watch::Sender<bool>,
     /// Distinguishes this link from an earlier one to the same master.
     pub generation: u64,
+    /// This link is FAILOVER's handover: its first PSYNC carries `FAILOVER`.
+    pub failover: bool,
 }
 
 /// Replication state (lock: `Shared::repl`, taken after `keyspace`).
