@@ -602,6 +602,23 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_between_the_snapshot_and_the_log_rewrite_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::open(dir.path(), &[1]).unwrap();
+        let es: Vec<Entry> = (1..=6).map(|i| entry(i, 1, &format!("e{i}"))).collect();
+        s.persist(None, &es, Some(&hs(1, 1, 6)), true).unwrap();
+        let old_log = std::fs::read(dir.path().join("raft.log")).unwrap();
+        s.compact(4, b"state@4".to_vec()).unwrap();
+        drop(s);
+        // As if the process died after the snapshot's rename but before the log's.
+        std::fs::write(dir.path().join("raft.log"), old_log).unwrap();
+        let s = DiskStorage::open(dir.path(), &[1]).unwrap();
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (5, 6));
+        assert_eq!(datas(&s), ["e5", "e6"]);
+        assert_eq!(s.snapshot(0, 0).unwrap().get_metadata().index, 4);
+    }
+
+    #[test]
     fn installing_a_received_snapshot_replaces_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = DiskStorage::open(dir.path(), &[1, 2]).unwrap();
