@@ -85,23 +85,6 @@ fn load_dump(
     Ok(loaded)
 }
 
-/// With `replicaof` set, become a replica. If the dump file recorded where in its master's
-/// stream it was taken, PSYNC from there (a restarted replica resumes with a partial resync).
-fn start_replication(shared: &std::sync::Arc<Shared>, loaded: Option<&node::persist::LoadSummary>) {
-    let Some((host, port)) = shared.config.read().settings.replicaof.clone() else { return };
-    let _ks = shared.keyspace.lock();
-    let mut r = shared.repl.lock();
-    let cached = loaded.and_then(|summary| {
-        let replid = summary.repl_id()?.to_string();
-        let offset = summary.repl_offset()?;
-        let db = summary.repl_stream_db().filter(|&d| d >= 0)? as usize;
-        r.restore(&replid, offset);
-        Some(node::repl::CachedMaster { replid, offset, db })
-    });
-    node::repl::link::start(shared, &mut r, host, port, cached);
-    shared.refresh_role(&r);
-}
-
 /// Sends a readiness message to systemd's NOTIFY_SOCKET, if there is one (Type=notify units).
 fn notify_systemd(message: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
@@ -138,7 +121,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let dbfilename = config.get("dbfilename").unwrap_or("dump.rdb").to_string();
     let shared = Shared::new(config, trigger.clone());
     let loaded = load_dump(&shared, &dir, &dbfilename)?;
-    start_replication(&shared, loaded.as_ref());
+    node::repl::link::start_configured(&shared, loaded.as_ref());
     for l in &listeners {
         info!(addr = %l.local_addr()?, "listening");
     }

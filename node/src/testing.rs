@@ -39,6 +39,7 @@ impl TestServer {
         let listeners = server::bind(&config).await.expect("bind 127.0.0.1:0");
         let addr = listeners[0].local_addr().expect("bound address");
         let task = tokio::spawn(server::run(shared.clone(), listeners, stop));
+        crate::repl::link::start_configured(&shared, None);
         TestServer { addr, shared, trigger, task }
     }
 

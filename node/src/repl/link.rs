@@ -102,6 +102,24 @@ fn start_link(
     tokio::spawn(async move { run(shared, generation, stopped).await });
 }
 
+/// At startup with `replicaof` set: become a replica. If the dump file recorded where in its
+/// master's stream it was taken, PSYNC from there (a restarted replica resumes with a partial
+/// resync).
+pub fn start_configured(shared: &Arc<Shared>, loaded: Option<&crate::persist::LoadSummary>) {
+    let Some((host, port)) = shared.config.read().settings.replicaof.clone() else { return };
+    let _ks = shared.keyspace.lock();
+    let mut r = shared.repl.lock();
+    let cached = loaded.and_then(|summary| {
+        let replid = summary.repl_id()?.to_string();
+        let offset = summary.repl_offset()?;
+        let db = summary.repl_stream_db().filter(|&d| d >= 0)? as usize;
+        r.restore(&replid, offset);
+        Some(CachedMaster { replid, offset, db })
+    });
+    start(shared, &mut r, host, port, cached);
+    shared.refresh_role(&r);
+}
+
 /// Stops the link (REPLICAOF NO ONE, shutdown).
 pub fn stop(shared: &Shared, r: &mut Replication) {
     if let Some(old) = r.master.take() {
@@ -514,7 +532,8 @@ async fn stream(
     mut applier: Applier,
     timeout: Duration,
 ) -> Result<(), LinkError> {
-    let mut ack = tokio::time::interval(Duration::from_secs(1));
+    let second = Duration::from_secs(1);
+    let mut ack = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
     let mut kill = applier.kill_signal();
     let mut replies = Vec::new();
     let mut last_io = Instant::now();
