@@ -264,7 +264,16 @@ fn killed_master_scenario(kind: NodeKind) {
 
 #[test]
 fn a_minority_of_supervisors_never_fails_over() {
-    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    minority_scenario(NodeKind::Redis);
+}
+
+#[test]
+fn a_minority_never_fails_over_warden_nodes() {
+    minority_scenario(NodeKind::Warden);
+}
+
+fn minority_scenario(kind: NodeKind) {
+    let mut group = Group::start(kind, 2, 3, DOWN_AFTER);
     let old = group.nodes[0].port;
     group.supervisors[0].proc.kill();
     group.supervisors[1].proc.kill();
@@ -301,7 +310,16 @@ fn a_minority_of_supervisors_never_fails_over() {
 #[test]
 fn a_leader_that_dies_right_after_starting_the_failover_is_replaced_and_the_failover_completes_once(
 ) {
-    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    leader_crash_after_election(NodeKind::Redis);
+}
+
+#[test]
+fn a_leader_crash_after_election_warden_nodes() {
+    leader_crash_after_election(NodeKind::Warden);
+}
+
+fn leader_crash_after_election(kind: NodeKind) {
+    let mut group = Group::start(kind, 2, 3, DOWN_AFTER);
     let old = group.nodes[0].port;
     let replicas: Vec<u16> = group.nodes[1..].iter().map(|n| n.port).collect();
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
