@@ -275,7 +275,7 @@ async fn subscribers_get_events_and_bad_input_gets_errors_not_panics() {
     );
     assert_eq!(c.bytes(&["PING"]).await, "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     assert_eq!(c.bytes(&["PUNSUBSCRIBE"]).await, "*3\r\n$12\r\npunsubscribe\r\n$1\r\n*\r\n:0\r\n");
-    for garbage in ["*1\r\n$-5\r\n", "*abc\r\n", "\"unbalanced\r\n"] {
+    for garbage in ["*1\r\n$-5\r\n", "*abc\r\n", "\"unbalanced\r\n", "*1\r\n$2000000\r\n"] {
         let mut g = Client::connect(port).await;
         let reply = g.raw(garbage).await;
         assert!(

@@ -13,6 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{info, sentinel, Context};
 use crate::machine::Event;
 
+/// Nothing a Sentinel client sends is large; a 1 MiB argument is already absurd.
+const LIMITS: RequestLimits = RequestLimits { max_bulk_len: 1 << 20, unauthenticated: false };
+
 /// Per-connection state.
 pub struct Client {
     /// RESP2 or RESP3.
@@ -54,7 +57,7 @@ pub async fn run(mut stream: TcpStream, ctx: Arc<Context>, mut stop: common::shu
                     Ok(_) => {}
                 }
                 loop {
-                    match parse_request(&mut buf, RequestLimits::default()) {
+                    match parse_request(&mut buf, LIMITS) {
                         Ok(Some(args)) if args.is_empty() => continue,
                         Ok(Some(args)) => {
                             for frame in dispatch(&ctx, &mut client, &args) {
