@@ -258,6 +258,35 @@ fn killed_master_scenario(kind: NodeKind) {
         format!("slave 127.0.0.1:{old} 127.0.0.1 {old} @ mymaster 127.0.0.1 {new}")
     );
     assert_eq!(wait_all_answer(&group, "the master to stay put", |p| p == new), new);
+    // The operator's view agrees, from any supervisor.
+    let ctl = integration_tests::bin_dir().join("wardenctl");
+    let port = group.supervisors[1].port.to_string();
+    wait::until(
+        "wardenctl status to show the converted old master in sync",
+        Duration::from_secs(10),
+        || {
+            let out = std::process::Command::new(&ctl)
+                .args(["-p", &port, "status"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let master = format!("mymaster  master 127.0.0.1:{new}  flags master  config-epoch 1");
+            let replica = format!("replica 127.0.0.1:{old}  link ok");
+            if out.status.success() && text.contains(&master) && text.contains(&replica) {
+                Ok(())
+            } else {
+                Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+            }
+        },
+    );
+    let out =
+        std::process::Command::new(&ctl).args(["-p", &port, "--json", "status"]).output().unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        json.contains("\"raft_leader\"") && json.contains(&format!("\"port\": \"{new}\"")),
+        "{json}"
+    );
+
     let secret_leaks: Vec<usize> = count_in_log(&group, "test-secret-not-logged");
     assert_eq!(secret_leaks, [0, 0, 0], "the supervisor secret must never be logged");
 }

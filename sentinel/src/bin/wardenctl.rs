@@ -1,0 +1,217 @@
+//! `wardenctl [-h host] [-p port] [--json] status` — the operator's view of a supervisor
+//! group, read from any supervisor through the Sentinel protocol (issue 6 extends this with
+//! failover, switchover, members and history).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use common::resp::{decode, Frame};
+use serde_json::{json, Value};
+
+const USAGE: &str = "Usage: wardenctl [-h host] [-p port] [--json] status";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mut host, mut port, mut as_json, mut command) =
+        ("127.0.0.1".to_string(), 26379u16, false, None);
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-h" if i + 1 < args.len() => {
+                host = args[i + 1].clone();
+                i += 1;
+            }
+            "-p" if i + 1 < args.len() => match args[i + 1].parse() {
+                Ok(p) => {
+                    port = p;
+                    i += 1;
+                }
+                Err(_) => return usage(&format!("invalid port '{}'", args[i + 1])),
+            },
+            "--json" => as_json = true,
+            "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other if command.is_none() && !other.starts_with('-') => {
+                command = Some(other.to_string())
+            }
+            other => return usage(&format!("unexpected argument '{other}'")),
+        }
+        i += 1;
+    }
+    match command.as_deref() {
+        Some("status") => match status(&host, port) {
+            Ok(v) => {
+                if as_json {
+                    println!("{}", serde_json::to_string_pretty(&v).expect("a JSON value prints"));
+                } else {
+                    print!("{}", render(&v));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wardenctl: {host}:{port}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(other) => usage(&format!("unknown command '{other}'")),
+        None => usage("no command given"),
+    }
+}
+
+fn usage(why: &str) -> ExitCode {
+    eprintln!("wardenctl: {why}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn call(&mut self, args: &[&str]) -> Result<Frame, String> {
+        let mut out = Vec::new();
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        sentinel::node_link::encode_command(&mut out, &args);
+        self.stream.write_all(&out).map_err(|e| e.to_string())?;
+        loop {
+            if let Some((frame, used)) = decode(&self.buf).map_err(|e| e.to_string())? {
+                self.buf.drain(..used);
+                return match frame {
+                    Frame::Error(e) => Err(String::from_utf8_lossy(&e).into_owned()),
+                    f => Ok(f),
+                };
+            }
+            let mut chunk = [0u8; 16384];
+            let n = self.stream.read(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn text(f: &Frame) -> String {
+    match f {
+        Frame::Bulk(b) | Frame::Simple(b) | Frame::Verbatim(_, b) => {
+            String::from_utf8_lossy(b).into_owned()
+        }
+        Frame::Integer(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A Sentinel instance map (flat array or RESP3 map) as a JSON object of strings.
+fn map(f: &Frame) -> Value {
+    let mut obj = serde_json::Map::new();
+    match f {
+        Frame::Array(items) => {
+            for kv in items.chunks(2) {
+                if let [k, v] = kv {
+                    obj.insert(text(k), Value::String(text(v)));
+                }
+            }
+        }
+        Frame::Map(pairs) => {
+            for (k, v) in pairs {
+                obj.insert(text(k), Value::String(text(v)));
+            }
+        }
+        _ => {}
+    }
+    Value::Object(obj)
+}
+
+fn list(f: &Frame) -> Vec<Value> {
+    match f {
+        Frame::Array(items) => items.iter().map(map).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn status(host: &str, port: u16) -> Result<Value, String> {
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    let mut c = Conn { stream, buf: Vec::new() };
+    let info = text(&c.call(&["INFO", "server"])?);
+    let field = |k: &str| {
+        info.lines()
+            .find_map(|l| l.trim_end().strip_prefix(k)?.strip_prefix(':').map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mut masters = Vec::new();
+    for m in list(&c.call(&["SENTINEL", "MASTERS"])?) {
+        let name = m["name"].as_str().unwrap_or_default().to_string();
+        let replicas = list(&c.call(&["SENTINEL", "REPLICAS", &name])?);
+        let supervisors = list(&c.call(&["SENTINEL", "SENTINELS", &name])?);
+        masters.push(json!({ "master": m, "replicas": replicas, "supervisors": supervisors }));
+    }
+    Ok(json!({
+        "supervisor": { "run_id": field("run_id"), "raft_id": field("raft_id"),
+                        "raft_term": field("raft_term"), "raft_leader": field("raft_leader") },
+        "masters": masters,
+    }))
+}
+
+/// The human-readable form: each master as a tree of its replicas, then the supervisors.
+fn render(v: &Value) -> String {
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let sup = &v["supervisor"];
+    let mut out = format!(
+        "supervisor {} (raft id {}), raft term {}, leader {}\n",
+        s(sup, "run_id").get(..8).unwrap_or(""),
+        s(sup, "raft_id"),
+        s(sup, "raft_term"),
+        match s(sup, "raft_leader").as_str() {
+            "0" | "" => "none".to_string(),
+            l => format!("raft id {l}"),
+        }
+    );
+    for entry in v["masters"].as_array().into_iter().flatten() {
+        let m = &entry["master"];
+        let failover = match s(m, "failover-state").as_str() {
+            "" => String::new(),
+            st => format!("  FAILOVER IN PROGRESS ({st})"),
+        };
+        out.push_str(&format!(
+            "\n{}  master {}:{}  flags {}  config-epoch {}  quorum {}{failover}\n",
+            s(m, "name"),
+            s(m, "ip"),
+            s(m, "port"),
+            s(m, "flags"),
+            s(m, "config-epoch"),
+            s(m, "quorum")
+        ));
+        for r in entry["replicas"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  └─ replica {}  link {}  offset {}  priority {}  flags {}\n",
+                s(r, "name"),
+                s(r, "master-link-status"),
+                s(r, "slave-repl-offset"),
+                s(r, "slave-priority"),
+                s(r, "flags")
+            ));
+        }
+        let others: Vec<String> = entry["supervisors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| format!("{}:{} ({})", s(x, "ip"), s(x, "port"), s(x, "flags")))
+            .collect();
+        out.push_str(&format!(
+            "  other supervisors: {}\n",
+            if others.is_empty() { "none".into() } else { others.join(", ") }
+        ));
+    }
+    out
+}
