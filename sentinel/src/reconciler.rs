@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::consensus::core::GroupStatus;
-use crate::health::{is_reachable, is_sdown};
+use crate::health::is_reachable;
 use crate::info::Role;
 use crate::machine::{Addr, Command, Machine, MasterSpec, MasterState, Phase, ReplicaStep};
 use crate::monitor::NodeView;
@@ -474,13 +474,6 @@ fn descends(
         }
     }
     [&info.replid, &info.replid2].into_iter().flatten().any(|id| known.contains(&id))
-}
-
-/// True if the master is subjectively down for this supervisor.
-pub fn master_sdown(m: &MasterState, views: &HashMap<Addr, NodeView>, now: Instant) -> bool {
-    views
-        .get(&m.spec.addr)
-        .is_some_and(|v| is_sdown(v, now, Duration::from_millis(m.spec.down_after_ms)))
 }
 
 #[cfg(test)]

@@ -245,10 +245,14 @@ async fn health_loop(mut h: HealthLoop) {
             maybe_propose(&h.consensus, &mut last_proposal, "announce".into(), cmd, now).await;
         }
 
+        if tilted {
+            // Opinions stay as they were: neither "down" nor "up" is known until fresh
+            // observations arrive.
+            continue;
+        }
         for m in state.masters.values() {
             let Some(view) = views.get(&m.spec.addr) else { continue };
-            let down =
-                !tilted && is_master_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
+            let down = is_master_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
             let was = {
                 let mut local = h.local.lock();
                 // A flag about the master's previous address is dropped silently: that node

@@ -189,7 +189,7 @@ fn dispatch(ctx: &Context, client: &mut Client, args: &[Bytes]) -> Vec<Frame> {
             3 => one(Frame::error("WRONGPASS invalid username-password pair or user is disabled.")),
             _ => one(wrong_args("auth")),
         },
-        "hello" => one(hello(ctx, client, args)),
+        "hello" => one(hello(client, args)),
         "client" => one(client_cmd(client, args)),
         "role" if args.len() == 1 => {
             let state = ctx.state.borrow().clone();
@@ -244,7 +244,7 @@ fn dispatch(ctx: &Context, client: &mut Client, args: &[Bytes]) -> Vec<Frame> {
     }
 }
 
-fn hello(ctx: &Context, client: &mut Client, args: &[Bytes]) -> Frame {
+fn hello(client: &mut Client, args: &[Bytes]) -> Frame {
     let mut proto = client.proto;
     let mut i = 1;
     if let Some(v) = args.get(1) {
@@ -288,7 +288,6 @@ fn hello(ctx: &Context, client: &mut Client, args: &[Bytes]) -> Frame {
     if name.is_some() {
         client.name = name;
     }
-    let _ = ctx;
     Frame::Map(vec![
         (Frame::bulk(b"server"), Frame::bulk(b"redis")),
         (Frame::bulk(b"version"), Frame::bulk(b"7.0.15")),
