@@ -123,6 +123,9 @@ impl Config {
                         ConfigError::at(line, format!("invalid peer address '{host}'"))
                     })?;
                     let p = parse_port(line, p)?;
+                    if p == 0 {
+                        return Err(ConfigError::at(line, "a raft peer needs a real port, not 0"));
+                    }
                     if peers.iter().any(|peer| peer.id == id) {
                         return Err(ConfigError::at(line, format!("duplicate raft-peer id {id}")));
                     }
@@ -387,5 +390,12 @@ mod tests {
             .to_string()
             .contains("Quorum"));
         assert!(load("port 99999\n", &[]).unwrap_err().to_string().contains("Invalid port"));
+        let e = load(&GOOD.replace("raft-peer 3 127.0.0.1 26481", "raft-peer 3 127.0.0.1 0"), &[])
+            .unwrap_err();
+        assert!(e.to_string().contains("not 0"), "{e}");
+        let e =
+            load(&GOOD.replace("raft-peer 3 127.0.0.1 26481", "raft-peer 2 127.0.0.1 26481"), &[])
+                .unwrap_err();
+        assert!(e.to_string().contains("duplicate raft-peer id 2"), "{e}");
     }
 }
