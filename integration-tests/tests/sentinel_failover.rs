@@ -391,6 +391,19 @@ fn leader_crash_after_election(kind: NodeKind) {
     // The crashed supervisor restarts from its log and agrees.
     group.supervisors[leader].proc.restart();
     wait_all_answer(&group, "the restarted supervisor to agree", |p| p == new);
+    // Every supervisor killed and restarted at once: the committed state, not the config file
+    // (which still names the old master), is the truth, and nothing happens twice.
+    for s in &mut group.supervisors {
+        s.proc.kill();
+    }
+    for s in &mut group.supervisors {
+        s.proc.restart();
+    }
+    wait_all_answer(&group, "the whole restarted group to answer the new master", |p| p == new);
+    for s in &group.supervisors {
+        assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "1");
+    }
+    assert_eq!(role(new).unwrap(), "master");
 }
 
 #[test]
