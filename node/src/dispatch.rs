@@ -391,8 +391,11 @@ impl Shared {
         }
         r.feed(&commands);
         let offset = r.offset();
+        let wake = !r.replicas.is_empty();
         drop(r);
-        self.repl_data.notify_waiters();
+        if wake {
+            self.repl_data.notify_waiters();
+        }
         Some(offset)
     }
 
@@ -402,8 +405,13 @@ impl Shared {
         if raw.is_empty() {
             return;
         }
-        self.repl.lock().feed_raw(raw);
+        let mut r = self.repl.lock();
+        r.feed_raw(raw);
         raw.clear();
-        self.repl_data.notify_waiters();
+        let wake = !r.replicas.is_empty();
+        drop(r);
+        if wake {
+            self.repl_data.notify_waiters();
+        }
     }
 }

@@ -136,13 +136,11 @@ impl Applier {
     /// Appends applied bytes to our stream outside any transaction (the dispatcher does this
     /// for ordinary commands, under the keyspace lock).
     fn commit_raw(&mut self, shared: &Shared) {
-        if self.client.multi.is_some() {
+        if self.client.multi.is_some() || self.client.master_raw.is_empty() {
             return;
         }
         let _ks = shared.keyspace.lock();
-        shared.repl.lock().feed_raw(&self.client.master_raw);
-        self.client.master_raw.clear();
-        shared.repl_data.notify_waiters();
+        shared.forward_master_bytes(&mut self.client.master_raw);
     }
 }
 
