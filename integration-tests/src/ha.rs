@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::proxy::Proxy;
 use crate::{bin_dir, ports, process::Proc, wait};
 
 /// Which data server the nodes run.
@@ -39,8 +40,11 @@ pub struct Group {
     pub nodes: Vec<Node>,
     /// The supervisors.
     pub supervisors: Vec<Supervisor>,
-    /// The config file every supervisor reads.
+    /// The shared settings (each supervisor reads its own copy, which differs only in how it
+    /// reaches its peers).
     pub config: PathBuf,
+    /// Supervisor-to-supervisor links, `(from, to)`, when started with proxies.
+    links: Vec<((u64, u64), Proxy)>,
     _conf_dir: tempfile::TempDir,
 }
 
@@ -69,6 +73,18 @@ impl Group {
     /// Starts `replicas + 1` nodes and `supervisors` supervisors (quorum 2), and waits until
     /// every supervisor knows the master and its replicas.
     pub fn start(kind: NodeKind, replicas: usize, supervisors: u64, down_after_ms: u64) -> Group {
+        Group::start_with(kind, replicas, supervisors, down_after_ms, false)
+    }
+
+    /// As [`Group::start`]; with `proxied`, every supervisor-to-supervisor link goes through
+    /// its own [`Proxy`], so a test can cut supervisors apart ([`Group::isolate`]).
+    pub fn start_with(
+        kind: NodeKind,
+        replicas: usize,
+        supervisors: u64,
+        down_after_ms: u64,
+        proxied: bool,
+    ) -> Group {
         let mut nodes = Vec::new();
         let master_port = ports::allocate();
         for i in 0..=replicas {
@@ -99,19 +115,36 @@ impl Group {
         let conf_dir = tempfile::tempdir().expect("temp dir");
         let config = conf_dir.path().join("sentinel.conf");
         let raft_ports: Vec<u16> = (0..supervisors).map(|_| ports::allocate()).collect();
-        let mut text = String::from("bind 127.0.0.1\nsupervisor-auth test-secret-not-logged\n");
-        for (i, p) in raft_ports.iter().enumerate() {
-            text.push_str(&format!("raft-peer {} 127.0.0.1 {p}\n", i + 1));
-        }
-        text.push_str(&format!("sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n"));
-        text.push_str(&format!("sentinel down-after-milliseconds {MASTER} {down_after_ms}\n"));
-        text.push_str(&format!("sentinel failover-timeout {MASTER} 10000\n"));
-        std::fs::write(&config, text).expect("writing the supervisor config");
+        let mut links = Vec::new();
+        // Each supervisor's own config: its own raft port, and how it reaches each peer
+        // (directly, or through the proxy for that one directed link).
+        let config_for = |me: u64, links: &mut Vec<((u64, u64), Proxy)>| -> String {
+            let mut text = String::from("bind 127.0.0.1\nsupervisor-auth test-secret-not-logged\n");
+            for (i, p) in raft_ports.iter().enumerate() {
+                let peer = i as u64 + 1;
+                let port = if proxied && peer != me {
+                    let proxy = Proxy::start(*p);
+                    let port = proxy.port;
+                    links.push(((me, peer), proxy));
+                    port
+                } else {
+                    *p
+                };
+                text.push_str(&format!("raft-peer {peer} 127.0.0.1 {port}\n"));
+            }
+            text.push_str(&format!("sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n"));
+            text.push_str(&format!("sentinel down-after-milliseconds {MASTER} {down_after_ms}\n"));
+            text.push_str(&format!("sentinel failover-timeout {MASTER} 10000\n"));
+            text
+        };
+        std::fs::write(&config, config_for(0, &mut Vec::new())).expect("writing the config");
         let mut sups = Vec::new();
         for id in 1..=supervisors {
             let port = ports::allocate();
+            let own = conf_dir.path().join(format!("sentinel-{id}.conf"));
+            std::fs::write(&own, config_for(id, &mut links)).expect("writing a supervisor config");
             let args: Vec<String> = vec![
-                config.display().to_string(),
+                own.display().to_string(),
                 "--raft-id".into(),
                 id.to_string(),
                 "--port".into(),
@@ -123,7 +156,7 @@ impl Group {
                 Proc::start(&format!("supervisor{id}"), &bin_dir().join("warden-sentinel"), &args);
             sups.push(Supervisor { id, port, proc });
         }
-        let group = Group { nodes, supervisors: sups, config, _conf_dir: conf_dir };
+        let group = Group { nodes, supervisors: sups, config, links, _conf_dir: conf_dir };
         for n in &group.nodes[1..] {
             wait::until("replica to sync", Duration::from_secs(20), || {
                 let info = node_info(n.port)?;
@@ -172,6 +205,23 @@ impl Group {
             .filter(|s| s.proc.pid().is_some())
             .map(|s| self.master_of(s).map(|a| a.1))
             .collect()
+    }
+
+    /// Cuts every link to and from supervisor `id` (needs [`Group::start_with`] `proxied`).
+    pub fn isolate(&self, id: u64) {
+        assert!(!self.links.is_empty(), "start the group with proxies to cut links");
+        for ((from, to), proxy) in &self.links {
+            if *from == id || *to == id {
+                proxy.cut();
+            }
+        }
+    }
+
+    /// Restores every supervisor link.
+    pub fn heal(&self) {
+        for (_, proxy) in &self.links {
+            proxy.heal();
+        }
     }
 
     /// The node with this port.

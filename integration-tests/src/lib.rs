@@ -5,12 +5,14 @@
 //! - [`process`]: a child process with its own temp dir and log file; killed on drop, and its
 //!   log tail printed when the test is failing.
 //! - [`nodes`]: warden-node or redis-server processes with a small client.
+//! - [`proxy`]: a TCP link a test can cut and heal.
 //! - [`wait`]: polling with a deadline that reports the last state seen.
 
 pub mod ha;
 pub mod nodes;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 pub mod wait;
 
 /// Where the workspace's binaries are: next to the test executable's `deps/` directory, unless

@@ -465,3 +465,47 @@ fn a_paused_supervisor_enters_tilt_instead_of_calling_healthy_nodes_down() {
     }
     assert_eq!(group.answers().unwrap(), vec![group.nodes[0].port; 3]);
 }
+
+#[test]
+fn a_raft_leader_cut_off_from_the_other_supervisors_never_touches_a_node() {
+    let mut group = Group::start_with(NodeKind::Redis, 2, 3, DOWN_AFTER, true);
+    let old = group.nodes[0].port;
+    let replicas: Vec<u16> = group.nodes[1..].iter().map(|n| n.port).collect();
+    let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
+    let cut_off = group.supervisors[leader].id;
+    group.isolate(cut_off);
+    // The master dies while its supervisor-leader is partitioned from the other two (it can
+    // still see the nodes).
+    group.node(old).proc.kill();
+    let majority: Vec<u16> =
+        group.supervisors.iter().filter(|s| s.id != cut_off).map(|s| s.port).collect();
+    let new = wait::until("the majority to fail over", Duration::from_secs(20), || {
+        let answers: Vec<u16> =
+            majority.iter().map(|p| master_addr(*p).map(|a| a.1)).collect::<Result<_, _>>()?;
+        if answers.iter().all(|a| replicas.contains(a)) && answers[0] == answers[1] {
+            Ok(answers[0])
+        } else {
+            Err(format!("{answers:?}"))
+        }
+    });
+    let other = *replicas.iter().find(|p| **p != new).unwrap();
+    wait::until("the other replica to follow the new master", Duration::from_secs(20), || {
+        let info = node_info(other)?;
+        match (field(&info, "master_port"), field(&info, "master_link_status")) {
+            (Some(p), Some(l)) if p == new.to_string() && l == "up" => Ok(()),
+            state => Err(format!("{state:?}")),
+        }
+    });
+    // The cut-off supervisor decided nothing and sent nothing to any node.
+    let isolated = &group.supervisors[leader];
+    assert_eq!(master_addr(isolated.port).unwrap().1, old, "it has no newer committed state");
+    let log = isolated.proc.log();
+    assert!(!log.contains("sent REPLICAOF") && !log.contains("BGSAVE"), "{log}");
+    // Healed, it catches up from the log and agrees; the failover happened exactly once.
+    group.heal();
+    wait_all_answer(&group, "the healed supervisor to catch up", |p| p == new);
+    for s in &group.supervisors {
+        assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "1");
+    }
+    assert_eq!(count_in_log(&group, "sent REPLICAOF NO ONE").iter().sum::<usize>(), 1);
+}
