@@ -198,6 +198,9 @@ pub struct ClientState {
     pub master_raw: Vec<u8>,
     /// What a replica told us with REPLCONF before PSYNC.
     pub hello: ReplicaHello,
+    /// The AOF offset right after this client's last write (under `appendfsync always` its
+    /// replies wait until the AOF is fsynced that far).
+    pub aof_woff: u64,
 }
 
 /// `REPLCONF listening-port / ip-address / capa` from a replica-to-be.
@@ -214,6 +217,36 @@ pub struct ReplicaHello {
 }
 
 impl ClientState {
+    /// A client with no connection (the master's stream on a replica, the AOF loader): no
+    /// replies, already authenticated.
+    pub fn pseudo(id: u64, kind: ClientKind) -> ClientState {
+        let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (push, _) = mpsc::channel(1);
+        ClientState {
+            id,
+            db: 0,
+            resp: Protocol::Resp2,
+            authenticated: true,
+            name: None,
+            multi: None,
+            multi_failed: false,
+            watched: Vec::new(),
+            channels: Default::default(),
+            patterns: Default::default(),
+            reply_mode: ReplyMode::Off,
+            snapshot: Arc::new(Mutex::new(ClientSnapshot { multi: -1, resp: 2, kind, ..Default::default() })),
+            addr,
+            laddr: addr,
+            push,
+            lib: Default::default(),
+            kind,
+            woff: 0,
+            master_raw: Vec::new(),
+            hello: Default::default(),
+            aof_woff: 0,
+        }
+    }
+
     /// True while subscribed to anything (RESP2 then only allows pub/sub commands).
     pub fn in_pubsub(&self) -> bool {
         !self.channels.is_empty() || !self.patterns.is_empty()

@@ -61,7 +61,6 @@ const fn pending(
     Directive { name, alias: None, kind, default, mutable: true, only: Some((allowed, why)) }
 }
 
-const NO_AOF: &str = "the append-only file is not implemented in warden-node yet";
 const NO_RDB: &str = "RDB snapshots are not implemented in warden-node yet";
 const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
 const U31: Kind = Kind::Int(0, i32::MAX as i64);
@@ -100,7 +99,10 @@ static DIRECTIVES: &[Directive] = &[
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", true),
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
-    pending("appendonly", Kind::Bool, "no", &["no"], NO_AOF),
+    // Read at startup (turning the AOF on at runtime is not supported yet).
+    d("appendonly", Kind::Bool, "no", false),
+    d("aof-load-truncated", Kind::Bool, "yes", true),
+    d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),

@@ -108,6 +108,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         woff: 0,
         master_raw: Vec::new(),
         hello: Default::default(),
+        aof_woff: 0,
     };
     let stop = Box::pin(stopped(kill_rx, shutdown));
     let mut conn = Connection {
@@ -476,6 +477,17 @@ impl Connection {
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.output.is_empty() {
             return Ok(());
+        }
+        // `appendfsync always`: nothing is acknowledged before it is on disk.
+        let target = self.client.aof_woff;
+        if target > 0
+            && self.shared.aof_always.load(Ordering::Relaxed)
+            && *self.shared.aof_synced.borrow() < target
+        {
+            let mut synced = self.shared.aof_synced.subscribe();
+            if synced.wait_for(|v| *v >= target).await.is_err() {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
         }
         self.shared.stats.net_output.fetch_add(self.output.len() as u64, Ordering::Relaxed);
         self.socket.write_all(&self.output).await?;

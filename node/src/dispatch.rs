@@ -221,8 +221,12 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i
         other => outcome.effect = other,
     }
     serve_blocked(&mut ks, now_ms, shared.is_propagating(), replica, &mut out);
-    if let Some(offset) = shared.propagate(&mut ks, out) {
+    let done = shared.propagate(&mut ks, out);
+    if let Some(offset) = done.repl {
         client.woff = offset;
+    }
+    if let Some(offset) = done.aof {
+        client.aof_woff = offset;
     }
     if client.kind == ClientKind::Master && client.multi.is_none() {
         // On a replica, the master's bytes join our own stream in the same critical section
@@ -230,6 +234,15 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i
         shared.forward_master_bytes(&mut client.master_raw);
     }
     outcome
+}
+
+/// Where a command's writes went: the stream offset and the AOF offset after them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Propagation {
+    /// The replication offset, if the writes went on the stream.
+    pub repl: Option<i64>,
+    /// The AOF offset, if the AOF is on.
+    pub aof: Option<u64>,
 }
 
 /// Refusals that depend on the replication role, in Redis's order: `-NOREPLICAS`,
@@ -377,19 +390,32 @@ impl Shared {
     /// Where every applied write goes after the keyspace, in apply order: the replication
     /// stream (and, later, the AOF). Called with the keyspace locked. Returns the stream
     /// offset after the writes, when they went on the stream.
-    pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) -> Option<i64> {
+    pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) -> Propagation {
         if commands.is_empty() {
-            return None;
+            return Propagation::default();
         }
         self.stats
             .propagated
             .fetch_add(commands.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut done = Propagation::default();
+        if self.aof_on.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(aof) = self.aof.lock().as_mut() {
+                done.aof = Some(aof.feed(&commands));
+            }
+            self.aof_wake.notify_one();
+        }
+        done.repl = self.feed_replicas(&commands);
+        done
+    }
+
+    /// The replication part of [`Shared::propagate`].
+    fn feed_replicas(&self, commands: &[Propagated]) -> Option<i64> {
         let mut r = self.repl.lock();
         if r.is_replica() || r.backlog.is_none() {
             // A replica's own writes are local; its stream is its master's.
             return None;
         }
-        r.feed(&commands);
+        r.feed(commands);
         let offset = r.offset();
         let wake = !r.replicas.is_empty();
         drop(r);

@@ -6,10 +6,12 @@
 //! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context.
 //! - [`db`]: the keyspace (hash table, value types, expiry, WATCH); [`blocking`]: blocked
 //!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry.
+//! - [`aof`]: the append-only file (multi-part layout, fsync policies, rewrite, loading).
 //! - [`repl`]: replication (backlog, PSYNC, replica feeds, the link to a master).
 //! - [`alloc`]: memory accounting for INFO; [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`].
 
 pub mod alloc;
+pub mod aof;
 pub mod blocking;
 pub mod client;
 pub mod cmd;

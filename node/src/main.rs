@@ -120,7 +120,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (trigger, stop) = common::shutdown::channel();
     let dbfilename = config.get("dbfilename").unwrap_or("dump.rdb").to_string();
     let shared = Shared::new(config, trigger.clone());
-    let loaded = load_dump(&shared, &dir, &dbfilename)?;
+    let aof = shared.config.read().get("appendonly") == Some("yes");
+    let loaded = if aof {
+        // With the AOF on, it is the source of truth and dump.rdb is not read (as in Redis).
+        let (aof_dir, prefix) = node::aof::paths(&shared);
+        let truncate_ok = shared.config.read().get("aof-load-truncated") == Some("yes");
+        let started = std::time::Instant::now();
+        let loaded = node::aof::load::load(&shared, &aof_dir, &prefix, truncate_ok)?;
+        if loaded.manifest.is_some() {
+            info!(
+                seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+                commands = loaded.commands,
+                "DB loaded from append only file"
+            );
+        }
+        node::aof::start(&shared, loaded.manifest)
+            .map_err(|e| anyhow::anyhow!("can't open the append only file: {e}"))?;
+        None
+    } else {
+        load_dump(&shared, &dir, &dbfilename)?
+    };
     node::repl::link::start_configured(&shared, loaded.as_ref());
     for l in &listeners {
         info!(addr = %l.local_addr()?, "listening");
@@ -134,7 +153,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         common::shutdown::signal().await;
         trigger.fire();
     });
-    server::run(shared, listeners, stop).await;
+    server::run(shared.clone(), listeners, stop).await;
+    node::aof::close(&shared);
     signals.abort();
     if let Some(path) = &pidfile {
         let _ = std::fs::remove_file(path);

@@ -115,6 +115,18 @@ pub struct Shared {
     short_of_replicas: std::sync::atomic::AtomicBool,
     /// Ourselves, for starting tasks from command handlers.
     me: std::sync::Weak<Shared>,
+    /// The open AOF (lock order: `aof_io`, `keyspace`, `aof`).
+    pub aof: Mutex<Option<crate::aof::AofState>>,
+    /// Held while writing AOF files, so writes land in buffer order.
+    pub aof_io: Mutex<()>,
+    /// Wakes the AOF writer thread.
+    pub aof_wake: parking_lot::Condvar,
+    /// The AOF offset known durable (per the fsync policy); replies under `always` wait on it.
+    pub aof_synced: watch::Sender<u64>,
+    /// The AOF is on (checked per write without a lock).
+    pub aof_on: std::sync::atomic::AtomicBool,
+    /// `appendfsync always`: replies wait for the fsync.
+    pub aof_always: std::sync::atomic::AtomicBool,
 }
 
 /// The current unix time in milliseconds.
@@ -143,6 +155,12 @@ impl Shared {
             // No replica is attached yet, so `min-replicas-to-write` refuses writes at once.
             short_of_replicas: std::sync::atomic::AtomicBool::new(true),
             me: me.clone(),
+            aof: Mutex::new(None),
+            aof_io: Mutex::new(()),
+            aof_wake: parking_lot::Condvar::new(),
+            aof_synced: watch::channel(0).0,
+            aof_on: std::sync::atomic::AtomicBool::new(false),
+            aof_always: std::sync::atomic::AtomicBool::new(false),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -231,7 +249,8 @@ impl Shared {
     /// forwards its master's stream instead.
     pub fn refresh_role(&self, r: &crate::repl::Replication) {
         self.replica.store(r.is_replica(), Ordering::Relaxed);
-        self.propagating.store(!r.is_replica() && r.backlog.is_some(), Ordering::Relaxed);
+        let aof = self.aof_on.load(Ordering::Relaxed);
+        self.propagating.store(aof || (!r.is_replica() && r.backlog.is_some()), Ordering::Relaxed);
         self.refresh_gates();
         self.repl_data.notify_waiters();
     }

@@ -60,9 +60,11 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         })?;
     }
     let backlog_size = config.settings.repl_backlog_size;
+    let fsync = crate::aof::Fsync::parse(config.get("appendfsync").unwrap_or("everysec"));
     *ctx.server.config.write() = config;
     // Settings the replication layer caches take effect now.
     ctx.server.refresh_gates();
+    crate::aof::set_policy(ctx.server, fsync);
     if let Some(b) = ctx.server.repl.lock().backlog.as_mut() {
         b.resize(backlog_size);
     }

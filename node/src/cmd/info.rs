@@ -197,15 +197,19 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "rdb_last_cow_size", &0);
             w(out, "rdb_last_load_keys_expired", &stats.keys_expired);
             w(out, "rdb_last_load_keys_loaded", &stats.keys_loaded);
-            w(out, "aof_enabled", &0);
+            let (aof_on, rewrites, write_failed) = match shared.aof.lock().as_ref() {
+                Some(st) => (1, st.rewrites, st.write_failed),
+                None => (0, 0, false),
+            };
+            w(out, "aof_enabled", &aof_on);
             w(out, "aof_rewrite_in_progress", &0);
             w(out, "aof_rewrite_scheduled", &0);
             w(out, "aof_last_rewrite_time_sec", &-1);
             w(out, "aof_current_rewrite_time_sec", &-1);
             w(out, "aof_last_bgrewrite_status", &"ok");
-            w(out, "aof_rewrites", &0);
+            w(out, "aof_rewrites", &rewrites);
             w(out, "aof_rewrites_consecutive_failures", &0);
-            w(out, "aof_last_write_status", &"ok");
+            w(out, "aof_last_write_status", &if write_failed { "err" } else { "ok" });
             w(out, "aof_last_cow_size", &0);
             w(out, "module_fork_in_progress", &0);
             w(out, "module_fork_last_cow_size", &0);

@@ -16,8 +16,26 @@ use crate::exec::Ctx;
 use crate::persist::{dumpfile, Aux, ReplAux, WriteOptions};
 
 /// The persistence commands.
-pub static COMMANDS: &[CommandSpec] =
-    &[cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), save)];
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), save),
+    cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), bgrewriteaof),
+];
+
+/// BGREWRITEAOF. The snapshot is taken under the keyspace lock (no fork), then written; the
+/// reply comes once the new base is durable.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    if !ctx.server.aof_on.load(Ordering::Relaxed) {
+        // Redis would write a one-off AOF; without the AOF on there is nothing to rewrite here.
+        return Err(CommandError::err("BGREWRITEAOF needs appendonly yes in warden-node"));
+    }
+    let shared = ctx.server.self_arc();
+    std::thread::spawn(move || {
+        if let Err(e) = crate::aof::rewrite(&shared) {
+            warn!(cause = %e, "AOF rewrite failed");
+        }
+    });
+    Ok(Frame::simple("Background append only file rewriting started"))
+}
 
 /// Counters INFO persistence reports.
 #[derive(Debug, Default, Clone)]

@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use common::resp::{parse_request, Protocol, RequestError, RequestLimits};
+use common::resp::{parse_request, RequestError, RequestLimits};
 use tokio::sync::{mpsc, watch};
 
-use crate::client::{ClientHandle, ClientKind, ClientSnapshot, ClientState, ReplyMode};
+use crate::client::{ClientHandle, ClientKind, ClientSnapshot, ClientState};
 use crate::server::{unix_ms, Shared};
 
 /// The master's pseudo-client on a replica.
@@ -52,28 +52,8 @@ impl Applier {
             });
             id
         };
-        let client = ClientState {
-            id,
-            db: 0,
-            resp: Protocol::Resp2,
-            authenticated: true,
-            name: None,
-            multi: None,
-            multi_failed: false,
-            watched: Vec::new(),
-            channels: Default::default(),
-            patterns: Default::default(),
-            reply_mode: ReplyMode::Off,
-            snapshot,
-            addr,
-            laddr: addr,
-            push,
-            lib: Default::default(),
-            kind: ClientKind::Master,
-            woff: 0,
-            master_raw: Vec::new(),
-            hello: Default::default(),
-        };
+        let mut client = ClientState::pseudo(id, ClientKind::Master);
+        client.snapshot = snapshot;
         Applier { client, kill, shared: shared.clone() }
     }
 

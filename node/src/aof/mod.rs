@@ -1,0 +1,339 @@
+//! The append-only file, in Redis 7's multi-part layout: `appendonlydir/` holds a manifest, a
+//! base file (an RDB snapshot, as with `aof-use-rdb-preamble yes`) and incremental files of
+//! commands in their propagated form.
+//!
+//! Invariants:
+//! - Commands are appended to the AOF buffer in the same critical section (keyspace lock) in
+//!   which they were applied, so AOF order is apply order (ARCHITECTURE §3.1).
+//! - `appendfsync always`: a client's reply is held until a `fdatasync` covering its write has
+//!   returned (group commit: one fsync covers every client whose write was buffered before
+//!   it). `everysec`: written promptly, fsynced once a second. `no`: written, never fsynced.
+//! - The manifest always lists files that together hold every write: a rewrite first adds
+//!   its new incremental file to the manifest, and only then drops the old files, once the new
+//!   base is durable.
+//!
+//! Lock order: `aof_io` before `keyspace` before `aof`.
+//!
+//! - [`manifest`]: the manifest format.
+//! - [`load`]: loading at startup.
+
+pub mod load;
+pub mod manifest;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use crate::exec::Propagated;
+use crate::persist::{write_keyspace, Aux, ReplAux, WriteOptions};
+use crate::server::{unix_ms, Shared};
+use manifest::{Entry, FileType, Manifest};
+
+/// `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before every reply.
+    Always,
+    /// Once a second.
+    Everysec,
+    /// Left to the kernel.
+    No,
+}
+
+impl Fsync {
+    /// From the directive's value.
+    pub fn parse(value: &str) -> Fsync {
+        match value {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::Everysec,
+        }
+    }
+}
+
+/// The open AOF (lock: `Shared::aof`).
+pub struct AofState {
+    /// Commands applied but not yet written.
+    buf: Vec<u8>,
+    /// The database last SELECTed in the current incremental file.
+    db: Option<usize>,
+    /// Bytes appended since start (a logical offset; replies wait on it under `always`).
+    pub appended: u64,
+    /// The fsync policy.
+    pub policy: Fsync,
+    /// The incremental file being appended to.
+    file: Arc<File>,
+    /// What the manifest lists.
+    pub manifest: Manifest,
+    /// `dir/appenddirname`.
+    pub dir: PathBuf,
+    /// `appendfilename`.
+    pub prefix: String,
+    /// A write or fsync failed (INFO `aof_last_write_status:err`).
+    pub write_failed: bool,
+    /// Rewrites done (INFO `aof_rewrites`).
+    pub rewrites: u64,
+    /// Stop the writer thread.
+    closing: bool,
+}
+
+impl AofState {
+    /// Appends commands (with SELECTs) to the buffer; returns the new logical offset.
+    pub fn feed(&mut self, commands: &[Propagated]) -> u64 {
+        for c in commands {
+            if self.db != Some(c.db) {
+                crate::repl::encode_command(
+                    &mut self.buf,
+                    &[Bytes::from_static(b"SELECT"), Bytes::from(c.db.to_string())],
+                );
+                self.db = Some(c.db);
+            }
+            let before = self.buf.len();
+            crate::repl::encode_command(&mut self.buf, &c.argv);
+            self.appended += (self.buf.len() - before) as u64;
+        }
+        self.appended
+    }
+}
+
+fn incr_name(prefix: &str, seq: u64) -> String {
+    format!("{prefix}.{seq}.incr.aof")
+}
+
+fn base_name(prefix: &str, seq: u64) -> String {
+    format!("{prefix}.{seq}.base.rdb")
+}
+
+/// `dir/<appendfilename>.manifest`.
+pub fn manifest_file(dir: &Path, prefix: &str) -> PathBuf {
+    dir.join(format!("{prefix}.manifest"))
+}
+
+/// Writes `bytes` to `dir/name` atomically (temp file, fsync, rename, fsync the directory).
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("temp-{name}"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    File::options().create(true).append(true).open(path)
+}
+
+/// Opens the AOF after loading (or creates it: a base snapshot of the current data and a
+/// first incremental file), and starts the writer thread.
+pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<()> {
+    let (dir, prefix, policy) = {
+        let c = shared.config.read();
+        (
+            c.settings.dir.join(c.get("appenddirname").unwrap_or("appendonlydir")),
+            c.get("appendfilename").unwrap_or("appendonly.aof").to_string(),
+            Fsync::parse(c.get("appendfsync").unwrap_or("everysec")),
+        )
+    };
+    std::fs::create_dir_all(&dir)?;
+    let fresh = loaded.is_none();
+    let manifest = loaded.unwrap_or_default();
+    // Continue appending to the last incremental file, or start one.
+    let (manifest, file) = match manifest.incrs().last() {
+        Some(last) => {
+            let file = open_append(&dir.join(&last.name))?;
+            (manifest.clone(), file)
+        }
+        None => {
+            let mut m = manifest.clone();
+            let name = incr_name(&prefix, 1);
+            let file = open_append(&dir.join(&name))?;
+            m.entries.push(Entry { name, seq: 1, kind: FileType::Incr });
+            (m, file)
+        }
+    };
+    *shared.aof.lock() = Some(AofState {
+        buf: Vec::new(),
+        db: None,
+        appended: 0,
+        policy,
+        file: Arc::new(file),
+        manifest,
+        dir: dir.clone(),
+        prefix: prefix.clone(),
+        write_failed: false,
+        rewrites: 0,
+        closing: false,
+    });
+    shared.aof_on.store(true, Ordering::Relaxed);
+    shared.aof_always.store(policy == Fsync::Always, Ordering::Relaxed);
+    shared.propagating.store(true, Ordering::Relaxed);
+    let writer = shared.clone();
+    std::thread::Builder::new().name("aof-writer".into()).spawn(move || write_loop(&writer))?;
+    if fresh {
+        // Like Redis, a new AOF starts from a base snapshot of what is in memory.
+        rewrite(shared)?;
+    } else {
+        let m = shared.aof.lock().as_ref().map(|s| s.manifest.render()).unwrap_or_default();
+        write_atomically(&dir, &format!("{prefix}.manifest"), m.as_bytes())?;
+    }
+    info!(dir = %dir.display(), ?policy, "append only file enabled");
+    Ok(())
+}
+
+/// The writer thread: writes the buffer, fsyncs per policy, publishes what is durable.
+fn write_loop(shared: &Shared) {
+    let mut last_fsync = Instant::now();
+    let mut unsynced = false;
+    loop {
+        {
+            let mut g = shared.aof.lock();
+            let Some(state) = g.as_ref() else { return };
+            if state.closing {
+                return;
+            }
+            if state.buf.is_empty() {
+                let wait = if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
+                shared.aof_wake.wait_for(&mut g, wait);
+            }
+        }
+        let io = shared.aof_io.lock();
+        let (chunk, end, file, policy) = {
+            let mut g = shared.aof.lock();
+            let Some(state) = g.as_mut() else { return };
+            (std::mem::take(&mut state.buf), state.appended, state.file.clone(), state.policy)
+        };
+        let mut failed = false;
+        if !chunk.is_empty() {
+            if let Err(e) = (&*file).write_all(&chunk) {
+                warn!(cause = %e, "error writing to the AOF");
+                failed = true;
+            }
+            unsynced = true;
+        }
+        let sync_now = match policy {
+            Fsync::Always => unsynced,
+            Fsync::Everysec => unsynced && last_fsync.elapsed() >= Duration::from_secs(1),
+            Fsync::No => false,
+        };
+        if sync_now {
+            if let Err(e) = file.sync_data() {
+                warn!(cause = %e, "error fsyncing the AOF");
+                failed = true;
+            }
+            last_fsync = Instant::now();
+            unsynced = false;
+        }
+        drop(io);
+        if let Some(state) = shared.aof.lock().as_mut() {
+            state.write_failed = failed;
+        }
+        if !failed && (policy != Fsync::Always || !unsynced) {
+            shared.aof_synced.send_replace(end);
+        }
+    }
+}
+
+/// BGREWRITEAOF: a new base snapshot and a new incremental file. The snapshot is taken under
+/// the keyspace lock (no fork), which pauses writers for the time it takes to serialise.
+pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
+    let started = Instant::now();
+    let _io = shared.aof_io.lock();
+    let (bytes, dir, prefix, base_seq, incr_name_new, old): (Vec<u8>, _, _, _, _, Vec<String>) = {
+        let ks = shared.keyspace.lock();
+        let mut g = shared.aof.lock();
+        let Some(st) = g.as_mut() else { return Ok(()) };
+        // What was buffered belongs to the old incremental file.
+        (&*st.file).write_all(&st.buf)?;
+        st.file.sync_data()?;
+        st.buf.clear();
+        shared.aof_synced.send_replace(st.appended);
+        let base_seq = st.manifest.base().map_or(1, |b| b.seq + 1);
+        let incr_seq = st.manifest.incrs().last().map_or(1, |e| e.seq + 1);
+        let new_incr = incr_name(&st.prefix, incr_seq);
+        st.file = Arc::new(open_append(&st.dir.join(&new_incr))?);
+        st.db = None;
+        // Step 1: the manifest lists the new incremental file next to the old ones, so every
+        // write is covered whatever happens next.
+        st.manifest.entries.push(Entry { name: new_incr.clone(), seq: incr_seq, kind: FileType::Incr });
+        write_atomically(&st.dir, &format!("{}.manifest", st.prefix), st.manifest.render().as_bytes())?;
+        let old: Vec<String> =
+            st.manifest.entries.iter().filter(|e| e.name != new_incr).map(|e| e.name.clone()).collect();
+        let master_db = shared.master_db.load(Ordering::Relaxed);
+        let repl = shared.repl.lock().save_info(master_db);
+        let aux = Aux {
+            ctime: unix_ms() / 1000,
+            used_mem: crate::alloc::in_use() as u64,
+            repl: repl.as_ref().map(|(db, id, off)| ReplAux { stream_db: *db, id, offset: *off }),
+            aof_base: true,
+        };
+        let options = {
+            let c = shared.config.read();
+            WriteOptions {
+                compression: c.get("rdbcompression") == Some("yes"),
+                checksum: c.get("rdbchecksum") == Some("yes"),
+            }
+        };
+        let bytes = write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?;
+        (bytes, st.dir.clone(), st.prefix.clone(), base_seq, new_incr, old)
+    };
+    // Step 2: the new base, durable; then a manifest of just the new base and incr file.
+    let base = base_name(&prefix, base_seq);
+    write_atomically(&dir, &base, &bytes)?;
+    let manifest = {
+        let mut g = shared.aof.lock();
+        let Some(st) = g.as_mut() else { return Ok(()) };
+        let incr_seq = st.manifest.incrs().last().map_or(1, |e| e.seq);
+        st.manifest = Manifest {
+            entries: vec![
+                Entry { name: base.clone(), seq: base_seq, kind: FileType::Base },
+                Entry { name: incr_name_new, seq: incr_seq, kind: FileType::Incr },
+            ],
+        };
+        st.rewrites += 1;
+        st.manifest.render()
+    };
+    write_atomically(&dir, &format!("{prefix}.manifest"), manifest.as_bytes())?;
+    for name in old {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    info!(bytes = bytes.len(), took_ms = started.elapsed().as_millis() as u64, "AOF rewritten");
+    Ok(())
+}
+
+/// Flushes and fsyncs everything buffered, then stops the writer (shutdown).
+pub fn close(shared: &Shared) {
+    let _io = shared.aof_io.lock();
+    let mut g = shared.aof.lock();
+    if let Some(st) = g.as_mut() {
+        let _ = (&*st.file).write_all(&st.buf);
+        let _ = st.file.sync_data();
+        st.buf.clear();
+        st.closing = true;
+    }
+    shared.aof_wake.notify_all();
+}
+
+/// CONFIG SET appendfsync.
+pub fn set_policy(shared: &Shared, policy: Fsync) {
+    if let Some(st) = shared.aof.lock().as_mut() {
+        st.policy = policy;
+        shared.aof_always.store(policy == Fsync::Always, Ordering::Relaxed);
+    }
+    shared.aof_wake.notify_one();
+}
+
+/// The AOF manifest path for a config (for loading).
+pub fn paths(shared: &Shared) -> (PathBuf, String) {
+    let c = shared.config.read();
+    (
+        c.settings.dir.join(c.get("appenddirname").unwrap_or("appendonlydir")),
+        c.get("appendfilename").unwrap_or("appendonly.aof").to_string(),
+    )
+}
+
