@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 
 struct Node {
     port: u16,
@@ -23,7 +23,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn redis_server(master: Option<u16>) -> Node {
+fn redis_server(master: Option<u16>, password: Option<&str>) -> Node {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("redis-server");
@@ -39,6 +39,9 @@ fn redis_server(master: Option<u16>) -> Node {
     ]);
     if let Some(m) = master {
         cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+    }
+    if let Some(pw) = password {
+        cmd.args(["--requirepass", pw, "--masterauth", pw]);
     }
     let child = cmd
         .current_dir(dir.path())
@@ -63,11 +66,15 @@ fn until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, 
     }
 }
 
-fn write_through(sentinels: &[String]) -> Result<u16, String> {
+fn write_through(sentinels: &[String], password: Option<&str>) -> Result<u16, String> {
+    let node_info = password.map(|pw| {
+        SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(pw))
+    });
     let mut client = SentinelClient::build(
         sentinels.to_vec(),
         "mymaster".to_string(),
-        None,
+        node_info,
         SentinelServerType::Master,
     )
     .map_err(|e| e.to_string())?;
@@ -82,10 +89,26 @@ fn write_through(sentinels: &[String]) -> Result<u16, String> {
 
 #[test]
 fn the_redis_crate_sentinel_client_follows_a_failover() {
-    let mut master = redis_server(None);
-    let replica = redis_server(Some(master.port));
+    failover_through_the_redis_crate(None);
+}
+
+/// With `requirepass` on the nodes: the supervisors use `sentinel auth-pass` for monitoring
+/// and for the reconfiguration transaction.
+#[test]
+fn the_same_with_password_protected_nodes() {
+    failover_through_the_redis_crate(Some("node-secret"));
+}
+
+fn failover_through_the_redis_crate(password: Option<&str>) {
+    // WARDEN_TEST_LOG=1 shows the in-process supervisors' logs (on stderr, not captured).
+    if std::env::var_os("WARDEN_TEST_LOG").is_some() {
+        let _ = common::telemetry::init("info,raft=warn", None);
+    }
+    let mut master = redis_server(None, password);
+    let replica = redis_server(Some(master.port), password);
+    let auth = password.map(|pw| format!(":{pw}@")).unwrap_or_default();
     until("the replica to sync", Duration::from_secs(20), || {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", replica.port))
+        let mut c = redis::Client::open(format!("redis://{auth}127.0.0.1:{}/", replica.port))
             .and_then(|c| c.get_connection())
             .map_err(|e| e.to_string())?;
         let info: String =
@@ -117,10 +140,11 @@ fn the_redis_crate_sentinel_client_follows_a_failover() {
             sentinel_urls.push(format!("redis://127.0.0.1:{}/", client.local_addr().unwrap().port()));
             let text = format!(
                 "dir {}\nraft-id {}\n{peers}supervisor-auth s\nsentinel monitor mymaster 127.0.0.1 {} 2\n\
-                 sentinel down-after-milliseconds mymaster 1000\n",
+                 sentinel down-after-milliseconds mymaster 1000\n{}",
                 dirs[i].path().display(),
                 i + 1,
-                master.port
+                master.port,
+                password.map(|pw| format!("sentinel auth-pass mymaster {pw}\n")).unwrap_or_default()
             );
             let config =
                 sentinel::config::Config::from_lines(&common::config::parse_text(&text, "test.conf").unwrap()).unwrap();
@@ -131,15 +155,37 @@ fn the_redis_crate_sentinel_client_follows_a_failover() {
 
     let first =
         until("the redis crate to write through discovery", Duration::from_secs(20), || {
-            write_through(&sentinel_urls)
+            write_through(&sentinel_urls, password)
         });
     assert_eq!(first, master.port);
+    // Steady state before the fault: every supervisor has seen the replica in sync (without
+    // that evidence of lineage it would rightly refuse to promote it).
+    for url in &sentinel_urls {
+        until("each supervisor to see the replica in sync", Duration::from_secs(20), || {
+            let mut c = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .map_err(|e| e.to_string())?;
+            let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
+                .arg("replicas")
+                .arg("mymaster")
+                .query(&mut c)
+                .map_err(|e| e.to_string())?;
+            let synced = replicas
+                .iter()
+                .any(|r| r.chunks(2).any(|kv| kv[0] == "master-link-status" && kv[1] == "ok"));
+            if synced {
+                Ok(())
+            } else {
+                Err(format!("{replicas:?}"))
+            }
+        });
+    }
 
     let _ = master.child.kill();
     let _ = master.child.wait();
     let second =
         until("the redis crate to find the promoted replica", Duration::from_secs(20), || {
-            let port = write_through(&sentinel_urls)?;
+            let port = write_through(&sentinel_urls, password)?;
             if port == replica.port {
                 Ok(port)
             } else {
