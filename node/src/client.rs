@@ -234,7 +234,12 @@ impl ClientState {
             channels: Default::default(),
             patterns: Default::default(),
             reply_mode: ReplyMode::Off,
-            snapshot: Arc::new(Mutex::new(ClientSnapshot { multi: -1, resp: 2, kind, ..Default::default() })),
+            snapshot: Arc::new(Mutex::new(ClientSnapshot {
+                multi: -1,
+                resp: 2,
+                kind,
+                ..Default::default()
+            })),
             addr,
             laddr: addr,
             push,

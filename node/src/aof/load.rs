@@ -58,7 +58,12 @@ pub struct Loaded {
 }
 
 /// Loads `dir` (the AOF directory) into the keyspace. No manifest: nothing to load.
-pub fn load(shared: &Shared, dir: &Path, prefix: &str, truncate_ok: bool) -> Result<Loaded, AofError> {
+pub fn load(
+    shared: &Shared,
+    dir: &Path,
+    prefix: &str,
+    truncate_ok: bool,
+) -> Result<Loaded, AofError> {
     let path = super::manifest_file(dir, prefix);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -75,7 +80,11 @@ pub fn load(shared: &Shared, dir: &Path, prefix: &str, truncate_ok: bool) -> Res
         if head.starts_with(b"REDIS") {
             let mut ks = shared.keyspace.lock();
             crate::persist::load_file(&file, &mut ks, Some(unix_ms())).map_err(|e| {
-                AofError::Corrupt { path: file.display().to_string(), offset: 0, why: e.to_string() }
+                AofError::Corrupt {
+                    path: file.display().to_string(),
+                    offset: 0,
+                    why: e.to_string(),
+                }
             })?;
         } else {
             commands += run_file(shared, &mut client, &file, head, false, truncate_ok)?;

@@ -198,7 +198,8 @@ fn write_loop(shared: &Shared) {
                 return;
             }
             if state.buf.is_empty() {
-                let wait = if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
+                let wait =
+                    if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
                 shared.aof_wake.wait_for(&mut g, wait);
             }
         }
@@ -260,10 +261,23 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
         st.db = None;
         // Step 1: the manifest lists the new incremental file next to the old ones, so every
         // write is covered whatever happens next.
-        st.manifest.entries.push(Entry { name: new_incr.clone(), seq: incr_seq, kind: FileType::Incr });
-        write_atomically(&st.dir, &format!("{}.manifest", st.prefix), st.manifest.render().as_bytes())?;
-        let old: Vec<String> =
-            st.manifest.entries.iter().filter(|e| e.name != new_incr).map(|e| e.name.clone()).collect();
+        st.manifest.entries.push(Entry {
+            name: new_incr.clone(),
+            seq: incr_seq,
+            kind: FileType::Incr,
+        });
+        write_atomically(
+            &st.dir,
+            &format!("{}.manifest", st.prefix),
+            st.manifest.render().as_bytes(),
+        )?;
+        let old: Vec<String> = st
+            .manifest
+            .entries
+            .iter()
+            .filter(|e| e.name != new_incr)
+            .map(|e| e.name.clone())
+            .collect();
         let master_db = shared.master_db.load(Ordering::Relaxed);
         let repl = shared.repl.lock().save_info(master_db);
         let aux = Aux {
@@ -336,4 +350,3 @@ pub fn paths(shared: &Shared) -> (PathBuf, String) {
         c.get("appendfilename").unwrap_or("appendonly.aof").to_string(),
     )
 }
-

@@ -1,0 +1,205 @@
+//! The append-only file as a real process sees it: kill -9 under write load with each fsync
+//! policy, torn tails and corruption, kill -9 during a rewrite, and appendonlydir exchanged
+//! with Debian's redis-server in both directions.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use integration_tests::nodes::{cmd, dataset, Kind, Node};
+use integration_tests::wait;
+
+const UP: Duration = Duration::from_secs(20);
+
+fn aof_node(kind: Kind, name: &str, fsync: &str) -> Node {
+    Node::start(kind, name, &["--appendonly", "yes", "--appendfsync", fsync])
+}
+
+/// INCRs until the server dies; every acknowledged value with the time it was acknowledged.
+fn hammer(node: &Node) -> (Arc<AtomicBool>, std::thread::JoinHandle<Vec<(Instant, i64)>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut c = node.connect();
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            match redis::cmd("INCR").arg("counter").query::<i64>(&mut c) {
+                Ok(v) => acked.push((Instant::now(), v)),
+                Err(_) => break,
+            }
+        }
+        acked
+    });
+    (stop, handle)
+}
+
+fn restart_and_read_counter(node: &mut Node) -> i64 {
+    node.proc.restart();
+    let mut c = wait::until("the node to restart from its AOF", UP, || node.try_connect());
+    wait::until("the data to be loaded", UP, || {
+        redis::cmd("GET").arg("counter").query::<Option<i64>>(&mut c).map_err(|e| e.to_string())
+    })
+    .unwrap_or(0)
+}
+
+#[test]
+fn always_loses_no_acknowledged_write_on_kill_9() {
+    let mut node = aof_node(Kind::Warden, "always", "always");
+    let (_stop, writer) = hammer(&node);
+    wait::until("a few hundred acknowledged writes", UP, || {
+        let v: Option<i64> = redis::cmd("GET").arg("counter").query(&mut node.connect()).ok();
+        if v.unwrap_or(0) > 300 {
+            Ok(())
+        } else {
+            Err(format!("{v:?}"))
+        }
+    });
+    node.proc.kill();
+    let acked = writer.join().unwrap();
+    let last = acked.last().map_or(0, |a| a.1);
+    let counter = restart_and_read_counter(&mut node);
+    assert!(counter >= last, "acknowledged {last} increments, {counter} survived kill -9");
+}
+
+#[test]
+fn everysec_loses_at_most_about_two_seconds() {
+    let mut node = aof_node(Kind::Warden, "everysec", "everysec");
+    let (_stop, writer) = hammer(&node);
+    wait::until("writes for a while", UP, || {
+        let v: Option<i64> = redis::cmd("GET").arg("counter").query(&mut node.connect()).ok();
+        if v.unwrap_or(0) > 3000 {
+            Ok(())
+        } else {
+            Err(format!("{v:?}"))
+        }
+    });
+    node.proc.kill();
+    let killed = Instant::now();
+    let acked = writer.join().unwrap();
+    let counter = restart_and_read_counter(&mut node);
+    let last = acked.last().map_or(0, |a| a.1);
+    if counter < last {
+        // The newest surviving write was acknowledged at most ~2 s before the kill.
+        let survived_at = acked.iter().find(|a| a.1 == counter).map(|a| a.0);
+        let lost_window = survived_at.map_or(Duration::MAX, |t| killed.duration_since(t));
+        assert!(lost_window <= Duration::from_millis(2500), "lost {lost_window:?} of writes");
+    }
+}
+
+fn aof_dir(node: &Node) -> std::path::PathBuf {
+    node.proc.dir().join("appendonlydir")
+}
+
+fn last_incr(dir: &Path) -> std::path::PathBuf {
+    let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap();
+    let name = manifest
+        .lines()
+        .rfind(|l| l.ends_with("type i"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_string();
+    dir.join(name)
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_corruption_elsewhere_stops_startup() {
+    let mut node = aof_node(Kind::Warden, "torn", "always");
+    let mut c = node.connect();
+    for i in 0..10 {
+        let _: () = cmd(&mut c, &["SET", &format!("k{i}"), "v"]);
+    }
+    node.proc.kill();
+    let incr = last_incr(&aof_dir(&node));
+    let good = std::fs::read(&incr).unwrap();
+    // A crash mid-write leaves half a command.
+    let mut torn = good.clone();
+    torn.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$2\r\nzz");
+    std::fs::write(&incr, &torn).unwrap();
+    node.proc.restart();
+    let mut c = wait::until("startup despite the torn tail", UP, || node.try_connect());
+    assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 10);
+    assert!(node.proc.log().contains("truncating the torn tail"), "{}", node.proc.log());
+    assert_eq!(std::fs::read(&incr).unwrap().len(), good.len());
+    // Garbage in the middle is not a torn tail: startup stops and names the place.
+    node.proc.kill();
+    let mut bad = good.clone();
+    bad.splice(20..20, b"garbage!".iter().copied());
+    std::fs::write(&incr, &bad).unwrap();
+    node.proc.restart();
+    let status = node.proc.wait_exit(UP).expect("the node exits");
+    assert!(!status.success());
+    let log = node.proc.log();
+    assert!(log.contains("bad file format") && log.contains("at offset"), "{log}");
+    assert_eq!(std::fs::read(&incr).unwrap(), bad, "a corrupt file is left untouched");
+}
+
+#[test]
+fn kill_9_during_a_rewrite_keeps_a_loadable_aof() {
+    let mut node = aof_node(Kind::Warden, "rewrite", "everysec");
+    let mut c = node.connect();
+    for batch in 0..50 {
+        let mut pipe = redis::pipe();
+        for i in 0..2000 {
+            pipe.cmd("SET").arg(format!("key:{batch}:{i}")).arg("some value").ignore();
+        }
+        let _: () = pipe.query(&mut c).unwrap();
+    }
+    let _: () = cmd(&mut c, &["SET", "last", "written"]);
+    let _: String = cmd(&mut c, &["BGREWRITEAOF"]);
+    node.proc.kill();
+    node.proc.restart();
+    let mut c = wait::until("restart after a killed rewrite", UP, || node.try_connect());
+    // everysec may lose the last second; everything before BGREWRITEAOF's flush is there.
+    let n: i64 = cmd(&mut c, &["DBSIZE"]);
+    assert_eq!(n, 100_001, "keys after restart");
+    assert_eq!(cmd::<String>(&mut c, &["GET", "last"]), "written");
+}
+
+/// Writes a mix of types with `from`, shuts it down cleanly, and checks that `to` started on
+/// a copy of its appendonlydir holds the same data.
+fn exchange(from: Kind, to: Kind) {
+    let source = aof_node(from, "source", "everysec");
+    let mut c = source.connect();
+    let _: () = cmd(&mut c, &["SET", "s", "v"]);
+    let _: () = cmd(&mut c, &["SET", "ttl", "x", "EX", "1000"]);
+    let _: i64 = cmd(&mut c, &["RPUSH", "l", "a", "b"]);
+    let _: i64 = cmd(&mut c, &["HSET", "h", "f", "1"]);
+    let _: i64 = cmd(&mut c, &["SADD", "set", "1", "x"]);
+    let _: i64 = cmd(&mut c, &["ZADD", "z", "1.5", "m"]);
+    let _: String = cmd(&mut c, &["BGREWRITEAOF"]);
+    wait::until("the rewrite to finish", UP, || match source.info("aof_rewrites").as_deref() {
+        Some("0") | None => Err("no rewrite yet"),
+        Some(_) => Ok(()),
+    });
+    let _: i64 = cmd(&mut c, &["INCR", "after-rewrite"]);
+    let _: () = cmd(&mut c, &["SELECT", "4"]);
+    let _: () = cmd(&mut c, &["SET", "db4", "yes"]);
+    let expected = dataset(&source);
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    let target = aof_node(to, "target", "everysec");
+    let mut t = target.connect();
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut t);
+    let mut target = target;
+    target.proc.wait_exit(UP);
+    let dst = aof_dir(&target);
+    std::fs::remove_dir_all(&dst).unwrap();
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(aof_dir(&source)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    target.proc.restart();
+    wait::until("the target to load the other server's AOF", UP, || target.try_connect());
+    assert_eq!(dataset(&target), expected);
+}
+
+#[test]
+fn redis_appendonlydir_loads_in_warden() {
+    exchange(Kind::Redis, Kind::Warden);
+}
+
+#[test]
+fn warden_appendonlydir_loads_in_redis() {
+    exchange(Kind::Warden, Kind::Redis);
+}
