@@ -1,9 +1,29 @@
 //! warden-sentinel: failover supervisors that agree through Raft that a master failed, and
 //! carry out the failover (see `ARCHITECTURE.md` §2).
 //!
+//! Three or five supervisors run beside the data nodes (warden-node or redis-server). Each one
+//! watches every node ([`monitor`]), judges silence ([`health`]) and commits its *opinion* of
+//! each master to the Raft log ([`consensus`]). The replicated state ([`machine`]) declares a
+//! master objectively down when `quorum` current opinions agree; the Raft leader then carries
+//! out Sentinel's failover — snapshot, promote, re-point, demote the returning master — one
+//! committed step at a time ([`reconciler`], [`executor`]). Every supervisor answers Sentinel
+//! clients from the committed state ([`api`]), so `redis-py`, the `redis` crate, Jedis and
+//! friends find the master through any of them.
+//!
+//! Running a group (see `deploy/configs/sentinel.conf`):
+//!
+//! ```text
+//! warden-sentinel sentinel.conf --raft-id 1 --port 26379 --dir /var/lib/warden-sentinel-1
+//! warden-sentinel sentinel.conf --raft-id 2 --port 26380 --dir /var/lib/warden-sentinel-2
+//! warden-sentinel sentinel.conf --raft-id 3 --port 26381 --dir /var/lib/warden-sentinel-3
+//! redis-cli -p 26379 sentinel get-master-addr-by-name mymaster
+//! wardenctl -p 26379 status
+//! ```
+//!
+//! Modules:
 //! - [`consensus`]: the Raft group (storage, core, transport, task).
 //! - [`machine`]: the replicated state machine — what has been decided.
-//! - [`monitor`], [`info`], [`health`]: watching nodes and judging them.
+//! - [`monitor`], [`info`], [`health`], [`node_link`]: watching nodes and judging them.
 //! - [`reconciler`] and [`executor`]: the leader-only failover procedure.
 //! - [`api`]: the Sentinel protocol for clients.
 //! - [`config`] and [`supervisor`]: the process.
