@@ -24,6 +24,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Colour codes help on a terminal and garble log files and journald; tracing-subscriber
+    // honours NO_COLOR. Set here, before any other thread exists.
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none()
+    {
+        std::env::set_var("NO_COLOR", "1");
+    }
     let _ = common::telemetry::init("info,raft=warn", None);
     // raft-rs reports broken invariants by panicking; a supervisor in that state must stop,
     // not limp on.

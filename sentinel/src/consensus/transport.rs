@@ -23,6 +23,7 @@ use super::auth::{self, Secret};
 /// Raft messages larger than this are refused (ours are far smaller).
 const MAX_FRAME: usize = 64 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Sends messages to peers through one dialling task each.
 pub struct Router {
@@ -87,19 +88,22 @@ async fn dial_loop(
     unreachable: mpsc::UnboundedSender<u64>,
 ) {
     let Link { me, peer, addr, secret, connected } = link;
-    let mut warned = false;
+    // Each distinct failure is logged once (a peer that is down, then one that refuses our
+    // secret, are two things an operator needs to see), not every 100 ms retry.
+    let mut last_error: Option<String> = None;
     loop {
         let mut stream = match connect(me, peer, addr, &secret).await {
             Ok(s) => {
                 tracing::info!(peer, %addr, "connected to raft peer");
                 connected.lock().insert(peer);
-                warned = false;
+                last_error = None;
                 s
             }
             Err(e) => {
-                if !warned {
-                    tracing::warn!(peer, %addr, error = %e, "can't reach raft peer");
-                    warned = true;
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(peer, %addr, error = %text, "can't reach raft peer");
+                    last_error = Some(text);
                 }
                 // Drop what queued up meanwhile: Raft resends what still matters.
                 while rx.try_recv().is_ok() {}
@@ -178,6 +182,9 @@ pub async fn serve(
     secret: Secret,
     inbound: mpsc::Sender<Message>,
 ) {
+    // Refused handshakes are logged at most once per REFUSAL_LOG_EVERY (a misconfigured peer
+    // retries ten times a second), with how many were refused meanwhile.
+    let refusals = std::sync::Arc::new(parking_lot::Mutex::new((None::<std::time::Instant>, 0u64)));
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(s) => s,
@@ -188,15 +195,27 @@ pub async fn serve(
             }
         };
         let (secret, inbound, voters) = (secret.clone(), inbound.clone(), voters.clone());
+        let refusals = refusals.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &secret, &voters)).await {
-                Ok(Ok((peer, stream))) => {
-                    if let Err(e) = receive(peer, stream, inbound).await {
-                        tracing::debug!(peer, error = %e, "raft peer connection closed");
+            let why =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &secret, &voters))
+                    .await
+                {
+                    Ok(Ok((peer, stream))) => {
+                        if let Err(e) = receive(peer, stream, inbound).await {
+                            tracing::debug!(peer, error = %e, "raft peer connection closed");
+                        }
+                        return;
                     }
-                }
-                Ok(Err(e)) => tracing::warn!(%addr, error = %e, "refused a raft connection"),
-                Err(_) => tracing::warn!(%addr, "refused a raft connection: handshake timed out"),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "handshake timed out".to_string(),
+                };
+            let now = std::time::Instant::now();
+            let mut r = refusals.lock();
+            r.1 += 1;
+            if r.0.is_none_or(|at| now.saturating_duration_since(at) >= REFUSAL_LOG_EVERY) {
+                tracing::warn!(%addr, error = %why, refused = r.1, "refused a raft connection");
+                *r = (Some(now), 0);
             }
         });
     }
