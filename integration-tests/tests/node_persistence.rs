@@ -13,11 +13,19 @@ fn connect(port: u16) -> Result<redis::Connection, String> {
 }
 
 fn start_node(dir: &Path, port: u16) -> Proc {
-    let args: Vec<String> =
-        ["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", &dir.display().to_string()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        &dir.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     Proc::start("node", &bin_dir().join("warden-node"), &args)
 }
 
@@ -135,4 +143,50 @@ fn a_corrupt_dump_stops_startup_and_is_left_untouched() {
     let log = node.log();
     assert!(log.contains("dump.rdb") && log.contains("offset"), "{log}");
     assert_eq!(std::fs::read(data.path().join("dump.rdb")).unwrap(), corrupt);
+}
+
+#[test]
+fn save_points_bgsave_misconf_and_save_on_sigterm() {
+    let port = ports::allocate();
+    let args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "1 1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut node = Proc::start("node", &bin_dir().join("warden-node"), &args);
+    let mut c =
+        wait::until("warden-node to accept connections", Duration::from_secs(10), || connect(port));
+    // A save point: one change, more than a second later, is saved in the background.
+    let _: () = cmd(&mut c, &["SET", "a", "1"]);
+    let dump = node.dir().join("dump.rdb");
+    wait::until("the save point to write dump.rdb", Duration::from_secs(10), || {
+        if dump.exists() {
+            Ok(())
+        } else {
+            Err("no dump.rdb yet")
+        }
+    });
+    let info: String = cmd(&mut c, &["INFO", "persistence"]);
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    assert_eq!(cmd::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    // A background save that cannot write its file stops writes (MISCONF) until one succeeds.
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "dbfilename", "missing-dir/dump.rdb"]);
+    wait::until("a failed background save to refuse writes", Duration::from_secs(10), || {
+        let _ = redis::cmd("BGSAVE").query::<String>(&mut c);
+        match redis::cmd("SET").arg("b").arg("2").query::<()>(&mut c) {
+            Err(e) if e.to_string().contains("stop-writes-on-bgsave-error") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "dbfilename", "dump.rdb"]);
+    // SAVE is refused while a background save runs; once it succeeds, writes are allowed.
+    wait::until("a successful SAVE", Duration::from_secs(10), || {
+        redis::cmd("SAVE").query::<()>(&mut c).map_err(|e| e.to_string())
+    });
+    let _: () = cmd(&mut c, &["SET", "b", "2"]);
+    // SIGTERM with save points saves first, like SHUTDOWN without arguments.
+    node.signal(libc::SIGTERM);
+    assert!(node.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    node.restart();
+    let mut c = wait::until("restart", Duration::from_secs(10), || connect(port));
+    assert_eq!(cmd::<String>(&mut c, &["GET", "b"]), "2");
 }

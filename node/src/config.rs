@@ -2,7 +2,7 @@
 //!
 //! Every directive has a row: its name, an alias, how its value is checked, its default,
 //! whether CONFIG SET may change it at run time, and — for features that have not landed in
-//! warden-node yet — the only values that ask for nothing (`appendonly no`, `save ""`).
+//! warden-node yet — the only values that ask for nothing (e.g. `maxmemory 0`).
 //! Anything else for those is refused with a sentence saying why, so no setting is ever
 //! accepted and silently ignored.
 //!
@@ -61,7 +61,6 @@ const fn pending(
     Directive { name, alias: None, kind, default, mutable: true, only: Some((allowed, why)) }
 }
 
-const NO_RDB: &str = "RDB snapshots are not implemented in warden-node yet";
 const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
 const U31: Kind = Kind::Int(0, i32::MAX as i64);
 
@@ -95,12 +94,11 @@ static DIRECTIVES: &[Directive] = &[
         )
     },
     d("pidfile", Kind::Str, "", false),
-    pending("save", Kind::Words, "", &[""], NO_RDB),
+    d("save", Kind::Words, "3600 1 300 100 60 10000", true),
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", true),
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
-    // Read at startup (turning the AOF on at runtime is not supported yet).
-    d("appendonly", Kind::Bool, "no", false),
+    d("appendonly", Kind::Bool, "no", true),
     d("aof-load-truncated", Kind::Bool, "yes", true),
     d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
@@ -251,6 +249,10 @@ pub struct Settings {
     pub replica_serve_stale_data: bool,
     /// `replicaof <host> <port>` at startup.
     pub replicaof: Option<(String, u16)>,
+    /// `save <seconds> <changes>` points (empty: no automatic saves).
+    pub save_points: Vec<(u64, u64)>,
+    /// `stop-writes-on-bgsave-error`.
+    pub stop_writes_on_bgsave_error: bool,
     /// `masterauth`.
     pub masterauth: Option<String>,
     /// `masteruser`.
@@ -389,6 +391,8 @@ fn placeholder_settings() -> Settings {
         replica_read_only: true,
         replica_serve_stale_data: true,
         replicaof: None,
+        save_points: Vec::new(),
+        stop_writes_on_bgsave_error: true,
         masterauth: None,
         masteruser: None,
         replica_announce_ip: None,
@@ -559,6 +563,12 @@ impl Config {
             replica_read_only: self.flag("replica-read-only"),
             replica_serve_stale_data: self.flag("replica-serve-stale-data"),
             replicaof: self.replicaof()?,
+            save_points: {
+                let words: Vec<u64> =
+                    self.values["save"].split_whitespace().filter_map(|w| w.parse().ok()).collect();
+                words.chunks(2).filter(|p| p.len() == 2).map(|p| (p[0], p[1])).collect()
+            },
+            stop_writes_on_bgsave_error: self.flag("stop-writes-on-bgsave-error"),
             masterauth: Some(self.values["masterauth"].clone()).filter(|v| !v.is_empty()),
             masteruser: Some(self.values["masteruser"].clone()).filter(|v| !v.is_empty()),
             replica_announce_ip: Some(self.values["replica-announce-ip"].clone())
@@ -627,13 +637,15 @@ mod tests {
 
     #[test]
     fn features_not_landed_are_refused_not_ignored() {
-        let e = load("appendonly yes\n").unwrap_err().to_string();
-        assert!(e.contains("append-only file is not implemented"), "{e}");
-        assert!(load("save 900 1\n").is_err());
+        let e = load("maxmemory 100mb\n").unwrap_err().to_string();
+        assert!(e.contains("not supported"), "{e}");
+        assert!(load("save 900\n").is_err());
+        let c = load("save 900 1 300 10\nappendonly yes\n").unwrap();
+        assert_eq!(c.settings.save_points, [(900, 1), (300, 10)]);
         assert!(load("replicaof 127.0.0.1 notaport\n").is_err());
         let c = load("replicaof 127.0.0.1 6380\n").unwrap();
         assert_eq!(c.settings.replicaof, Some(("127.0.0.1".to_string(), 6380)));
-        assert!(load("save \"\"\nappendonly no\n").is_ok());
+        assert!(load("save \"\"\nappendonly no\n").unwrap().settings.save_points.is_empty());
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
         if replication_tick.elapsed() >= Duration::from_secs(1) {
             replication_tick = Instant::now();
             replication_cron(&shared);
+            crate::cmd::persistence::save_points_cron(&shared);
         }
     }
 }

@@ -245,12 +245,15 @@ pub struct Propagation {
     pub aof: Option<u64>,
 }
 
-/// Refusals that depend on the replication role, in Redis's order: `-NOREPLICAS`,
+/// Refusals that depend on the server's state, in Redis's order: `-MISCONF`, `-NOREPLICAS`,
 /// `-READONLY`, then `-MASTERDOWN`.
 fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<CommandError> {
     use crate::server::gate;
     let write = spec.has(flags::WRITE)
         || (spec.name == "exec" && client.multi.as_ref().is_some_and(|q| queued_write(q)));
+    if write && gates & gate::MISCONF != 0 {
+        return Some(CommandError::raw("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
+    }
     if write && gates & gate::NO_REPLICAS != 0 {
         return Some(CommandError::raw("NOREPLICAS Not enough good replicas to write."));
     }

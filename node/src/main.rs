@@ -85,6 +85,23 @@ fn load_dump(
     Ok(loaded)
 }
 
+/// SIGTERM/SIGINT stop the server as SHUTDOWN without arguments does: with save points
+/// configured, the data is saved first (a failed save is logged; the process still exits).
+fn save_on_signal(shared: &Shared) {
+    use std::sync::atomic::Ordering;
+    if shared.shutdown_handled.load(Ordering::Relaxed)
+        || shared.config.read().settings.save_points.is_empty()
+    {
+        return;
+    }
+    info!("saving the final RDB snapshot before exiting");
+    let mut ks = shared.keyspace.lock();
+    if let Err(e) = node::cmd::persistence::save_blocking(shared, &mut ks, node::server::unix_ms())
+    {
+        tracing::warn!(cause = %e, "error trying to save the DB, can't exit cleanly");
+    }
+}
+
 /// Sends a readiness message to systemd's NOTIFY_SOCKET, if there is one (Type=notify units).
 fn notify_systemd(message: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
@@ -155,6 +172,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     server::run(shared.clone(), listeners, stop).await;
     node::aof::close(&shared);
+    save_on_signal(&shared);
     signals.abort();
     if let Some(path) = &pidfile {
         let _ = std::fs::remove_file(path);

@@ -47,6 +47,9 @@ pub mod gate {
     pub const MASTER_DOWN: u8 = 2;
     /// A master short of `min-replicas-to-write` good replicas: writes get `-NOREPLICAS`.
     pub const NO_REPLICAS: u8 = 4;
+    /// The last background save failed with save points and `stop-writes-on-bgsave-error`:
+    /// writes get `-MISCONF`.
+    pub const MISCONF: u8 = 8;
 }
 
 /// CLIENT PAUSE state.
@@ -127,6 +130,8 @@ pub struct Shared {
     pub aof_on: std::sync::atomic::AtomicBool,
     /// `appendfsync always`: replies wait for the fsync.
     pub aof_always: std::sync::atomic::AtomicBool,
+    /// SHUTDOWN ran (and saved as it was asked); a signal-driven stop saves by save points.
+    pub shutdown_handled: std::sync::atomic::AtomicBool,
 }
 
 /// The current unix time in milliseconds.
@@ -161,6 +166,7 @@ impl Shared {
             aof_synced: watch::channel(0).0,
             aof_on: std::sync::atomic::AtomicBool::new(false),
             aof_always: std::sync::atomic::AtomicBool::new(false),
+            shutdown_handled: std::sync::atomic::AtomicBool::new(false),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -223,12 +229,13 @@ impl Shared {
 
     /// Recomputes [`Shared::gates`] from the role, the link and the configuration.
     pub fn refresh_gates(&self) {
-        let (read_only, serve_stale, min_write) = {
+        let (read_only, serve_stale, min_write, misconf) = {
             let s = &self.config.read().settings;
             (
                 s.replica_read_only,
                 s.replica_serve_stale_data,
                 s.min_replicas_to_write > 0 && s.min_replicas_max_lag > 0,
+                s.stop_writes_on_bgsave_error && !s.save_points.is_empty(),
             )
         };
         let replica = self.is_replica();
@@ -241,6 +248,9 @@ impl Shared {
         }
         if !replica && min_write && self.short_of_replicas.load(Ordering::Relaxed) {
             gates |= gate::NO_REPLICAS;
+        }
+        if misconf && self.persist.lock().last_failed {
+            gates |= gate::MISCONF;
         }
         self.gates.store(gates, Ordering::Relaxed);
     }

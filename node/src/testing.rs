@@ -27,7 +27,10 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with `config` (redis.conf text); `port` and `bind` are forced to loopback.
     pub async fn start(config: &str) -> TestServer {
-        let mut lines = parse_text(config, "test config").expect("test config parses");
+        // No save points unless a test asks: in-process servers must not write dump files
+        // into the working directory.
+        let mut lines = parse_text("save \"\"\n", "test defaults").expect("defaults parse");
+        lines.extend(parse_text(config, "test config").expect("test config parses"));
         lines.extend(
             parse_text("port 0\nbind 127.0.0.1\n", "test overrides").expect("overrides parse"),
         );

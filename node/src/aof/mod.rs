@@ -160,7 +160,9 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
     *shared.aof.lock() = Some(AofState {
         buf: Vec::new(),
         db: None,
-        appended: 0,
+        // Offsets continue across a stop and start, so a client's last wait target stays
+        // comparable with what the new writer publishes.
+        appended: *shared.aof_synced.borrow(),
         policy,
         file: Arc::new(file),
         manifest,
@@ -329,8 +331,23 @@ pub fn close(shared: &Shared) {
         let _ = st.file.sync_data();
         st.buf.clear();
         st.closing = true;
+        shared.aof_synced.send_replace(st.appended);
     }
     shared.aof_wake.notify_all();
+}
+
+/// CONFIG SET appendonly no: flush, fsync and close the AOF; writes are no longer logged.
+pub fn stop(shared: &Shared) -> std::io::Result<()> {
+    close(shared);
+    let _io = shared.aof_io.lock();
+    let _ks = shared.keyspace.lock();
+    *shared.aof.lock() = None;
+    shared.aof_on.store(false, Ordering::Relaxed);
+    shared.aof_always.store(false, Ordering::Relaxed);
+    let r = shared.repl.lock();
+    shared.refresh_role(&r);
+    info!("append only file disabled");
+    Ok(())
 }
 
 /// CONFIG SET appendfsync.

@@ -61,10 +61,27 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let backlog_size = config.settings.repl_backlog_size;
     let fsync = crate::aof::Fsync::parse(config.get("appendfsync").unwrap_or("everysec"));
+    let aof_wanted = config.get("appendonly") == Some("yes");
     *ctx.server.config.write() = config;
     // Settings the replication layer caches take effect now.
     ctx.server.refresh_gates();
     crate::aof::set_policy(ctx.server, fsync);
+    let aof_on = ctx.server.aof_on.load(std::sync::atomic::Ordering::Relaxed);
+    if aof_wanted != aof_on {
+        // As in Redis: turning the AOF on writes a base snapshot of the current data in the
+        // background; turning it off flushes and closes it.
+        let shared = ctx.server.self_arc();
+        std::thread::spawn(move || {
+            let result = if aof_wanted {
+                crate::aof::start(&shared, None)
+            } else {
+                crate::aof::stop(&shared)
+            };
+            if let Err(e) = result {
+                tracing::warn!(cause = %e, "changing appendonly failed");
+            }
+        });
+    }
     if let Some(b) = ctx.server.repl.lock().backlog.as_mut() {
         b.resize(backlog_size);
     }

@@ -188,10 +188,10 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "current_save_keys_processed", &0);
             w(out, "current_save_keys_total", &0);
             w(out, "rdb_changes_since_last_save", &ctx.exec.ks.dirty);
-            w(out, "rdb_bgsave_in_progress", &0);
+            w(out, "rdb_bgsave_in_progress", &u8::from(stats.bgsave_in_progress));
             w(out, "rdb_last_save_time", &shared.lastsave.load(Ordering::Relaxed));
             w(out, "rdb_last_bgsave_status", &if stats.last_failed { "err" } else { "ok" });
-            w(out, "rdb_last_bgsave_time_sec", &-1);
+            w(out, "rdb_last_bgsave_time_sec", &stats.last_bgsave_secs);
             w(out, "rdb_current_bgsave_time_sec", &-1);
             w(out, "rdb_saves", &stats.saves);
             w(out, "rdb_last_cow_size", &0);

@@ -256,10 +256,12 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CommandError::err("No shutdown in progress."));
     }
-    // Without save points (they need BGSAVE, not implemented yet) only SHUTDOWN SAVE saves.
-    if save && super::persistence::save_now(ctx).is_err() && !force {
+    // As in Redis: SAVE saves, NOSAVE does not, and otherwise save points decide.
+    let points = !ctx.server.config.read().settings.save_points.is_empty();
+    if (save || (points && !nosave)) && super::persistence::save_now(ctx).is_err() && !force {
         return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
     }
+    ctx.server.shutdown_handled.store(true, Ordering::Relaxed);
     tracing::warn!("user requested shutdown");
     ctx.effect = Some(Effect::Shutdown);
     // The connection closes without a reply when the shutdown proceeds, as in Redis.
