@@ -85,6 +85,26 @@ impl Group {
         down_after_ms: u64,
         proxied: bool,
     ) -> Group {
+        // A port probed free can still be taken before the process binds it (other tests'
+        // outgoing connections use the same ephemeral range); such a start is retried with
+        // fresh ports instead of failing the test.
+        for attempt in 1.. {
+            match Group::try_start(kind, replicas, supervisors, down_after_ms, proxied) {
+                Ok(group) => return group,
+                Err(why) if attempt < 3 => eprintln!("retrying the group start: {why}"),
+                Err(why) => panic!("could not start the group: {why}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn try_start(
+        kind: NodeKind,
+        replicas: usize,
+        supervisors: u64,
+        down_after_ms: u64,
+        proxied: bool,
+    ) -> Result<Group, String> {
         let mut nodes = Vec::new();
         let master_port = ports::allocate();
         for i in 0..=replicas {
@@ -157,6 +177,7 @@ impl Group {
             sups.push(Supervisor { id, port, proc });
         }
         let group = Group { nodes, supervisors: sups, config, links, _conf_dir: conf_dir };
+        group.check_listening()?;
         for n in &group.nodes[1..] {
             wait::until("replica to sync", Duration::from_secs(20), || {
                 let info = node_info(n.port)?;
@@ -190,7 +211,41 @@ impl Group {
                 },
             );
         }
-        group
+        Ok(group)
+    }
+
+    /// Waits until every process answers PING; an address already in use is an `Err`.
+    fn check_listening(&self) -> Result<(), String> {
+        let ports = self
+            .nodes
+            .iter()
+            .map(|n| (n.port, &n.proc))
+            .chain(self.supervisors.iter().map(|s| (s.port, &s.proc)));
+        for (port, proc) in ports {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if connect(port)
+                    .and_then(|mut c| {
+                        redis::cmd("PING").query::<String>(&mut c).map_err(|e| e.to_string())
+                    })
+                    .is_ok()
+                {
+                    break;
+                }
+                let log = proc.log();
+                if log.contains("Address already in use") || log.contains("can't listen") {
+                    return Err(format!(
+                        "port {port} was taken: {}",
+                        log.lines().last().unwrap_or_default()
+                    ));
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(format!("port {port} never answered PING:\n{log}"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
     }
 
     /// What a supervisor answers to GET-MASTER-ADDR-BY-NAME.

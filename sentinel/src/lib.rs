@@ -23,7 +23,8 @@
 //! Modules:
 //! - [`consensus`]: the Raft group (storage, core, transport, task).
 //! - [`machine`]: the replicated state machine — what has been decided.
-//! - [`monitor`], [`info`], [`health`], [`node_link`]: watching nodes and judging them.
+//! - [`monitor`], [`info`], [`health`], [`node_link`]: watching nodes and judging them;
+//!   [`notice`]: the events a supervisor publishes from its own observations.
 //! - [`reconciler`] and [`executor`]: the leader-only failover procedure.
 //! - [`api`]: the Sentinel protocol for clients.
 //! - [`config`] and [`supervisor`]: the process.
@@ -38,5 +39,6 @@ pub mod info;
 pub mod machine;
 pub mod monitor;
 pub mod node_link;
+pub mod notice;
 pub mod reconciler;
 pub mod supervisor;

@@ -207,6 +207,7 @@ async fn health_loop(mut h: HealthLoop) {
     let mut ticker = tokio::time::interval(LOOP);
     let mut last_tick = Instant::now();
     let mut tilt_until: Option<Instant> = None;
+    let mut notices = crate::notice::Notices::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -249,6 +250,9 @@ async fn health_loop(mut h: HealthLoop) {
             // Opinions stay as they were: neither "down" nor "up" is known until fresh
             // observations arrive.
             continue;
+        }
+        for event in notices.update(&state, &views, now) {
+            emit(&h.hub, event);
         }
         for m in state.masters.values() {
             let Some(view) = views.get(&m.spec.addr) else { continue };
