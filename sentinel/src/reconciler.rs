@@ -16,6 +16,19 @@
 //!    committed before its REPLICAOF and `ReplicaReconfDone` once it follows the new master;
 //! 5. commit `FailoverEnded`; a returning old master (or any stray master) is converted with a
 //!    committed `ConvertToReplica` before its REPLICAOF.
+//!
+//! Safety rests on three things: a step is acted on only after it is committed; the executor
+//! confirms leadership with a quorum (ReadIndex) before any node command; and candidates need
+//! evidence of lineage (see [`choose_candidate`]). Liveness has a price that follows from the
+//! last one: a supervisor group that never saw a replica in sync with the master (for example
+//! one started after the master died) will not promote it, and says why in the
+//! `-failover-abort-no-good-slave` log line.
+//!
+//! Deliberately left out: fencing a master that is alive but cut off from the supervisors (it
+//! keeps accepting writes until it can be demoted — use `min-replicas-to-write`); a guard
+//! against a master that restarts empty within `down-after-milliseconds` (Sentinel has the same
+//! gap by default); manual failover, switchover and the spare-node strategy (issue 6, for which
+//! `FailoverStarted` already carries `forced`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
