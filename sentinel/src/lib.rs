@@ -41,4 +41,6 @@ pub mod monitor;
 pub mod node_link;
 pub mod notice;
 pub mod reconciler;
+#[cfg(test)]
+mod reconciler_golden;
 pub mod supervisor;

@@ -1,0 +1,251 @@
+//! Golden-script tests for the failover procedure: the leader's reconciler against scripted
+//! node observations, with its proposals applied to the replicated state as the log would.
+//!
+//! Each file in `reconciler_testdata/` is a trace. Lines starting with `>` are inputs; the
+//! lines after `> plan` are the actions planned (proposals marked `(rejected)` if the state
+//! machine refused them). Inputs:
+//!
+//! - `node <port> key:value…` — the node answered PING and INFO just now (`role:master|slave`,
+//!   `master:<port>`, `link:up|down`, `offset:<n>`, `priority:<n>`, `replid:<id>`,
+//!   `replid2:<id>`, `replicas:<port>,<port>`);
+//! - `down <port>` — the node stopped answering (its last reply is long ago);
+//! - `opinion <supervisor> down|up` — commits that supervisor's opinion of master `m`;
+//! - `wait <ms>` — time passes; nodes still up keep answering;
+//! - `new-leader` — leadership moves: a reconciler with an empty memory takes over;
+//! - `state` — prints the committed failover state.
+//!
+//! `UPDATE_GOLDEN=1 cargo test` rewrites the files for review.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::consensus::core::GroupStatus;
+use crate::info::NodeInfo;
+use crate::machine::{Addr, Command, Machine, MasterSpec, ReplicaStep};
+use crate::monitor::NodeView;
+use crate::reconciler::{Action, Reconciler};
+
+fn a(port: u16) -> Addr {
+    Addr::new("10.0.0.1".into(), port)
+}
+
+fn port(text: &str) -> u16 {
+    text.parse().unwrap_or_else(|_| panic!("bad port {text}"))
+}
+
+fn spec() -> MasterSpec {
+    MasterSpec {
+        name: "m".into(),
+        addr: a(1),
+        quorum: 2,
+        down_after_ms: 1000,
+        failover_timeout_ms: 10000,
+        parallel_syncs: 1,
+    }
+}
+
+fn info_text(fields: &[&str]) -> String {
+    let mut out = String::new();
+    for f in fields {
+        let (k, v) = f.split_once(':').unwrap_or_else(|| panic!("bad field {f}"));
+        match k {
+            "role" => out.push_str(&format!("role:{v}\n")),
+            "master" => out.push_str(&format!("master_host:10.0.0.1\nmaster_port:{v}\n")),
+            "link" => out.push_str(&format!("master_link_status:{v}\n")),
+            "offset" => out.push_str(&format!("slave_repl_offset:{v}\nmaster_repl_offset:{v}\n")),
+            "priority" => out.push_str(&format!("slave_priority:{v}\n")),
+            "replid" => out.push_str(&format!("master_replid:{v}\n")),
+            "replid2" => out.push_str(&format!("master_replid2:{v}\n")),
+            "replicas" => {
+                for (i, p) in v.split(',').enumerate() {
+                    out.push_str(&format!(
+                        "slave{i}:ip=10.0.0.1,port={p},state=online,offset=0,lag=0\n"
+                    ));
+                }
+            }
+            other => panic!("unknown node field {other}"),
+        }
+    }
+    out
+}
+
+fn describe(cmd: &Command) -> String {
+    let addrs = |v: &[Addr]| v.iter().map(|x| x.port.to_string()).collect::<Vec<_>>().join(",");
+    match cmd {
+        Command::Bootstrap { masters } => format!("bootstrap {}", masters.len()),
+        Command::Opinion { supervisor, down, epoch, .. } => {
+            format!("opinion {supervisor} {} epoch={epoch}", if *down { "down" } else { "up" })
+        }
+        Command::ForgetOpinions { supervisor } => format!("forget-opinions {supervisor}"),
+        Command::FailoverStarted { epoch, candidate, old_master, replicas, .. } => format!(
+            "failover-started epoch={epoch} candidate={} old={} replicas={}",
+            candidate.port,
+            old_master.port,
+            addrs(replicas)
+        ),
+        Command::Promoted { epoch, .. } => format!("promoted epoch={epoch}"),
+        Command::ReplicaReconfSent { epoch, replica, .. } => {
+            format!("reconf-sent {} epoch={epoch}", replica.port)
+        }
+        Command::ReplicaReconfDone { epoch, replica, .. } => {
+            format!("reconf-done {} epoch={epoch}", replica.port)
+        }
+        Command::FailoverEnded { epoch, .. } => format!("failover-ended epoch={epoch}"),
+        Command::FailoverAborted { epoch, reason, .. } => {
+            format!("failover-aborted epoch={epoch} {reason}")
+        }
+        Command::SupervisorAnnounced { supervisor, .. } => format!("announced {supervisor}"),
+        Command::ConvertToReplica { epoch, node, .. } => {
+            format!("convert {} epoch={epoch}", node.port)
+        }
+    }
+}
+
+fn state_line(m: &Machine) -> String {
+    let Some(s) = m.masters.get("m") else { return "state: not bootstrapped".into() };
+    let failover = match &s.failover {
+        None => "none".to_string(),
+        Some(f) => {
+            let steps: Vec<String> = f
+                .replicas
+                .iter()
+                .map(|(r, st)| {
+                    let st = match st {
+                        ReplicaStep::Pending => "pending",
+                        ReplicaStep::Sent => "sent",
+                        ReplicaStep::Done => "done",
+                    };
+                    format!("{}:{st}", r.port)
+                })
+                .collect();
+            format!(
+                "epoch {} {:?} candidate {} [{}]",
+                f.epoch,
+                f.phase,
+                f.candidate.port,
+                steps.join(" ")
+            )
+        }
+    };
+    format!(
+        "state: master {} config-epoch {} odown {} failover {failover}",
+        s.spec.addr.port, s.config_epoch, s.odown
+    )
+}
+
+fn run(script: &str) -> String {
+    let mut now = Instant::now();
+    let mut machine = Machine::default();
+    let mut reconciler = Reconciler::new(1, vec![spec()]);
+    let mut views: HashMap<Addr, NodeView> = HashMap::new();
+    let status = GroupStatus {
+        id: 1,
+        term: 1,
+        leader: 1,
+        is_leader: true,
+        voters: vec![1, 2, 3],
+        active: vec![1, 2, 3],
+        applied: 0,
+    };
+    let mut out = String::new();
+    for line in script.lines() {
+        let Some(input) = line.strip_prefix("> ") else {
+            if line.is_empty() || line.starts_with('#') {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        };
+        out.push_str(line);
+        out.push('\n');
+        let words: Vec<&str> = input.split_whitespace().collect();
+        match words[0] {
+            "node" => {
+                let addr = a(port(words[1]));
+                let v = views.entry(addr).or_insert_with(|| NodeView::new(now));
+                v.connected = true;
+                v.last_ok = Some(now);
+                v.last_reply = Some(now);
+                v.observe(NodeInfo::parse(&info_text(&words[2..])), now);
+            }
+            "down" => {
+                let v = views.get_mut(&a(port(words[1]))).expect("a known node");
+                v.connected = false;
+                v.last_ok = Some(now - Duration::from_secs(60));
+            }
+            "opinion" => {
+                let epoch = machine.masters.get("m").map_or(0, |s| s.config_epoch);
+                let cmd = Command::Opinion {
+                    supervisor: words[1].parse().expect("a supervisor id"),
+                    master: "m".into(),
+                    epoch,
+                    down: words[2] == "down",
+                };
+                let index = machine.applied_index + 1;
+                if !machine.apply_command(index, cmd) {
+                    out.push_str("rejected\n");
+                }
+            }
+            "wait" => {
+                let ms: u64 = words[1].trim_end_matches("ms").parse().expect("milliseconds");
+                now += Duration::from_millis(ms);
+                for v in views.values_mut().filter(|v| v.connected) {
+                    v.last_ok = Some(now);
+                    v.info_at = Some(now);
+                }
+            }
+            "new-leader" => reconciler = Reconciler::new(2, vec![spec()]),
+            "state" => {
+                out.push_str(&state_line(&machine));
+                out.push('\n');
+            }
+            "plan" => {
+                for action in reconciler.plan(&machine, &views, &status, now) {
+                    let text = match action {
+                        Action::Propose(cmd) => {
+                            let d = describe(&cmd);
+                            let index = machine.applied_index + 1;
+                            if machine.apply_command(index, cmd) {
+                                format!("propose {d}")
+                            } else {
+                                format!("propose {d} (rejected)")
+                            }
+                        }
+                        Action::Bgsave(n) => format!("bgsave {}", n.port),
+                        Action::Promote(n) => format!("promote {}", n.port),
+                        Action::Repoint { node, to } => {
+                            format!("repoint {} to {}", node.port, to.port)
+                        }
+                    };
+                    out.push_str(&text);
+                    out.push('\n');
+                }
+                machine.take_events();
+            }
+            other => panic!("unknown input {other}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn failover_golden_scripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/reconciler_testdata");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut failed = Vec::new();
+    for file in files {
+        let script = std::fs::read_to_string(&file).unwrap();
+        let got = run(&script);
+        if got != script {
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&file, &got).unwrap();
+            } else {
+                failed.push(format!("{}:\n--- expected\n{script}\n--- got\n{got}", file.display()));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
