@@ -274,7 +274,21 @@ async fn subscribers_get_events_and_bad_input_gets_errors_not_panics() {
         "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n"
     );
     assert_eq!(c.bytes(&["PING"]).await, "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert_eq!(
+        c.bytes(&["SUBSCRIBE", "+switch-master"]).await,
+        "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:2\r\n"
+    );
+    assert_eq!(
+        c.bytes(&["UNSUBSCRIBE"]).await,
+        "*3\r\n$11\r\nunsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n"
+    );
     assert_eq!(c.bytes(&["PUNSUBSCRIBE"]).await, "*3\r\n$12\r\npunsubscribe\r\n$1\r\n*\r\n:0\r\n");
+    assert_eq!(
+        c.bytes(&["PSUBSCRIBE", "+*"]).await,
+        "*3\r\n$10\r\npsubscribe\r\n$2\r\n+*\r\n:1\r\n"
+    );
+    assert_eq!(c.bytes(&["RESET"]).await, "+RESET\r\n");
+    assert_eq!(c.bytes(&["PING"]).await, "+PONG\r\n", "out of subscribed mode");
     for garbage in ["*1\r\n$-5\r\n", "*abc\r\n", "\"unbalanced\r\n", "*1\r\n$2000000\r\n"] {
         let mut g = Client::connect(port).await;
         let reply = g.raw(garbage).await;

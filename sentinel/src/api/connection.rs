@@ -176,6 +176,13 @@ fn dispatch(ctx: &Context, client: &mut Client, args: &[Bytes]) -> Vec<Frame> {
             2 => one(Frame::Bulk(args[1].clone())),
             _ => one(wrong_args("ping")),
         },
+        "reset" if args.len() == 1 => {
+            client.channels.clear();
+            client.patterns.clear();
+            client.name = None;
+            client.proto = Protocol::Resp2;
+            one(Frame::simple("RESET"))
+        }
         "quit" => {
             client.closing = true;
             one(Frame::ok())
