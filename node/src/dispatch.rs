@@ -405,7 +405,10 @@ impl Shared {
             if let Some(aof) = self.aof.lock().as_mut() {
                 done.aof = Some(aof.feed(&commands));
             }
-            self.aof_wake.notify_one();
+            // Under `always` a reply waits for the writer; otherwise it batches on its own.
+            if self.aof_always.load(std::sync::atomic::Ordering::Relaxed) {
+                self.aof_wake.notify_one();
+            }
         }
         done.repl = self.feed_replicas(&commands);
         done

@@ -199,7 +199,14 @@ fn write_loop(shared: &Shared) {
             if state.closing {
                 return;
             }
-            if state.buf.is_empty() {
+            if state.policy != Fsync::Always {
+                // Batch: at most one write a millisecond (Redis writes once per event-loop
+                // iteration), and ten wake-ups a second when idle; replies do not wait for
+                // the write under these policies.
+                let idle = state.buf.is_empty();
+                let wait = Duration::from_millis(if idle { 100 } else { 1 });
+                shared.aof_wake.wait_for(&mut g, wait);
+            } else if state.buf.is_empty() {
                 let wait =
                     if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
                 shared.aof_wake.wait_for(&mut g, wait);
