@@ -478,15 +478,17 @@ impl Connection {
         if self.output.is_empty() {
             return Ok(());
         }
-        // `appendfsync always`: nothing is acknowledged before it is on disk.
+        // Nothing is acknowledged before it is in the AOF: written to the file (everysec, no),
+        // or fsynced (always).
         let target = self.client.aof_woff;
-        if target > 0
-            && self.shared.aof_always.load(Ordering::Relaxed)
-            && *self.shared.aof_synced.borrow() < target
-        {
-            let mut synced = self.shared.aof_synced.subscribe();
-            if synced.wait_for(|v| *v >= target).await.is_err() {
-                return Err(std::io::ErrorKind::BrokenPipe.into());
+        if target > 0 && self.shared.aof_on.load(Ordering::Relaxed) {
+            if !self.shared.aof_always.load(Ordering::Relaxed) {
+                crate::aof::write_before_reply(&self.shared, target);
+            } else if *self.shared.aof_synced.borrow() < target {
+                let mut synced = self.shared.aof_synced.subscribe();
+                if synced.wait_for(|v| *v >= target).await.is_err() {
+                    return Err(std::io::ErrorKind::BrokenPipe.into());
+                }
             }
         }
         self.shared.stats.net_output.fetch_add(self.output.len() as u64, Ordering::Relaxed);

@@ -130,6 +130,8 @@ pub struct Shared {
     pub aof_on: std::sync::atomic::AtomicBool,
     /// `appendfsync always`: replies wait for the fsync.
     pub aof_always: std::sync::atomic::AtomicBool,
+    /// The AOF offset written to the file (not necessarily fsynced).
+    pub aof_written: AtomicU64,
     /// SHUTDOWN ran (and saved as it was asked); a signal-driven stop saves by save points.
     pub shutdown_handled: std::sync::atomic::AtomicBool,
 }
@@ -166,6 +168,7 @@ impl Shared {
             aof_synced: watch::channel(0).0,
             aof_on: std::sync::atomic::AtomicBool::new(false),
             aof_always: std::sync::atomic::AtomicBool::new(false),
+            aof_written: AtomicU64::new(0),
             shutdown_handled: std::sync::atomic::AtomicBool::new(false),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),

@@ -162,7 +162,7 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
         db: None,
         // Offsets continue across a stop and start, so a client's last wait target stays
         // comparable with what the new writer publishes.
-        appended: *shared.aof_synced.borrow(),
+        appended: shared.aof_written.load(Ordering::Relaxed).max(*shared.aof_synced.borrow()),
         policy,
         file: Arc::new(file),
         manifest,
@@ -188,63 +188,85 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
     Ok(())
 }
 
-/// The writer thread: writes the buffer, fsyncs per policy, publishes what is durable.
+/// Writes everything buffered to the current incremental file (no fsync) and records how
+/// far the file goes. Returns the file and the offset written, for a following fsync.
+fn write_buffered(shared: &Shared) -> Option<(Arc<File>, u64, bool)> {
+    let _io = shared.aof_io.lock();
+    let (chunk, end, file) = {
+        let mut g = shared.aof.lock();
+        let state = g.as_mut()?;
+        (std::mem::take(&mut state.buf), state.appended, state.file.clone())
+    };
+    let mut ok = true;
+    if !chunk.is_empty() {
+        if let Err(e) = (&*file).write_all(&chunk) {
+            warn!(cause = %e, "error writing to the AOF");
+            ok = false;
+        }
+    }
+    if let Some(state) = shared.aof.lock().as_mut() {
+        state.write_failed = !ok;
+    }
+    if ok {
+        shared.aof_written.fetch_max(end, Ordering::Relaxed);
+    }
+    Some((file, end, ok))
+}
+
+/// Before a connection sends replies under `everysec`/`no`: make sure its writes reached the
+/// file (write(2), as Redis does before replying), so killing the process loses nothing it
+/// acknowledged. Whoever comes first writes everyone's buffered commands at once.
+pub fn write_before_reply(shared: &Shared, target: u64) {
+    if shared.aof_written.load(Ordering::Relaxed) < target {
+        write_buffered(shared);
+    }
+}
+
+/// The writer thread: writes what connections did not (the replication applier, active
+/// expiry), fsyncs per policy — under `always` as a group commit for every waiting reply —
+/// and publishes what is durable. The fsync runs outside the I/O lock so writes continue.
 fn write_loop(shared: &Shared) {
     let mut last_fsync = Instant::now();
-    let mut unsynced = false;
+    let mut synced = 0u64;
     loop {
-        {
+        let policy = {
             let mut g = shared.aof.lock();
             let Some(state) = g.as_ref() else { return };
             if state.closing {
                 return;
             }
-            if state.policy != Fsync::Always {
-                // Batch: at most one write a millisecond (Redis writes once per event-loop
-                // iteration), and ten wake-ups a second when idle; replies do not wait for
-                // the write under these policies.
-                let idle = state.buf.is_empty();
-                let wait = Duration::from_millis(if idle { 100 } else { 1 });
-                shared.aof_wake.wait_for(&mut g, wait);
-            } else if state.buf.is_empty() {
-                let wait =
-                    if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
+            let pending = !state.buf.is_empty() || shared.aof_written.load(Ordering::Relaxed) > synced;
+            let wait = match state.policy {
+                Fsync::Always if pending => Duration::ZERO,
+                Fsync::Always => Duration::from_secs(1),
+                _ => Duration::from_millis(100),
+            };
+            if !wait.is_zero() {
                 shared.aof_wake.wait_for(&mut g, wait);
             }
-        }
-        let io = shared.aof_io.lock();
-        let (chunk, end, file, policy) = {
-            let mut g = shared.aof.lock();
-            let Some(state) = g.as_mut() else { return };
-            (std::mem::take(&mut state.buf), state.appended, state.file.clone(), state.policy)
+            g.as_ref().map(|s| s.policy)
         };
-        let mut failed = false;
-        if !chunk.is_empty() {
-            if let Err(e) = (&*file).write_all(&chunk) {
-                warn!(cause = %e, "error writing to the AOF");
-                failed = true;
-            }
-            unsynced = true;
-        }
-        let sync_now = match policy {
-            Fsync::Always => unsynced,
-            Fsync::Everysec => unsynced && last_fsync.elapsed() >= Duration::from_secs(1),
+        let Some(policy) = policy else { return };
+        let Some((file, end, ok)) = write_buffered(shared) else { return };
+        let due = match policy {
+            Fsync::Always => end > synced,
+            Fsync::Everysec => end > synced && last_fsync.elapsed() >= Duration::from_secs(1),
             Fsync::No => false,
         };
-        if sync_now {
-            if let Err(e) = file.sync_data() {
-                warn!(cause = %e, "error fsyncing the AOF");
-                failed = true;
+        if ok && due {
+            match file.sync_data() {
+                Ok(()) => {
+                    synced = end;
+                    last_fsync = Instant::now();
+                    shared.aof_synced.send_replace(end);
+                }
+                Err(e) => {
+                    warn!(cause = %e, "error fsyncing the AOF");
+                    if let Some(state) = shared.aof.lock().as_mut() {
+                        state.write_failed = true;
+                    }
+                }
             }
-            last_fsync = Instant::now();
-            unsynced = false;
-        }
-        drop(io);
-        if let Some(state) = shared.aof.lock().as_mut() {
-            state.write_failed = failed;
-        }
-        if !failed && (policy != Fsync::Always || !unsynced) {
-            shared.aof_synced.send_replace(end);
         }
     }
 }
@@ -262,6 +284,7 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
         (&*st.file).write_all(&st.buf)?;
         st.file.sync_data()?;
         st.buf.clear();
+        shared.aof_written.fetch_max(st.appended, Ordering::Relaxed);
         shared.aof_synced.send_replace(st.appended);
         let base_seq = st.manifest.base().map_or(1, |b| b.seq + 1);
         let incr_seq = st.manifest.incrs().last().map_or(1, |e| e.seq + 1);
@@ -338,6 +361,7 @@ pub fn close(shared: &Shared) {
         let _ = st.file.sync_data();
         st.buf.clear();
         st.closing = true;
+        shared.aof_written.fetch_max(st.appended, Ordering::Relaxed);
         shared.aof_synced.send_replace(st.appended);
     }
     shared.aof_wake.notify_all();
