@@ -9,7 +9,11 @@ until the group is settled, kills the master with SIGKILL and measures, from the
   first_write  a client that asks a supervisor for the master and writes to it (the Sentinel
                client protocol) gets its first +OK
 
-Usage: bench/failover.py [--trials 8] [--warden PATH] [--only warden|sentinel] [--json FILE]
+Usage: bench/failover.py [--trials 8] [--warden PATH] [--only warden|sentinel]
+                         [--nodes redis|PATH-TO-warden-node] [--json FILE]
+
+The data nodes are Debian's redis-server unless --nodes names a warden-node binary (both
+supervisor kinds then supervise the same kind of node).
 """
 
 import argparse
@@ -88,7 +92,7 @@ def wait_for(what, probe, timeout=30.0):
 
 
 class Group:
-    def __init__(self, kind, warden_bin):
+    def __init__(self, kind, warden_bin, node_bin="redis-server"):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="warden-bench-")
         self.procs = {}
@@ -97,7 +101,7 @@ class Group:
         for i, port in enumerate([self.master] + self.replicas):
             d = os.path.join(self.dir, "node%d" % i)
             os.makedirs(d)
-            args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            args = [node_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                     "--appendonly", "no", "--dir", d]
             if port != self.master:
                 args += ["--replicaof", "127.0.0.1", str(self.master)]
@@ -176,8 +180,8 @@ def try_write(sentinel_port):
         return False
 
 
-def trial(kind, warden_bin):
-    g = Group(kind, warden_bin)
+def trial(kind, warden_bin, node_bin):
+    g = Group(kind, warden_bin, node_bin)
     try:
         wait_for("group to settle", g.settled, timeout=60)
         time.sleep(0.5)  # let periodic work (INFO refreshes, hellos) reach a steady state
@@ -216,6 +220,7 @@ def main():
     ap.add_argument("--warden", default=None, help="path to warden-sentinel")
     ap.add_argument("--only", choices=["warden", "sentinel"])
     ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--nodes", default="redis", help="redis (redis-server) or a warden-node path")
     args = ap.parse_args()
     warden = args.warden
     if warden is None:
@@ -235,7 +240,7 @@ def main():
     # Interleave the systems so machine noise affects both alike.
     for i in range(args.trials):
         for k in kinds:
-            a, w = trial(k, warden)
+            a, w = trial(k, warden, "redis-server" if args.nodes == "redis" else args.nodes)
             results[k].append({"all_answer_ms": a, "first_write_ms": w})
             print("trial %d %-8s all supervisors answer new master: %7s ms   first write: %7s ms" % (
                 i + 1, k, "%.0f" % a if a else "-", "%.0f" % w if w else "-"), flush=True)
@@ -245,7 +250,8 @@ def main():
         print("%-8s first_write  %s" % (k, summary([r["first_write_ms"] for r in results[k]])))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"down_after_ms": DOWN_AFTER, "warden": warden, "results": results}, f, indent=2)
+            json.dump({"down_after_ms": DOWN_AFTER, "warden": warden, "nodes": args.nodes, "results": results},
+                      f, indent=2)
 
 
 if __name__ == "__main__":
