@@ -143,9 +143,45 @@ pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
 
 /// Runs one request from `client`.
 pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i64) -> Outcome {
+    match admit(shared, client, argv) {
+        Admitted::Done(outcome) => outcome,
+        Admitted::Run(resolved) => {
+            let mut ks = shared.keyspace.lock();
+            execute(shared, &mut ks, client, resolved, argv, now_ms)
+        }
+    }
+}
+
+/// [`call`] for a caller that already holds the keyspace lock (the replication applier runs
+/// a whole chunk of its master's stream under one lock hold).
+pub fn call_locked(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &mut ClientState,
+    argv: &[Bytes],
+    now_ms: i64,
+) -> Outcome {
+    match admit(shared, client, argv) {
+        Admitted::Done(outcome) => outcome,
+        Admitted::Run(resolved) => execute(shared, ks, client, resolved, argv, now_ms),
+    }
+}
+
+/// What the checks before execution decided.
+enum Admitted {
+    /// Answered without running (an error, QUEUED …).
+    Done(Outcome),
+    /// Run it.
+    Run(Resolved),
+}
+
+/// The checks before execution, which need no keyspace: lookup and arity, authentication,
+/// state refusals, transaction queueing, the pub/sub context.
+fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted {
+    use Admitted::Done;
     let resolved = match resolve(argv) {
         Ok(found) => found,
-        Err(e) => return Outcome::reply(reject(client, argv, e), None),
+        Err(e) => return Done(Outcome::reply(reject(client, argv, e), None)),
     };
     let spec = resolved.spec;
     let name = resolved.name();
@@ -154,47 +190,60 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i
         if client.multi.is_some() {
             client.multi_failed = true;
         }
-        return Outcome::reply(
+        return Done(Outcome::reply(
             reject(client, argv, CommandError::raw("NOAUTH Authentication required.")),
             found,
-        );
+        ));
     }
     let gates = shared.gates.load(std::sync::atomic::Ordering::Relaxed);
     if gates != 0 && client.kind != ClientKind::Master {
         if let Some(refusal) = role_refusal(gates, spec, client) {
-            return Outcome::reply(reject(client, argv, refusal), found);
+            return Done(Outcome::reply(reject(client, argv, refusal), found));
         }
     }
     if let Some(queue) = client.multi.as_mut().filter(|_| !is_transaction_control(name)) {
         if spec.has(flags::NO_MULTI) {
             client.multi_failed = true;
-            return Outcome::reply(
+            return Done(Outcome::reply(
                 CommandError::err("Command not allowed inside a transaction").into_frame(),
                 found,
-            );
+            ));
         }
         queue.push(argv.to_vec());
         client.snapshot.lock().multi += 1;
-        return Outcome::reply(Frame::simple("QUEUED"), found);
+        return Done(Outcome::reply(Frame::simple("QUEUED"), found));
     }
     if client.in_pubsub()
         && client.resp == common::resp::Protocol::Resp2
         && !allowed_in_pubsub(name)
     {
-        return Outcome::reply(
+        return Done(Outcome::reply(
             CommandError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 resolved.fullname()
             ))
             .into_frame(),
             found,
-        );
+        ));
     }
+    Admitted::Run(resolved)
+}
 
-    let mut ks = shared.keyspace.lock();
+/// Runs an admitted command with the keyspace locked, then the write rules and propagation.
+fn execute(
+    shared: &Shared,
+    ks: &mut Keyspace,
+    client: &mut ClientState,
+    resolved: Resolved,
+    argv: &[Bytes],
+    now_ms: i64,
+) -> Outcome {
+    let spec = resolved.spec;
+    let found = Some(resolved);
+
     let db = client.db;
     let replica = shared.is_replica();
-    let mut exec = Exec::new(&mut ks, db, now_ms, replica);
+    let mut exec = Exec::new(ks, db, now_ms, replica);
     exec.propagating = shared.is_propagating();
     exec.from_master = client.kind == ClientKind::Master;
     let mut ctx = Ctx { exec, server: shared, client, in_exec: false, effect: None };
@@ -220,8 +269,8 @@ pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i
         }
         other => outcome.effect = other,
     }
-    serve_blocked(&mut ks, now_ms, shared.is_propagating(), replica, &mut out);
-    let done = shared.propagate(&mut ks, out);
+    serve_blocked(ks, now_ms, shared.is_propagating(), replica, &mut out);
+    let done = shared.propagate(ks, out);
     if let Some(offset) = done.repl {
         client.woff = offset;
     }
@@ -426,7 +475,7 @@ impl Shared {
         let wake = !r.replicas.is_empty();
         drop(r);
         if wake {
-            self.repl_data.notify_waiters();
+            self.wake_feeds();
         }
         Some(offset)
     }
@@ -443,7 +492,7 @@ impl Shared {
         let wake = !r.replicas.is_empty();
         drop(r);
         if wake {
-            self.repl_data.notify_waiters();
+            self.wake_feeds();
         }
     }
 }

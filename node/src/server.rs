@@ -104,6 +104,8 @@ pub struct Shared {
     pub repl: Mutex<crate::repl::Replication>,
     /// Woken when stream bytes are appended (replica feeds wait on it).
     pub repl_data: tokio::sync::Notify,
+    /// Set when stream bytes were appended since a feed last looked (see `wake_feeds`).
+    pub repl_pending: std::sync::atomic::AtomicBool,
     /// Woken when a replica acknowledges (WAIT waits on it).
     pub repl_acks: tokio::sync::Notify,
     /// The database our master's stream has selected (kept for the cached master).
@@ -154,6 +156,7 @@ impl Shared {
         let shared = Arc::new_cyclic(|me| Shared {
             repl: Mutex::new(crate::repl::Replication::new()),
             repl_data: tokio::sync::Notify::new(),
+            repl_pending: std::sync::atomic::AtomicBool::new(false),
             repl_acks: tokio::sync::Notify::new(),
             master_db: std::sync::atomic::AtomicUsize::new(0),
             gates: std::sync::atomic::AtomicU8::new(0),
@@ -266,6 +269,15 @@ impl Shared {
         self.propagating.store(aof || (!r.is_replica() && r.backlog.is_some()), Ordering::Relaxed);
         self.refresh_gates();
         self.repl_data.notify_waiters();
+    }
+
+    /// Wakes the replica feeds after stream bytes were appended — once until a feed looks
+    /// again: a feed clears `repl_pending` after arming its wake-up and before reading the
+    /// backlog, so bytes appended after its read always find the flag clear and wake it.
+    pub fn wake_feeds(&self) {
+        if !self.repl_pending.swap(true, Ordering::SeqCst) {
+            self.repl_data.notify_waiters();
+        }
     }
 
     /// Puts `REPLCONF GETACK *` on the stream so replicas report their offsets now.

@@ -235,7 +235,8 @@ fn write_loop(shared: &Shared) {
             if state.closing {
                 return;
             }
-            let pending = !state.buf.is_empty() || shared.aof_written.load(Ordering::Relaxed) > synced;
+            let pending =
+                !state.buf.is_empty() || shared.aof_written.load(Ordering::Relaxed) > synced;
             let wait = match state.policy {
                 Fsync::Always if pending => Duration::ZERO,
                 Fsync::Always => Duration::from_secs(1),

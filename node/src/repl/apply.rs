@@ -77,6 +77,9 @@ impl Applier {
         replies: &mut Vec<u8>,
     ) -> Result<(), RequestError> {
         let limits = RequestLimits { max_bulk_len: usize::MAX / 2, unauthenticated: false };
+        // One lock hold and one clock reading for everything that arrived together.
+        let now = unix_ms();
+        let mut ks = shared.keyspace.lock();
         loop {
             let before = buf.len();
             let Some(argv) = parse_request(buf, limits)? else { break };
@@ -100,27 +103,20 @@ impl Applier {
                         Bytes::from(offset.to_string()),
                     ],
                 );
-                self.commit_raw(shared);
-                continue;
+            } else {
+                crate::dispatch::call_locked(shared, &mut ks, &mut self.client, &argv, now);
+                crate::server::count_command(shared);
             }
-            let now = unix_ms();
-            crate::dispatch::call(shared, &mut self.client, &argv, now);
-            crate::server::count_command(shared);
-            // A command that failed before running still counts in the offset.
-            self.commit_raw(shared);
+            // Applied bytes join our own stream, still under the keyspace lock; a command
+            // that failed before running counts in the offset too. Inside MULTI they wait
+            // for EXEC.
+            if self.client.multi.is_none() {
+                shared.forward_master_bytes(&mut self.client.master_raw);
+            }
         }
+        drop(ks);
         shared.master_db.store(self.client.db, Ordering::Relaxed);
         Ok(())
-    }
-
-    /// Appends applied bytes to our stream outside any transaction (the dispatcher does this
-    /// for ordinary commands, under the keyspace lock).
-    fn commit_raw(&mut self, shared: &Shared) {
-        if self.client.multi.is_some() || self.client.master_raw.is_empty() {
-            return;
-        }
-        let _ks = shared.keyspace.lock();
-        shared.forward_master_bytes(&mut self.client.master_raw);
     }
 }
 

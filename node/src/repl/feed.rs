@@ -253,6 +253,7 @@ async fn stream(
         let notified = shared.repl_data.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        shared.repl_pending.store(false, std::sync::atomic::Ordering::SeqCst);
         {
             let mut r = shared.repl.lock();
             if r.evicted.contains(&client) {
