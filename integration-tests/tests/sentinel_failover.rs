@@ -509,3 +509,35 @@ fn a_raft_leader_cut_off_from_the_other_supervisors_never_touches_a_node() {
     }
     assert_eq!(count_in_log(&group, "sent REPLICAOF NO ONE").iter().sum::<usize>(), 1);
 }
+
+#[test]
+fn a_group_restarted_after_the_master_died_still_fails_over_on_committed_lineage() {
+    let mut group = Group::start(NodeKind::Redis, 2, 3, DOWN_AFTER);
+    let old = group.nodes[0].port;
+    let replicas: Vec<u16> = group.nodes[1..].iter().map(|n| n.port).collect();
+    let replid = field(&node_info(old).unwrap(), "master_replid").unwrap();
+    for s in &group.supervisors {
+        wait::until("the master's replication id to be committed", Duration::from_secs(10), || {
+            let info = ha::node_info_section(s.port, "sentinel")?;
+            match field(&info, "warden_master0_replids") {
+                Some(ids) if ids.split(',').any(|id| id == replid) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+    }
+    // Every supervisor goes down; the master dies while none is watching; they come back
+    // without any observation of the master, only their logs.
+    for s in &mut group.supervisors {
+        s.proc.kill();
+    }
+    group.node(old).proc.kill();
+    for s in &mut group.supervisors {
+        s.proc.restart();
+    }
+    let new =
+        wait_all_answer(&group, "the restarted group to fail over", |p| replicas.contains(&p));
+    assert_eq!(role(new).unwrap(), "master");
+    for s in &group.supervisors {
+        assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "1");
+    }
+}

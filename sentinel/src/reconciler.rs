@@ -193,8 +193,13 @@ impl Reconciler {
         }
         let known = known_replicas(m, views);
         let down_after = Duration::from_millis(m.spec.down_after_ms);
+        // Lineage evidence: the ids this supervisor saw the master report, and those any
+        // supervisor committed (which survive a restart of this one).
+        let mut history: Vec<String> =
+            views.get(&m.spec.addr).map_or_else(Vec::new, |v| v.master_replids.clone());
+        history.extend(m.replids.iter().cloned());
         let (candidate, excluded) =
-            rank_candidates(&m.spec.addr, views.get(&m.spec.addr), &known, views, now, down_after);
+            rank_candidates(&m.spec.addr, &history, &known, views, now, down_after);
         let Some(candidate) = candidate else {
             let log = self
                 .no_candidate_logged
@@ -423,19 +428,19 @@ pub fn choose_candidate(
     now: Instant,
     down_after: Duration,
 ) -> Option<Addr> {
-    rank_candidates(master, master_view, replicas, views, now, down_after).0
+    let history: &[String] = master_view.map_or(&[], |v| &v.master_replids);
+    rank_candidates(master, history, replicas, views, now, down_after).0
 }
 
 /// [`choose_candidate`] plus the reason each excluded replica was excluded, for the log.
 pub fn rank_candidates(
     master: &Addr,
-    master_view: Option<&NodeView>,
+    master_history: &[String],
     replicas: &[Addr],
     views: &HashMap<Addr, NodeView>,
     now: Instant,
     down_after: Duration,
 ) -> (Option<Addr>, Vec<(Addr, &'static str)>) {
-    let master_history: &[String] = master_view.map_or(&[], |v| &v.master_replids);
     let mut eligible: Vec<(i64, u32, &Addr)> = Vec::new();
     let mut excluded = Vec::new();
     for r in replicas {

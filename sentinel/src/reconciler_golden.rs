@@ -12,6 +12,8 @@
 //! - `opinion <supervisor> down|up` — commits that supervisor's opinion of master `m`;
 //! - `wait <ms>` — time passes; nodes still up keep answering;
 //! - `new-leader` — leadership moves: a reconciler with an empty memory takes over;
+//! - `restart` — this supervisor restarts: no observations, no memory, same committed state;
+//! - `replids <id>,<id>` — commits replication ids seen for the master (the health loop does);
 //! - `state` — prints the committed failover state.
 //!
 //! `UPDATE_GOLDEN=1 cargo test` rewrites the files for review.
@@ -96,6 +98,10 @@ fn describe(cmd: &Command) -> String {
             format!("failover-aborted epoch={epoch} {reason}")
         }
         Command::SupervisorAnnounced { supervisor, .. } => format!("announced {supervisor}"),
+        Command::MasterReplids { replids, .. } => format!("master-replids {}", replids.join(",")),
+        Command::ReplicasDiscovered { replicas, .. } => {
+            format!("replicas-discovered {}", addrs(replicas))
+        }
         Command::ConvertToReplica { epoch, node, .. } => {
             format!("convert {} epoch={epoch}", node.port)
         }
@@ -170,9 +176,27 @@ fn run(script: &str) -> String {
                 v.observe(NodeInfo::parse(&info_text(&words[2..])), now);
             }
             "down" => {
-                let v = views.get_mut(&a(port(words[1]))).expect("a known node");
+                let v = views.entry(a(port(words[1]))).or_insert_with(|| NodeView::new(now));
                 v.connected = false;
                 v.last_ok = Some(now - Duration::from_secs(60));
+            }
+            "replids" => {
+                let epoch = machine.masters.get("m").map_or(0, |s| s.config_epoch);
+                let cmd = Command::MasterReplids {
+                    master: "m".into(),
+                    epoch,
+                    replids: words[1].split(',').map(String::from).collect(),
+                };
+                let index = machine.applied_index + 1;
+                if !machine.apply_command(index, cmd) {
+                    out.push_str("rejected\n");
+                }
+            }
+            "restart" => {
+                // This supervisor restarts: its observations and memory are gone, the
+                // committed state is not.
+                views.clear();
+                reconciler = Reconciler::new(1, vec![spec()]);
             }
             "opinion" => {
                 let epoch = machine.masters.get("m").map_or(0, |s| s.config_epoch);

@@ -278,6 +278,46 @@ async fn health_loop(mut h: HealthLoop) {
                 tracing::warn!(event = kind, "{event}");
                 let _ = h.hub.send(event);
             }
+            // Commit the replicas we discovered (Sentinel's known-replica), so a restarted
+            // supervisor still watches them.
+            let discovered: Vec<Addr> = crate::reconciler::known_replicas(m, &views)
+                .into_iter()
+                .filter(|r| !m.replicas.contains(r))
+                .collect();
+            if !discovered.is_empty() {
+                let cmd = Command::ReplicasDiscovered {
+                    master: m.spec.name.clone(),
+                    epoch: m.config_epoch,
+                    replicas: discovered,
+                };
+                maybe_propose(
+                    &h.consensus,
+                    &mut last_proposal,
+                    format!("replicas {}", m.spec.name),
+                    cmd,
+                    now,
+                )
+                .await;
+            }
+            // Commit the master's replication ids as we see them, so the lineage evidence
+            // outlives this process.
+            let unseen: Vec<String> =
+                view.master_replids.iter().filter(|id| !m.replids.contains(id)).cloned().collect();
+            if !unseen.is_empty() {
+                let cmd = Command::MasterReplids {
+                    master: m.spec.name.clone(),
+                    epoch: m.config_epoch,
+                    replids: unseen,
+                };
+                maybe_propose(
+                    &h.consensus,
+                    &mut last_proposal,
+                    format!("replids {}", m.spec.name),
+                    cmd,
+                    now,
+                )
+                .await;
+            }
             let committed =
                 m.opinions.get(&h.me).filter(|o| o.epoch == m.config_epoch).map(|o| o.down);
             // Before the first observation of a new master, say nothing.

@@ -73,6 +73,10 @@ pub fn render(ctx: &Context, _client: &Client, args: &[Bytes]) -> String {
                         m.spec.name, m.spec.addr.host, m.spec.addr.port
                     ));
                 }
+                // Ours, after Sentinel's lines: the committed lineage evidence per master.
+                for (i, m) in state.masters.values().enumerate() {
+                    out.push_str(&format!("warden_master{i}_replids:{}\r\n", m.replids.join(",")));
+                }
             }
         }
     }

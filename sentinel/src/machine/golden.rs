@@ -52,6 +52,16 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
             down: pos[2] == "down",
         },
         "forget" => Command::ForgetOpinions { supervisor: pos[0].parse().unwrap() },
+        "discovered" => Command::ReplicasDiscovered {
+            master: master(),
+            epoch: epoch(),
+            replicas: get("replicas").split(',').map(addr).collect(),
+        },
+        "replids" => Command::MasterReplids {
+            master: master(),
+            epoch: epoch(),
+            replids: get("ids").split(',').map(String::from).collect(),
+        },
         "failover-started" => Command::FailoverStarted {
             master: master(),
             epoch: epoch(),
@@ -106,14 +116,15 @@ fn summary(m: &Machine, name: &str) -> String {
     };
     let replicas: Vec<String> = s.replicas.iter().map(|a| a.to_string()).collect();
     format!(
-        "state: addr={} config-epoch={} current-epoch={} down-votes={} odown={} failover={} replicas=[{}]",
+        "state: addr={} config-epoch={} current-epoch={} down-votes={} odown={} failover={} replicas=[{}] replids=[{}]",
         s.spec.addr,
         s.config_epoch,
         m.current_epoch,
         s.down_votes(),
         s.odown,
         failover,
-        replicas.join(" ")
+        replicas.join(" "),
+        s.replids.join(" ")
     )
 }
 

@@ -158,6 +158,25 @@ pub enum Command {
         /// Sentinel's abort reason word (`slave-timeout`, `no-good-slave`).
         reason: String,
     },
+    /// Replication ids a supervisor saw the master (of config epoch `epoch`) report.
+    MasterReplids {
+        /// The master's name.
+        master: String,
+        /// The master's config epoch when they were seen.
+        epoch: u64,
+        /// The ids, oldest first.
+        replids: Vec<String>,
+    },
+    /// Replicas a supervisor discovered for the master of config epoch `epoch` (Sentinel's
+    /// `known-replica`): committed so that a restarted supervisor still watches them.
+    ReplicasDiscovered {
+        /// The master's name.
+        master: String,
+        /// The master's config epoch when they were seen.
+        epoch: u64,
+        /// The replicas.
+        replicas: Vec<Addr>,
+    },
     /// A supervisor's client-facing address, for `SENTINEL SENTINELS` and `CKQUORUM`.
     SupervisorAnnounced {
         /// Its raft id.
@@ -253,10 +272,21 @@ pub struct MasterState {
     pub odown: bool,
     /// The failover in flight, if any.
     pub failover: Option<Failover>,
-    /// Nodes the group has committed as replicas of this master (re-pointed replicas and the
-    /// demoted old master), so every supervisor watches them even before INFO lists them.
+    /// Nodes the group has committed as replicas of this master (discovered replicas,
+    /// re-pointed replicas and the demoted old master), so every supervisor watches them even
+    /// when no INFO lists them, after a restart for instance.
     pub replicas: BTreeSet<Addr>,
+    /// Replication ids the current master has been seen with (newest last, at most
+    /// [`MAX_REPLIDS`]): committed evidence of lineage, so a supervisor that restarted after
+    /// the master died can still tell its replicas' history.
+    #[serde(default)]
+    pub replids: Vec<String>,
 }
+
+/// How many of a master's replication ids the state keeps.
+pub const MAX_REPLIDS: usize = 8;
+/// How many replicas the state records per master (a bound against a hostile INFO).
+pub const MAX_REPLICAS: usize = 256;
 
 impl MasterState {
     /// Supervisors whose current opinion is "down".
@@ -314,6 +344,7 @@ impl Machine {
                         odown: false,
                         failover: None,
                         replicas: BTreeSet::new(),
+                        replids: Vec::new(),
                     };
                     self.masters.insert(state.spec.name.clone(), state);
                 }
@@ -399,6 +430,8 @@ impl Machine {
                 m.replicas = f.replicas.keys().cloned().collect();
                 m.replicas.insert(old);
                 m.replicas.remove(&new);
+                // A new master, a new history to learn (its replicas' ids are reported anew).
+                m.replids.clear();
                 true
             }
             Command::ReplicaReconfSent { master, epoch, replica } => {
@@ -471,6 +504,37 @@ impl Machine {
                     "",
                 ));
                 true
+            }
+            Command::MasterReplids { master, epoch, replids } => {
+                let Some(m) = self.masters.get_mut(&master) else { return false };
+                if epoch != m.config_epoch {
+                    return false;
+                }
+                let mut changed = false;
+                for id in replids {
+                    if !m.replids.contains(&id) {
+                        m.replids.push(id);
+                        changed = true;
+                    }
+                }
+                if m.replids.len() > MAX_REPLIDS {
+                    let excess = m.replids.len() - MAX_REPLIDS;
+                    m.replids.drain(..excess);
+                }
+                changed
+            }
+            Command::ReplicasDiscovered { master, epoch, replicas } => {
+                let Some(m) = self.masters.get_mut(&master) else { return false };
+                if epoch != m.config_epoch {
+                    return false;
+                }
+                let mut changed = false;
+                for r in replicas {
+                    if r != m.spec.addr && m.replicas.len() < MAX_REPLICAS {
+                        changed |= m.replicas.insert(r);
+                    }
+                }
+                changed
             }
             Command::SupervisorAnnounced { supervisor, addr, run_id } => {
                 if self.supervisors.get(&supervisor) == Some(&(addr.clone(), run_id.clone())) {
