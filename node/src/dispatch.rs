@@ -144,7 +144,7 @@ pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
 /// Runs one request from `client`.
 pub fn call(shared: &Shared, client: &mut ClientState, argv: &[Bytes], now_ms: i64) -> Outcome {
     match admit(shared, client, argv) {
-        Admitted::Done(outcome) => outcome,
+        Admitted::Done(outcome) => *outcome,
         Admitted::Run(resolved) => {
             let mut ks = shared.keyspace.lock();
             execute(shared, &mut ks, client, resolved, argv, now_ms)
@@ -162,7 +162,7 @@ pub fn call_locked(
     now_ms: i64,
 ) -> Outcome {
     match admit(shared, client, argv) {
-        Admitted::Done(outcome) => outcome,
+        Admitted::Done(outcome) => *outcome,
         Admitted::Run(resolved) => execute(shared, ks, client, resolved, argv, now_ms),
     }
 }
@@ -170,7 +170,7 @@ pub fn call_locked(
 /// What the checks before execution decided.
 enum Admitted {
     /// Answered without running (an error, QUEUED …).
-    Done(Outcome),
+    Done(Box<Outcome>),
     /// Run it.
     Run(Resolved),
 }
@@ -181,7 +181,7 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
     use Admitted::Done;
     let resolved = match resolve(argv) {
         Ok(found) => found,
-        Err(e) => return Done(Outcome::reply(reject(client, argv, e), None)),
+        Err(e) => return Done(Box::new(Outcome::reply(reject(client, argv, e), None))),
     };
     let spec = resolved.spec;
     let name = resolved.name();
@@ -190,41 +190,41 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
         if client.multi.is_some() {
             client.multi_failed = true;
         }
-        return Done(Outcome::reply(
+        return Done(Box::new(Outcome::reply(
             reject(client, argv, CommandError::raw("NOAUTH Authentication required.")),
             found,
-        ));
+        )));
     }
     let gates = shared.gates.load(std::sync::atomic::Ordering::Relaxed);
     if gates != 0 && client.kind != ClientKind::Master {
         if let Some(refusal) = role_refusal(gates, spec, client) {
-            return Done(Outcome::reply(reject(client, argv, refusal), found));
+            return Done(Box::new(Outcome::reply(reject(client, argv, refusal), found)));
         }
     }
     if let Some(queue) = client.multi.as_mut().filter(|_| !is_transaction_control(name)) {
         if spec.has(flags::NO_MULTI) {
             client.multi_failed = true;
-            return Done(Outcome::reply(
+            return Done(Box::new(Outcome::reply(
                 CommandError::err("Command not allowed inside a transaction").into_frame(),
                 found,
-            ));
+            )));
         }
         queue.push(argv.to_vec());
         client.snapshot.lock().multi += 1;
-        return Done(Outcome::reply(Frame::simple("QUEUED"), found));
+        return Done(Box::new(Outcome::reply(Frame::simple("QUEUED"), found)));
     }
     if client.in_pubsub()
         && client.resp == common::resp::Protocol::Resp2
         && !allowed_in_pubsub(name)
     {
-        return Done(Outcome::reply(
+        return Done(Box::new(Outcome::reply(
             CommandError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 resolved.fullname()
             ))
             .into_frame(),
             found,
-        ));
+        )));
     }
     Admitted::Run(resolved)
 }
