@@ -19,9 +19,10 @@
 //!
 //! Safety rests on three things: a step is acted on only after it is committed; the executor
 //! confirms leadership with a quorum (ReadIndex) before any node command; and candidates need
-//! evidence of lineage (see [`choose_candidate`]). Liveness has a price that follows from the
-//! last one: a supervisor group that never saw a replica in sync with the master (for example
-//! one started after the master died) will not promote it, and says why in the
+//! evidence of lineage (see [`choose_candidate`]). That evidence — the master's replication ids
+//! and its replicas — is committed by every supervisor as it observes them, so it survives a
+//! restart of the whole group. The price: a group that never saw the master alive (started
+//! after it died) will not promote anything, and says why in the
 //! `-failover-abort-no-good-slave` log line.
 //!
 //! Deliberately left out: fencing a master that is alive but cut off from the supervisors (it
