@@ -203,3 +203,35 @@ fn redis_appendonlydir_loads_in_warden() {
 fn warden_appendonlydir_loads_in_redis() {
     exchange(Kind::Warden, Kind::Redis);
 }
+
+#[test]
+fn the_aof_is_rewritten_automatically_when_it_grows() {
+    let node = Node::start(
+        Kind::Warden,
+        "auto",
+        &[
+            "--appendonly",
+            "yes",
+            "--auto-aof-rewrite-min-size",
+            "64kb",
+            "--auto-aof-rewrite-percentage",
+            "50",
+        ],
+    );
+    let mut c = node.connect();
+    let rewrites = || node.info("aof_rewrites").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // A fresh AOF starts with one rewrite (its base).
+    let initial = rewrites();
+    for i in 0..3000 {
+        let _: () = cmd(&mut c, &["SET", "same-key", &format!("value number {i}")]);
+    }
+    wait::until("an automatic rewrite", UP, || {
+        if rewrites() > initial {
+            Ok(())
+        } else {
+            Err(node.info("aof_current_size"))
+        }
+    });
+    let size: u64 = node.info("aof_current_size").and_then(|v| v.parse().ok()).unwrap();
+    assert!(size < 64 * 1024, "the rewritten AOF holds one key, yet is {size} bytes");
+}

@@ -101,6 +101,8 @@ static DIRECTIVES: &[Directive] = &[
     d("appendonly", Kind::Bool, "no", true),
     d("aof-load-truncated", Kind::Bool, "yes", true),
     d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
+    d("auto-aof-rewrite-percentage", U31, "100", true),
+    d("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
     d("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),

@@ -30,6 +30,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             replication_tick = Instant::now();
             replication_cron(&shared);
             crate::cmd::persistence::save_points_cron(&shared);
+            crate::aof::auto_rewrite_cron(&shared);
         }
     }
 }

@@ -81,6 +81,56 @@ pub struct AofState {
     pub rewrites: u64,
     /// Stop the writer thread.
     closing: bool,
+    /// The AOF's size right after the last rewrite (`aof_base_size`), for
+    /// `auto-aof-rewrite-percentage`.
+    pub base_size: u64,
+    /// A rewrite is running.
+    pub rewriting: bool,
+}
+
+impl AofState {
+    /// Bytes of every file the manifest lists (`aof_current_size`, minus the unwritten buffer).
+    pub fn current_size(&self) -> u64 {
+        self.manifest
+            .entries
+            .iter()
+            .filter(|e| e.kind != FileType::History)
+            .filter_map(|e| std::fs::metadata(self.dir.join(&e.name)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// Once a second: rewrite when the AOF grew by `auto-aof-rewrite-percentage` over its size
+/// after the last rewrite, and is at least `auto-aof-rewrite-min-size` (as Redis does).
+pub fn auto_rewrite_cron(shared: &Arc<Shared>) {
+    let (percentage, min_size) = {
+        let c = shared.config.read();
+        let int = |k: &str| c.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        (int("auto-aof-rewrite-percentage"), int("auto-aof-rewrite-min-size"))
+    };
+    if percentage == 0 {
+        return;
+    }
+    let due = match shared.aof.lock().as_mut() {
+        Some(st) if !st.rewriting => {
+            let size = st.current_size();
+            let base = st.base_size.max(1);
+            let due = size >= min_size && (size - base.min(size)) * 100 / base >= percentage;
+            st.rewriting |= due;
+            due
+        }
+        _ => false,
+    };
+    if due {
+        info!("starting automatic rewriting of AOF");
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = rewrite(&shared) {
+                warn!(cause = %e, "automatic AOF rewrite failed");
+            }
+        });
+    }
 }
 
 impl AofState {
@@ -171,7 +221,12 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
         write_failed: false,
         rewrites: 0,
         closing: false,
+        base_size: 0,
+        rewriting: false,
     });
+    if let Some(st) = shared.aof.lock().as_mut() {
+        st.base_size = st.current_size();
+    }
     shared.aof_on.store(true, Ordering::Relaxed);
     shared.aof_always.store(policy == Fsync::Always, Ordering::Relaxed);
     shared.propagating.store(true, Ordering::Relaxed);
@@ -275,6 +330,19 @@ fn write_loop(shared: &Shared) {
 /// BGREWRITEAOF: a new base snapshot and a new incremental file. The snapshot is taken under
 /// the keyspace lock (no fork), which pauses writers for the time it takes to serialise.
 pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
+    if let Some(st) = shared.aof.lock().as_mut() {
+        st.rewriting = true;
+    }
+    let result = rewrite_now(shared);
+    if result.is_err() {
+        if let Some(st) = shared.aof.lock().as_mut() {
+            st.rewriting = false;
+        }
+    }
+    result
+}
+
+fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
     let started = Instant::now();
     let _io = shared.aof_io.lock();
     let (bytes, dir, prefix, base_seq, incr_name_new, old): (Vec<u8>, _, _, _, _, Vec<String>) = {
@@ -343,6 +411,8 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
             ],
         };
         st.rewrites += 1;
+        st.rewriting = false;
+        st.base_size = st.current_size();
         st.manifest.render()
     };
     write_atomically(&dir, &format!("{prefix}.manifest"), manifest.as_bytes())?;

@@ -197,12 +197,12 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "rdb_last_cow_size", &0);
             w(out, "rdb_last_load_keys_expired", &stats.keys_expired);
             w(out, "rdb_last_load_keys_loaded", &stats.keys_loaded);
-            let (aof_on, rewrites, write_failed) = match shared.aof.lock().as_ref() {
-                Some(st) => (1, st.rewrites, st.write_failed),
-                None => (0, 0, false),
+            let (aof_on, rewrites, write_failed, rewriting) = match shared.aof.lock().as_ref() {
+                Some(st) => (1, st.rewrites, st.write_failed, st.rewriting),
+                None => (0, 0, false, false),
             };
             w(out, "aof_enabled", &aof_on);
-            w(out, "aof_rewrite_in_progress", &0);
+            w(out, "aof_rewrite_in_progress", &u8::from(rewriting));
             w(out, "aof_rewrite_scheduled", &0);
             w(out, "aof_last_rewrite_time_sec", &-1);
             w(out, "aof_current_rewrite_time_sec", &-1);
@@ -213,6 +213,15 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "aof_last_cow_size", &0);
             w(out, "module_fork_in_progress", &0);
             w(out, "module_fork_last_cow_size", &0);
+            if let Some(st) = shared.aof.lock().as_ref() {
+                // Only while the AOF is on, as in Redis.
+                w(out, "aof_current_size", &st.current_size());
+                w(out, "aof_base_size", &st.base_size);
+                w(out, "aof_pending_rewrite", &0);
+                w(out, "aof_buffer_length", &0);
+                w(out, "aof_pending_bio_fsync", &0);
+                w(out, "aof_delayed_fsync", &0);
+            }
         }
         "stats" => {
             let clients = shared.clients.lock();
