@@ -4,6 +4,7 @@
 //! ```text
 //! port 26379                                 # Sentinel protocol port
 //! bind 127.0.0.1                             # addresses for the Sentinel protocol port
+//! http-port 0                                # HTTP/JSON API on the same addresses (0 = off)
 //! dir /var/lib/warden-sentinel               # Raft log, hard state, snapshots
 //! raft-id 1                                  # this supervisor's id (1..)
 //! raft-port 26479                            # defaults to this supervisor's raft-peer port
@@ -56,6 +57,8 @@ pub struct Config {
     pub port: u16,
     /// Addresses to listen on.
     pub bind: Vec<IpAddr>,
+    /// The HTTP/JSON API port on the same addresses; 0 turns the API off.
+    pub http_port: u16,
     /// Directory for the Raft store.
     pub dir: PathBuf,
     /// This supervisor's raft id.
@@ -77,6 +80,7 @@ impl Config {
     /// Builds the config from lines (file lines then command-line overrides).
     pub fn from_lines(lines: &[ConfigLine]) -> Result<Config, ConfigError> {
         let mut port = 26379u16;
+        let mut http_port = 0u16;
         let mut bind: Vec<IpAddr> = vec!["127.0.0.1".parse().expect("literal")];
         let mut dir = PathBuf::from(".");
         let mut raft_id = None;
@@ -89,6 +93,7 @@ impl Config {
             let args = &line.args;
             match line.directive.as_str() {
                 "port" => port = one(line).and_then(|v| parse_port(line, v))?,
+                "http-port" => http_port = one(line).and_then(|v| parse_port(line, v))?,
                 "bind" => {
                     if args.is_empty() {
                         return Err(ConfigError::at(line, "wrong number of arguments"));
@@ -241,8 +246,17 @@ impl Config {
                 "supervisor-auth is required: supervisors must authenticate each other",
             )
         })?;
-        let config =
-            Config { port, bind, dir, raft_id, raft_port, peers, supervisor_auth, masters };
+        let config = Config {
+            port,
+            bind,
+            http_port,
+            dir,
+            raft_id,
+            raft_port,
+            peers,
+            supervisor_auth,
+            masters,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -261,6 +275,13 @@ impl Config {
                     self.peers.len()
                 )));
             }
+        }
+        if self.http_port != 0 && (self.http_port == self.port || self.http_port == self.raft_port)
+        {
+            return Err(ConfigError::general(format!(
+                "http-port {} is already the Sentinel port or the raft port",
+                self.http_port
+            )));
         }
         Ok(())
     }
@@ -334,6 +355,15 @@ mod tests {
         with_flags.extend(parse_command_line(&flags).unwrap().overrides);
         let c = Config::from_lines(&with_flags).unwrap();
         assert_eq!((c.raft_id, c.port, c.raft_port), (2, 26380, 26480));
+    }
+
+    #[test]
+    fn http_port_is_off_by_default_and_must_not_clash() {
+        assert_eq!(load(GOOD, &[]).unwrap().http_port, 0);
+        assert_eq!(load(GOOD, &["--http-port", "8080"]).unwrap().http_port, 8080);
+        let clash = load(GOOD, &["--http-port", "26379"]).unwrap_err().to_string();
+        assert!(clash.contains("http-port 26379"), "{clash}");
+        assert!(load(GOOD, &["--http-port", "x"]).is_err());
     }
 
     #[test]

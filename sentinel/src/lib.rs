@@ -25,7 +25,8 @@
 //! - [`machine`]: the replicated state machine — what has been decided.
 //! - [`monitor`], [`info`], [`health`], [`node_link`]: watching nodes and judging them;
 //!   [`notice`]: the events a supervisor publishes from its own observations.
-//! - [`reconciler`] and [`executor`]: the leader-only failover procedure.
+//! - [`reconciler`] and [`executor`]: the leader-only failover procedure; [`manual`]: the
+//!   operator's forced failover, committed through the same log.
 //! - [`api`]: the Sentinel protocol for clients.
 //! - [`config`] and [`supervisor`]: the process.
 #![warn(missing_docs)]
@@ -37,6 +38,7 @@ pub mod executor;
 pub mod health;
 pub mod info;
 pub mod machine;
+pub mod manual;
 pub mod monitor;
 pub mod node_link;
 pub mod notice;

@@ -72,6 +72,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("can't listen on {ip}:{}: {e}", config.port))?;
         clients.push(listener);
     }
+    let mut http = Vec::new();
+    if config.http_port != 0 {
+        for ip in &config.bind {
+            let listener =
+                tokio::net::TcpListener::bind((*ip, config.http_port)).await.map_err(|e| {
+                    anyhow::anyhow!("can't listen on {ip}:{} (http-port): {e}", config.http_port)
+                })?;
+            http.push(listener);
+        }
+    }
     let raft_ip = config
         .peers
         .iter()
@@ -84,6 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         port = config.port,
         raft_port = config.raft_port,
+        http_port = config.http_port,
         "Ready to accept connections tcp"
     );
     let (trigger, stop) = common::shutdown::channel();
@@ -91,5 +102,5 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         common::shutdown::signal().await;
         trigger.fire();
     });
-    sentinel::supervisor::run(config, clients, raft, stop).await
+    sentinel::supervisor::run_with_http(config, clients, http, raft, stop).await
 }

@@ -28,8 +28,9 @@
 //! Deliberately left out: fencing a master that is alive but cut off from the supervisors (it
 //! keeps accepting writes until it can be demoted — use `min-replicas-to-write`); a guard
 //! against a master that restarts empty within `down-after-milliseconds` (Sentinel has the same
-//! gap by default); manual failover, switchover and the spare-node strategy (issue 6, for which
-//! `FailoverStarted` already carries `forced`).
+//! gap by default); switchover and the spare-node strategy (issue 6). A manual failover
+//! ([`crate::manual`]) enters here as a committed `FailoverStarted { forced }` and runs the
+//! same steps from step 2 on.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -192,15 +193,7 @@ impl Reconciler {
         {
             return;
         }
-        let known = known_replicas(m, views);
-        let down_after = Duration::from_millis(m.spec.down_after_ms);
-        // Lineage evidence: the ids this supervisor saw the master report, and those any
-        // supervisor committed (which survive a restart of this one).
-        let mut history: Vec<String> =
-            views.get(&m.spec.addr).map_or_else(Vec::new, |v| v.master_replids.clone());
-        history.extend(m.replids.iter().cloned());
-        let (candidate, excluded) =
-            rank_candidates(&m.spec.addr, &history, &known, views, now, down_after);
+        let (candidate, replicas, excluded) = select_candidate(m, views, now);
         let Some(candidate) = candidate else {
             let log = self
                 .no_candidate_logged
@@ -220,7 +213,6 @@ impl Reconciler {
             }
             return;
         };
-        let replicas: Vec<Addr> = known.into_iter().filter(|r| *r != candidate).collect();
         let cmd = Command::FailoverStarted {
             master: m.spec.name.clone(),
             epoch: state.current_epoch + 1,
@@ -396,6 +388,27 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// The failover choice for master `m`, shared by the automatic path and by a manual
+/// `SENTINEL FAILOVER` ([`crate::manual`]): the lineage-aware candidate (if any), the other
+/// known replicas to re-point afterwards, and why each excluded replica was excluded.
+pub fn select_candidate(
+    m: &MasterState,
+    views: &HashMap<Addr, NodeView>,
+    now: Instant,
+) -> (Option<Addr>, Vec<Addr>, Vec<(Addr, &'static str)>) {
+    let known = known_replicas(m, views);
+    let down_after = Duration::from_millis(m.spec.down_after_ms);
+    // Lineage evidence: the ids this supervisor saw the master report, and those any
+    // supervisor committed (which survive a restart of this one).
+    let mut history: Vec<String> =
+        views.get(&m.spec.addr).map_or_else(Vec::new, |v| v.master_replids.clone());
+    history.extend(m.replids.iter().cloned());
+    let (candidate, excluded) =
+        rank_candidates(&m.spec.addr, &history, &known, views, now, down_after);
+    let replicas = known.into_iter().filter(|r| Some(r) != candidate.as_ref()).collect();
+    (candidate, replicas, excluded)
 }
 
 /// Every node known as a replica of master `m`: committed ones, those the master's INFO lists,

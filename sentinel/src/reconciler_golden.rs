@@ -14,7 +14,9 @@
 //! - `new-leader` — leadership moves: a reconciler with an empty memory takes over;
 //! - `restart` — this supervisor restarts: no observations, no memory, same committed state;
 //! - `replids <id>,<id>` — commits replication ids seen for the master (the health loop does);
-//! - `state` — prints the committed failover state.
+//! - `state` — prints the committed failover state;
+//! - `manual` — an operator's `SENTINEL FAILOVER m` reaches this supervisor: the planned
+//!   proposal is applied (or the refusal printed, as the client would see it).
 //!
 //! `UPDATE_GOLDEN=1 cargo test` rewrites the files for review.
 
@@ -80,11 +82,12 @@ fn describe(cmd: &Command) -> String {
             format!("opinion {supervisor} {} epoch={epoch}", if *down { "down" } else { "up" })
         }
         Command::ForgetOpinions { supervisor } => format!("forget-opinions {supervisor}"),
-        Command::FailoverStarted { epoch, candidate, old_master, replicas, .. } => format!(
-            "failover-started epoch={epoch} candidate={} old={} replicas={}",
+        Command::FailoverStarted { epoch, candidate, old_master, replicas, forced, .. } => format!(
+            "failover-started epoch={epoch} candidate={} old={} replicas={}{}",
             candidate.port,
             old_master.port,
-            addrs(replicas)
+            addrs(replicas),
+            if *forced { " forced" } else { "" }
         ),
         Command::Promoted { epoch, .. } => format!("promoted epoch={epoch}"),
         Command::ReplicaReconfSent { epoch, replica, .. } => {
@@ -219,6 +222,17 @@ fn run(script: &str) -> String {
                     v.info_at = Some(now);
                 }
             }
+            "manual" => match crate::manual::plan(&machine, "m", &views, now) {
+                Ok(cmd) => {
+                    let d = describe(&cmd);
+                    let index = machine.applied_index + 1;
+                    let verdict =
+                        if machine.apply_command(index, cmd) { "" } else { " (rejected)" };
+                    out.push_str(&format!("propose {d}{verdict}\n"));
+                    machine.take_events();
+                }
+                Err(e) => out.push_str(&format!("-{e}\n")),
+            },
             "new-leader" => reconciler = Reconciler::new(2, vec![spec()]),
             "state" => {
                 out.push_str(&state_line(&machine));

@@ -54,10 +54,21 @@ pub fn load_run_id(dir: &std::path::Path) -> std::io::Result<String> {
     Ok(id)
 }
 
-/// Runs a supervisor until `stop` fires.
+/// Runs a supervisor until `stop` fires (without the HTTP API).
 pub async fn run(
     config: Config,
     clients: Vec<TcpListener>,
+    raft: TcpListener,
+    stop: common::shutdown::Shutdown,
+) -> anyhow::Result<()> {
+    run_with_http(config, clients, Vec::new(), raft, stop).await
+}
+
+/// Runs a supervisor until `stop` fires, serving the HTTP/JSON API on `http` listeners.
+pub async fn run_with_http(
+    config: Config,
+    clients: Vec<TcpListener>,
+    http: Vec<TcpListener>,
     raft: TcpListener,
     stop: common::shutdown::Shutdown,
 ) -> anyhow::Result<()> {
@@ -113,6 +124,7 @@ pub async fn run(
         run_id: run_id.clone(),
         port: client_addr.port(),
         state: consensus.state.clone(),
+        consensus: consensus.clone(),
         status: consensus.status.clone(),
         views: views.clone(),
         local: local.clone(),
@@ -124,6 +136,9 @@ pub async fn run(
     });
     for client in clients {
         tokio::spawn(api::serve(client, ctx.clone(), stop.clone()));
+    }
+    for listener in http {
+        tokio::spawn(api::http::serve(listener, ctx.clone(), stop.clone()));
     }
 
     let creds: HashMap<String, Credentials> = config

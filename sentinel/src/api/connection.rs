@@ -59,6 +59,9 @@ pub async fn run(mut stream: TcpStream, ctx: Arc<Context>, mut stop: common::shu
                 loop {
                     match parse_request(&mut buf, LIMITS) {
                         Ok(Some(args)) if args.is_empty() => continue,
+                        Ok(Some(args)) if is_manual_failover(&client, &args) => {
+                            failover(&ctx, &args).await.encode(client.proto, &mut out);
+                        }
                         Ok(Some(args)) => {
                             for frame in dispatch(&ctx, &mut client, &args) {
                                 frame.encode(client.proto, &mut out);
@@ -133,6 +136,29 @@ fn deliveries(client: &Client, e: &Event) -> Vec<Frame> {
         }
     }
     out
+}
+
+/// `SENTINEL FAILOVER` waits for the Raft log, so it is answered here, asynchronously, and not
+/// by the synchronous dispatcher (pipelined requests keep their order: the next one is read
+/// only after this reply).
+fn is_manual_failover(client: &Client, args: &[Bytes]) -> bool {
+    !(client.subscriptions() > 0 && client.proto == Protocol::Resp2)
+        && args[0].eq_ignore_ascii_case(b"sentinel")
+        && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"failover"))
+}
+
+/// How long a manual failover request waits to see its decision committed.
+const FAILOVER_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn failover(ctx: &Context, args: &[Bytes]) -> Frame {
+    if args.len() != 3 {
+        return Frame::error("ERR wrong number of arguments for 'sentinel|failover' command");
+    }
+    let name = String::from_utf8_lossy(&args[2]).into_owned();
+    match crate::manual::request(&ctx.consensus, &ctx.views, &name, FAILOVER_COMMIT_WAIT).await {
+        Ok(_) => Frame::ok(),
+        Err(e) => Frame::error(e.to_string()),
+    }
 }
 
 fn wrong_args(name: &str) -> Frame {

@@ -58,15 +58,8 @@ pub fn render(ctx: &Context, _client: &Client, args: &[Bytes]) -> String {
                 out.push_str("sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n");
                 out.push_str("sentinel_simulate_failure_flags:0\r\n");
                 let views = ctx.views.lock().clone();
-                let local = ctx.local.lock().sdown_since.clone();
                 for (i, m) in state.masters.values().enumerate() {
-                    let status = if m.odown {
-                        "odown"
-                    } else if local.get(&m.spec.name).is_some_and(|(a, _)| *a == m.spec.addr) {
-                        "sdown"
-                    } else {
-                        "ok"
-                    };
+                    let status = master_status(ctx, m);
                     let slaves = crate::reconciler::known_replicas(m, &views).len();
                     out.push_str(&format!(
                         "master{i}:name={},status={status},address={}:{},slaves={slaves},sentinels={voters}\r\n",
@@ -81,4 +74,17 @@ pub fn render(ctx: &Context, _client: &Client, args: &[Bytes]) -> String {
         }
     }
     out
+}
+
+/// Sentinel's one-word master status in `INFO sentinel`: `odown`, `sdown` (this supervisor's
+/// own view) or `ok`.
+pub(super) fn master_status(ctx: &Context, m: &crate::machine::MasterState) -> &'static str {
+    if m.odown {
+        "odown"
+    } else if ctx.local.lock().sdown_since.get(&m.spec.name).is_some_and(|(a, _)| *a == m.spec.addr)
+    {
+        "sdown"
+    } else {
+        "ok"
+    }
 }

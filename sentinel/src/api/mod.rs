@@ -8,7 +8,9 @@
 //! for GET-MASTER-ADDR-BY-NAME and `-ERR No such master with that name` elsewhere.
 
 mod connection;
+pub mod http;
 mod info;
+pub mod rest;
 mod sentinel;
 
 use std::collections::{HashMap, HashSet};
@@ -43,6 +45,8 @@ pub struct Context {
     pub port: u16,
     /// The applied state.
     pub state: watch::Receiver<Arc<Machine>>,
+    /// The consensus handle, for requests that must be committed (manual failover).
+    pub consensus: crate::consensus::task::Consensus<Machine>,
     /// The group status.
     pub status: watch::Receiver<GroupStatus>,
     /// The monitor's node views.

@@ -75,6 +75,8 @@ pub fn command(ctx: &Context, _client: &Client, args: &[Bytes]) -> Frame {
                 "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "CKQUORUM <master-name>",
                 "    Check if the current configuration can reach the quorum and authorize a failover.",
+                "FAILOVER <master-name>",
+                "    Manually failover a master node without asking for agreement from other supervisors (committed through the raft log).",
                 "GET-MASTER-ADDR-BY-NAME <master-name>",
                 "    Return the committed master's ip and port.",
                 "MASTER <master-name>",

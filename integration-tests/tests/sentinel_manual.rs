@@ -1,0 +1,110 @@
+//! `SENTINEL FAILOVER` across processes: three warden-sentinel supervisors, warden-node data
+//! nodes (one master, two replicas), all healthy. The request goes to a Raft *follower*; the
+//! decision is committed through the leader, the master moves exactly once, and every
+//! supervisor reports the new master.
+
+use std::time::Duration;
+
+use integration_tests::ha::{self, field, node_info, sentinel_field, Group, NodeKind, MASTER};
+use integration_tests::wait;
+
+/// Sends `SENTINEL FAILOVER <name>` and returns the reply as text (`+OK` or the error line).
+fn sentinel_failover(port: u16, name: &str) -> Result<String, String> {
+    let mut c = ha::connect(port)?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    match redis::cmd("SENTINEL").arg("failover").arg(name).query::<String>(&mut c) {
+        Ok(ok) => Ok(format!("+{ok}")),
+        Err(e) => Ok(format!("-{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or_default())),
+    }
+}
+
+fn role(port: u16) -> Result<String, String> {
+    field(&node_info(port)?, "role").ok_or_else(|| "no role".to_string())
+}
+
+#[test]
+fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
+    // A long down-after: nothing here may look like a failure, so any move is the manual one.
+    let group = Group::start(NodeKind::Warden, 2, 3, 5000);
+    let old = group.nodes[0].port;
+    let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
+    let follower = &group.supervisors[(leader + 1) % group.supervisors.len()];
+
+    // Sentinel's refusal for an unknown name, answered by the follower.
+    assert_eq!(
+        sentinel_failover(follower.port, "nosuchmaster").unwrap(),
+        "-ERR No such master with that name"
+    );
+
+    let reply = sentinel_failover(follower.port, MASTER).unwrap();
+    assert_eq!(reply, "+OK", "SENTINEL FAILOVER on follower {}", follower.id);
+
+    // Every supervisor switches to one of the two replicas, and they all agree.
+    let new =
+        wait::until("every supervisor to report the new master", Duration::from_secs(20), || {
+            let answers = group.answers()?;
+            match answers.first() {
+                Some(first) if *first != old && answers.iter().all(|a| a == first) => Ok(*first),
+                _ => Err(format!("answers {answers:?} (old master {old})")),
+            }
+        });
+    assert!(group.nodes[1..].iter().any(|n| n.port == new), "promoted {new} is not a replica");
+
+    // The topology converges: the new master is master, the other replica and the old master
+    // (converted, it never failed) replicate from it, and the failover has ended everywhere.
+    wait::until("the nodes to follow the new master", Duration::from_secs(20), || {
+        let mut seen = Vec::new();
+        for n in &group.nodes {
+            let info = node_info(n.port)?;
+            let r = field(&info, "role").unwrap_or_default();
+            if n.port == new {
+                seen.push(format!("{}:{r}", n.port));
+                if r != "master" {
+                    return Err(format!("{seen:?}"));
+                }
+                continue;
+            }
+            let following = field(&info, "master_port").unwrap_or_default();
+            let link = field(&info, "master_link_status").unwrap_or_default();
+            seen.push(format!("{}:{r}->{following}:{link}", n.port));
+            if r != "slave" || following != new.to_string() || link != "up" {
+                return Err(format!("{seen:?}"));
+            }
+        }
+        for s in &group.supervisors {
+            let flags = sentinel_field(s.port, "flags")?;
+            if flags.contains("failover_in_progress") {
+                return Err(format!("supervisor {} flags {flags}", s.id));
+            }
+        }
+        Ok(())
+    });
+    assert_eq!(role(old).unwrap(), "slave");
+
+    // Exactly once: one epoch was used, and each supervisor announced one switch.
+    for s in &group.supervisors {
+        assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "1", "supervisor {}", s.id);
+        let log = s.proc.log();
+        let switches: Vec<&str> = log.lines().filter(|l| l.contains("+switch-master")).collect();
+        assert_eq!(switches.len(), 1, "supervisor {}: {switches:#?}", s.id);
+    }
+
+    // With the failover over, the next request is a new failover (epoch 2), not INPROG: this
+    // time asked of the leader, and it moves the master again.
+    let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
+    let reply = sentinel_failover(group.supervisors[leader].port, MASTER).unwrap();
+    assert_eq!(reply, "+OK");
+    wait::until("the second move", Duration::from_secs(20), || {
+        let answers = group.answers()?;
+        let epochs: Vec<String> = group
+            .supervisors
+            .iter()
+            .map(|s| sentinel_field(s.port, "config-epoch"))
+            .collect::<Result<_, _>>()?;
+        if answers.iter().all(|a| *a != new) && epochs.iter().all(|e| e == "2") {
+            Ok(())
+        } else {
+            Err(format!("answers {answers:?} epochs {epochs:?}"))
+        }
+    });
+}

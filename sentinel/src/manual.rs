@@ -1,0 +1,249 @@
+//! Manual failover (`SENTINEL FAILOVER <name>`, `POST /v1/masters/{name}/failover`).
+//!
+//! Sentinel's semantics: the failover is *forced* — no objective-down agreement and no vote are
+//! needed — but it is refused while one is in flight (`-INPROG`) and when no replica qualifies
+//! (`-NOGOODSLAVE`, decided synchronously before anything is started). Unlike Sentinel, the
+//! decision still goes through the Raft log: the supervisor that receives the request plans a
+//! `FailoverStarted { forced: true }` with the same lineage-aware candidate choice as an
+//! automatic failover ([`crate::reconciler::select_candidate`]) and proposes it. On a follower
+//! raft-rs forwards the proposal to the leader; with no known leader the request is refused.
+//! The reply is `+OK` only once this supervisor has *applied* the very entry it proposed, so a
+//! client that got `+OK` knows the failover is committed; the leader's reconciler then carries
+//! it out with the ordinary steps (promote, re-point, convert the old master).
+//!
+//! Why plan on the receiving supervisor rather than on the leader: every supervisor watches
+//! every node, and the state machine re-checks the proposal when it applies it (epoch is
+//! `current_epoch + 1`, no failover in flight, the old master is still the master), so a stale
+//! plan is rejected, never half-applied. Two concurrent requests both propose epoch `n + 1`;
+//! exactly one is applied and the other caller sees `-INPROG`.
+//!
+//! Left out: the old master is not paused before the promotion (Sentinel's write-loss window,
+//! redis#6062); the zero-loss switchover of issue 6 is the tool for planned maintenance.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::consensus::task::Consensus;
+use crate::machine::{Addr, Command, Machine};
+use crate::monitor::NodeView;
+use crate::reconciler::select_candidate;
+
+/// Why a manual failover was refused. The `Display` text is the Sentinel error reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManualError {
+    /// The name is not monitored.
+    #[error("ERR No such master with that name")]
+    NoSuchMaster,
+    /// A failover of this master is in flight.
+    #[error("INPROG Failover already in progress")]
+    InProgress,
+    /// No replica qualifies for promotion.
+    #[error("NOGOODSLAVE No suitable replica to promote")]
+    NoGoodReplica,
+    /// This supervisor knows no Raft leader, so nothing can be committed.
+    #[error("NOLEADER No raft leader is known to this supervisor; nothing was started")]
+    NoLeader,
+    /// The proposal was not seen committed in time; it may still commit.
+    #[error("TRYAGAIN The failover was proposed but not seen committed within {0} ms; check SENTINEL MASTER before retrying")]
+    NotCommitted(u64),
+}
+
+impl ManualError {
+    /// An HTTP status for the same refusal.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ManualError::NoSuchMaster => 404,
+            ManualError::InProgress => 409,
+            ManualError::NoGoodReplica => 409,
+            ManualError::NoLeader | ManualError::NotCommitted(_) => 503,
+        }
+    }
+}
+
+/// A committed manual failover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// Its epoch.
+    pub epoch: u64,
+    /// The replica being promoted.
+    pub candidate: Addr,
+    /// The master being replaced.
+    pub old_master: Addr,
+}
+
+/// Plans a manual failover of `name` against the committed `state` and this supervisor's
+/// observations. Pure: the returned command is what to propose.
+pub fn plan(
+    state: &Machine,
+    name: &str,
+    views: &HashMap<Addr, NodeView>,
+    now: Instant,
+) -> Result<Command, ManualError> {
+    let m = state.masters.get(name).ok_or(ManualError::NoSuchMaster)?;
+    if m.failover.is_some() {
+        return Err(ManualError::InProgress);
+    }
+    let (candidate, replicas, excluded) = select_candidate(m, views, now);
+    let Some(candidate) = candidate else {
+        let why: Vec<String> = excluded.iter().map(|(a, r)| format!("{a}: {r}")).collect();
+        tracing::warn!(master = %name, excluded = %why.join("; "), "manual failover refused: no replica qualifies");
+        return Err(ManualError::NoGoodReplica);
+    };
+    Ok(Command::FailoverStarted {
+        master: name.to_string(),
+        epoch: state.current_epoch + 1,
+        candidate,
+        old_master: m.spec.addr.clone(),
+        replicas,
+        forced: true,
+    })
+}
+
+/// Decides what the committed `state` says about a proposed `FailoverStarted`: `Some(Ok)` if
+/// it was applied, `Some(Err)` if something else took its place, `None` if not yet known.
+pub fn outcome(state: &Machine, proposed: &Command) -> Option<Result<Started, ManualError>> {
+    let Command::FailoverStarted { master, epoch, candidate, old_master, .. } = proposed else {
+        return Some(Err(ManualError::InProgress));
+    };
+    let m = state.masters.get(master)?;
+    let ours = |epoch_now: u64, cand: &Addr, forced: bool| {
+        epoch_now == *epoch && cand == candidate && forced
+    };
+    match &m.failover {
+        Some(f) if ours(f.epoch, &f.candidate, f.forced) => Some(Ok(Started {
+            epoch: *epoch,
+            candidate: candidate.clone(),
+            old_master: old_master.clone(),
+        })),
+        // Our entry was applied and the failover already moved on (or finished) at that epoch.
+        _ if m.config_epoch == *epoch && m.spec.addr == *candidate => Some(Ok(Started {
+            epoch: *epoch,
+            candidate: candidate.clone(),
+            old_master: old_master.clone(),
+        })),
+        _ if state.current_epoch >= *epoch => Some(Err(ManualError::InProgress)),
+        _ => None,
+    }
+}
+
+/// Plans, proposes through Raft and waits until this supervisor has applied the decision.
+pub async fn request(
+    consensus: &Consensus<Machine>,
+    views: &crate::monitor::Views,
+    name: &str,
+    timeout: Duration,
+) -> Result<Started, ManualError> {
+    let state = consensus.state.borrow().clone();
+    let snapshot = views.lock().clone();
+    let cmd = plan(&state, name, &snapshot, Instant::now())?;
+    if consensus.status.borrow().leader == 0 {
+        return Err(ManualError::NoLeader);
+    }
+    tracing::info!(master = %name, command = ?cmd, "manual failover requested; proposing");
+    if let Err(e) = consensus.propose(cmd.encode()).await {
+        tracing::info!(master = %name, error = %e, "manual failover proposal refused by raft");
+        return Err(ManualError::NoLeader);
+    }
+    let mut watch = consensus.state.clone();
+    let waited = tokio::time::timeout(timeout, async {
+        loop {
+            if let Some(result) = outcome(&watch.borrow_and_update(), &cmd) {
+                return result;
+            }
+            if watch.changed().await.is_err() {
+                return Err(ManualError::NoLeader);
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(result) => result,
+        Err(_) => Err(ManualError::NotCommitted(timeout.as_millis() as u64)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::info::NodeInfo;
+    use crate::machine::MasterSpec;
+
+    fn a(port: u16) -> Addr {
+        Addr::new("10.0.0.1".into(), port)
+    }
+
+    fn view(now: Instant, info: &str) -> NodeView {
+        let mut v = NodeView {
+            last_ok: Some(now),
+            last_reply: Some(now),
+            connected: true,
+            ..NodeView::new(now - Duration::from_secs(30))
+        };
+        v.observe(NodeInfo::parse(info), now);
+        v
+    }
+
+    fn setup(now: Instant) -> (Machine, HashMap<Addr, NodeView>) {
+        let mut m = Machine::default();
+        let spec = MasterSpec {
+            name: "m".into(),
+            addr: a(1),
+            quorum: 2,
+            down_after_ms: 1000,
+            failover_timeout_ms: 10000,
+            parallel_syncs: 1,
+        };
+        assert!(m.apply_command(1, Command::Bootstrap { masters: vec![spec] }));
+        let mut views = HashMap::new();
+        views
+            .insert(a(1), view(now, "role:master\nmaster_replid:aaa\nslave0:ip=10.0.0.1,port=2\n"));
+        views.insert(
+            a(2),
+            view(
+                now,
+                "role:slave\nmaster_host:10.0.0.1\nmaster_port:1\nmaster_link_status:up\nslave_repl_offset:10\nmaster_replid:aaa\n",
+            ),
+        );
+        (m, views)
+    }
+
+    #[test]
+    fn a_healthy_master_is_failed_over_by_force_and_a_second_request_is_inprog() {
+        let now = Instant::now();
+        let (mut m, views) = setup(now);
+        assert_eq!(plan(&m, "nope", &views, now), Err(ManualError::NoSuchMaster));
+        let cmd = plan(&m, "m", &views, now).expect("a candidate");
+        assert!(
+            matches!(&cmd, Command::FailoverStarted { candidate, forced: true, epoch: 1, .. } if *candidate == a(2))
+        );
+        assert_eq!(outcome(&m, &cmd), None, "not applied yet");
+        assert!(m.apply_command(2, cmd.clone()), "forced: no objective down needed");
+        assert_eq!(outcome(&m, &cmd).unwrap().unwrap().epoch, 1);
+        assert_eq!(plan(&m, "m", &views, now), Err(ManualError::InProgress));
+        // A competing proposal planned from the same state is rejected at apply time, and its
+        // caller learns that another failover holds the epoch.
+        let mut rival = cmd.clone();
+        if let Command::FailoverStarted { candidate, .. } = &mut rival {
+            *candidate = a(3);
+        }
+        assert!(!m.apply_command(3, rival.clone()));
+        assert_eq!(outcome(&m, &rival), Some(Err(ManualError::InProgress)));
+    }
+
+    #[test]
+    fn no_qualifying_replica_is_nogoodslave_and_nothing_is_proposed() {
+        let now = Instant::now();
+        let (m, mut views) = setup(now);
+        // The only replica came back with a foreign history.
+        views.insert(
+            a(2),
+            view(now, "role:slave\nmaster_host:10.0.0.1\nmaster_port:1\nmaster_link_status:down\nmaster_replid:zzz\n"),
+        );
+        assert_eq!(plan(&m, "m", &views, now), Err(ManualError::NoGoodReplica));
+        assert_eq!(
+            ManualError::NoGoodReplica.to_string(),
+            "NOGOODSLAVE No suitable replica to promote"
+        );
+        assert_eq!(ManualError::InProgress.to_string(), "INPROG Failover already in progress");
+    }
+}
