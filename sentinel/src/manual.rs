@@ -20,7 +20,7 @@
 //! Left out: the old master is not paused before the promotion (Sentinel's write-loss window,
 //! redis#6062); the zero-loss switchover of issue 6 is the tool for planned maintenance.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::consensus::task::Consensus;
@@ -40,9 +40,10 @@ pub enum ManualError {
     /// No replica qualifies for promotion.
     #[error("NOGOODSLAVE No suitable replica to promote")]
     NoGoodReplica,
-    /// This supervisor knows no Raft leader, so nothing can be committed.
-    #[error("NOLEADER No raft leader is known to this supervisor; nothing was started")]
-    NoLeader,
+    /// This supervisor is not part of a working majority (no known leader, no link to it, or
+    /// a leader without a majority), so nothing can be committed. Carries the reason.
+    #[error("NOLEADER {0}; nothing was started")]
+    NoLeader(String),
     /// The proposal was not seen committed in time; it may still commit.
     #[error("TRYAGAIN The failover was proposed but not seen committed within {0} ms; check SENTINEL MASTER before retrying")]
     NotCommitted(u64),
@@ -55,7 +56,7 @@ impl ManualError {
             ManualError::NoSuchMaster => 404,
             ManualError::InProgress => 409,
             ManualError::NoGoodReplica => 409,
-            ManualError::NoLeader | ManualError::NotCommitted(_) => 503,
+            ManualError::NoLeader(_) | ManualError::NotCommitted(_) => 503,
         }
     }
 }
@@ -127,22 +128,26 @@ pub fn outcome(state: &Machine, proposed: &Command) -> Option<Result<Started, Ma
 }
 
 /// Plans, proposes through Raft and waits until this supervisor has applied the decision.
+/// `connected` are the peers whose raft links are up: a supervisor that is not part of a
+/// working majority refuses at once rather than propose into the void.
 pub async fn request(
     consensus: &Consensus<Machine>,
     views: &crate::monitor::Views,
+    connected: &HashSet<u64>,
     name: &str,
     timeout: Duration,
 ) -> Result<Started, ManualError> {
     let state = consensus.state.borrow().clone();
     let snapshot = views.lock().clone();
     let cmd = plan(&state, name, &snapshot, Instant::now())?;
-    if consensus.status.borrow().leader == 0 {
-        return Err(ManualError::NoLeader);
+    let (working, why) = consensus.status.borrow().working_majority(connected);
+    if !working {
+        return Err(ManualError::NoLeader(why));
     }
     tracing::info!(master = %name, command = ?cmd, "manual failover requested; proposing");
     if let Err(e) = consensus.propose(cmd.encode()).await {
         tracing::info!(master = %name, error = %e, "manual failover proposal refused by raft");
-        return Err(ManualError::NoLeader);
+        return Err(ManualError::NoLeader(format!("raft refused the proposal: {e}")));
     }
     let mut watch = consensus.state.clone();
     let waited = tokio::time::timeout(timeout, async {
@@ -151,7 +156,7 @@ pub async fn request(
                 return result;
             }
             if watch.changed().await.is_err() {
-                return Err(ManualError::NoLeader);
+                return Err(ManualError::NoLeader("the consensus task stopped".into()));
             }
         }
     })

@@ -155,7 +155,10 @@ async fn failover(ctx: &Context, args: &[Bytes]) -> Frame {
         return Frame::error("ERR wrong number of arguments for 'sentinel|failover' command");
     }
     let name = String::from_utf8_lossy(&args[2]).into_owned();
-    match crate::manual::request(&ctx.consensus, &ctx.views, &name, FAILOVER_COMMIT_WAIT).await {
+    let connected = ctx.connected_peers.lock().clone();
+    let request =
+        crate::manual::request(&ctx.consensus, &ctx.views, &connected, &name, FAILOVER_COMMIT_WAIT);
+    match request.await {
         Ok(_) => Frame::ok(),
         Err(e) => Frame::error(e.to_string()),
     }

@@ -16,7 +16,7 @@
 //!
 //! Failover history is not served: the committed state keeps only the failover in flight.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,6 @@ use serde_json::{json, Value};
 use super::http::{Response, Route};
 use super::info::master_status;
 use super::Context;
-use crate::consensus::core::GroupStatus;
 use crate::health::is_sdown;
 use crate::info::Role;
 use crate::machine::{Addr, MasterState, Phase, ReplicaStep};
@@ -55,8 +54,15 @@ pub async fn answer(ctx: &Context, route: Route) -> Response {
             }
         }
         Route::Failover(name) => {
-            match crate::manual::request(&ctx.consensus, &ctx.views, &name, FAILOVER_COMMIT_WAIT)
-                .await
+            let connected = ctx.connected_peers.lock().clone();
+            match crate::manual::request(
+                &ctx.consensus,
+                &ctx.views,
+                &connected,
+                &name,
+                FAILOVER_COMMIT_WAIT,
+            )
+            .await
             {
                 Ok(started) => Response::json(
                     200,
@@ -73,7 +79,7 @@ pub async fn answer(ctx: &Context, route: Route) -> Response {
         Route::Health => {
             let status = ctx.status.borrow().clone();
             let connected = ctx.connected_peers.lock().clone();
-            let (healthy, why) = health(&status, &connected);
+            let (healthy, why) = status.working_majority(&connected);
             let body = json!({
                 "healthy": healthy,
                 "reason": why,
@@ -94,47 +100,6 @@ pub async fn answer(ctx: &Context, route: Route) -> Response {
             headers: Vec::new(),
         },
     }
-}
-
-/// Whether this supervisor is part of a working majority, and why (not). The leader must have
-/// heard from a majority of voters (itself included) within the last election timeout; a
-/// follower must know a leader in its current term and have its raft link to it up. A
-/// partitioned follower loses its leader at its next election timeout (pre-vote), so both
-/// checks turn false within about a second of a cut.
-pub fn health(status: &GroupStatus, connected: &HashSet<u64>) -> (bool, String) {
-    let majority = status.voters.len() / 2 + 1;
-    if !status.voters.contains(&status.id) {
-        return (false, format!("raft id {} is not a voter of the group", status.id));
-    }
-    if status.is_leader {
-        let active = status.active.iter().filter(|id| status.voters.contains(id)).count();
-        return if active >= majority {
-            (
-                true,
-                format!(
-                    "leader in term {} with {active} of {} voters active",
-                    status.term,
-                    status.voters.len()
-                ),
-            )
-        } else {
-            (
-                false,
-                format!(
-                    "leader in term {} but only {active} of {} voters active",
-                    status.term,
-                    status.voters.len()
-                ),
-            )
-        };
-    }
-    if status.leader == 0 {
-        return (false, format!("no known raft leader in term {}", status.term));
-    }
-    if !connected.contains(&status.leader) {
-        return (false, format!("the link to leader {} is down", status.leader));
-    }
-    (true, format!("follower of leader {} in term {}", status.leader, status.term))
 }
 
 fn step_word(s: ReplicaStep) -> &'static str {
@@ -409,7 +374,7 @@ fn metrics(ctx: &Context) -> String {
         "Index of the last applied raft entry.",
         &one(status.applied as i64),
     );
-    let (healthy, _) = health(&status, &connected);
+    let (healthy, _) = status.working_majority(&connected);
     family(
         &mut out,
         "warden_raft_healthy",
@@ -423,6 +388,9 @@ fn metrics(ctx: &Context) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
+
+    use crate::consensus::core::GroupStatus;
 
     fn status(id: u64, leader: u64, active: Vec<u64>) -> GroupStatus {
         GroupStatus {
@@ -440,12 +408,12 @@ mod tests {
     fn health_needs_a_majority_on_the_leader_and_a_live_leader_link_on_a_follower() {
         let none = HashSet::new();
         let two: HashSet<u64> = [2].into_iter().collect();
-        assert!(health(&status(1, 1, vec![1, 2]), &none).0);
-        assert!(!health(&status(1, 1, vec![1]), &none).0, "a leader alone is no majority");
-        assert!(health(&status(3, 2, vec![]), &two).0);
-        assert!(!health(&status(3, 2, vec![]), &none).0, "no link to the leader");
-        assert!(!health(&status(3, 0, vec![]), &two).0, "no leader");
-        assert!(!health(&status(4, 2, vec![]), &two).0, "not a voter");
+        assert!(status(1, 1, vec![1, 2]).working_majority(&none).0);
+        assert!(!status(1, 1, vec![1]).working_majority(&none).0, "a leader alone is no majority");
+        assert!(status(3, 2, vec![]).working_majority(&two).0);
+        assert!(!status(3, 2, vec![]).working_majority(&none).0, "no link to the leader");
+        assert!(!status(3, 0, vec![]).working_majority(&two).0, "no leader");
+        assert!(!status(4, 2, vec![]).working_majority(&two).0, "not a voter");
     }
 
     #[test]

@@ -80,6 +80,50 @@ pub struct GroupStatus {
     pub applied: u64,
 }
 
+impl GroupStatus {
+    /// Whether this supervisor is part of a working majority, and why (not). The leader must have
+    /// heard from a majority of voters (itself included) within the last election timeout; a
+    /// follower must know a leader in its current term and have its raft link to it up. A
+    /// partitioned follower loses its leader at its next election timeout (pre-vote), so both
+    /// checks turn false within about a second of a cut.
+    pub fn working_majority(&self, connected: &std::collections::HashSet<u64>) -> (bool, String) {
+        let status = self;
+        let majority = status.voters.len() / 2 + 1;
+        if !status.voters.contains(&status.id) {
+            return (false, format!("raft id {} is not a voter of the group", status.id));
+        }
+        if status.is_leader {
+            let active = status.active.iter().filter(|id| status.voters.contains(id)).count();
+            return if active >= majority {
+                (
+                    true,
+                    format!(
+                        "leader in term {} with {active} of {} voters active",
+                        status.term,
+                        status.voters.len()
+                    ),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "leader in term {} but only {active} of {} voters active",
+                        status.term,
+                        status.voters.len()
+                    ),
+                )
+            };
+        }
+        if status.leader == 0 {
+            return (false, format!("no known raft leader in term {}", status.term));
+        }
+        if !connected.contains(&status.leader) {
+            return (false, format!("the link to leader {} is down", status.leader));
+        }
+        (true, format!("follower of leader {} in term {}", status.leader, status.term))
+    }
+}
+
 /// The Raft node and its state machine.
 pub struct RaftCore<M> {
     node: RawNode<DiskStorage>,
