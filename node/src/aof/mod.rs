@@ -31,7 +31,7 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use crate::exec::Propagated;
-use crate::persist::{write_keyspace, Aux, ReplAux, WriteOptions};
+use crate::persist::write_keyspace;
 use crate::server::{unix_ms, Shared};
 use manifest::{Entry, FileType, Manifest};
 
@@ -379,21 +379,9 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
             .filter(|e| e.name != new_incr)
             .map(|e| e.name.clone())
             .collect();
-        let master_db = shared.master_db.load(Ordering::Relaxed);
-        let repl = shared.repl.lock().save_info(master_db);
-        let aux = Aux {
-            ctime: unix_ms() / 1000,
-            used_mem: crate::alloc::in_use() as u64,
-            repl: repl.as_ref().map(|(db, id, off)| ReplAux { stream_db: *db, id, offset: *off }),
-            aof_base: true,
-        };
-        let options = {
-            let c = shared.config.read();
-            WriteOptions {
-                compression: c.get("rdbcompression") == Some("yes"),
-                checksum: c.get("rdbchecksum") == Some("yes"),
-            }
-        };
+        let repl = crate::cmd::persistence::repl_info(shared);
+        let aux = crate::cmd::persistence::snapshot_aux(unix_ms(), &repl, true);
+        let options = crate::cmd::persistence::rdb_options(&shared.config.read());
         let bytes = write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?;
         (bytes, st.dir.clone(), st.prefix.clone(), base_seq, new_incr, old)
     };

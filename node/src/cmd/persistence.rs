@@ -62,6 +62,41 @@ pub struct PersistStats {
     pub last_failed_at: i64,
 }
 
+/// Where and how snapshots are written: `dir`, `dbfilename`, and `rdbcompression` /
+/// `rdbchecksum` as writer options.
+pub fn dump_target(shared: &crate::server::Shared) -> (std::path::PathBuf, String, WriteOptions) {
+    let config = shared.config.read();
+    (
+        config.settings.dir.clone(),
+        config.get("dbfilename").unwrap_or("dump.rdb").to_string(),
+        rdb_options(&config),
+    )
+}
+
+/// The RDB writer options the configuration asks for.
+pub fn rdb_options(config: &crate::config::Config) -> WriteOptions {
+    WriteOptions {
+        compression: config.get("rdbcompression") == Some("yes"),
+        checksum: config.get("rdbchecksum") == Some("yes"),
+    }
+}
+
+/// The replication state a snapshot taken now records (stream db, replid, offset).
+pub fn repl_info(shared: &crate::server::Shared) -> Option<(usize, String, i64)> {
+    let master_db = shared.master_db.load(Ordering::Relaxed);
+    shared.repl.lock().save_info(master_db)
+}
+
+/// A snapshot's AUX fields.
+pub fn snapshot_aux(now_ms: i64, repl: &Option<(usize, String, i64)>, aof_base: bool) -> Aux<'_> {
+    Aux {
+        ctime: now_ms / 1000,
+        used_mem: crate::alloc::in_use() as u64,
+        repl: repl.as_ref().map(|(db, id, offset)| ReplAux { stream_db: *db, id, offset: *offset }),
+        aof_base,
+    }
+}
+
 /// Saves the keyspace to `dir/dbfilename` now, holding the keyspace lock (like Redis's SAVE,
 /// it blocks every client for the duration). Updates LASTSAVE, the dirty counter and INFO.
 pub fn save_now(ctx: &mut Ctx<'_>) -> Result<(), std::io::Error> {
@@ -77,26 +112,9 @@ pub fn save_blocking(
     ks: &mut crate::db::Keyspace,
     now_ms: i64,
 ) -> Result<(), std::io::Error> {
-    let (dir, dbfilename, options) = {
-        let config = server.config.read();
-        let options = WriteOptions {
-            compression: config.get("rdbcompression") == Some("yes"),
-            checksum: config.get("rdbchecksum") == Some("yes"),
-        };
-        (
-            config.settings.dir.clone(),
-            config.get("dbfilename").unwrap_or("dump.rdb").to_string(),
-            options,
-        )
-    };
-    let master_db = server.master_db.load(Ordering::Relaxed);
-    let repl = server.repl.lock().save_info(master_db);
-    let aux = Aux {
-        ctime: now_ms / 1000,
-        used_mem: crate::alloc::in_use() as u64,
-        repl: repl.as_ref().map(|(db, id, offset)| ReplAux { stream_db: *db, id, offset: *offset }),
-        aof_base: false,
-    };
+    let (dir, dbfilename, options) = dump_target(server);
+    let repl = repl_info(server);
+    let aux = snapshot_aux(now_ms, &repl, false);
     match dumpfile::save(ks, &dir, &dbfilename, &aux, options) {
         Ok(saved) => {
             ks.dirty = 0;
@@ -141,27 +159,10 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// Starts a background save of `ks` (the caller holds the keyspace lock): the snapshot is
 /// serialised now, the file written by a background thread.
 pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace, now_ms: i64) {
-    let (dir, dbfilename, options) = {
-        let config = shared.config.read();
-        let options = WriteOptions {
-            compression: config.get("rdbcompression") == Some("yes"),
-            checksum: config.get("rdbchecksum") == Some("yes"),
-        };
-        (
-            config.settings.dir.clone(),
-            config.get("dbfilename").unwrap_or("dump.rdb").to_string(),
-            options,
-        )
-    };
+    let (dir, dbfilename, options) = dump_target(shared);
     let started = std::time::Instant::now();
-    let master_db = shared.master_db.load(Ordering::Relaxed);
-    let repl = shared.repl.lock().save_info(master_db);
-    let aux = Aux {
-        ctime: now_ms / 1000,
-        used_mem: crate::alloc::in_use() as u64,
-        repl: repl.as_ref().map(|(db, id, offset)| ReplAux { stream_db: *db, id, offset: *offset }),
-        aof_base: false,
-    };
+    let repl = repl_info(shared);
+    let aux = snapshot_aux(now_ms, &repl, false);
     let dirty_at_snapshot = ks.dirty;
     shared.persist.lock().bgsave_in_progress = true;
     let bytes = match crate::persist::write_keyspace(Vec::with_capacity(1 << 20), ks, &aux, options)

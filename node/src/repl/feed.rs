@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::psync::{self, Decision};
 use super::{ReplicaEntry, ReplicaState};
-use crate::persist::{write_keyspace, Aux, ReplAux, WriteOptions};
+use crate::persist::{write_keyspace, Aux, ReplAux};
 use crate::server::{unix_ms, Shared};
 
 /// What the replica asked for and told us about itself.
@@ -143,10 +143,7 @@ async fn full_sync(
         (
             s.repl_diskless_sync && req.capa_eof,
             s.repl_diskless_sync_delay,
-            WriteOptions {
-                compression: c.get("rdbcompression") == Some("yes"),
-                checksum: c.get("rdbchecksum") == Some("yes"),
-            },
+            crate::cmd::persistence::rdb_options(&c),
             s.dir.clone(),
             c.get("dbfilename").unwrap_or("dump.rdb").to_string(),
             s.repl_backlog_size,
