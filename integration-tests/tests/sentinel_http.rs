@@ -359,6 +359,21 @@ fn http_api_of_a_running_group() {
     }
     assert_eq!(ha::master_addr(follower.port).unwrap().1, replica);
 
+    // The history, from the committed state, on every supervisor alike.
+    for s in &sups {
+        let (code, body) = http(s.http, "GET", &format!("/v1/history/{MASTER}")).unwrap();
+        assert_eq!(code, 200, "{body}");
+        let h = json(&body);
+        assert_eq!(h.items().len(), 1, "{body}");
+        assert_eq!(h[0]["epoch"].num(), Some(1));
+        assert_eq!(h[0]["from"].str(), Some(format!("127.0.0.1:{master}").as_str()));
+        assert_eq!(h[0]["to"].str(), Some(format!("127.0.0.1:{replica}").as_str()));
+        assert_eq!(h[0]["reason"].str(), Some("manual"));
+        assert_eq!(h[0]["outcome"].str(), Some("ended"));
+        assert!(h[0]["duration_ms"].num().is_some_and(|d| d < 20_000), "{body}");
+    }
+    assert_eq!(http(s0.http, "GET", "/v1/history/nosuch").unwrap().0, 404);
+
     // Lose the majority: the survivor's health turns 503 and a failover is refused with 503.
     let survivor = sups.iter().position(|s| s.id != leader).expect("a follower");
     for (i, s) in sups.iter_mut().enumerate() {

@@ -45,7 +45,8 @@ impl Executor {
         let mut by_node: BTreeMap<Addr, Vec<Action>> = BTreeMap::new();
         for action in actions {
             match action {
-                Action::Propose(cmd) => {
+                Action::Propose(mut cmd) => {
+                    cmd.stamp(crate::manual::unix_ms());
                     tracing::debug!(command = ?cmd, "proposing");
                     if let Err(e) =
                         self.consensus.propose_and_wait(cmd.encode(), Duration::from_secs(2)).await

@@ -97,6 +97,7 @@ pub fn plan(
         old_master: m.spec.addr.clone(),
         replicas,
         forced: true,
+        at_ms: 0,
     })
 }
 
@@ -139,11 +140,12 @@ pub async fn request(
 ) -> Result<Started, ManualError> {
     let state = consensus.state.borrow().clone();
     let snapshot = views.lock().clone();
-    let cmd = plan(&state, name, &snapshot, Instant::now())?;
+    let mut cmd = plan(&state, name, &snapshot, Instant::now())?;
     let (working, why) = consensus.status.borrow().working_majority(connected);
     if !working {
         return Err(ManualError::NoLeader(why));
     }
+    cmd.stamp(unix_ms());
     tracing::info!(master = %name, command = ?cmd, "manual failover requested; proposing");
     if let Err(e) = consensus.propose(cmd.encode()).await {
         tracing::info!(master = %name, error = %e, "manual failover proposal refused by raft");
@@ -165,6 +167,13 @@ pub async fn request(
         Ok(result) => result,
         Err(_) => Err(ManualError::NotCommitted(timeout.as_millis() as u64)),
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (for history records only).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -220,6 +220,7 @@ impl Reconciler {
             old_master: m.spec.addr.clone(),
             replicas,
             forced: false,
+            at_ms: 0,
         };
         self.propose(out, cmd, now);
     }
@@ -248,7 +249,7 @@ impl Reconciler {
         if promoted {
             self.propose(
                 out,
-                Command::Promoted { master: m.spec.name.clone(), epoch: f.epoch },
+                Command::Promoted { master: m.spec.name.clone(), epoch: f.epoch, at_ms: 0 },
                 now,
             );
             return;
@@ -259,6 +260,7 @@ impl Reconciler {
                 master: m.spec.name.clone(),
                 epoch: f.epoch,
                 reason: "slave-timeout".into(),
+                at_ms: 0,
             };
             self.propose(out, cmd, now);
             return;
@@ -338,7 +340,7 @@ impl Reconciler {
         if !blocking {
             self.propose(
                 out,
-                Command::FailoverEnded { master: m.spec.name.clone(), epoch: f.epoch },
+                Command::FailoverEnded { master: m.spec.name.clone(), epoch: f.epoch, at_ms: 0 },
                 now,
             );
         }

@@ -8,7 +8,8 @@
 //! gets a 4xx with a JSON error, never a panic.
 //!
 //! Routes (see [`route`]): `GET /v1/masters`, `GET /v1/masters/{name}`,
-//! `POST /v1/masters/{name}/failover`, `GET /v1/health`, `GET /metrics`. What each one returns
+//! `POST /v1/masters/{name}/failover`, `GET /v1/history/{name}`, `GET /v1/health`,
+//! `GET /metrics`. What each one returns
 //! is in [`super::rest`].
 
 use std::sync::Arc;
@@ -164,6 +165,8 @@ pub enum Route {
     Master(String),
     /// `POST /v1/masters/{name}/failover`.
     Failover(String),
+    /// `GET /v1/history/{name}`.
+    History(String),
     /// `GET /v1/health`.
     Health,
     /// `GET /metrics`.
@@ -180,6 +183,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Response> {
         ["v1", "masters", name, "failover"] if !name.is_empty() => {
             ("POST", Route::Failover(name.to_string()))
         }
+        ["v1", "history", name] if !name.is_empty() => ("GET", Route::History(name.to_string())),
         ["v1", "health"] => ("GET", Route::Health),
         ["metrics"] => ("GET", Route::Metrics),
         _ => return Err(Response::error(404, format!("no such endpoint: {path}"))),
@@ -303,6 +307,8 @@ mod tests {
             Ok(Route::Failover("mymaster".into()))
         );
         assert_eq!(route("GET", "/metrics"), Ok(Route::Metrics));
+        assert_eq!(route("GET", "/v1/history/mymaster"), Ok(Route::History("mymaster".into())));
+        assert_eq!(route("POST", "/v1/history/mymaster").unwrap_err().status, 405);
         let wrong = route("GET", "/v1/masters/mymaster/failover").unwrap_err();
         assert_eq!(wrong.status, 405);
         assert_eq!(wrong.headers, vec![("Allow", "POST".to_string())]);

@@ -13,8 +13,9 @@
 //!   [`health`]), 503 otherwise; the body says why.
 //! - `GET /metrics`: Prometheus text; Sentinel metrics under redis_exporter's names (so its
 //!   dashboards work), the Raft group's under `warden_`.
-//!
-//! Failover history is not served: the committed state keeps only the failover in flight.
+//! - `GET /v1/history/{name}`: every committed failover of the master still in the history
+//!   (the last [`crate::machine::MAX_HISTORY`]), oldest first: epoch, from → to, manual or
+//!   not, outcome, wall-clock times and duration.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -75,6 +76,35 @@ pub async fn answer(ctx: &Context, route: Route) -> Response {
                 ),
                 Err(e) => Response::error(e.http_status(), e.to_string()),
             }
+        }
+        Route::History(name) => {
+            let state = ctx.state.borrow().clone();
+            if !state.masters.contains_key(&name) {
+                return Response::error(404, "ERR No such master with that name");
+            }
+            let records: Vec<Value> = state
+                .history
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let duration = (r.finished_ms > 0 && r.started_ms > 0)
+                        .then(|| r.finished_ms.saturating_sub(r.started_ms));
+                    json!({
+                        "epoch": r.epoch,
+                        "from": r.from.to_string(),
+                        "to": r.to.to_string(),
+                        "reason": if r.forced { "manual" } else { "odown" },
+                        "outcome": r.outcome,
+                        "started_ms": r.started_ms,
+                        "promoted_ms": r.promoted_ms,
+                        "finished_ms": r.finished_ms,
+                        "duration_ms": duration,
+                        "log_index": r.started_index,
+                    })
+                })
+                .collect();
+            Response::json(200, &Value::Array(records))
         }
         Route::Health => {
             let status = ctx.status.borrow().clone();

@@ -34,6 +34,7 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
     let get = |k: &str| kv.get(k).unwrap_or_else(|| panic!("{op} needs {k}=")).clone();
     let epoch = || get("epoch").parse::<u64>().unwrap();
     let master = || pos[0].clone();
+    let at = || kv.get("at").map_or(0, |v| v.parse::<u64>().unwrap());
     match op {
         "bootstrap" => Command::Bootstrap {
             masters: vec![MasterSpec {
@@ -69,18 +70,22 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
             old_master: addr(&get("old")),
             replicas: kv.get("replicas").map_or(Vec::new(), |r| r.split(',').map(addr).collect()),
             forced: kv.get("forced").is_some_and(|v| v == "yes"),
+            at_ms: at(),
         },
-        "promoted" => Command::Promoted { master: master(), epoch: epoch() },
+        "promoted" => Command::Promoted { master: master(), epoch: epoch(), at_ms: at() },
         "reconf-sent" => {
             Command::ReplicaReconfSent { master: master(), epoch: epoch(), replica: addr(&pos[1]) }
         }
         "reconf-done" => {
             Command::ReplicaReconfDone { master: master(), epoch: epoch(), replica: addr(&pos[1]) }
         }
-        "ended" => Command::FailoverEnded { master: master(), epoch: epoch() },
-        "aborted" => {
-            Command::FailoverAborted { master: master(), epoch: epoch(), reason: get("reason") }
-        }
+        "ended" => Command::FailoverEnded { master: master(), epoch: epoch(), at_ms: at() },
+        "aborted" => Command::FailoverAborted {
+            master: master(),
+            epoch: epoch(),
+            reason: get("reason"),
+            at_ms: at(),
+        },
         "convert" => {
             Command::ConvertToReplica { master: master(), epoch: epoch(), node: addr(&pos[1]) }
         }
@@ -148,6 +153,22 @@ fn run_marked(script: &str) -> String {
             "state" => {
                 out.push_str(&summary(&m, &pos[0]));
                 out.push('\n');
+            }
+            "history" => {
+                for r in m.history.get(&pos[0]).into_iter().flatten() {
+                    out.push_str(&format!(
+                        "history: epoch={} {} -> {} forced={} outcome={} started={} promoted={} finished={} index={}\n",
+                        r.epoch,
+                        r.from,
+                        r.to,
+                        r.forced,
+                        r.outcome,
+                        r.started_ms,
+                        r.promoted_ms,
+                        r.finished_ms,
+                        r.started_index
+                    ));
+                }
             }
             "restart" => {
                 let mut fresh = Machine::default();

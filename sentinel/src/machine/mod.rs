@@ -116,6 +116,10 @@ pub enum Command {
         /// A manual failover (issue 6): no objective-down agreement needed.
         #[serde(default)]
         forced: bool,
+        /// Wall-clock time the leader proposed it (ms since the Unix epoch; 0 if unknown), for
+        /// the failover history only: never compared, so apply stays deterministic.
+        #[serde(default)]
+        at_ms: u64,
     },
     /// The candidate reports `role:master`.
     Promoted {
@@ -123,6 +127,10 @@ pub enum Command {
         master: String,
         /// The failover's epoch.
         epoch: u64,
+        /// Wall-clock time the leader proposed it (ms since the Unix epoch; 0 if unknown), for
+        /// the failover history only: never compared, so apply stays deterministic.
+        #[serde(default)]
+        at_ms: u64,
     },
     /// The leader is about to send `REPLICAOF <new master>` to this replica.
     ReplicaReconfSent {
@@ -148,6 +156,10 @@ pub enum Command {
         master: String,
         /// The failover's epoch.
         epoch: u64,
+        /// Wall-clock time the leader proposed it (ms since the Unix epoch; 0 if unknown), for
+        /// the failover history only: never compared, so apply stays deterministic.
+        #[serde(default)]
+        at_ms: u64,
     },
     /// The failover could not promote its candidate; nothing was changed.
     FailoverAborted {
@@ -157,6 +169,10 @@ pub enum Command {
         epoch: u64,
         /// Sentinel's abort reason word (`slave-timeout`, `no-good-slave`).
         reason: String,
+        /// Wall-clock time the leader proposed it (ms since the Unix epoch; 0 if unknown), for
+        /// the failover history only: never compared, so apply stays deterministic.
+        #[serde(default)]
+        at_ms: u64,
     },
     /// Replication ids a supervisor saw the master (of config epoch `epoch`) report.
     MasterReplids {
@@ -204,6 +220,18 @@ impl Command {
         serde_json::to_vec(self).expect("commands always serialise")
     }
 
+    /// Sets the wall-clock time of a failover step (the I/O shell calls this just before
+    /// proposing; planning stays clock-free).
+    pub fn stamp(&mut self, now_ms: u64) {
+        match self {
+            Command::FailoverStarted { at_ms, .. }
+            | Command::Promoted { at_ms, .. }
+            | Command::FailoverEnded { at_ms, .. }
+            | Command::FailoverAborted { at_ms, .. } => *at_ms = now_ms,
+            _ => {}
+        }
+    }
+
     /// Decodes a log entry.
     pub fn decode(data: &[u8]) -> Result<Command, String> {
         serde_json::from_slice(data).map_err(|e| e.to_string())
@@ -249,6 +277,32 @@ pub struct Failover {
     /// A manual failover.
     pub forced: bool,
 }
+
+/// One committed failover, for `GET /v1/history/{name}` and `wardenctl history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRecord {
+    /// Its epoch.
+    pub epoch: u64,
+    /// The master it replaced.
+    pub from: Addr,
+    /// The replica it promoted.
+    pub to: Addr,
+    /// Manual (`SENTINEL FAILOVER`) rather than objective down.
+    pub forced: bool,
+    /// `in-progress`, `promoted`, `ended` or `aborted-<reason>`.
+    pub outcome: String,
+    /// When it started, was promoted, ended or aborted (ms since the Unix epoch; 0 unknown).
+    pub started_ms: u64,
+    /// See `started_ms`.
+    pub promoted_ms: u64,
+    /// See `started_ms`.
+    pub finished_ms: u64,
+    /// The log index of its start.
+    pub started_index: u64,
+}
+
+/// How many failovers the history keeps per master (the oldest are dropped).
+pub const MAX_HISTORY: usize = 32;
 
 /// One supervisor's opinion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +362,9 @@ pub struct Machine {
     pub supervisors: BTreeMap<u64, (Addr, String)>,
     /// Index of the last applied entry.
     pub applied_index: u64,
+    /// Committed failovers per master, oldest first (at most [`MAX_HISTORY`] each).
+    #[serde(default)]
+    pub history: BTreeMap<String, Vec<FailoverRecord>>,
     /// Events produced by apply, drained by the owner.
     #[serde(skip)]
     pub events: Vec<(u64, Event)>,
@@ -367,7 +424,15 @@ impl Machine {
                 }
                 true
             }
-            Command::FailoverStarted { master, epoch, candidate, old_master, replicas, forced } => {
+            Command::FailoverStarted {
+                master,
+                epoch,
+                candidate,
+                old_master,
+                replicas,
+                forced,
+                at_ms,
+            } => {
                 if epoch != self.current_epoch + 1 {
                     return false;
                 }
@@ -397,6 +462,21 @@ impl Machine {
                     .filter(|r| *r != candidate && *r != old_master)
                     .map(|r| (r, ReplicaStep::Pending))
                     .collect();
+                let history = self.history.entry(name).or_default();
+                history.push(FailoverRecord {
+                    epoch,
+                    from: old_master.clone(),
+                    to: candidate.clone(),
+                    forced,
+                    outcome: "in-progress".into(),
+                    started_ms: at_ms,
+                    promoted_ms: 0,
+                    finished_ms: 0,
+                    started_index: self.applied_index,
+                });
+                if history.len() > MAX_HISTORY {
+                    history.remove(0);
+                }
                 m.failover = Some(Failover {
                     epoch,
                     candidate,
@@ -407,7 +487,7 @@ impl Machine {
                 });
                 true
             }
-            Command::Promoted { master, epoch } => {
+            Command::Promoted { master, epoch, at_ms } => {
                 let Some(m) = self.masters.get_mut(&master) else { return false };
                 let Some(f) =
                     m.failover.as_mut().filter(|f| f.epoch == epoch && f.phase == Phase::Selected)
@@ -432,6 +512,10 @@ impl Machine {
                 m.replicas.remove(&new);
                 // A new master, a new history to learn (its replicas' ids are reported anew).
                 m.replids.clear();
+                if let Some(r) = record_mut(&mut self.history, &master, epoch) {
+                    r.outcome = "promoted".into();
+                    r.promoted_ms = at_ms;
+                }
                 true
             }
             Command::ReplicaReconfSent { master, epoch, replica } => {
@@ -472,7 +556,7 @@ impl Machine {
                     _ => false,
                 }
             }
-            Command::FailoverEnded { master, epoch } => {
+            Command::FailoverEnded { master, epoch, at_ms } => {
                 let Some(m) = self.masters.get_mut(&master) else { return false };
                 if !m
                     .failover
@@ -483,9 +567,13 @@ impl Machine {
                 }
                 m.failover = None;
                 ev.push(Event::master("+failover-end", &m.spec.name, &m.spec.addr, ""));
+                if let Some(r) = record_mut(&mut self.history, &master, epoch) {
+                    r.outcome = "ended".into();
+                    r.finished_ms = at_ms;
+                }
                 true
             }
-            Command::FailoverAborted { master, epoch, reason } => {
+            Command::FailoverAborted { master, epoch, reason, at_ms } => {
                 let Some(m) = self.masters.get_mut(&master) else { return false };
                 if !m
                     .failover
@@ -503,6 +591,10 @@ impl Machine {
                     &m.spec.addr,
                     "",
                 ));
+                if let Some(r) = record_mut(&mut self.history, &master, epoch) {
+                    r.outcome = format!("aborted-{reason}");
+                    r.finished_ms = at_ms;
+                }
                 true
             }
             Command::MasterReplids { master, epoch, replids } => {
@@ -559,6 +651,14 @@ impl Machine {
     pub fn take_events(&mut self) -> Vec<(u64, Event)> {
         std::mem::take(&mut self.events)
     }
+}
+
+fn record_mut<'a>(
+    history: &'a mut BTreeMap<String, Vec<FailoverRecord>>,
+    master: &str,
+    epoch: u64,
+) -> Option<&'a mut FailoverRecord> {
+    history.get_mut(master)?.iter_mut().rev().find(|r| r.epoch == epoch)
 }
 
 fn update_odown(m: &mut MasterState, ev: &mut Vec<Event>) {
