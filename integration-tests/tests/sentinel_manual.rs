@@ -90,10 +90,28 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
     }
 
     // With the failover over, the next request is a new failover (epoch 2), not INPROG: this
-    // time asked of the leader, and it moves the master again.
+    // time through `wardenctl failover` against the leader, which follows it to its end.
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
-    let reply = sentinel_failover(group.supervisors[leader].port, MASTER).unwrap();
-    assert_eq!(reply, "+OK");
+    let out = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
+        .args(["-p", &group.supervisors[leader].port.to_string(), "--json", "failover", MASTER])
+        .output()
+        .expect("running wardenctl");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "wardenctl failed: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("\"ok\": true"), "{report}");
+    assert!(report.contains("\"config_epoch\": 2"), "{report}");
+    assert!(report.contains(&format!("\"old_master\": \"127.0.0.1:{new}\"")), "{report}");
+    // An unknown name: Sentinel's error, and a failing exit status.
+    let out = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
+        .args(["-p", &follower.port.to_string(), "failover", "nosuchmaster"])
+        .output()
+        .expect("running wardenctl");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such master with that name"));
     wait::until("the second move", Duration::from_secs(20), || {
         let answers = group.answers()?;
         let epochs: Vec<String> = group

@@ -1,6 +1,11 @@
-//! `wardenctl [-h host] [-p port] [--json] status` — the operator's view of a supervisor
-//! group, read from any supervisor through the Sentinel protocol (issue 6 extends this with
-//! failover, switchover, members and history).
+//! `wardenctl [-h host] [-p port] [--json] <command>` — the operator's tool for a supervisor
+//! group, talking the Sentinel protocol to any supervisor:
+//!
+//! - `status`: each master as a tree of its replicas, the supervisors, any failover in flight;
+//! - `failover <name>`: `SENTINEL FAILOVER <name>`, then follows the committed steps live
+//!   (by polling `SENTINEL MASTER`) until the failover ended or was aborted.
+//!
+//! Switchover, members and history are still to come (issue 6).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,12 +15,15 @@ use std::time::Duration;
 use common::resp::{decode, Frame};
 use serde_json::{json, Value};
 
-const USAGE: &str = "Usage: wardenctl [-h host] [-p port] [--json] status";
+const USAGE: &str = "Usage: wardenctl [-h host] [-p port] [--json] status | failover <master-name>";
+
+/// How long `failover` follows a failover before giving up on seeing its end.
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut host, mut port, mut as_json, mut command) =
-        ("127.0.0.1".to_string(), 26379u16, false, None);
+    let (mut host, mut port, mut as_json) = ("127.0.0.1".to_string(), 26379u16, false);
+    let mut words: Vec<String> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -35,15 +43,14 @@ fn main() -> ExitCode {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            other if command.is_none() && !other.starts_with('-') => {
-                command = Some(other.to_string())
-            }
+            other if !other.starts_with('-') => words.push(other.to_string()),
             other => return usage(&format!("unexpected argument '{other}'")),
         }
         i += 1;
     }
-    match command.as_deref() {
-        Some("status") => match status(&host, port) {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["status"] => match status(&host, port) {
             Ok(v) => {
                 if as_json {
                     println!("{}", serde_json::to_string_pretty(&v).expect("a JSON value prints"));
@@ -57,8 +64,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(other) => usage(&format!("unknown command '{other}'")),
-        None => usage("no command given"),
+        ["failover", name] => {
+            let report = failover(&host, port, name, as_json);
+            let ok = report["ok"] == Value::Bool(true);
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("a JSON value prints"));
+            } else if !ok {
+                eprintln!("wardenctl: {host}:{port}: {}", report["error"].as_str().unwrap_or("?"));
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        ["failover"] => usage("failover needs a master name"),
+        [_, ..] => usage(&format!("unknown command '{}'", words.join(" "))),
+        [] => usage("no command given"),
     }
 }
 
@@ -134,15 +156,114 @@ fn list(f: &Frame) -> Vec<Value> {
     }
 }
 
-fn status(host: &str, port: u16) -> Result<Value, String> {
+fn connect(host: &str, port: u16) -> Result<Conn, String> {
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
         .map_err(|e| e.to_string())?
         .next()
         .ok_or("no address")?;
     let stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    let mut c = Conn { stream, buf: Vec::new() };
+    // A manual failover waits for its commit (up to 5 s on the supervisor).
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    Ok(Conn { stream, buf: Vec::new() })
+}
+
+/// Where a master is, as one supervisor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Position {
+    addr: String,
+    epoch: u64,
+    /// Sentinel's `failover-state`, empty when no failover is in flight.
+    state: String,
+}
+
+fn position(c: &mut Conn, name: &str) -> Result<Position, String> {
+    let m = map(&c.call(&["SENTINEL", "MASTER", name])?);
+    let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+    Ok(Position {
+        addr: format!("{}:{}", s("ip"), s("port")),
+        epoch: s("config-epoch").parse().unwrap_or(0),
+        state: s("failover-state"),
+    })
+}
+
+/// `wardenctl failover <name>`: asks for the failover, then follows it to its end. Returns
+/// the report (`ok`, `error` or the new master and epoch, and the steps seen).
+fn failover(host: &str, port: u16, name: &str, quiet: bool) -> Value {
+    let say = |line: String| {
+        if !quiet {
+            println!("{line}");
+        }
+    };
+    let fail = |e: String, steps: &[Value]| json!({ "ok": false, "master": name, "error": e, "steps": steps });
+    let mut c = match connect(host, port) {
+        Ok(c) => c,
+        Err(e) => return fail(e, &[]),
+    };
+    let before = match position(&mut c, name) {
+        Ok(p) => p,
+        Err(e) => return fail(e, &[]),
+    };
+    if let Err(e) = c.call(&["SENTINEL", "FAILOVER", name]) {
+        return fail(e, &[]);
+    }
+    say(format!(
+        "failover of {name} committed; master {} at config-epoch {}",
+        before.addr, before.epoch
+    ));
+    let started = std::time::Instant::now();
+    let mut steps: Vec<Value> = Vec::new();
+    let mut last: Option<Position> = None;
+    loop {
+        let now = match position(&mut c, name) {
+            Ok(p) => p,
+            Err(e) => return fail(e, &steps),
+        };
+        if last.as_ref() != Some(&now) {
+            let state = if now.state.is_empty() { "done" } else { now.state.as_str() };
+            say(format!(
+                "  {:>6} ms  {state:<16} master {}  config-epoch {}",
+                started.elapsed().as_millis(),
+                now.addr,
+                now.epoch
+            ));
+            steps.push(json!({
+                "after_ms": started.elapsed().as_millis() as u64,
+                "failover_state": now.state,
+                "master": now.addr,
+                "config_epoch": now.epoch,
+            }));
+            last = Some(now.clone());
+        }
+        if now.state.is_empty() {
+            if now.epoch > before.epoch && now.addr != before.addr {
+                say(format!("{name} is now at {} (config-epoch {})", now.addr, now.epoch));
+                return json!({
+                    "ok": true,
+                    "master": name,
+                    "old_master": before.addr,
+                    "new_master": now.addr,
+                    "config_epoch": now.epoch,
+                    "steps": steps,
+                });
+            }
+            return fail(
+                format!("the failover was aborted; the master is still {}", now.addr),
+                &steps,
+            );
+        }
+        if started.elapsed() > FOLLOW_TIMEOUT {
+            return fail(
+                format!("still in {} after {FOLLOW_TIMEOUT:?}; stopped following", now.state),
+                &steps,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn status(host: &str, port: u16) -> Result<Value, String> {
+    let mut c = connect(host, port)?;
     let info = text(&c.call(&["INFO", "server"])?);
     let field = |k: &str| {
         info.lines()
