@@ -52,11 +52,19 @@ impl Node {
         node
     }
 
-    /// A connection, or why not.
+    /// A connection to a node that has finished loading its data, or why not.
     pub fn try_connect(&self) -> Result<redis::Connection, String> {
         let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
             .map_err(|e| e.to_string())?;
-        client.get_connection_with_timeout(Duration::from_secs(2)).map_err(|e| e.to_string())
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .map_err(|e| e.to_string())?;
+        // PING answers -LOADING until the dataset is loaded (other refusals, such as
+        // -MASTERDOWN, come from a node that is up).
+        match redis::cmd("PING").query::<String>(&mut c) {
+            Err(e) if e.code() == Some("LOADING") || e.is_io_error() => Err(e.to_string()),
+            _ => Ok(c),
+        }
     }
 
     /// A connection (panics with the reason).

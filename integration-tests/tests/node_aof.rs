@@ -235,3 +235,42 @@ fn the_aof_is_rewritten_automatically_when_it_grows() {
     let size: u64 = node.info("aof_current_size").and_then(|v| v.parse().ok()).unwrap();
     assert!(size < 64 * 1024, "the rewritten AOF holds one key, yet is {size} bytes");
 }
+
+#[test]
+fn a_loading_node_answers_loading_never_partial_data() {
+    let mut node = aof_node(Kind::Warden, "loading", "everysec");
+    let mut c = node.connect();
+    for batch in 0..40 {
+        let mut pipe = redis::pipe();
+        for i in 0..2500 {
+            pipe.cmd("SET").arg(format!("key:{batch}:{i}")).arg("v").ignore();
+        }
+        let _: () = pipe.query(&mut c).unwrap();
+    }
+    // Written last, so a half-loaded dataset would not have it yet.
+    let _: () = cmd(&mut c, &["SET", "last", "here"]);
+    node.proc.kill();
+    node.proc.restart();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", node.port)).unwrap();
+    let mut seen_loading = false;
+    let value = wait::until("the restarted node to serve its data", UP, || {
+        let mut c = client.get_connection().map_err(|e| e.to_string())?;
+        match redis::cmd("GET").arg("last").query::<Option<String>>(&mut c) {
+            Ok(v) => Ok(v),
+            Err(e) if e.code() == Some("LOADING") => {
+                seen_loading = true;
+                let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+                assert!(info.contains("loading:1"), "{info}");
+                Err("loading".to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    // Either the node was caught loading (and said so), or it served the whole dataset.
+    assert_eq!(
+        value.as_deref(),
+        Some("here"),
+        "served before loading finished (LOADING seen: {seen_loading})"
+    );
+    assert_eq!(cmd::<i64>(&mut node.connect(), &["DBSIZE"]), 100_001);
+}

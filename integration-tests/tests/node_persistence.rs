@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use integration_tests::{bin_dir, ports, process::Proc, wait};
 
+/// A connection to a node that finished loading (PING answers -LOADING until then).
 fn connect(port: u16) -> Result<redis::Connection, String> {
     let client =
         redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
-    client.get_connection_with_timeout(Duration::from_secs(1)).map_err(|e| e.to_string())
+    let mut c =
+        client.get_connection_with_timeout(Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    redis::cmd("PING").query::<String>(&mut c).map_err(|e| e.to_string())?;
+    Ok(c)
 }
 
 fn start_node(dir: &Path, port: u16) -> Proc {

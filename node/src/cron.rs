@@ -22,6 +22,12 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
         }
         crate::db::Lru::tick(unix_ms());
+        let loading =
+            shared.gates.load(std::sync::atomic::Ordering::Relaxed) & crate::server::gate::LOADING;
+        if loading != 0 {
+            // Nothing may expire, save or ping from a half-loaded dataset.
+            continue;
+        }
         // A replica never expires keys itself: its master's DELs do (it only hides them).
         if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !shared.is_replica() {
             active_expire(&shared);

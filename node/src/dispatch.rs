@@ -295,7 +295,7 @@ pub struct Propagation {
 }
 
 /// Refusals that depend on the server's state, in Redis's order: `-MISCONF`, `-NOREPLICAS`,
-/// `-READONLY`, then `-MASTERDOWN`.
+/// `-READONLY`, `-MASTERDOWN`, then `-LOADING`.
 fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<CommandError> {
     use crate::server::gate;
     let write = spec.has(flags::WRITE)
@@ -313,6 +313,9 @@ fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<C
         return Some(CommandError::raw(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         ));
+    }
+    if gates & gate::LOADING != 0 && !spec.has(flags::LOADING) {
+        return Some(CommandError::raw("LOADING Redis is loading the dataset in memory"));
     }
     None
 }

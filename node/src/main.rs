@@ -64,13 +64,15 @@ fn load_dump(
     dbfilename: &str,
 ) -> anyhow::Result<Option<node::persist::LoadSummary>> {
     let started = std::time::Instant::now();
-    let mut ks = shared.keyspace.lock();
+    // Loaded off the keyspace lock, so INFO and the like answer meanwhile; swapped in at the end.
+    let mut fresh = node::db::Keyspace::new(shared.config.read().settings.databases);
     let loaded = node::persist::dumpfile::load_at_startup(
-        &mut ks,
+        &mut fresh,
         dir,
         dbfilename,
         node::server::unix_ms(),
     )?;
+    std::mem::swap(&mut shared.keyspace.lock().dbs, &mut fresh.dbs);
     if let Some(summary) = &loaded {
         let mut stats = shared.persist.lock();
         stats.keys_loaded = summary.keys_loaded;
@@ -83,6 +85,13 @@ fn load_dump(
         );
     }
     Ok(loaded)
+}
+
+/// Bytes of the files in `dir` (what an AOF load reads).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
 }
 
 /// SIGTERM/SIGINT stop the server as SHUTDOWN without arguments does: with save points
@@ -137,40 +146,65 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (trigger, stop) = common::shutdown::channel();
     let dbfilename = config.get("dbfilename").unwrap_or("dump.rdb").to_string();
     let shared = Shared::new(config, trigger.clone());
-    let aof = shared.config.read().get("appendonly") == Some("yes");
-    let loaded = if aof {
-        // With the AOF on, it is the source of truth and dump.rdb is not read (as in Redis).
-        let (aof_dir, prefix) = node::aof::paths(&shared);
-        let truncate_ok = shared.config.read().get("aof-load-truncated") == Some("yes");
-        let started = std::time::Instant::now();
-        let loaded = node::aof::load::load(&shared, &aof_dir, &prefix, truncate_ok)?;
-        if loaded.manifest.is_some() {
-            info!(
-                seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
-                commands = loaded.commands,
-                "DB loaded from append only file"
-            );
-        }
-        node::aof::start(&shared, loaded.manifest)
-            .map_err(|e| anyhow::anyhow!("can't open the append only file: {e}"))?;
-        None
-    } else {
-        load_dump(&shared, &dir, &dbfilename)?
-    };
-    node::repl::link::start_configured(&shared, loaded.as_ref());
     for l in &listeners {
         info!(addr = %l.local_addr()?, "listening");
     }
+    // Clients are served from the start; until the data is loaded they get -LOADING (INFO,
+    // PING-less health checks and the like still work), as with Redis.
+    let aof = shared.config.read().get("appendonly") == Some("yes");
+    let (aof_dir, prefix) = node::aof::paths(&shared);
+    let total = if aof {
+        dir_size(&aof_dir)
+    } else {
+        std::fs::metadata(dir.join(&dbfilename)).map(|m| m.len()).unwrap_or(0)
+    };
+    shared.set_loading(Some(total));
+    let signals = tokio::spawn(async move {
+        common::shutdown::signal().await;
+        trigger.fire();
+    });
+    let server = tokio::spawn(server::run(shared.clone(), listeners, stop));
+    let loading = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            if aof {
+                // With the AOF on, it is the source of truth and dump.rdb is not read.
+                let truncate_ok = shared.config.read().get("aof-load-truncated") == Some("yes");
+                let started = std::time::Instant::now();
+                let loaded = node::aof::load::load(&shared, &aof_dir, &prefix, truncate_ok)?;
+                if loaded.manifest.is_some() {
+                    info!(
+                        seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+                        commands = loaded.commands,
+                        "DB loaded from append only file"
+                    );
+                }
+                node::aof::start(&shared, loaded.manifest)
+                    .map_err(|e| anyhow::anyhow!("can't open the append only file: {e}"))?;
+                Ok(None)
+            } else {
+                load_dump(&shared, &dir, &dbfilename)
+            }
+        })
+        .await?
+    };
+    let loaded = match loading {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            // Nothing was served from a half-loaded dataset but -LOADING; stop and report.
+            shared.shutdown.fire();
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    node::repl::link::start_configured(&shared, loaded.as_ref());
+    shared.set_loading(None);
     info!(pid = std::process::id(), run_id = %shared.run_id, "Ready to accept connections tcp");
     let supervised = shared.config.read().settings.supervised.clone();
     if supervised == "systemd" || supervised == "auto" {
         notify_systemd("READY=1\nSTATUS=Ready to accept connections\n");
     }
-    let signals = tokio::spawn(async move {
-        common::shutdown::signal().await;
-        trigger.fire();
-    });
-    server::run(shared.clone(), listeners, stop).await;
+    let _ = server.await;
     node::aof::close(&shared);
     save_on_signal(&shared);
     signals.abort();

@@ -50,6 +50,9 @@ pub mod gate {
     /// The last background save failed with save points and `stop-writes-on-bgsave-error`:
     /// writes get `-MISCONF`.
     pub const MISCONF: u8 = 8;
+    /// The dataset is still loading at startup: commands without the `loading` flag get
+    /// `-LOADING`.
+    pub const LOADING: u8 = 16;
 }
 
 /// CLIENT PAUSE state.
@@ -136,6 +139,8 @@ pub struct Shared {
     pub aof_written: AtomicU64,
     /// SHUTDOWN ran (and saved as it was asked); a signal-driven stop saves by save points.
     pub shutdown_handled: std::sync::atomic::AtomicBool,
+    /// While loading at startup: when it started (unix s) and the bytes to load.
+    pub loading: Mutex<Option<(i64, u64)>>,
 }
 
 /// The current unix time in milliseconds.
@@ -173,6 +178,7 @@ impl Shared {
             aof_always: std::sync::atomic::AtomicBool::new(false),
             aof_written: AtomicU64::new(0),
             shutdown_handled: std::sync::atomic::AtomicBool::new(false),
+            loading: Mutex::new(None),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -197,6 +203,12 @@ impl Shared {
     /// The TCP port clients connect to.
     pub fn port(&self) -> u16 {
         self.listening.read().first().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Marks startup loading as begun (`total` bytes) or finished (`None`).
+    pub fn set_loading(&self, total: Option<u64>) {
+        *self.loading.lock() = total.map(|t| (unix_ms() / 1000, t));
+        self.refresh_gates();
     }
 
     /// An owning handle to ourselves (for spawning tasks from command handlers).
@@ -257,6 +269,9 @@ impl Shared {
         }
         if misconf && self.persist.lock().last_failed {
             gates |= gate::MISCONF;
+        }
+        if self.loading.lock().is_some() {
+            gates |= gate::LOADING;
         }
         self.gates.store(gates, Ordering::Relaxed);
     }

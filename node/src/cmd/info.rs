@@ -179,7 +179,8 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
         "persistence" => {
             let stats = shared.persist.lock().clone();
             out.push_str("# Persistence\r\n");
-            w(out, "loading", &0);
+            let loading = *shared.loading.lock();
+            w(out, "loading", &u8::from(loading.is_some()));
             w(out, "async_loading", &0);
             w(out, "current_cow_peak", &0);
             w(out, "current_cow_size", &0);
@@ -221,6 +222,10 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
                 w(out, "aof_buffer_length", &0);
                 w(out, "aof_pending_bio_fsync", &0);
                 w(out, "aof_delayed_fsync", &0);
+            }
+            if let Some((started, total)) = loading {
+                w(out, "loading_start_time", &started);
+                w(out, "loading_total_bytes", &total);
             }
         }
         "stats" => {
