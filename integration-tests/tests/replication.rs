@@ -356,3 +356,35 @@ fn redis_master_fails_over_to_a_warden_replica() {
 fn warden_master_fails_over_to_a_redis_replica() {
     coordinated_failover(Kind::Warden, Kind::Redis);
 }
+
+#[test]
+fn shutdown_lets_replicas_catch_up_first() {
+    let master = Node::start(Kind::Warden, "master", MASTER);
+    let replica = start_replica(Kind::Warden, "replica", &master);
+    wait_in_sync(&master, &replica, SYNC);
+    // The replica is frozen while the writes happen and the SHUTDOWN arrives: without the
+    // catch-up wait, the master would be gone before the replica could read them.
+    replica.proc.signal(libc::SIGSTOP);
+    let mut c = master.connect();
+    let mut pipe = redis::pipe();
+    for i in 0..5000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    let resume = {
+        let pid = replica.proc.pid().unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        })
+    };
+    let started = std::time::Instant::now();
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+    resume.join().unwrap();
+    let mut master = master;
+    master.proc.wait_exit(SYNC).expect("the master exits");
+    assert!(started.elapsed() >= Duration::from_millis(600), "SHUTDOWN did not wait");
+    let mut r = replica.connect();
+    assert_eq!(cmd::<i64>(&mut r, &["DBSIZE"]), 5000, "the replica missed writes");
+}

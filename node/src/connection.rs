@@ -289,6 +289,24 @@ impl Connection {
                 Some(Effect::Close) => break Ok(Some(Close::Done)),
                 Some(Effect::Shutdown) => break Ok(Some(Close::Shutdown)),
                 Some(Effect::Sync(request)) => break Ok(Some(Close::Replica(request))),
+                Some(Effect::ShutdownAfterReplicas { deadline, save, nosave, force }) => {
+                    self.flush().await.map_err(|_| ())?;
+                    if !crate::repl::catch_up::wait(&self.shared, deadline).await {
+                        tracing::warn!("replicas did not catch up before shutdown-timeout");
+                    }
+                    self.shared.pause.send_replace(Pause::None);
+                    let outcome = dispatch::finish_shutdown(
+                        &self.shared,
+                        &mut self.client,
+                        save,
+                        nosave,
+                        force,
+                    );
+                    match outcome {
+                        Ok(()) => break Ok(Some(Close::Shutdown)),
+                        Err(frame) => self.reply(frame),
+                    }
+                }
                 Some(Effect::Wait(wait)) => {
                     let reply = self.wait_acks(wait).await?;
                     self.reply(reply);

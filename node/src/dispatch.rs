@@ -285,6 +285,25 @@ fn execute(
     outcome
 }
 
+/// Completes a SHUTDOWN that waited for replicas: saves as asked under the keyspace lock.
+/// `Err` carries the error reply when the shutdown is refused.
+pub fn finish_shutdown(
+    shared: &Shared,
+    client: &mut ClientState,
+    save: bool,
+    nosave: bool,
+    force: bool,
+) -> Result<(), Frame> {
+    let mut ks = shared.keyspace.lock();
+    let db = client.db;
+    let exec = Exec::new(&mut ks, db, crate::server::unix_ms(), shared.is_replica());
+    let mut ctx = Ctx { exec, server: shared, client, in_exec: false, effect: None };
+    match crate::cmd::server::finish_shutdown(&mut ctx, save, nosave, force) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.into_frame()),
+    }
+}
+
 /// Where a command's writes went: the stream offset and the AOF offset after them.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Propagation {

@@ -283,6 +283,18 @@ pub enum Effect {
     Sync(crate::repl::feed::SyncRequest),
     /// Wait for replicas to acknowledge (WAIT, WAITAOF).
     Wait(crate::cmd::replication::WaitFor),
+    /// SHUTDOWN on a master with replicas: wait (writes paused) until they acknowledged
+    /// everything or `deadline`, then save as asked and stop.
+    ShutdownAfterReplicas {
+        /// Give up waiting at this instant.
+        deadline: std::time::Instant,
+        /// SHUTDOWN SAVE.
+        save: bool,
+        /// SHUTDOWN NOSAVE.
+        nosave: bool,
+        /// SHUTDOWN FORCE.
+        force: bool,
+    },
 }
 
 /// The full context of one command.

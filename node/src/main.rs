@@ -159,10 +159,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         std::fs::metadata(dir.join(&dbfilename)).map(|m| m.len()).unwrap_or(0)
     };
     shared.set_loading(Some(total));
-    let signals = tokio::spawn(async move {
-        common::shutdown::signal().await;
-        trigger.fire();
-    });
+    let signals = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            common::shutdown::signal().await;
+            // Like SHUTDOWN: a master lets its replicas catch up first (shutdown-timeout).
+            let timeout = shared
+                .config
+                .read()
+                .get("shutdown-timeout")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(10);
+            if timeout > 0 && node::repl::catch_up::needed(&shared) {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+                node::repl::catch_up::begin(&shared, deadline);
+                if !node::repl::catch_up::wait(&shared, deadline).await {
+                    tracing::warn!("replicas did not catch up before shutdown-timeout");
+                }
+            }
+            trigger.fire();
+        })
+    };
     let server = tokio::spawn(server::run(shared.clone(), listeners, stop));
     let loading = {
         let shared = shared.clone();

@@ -235,7 +235,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (mut nosave, mut save, mut abort, mut force) = (false, false, false, false);
+    let (mut nosave, mut save, mut abort, mut force, mut now) = (false, false, false, false, false);
     for a in &args[1..] {
         if is(a, "nosave") {
             nosave = true;
@@ -246,6 +246,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if is(a, "force") {
             force = true;
         } else if is(a, "now") {
+            now = true;
         } else {
             return Err(CommandError::Syntax);
         }
@@ -256,6 +257,26 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if abort {
         return Err(CommandError::err("No shutdown in progress."));
     }
+    // Unless NOW: a master first gives its replicas up to `shutdown-timeout` seconds to
+    // acknowledge everything (writes are paused meanwhile), then the shutdown proceeds.
+    let timeout = ctx
+        .server
+        .config
+        .read()
+        .get("shutdown-timeout")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(10);
+    if !now && timeout > 0 && crate::repl::catch_up::needed(ctx.server) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+        crate::repl::catch_up::begin(ctx.server, deadline);
+        ctx.effect = Some(Effect::ShutdownAfterReplicas { deadline, save, nosave, force });
+        return Ok(Frame::Raw(Bytes::new()));
+    }
+    finish_shutdown(ctx, save, nosave, force)
+}
+
+/// The last part of SHUTDOWN (also run after waiting for replicas): save as asked, then stop.
+pub fn finish_shutdown(ctx: &mut Ctx<'_>, save: bool, nosave: bool, force: bool) -> CmdResult {
     // As in Redis: SAVE saves, NOSAVE does not, and otherwise save points decide.
     let points = !ctx.server.config.read().settings.save_points.is_empty();
     if (save || (points && !nosave)) && super::persistence::save_now(ctx).is_err() && !force {

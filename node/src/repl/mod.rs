@@ -13,9 +13,11 @@
 //! - [`apply`]: running the master's stream on a replica.
 //! - [`failover`]: coordinated handover (FAILOVER).
 //! - [`report`]: INFO replication and ROLE.
+//! - [`catch_up`]: replicas catch up before a master stops.
 
 pub mod apply;
 pub mod backlog;
+pub mod catch_up;
 pub mod failover;
 pub mod feed;
 pub mod link;

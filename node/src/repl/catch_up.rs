@@ -1,0 +1,50 @@
+//! Letting replicas catch up before a master stops (SHUTDOWN without NOW, SIGTERM): writes
+//! pause, replicas are asked for their offsets, and the stop waits until every replica has
+//! acknowledged the master's offset or `shutdown-timeout` passes — so a clean stop of a master
+//! loses no acknowledged write on its replicas.
+
+use std::time::Instant;
+
+use crate::server::{Pause, Shared};
+
+/// True when this node is a master with replicas that may still lack something.
+pub fn needed(shared: &Shared) -> bool {
+    let r = shared.repl.lock();
+    !r.is_replica() && !r.replicas.is_empty()
+}
+
+/// Pauses writes until `deadline` and asks every replica for its offset.
+pub fn begin(shared: &Shared, deadline: Instant) {
+    shared.pause.send_modify(|p| {
+        *p = match *p {
+            Pause::All(u) => Pause::All(u.max(deadline)),
+            Pause::Write(u) => Pause::Write(u.max(deadline)),
+            Pause::None => Pause::Write(deadline),
+        }
+    });
+    let mut r = shared.repl.lock();
+    shared.request_acks(&mut r);
+}
+
+/// True once every attached replica acknowledged the current offset.
+pub fn done(shared: &Shared) -> bool {
+    let r = shared.repl.lock();
+    let offset = r.offset();
+    r.replicas.iter().all(|e| e.ack_off >= offset)
+}
+
+/// Waits until [`done`] or `deadline`. Returns whether every replica caught up.
+pub async fn wait(shared: &Shared, deadline: Instant) -> bool {
+    loop {
+        let acked = shared.repl_acks.notified();
+        tokio::pin!(acked);
+        acked.as_mut().enable();
+        if done(shared) {
+            return true;
+        }
+        tokio::select! {
+            _ = &mut acked => {}
+            _ = tokio::time::sleep_until(deadline.into()) => return done(shared),
+        }
+    }
+}
