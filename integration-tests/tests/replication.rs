@@ -388,3 +388,33 @@ fn shutdown_lets_replicas_catch_up_first() {
     let mut r = replica.connect();
     assert_eq!(cmd::<i64>(&mut r, &["DBSIZE"]), 5000, "the replica missed writes");
 }
+
+#[test]
+fn waitaof_counts_local_and_replica_fsyncs() {
+    let master = Node::start(
+        Kind::Warden,
+        "master",
+        &["--repl-diskless-sync-delay", "0", "--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let with_aof = {
+        let args = replica_of(&master, &["--appendonly", "yes"]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Node::start(Kind::Warden, "replica-aof", &refs)
+    };
+    // A Redis 7.0 replica never sends FACK, so it can satisfy WAIT but not WAITAOF.
+    let redis_replica = start_replica(Kind::Redis, "replica-redis", &master);
+    wait_in_sync(&master, &with_aof, SYNC);
+    wait_in_sync(&master, &redis_replica, SYNC);
+    let mut c = master.connect();
+    let _: () = cmd(&mut c, &["SET", "k", "v"]);
+    assert_eq!(cmd::<Vec<i64>>(&mut c, &["WAITAOF", "1", "1", "5000"]), [1, 1]);
+    let _: () = cmd(&mut c, &["SET", "k", "w"]);
+    // Two replicas asked for, one can answer: the timeout replies with what was reached (the
+    // AOF replica fsyncs once a second, so give it two).
+    assert_eq!(cmd::<Vec<i64>>(&mut c, &["WAITAOF", "1", "2", "2500"]), [1, 1]);
+    assert_eq!(cmd::<i64>(&mut c, &["WAIT", "2", "5000"]), 2);
+    // Without the AOF, numlocal cannot be asked for.
+    let plain = Node::start(Kind::Warden, "plain", MASTER);
+    let err = redis::cmd("WAITAOF").arg(1).arg(0).arg(0).query::<Vec<i64>>(&mut plain.connect());
+    assert!(format!("{err:?}").contains("appendonly is disabled"), "{err:?}");
+}

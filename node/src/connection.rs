@@ -425,13 +425,15 @@ impl Connection {
     async fn wait_acks(&mut self, wait: crate::cmd::replication::WaitFor) -> Result<Frame, ()> {
         self.flush().await.map_err(|_| ())?;
         let deadline = wait.timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut synced = self.shared.aof_synced.subscribe();
         loop {
             let notified = self.shared.repl_acks.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let acked = wait.acked(&self.shared.repl.lock());
-            if acked >= wait.replicas {
-                return Ok(wait.reply(acked));
+            synced.borrow_and_update();
+            let status = wait.status(&self.shared);
+            if wait.satisfied(status) {
+                return Ok(wait.reply(status));
             }
             let timeout = async {
                 match deadline {
@@ -441,10 +443,8 @@ impl Connection {
             };
             tokio::select! {
                 _ = &mut notified => {}
-                _ = timeout => {
-                    let acked = wait.acked(&self.shared.repl.lock());
-                    return Ok(wait.reply(acked));
-                }
+                _ = synced.changed() => {}
+                _ = timeout => return Ok(wait.reply(wait.status(&self.shared))),
                 // Keep reading so a disconnect is noticed; requests wait in the buffer.
                 read = self.socket.read_buf(&mut self.input) => match read {
                     Ok(0) | Err(_) => return Err(()),

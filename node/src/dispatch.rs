@@ -512,7 +512,14 @@ impl Shared {
         r.feed_raw(raw);
         raw.clear();
         let wake = !r.replicas.is_empty();
+        let offset = r.offset();
         drop(r);
+        if self.aof_on.load(std::sync::atomic::Ordering::Relaxed) {
+            // What the AOF holds once its buffer is fsynced (FACK for WAITAOF).
+            if let Some(aof) = self.aof.lock().as_mut() {
+                aof.repl_mark = offset;
+            }
+        }
         if wake {
             self.wake_feeds();
         }

@@ -137,6 +137,9 @@ pub struct Shared {
     pub aof_always: std::sync::atomic::AtomicBool,
     /// The AOF offset written to the file (not necessarily fsynced).
     pub aof_written: AtomicU64,
+    /// On a replica with the AOF on: the replication offset whose writes are fsynced in our
+    /// AOF (sent to the master as `FACK`, for WAITAOF).
+    pub aof_synced_repl: std::sync::atomic::AtomicI64,
     /// SHUTDOWN ran (and saved as it was asked); a signal-driven stop saves by save points.
     pub shutdown_handled: std::sync::atomic::AtomicBool,
     /// While loading at startup: when it started (unix s) and the bytes to load.
@@ -177,6 +180,7 @@ impl Shared {
             aof_on: std::sync::atomic::AtomicBool::new(false),
             aof_always: std::sync::atomic::AtomicBool::new(false),
             aof_written: AtomicU64::new(0),
+            aof_synced_repl: std::sync::atomic::AtomicI64::new(0),
             shutdown_handled: std::sync::atomic::AtomicBool::new(false),
             loading: Mutex::new(None),
             keyspace: Mutex::new(Keyspace::new(databases)),
@@ -284,6 +288,25 @@ impl Shared {
         self.propagating.store(aof || (!r.is_replica() && r.backlog.is_some()), Ordering::Relaxed);
         self.refresh_gates();
         self.repl_data.notify_waiters();
+    }
+
+    /// Our `REPLCONF ACK <offset> [FACK <aof offset>]` to our master (FACK only with the AOF
+    /// on, as Redis 7.2+ replicas send it; 7.0 masters ignore it).
+    pub fn ack_command(&self) -> Vec<u8> {
+        let offset = self.repl.lock().offset();
+        let mut argv = vec![
+            bytes::Bytes::from_static(b"REPLCONF"),
+            bytes::Bytes::from_static(b"ACK"),
+            bytes::Bytes::from(offset.to_string()),
+        ];
+        if self.aof_on.load(Ordering::Relaxed) {
+            argv.push(bytes::Bytes::from_static(b"FACK"));
+            let fack = self.aof_synced_repl.load(Ordering::Relaxed).min(offset);
+            argv.push(bytes::Bytes::from(fack.to_string()));
+        }
+        let mut out = Vec::new();
+        crate::repl::encode_command(&mut out, &argv);
+        out
     }
 
     /// Wakes the replica feeds after stream bytes were appended — once until a feed looks

@@ -86,6 +86,9 @@ pub struct AofState {
     pub base_size: u64,
     /// A rewrite is running.
     pub rewriting: bool,
+    /// On a replica: the replication offset that the AOF holds everything up to once what is
+    /// appended so far is fsynced (what FACK reports).
+    pub repl_mark: i64,
 }
 
 impl AofState {
@@ -223,6 +226,7 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
         closing: false,
         base_size: 0,
         rewriting: false,
+        repl_mark: 0,
     });
     if let Some(st) = shared.aof.lock().as_mut() {
         st.base_size = st.current_size();
@@ -245,12 +249,12 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
 
 /// Writes everything buffered to the current incremental file (no fsync) and records how
 /// far the file goes. Returns the file and the offset written, for a following fsync.
-fn write_buffered(shared: &Shared) -> Option<(Arc<File>, u64, bool)> {
+fn write_buffered(shared: &Shared) -> Option<(Arc<File>, u64, bool, i64)> {
     let _io = shared.aof_io.lock();
-    let (chunk, end, file) = {
+    let (chunk, end, file, mark) = {
         let mut g = shared.aof.lock();
         let state = g.as_mut()?;
-        (std::mem::take(&mut state.buf), state.appended, state.file.clone())
+        (std::mem::take(&mut state.buf), state.appended, state.file.clone(), state.repl_mark)
     };
     let mut ok = true;
     if !chunk.is_empty() {
@@ -265,7 +269,7 @@ fn write_buffered(shared: &Shared) -> Option<(Arc<File>, u64, bool)> {
     if ok {
         shared.aof_written.fetch_max(end, Ordering::Relaxed);
     }
-    Some((file, end, ok))
+    Some((file, end, ok, mark))
 }
 
 /// Before a connection sends replies under `everysec`/`no`: make sure its writes reached the
@@ -303,7 +307,7 @@ fn write_loop(shared: &Shared) {
             g.as_ref().map(|s| s.policy)
         };
         let Some(policy) = policy else { return };
-        let Some((file, end, ok)) = write_buffered(shared) else { return };
+        let Some((file, end, ok, mark)) = write_buffered(shared) else { return };
         let due = match policy {
             Fsync::Always => end > synced,
             Fsync::Everysec => end > synced && last_fsync.elapsed() >= Duration::from_secs(1),
@@ -314,6 +318,7 @@ fn write_loop(shared: &Shared) {
                 Ok(()) => {
                     synced = end;
                     last_fsync = Instant::now();
+                    shared.aof_synced_repl.fetch_max(mark, Ordering::Relaxed);
                     shared.aof_synced.send_replace(end);
                 }
                 Err(e) => {

@@ -41,24 +41,33 @@ pub struct WaitFor {
     pub timeout: Option<Duration>,
     /// WAITAOF: count fsync acknowledgements (FACK), and reply `[local, replicas]`.
     pub aof: bool,
+    /// WAITAOF with numlocal 1: our own AOF must be fsynced up to this AOF offset.
+    pub local: Option<u64>,
+    /// The AOF offset of the client's last write (what "local" means in the reply).
+    pub aof_target: u64,
 }
 
 impl WaitFor {
-    /// The reply once enough replicas acknowledged, or at the timeout.
-    pub fn reply(&self, acked: usize) -> Frame {
-        if self.aof {
-            Frame::Array(vec![Frame::Integer(0), Frame::Integer(acked as i64)])
-        } else {
-            Frame::Integer(acked as i64)
-        }
+    /// Where things stand: our AOF fsynced far enough, and how many replicas acknowledged.
+    pub fn status(&self, shared: &crate::server::Shared) -> (bool, usize) {
+        let local = shared.aof_on.load(std::sync::atomic::Ordering::Relaxed)
+            && *shared.aof_synced.borrow() >= self.aof_target;
+        let r = shared.repl.lock();
+        let acked = if self.aof { r.aof_acked(self.offset) } else { r.acked(self.offset) };
+        (local, acked)
     }
 
-    /// Acknowledgements so far.
-    pub fn acked(&self, r: &crate::repl::Replication) -> usize {
+    /// True when the wait is over.
+    pub fn satisfied(&self, (local, acked): (bool, usize)) -> bool {
+        acked >= self.replicas && (self.local.is_none() || local)
+    }
+
+    /// The reply for a status.
+    pub fn reply(&self, (local, acked): (bool, usize)) -> Frame {
         if self.aof {
-            r.aof_acked(self.offset)
+            Frame::Array(vec![Frame::Integer(i64::from(local)), Frame::Integer(acked as i64)])
         } else {
-            r.acked(self.offset)
+            Frame::Integer(acked as i64)
         }
     }
 }
@@ -213,6 +222,8 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         replicas: replicas.max(0) as usize,
         timeout,
         aof: false,
+        local: None,
+        aof_target: ctx.client.aof_woff,
     };
     start_wait(ctx, wait)
 }
@@ -226,27 +237,33 @@ fn waitaof(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let local = args::int(&args[1])?;
     let replicas = args::int(&args[2])?;
     let timeout = timeout_ms(&args[3])?;
-    if local != 0 {
-        // appendonly cannot be enabled yet (the AOF is not implemented), so local fsync
-        // acknowledgement is never available.
+    if local < 0 || replicas < 0 {
+        return Err(CommandError::err("value is out of range, must be positive"));
+    }
+    if local != 0 && !ctx.server.aof_on.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(CommandError::err(
             "WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
         ));
     }
-    let wait =
-        WaitFor { offset: ctx.client.woff, replicas: replicas.max(0) as usize, timeout, aof: true };
+    let wait = WaitFor {
+        offset: ctx.client.woff,
+        replicas: replicas as usize,
+        timeout,
+        aof: true,
+        local: (local != 0).then_some(ctx.client.aof_woff),
+        aof_target: ctx.client.aof_woff,
+    };
     start_wait(ctx, wait)
 }
 
 fn start_wait(ctx: &mut Ctx<'_>, wait: WaitFor) -> CmdResult {
-    let mut r = ctx.server.repl.lock();
-    let acked = wait.acked(&r);
-    if acked >= wait.replicas || ctx.in_exec || ctx.client.multi.is_some() {
-        return Ok(wait.reply(acked));
+    let status = wait.status(ctx.server);
+    if wait.satisfied(status) || ctx.in_exec || ctx.client.multi.is_some() {
+        return Ok(wait.reply(status));
     }
     // Ask every replica for its offset now rather than waiting for its next periodic ACK.
-    ctx.server.request_acks(&mut r);
-    drop(r);
+    ctx.server.request_acks(&mut ctx.server.repl.lock());
+    ctx.server.aof_wake.notify_one();
     ctx.effect = Some(Effect::Wait(wait));
     Ok(silent())
 }

@@ -94,15 +94,7 @@ impl Applier {
                 return Err(RequestError("non-canonical command in the replication stream".into()));
             }
             if is_getack(&argv) {
-                let offset = shared.repl.lock().offset();
-                super::encode_command(
-                    replies,
-                    &[
-                        Bytes::from_static(b"REPLCONF"),
-                        Bytes::from_static(b"ACK"),
-                        Bytes::from(offset.to_string()),
-                    ],
-                );
+                replies.extend_from_slice(&shared.ack_command());
             } else {
                 crate::dispatch::call_locked(shared, &mut ks, &mut self.client, &argv, now);
                 crate::server::count_command(shared);

@@ -565,14 +565,7 @@ async fn stream(
                 if last_io.elapsed() > timeout {
                     return Err(LinkError::Timeout("no data from the master"));
                 }
-                let offset = shared.repl.lock().offset();
-                let mut out = Vec::new();
-                super::encode_command(&mut out, &[
-                    bytes::Bytes::from_static(b"REPLCONF"),
-                    bytes::Bytes::from_static(b"ACK"),
-                    bytes::Bytes::from(offset.to_string()),
-                ]);
-                wire.socket.write_all(&out).await?;
+                wire.socket.write_all(&shared.ack_command()).await?;
             }
             _ = kill.changed() => {
                 return Err(LinkError::Protocol("the master link was killed".into()));
