@@ -22,10 +22,49 @@ fn role(port: u16) -> Result<String, String> {
     field(&node_info(port)?, "role").ok_or_else(|| "no role".to_string())
 }
 
+/// The topology has settled on `master`: it is master, every other node replicates from it
+/// with its link up, and every supervisor has seen that and has no failover in flight.
+fn converged(group: &Group, master: u16) -> Result<(), String> {
+    let mut seen = Vec::new();
+    for n in &group.nodes {
+        let info = node_info(n.port)?;
+        let r = field(&info, "role").unwrap_or_default();
+        if n.port == master {
+            seen.push(format!("{}:{r}", n.port));
+            if r != "master" {
+                return Err(format!("{seen:?}"));
+            }
+            continue;
+        }
+        let following = field(&info, "master_port").unwrap_or_default();
+        let link = field(&info, "master_link_status").unwrap_or_default();
+        seen.push(format!("{}:{r}->{following}:{link}", n.port));
+        if r != "slave" || following != master.to_string() || link != "up" {
+            return Err(format!("{seen:?}"));
+        }
+    }
+    for s in &group.supervisors {
+        let flags = sentinel_field(s.port, "flags")?;
+        if flags.contains("failover_in_progress") {
+            return Err(format!("supervisor {} flags {flags}", s.id));
+        }
+        // The supervisors' own observations lag the nodes by a poll; a manual failover asked
+        // before they saw the replicas in sync would rightly be NOGOODSLAVE (no evidence of
+        // lineage yet).
+        let links = ha::replica_links(s.port)?;
+        if links.len() != group.nodes.len() - 1 || links.iter().any(|l| l != "ok") {
+            return Err(format!("supervisor {} sees replica links {links:?}", s.id));
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
-    // A long down-after: nothing here may look like a failure, so any move is the manual one.
-    let group = Group::start(NodeKind::Warden, 2, 3, 5000);
+    // Nothing here fails, so any move is a manual one. A short down-after (1 s, so a promotion
+    // grace of 1.2 s) means the replicas have been replicas for longer than the grace when they
+    // are promoted: their stale `role:slave` must not make the new master look down.
+    let group = Group::start(NodeKind::Warden, 2, 3, 1000);
     let old = group.nodes[0].port;
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
     let follower = &group.supervisors[(leader + 1) % group.supervisors.len()];
@@ -53,31 +92,7 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
     // The topology converges: the new master is master, the other replica and the old master
     // (converted, it never failed) replicate from it, and the failover has ended everywhere.
     wait::until("the nodes to follow the new master", Duration::from_secs(20), || {
-        let mut seen = Vec::new();
-        for n in &group.nodes {
-            let info = node_info(n.port)?;
-            let r = field(&info, "role").unwrap_or_default();
-            if n.port == new {
-                seen.push(format!("{}:{r}", n.port));
-                if r != "master" {
-                    return Err(format!("{seen:?}"));
-                }
-                continue;
-            }
-            let following = field(&info, "master_port").unwrap_or_default();
-            let link = field(&info, "master_link_status").unwrap_or_default();
-            seen.push(format!("{}:{r}->{following}:{link}", n.port));
-            if r != "slave" || following != new.to_string() || link != "up" {
-                return Err(format!("{seen:?}"));
-            }
-        }
-        for s in &group.supervisors {
-            let flags = sentinel_field(s.port, "flags")?;
-            if flags.contains("failover_in_progress") {
-                return Err(format!("supervisor {} flags {flags}", s.id));
-            }
-        }
-        Ok(())
+        converged(&group, new)
     });
     assert_eq!(role(old).unwrap(), "slave");
 
@@ -89,8 +104,53 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
         assert_eq!(switches.len(), 1, "supervisor {}: {switches:#?}", s.id);
     }
 
-    // With the failover over, the next request is a new failover (epoch 2), not INPROG: this
-    // time through `wardenctl failover` against the leader, which follows it to its end.
+    // Two operators at once, on two different supervisors: exactly one failover is committed
+    // (epoch 2); the other request is told one is in progress.
+    let ports: Vec<u16> = group.supervisors.iter().take(2).map(|s| s.port).collect();
+    let replies: Vec<String> = ports
+        .iter()
+        .map(|p| {
+            let p = *p;
+            std::thread::spawn(move || sentinel_failover(p, MASTER).unwrap())
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("a request thread"))
+        .collect();
+    let oks = replies.iter().filter(|r| *r == "+OK").count();
+    let inprog = replies.iter().filter(|r| *r == "-INPROG Failover already in progress").count();
+    assert_eq!((oks, inprog), (1, 1), "replies {replies:?}");
+    let second = wait::until("the second move", Duration::from_secs(20), || {
+        let answers = group.answers()?;
+        let epochs: Vec<String> = group
+            .supervisors
+            .iter()
+            .map(|s| sentinel_field(s.port, "config-epoch"))
+            .collect::<Result<_, _>>()?;
+        let flags: Vec<String> = group
+            .supervisors
+            .iter()
+            .map(|s| sentinel_field(s.port, "flags"))
+            .collect::<Result<_, _>>()?;
+        match answers.first() {
+            Some(first)
+                if *first != new
+                    && answers.iter().all(|a| a == first)
+                    && epochs.iter().all(|e| e == "2")
+                    && flags.iter().all(|f| !f.contains("failover_in_progress")) =>
+            {
+                Ok(*first)
+            }
+            _ => Err(format!("answers {answers:?} epochs {epochs:?} flags {flags:?}")),
+        }
+    });
+
+    wait::until("the nodes to follow the second master", Duration::from_secs(20), || {
+        converged(&group, second)
+    });
+
+    // The next request is a new failover (epoch 3), not INPROG: this time through
+    // `wardenctl failover` against the leader, which follows it to its end.
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
     let out = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
         .args(["-p", &group.supervisors[leader].port.to_string(), "--json", "failover", MASTER])
@@ -103,8 +163,8 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(report.contains("\"ok\": true"), "{report}");
-    assert!(report.contains("\"config_epoch\": 2"), "{report}");
-    assert!(report.contains(&format!("\"old_master\": \"127.0.0.1:{new}\"")), "{report}");
+    assert!(report.contains("\"config_epoch\": 3"), "{report}");
+    assert!(report.contains(&format!("\"old_master\": \"127.0.0.1:{second}\"")), "{report}");
     // An unknown name: Sentinel's error, and a failing exit status.
     let out = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
         .args(["-p", &follower.port.to_string(), "failover", "nosuchmaster"])
@@ -112,14 +172,14 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
         .expect("running wardenctl");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("No such master with that name"));
-    wait::until("the second move", Duration::from_secs(20), || {
+    wait::until("every supervisor at epoch 3", Duration::from_secs(20), || {
         let answers = group.answers()?;
         let epochs: Vec<String> = group
             .supervisors
             .iter()
             .map(|s| sentinel_field(s.port, "config-epoch"))
             .collect::<Result<_, _>>()?;
-        if answers.iter().all(|a| *a != new) && epochs.iter().all(|e| e == "2") {
+        if answers.iter().all(|a| *a != second) && epochs.iter().all(|e| e == "3") {
             Ok(())
         } else {
             Err(format!("answers {answers:?} epochs {epochs:?}"))

@@ -24,16 +24,26 @@ pub fn demoted_grace(down_after: Duration) -> Duration {
 /// Subjective down for a node the group holds as master: silent for longer than `down_after`,
 /// or reporting `role:slave` for longer than [`demoted_grace`] (someone re-pointed it, so
 /// clients sent to it would get READONLY).
-pub fn is_master_sdown(view: &NodeView, now: Instant, down_after: Duration) -> bool {
+///
+/// `master_since` is when this supervisor learned that the node is the committed master. The
+/// grace runs from the later of that and the role report: right after a promotion the last INFO
+/// still says `role:slave` (often since long ago) until the next poll, and that stale report
+/// must not make the new master look down — it did, and a second, automatic failover followed.
+pub fn is_master_sdown(
+    view: &NodeView,
+    now: Instant,
+    down_after: Duration,
+    master_since: Instant,
+) -> bool {
     if is_sdown(view, now, down_after) {
         return true;
     }
     let reports_replica =
         view.info.as_ref().is_some_and(|i| i.role == Some(crate::info::Role::Replica));
     reports_replica
-        && view
-            .role_since
-            .is_some_and(|since| now.saturating_duration_since(since) > demoted_grace(down_after))
+        && view.role_since.is_some_and(|since| {
+            now.saturating_duration_since(since.max(master_since)) > demoted_grace(down_after)
+        })
 }
 
 /// True when the node answered recently enough to be acted on or promoted.
@@ -69,15 +79,38 @@ mod tests {
         v.observe(crate::info::NodeInfo::parse("role:master\n"), t0);
         let later = t0 + Duration::from_secs(5);
         v.last_ok = Some(later);
-        assert!(!is_master_sdown(&v, later, d));
+        assert!(!is_master_sdown(&v, later, d, t0));
         v.observe(
             crate::info::NodeInfo::parse("role:slave\nmaster_host:10.0.0.9\nmaster_port:1\n"),
             later,
         );
         v.last_ok = Some(later + demoted_grace(d));
-        assert!(!is_master_sdown(&v, later + demoted_grace(d), d), "a grace period first");
+        assert!(!is_master_sdown(&v, later + demoted_grace(d), d, t0), "a grace period first");
         let after = later + demoted_grace(d) + Duration::from_millis(1);
         v.last_ok = Some(after);
-        assert!(is_master_sdown(&v, after, d));
+        assert!(is_master_sdown(&v, after, d, t0));
+    }
+
+    #[test]
+    fn a_just_promoted_replica_is_not_down_for_its_stale_slave_role() {
+        // A replica for a long time; then the group commits it as master. Until the next INFO
+        // poll its view still says role:slave, since long ago.
+        let t0 = Instant::now();
+        let d = Duration::from_millis(1000);
+        let mut v = view(t0, Some(t0));
+        v.observe(
+            crate::info::NodeInfo::parse("role:slave\nmaster_host:10.0.0.9\nmaster_port:1\n"),
+            t0,
+        );
+        let promoted = t0 + Duration::from_secs(3600);
+        v.last_ok = Some(promoted);
+        assert!(!is_master_sdown(&v, promoted, d, promoted));
+        let almost = promoted + demoted_grace(d);
+        v.last_ok = Some(almost);
+        assert!(!is_master_sdown(&v, almost, d, promoted));
+        // Still a replica a whole grace after the promotion: it really is not master.
+        let after = almost + Duration::from_millis(1);
+        v.last_ok = Some(after);
+        assert!(is_master_sdown(&v, after, d, promoted));
     }
 }

@@ -18,7 +18,13 @@
 //! warden-sentinel sentinel.conf --raft-id 3 --port 26381 --dir /var/lib/warden-sentinel-3
 //! redis-cli -p 26379 sentinel get-master-addr-by-name mymaster
 //! wardenctl -p 26379 status
+//! redis-cli -p 26380 sentinel failover mymaster     # manual failover, from any supervisor
+//! wardenctl -p 26379 failover mymaster              # the same, followed to its end
 //! ```
+//!
+//! With `http-port` set, each supervisor also serves a small HTTP/JSON API (`/v1/masters`,
+//! `/v1/masters/{name}/failover`, `/v1/history/{name}`, `/v1/health`, `/metrics`; see
+//! [`api::http`] and [`api::rest`]).
 //!
 //! Modules:
 //! - [`consensus`]: the Raft group (storage, core, transport, task).
@@ -27,7 +33,7 @@
 //!   [`notice`]: the events a supervisor publishes from its own observations.
 //! - [`reconciler`] and [`executor`]: the leader-only failover procedure; [`manual`]: the
 //!   operator's forced failover, committed through the same log.
-//! - [`api`]: the Sentinel protocol for clients.
+//! - [`api`]: the Sentinel protocol for clients, and the HTTP/JSON API.
 //! - [`config`] and [`supervisor`]: the process.
 #![warn(missing_docs)]
 

@@ -97,34 +97,32 @@ pub fn plan(
         old_master: m.spec.addr.clone(),
         replicas,
         forced: true,
+        request: 0,
         at_ms: 0,
     })
 }
 
 /// Decides what the committed `state` says about a proposed `FailoverStarted`: `Some(Ok)` if
-/// it was applied, `Some(Err)` if something else took its place, `None` if not yet known.
+/// this very proposal (its request nonce) was applied, `Some(Err)` if something else took its
+/// epoch, `None` if not yet known.
 pub fn outcome(state: &Machine, proposed: &Command) -> Option<Result<Started, ManualError>> {
-    let Command::FailoverStarted { master, epoch, candidate, old_master, .. } = proposed else {
+    let Command::FailoverStarted { master, epoch, candidate, old_master, request, .. } = proposed
+    else {
         return Some(Err(ManualError::InProgress));
     };
-    let m = state.masters.get(master)?;
-    let ours = |epoch_now: u64, cand: &Addr, forced: bool| {
-        epoch_now == *epoch && cand == candidate && forced
-    };
-    match &m.failover {
-        Some(f) if ours(f.epoch, &f.candidate, f.forced) => Some(Ok(Started {
+    if !state.masters.contains_key(master) {
+        return Some(Err(ManualError::NoSuchMaster));
+    }
+    let record = state.history.get(master).and_then(|h| h.iter().rev().find(|r| r.epoch == *epoch));
+    match record {
+        Some(r) if r.request == *request => Some(Ok(Started {
             epoch: *epoch,
             candidate: candidate.clone(),
             old_master: old_master.clone(),
         })),
-        // Our entry was applied and the failover already moved on (or finished) at that epoch.
-        _ if m.config_epoch == *epoch && m.spec.addr == *candidate => Some(Ok(Started {
-            epoch: *epoch,
-            candidate: candidate.clone(),
-            old_master: old_master.clone(),
-        })),
-        _ if state.current_epoch >= *epoch => Some(Err(ManualError::InProgress)),
-        _ => None,
+        Some(_) => Some(Err(ManualError::InProgress)),
+        None if state.current_epoch >= *epoch => Some(Err(ManualError::InProgress)),
+        None => None,
     }
 }
 
@@ -146,6 +144,9 @@ pub async fn request(
         return Err(ManualError::NoLeader(why));
     }
     cmd.stamp(unix_ms());
+    if let Command::FailoverStarted { request, .. } = &mut cmd {
+        *request = rand::random::<u64>() | 1;
+    }
     tracing::info!(master = %name, command = ?cmd, "manual failover requested; proposing");
     if let Err(e) = consensus.propose(cmd.encode()).await {
         tracing::info!(master = %name, error = %e, "manual failover proposal refused by raft");
@@ -234,11 +235,12 @@ mod tests {
         assert!(m.apply_command(2, cmd.clone()), "forced: no objective down needed");
         assert_eq!(outcome(&m, &cmd).unwrap().unwrap().epoch, 1);
         assert_eq!(plan(&m, "m", &views, now), Err(ManualError::InProgress));
-        // A competing proposal planned from the same state is rejected at apply time, and its
-        // caller learns that another failover holds the epoch.
+        // A competing request planned from the same state (same epoch, same candidate, its own
+        // nonce) is rejected at apply time, and its caller learns that another failover holds
+        // the epoch.
         let mut rival = cmd.clone();
-        if let Command::FailoverStarted { candidate, .. } = &mut rival {
-            *candidate = a(3);
+        if let Command::FailoverStarted { request, .. } = &mut rival {
+            *request = 7;
         }
         assert!(!m.apply_command(3, rival.clone()));
         assert_eq!(outcome(&m, &rival), Some(Err(ManualError::InProgress)));

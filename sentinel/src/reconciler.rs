@@ -220,6 +220,7 @@ impl Reconciler {
             old_master: m.spec.addr.clone(),
             replicas,
             forced: false,
+            request: 0,
             at_ms: 0,
         };
         self.propose(out, cmd, now);

@@ -223,6 +223,7 @@ async fn health_loop(mut h: HealthLoop) {
     let mut last_tick = Instant::now();
     let mut tilt_until: Option<Instant> = None;
     let mut notices = crate::notice::Notices::default();
+    let mut master_since: HashMap<String, (Addr, Instant)> = HashMap::new();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -271,7 +272,16 @@ async fn health_loop(mut h: HealthLoop) {
         }
         for m in state.masters.values() {
             let Some(view) = views.get(&m.spec.addr) else { continue };
-            let down = is_master_sdown(view, now, Duration::from_millis(m.spec.down_after_ms));
+            // When this supervisor first saw this node as the committed master.
+            let since = match master_since.get(&m.spec.name) {
+                Some((addr, at)) if *addr == m.spec.addr => *at,
+                _ => {
+                    master_since.insert(m.spec.name.clone(), (m.spec.addr.clone(), now));
+                    now
+                }
+            };
+            let down =
+                is_master_sdown(view, now, Duration::from_millis(m.spec.down_after_ms), since);
             let was = {
                 let mut local = h.local.lock();
                 // A flag about the master's previous address is dropped silently: that node

@@ -4,8 +4,9 @@
 //! One request per connection (`Connection: close`), no keep-alive, no chunked bodies, no TLS:
 //! the API is meant for the same trusted network as the Sentinel port. Inputs are bounded —
 //! a request head of at most [`MAX_HEAD`] bytes, a body of at most [`MAX_BODY`] (read and
-//! ignored; no endpoint takes one), [`READ_TIMEOUT`] to send it all — and anything malformed
-//! gets a 4xx with a JSON error, never a panic.
+//! ignored; no endpoint takes one), [`READ_TIMEOUT`] to send it all, at most
+//! [`MAX_CONNECTIONS`] at once — and anything malformed gets a 4xx with a JSON error, never a
+//! panic.
 //!
 //! Routes (see [`route`]): `GET /v1/masters`, `GET /v1/masters/{name}`,
 //! `POST /v1/masters/{name}/failover`, `GET /v1/history/{name}`, `GET /v1/health`,
@@ -24,8 +25,10 @@ use super::{rest, Context};
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Largest request body accepted (and discarded).
 pub const MAX_BODY: usize = 4 * 1024;
-/// Time a client has to send its whole request.
+/// Time a client has to send its whole request, and to take the response.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more are closed at once (a flood cannot pile up tasks).
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,12 +202,20 @@ pub fn route(method: &str, path: &str) -> Result<Route, Response> {
 
 /// Accepts HTTP clients until shutdown.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut stop: common::shutdown::Shutdown) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        tracing::debug!(%peer, "too many HTTP connections; closing this one");
+                        continue;
+                    };
                     let ctx = ctx.clone();
-                    tokio::spawn(async move { handle(stream, ctx).await });
+                    tokio::spawn(async move {
+                        handle(stream, ctx).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "HTTP accept failed");
@@ -226,8 +237,12 @@ async fn handle(mut stream: TcpStream, ctx: Arc<Context>) {
             Ok(route) => rest::answer(&ctx, route).await,
         },
     };
-    let _ = stream.write_all(&response.encode()).await;
-    let _ = stream.shutdown().await;
+    let bytes = response.encode();
+    let _ = tokio::time::timeout(READ_TIMEOUT, async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Reads one request (head and body). `Ok(None)`: the client closed without sending one.

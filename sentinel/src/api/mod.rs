@@ -6,6 +6,10 @@
 //! Replies follow `reference/clients.md` §0–1: numbers inside SENTINEL replies are bulk
 //! strings, maps degrade to flat arrays under RESP2, an unknown master name gives a null array
 //! for GET-MASTER-ADDR-BY-NAME and `-ERR No such master with that name` elsewhere.
+//!
+//! `SENTINEL FAILOVER` is the one request that waits: it is committed through Raft
+//! ([`crate::manual`]) before the reply. [`http`] and [`rest`] serve the same state over
+//! HTTP/JSON on `http-port`.
 
 mod connection;
 pub mod http;

@@ -10,7 +10,8 @@
 //!   unknown master, 409 for `INPROG`/`NOGOODSLAVE`, 503 without a leader or without a commit
 //!   in time. The body's `error` is the Sentinel error line.
 //! - `GET /v1/health`: 200 only on a supervisor that is part of a working majority (see
-//!   [`health`]), 503 otherwise; the body says why.
+//!   [`crate::consensus::core::GroupStatus::working_majority`]), 503 otherwise; the body
+//!   says why.
 //! - `GET /metrics`: Prometheus text; Sentinel metrics under redis_exporter's names (so its
 //!   dashboards work), the Raft group's under `warden_`.
 //! - `GET /v1/history/{name}`: every committed failover of the master still in the history

@@ -70,6 +70,7 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
             old_master: addr(&get("old")),
             replicas: kv.get("replicas").map_or(Vec::new(), |r| r.split(',').map(addr).collect()),
             forced: kv.get("forced").is_some_and(|v| v == "yes"),
+            request: kv.get("request").map_or(0, |v| v.parse().unwrap()),
             at_ms: at(),
         },
         "promoted" => Command::Promoted { master: master(), epoch: epoch(), at_ms: at() },
@@ -157,11 +158,12 @@ fn run_marked(script: &str) -> String {
             "history" => {
                 for r in m.history.get(&pos[0]).into_iter().flatten() {
                     out.push_str(&format!(
-                        "history: epoch={} {} -> {} forced={} outcome={} started={} promoted={} finished={} index={}\n",
+                        "history: epoch={} {} -> {} forced={} request={} outcome={} started={} promoted={} finished={} index={}\n",
                         r.epoch,
                         r.from,
                         r.to,
                         r.forced,
+                        r.request,
                         r.outcome,
                         r.started_ms,
                         r.promoted_ms,

@@ -116,6 +116,10 @@ pub enum Command {
         /// A manual failover (issue 6): no objective-down agreement needed.
         #[serde(default)]
         forced: bool,
+        /// A manual request's nonce (0 for an automatic failover), kept in the history so the
+        /// requester can tell its own entry from a concurrent rival's for the same epoch.
+        #[serde(default)]
+        request: u64,
         /// Wall-clock time the leader proposed it (ms since the Unix epoch; 0 if unknown), for
         /// the failover history only: never compared, so apply stays deterministic.
         #[serde(default)]
@@ -299,6 +303,9 @@ pub struct FailoverRecord {
     pub finished_ms: u64,
     /// The log index of its start.
     pub started_index: u64,
+    /// The manual request's nonce (0: automatic).
+    #[serde(default)]
+    pub request: u64,
 }
 
 /// How many failovers the history keeps per master (the oldest are dropped).
@@ -431,6 +438,7 @@ impl Machine {
                 old_master,
                 replicas,
                 forced,
+                request,
                 at_ms,
             } => {
                 if epoch != self.current_epoch + 1 {
@@ -473,6 +481,7 @@ impl Machine {
                     promoted_ms: 0,
                     finished_ms: 0,
                     started_index: self.applied_index,
+                    request,
                 });
                 if history.len() > MAX_HISTORY {
                     history.remove(0);
