@@ -185,4 +185,36 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
             Err(format!("answers {answers:?} epochs {epochs:?}"))
         }
     });
+
+    // Every committed failover is in the history, the same on every supervisor: three manual
+    // moves, each ended, each from the previous master.
+    let moves = [(old, new), (new, second)];
+    for s in &group.supervisors {
+        let out = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
+            .args(["-p", &s.port.to_string(), "--json", "history", MASTER])
+            .output()
+            .expect("running wardenctl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(text.matches("\"outcome\": \"ended\"").count(), 3, "{text}");
+        assert_eq!(text.matches("\"reason\": \"manual\"").count(), 3, "{text}");
+        let records: Vec<&str> = text.split("\n  {").skip(1).collect();
+        assert_eq!(records.len(), 3, "{text}");
+        for (epoch, (from, to)) in moves.iter().enumerate() {
+            let record = records[epoch];
+            for want in [
+                format!("\"epoch\": \"{}\"", epoch + 1),
+                format!("\"from\": \"127.0.0.1:{from}\""),
+                format!("\"to\": \"127.0.0.1:{to}\""),
+            ] {
+                assert!(record.contains(&want), "no {want} in record {record}");
+            }
+        }
+    }
+    let out = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
+        .args(["-p", &follower.port.to_string(), "history", MASTER])
+        .output()
+        .expect("running wardenctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().filter(|l| l.contains("ended (manual)")).count(), 3, "{text}");
 }

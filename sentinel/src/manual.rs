@@ -247,6 +247,33 @@ mod tests {
     }
 
     #[test]
+    fn the_history_keeps_the_last_failovers_only() {
+        let now = Instant::now();
+        let (mut m, views) = setup(now);
+        let total = crate::machine::MAX_HISTORY as u64 + 8;
+        for epoch in 1..=total {
+            let mut cmd = plan(&m, "m", &views, now).expect("a candidate");
+            if let Command::FailoverStarted { request, .. } = &mut cmd {
+                *request = epoch;
+            }
+            let index = m.applied_index + 1;
+            assert!(m.apply_command(index, cmd.clone()));
+            assert_eq!(outcome(&m, &cmd).unwrap().unwrap().epoch, epoch);
+            let abort = Command::FailoverAborted {
+                master: "m".into(),
+                epoch,
+                reason: "slave-timeout".into(),
+                at_ms: 0,
+            };
+            assert!(m.apply_command(index + 1, abort));
+        }
+        let h = &m.history["m"];
+        assert_eq!(h.len(), crate::machine::MAX_HISTORY);
+        assert_eq!(h[0].epoch, total - crate::machine::MAX_HISTORY as u64 + 1);
+        assert!(h.iter().all(|r| r.outcome == "aborted-slave-timeout" && r.forced));
+    }
+
+    #[test]
     fn no_qualifying_replica_is_nogoodslave_and_nothing_is_proposed() {
         let now = Instant::now();
         let (m, mut views) = setup(now);

@@ -64,9 +64,13 @@ pub fn command(ctx: &Context, _client: &Client, args: &[Bytes]) -> Frame {
             Some(m) => ckquorum(ctx, m),
             None => no_such_master(),
         },
+        ("history", 3) => match master(&name) {
+            Some(_) => history(&state, name.as_deref().unwrap_or_default()),
+            None => no_such_master(),
+        },
         (
             "get-master-addr-by-name" | "masters" | "master" | "replicas" | "slaves" | "sentinels" | "myid"
-            | "ckquorum",
+            | "ckquorum" | "history",
             _,
         ) => arity(&sub),
         ("simulate-failure", n) if n >= 3 => simulate_failure(ctx, &args[2..]),
@@ -79,6 +83,8 @@ pub fn command(ctx: &Context, _client: &Client, args: &[Bytes]) -> Frame {
                 "    Manually failover a master node without asking for agreement from other supervisors (committed through the raft log).",
                 "GET-MASTER-ADDR-BY-NAME <master-name>",
                 "    Return the committed master's ip and port.",
+                "HISTORY <master-name>",
+                "    (Warden) Every committed failover of the master still kept, oldest first.",
                 "MASTER <master-name>",
                 "    Show the state and info of the given master.",
                 "MASTERS",
@@ -99,6 +105,35 @@ pub fn command(ctx: &Context, _client: &Client, args: &[Bytes]) -> Frame {
             String::from_utf8_lossy(&args[1])
         )),
     }
+}
+
+/// `SENTINEL HISTORY <name>` (a Warden extension): one map per committed failover, oldest
+/// first, values as bulk strings like Sentinel's instance maps.
+fn history(state: &crate::machine::Machine, name: &str) -> Frame {
+    let records = state.history.get(name).map(Vec::as_slice).unwrap_or_default();
+    Frame::Array(
+        records
+            .iter()
+            .map(|r| {
+                let duration = if r.started_ms > 0 && r.finished_ms > 0 {
+                    r.finished_ms.saturating_sub(r.started_ms).to_string()
+                } else {
+                    String::new()
+                };
+                kv(vec![
+                    ("epoch", r.epoch.to_string()),
+                    ("from", r.from.to_string()),
+                    ("to", r.to.to_string()),
+                    ("reason", if r.forced { "manual" } else { "odown" }.into()),
+                    ("outcome", r.outcome.clone()),
+                    ("started-ms", r.started_ms.to_string()),
+                    ("promoted-ms", r.promoted_ms.to_string()),
+                    ("finished-ms", r.finished_ms.to_string()),
+                    ("duration-ms", duration),
+                ])
+            })
+            .collect(),
+    )
 }
 
 /// Sentinel's failure injection: the flags are reset, then set from the arguments; the

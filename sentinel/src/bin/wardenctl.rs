@@ -3,9 +3,10 @@
 //!
 //! - `status`: each master as a tree of its replicas, the supervisors, any failover in flight;
 //! - `failover <name>`: `SENTINEL FAILOVER <name>`, then follows the committed steps live
-//!   (by polling `SENTINEL MASTER`) until the failover ended or was aborted.
+//!   (by polling `SENTINEL MASTER`) until the failover ended or was aborted;
+//! - `history <name>`: every committed failover kept for the master (`SENTINEL HISTORY`).
 //!
-//! Switchover, members and history are still to come (issue 6).
+//! Switchover and members are still to come (issue 6).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -78,7 +79,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        ["failover"] => usage("failover needs a master name"),
+        ["history", name] => match history(&host, port, name) {
+            Ok(v) => {
+                if as_json {
+                    println!("{}", serde_json::to_string_pretty(&v).expect("a JSON value prints"));
+                } else {
+                    print!("{}", render_history(name, &v));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wardenctl: {host}:{port}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["failover" | "history"] => usage(&format!("{} needs a master name", words[0])),
         [_, ..] => usage(&format!("unknown command '{}'", words.join(" "))),
         [] => usage("no command given"),
     }
@@ -260,6 +275,43 @@ fn failover(host: &str, port: u16, name: &str, quiet: bool) -> Value {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn history(host: &str, port: u16, name: &str) -> Result<Value, String> {
+    let mut c = connect(host, port)?;
+    Ok(Value::Array(list(&c.call(&["SENTINEL", "HISTORY", name])?)))
+}
+
+fn render_history(name: &str, v: &Value) -> String {
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let records = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if records.is_empty() {
+        return format!("{name}: no failover recorded\n");
+    }
+    let mut out = String::new();
+    for r in records {
+        let when = s(r, "started-ms").parse::<u64>().ok().filter(|ms| *ms > 0).map_or_else(
+            || "unknown time".to_string(),
+            |ms| {
+                let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+                let ago = std::time::SystemTime::now().duration_since(t).unwrap_or_default();
+                format!("{}s ago", ago.as_secs())
+            },
+        );
+        let took = match s(r, "duration-ms").as_str() {
+            "" => String::new(),
+            ms => format!(", took {ms} ms"),
+        };
+        out.push_str(&format!(
+            "epoch {}  {} -> {}  {} ({})  {when}{took}\n",
+            s(r, "epoch"),
+            s(r, "from"),
+            s(r, "to"),
+            s(r, "outcome"),
+            s(r, "reason"),
+        ));
+    }
+    out
 }
 
 fn status(host: &str, port: u16) -> Result<Value, String> {
