@@ -28,8 +28,14 @@ import compare  # noqa: E402  (shared helpers: ports, ping, redis-benchmark runn
 import redis  # noqa: E402
 
 
+# With --pin the master runs on CPU 0 and its replica on CPU 1 (beside redis-benchmark), as
+# if on another machine: pinned to one core together, master and replica would trade CPU, and
+# whichever replica keeps up best would make its master look slowest.
+REPLICA_PIN = []
+
+
 class Node:
-    def __init__(self, kind, *extra):
+    def __init__(self, kind, *extra, pin=None):
         self.kind = kind
         self.port = compare.free_port()
         self.dir = tempfile.mkdtemp(prefix=f"bench-repl-{kind}-")
@@ -37,7 +43,8 @@ class Node:
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--enable-debug-command", "local", "--repl-diskless-sync-delay", "0", *extra]
         self.log = open(os.path.join(self.dir, "log"), "w")
-        self.proc = subprocess.Popen(compare.PIN["server"] + args, cwd=self.dir, stdout=self.log,
+        pin = compare.PIN["server"] if pin is None else pin
+        self.proc = subprocess.Popen(pin + args, cwd=self.dir, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         compare.wait_ping(self.port)
         self.client = redis.Redis(port=self.port, decode_responses=True)
@@ -55,7 +62,7 @@ class Node:
 
 def full_sync(kind, keys, diskless):
     master = Node(kind, "--repl-diskless-sync", "yes" if diskless else "no")
-    replica = Node(kind)
+    replica = Node(kind, pin=REPLICA_PIN)
     try:
         master.client.execute_command("DEBUG", "POPULATE", keys, "key", 10)
         started = time.monotonic()
@@ -73,7 +80,7 @@ def full_sync(kind, keys, diskless):
 
 def load_with_lag(kind, requests, pipeline, measure_lag):
     master = Node(kind)
-    replica = Node(kind, "--replicaof", "127.0.0.1", str(master.port))
+    replica = Node(kind, "--replicaof", "127.0.0.1", str(master.port), pin=REPLICA_PIN)
     samples = []  # (time, master offset, replica offset)
     stop = threading.Event()
 
@@ -130,13 +137,15 @@ def main():
     p.add_argument("--requests", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--pin", action="store_true")
+    p.add_argument("--skip-sync", action="store_true", help="only the SET-with-a-replica part")
     args = p.parse_args()
     if args.pin:
         compare.PIN["server"] = ["taskset", "-c", "0"]
         compare.PIN["client"] = ["taskset", "-c", "1"]
+        REPLICA_PIN.extend(["taskset", "-c", "1"])
     print(f"full sync of {args.keys} keys, median of {args.rounds} (seconds; lower is better)")
     print(f"{'transfer':<12}{'redis':>10}{'warden':>10}{'ratio':>8}")
-    for diskless in (False, True):
+    for diskless in (False, True) if not args.skip_sync else ():
         times = {k: [] for k in ("redis", "warden")}
         for _ in range(args.rounds):
             for kind in ("redis", "warden"):
