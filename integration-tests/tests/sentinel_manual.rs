@@ -65,6 +65,8 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
     // grace of 1.2 s) means the replicas have been replicas for longer than the grace when they
     // are promoted: their stale `role:slave` must not make the new master look down.
     let group = Group::start(NodeKind::Warden, 2, 3, 1000);
+    let t0 = std::time::Instant::now();
+    let phase = |what: &str| eprintln!("[{:>6} ms] {what}", t0.elapsed().as_millis());
     let old = group.nodes[0].port;
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
     let follower = &group.supervisors[(leader + 1) % group.supervisors.len()];
@@ -94,6 +96,7 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
     wait::until("the nodes to follow the new master", Duration::from_secs(20), || {
         converged(&group, new)
     });
+    phase("first move converged");
     assert_eq!(role(old).unwrap(), "slave");
 
     // Exactly once: one epoch was used, and each supervisor announced one switch.
@@ -117,6 +120,7 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
         .into_iter()
         .map(|t| t.join().expect("a request thread"))
         .collect();
+    phase("concurrent requests answered");
     let oks = replies.iter().filter(|r| *r == "+OK").count();
     let inprog = replies.iter().filter(|r| *r == "-INPROG Failover already in progress").count();
     assert_eq!((oks, inprog), (1, 1), "replies {replies:?}");
@@ -145,10 +149,12 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
         }
     });
 
+    phase("second move seen");
     wait::until("the nodes to follow the second master", Duration::from_secs(20), || {
         converged(&group, second)
     });
 
+    phase("second move converged");
     // The next request is a new failover (epoch 3), not INPROG: this time through
     // `wardenctl failover` against the leader, which follows it to its end.
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
@@ -165,6 +171,7 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
     assert!(report.contains("\"ok\": true"), "{report}");
     assert!(report.contains("\"config_epoch\": 3"), "{report}");
     assert!(report.contains(&format!("\"old_master\": \"127.0.0.1:{second}\"")), "{report}");
+    phase("wardenctl failover done");
     // An unknown name: Sentinel's error, and a failing exit status.
     let out = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
         .args(["-p", &follower.port.to_string(), "failover", "nosuchmaster"])
@@ -186,6 +193,7 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
         }
     });
 
+    phase("third move seen");
     // Every committed failover is in the history, the same on every supervisor: three manual
     // moves, each ended, each from the previous master.
     let moves = [(old, new), (new, second)];
