@@ -226,3 +226,37 @@ fn sentinel_failover_on_a_follower_moves_the_master_exactly_once() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().filter(|l| l.contains("ended (manual)")).count(), 3, "{text}");
 }
+
+#[test]
+fn a_master_without_a_replica_to_promote_is_nogoodslave_and_nothing_moves() {
+    let group = Group::start(NodeKind::Warden, 0, 3, 1000);
+    let master = group.nodes[0].port;
+    for s in &group.supervisors {
+        assert_eq!(
+            sentinel_failover(s.port, MASTER).unwrap(),
+            "-NOGOODSLAVE No suitable replica to promote",
+            "supervisor {}",
+            s.id
+        );
+    }
+    // Wrong arity is Sentinel's arity error, not a failover.
+    let mut c = ha::connect(group.supervisors[0].port).unwrap();
+    let err = redis::cmd("SENTINEL")
+        .arg("failover")
+        .arg(MASTER)
+        .arg("extra")
+        .query::<String>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("wrong number of arguments for 'sentinel|failover' command"),
+        "{err}"
+    );
+    // Nothing was committed: the master, its epoch and its role are unchanged everywhere.
+    for s in &group.supervisors {
+        assert_eq!(ha::master_addr(s.port).unwrap().1, master);
+        assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "0");
+        assert!(!sentinel_field(s.port, "flags").unwrap().contains("failover_in_progress"));
+        assert_eq!(s.proc.log().matches("+new-epoch").count(), 0, "supervisor {}", s.id);
+    }
+    assert_eq!(role(master).unwrap(), "master");
+}
