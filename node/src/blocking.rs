@@ -73,6 +73,18 @@ impl Blocking {
         Some(waiter)
     }
 
+    /// Unblocks every waiter with `reply` (a master turned replica: its blocked clients could
+    /// otherwise wait forever for writes that will now only come from its master).
+    pub fn unblock_all(&mut self, reply: &Frame) {
+        let tickets: Vec<u64> = self.waiters.keys().copied().collect();
+        for ticket in tickets {
+            if let Some(waiter) = self.unblock(ticket) {
+                // The client may be gone already; like a reply lost in a closing socket.
+                let _ = waiter.reply.send(reply.clone());
+            }
+        }
+    }
+
     /// The ticket of the blocked waiter of `client`, if any.
     pub fn ticket_of(&self, client: u64) -> Option<u64> {
         self.waiters.iter().find(|(_, w)| w.client == client).map(|(t, _)| *t)

@@ -237,3 +237,18 @@ async fn length_prefixed_sync_after_a_transient_refusal() {
         return;
     }
 }
+
+#[tokio::test]
+async fn blocked_clients_are_released_when_a_master_becomes_a_replica() {
+    let server = TestServer::start("").await;
+    let mut blocked = TcpStream::connect(server.addr).await.unwrap();
+    blocked.write_all(&command(&["BLPOP", "queue", "0"])).await.unwrap();
+    server.wait_blocked(1).await;
+    let master = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = master.local_addr().unwrap().port().to_string();
+    assert_eq!(query(&server, &["REPLICAOF", "127.0.0.1", &port]).await, redis::Value::Okay);
+    let mut buf = Vec::new();
+    let reply = read_frame(&mut blocked, &mut buf).await;
+    let Frame::Error(text) = reply else { panic!("expected an error, got {reply:?}") };
+    assert!(text.starts_with(b"UNBLOCKED force unblock"), "{}", String::from_utf8_lossy(&text));
+}

@@ -116,6 +116,12 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Some(link) => link.cached.clone(),
     };
     info!(master = %format!("{host}:{port}"), client = %ctx.client.addr, "REPLICAOF enabled (user request)");
+    if !r.is_replica() {
+        // As Redis does when a master becomes a replica.
+        ctx.exec.ks.blocking.unblock_all(&Frame::error(
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+        ));
+    }
     link::start(&shared.self_arc(), &mut r, host, port, cached);
     shared.refresh_role(&r);
     Ok(Frame::ok())
