@@ -341,6 +341,40 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic_the_parser_or_the_router() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let seeds: [&[u8]; 3] = [
+            b"GET /v1/masters/mymaster HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"POST /v1/masters/m/failover HTTP/1.0\r\nHost: x\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\n\r\n",
+        ];
+        for i in 0..20_000 {
+            let mut bytes = seeds[i % seeds.len()].to_vec();
+            for _ in 0..rng.gen_range(1..6) {
+                let at = rng.gen_range(0..bytes.len());
+                match rng.gen_range(0..3) {
+                    0 => bytes[at] = rng.gen(),
+                    1 => {
+                        let alphabet = b"/: \r\n%\xff0";
+                        bytes.insert(at, alphabet[rng.gen_range(0..alphabet.len())]);
+                    }
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            if let Ok(Some((head, len))) = parse_head(&bytes) {
+                assert!(len <= bytes.len());
+                let _ = route(&head.method, &head.path);
+            }
+        }
+    }
+
+    #[test]
     fn responses_carry_length_and_close() {
         let r = Response::error(404, "no such master");
         let wire = String::from_utf8(r.encode()).unwrap();
