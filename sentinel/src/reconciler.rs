@@ -14,6 +14,8 @@
 //! 3. once it reports `role:master`, commit `Promoted` — clients are switched only now;
 //! 4. re-point the other replicas, `parallel-syncs` at a time, each `ReplicaReconfSent`
 //!    committed before its REPLICAOF and `ReplicaReconfDone` once it follows the new master;
+//!    the replaced master, if it is up and still master (a manual failover), is converted at
+//!    once with a committed `ConvertToReplica`;
 //! 5. commit `FailoverEnded`; a returning old master (or any stray master) is converted with a
 //!    committed `ConvertToReplica` before its REPLICAOF.
 //!
@@ -287,6 +289,23 @@ impl Reconciler {
         let down_after = Duration::from_millis(m.spec.down_after_ms);
         let timed_out =
             now.saturating_duration_since(seen) > Duration::from_millis(m.spec.failover_timeout_ms);
+        // The replaced master still up and still master (a manual failover, or one that came
+        // back): converted now, not after the last replica, so two masters take writes for as
+        // short a time as possible. The steady-state check does the same once the failover ends.
+        let old_view = views.get(&f.old_master);
+        let old_is_master = old_view.is_some_and(|v| {
+            is_reachable(v, now, down_after)
+                && v.info.as_ref().is_some_and(|i| i.role == Some(Role::Master))
+        });
+        if old_is_master && self.may_send(&f.old_master, "convert", now, Duration::from_secs(2)) {
+            let cmd = Command::ConvertToReplica {
+                master: m.spec.name.clone(),
+                epoch: m.config_epoch,
+                node: f.old_master.clone(),
+            };
+            out.push(Action::Propose(cmd));
+            out.push(Action::Repoint { node: f.old_master.clone(), to: new.clone() });
+        }
         let mut in_flight = f.replicas.values().filter(|s| **s == ReplicaStep::Sent).count();
         let mut blocking = false;
         for (r, step) in &f.replicas {
