@@ -6,10 +6,12 @@
 //! decision still goes through the Raft log: the supervisor that receives the request plans a
 //! `FailoverStarted { forced: true }` with the same lineage-aware candidate choice as an
 //! automatic failover ([`crate::reconciler::select_candidate`]) and proposes it. On a follower
-//! raft-rs forwards the proposal to the leader; with no known leader the request is refused.
-//! The reply is `+OK` only once this supervisor has *applied* the very entry it proposed, so a
-//! client that got `+OK` knows the failover is committed; the leader's reconciler then carries
-//! it out with the ordinary steps (promote, re-point, convert the old master).
+//! raft-rs forwards the proposal to the leader; a supervisor that is not part of a working
+//! majority (no known leader, no link to it, or a leader without a majority) refuses with
+//! `-NOLEADER`. The reply is `+OK` only once this supervisor has *applied* the very entry it
+//! proposed (recognised by a random request nonce), so a client that got `+OK` knows the
+//! failover is committed; the leader's reconciler then carries it out with the ordinary steps
+//! (promote, convert the old master, re-point the replicas).
 //!
 //! Why plan on the receiving supervisor rather than on the leader: every supervisor watches
 //! every node, and the state machine re-checks the proposal when it applies it (epoch is
