@@ -418,3 +418,25 @@ fn waitaof_counts_local_and_replica_fsyncs() {
     let err = redis::cmd("WAITAOF").arg(1).arg(0).arg(0).query::<Vec<i64>>(&mut plain.connect());
     assert!(format!("{err:?}").contains("appendonly is disabled"), "{err:?}");
 }
+
+#[test]
+fn a_replica_aof_restarts_from_the_synced_data() {
+    let master = Node::start(Kind::Warden, "master", MASTER);
+    let _: () = cmd(&mut master.connect(), &["SET", "from-master", "1"]);
+    // A node with its own data and an AOF becomes a replica: the full sync replaces the data,
+    // and its AOF must start over from what it received.
+    let mut node = Node::start(Kind::Warden, "replica", &["--appendonly", "yes"]);
+    let mut c = node.connect();
+    let _: () = cmd(&mut c, &["SET", "stale-local", "1"]);
+    let _: () = cmd(&mut c, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    wait_in_sync(&master, &node, SYNC);
+    let _: () = cmd(&mut master.connect(), &["SET", "streamed", "1"]);
+    wait_in_sync(&master, &node, SYNC);
+    node.proc.kill();
+    node.proc.restart();
+    // Restarted without REPLICAOF (it was set at run time): just its AOF.
+    let mut c = wait::until("the replica to restart", SYNC, || node.try_connect());
+    let mut keys: Vec<String> = cmd(&mut c, &["KEYS", "*"]);
+    keys.sort();
+    assert_eq!(keys, ["from-master", "streamed"]);
+}

@@ -281,6 +281,14 @@ pub fn write_before_reply(shared: &Shared, target: u64) {
     }
 }
 
+/// After the replication applier ran a chunk of its master's stream: what it applied reaches
+/// the AOF file now (write(2)), as a connection's writes do before its replies.
+pub fn write_applied(shared: &Shared) {
+    if shared.aof_on.load(Ordering::Relaxed) {
+        write_buffered(shared);
+    }
+}
+
 /// The writer thread: writes what connections did not (the replication applier, active
 /// expiry), fsyncs per policy — under `always` as a group commit for every waiting reply —
 /// and publishes what is durable. The fsync runs outside the I/O lock so writes continue.

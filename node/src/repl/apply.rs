@@ -107,6 +107,7 @@ impl Applier {
             }
         }
         drop(ks);
+        crate::aof::write_applied(shared);
         shared.master_db.store(self.client.db, Ordering::Relaxed);
         Ok(())
     }

@@ -521,6 +521,15 @@ async fn receive_snapshot(
     // The old data is freed off the keyspace lock.
     tokio::task::spawn_blocking(move || drop(fresh));
     info!(keys = summary.keys_loaded, "loaded the master's snapshot");
+    if shared.aof_on.load(Ordering::Relaxed) {
+        // Our AOF describes the data we just replaced: start it over from the new dataset
+        // (as Redis restarts its AOF after a full sync) before applying any of the stream.
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || crate::aof::rewrite(&shared))
+            .await
+            .map_err(|e| LinkError::Load(e.to_string()))?
+            .map_err(|e| LinkError::Load(format!("can't rewrite the AOF after the sync: {e}")))?;
+    }
     Ok((db, mark.is_some()))
 }
 
