@@ -50,16 +50,84 @@ pub fn write_bytes(dir: &Path, dbfilename: &str, bytes: &[u8]) -> io::Result<Sav
 
 /// Writes a temp file with `write`, fsyncs it, renames it over `dir/dbfilename` and fsyncs
 /// the directory; on failure the temp file is removed and the old file stays.
+/// A snapshot written to its temp file but not yet durable or in place (BGSAVE: the bytes go
+/// to the kernel while the keyspace lock is held; the fsync and rename happen off it).
+pub struct PendingSave {
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    started: Instant,
+}
+
+/// Writes `ks` to a temp file in `dir` (flushed, not fsynced).
+pub fn begin_save(
+    ks: &Keyspace,
+    dir: &Path,
+    dbfilename: &str,
+    aux: &Aux<'_>,
+    options: WriteOptions,
+) -> io::Result<PendingSave> {
+    let started = Instant::now();
+    let tmp = temp_path(dir);
+    let written = (|| {
+        let out = write_keyspace(
+            BufWriter::with_capacity(1 << 16, File::create(&tmp)?),
+            ks,
+            aux,
+            options,
+        )?;
+        out.into_inner().map_err(|e| e.into_error())
+    })();
+    match written {
+        Ok(file) => Ok(PendingSave {
+            file,
+            tmp,
+            path: dir.join(dbfilename),
+            dir: dir.to_path_buf(),
+            started,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+impl PendingSave {
+    /// Makes the snapshot durable and puts it in place (see the module invariant).
+    pub fn finish(self) -> io::Result<Saved> {
+        let result = (|| {
+            self.file.sync_all()?;
+            let bytes = self.file.metadata()?.len();
+            std::fs::rename(&self.tmp, &self.path)?;
+            File::open(&self.dir)?.sync_all()?;
+            Ok(bytes)
+        })();
+        match result {
+            Ok(bytes) => Ok(Saved { path: self.path, bytes, took: self.started.elapsed() }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A temp file name unique per save: a replication transfer may be written while SAVE runs.
+fn temp_path(dir: &Path) -> PathBuf {
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!("temp-{}-{n}.rdb", std::process::id()))
+}
+
 fn replace_atomically(
     dir: &Path,
     dbfilename: &str,
     write: impl FnOnce(File) -> io::Result<File>,
 ) -> io::Result<Saved> {
     let started = Instant::now();
-    // Unique per save: a replication transfer may be written while SAVE runs.
-    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!("temp-{}-{n}.rdb", std::process::id()));
+    let tmp = temp_path(dir);
     let path = dir.join(dbfilename);
     let result = (|| {
         let file = write(File::create(&tmp)?)?;
