@@ -164,14 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move {
             common::shutdown::signal().await;
             // Like SHUTDOWN: a master lets its replicas catch up first (shutdown-timeout).
-            let timeout = shared
-                .config
-                .read()
-                .get("shutdown-timeout")
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(10);
-            if timeout > 0 && node::repl::catch_up::needed(&shared) {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+            if let Some(deadline) = node::repl::catch_up::deadline(&shared) {
                 node::repl::catch_up::begin(&shared, deadline);
                 if !node::repl::catch_up::wait(&shared, deadline).await {
                     tracing::warn!("replicas did not catch up before shutdown-timeout");

@@ -170,12 +170,7 @@ pub fn manifest_file(dir: &Path, prefix: &str) -> PathBuf {
 
 /// Writes `bytes` to `dir/name` atomically (temp file, fsync, rename, fsync the directory).
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("temp-{name}"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    crate::persist::dumpfile::write_bytes(dir, name, bytes).map(|_| ())
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

@@ -259,15 +259,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     // Unless NOW: a master first gives its replicas up to `shutdown-timeout` seconds to
     // acknowledge everything (writes are paused meanwhile), then the shutdown proceeds.
-    let timeout = ctx
-        .server
-        .config
-        .read()
-        .get("shutdown-timeout")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(10);
-    if !now && timeout > 0 && crate::repl::catch_up::needed(ctx.server) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+    if let Some(deadline) = crate::repl::catch_up::deadline(ctx.server).filter(|_| !now) {
         crate::repl::catch_up::begin(ctx.server, deadline);
         ctx.effect = Some(Effect::ShutdownAfterReplicas { deadline, save, nosave, force });
         return Ok(Frame::Raw(Bytes::new()));

@@ -33,25 +33,21 @@ pub fn save(
     aux: &Aux<'_>,
     options: WriteOptions,
 ) -> io::Result<Saved> {
-    replace_atomically(dir, dbfilename, |file| {
-        let out = write_keyspace(BufWriter::with_capacity(1 << 16, file), ks, aux, options)?;
-        out.into_inner().map_err(|e| e.into_error())
-    })
+    begin_save(ks, dir, dbfilename, aux, options)?.finish()
 }
 
-/// Writes an already serialised snapshot (a replication transfer) to `dir/dbfilename`
-/// atomically.
-pub fn write_bytes(dir: &Path, dbfilename: &str, bytes: &[u8]) -> io::Result<Saved> {
-    replace_atomically(dir, dbfilename, |mut file| {
+/// Writes an already serialised file (a replication transfer, an AOF base or manifest) to
+/// `dir/name` atomically.
+pub fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<Saved> {
+    begin(dir, name, |mut file| {
         file.write_all(bytes)?;
         Ok(file)
-    })
+    })?
+    .finish()
 }
 
-/// Writes a temp file with `write`, fsyncs it, renames it over `dir/dbfilename` and fsyncs
-/// the directory; on failure the temp file is removed and the old file stays.
-/// A snapshot written to its temp file but not yet durable or in place (BGSAVE: the bytes go
-/// to the kernel while the keyspace lock is held; the fsync and rename happen off it).
+/// A file written to its temp file but not yet durable or in place (BGSAVE: the bytes go to
+/// the kernel while the keyspace lock is held; the fsync and rename happen off it).
 pub struct PendingSave {
     file: File,
     tmp: PathBuf,
@@ -68,25 +64,28 @@ pub fn begin_save(
     aux: &Aux<'_>,
     options: WriteOptions,
 ) -> io::Result<PendingSave> {
-    let started = Instant::now();
-    let tmp = temp_path(dir);
-    let written = (|| {
-        let out = write_keyspace(
-            BufWriter::with_capacity(1 << 16, File::create(&tmp)?),
-            ks,
-            aux,
-            options,
-        )?;
+    begin(dir, dbfilename, |file| {
+        let out = write_keyspace(BufWriter::with_capacity(1 << 16, file), ks, aux, options)?;
         out.into_inner().map_err(|e| e.into_error())
-    })();
-    match written {
-        Ok(file) => Ok(PendingSave {
-            file,
-            tmp,
-            path: dir.join(dbfilename),
-            dir: dir.to_path_buf(),
-            started,
-        }),
+    })
+}
+
+/// The first half of every atomic replace: `write` fills a fresh temp file in `dir`; on
+/// failure the temp file is removed.
+fn begin(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(File) -> io::Result<File>,
+) -> io::Result<PendingSave> {
+    let started = Instant::now();
+    // Unique per save: a replication transfer may be written while SAVE runs.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("temp-{}-{n}.rdb", std::process::id()));
+    match File::create(&tmp).and_then(write) {
+        Ok(file) => {
+            Ok(PendingSave { file, tmp, path: dir.join(name), dir: dir.to_path_buf(), started })
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
@@ -95,7 +94,8 @@ pub fn begin_save(
 }
 
 impl PendingSave {
-    /// Makes the snapshot durable and puts it in place (see the module invariant).
+    /// Makes the file durable and puts it in place: fsync, rename over the old file, fsync
+    /// the directory so the rename itself survives a crash.
     pub fn finish(self) -> io::Result<Saved> {
         let result = (|| {
             self.file.sync_all()?;
@@ -110,39 +110,6 @@ impl PendingSave {
                 let _ = std::fs::remove_file(&self.tmp);
                 Err(e)
             }
-        }
-    }
-}
-
-/// A temp file name unique per save: a replication transfer may be written while SAVE runs.
-fn temp_path(dir: &Path) -> PathBuf {
-    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    dir.join(format!("temp-{}-{n}.rdb", std::process::id()))
-}
-
-fn replace_atomically(
-    dir: &Path,
-    dbfilename: &str,
-    write: impl FnOnce(File) -> io::Result<File>,
-) -> io::Result<Saved> {
-    let started = Instant::now();
-    let tmp = temp_path(dir);
-    let path = dir.join(dbfilename);
-    let result = (|| {
-        let file = write(File::create(&tmp)?)?;
-        file.sync_all()?;
-        let bytes = file.metadata()?.len();
-        std::fs::rename(&tmp, &path)?;
-        // The rename is only durable once the directory entry is.
-        File::open(dir)?.sync_all()?;
-        Ok(bytes)
-    })();
-    match result {
-        Ok(bytes) => Ok(Saved { path, bytes, took: started.elapsed() }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
         }
     }
 }

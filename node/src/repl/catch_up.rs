@@ -7,10 +7,18 @@ use std::time::Instant;
 
 use crate::server::{Pause, Shared};
 
-/// True when this node is a master with replicas that may still lack something.
-pub fn needed(shared: &Shared) -> bool {
+/// When a stop should wait for replicas: a master with replicas and `shutdown-timeout` > 0.
+/// Returns the deadline.
+pub fn deadline(shared: &Shared) -> Option<Instant> {
+    let timeout = shared
+        .config
+        .read()
+        .get("shutdown-timeout")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(10);
     let r = shared.repl.lock();
-    !r.is_replica() && !r.replicas.is_empty()
+    (timeout > 0 && !r.is_replica() && !r.replicas.is_empty())
+        .then(|| Instant::now() + std::time::Duration::from_secs(timeout))
 }
 
 /// Pauses writes until `deadline` and asks every replica for its offset.
