@@ -71,6 +71,7 @@ fn load_dump(
         dir,
         dbfilename,
         node::server::unix_ms(),
+        Some(&shared.loading_loaded),
     )?;
     std::mem::swap(&mut shared.keyspace.lock().dbs, &mut fresh.dbs);
     if let Some(summary) = &loaded {

@@ -144,6 +144,8 @@ pub struct Shared {
     pub shutdown_handled: std::sync::atomic::AtomicBool,
     /// While loading at startup: when it started (unix s) and the bytes to load.
     pub loading: Mutex<Option<(i64, u64)>>,
+    /// While loading at startup: the bytes read so far (of the RDB, or of the AOF's files).
+    pub loading_loaded: std::sync::atomic::AtomicU64,
 }
 
 /// The current unix time in milliseconds.
@@ -183,6 +185,7 @@ impl Shared {
             aof_synced_repl: std::sync::atomic::AtomicI64::new(0),
             shutdown_handled: std::sync::atomic::AtomicBool::new(false),
             loading: Mutex::new(None),
+            loading_loaded: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -211,6 +214,7 @@ impl Shared {
 
     /// Marks startup loading as begun (`total` bytes) or finished (`None`).
     pub fn set_loading(&self, total: Option<u64>) {
+        self.loading_loaded.store(0, std::sync::atomic::Ordering::Relaxed);
         *self.loading.lock() = total.map(|t| (unix_ms() / 1000, t));
         self.refresh_gates();
     }

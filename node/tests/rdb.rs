@@ -1527,7 +1527,7 @@ fn speed_one_million_string_keys() {
     drop(ks);
     let t = Instant::now();
     let mut loaded = Keyspace::new(16);
-    let summary = persist::load_file(&path, &mut loaded, None).expect("load");
+    let summary = persist::load_file(&path, &mut loaded, None, None).expect("load");
     let load_time = t.elapsed();
     assert_eq!(summary.keys_loaded as usize, KEYS);
     eprintln!("warden: {KEYS} keys, {size} bytes: save {save:?}, load {load_time:?}");

@@ -79,7 +79,8 @@ pub fn load(
         let head = read(&file)?;
         if head.starts_with(b"REDIS") {
             let mut ks = shared.keyspace.lock();
-            crate::persist::load_file(&file, &mut ks, Some(unix_ms())).map_err(|e| {
+            let progress = Some(&shared.loading_loaded);
+            crate::persist::load_file(&file, &mut ks, Some(unix_ms()), progress).map_err(|e| {
                 AofError::Corrupt {
                     path: file.display().to_string(),
                     offset: 0,
@@ -133,7 +134,11 @@ fn run_file(
             return Err(corrupt(offset, "expected '*'".into()));
         }
         let argv = match parse_request(&mut buf, limits) {
-            Ok(Some(argv)) => argv,
+            Ok(Some(argv)) => {
+                let consumed = total - buf.len() as u64 - offset;
+                shared.loading_loaded.fetch_add(consumed, std::sync::atomic::Ordering::Relaxed);
+                argv
+            }
             Ok(None) => {
                 // The file ends inside a command.
                 return truncate(path, last, truncate_ok, safe, offset, "truncated command");

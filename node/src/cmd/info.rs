@@ -224,8 +224,22 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
                 w(out, "aof_delayed_fsync", &0);
             }
             if let Some((started, total)) = loading {
+                // Redis's progress arithmetic: percent of the total, and the ETA extrapolated
+                // from the rate so far (1 s in the first second).
+                let loaded = shared.loading_loaded.load(std::sync::atomic::Ordering::Relaxed);
+                let perc = loaded as f64 / (total + 1) as f64 * 100.0;
+                let elapsed = (crate::server::unix_ms() / 1000 - started).max(0) as u64;
+                let eta = if elapsed == 0 {
+                    1
+                } else {
+                    elapsed * total.saturating_sub(loaded) / (loaded + 1)
+                };
                 w(out, "loading_start_time", &started);
                 w(out, "loading_total_bytes", &total);
+                w(out, "loading_rdb_used_mem", &0);
+                w(out, "loading_loaded_bytes", &loaded);
+                w(out, "loading_loaded_perc", &format!("{perc:.2}"));
+                w(out, "loading_eta_seconds", &eta);
             }
         }
         "stats" => {

@@ -14,6 +14,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::input::Input;
 use super::object::{self, Kind, Limits, Scratch};
@@ -91,17 +92,36 @@ impl LoadSummary {
     }
 }
 
-/// Loads an RDB file, using its size to validate lengths.
+/// Loads an RDB file, using its size to validate lengths. With `progress`, the bytes read so
+/// far are added to it as they are read (INFO's `loading_loaded_bytes`).
 pub fn load_file(
     path: &Path,
     ks: &mut Keyspace,
     expired_before: Option<i64>,
+    progress: Option<&AtomicU64>,
 ) -> Result<LoadSummary, RdbError> {
     let io = |source| RdbError::Io { offset: 0, source };
     let file = File::open(path).map_err(io)?;
     let total = file.metadata().map_err(io)?.len();
     let options = LoadOptions { expired_before, total_len: Some(total) };
-    load(file, ks, &options)
+    match progress {
+        Some(loaded) => load(Counted { inner: file, loaded }, ks, &options),
+        None => load(file, ks, &options),
+    }
+}
+
+/// A reader that counts what it reads into a shared counter, for progress reports.
+struct Counted<'a, R> {
+    inner: R,
+    loaded: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.loaded.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// Loads an RDB stream into `ks`.

@@ -131,12 +131,15 @@ pub fn load_at_startup(
     dir: &Path,
     dbfilename: &str,
     now_ms: i64,
+    progress: Option<&std::sync::atomic::AtomicU64>,
 ) -> Result<Option<LoadSummary>, LoadError> {
     let path = dir.join(dbfilename);
     if !path.exists() {
         return Ok(None);
     }
-    load_file(&path, ks, Some(now_ms)).map(Some).map_err(|source| LoadError { path, source })
+    load_file(&path, ks, Some(now_ms), progress)
+        .map(Some)
+        .map_err(|source| LoadError { path, source })
 }
 
 #[cfg(test)]
@@ -163,7 +166,8 @@ mod tests {
             .collect();
         assert_eq!(names, ["dump.rdb"]);
         let mut loaded = Keyspace::new(16);
-        let summary = load_at_startup(&mut loaded, dir.path(), "dump.rdb", 0).unwrap().unwrap();
+        let summary =
+            load_at_startup(&mut loaded, dir.path(), "dump.rdb", 0, None).unwrap().unwrap();
         assert_eq!(summary.keys_loaded, 2);
         assert!(loaded.dbs[3].expires.get(b"b").is_some());
     }
@@ -186,9 +190,10 @@ mod tests {
     fn a_missing_file_is_not_an_error_and_a_corrupt_one_names_the_offset() {
         let dir = tempfile::tempdir().unwrap();
         let mut ks = Keyspace::new(16);
-        assert!(load_at_startup(&mut ks, dir.path(), "dump.rdb", 0).unwrap().is_none());
+        assert!(load_at_startup(&mut ks, dir.path(), "dump.rdb", 0, None).unwrap().is_none());
         std::fs::write(dir.path().join("dump.rdb"), b"REDIS0010\xfa").unwrap();
-        let err = load_at_startup(&mut ks, dir.path(), "dump.rdb", 0).unwrap_err().to_string();
+        let err =
+            load_at_startup(&mut ks, dir.path(), "dump.rdb", 0, None).unwrap_err().to_string();
         assert!(err.contains("dump.rdb") && err.contains("offset"), "{err}");
     }
 }
