@@ -281,12 +281,7 @@ async fn stream(
             continue;
         }
         tokio::select! {
-            _ = &mut notified => {
-                // Let the other runnable connections execute their commands first, so one
-                // write(2) carries a whole round of them to the replica, as Redis's event loop
-                // does (one write per loop iteration, not one per command).
-                tokio::task::yield_now().await;
-            }
+            _ = &mut notified => {}
             read = socket.read_buf(input) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
