@@ -194,3 +194,94 @@ fn save_points_bgsave_misconf_and_save_on_sigterm() {
     let mut c = wait::until("restart", Duration::from_secs(10), || connect(port));
     assert_eq!(cmd::<String>(&mut c, &["GET", "b"]), "2");
 }
+
+/// A node with DEBUG enabled (DEBUG POPULATE builds large datasets quickly) and `extra` flags.
+fn start_debug_node(dir: &Path, port: u16, extra: &[&str]) -> Proc {
+    let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--dir".to_string(), dir.display().to_string()]);
+    args.extend(["--enable-debug-command", "yes"].iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Proc::start("node", &bin_dir().join("warden-node"), &args)
+}
+
+fn info_field(c: &mut redis::Connection, field: &str) -> String {
+    let info: String = cmd(c, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+const KEYS: usize = 300_000;
+
+/// BGSAVE writes the dataset as it was when BGSAVE answered, while writes go on meanwhile:
+/// overwritten, deleted, created and expiring keys all appear in the file as they were at
+/// that instant (writers are not paused for the save).
+#[test]
+fn bgsave_writes_the_instant_it_started_while_writes_continue() {
+    let data = tempfile::tempdir().unwrap();
+    let port = ports::allocate();
+    let mut node = start_debug_node(data.path(), port, &["--save", ""]);
+    let mut c = wait::until("warden-node to start", Duration::from_secs(10), || connect(port));
+    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", &KEYS.to_string()]);
+    let original: String = cmd(&mut c, &["GET", "key:7"]);
+    assert_eq!(cmd::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    let mut pipe = redis::pipe();
+    for i in 0..2000 {
+        pipe.cmd("SET").arg(format!("key:{i}")).arg("changed").ignore();
+        pipe.cmd("DEL").arg(format!("key:{}", 100_000 + i)).ignore();
+        pipe.cmd("SET").arg(format!("new:{i}")).arg("x").ignore();
+        pipe.cmd("EXPIRE").arg(format!("key:{}", 200_000 + i)).arg(10_000).ignore();
+    }
+    pipe.cmd("FLUSHDB").ignore(); // db 0 is cleared under the walk: it must still be written
+    let _: () = pipe.query(&mut c).unwrap();
+    assert_eq!(
+        info_field(&mut c, "rdb_bgsave_in_progress"),
+        "1",
+        "the save ended before the writes did; the scenario needs a larger dataset"
+    );
+    assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 0, "writers were served during the save");
+    wait::until("the background save to finish", Duration::from_secs(60), || {
+        match info_field(&mut c, "rdb_bgsave_in_progress").as_str() {
+            "0" => Ok(()),
+            _ => Err(info_field(&mut c, "current_save_keys_processed")),
+        }
+    });
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    node.kill();
+    node.restart();
+    let mut c =
+        wait::until("the restarted node to load", Duration::from_secs(30), || connect(port));
+    assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), KEYS as i64);
+    assert_eq!(cmd::<String>(&mut c, &["GET", "key:7"]), original);
+    assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "key:100007", "new:7"]), 1);
+    assert_eq!(cmd::<i64>(&mut c, &["TTL", "key:200007"]), -1);
+}
+
+/// FLUSHALL abandons a background save of the old data and, with save points, saves the
+/// empty dataset at once (Redis's behaviour): a restart does not bring flushed keys back.
+#[test]
+fn flushall_during_bgsave_abandons_it_and_saves_the_empty_dataset() {
+    let data = tempfile::tempdir().unwrap();
+    let port = ports::allocate();
+    let mut node = start_debug_node(data.path(), port, &["--save", "3600 1"]);
+    let mut c = wait::until("warden-node to start", Duration::from_secs(10), || connect(port));
+    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", &KEYS.to_string()]);
+    assert_eq!(cmd::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    let _: () = cmd(&mut c, &["FLUSHALL"]);
+    wait::until("the abandoned save to stop", Duration::from_secs(60), || {
+        match info_field(&mut c, "rdb_bgsave_in_progress").as_str() {
+            "0" => Ok(()),
+            other => Err(other.to_string()),
+        }
+    });
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    node.kill();
+    node.restart();
+    let mut c =
+        wait::until("the restarted node to load", Duration::from_secs(30), || connect(port));
+    assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 0);
+}

@@ -134,13 +134,14 @@ impl<'a> Exec<'a> {
     }
 
     /// Looks a key up for reading (counts a keyspace hit or miss).
-    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Value> {
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire_if_needed(key) {
             self.ks.stats.misses += 1;
             return None;
         }
         let ks = &mut *self.ks;
-        match ks.dbs[self.db].keys.get_mut_meta(key) {
+        // Only the access stamp changes: a snapshot in progress need not keep a copy.
+        match ks.dbs[self.db].keys.get_touch(key) {
             Some((value, lru)) => {
                 *lru = Lru::now();
                 ks.stats.hits += 1;
@@ -166,13 +167,13 @@ impl<'a> Exec<'a> {
 
     /// Looks a key up without counting as an access (OBJECT, TYPE, TTL … do not change a key's
     /// idle time in Redis); hits and misses are still counted.
-    pub fn lookup_notouch(&mut self, key: &[u8]) -> Option<&mut Value> {
+    pub fn lookup_notouch(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire_if_needed(key) {
             self.ks.stats.misses += 1;
             return None;
         }
         let ks = &mut *self.ks;
-        let found = ks.dbs[self.db].keys.get_mut(key);
+        let found = ks.dbs[self.db].keys.get(key);
         if found.is_some() {
             ks.stats.hits += 1;
         } else {
@@ -181,9 +182,21 @@ impl<'a> Exec<'a> {
         found
     }
 
+    /// Looks a key up as a write command does (no hit/miss accounting), only to read it: a
+    /// snapshot in progress need not keep a copy, as it must for [`Exec::lookup_write`].
+    pub fn lookup_write_ref(&mut self, key: &[u8]) -> Option<&Value> {
+        if self.expire_if_needed(key) {
+            return None;
+        }
+        self.ks.dbs[self.db].keys.get_touch(key).map(|(value, lru)| {
+            *lru = Lru::now();
+            value
+        })
+    }
+
     /// True if `key` exists (and has not expired).
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        self.lookup_write(key).is_some()
+        self.lookup_write_ref(key).is_some()
     }
 
     /// Stores `value` at `key`, dropping any TTL (SET semantics).

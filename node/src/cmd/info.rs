@@ -186,14 +186,17 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "current_cow_size", &0);
             w(out, "current_cow_size_age", &0);
             w(out, "current_fork_perc", &"0.00");
-            w(out, "current_save_keys_processed", &0);
-            w(out, "current_save_keys_total", &0);
+            let (processed, total) = stats.current.map_or((0, 0), |(_, done, all)| (done, all));
+            w(out, "current_save_keys_processed", &processed);
+            w(out, "current_save_keys_total", &total);
             w(out, "rdb_changes_since_last_save", &ctx.exec.ks.dirty);
             w(out, "rdb_bgsave_in_progress", &u8::from(stats.bgsave_in_progress));
             w(out, "rdb_last_save_time", &shared.lastsave.load(Ordering::Relaxed));
             w(out, "rdb_last_bgsave_status", &if stats.last_failed { "err" } else { "ok" });
             w(out, "rdb_last_bgsave_time_sec", &stats.last_bgsave_secs);
-            w(out, "rdb_current_bgsave_time_sec", &-1);
+            let running =
+                stats.current.map_or(-1, |(since, _, _)| since.elapsed().as_secs() as i64);
+            w(out, "rdb_current_bgsave_time_sec", &running);
             w(out, "rdb_saves", &stats.saves);
             w(out, "rdb_last_cow_size", &0);
             w(out, "rdb_last_load_keys_expired", &stats.keys_expired);

@@ -2,11 +2,13 @@
 //!
 //! BGSAVE, save points, and the MISCONF refusal after a failed background save.
 //!
-//! BGSAVE takes its point-in-time snapshot by streaming the keyspace into a temp file while the
-//! keyspace lock is held (there is no fork), then fsyncs and renames it on a background
-//! thread. It costs no second copy in memory, but writers are paused while it serialises
-//! (about 0.3–0.4 s per million small keys); a save that never pauses writers needs an
-//! incremental snapshot, not built yet.
+//! BGSAVE freezes the keyspace at one instant and writes that instant in chunks of about a
+//! thousand keys from a background thread, taking the keyspace lock per chunk (there is no
+//! fork): writers wait for one chunk at most, and memory grows only by the pre-images of keys
+//! changed ahead of the walk (see [`crate::db::SnapshotDict`] for the invariant). The file is
+//! fsynced off the lock and renamed into place while `Shared::persist` is held, after
+//! checking that no FLUSHALL or SHUTDOWN save abandoned it meanwhile (they bump the
+//! generation), so a stale snapshot never replaces a newer file.
 
 use std::sync::atomic::Ordering;
 
@@ -18,7 +20,8 @@ use crate::cmd::flags::*;
 use crate::cmd::{cmd, CommandSpec};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
-use crate::persist::{dumpfile, Aux, ReplAux, WriteOptions};
+use crate::persist::snapshot::{self, Progress, Snapshot};
+use crate::persist::{dumpfile, Aux, RdbWriter, ReplAux, WriteOptions};
 
 /// The persistence commands.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -60,6 +63,11 @@ pub struct PersistStats {
     pub last_bgsave_secs: i64,
     /// When the last background save attempt failed (unix s), for the 5 s retry delay.
     pub last_failed_at: i64,
+    /// Bumped to abandon the background save in progress (it renames its file into place
+    /// only if the generation it started with is still current).
+    pub generation: u64,
+    /// The background save in progress: when it started, keys written, keys at its instant.
+    pub current: Option<(std::time::Instant, u64, u64)>,
 }
 
 /// Where and how snapshots are written: `dir`, `dbfilename`, and `rdbcompression` /
@@ -112,6 +120,8 @@ pub fn save_blocking(
     ks: &mut crate::db::Keyspace,
     now_ms: i64,
 ) -> Result<(), std::io::Error> {
+    // SHUTDOWN and FLUSHALL save now, superseding a background save, as Redis kills its child.
+    abandon_bgsave(server, ks);
     let (dir, dbfilename, options) = dump_target(server);
     let repl = repl_info(server);
     let aux = snapshot_aux(now_ms, &repl, false);
@@ -156,39 +166,100 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::simple("Background saving started"))
 }
 
-/// Starts a background save of `ks` (the caller holds the keyspace lock): the snapshot is
-/// serialised now, the file written by a background thread.
+/// Starts a background save of `ks` (the caller holds the keyspace lock): the keyspace is
+/// frozen now and written by a background thread, chunk by chunk.
 pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace, now_ms: i64) {
     let (dir, dbfilename, options) = dump_target(shared);
     let started = std::time::Instant::now();
     let repl = repl_info(shared);
     let aux = snapshot_aux(now_ms, &repl, false);
     let dirty_at_snapshot = ks.dirty;
-    shared.persist.lock().bgsave_in_progress = true;
-    // Streamed straight into the temp file (page cache), not into memory: the save costs no
-    // second copy of the data. The fsync and rename run on a background thread.
-    let pending = match dumpfile::begin_save(ks, &dir, &dbfilename, &aux, options) {
-        Ok(p) => p,
+    let generation = {
+        let mut stats = shared.persist.lock();
+        stats.bgsave_in_progress = true;
+        stats.generation
+    };
+    let frozen = dumpfile::begin_empty(&dir, &dbfilename).and_then(|pending| {
+        let out = std::io::BufWriter::with_capacity(1 << 16, pending.file().try_clone()?);
+        let snapshot = Snapshot::freeze(ks, RdbWriter::new(out, options), &aux)?;
+        Ok((pending, snapshot))
+    });
+    let (pending, snapshot) = match frozen {
+        Ok(f) => f,
         Err(e) => {
+            snapshot::thaw(ks);
             finish_bgsave(shared, Err(e), started, 0);
             return;
         }
     };
-    info!(took_ms = started.elapsed().as_millis() as u64, "Background saving started");
+    shared.persist.lock().current = Some((started, 0, snapshot.keys_total));
+    info!(keys = snapshot.keys_total, "Background saving started");
     let shared = shared.self_arc();
     std::thread::spawn(move || {
-        let result = pending.finish();
-        finish_bgsave(&shared, result.map(|_| ()), started, dirty_at_snapshot);
+        let result = write_bgsave(&shared, pending, snapshot, generation);
+        finish_bgsave(&shared, result, started, dirty_at_snapshot);
     });
+}
+
+/// The background thread's work: every chunk, then fsync, then the rename if the save was
+/// not abandoned. `Ok(false)`: abandoned (not an error, as Redis's killed child is not).
+fn write_bgsave(
+    shared: &crate::server::Shared,
+    pending: dumpfile::PendingSave,
+    mut snapshot: Snapshot<std::io::BufWriter<std::fs::File>>,
+    generation: u64,
+) -> std::io::Result<bool> {
+    loop {
+        let progress = snapshot.write_chunk(&mut shared.keyspace.lock());
+        if let Some(current) = shared.persist.lock().current.as_mut() {
+            current.1 = snapshot.keys_written;
+        }
+        match progress? {
+            Progress::More => continue,
+            Progress::Done => break,
+            Progress::Interrupted => {
+                pending.discard();
+                return Ok(false);
+            }
+        }
+    }
+    pending.sync()?;
+    let stats = shared.persist.lock();
+    if stats.generation != generation {
+        drop(stats);
+        pending.discard();
+        return Ok(false);
+    }
+    pending.publish()?;
+    drop(stats);
+    Ok(true)
+}
+
+/// Abandons the background save in progress, if any (the caller holds the keyspace lock):
+/// FLUSHALL, a full sync and SHUTDOWN's own save do this, as Redis kills its child.
+pub fn abandon_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace) {
+    let mut stats = shared.persist.lock();
+    if stats.bgsave_in_progress {
+        stats.generation += 1;
+        snapshot::thaw(ks);
+        info!("Background saving abandoned: the dataset was replaced or is being saved again");
+    }
 }
 
 fn finish_bgsave(
     shared: &crate::server::Shared,
-    result: std::io::Result<()>,
+    result: std::io::Result<bool>,
     started: std::time::Instant,
     dirty_at_snapshot: u64,
 ) {
     let now = crate::server::unix_ms() / 1000;
+    if let Ok(false) = result {
+        let mut stats = shared.persist.lock();
+        stats.bgsave_in_progress = false;
+        stats.current = None;
+        warn!("Background saving terminated: abandoned");
+        return;
+    }
     if result.is_ok() {
         // Changes made while the file was written are still unsaved.
         let mut ks = shared.keyspace.lock();
@@ -197,9 +268,10 @@ fn finish_bgsave(
     }
     let mut stats = shared.persist.lock();
     stats.bgsave_in_progress = false;
+    stats.current = None;
     stats.last_bgsave_secs = started.elapsed().as_secs() as i64;
     match result {
-        Ok(()) => {
+        Ok(_) => {
             stats.saves += 1;
             stats.last_failed = false;
             info!("Background saving terminated with success");

@@ -105,9 +105,15 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
+    // As Redis: a background save of the old data is abandoned, and with save points the
+    // empty dataset is saved at once, so a restart cannot bring the flushed keys back.
+    crate::cmd::persistence::abandon_bgsave(ctx.server, ctx.exec.ks);
     let mut n = 0;
     for db in 0..ctx.ks.dbs.len() {
         n += empty_db(ctx, db);
+    }
+    if !ctx.server.config.read().settings.save_points.is_empty() {
+        let _ = crate::cmd::persistence::save_blocking(ctx.server, ctx.exec.ks, ctx.now_ms);
     }
     ctx.dirty(n as u64 + 1);
     Ok(Frame::ok())

@@ -206,7 +206,7 @@ fn move_member(ctx: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
 /// writing (no hit/miss statistics).
 fn check_sets(exec: &mut Exec<'_>, keys: &[Bytes], write: bool) -> Result<(), CommandError> {
     for key in keys {
-        let value = if write { exec.lookup_write(key) } else { exec.lookup_read(key) };
+        let value = if write { exec.lookup_write_ref(key) } else { exec.lookup_read(key) };
         if !matches!(value, None | Some(Value::Set(_))) {
             return Err(CommandError::WrongType);
         }

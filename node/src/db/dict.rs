@@ -45,6 +45,11 @@ fn hash(key: &[u8]) -> u64 {
     hasher().hash_one(key)
 }
 
+/// The hash that places `key` in a bucket (its low bits pick the bucket).
+pub(crate) fn key_hash(key: &[u8]) -> u64 {
+    hash(key)
+}
+
 const MIN_BUCKETS: usize = 4;
 
 impl<V, M> Default for Dict<V, M> {
@@ -199,6 +204,13 @@ impl<V, M: Copy + Default> Dict<V, M> {
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        let value = self.remove_keep_size(key)?;
+        self.maybe_shrink();
+        Some(value)
+    }
+
+    /// Removes `key` without shrinking the table (a frozen walk is in progress).
+    pub fn remove_keep_size(&mut self, key: &[u8]) -> Option<V> {
         if self.len == 0 {
             return None;
         }
@@ -211,7 +223,6 @@ impl<V, M: Copy + Default> Dict<V, M> {
                     let mut node = link.take().expect("matched Some");
                     *link = node.next.take();
                     self.len -= 1;
-                    self.maybe_shrink();
                     return Some(node.value);
                 }
                 Some(node) => link = &mut node.next,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use bytes::Bytes;
 use rand::Rng;
 
-use super::dict::Dict;
+use super::snapshot_dict::SnapshotDict;
 use super::value::{Sds, Value};
 use crate::blocking::Blocking;
 
@@ -50,9 +50,9 @@ impl Default for Lru {
 #[derive(Default)]
 pub struct Db {
     /// Key → value, with each key's last-access clock.
-    pub keys: Dict<Value, Lru>,
+    pub keys: SnapshotDict<Value, Lru>,
     /// Key → expiry (unix ms), only for keys that have one.
-    pub expires: Dict<i64>,
+    pub expires: SnapshotDict<i64>,
 }
 
 impl Db {

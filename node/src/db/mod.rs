@@ -8,9 +8,11 @@ pub mod hash;
 pub mod keyspace;
 pub mod list;
 pub mod set;
+pub mod snapshot_dict;
 pub mod value;
 pub mod zset;
 
 pub use dict::Dict;
 pub use keyspace::{Db, Keyspace, Lru};
+pub use snapshot_dict::SnapshotDict;
 pub use value::{Sds, StrEnc, Value};

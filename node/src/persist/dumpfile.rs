@@ -70,6 +70,12 @@ pub fn begin_save(
     })
 }
 
+/// An empty temp file in `dir` that will become `dir/name` (a BGSAVE writes into it chunk by
+/// chunk).
+pub fn begin_empty(dir: &Path, name: &str) -> io::Result<PendingSave> {
+    begin(dir, name, Ok)
+}
+
 /// The first half of every atomic replace: `write` fills a fresh temp file in `dir`; on
 /// failure the temp file is removed.
 fn begin(
@@ -97,8 +103,33 @@ impl PendingSave {
     /// Makes the file durable and puts it in place: fsync, rename over the old file, fsync
     /// the directory so the rename itself survives a crash.
     pub fn finish(self) -> io::Result<Saved> {
+        if let Err(e) = self.sync() {
+            self.discard();
+            return Err(e);
+        }
+        self.publish()
+    }
+
+    /// The temp file, to write into.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// fsyncs the temp file (the slow half, done before any lock is taken for [`publish`]).
+    ///
+    /// [`publish`]: PendingSave::publish
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    /// Removes the temp file: the save is abandoned or failed.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+
+    /// Renames the (synced) temp file over the old file and fsyncs the directory.
+    pub fn publish(self) -> io::Result<Saved> {
         let result = (|| {
-            self.file.sync_all()?;
             let bytes = self.file.metadata()?.len();
             std::fs::rename(&self.tmp, &self.path)?;
             File::open(&self.dir)?.sync_all()?;

@@ -79,6 +79,7 @@ pub mod listpack;
 pub mod lzf;
 mod object;
 pub mod payload;
+pub mod snapshot;
 pub mod ziplist;
 
 use std::borrow::Cow;

@@ -503,6 +503,7 @@ async fn receive_snapshot(
     let backlog_size = shared.config.read().settings.repl_backlog_size;
     {
         let mut ks = shared.keyspace.lock();
+        crate::cmd::persistence::abandon_bgsave(shared, &mut ks);
         std::mem::swap(&mut ks.dbs, &mut fresh.dbs);
         for index in 0..ks.dbs.len() {
             ks.watches.touch_db(index, |_| true);

@@ -1,0 +1,245 @@
+//! Point-in-time RDB snapshots written in small chunks while the server keeps serving
+//! (BGSAVE without `fork()`).
+//!
+//! [`Snapshot::freeze`] runs under the keyspace lock and freezes every non-empty database (see
+//! [`crate::db::SnapshotDict`] for the invariant that makes the result a snapshot of that
+//! instant). Each [`Snapshot::write_chunk`] then takes the lock for about [`CHUNK_KEYS`] keys,
+//! so a writer waits at most one chunk, and memory grows only by the T0 copies of keys
+//! changed ahead of the walk — not by a second dataset.
+//!
+//! Anything that replaces or wipes the dataset wholesale (FLUSHALL, a full sync, SHUTDOWN's
+//! own save) thaws the databases instead; the next chunk notices and the save is abandoned,
+//! as Redis kills its child in those cases.
+
+use std::io::{self, Write};
+
+use super::encode::{Aux, RdbWriter};
+use crate::db::Keyspace;
+
+/// Keys serialised per lock acquisition.
+pub const CHUNK_KEYS: usize = 1000;
+
+/// How far a snapshot has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More chunks to write.
+    More,
+    /// Every database is written and the file is complete.
+    Done,
+    /// The frozen view is gone (the dataset was flushed or replaced): abandon the file.
+    Interrupted,
+}
+
+/// One database to write: its index and its sizes at T0 (the RESIZEDB hint).
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    index: usize,
+    keys: usize,
+    expires: usize,
+}
+
+/// A snapshot being written to `out`.
+pub struct Snapshot<W: Write> {
+    writer: Option<RdbWriter<W>>,
+    /// The output, once finished.
+    output: Option<W>,
+    plan: Vec<Planned>,
+    /// Position in `plan` of the database being written.
+    next: usize,
+    /// Its SELECTDB/RESIZEDB header is written.
+    begun: bool,
+    /// Keys written so far, and the total at T0 (INFO's `current_save_keys_*`).
+    pub keys_written: u64,
+    /// Keys at T0.
+    pub keys_total: u64,
+}
+
+impl<W: Write> Snapshot<W> {
+    /// Freezes `ks` at this instant (the caller holds the keyspace lock) and writes the
+    /// header to `writer`.
+    pub fn freeze(ks: &mut Keyspace, mut writer: RdbWriter<W>, aux: &Aux<'_>) -> io::Result<Self> {
+        writer.write_header(aux)?;
+        let mut plan = Vec::new();
+        for (index, db) in ks.dbs.iter_mut().enumerate() {
+            if db.keys.is_empty() {
+                continue;
+            }
+            plan.push(Planned { index, keys: db.keys.len(), expires: db.expires.len() });
+            db.keys.freeze(index);
+            db.expires.freeze(index);
+        }
+        let keys_total = plan.iter().map(|p| p.keys as u64).sum();
+        Ok(Snapshot {
+            writer: Some(writer),
+            output: None,
+            plan,
+            next: 0,
+            begun: false,
+            keys_written: 0,
+            keys_total,
+        })
+    }
+
+    /// Writes the next chunk (the caller holds the keyspace lock). On `Done` the file is
+    /// finished (EOF and checksum written, flushed); on an error or `Interrupted` the
+    /// databases are thawed and the file is worthless.
+    pub fn write_chunk(&mut self, ks: &mut Keyspace) -> io::Result<Progress> {
+        let result = self.step(ks);
+        if !matches!(result, Ok(Progress::More)) {
+            thaw(ks);
+        }
+        result
+    }
+
+    fn step(&mut self, ks: &mut Keyspace) -> io::Result<Progress> {
+        let Some(writer) = self.writer.as_mut() else { return Ok(Progress::Interrupted) };
+        let mut budget = CHUNK_KEYS;
+        while let Some(p) = self.plan.get(self.next).copied() {
+            // SWAPDB moves a frozen table to another index; it is still written as `index`.
+            let Some(db) = ks.dbs.iter_mut().find(|d| d.keys.frozen_as() == Some(p.index)) else {
+                return Ok(Progress::Interrupted);
+            };
+            if !self.begun {
+                writer.begin_db(p.index, p.keys, p.expires)?;
+                self.begun = true;
+            }
+            let crate::db::Db { keys, expires } = db;
+            let mut failed = None;
+            let mut written = 0;
+            let (cursor, walked) = keys.walk(budget, |key, value| {
+                let expiry = expires.take_frozen(key);
+                if failed.is_none() {
+                    failed = writer.write_entry(key, value, expiry).err();
+                }
+                written += 1;
+            });
+            expires.advance_to(cursor, walked);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            self.keys_written += written;
+            if !walked {
+                return Ok(Progress::More);
+            }
+            keys.thaw();
+            expires.thaw();
+            self.next += 1;
+            self.begun = false;
+            budget = budget.saturating_sub(written as usize);
+            if budget == 0 {
+                return Ok(Progress::More);
+            }
+        }
+        let writer = self.writer.take().expect("checked above");
+        self.output = Some(writer.finish()?);
+        Ok(Progress::Done)
+    }
+
+    /// The finished output (after `Done`).
+    pub fn into_output(self) -> Option<W> {
+        self.output
+    }
+}
+
+/// Ends every frozen view of `ks` (the save is done, failed or abandoned).
+pub fn thaw(ks: &mut Keyspace) {
+    for db in &mut ks.dbs {
+        db.keys.thaw();
+        db.expires.thaw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Value;
+    use crate::persist::encode::WriteOptions;
+    use crate::persist::{load, LoadOptions};
+    use rand::{Rng, SeedableRng};
+
+    fn aux() -> Aux<'static> {
+        Aux { ctime: 0, used_mem: 0, repl: None, aof_base: false }
+    }
+
+    fn dump(ks: &Keyspace) -> Vec<(usize, Vec<u8>, String, Option<i64>)> {
+        let mut out = Vec::new();
+        for (i, db) in ks.dbs.iter().enumerate() {
+            for (k, v) in db.keys.iter() {
+                out.push((i, k.to_vec(), format!("{v:?}"), db.expires.get(k).copied()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The file holds the dataset as it was at the freeze, whatever writers did between
+    /// chunks: sets, appends to lists, deletes, expiries, SWAPDB and FLUSHDB.
+    #[test]
+    fn chunks_interleaved_with_writes_save_the_freeze_instant() {
+        for seed in 0..20u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut ks = Keyspace::new(4);
+            for i in 0..5000 {
+                let db = &mut ks.dbs[i % 3];
+                let key = format!("key:{i}");
+                db.keys.insert(key.as_bytes(), Value::string(format!("v{i}").as_bytes()));
+                if i % 7 == 0 {
+                    db.expires.insert(key.as_bytes(), 4_000_000_000_000 + i as i64);
+                }
+            }
+            let t0 = dump(&ks);
+            let writer = RdbWriter::new(Vec::new(), WriteOptions::default());
+            let mut snap = Snapshot::freeze(&mut ks, writer, &aux()).unwrap();
+            loop {
+                for _ in 0..rng.gen_range(0..300) {
+                    let db = rng.gen_range(0..4);
+                    let key = format!("key:{}", rng.gen_range(0..8000));
+                    let d = &mut ks.dbs[db];
+                    match rng.gen_range(0..1000) {
+                        0..=399 => {
+                            d.keys.insert(key.as_bytes(), Value::string(b"changed"));
+                            d.expires.remove(key.as_bytes());
+                        }
+                        400..=699 => {
+                            d.remove(key.as_bytes());
+                        }
+                        700..=899 => {
+                            if d.keys.contains_key(key.as_bytes()) {
+                                d.expires.insert(key.as_bytes(), 5_000_000_000_000);
+                            }
+                        }
+                        900..=997 => {
+                            d.expires.remove(key.as_bytes());
+                        }
+                        998 => ks.dbs.swap(0, 2),
+                        _ => d.clear(),
+                    }
+                }
+                match snap.write_chunk(&mut ks).unwrap() {
+                    Progress::More => {}
+                    Progress::Done => break,
+                    Progress::Interrupted => panic!("nothing replaced the dataset"),
+                }
+            }
+            assert!(ks.dbs.iter().all(|d| d.keys.frozen_as().is_none()), "left frozen");
+            let bytes = snap.into_output().expect("finished");
+            let mut loaded = Keyspace::new(4);
+            let options = LoadOptions { expired_before: None, total_len: Some(bytes.len() as u64) };
+            load(&bytes[..], &mut loaded, &options).unwrap();
+            assert_eq!(dump(&loaded), t0, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn replacing_the_dataset_interrupts_the_snapshot() {
+        let mut ks = Keyspace::new(2);
+        for i in 0..5000 {
+            ks.dbs[0].keys.insert(format!("k{i}").as_bytes(), Value::string(b"v"));
+        }
+        let writer = RdbWriter::new(Vec::new(), WriteOptions::default());
+        let mut snap = Snapshot::freeze(&mut ks, writer, &aux()).unwrap();
+        assert_eq!(snap.write_chunk(&mut ks).unwrap(), Progress::More);
+        ks.dbs = Keyspace::new(2).dbs; // a full sync's swap
+        assert_eq!(snap.write_chunk(&mut ks).unwrap(), Progress::Interrupted);
+    }
+}
