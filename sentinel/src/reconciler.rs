@@ -110,6 +110,8 @@ pub struct Reconciler {
     no_candidate_logged: HashMap<String, Instant>,
     /// The latest switchover measurement per (master, target), with when it came back.
     readings: HashMap<(Addr, Addr), (CatchUpReading, Instant)>,
+    /// When each failover (master, epoch) was first seen ready for its promotion.
+    promotable_since: HashMap<(String, u64), Instant>,
 }
 
 impl Reconciler {
@@ -127,6 +129,7 @@ impl Reconciler {
             bgsaved: BTreeSet::new(),
             no_candidate_logged: HashMap::new(),
             readings: HashMap::new(),
+            promotable_since: HashMap::new(),
         }
     }
 
@@ -297,7 +300,16 @@ impl Reconciler {
             );
             return;
         }
-        if now.saturating_duration_since(seen) > Duration::from_millis(m.spec.failover_timeout_ms) {
+        if self.bgsaved.insert((m.spec.name.clone(), f.epoch)) {
+            out.push(Action::Bgsave(f.candidate.clone()));
+        }
+        if self.spare_step(m, f, views, seen, now, out) {
+            return;
+        }
+        // The promotion's deadline runs from when it could start (after any spare step).
+        let since = *self.promotable_since.entry((m.spec.name.clone(), f.epoch)).or_insert(now);
+        if now.saturating_duration_since(since) > Duration::from_millis(m.spec.failover_timeout_ms)
+        {
             self.last_abort.insert(m.spec.name.clone(), now);
             let cmd = Command::FailoverAborted {
                 master: m.spec.name.clone(),
@@ -306,12 +318,6 @@ impl Reconciler {
                 at_ms: 0,
             };
             self.propose(out, cmd, now);
-            return;
-        }
-        if self.bgsaved.insert((m.spec.name.clone(), f.epoch)) {
-            out.push(Action::Bgsave(f.candidate.clone()));
-        }
-        if self.spare_step(m, f, views, seen, now, out) {
             return;
         }
         if self.may_send(&f.candidate, "promote", now, RESEND) {

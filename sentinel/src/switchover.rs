@@ -212,3 +212,61 @@ pub async fn request(
     let cmd = plan(&state, req, &snapshot, Instant::now())?;
     commit(consensus, connected, cmd, timeout).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<Bytes> {
+        line.split_whitespace().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    fn addr(text: &str) -> Addr {
+        Addr::parse(text).expect("an address")
+    }
+
+    #[test]
+    fn the_command_line_parses_options_in_any_order_and_refuses_the_rest() {
+        let req = SwitchoverRequest::parse(&argv("SENTINEL SWITCHOVER m")).unwrap();
+        assert_eq!(req, SwitchoverRequest { master: "m".into(), to: None, timeout_ms: None });
+        let req =
+            SwitchoverRequest::parse(&argv("sentinel switchover m timeout 2500 to 10.0.0.2 7001"))
+                .unwrap();
+        assert_eq!((req.to, req.timeout_ms), (Some(addr("10.0.0.2:7001")), Some(2500)));
+        for (line, why) in [
+            ("SENTINEL SWITCHOVER", "wrong number of arguments"),
+            ("SENTINEL SWITCHOVER m TO 10.0.0.2", "syntax error at 'TO'"),
+            ("SENTINEL SWITCHOVER m TO host 7001", "invalid IP address 'host'"),
+            ("SENTINEL SWITCHOVER m TO 10.0.0.2 70000", "invalid port '70000'"),
+            ("SENTINEL SWITCHOVER m TO 10.0.0.2 0", "invalid port '0'"),
+            ("SENTINEL SWITCHOVER m TIMEOUT 0", "TIMEOUT must be milliseconds"),
+            ("SENTINEL SWITCHOVER m TIMEOUT soon", "TIMEOUT must be milliseconds"),
+            ("SENTINEL SWITCHOVER m TIMEOUT 5 TIMEOUT 6", "syntax error at 'TIMEOUT'"),
+            ("SENTINEL SWITCHOVER m FORCE", "syntax error at 'FORCE'"),
+        ] {
+            let e = SwitchoverRequest::parse(&argv(line)).unwrap_err();
+            assert!(e.starts_with("ERR ") && e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_http_body_is_optional_and_checked() {
+        let req = SwitchoverRequest::from_json("m", b"").unwrap();
+        assert_eq!((req.to, req.timeout_ms), (None, None));
+        let req = SwitchoverRequest::from_json("m", br#"{"to":"10.0.0.2:7001","timeout_ms":900}"#)
+            .unwrap();
+        assert_eq!((req.to, req.timeout_ms), (Some(addr("10.0.0.2:7001")), Some(900)));
+        for (body, why) in [
+            ("[1]", "must be a JSON object"),
+            ("{", "not JSON"),
+            (r#"{"to":"10.0.0.2"}"#, "'to' must be \"ip:port\""),
+            (r#"{"to":7001}"#, "'to' has the wrong type"),
+            (r#"{"timeout_ms":-1}"#, "TIMEOUT must be milliseconds"),
+            (r#"{"timeout_ms":1.5}"#, "TIMEOUT must be milliseconds"),
+            (r#"{"target":"10.0.0.2:1"}"#, "unknown field 'target'"),
+        ] {
+            let e = SwitchoverRequest::from_json("m", body.as_bytes()).unwrap_err();
+            assert!(e.starts_with("ERR ") && e.contains(why), "{body}: {e}");
+        }
+    }
+}

@@ -4,17 +4,27 @@
 //! does the copying: the spare is made a replica of the chosen replica (a chain, listing
 //! 4.2.3), which sends it a full snapshot and then the stream.
 //!
+//! A replica refuses to serve a sync while its own link to its master is down (`-NOMASTERLINK`,
+//! Redis and warden-node alike), which is exactly the state of the chosen replica after its
+//! master failed. So a chosen replica whose link is down is first detached from the failed
+//! master (`REPLICAOF NO ONE`). Clients are not told: the committed master is still the failed
+//! one until `Promoted`, so nothing is written to the detached replica; if the spare is then
+//! skipped, the chosen replica is simply already master. A chosen replica still linked to a
+//! live master (a manual failover) is not detached, so it misses no write meanwhile.
+//!
 //! While the failover is `Selected` and its spare step unsettled:
 //! 1. `Choosing`: pick the first spare of the pool that is reachable, has fresh INFO and is
 //!    idle (a master with no master of its own, or already following the chosen replica after
-//!    a leader change), commit `SpareAssigned`, and send it `REPLICAOF <chosen>`. No such spare:
-//!    commit `SpareSkipped` with the reason — the chosen replica is promoted as with
-//!    `promote`.
+//!    a leader change), commit `SpareAssigned`, detach the chosen replica if needed, and send
+//!    the spare `REPLICAOF <chosen>`. No such spare: commit `SpareSkipped` with the reason — the
+//!    chosen replica is promoted as with `promote`.
 //! 2. `Seeding`: once the spare follows the chosen replica with its link up and its offset at
 //!    the chosen replica's, commit `SpareSeeded`; the spare is now the candidate and the
 //!    ordinary promotion follows (the chosen replica is re-pointed to it with the others).
-//!    A spare that has not synced within half the failover timeout is skipped, leaving the
-//!    other half for the promotion.
+//!    A spare that has not synced within the failover timeout is skipped (the promotion then
+//!    gets a failover timeout of its own). The budget is generous because the chosen replica,
+//!    like any Redis master, waits `repl-diskless-sync-delay` (5 s by default) before it starts
+//!    a full sync.
 //!
 //! Left out: a skipped spare that already began syncing keeps following the chosen replica
 //! (it then follows the new master, like any replica, and stays in the pool).
@@ -52,6 +62,7 @@ impl Reconciler {
                             spare: spare.clone(),
                         };
                         self.propose(out, cmd, now);
+                        self.maybe_detach(chosen, views, now, out);
                         if self.may_send(&spare, "seed", now, Duration::from_secs(1)) {
                             out.push(Action::Repoint { node: spare, to: chosen.clone() });
                         }
@@ -80,7 +91,7 @@ impl Reconciler {
                     && spare_view.is_some_and(|i| {
                         i.link_up && !i.loading && Some(i.offset()) >= chosen_offset
                     });
-                let budget = Duration::from_millis(m.spec.failover_timeout_ms / 2);
+                let budget = Duration::from_millis(m.spec.failover_timeout_ms);
                 if synced {
                     tracing::info!(master = %name, spare = %spare, "spare in sync with the chosen replica");
                     self.propose(out, Command::SpareSeeded { master: name, epoch: f.epoch }, now);
@@ -90,12 +101,36 @@ impl Reconciler {
                     tracing::warn!(master = %name, "{reason}: promoting the chosen replica instead");
                     let cmd = Command::SpareSkipped { master: name, epoch: f.epoch, reason };
                     self.propose(out, cmd, now);
-                } else if !follows && self.may_send(spare, "seed", now, Duration::from_secs(1)) {
-                    out.push(Action::Repoint { node: spare.clone(), to: chosen.clone() });
+                } else {
+                    self.maybe_detach(chosen, views, now, out);
+                    if !follows && self.may_send(spare, "seed", now, Duration::from_secs(1)) {
+                        out.push(Action::Repoint { node: spare.clone(), to: chosen.clone() });
+                    }
                 }
                 true
             }
             None | Some(SpareStep::Seeded(_) | SpareStep::Skipped) => false,
+        }
+    }
+}
+
+impl Reconciler {
+    /// Detaches the chosen replica from its failed master (`REPLICAOF NO ONE`) when its link
+    /// is down, so that it can serve the spare's sync (see the module comment).
+    fn maybe_detach(
+        &mut self,
+        chosen: &Addr,
+        views: &HashMap<Addr, NodeView>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let stranded = views
+            .get(chosen)
+            .and_then(|v| v.info.as_ref())
+            .is_some_and(|i| i.role == Some(Role::Replica) && !i.link_up);
+        if stranded && self.may_send(chosen, "detach", now, Duration::from_secs(1)) {
+            tracing::info!(replica = %chosen, "detaching the chosen replica from the failed master so it can seed the spare");
+            out.push(Action::Promote(chosen.clone()));
         }
     }
 }
