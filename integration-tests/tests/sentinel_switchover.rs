@@ -186,9 +186,6 @@ fn switchover_under_writes_loses_nothing(kind: NodeKind) {
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
     let follower = &group.supervisors[(leader + 1) % group.supervisors.len()];
     assert_eq!(sentinel_switchover(follower.port, &[]).unwrap(), "+OK");
-    // A second request while one is in flight (or just after, on a master that moved).
-    let again = sentinel_switchover(follower.port, &[]).unwrap();
-    assert!(again == "-INPROG Failover already in progress" || again == "+OK", "{again}");
     let new =
         wait::until("every supervisor to report the new master", Duration::from_secs(20), || {
             let answers = group.answers()?;
@@ -231,7 +228,8 @@ fn switchover_under_writes_loses_nothing(kind: NodeKind) {
             (format!("127.0.0.1:{old}").as_str(), format!("127.0.0.1:{new}").as_str())
         );
         assert_eq!(sentinel_field(s.port, "config-epoch").unwrap(), "1");
-        assert_eq!(s.proc.log().matches("+switch-master").count(), 1, "supervisor {}", s.id);
+        let switches = s.proc.log().lines().filter(|l| l.contains("+switch-master")).count();
+        assert_eq!(switches, 1, "supervisor {}", s.id);
     }
 }
 
