@@ -34,7 +34,7 @@
 //! `FailoverStarted { forced }` and runs the same steps from step 2 on. A switchover
 //! ([`crate::switchover`]) pauses the master's writes and waits for its target to catch up
 //! before step 2 (see [`switchover`]); the spare strategy seeds a spare from the candidate
-//! and promotes the spare instead (see [`spare`]).
+//! and promotes the spare instead (`reconciler/spare.rs`).
 
 mod spare;
 pub mod switchover;
