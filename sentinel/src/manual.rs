@@ -20,7 +20,8 @@
 //! exactly one is applied and the other caller sees `-INPROG`.
 //!
 //! Left out: the old master is not paused before the promotion (Sentinel's write-loss window,
-//! redis#6062); the zero-loss switchover of issue 6 is the tool for planned maintenance.
+//! redis#6062); the zero-loss switchover ([`crate::switchover`]) is the tool for planned
+//! maintenance, and shares [`commit`] with this module.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

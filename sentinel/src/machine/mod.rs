@@ -14,7 +14,12 @@
 //!   `epoch == current_epoch + 1`, so epochs strictly increase and each is used once;
 //! - at most one failover per master is in flight; its steps are Selected → Promoted →
 //!   replicas re-pointed (at most `parallel-syncs` in flight) → ended, each a committed entry;
-//! - after promotion the failover cannot be aborted, and the master's address is the
+//! - a switchover (a forced failover of a healthy master) goes Selected → InSync → Promoted:
+//!   `Promoted` is refused until the target was committed in sync with the paused master
+//!   (`machine/switchover.rs`);
+//! - with strategy `spare`, `Promoted` is refused until a spare was seeded (and became the
+//!   candidate, leaving the pool) or skipped with a reason (`machine/spare.rs`);
+//! - after promotion the failover (or switchover) cannot be aborted, and the master's address is the
 //!   candidate's, under the failover's epoch.
 //!
 //! Apply also records Sentinel-style [`Event`]s for the pub/sub API; they are a side output,
