@@ -9,7 +9,16 @@ use integration_tests::wait;
 
 #[test]
 fn a_failed_master_is_replaced_by_a_spare_seeded_from_the_best_replica() {
-    let mut group = Group::start_with_spares(NodeKind::Warden, 1, 1, 3, 1000);
+    spare_replaces_a_failed_master(NodeKind::Warden);
+}
+
+#[test]
+fn the_same_with_redis_nodes() {
+    spare_replaces_a_failed_master(NodeKind::Redis);
+}
+
+fn spare_replaces_a_failed_master(kind: NodeKind) {
+    let mut group = Group::start_with_spares(kind, 1, 1, 3, 1000);
     let (master, replica, spare) = (group.nodes[0].port, group.nodes[1].port, group.spares[0].port);
     for s in &group.supervisors {
         assert_eq!(sentinel_field(s.port, "failover-strategy").unwrap(), "spare");
