@@ -29,6 +29,7 @@ mod event;
 #[cfg(test)]
 mod golden;
 mod spare;
+mod start;
 mod switchover;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use event::Event;
+pub use spare::{SpareStep, Strategy};
+use start::Start;
+pub use switchover::SwitchoverPlan;
 
 /// A node address as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -88,37 +92,6 @@ pub struct MasterSpec {
     /// the pool when it is promoted (committed, like `addr`).
     #[serde(default)]
     pub spares: Vec<Addr>,
-}
-
-/// How a failover replaces the master (ARCHITECTURE.md §2, "Strategies for the new master").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// The chosen replica becomes master.
-    #[default]
-    Promote,
-    /// A node from the spare pool is seeded from the chosen replica, then becomes master
-    /// (listing 4.4 automated); without a usable spare, falls back to `Promote`.
-    Spare,
-}
-
-impl Strategy {
-    /// The config and SENTINEL word.
-    pub fn word(self) -> &'static str {
-        match self {
-            Strategy::Promote => "promote",
-            Strategy::Spare => "spare",
-        }
-    }
-
-    /// Parses the config and SENTINEL word.
-    pub fn parse(word: &str) -> Option<Strategy> {
-        match word.to_ascii_lowercase().as_str() {
-            "promote" => Some(Strategy::Promote),
-            "spare" => Some(Strategy::Spare),
-            _ => None,
-        }
-    }
 }
 
 /// A committed decision.
@@ -362,27 +335,6 @@ pub enum Phase {
     InSync,
     /// Candidate is master; replicas being re-pointed (`reconf_slaves`).
     Promoted,
-}
-
-/// The switchover part of a [`Failover`] (absent for failovers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SwitchoverPlan {
-    /// How long the target may take to catch up with the paused master.
-    pub timeout_ms: u64,
-}
-
-/// The spare-strategy part of a [`Failover`] (absent with strategy `promote`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SpareStep {
-    /// No spare picked yet.
-    Choosing,
-    /// This spare replicates from the chosen replica.
-    Seeding(Addr),
-    /// The spare is the candidate now; it was seeded from this replica.
-    Seeded(Addr),
-    /// No spare is used; the chosen replica is promoted.
-    Skipped,
 }
 
 impl Failover {
@@ -814,96 +766,6 @@ impl Machine {
     /// Takes the events produced since the last call, with the index that produced each.
     pub fn take_events(&mut self) -> Vec<(u64, Event)> {
         std::mem::take(&mut self.events)
-    }
-}
-
-/// The fields shared by [`Command::FailoverStarted`] and [`Command::SwitchoverStarted`].
-struct Start {
-    master: String,
-    epoch: u64,
-    candidate: Addr,
-    old_master: Addr,
-    replicas: Vec<Addr>,
-    forced: bool,
-    request: u64,
-    at_ms: u64,
-}
-
-impl Machine {
-    /// Starts a failover (or, with `switchover`, a switchover) if it fits: the next epoch, no
-    /// failover in flight, the master objectively down or the request forced, the old master
-    /// still the committed one.
-    fn start(&mut self, s: Start, switchover: Option<SwitchoverPlan>, ev: &mut Vec<Event>) -> bool {
-        let Start { master, epoch, candidate, old_master, replicas, forced, request, at_ms } = s;
-        if epoch != self.current_epoch + 1 {
-            return false;
-        }
-        let Some(m) = self.masters.get_mut(&master) else { return false };
-        if m.failover.is_some()
-            || !(m.odown || forced)
-            || old_master != m.spec.addr
-            || candidate == m.spec.addr
-        {
-            return false;
-        }
-        self.current_epoch = epoch;
-        let name = m.spec.name.clone();
-        ev.push(Event::plain("+new-epoch", &epoch.to_string()));
-        ev.push(Event::master("+try-failover", &name, &old_master, ""));
-        ev.push(Event::master("+elected-leader", &name, &old_master, ""));
-        ev.push(Event::master("+failover-state-select-slave", &name, &old_master, ""));
-        ev.push(Event::replica("+selected-slave", &candidate, &name, &old_master));
-        // A switchover moves the master on purpose, to a replica that is in sync: no spare.
-        let spare = (switchover.is_none() && m.spec.strategy == Strategy::Spare)
-            .then_some(SpareStep::Choosing);
-        // The promotion is announced when it is next: at once for a plain failover, after the
-        // catch-up or the spare step otherwise.
-        if switchover.is_some() {
-            ev.push(Event::replica("+switchover-wait-catch-up", &candidate, &name, &old_master));
-        } else if spare.is_some() {
-            ev.push(Event::master("+failover-state-select-spare", &name, &old_master, ""));
-        } else {
-            ev.push(Event::replica(
-                "+failover-state-send-slaveof-noone",
-                &candidate,
-                &name,
-                &old_master,
-            ));
-        }
-        let replicas = replicas
-            .into_iter()
-            .filter(|r| *r != candidate && *r != old_master)
-            .map(|r| (r, ReplicaStep::Pending))
-            .collect();
-        let history = self.history.entry(name).or_default();
-        history.push(FailoverRecord {
-            epoch,
-            from: old_master.clone(),
-            to: candidate.clone(),
-            forced,
-            outcome: "in-progress".into(),
-            started_ms: at_ms,
-            promoted_ms: 0,
-            finished_ms: 0,
-            started_index: self.applied_index,
-            request,
-            switchover: switchover.is_some(),
-            note: String::new(),
-        });
-        if history.len() > MAX_HISTORY {
-            history.remove(0);
-        }
-        m.failover = Some(Failover {
-            epoch,
-            candidate,
-            old_master,
-            phase: Phase::Selected,
-            replicas,
-            forced,
-            switchover,
-            spare,
-        });
-        true
     }
 }
 

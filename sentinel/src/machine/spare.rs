@@ -6,14 +6,61 @@
 //! machine refuses `Promoted` until the spare question is settled
 //! ([`super::Failover::ready_to_promote`]).
 
-use super::{record_mut, Event, Machine, Phase, SpareStep};
+use serde::{Deserialize, Serialize};
+
+use super::{record_mut, Addr, Event, Machine, Phase};
+
+/// How a failover replaces the master (ARCHITECTURE.md §2, "Strategies for the new master").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The chosen replica becomes master.
+    #[default]
+    Promote,
+    /// A node from the spare pool is seeded from the chosen replica, then becomes master
+    /// (listing 4.4 automated); without a usable spare, falls back to `Promote`.
+    Spare,
+}
+
+impl Strategy {
+    /// The config and SENTINEL word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Strategy::Promote => "promote",
+            Strategy::Spare => "spare",
+        }
+    }
+
+    /// Parses the config and SENTINEL word.
+    pub fn parse(word: &str) -> Option<Strategy> {
+        match word.to_ascii_lowercase().as_str() {
+            "promote" => Some(Strategy::Promote),
+            "spare" => Some(Strategy::Spare),
+            _ => None,
+        }
+    }
+}
+
+/// The spare-strategy part of a [`super::Failover`] (absent with strategy `promote`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpareStep {
+    /// No spare picked yet.
+    Choosing,
+    /// This spare replicates from the chosen replica.
+    Seeding(Addr),
+    /// The spare is the candidate now; it was seeded from this replica.
+    Seeded(Addr),
+    /// No spare is used; the chosen replica is promoted.
+    Skipped,
+}
 
 /// `SpareAssigned`: Choosing → Seeding(spare), for a spare still in the pool.
 pub(super) fn assigned(
     state: &mut Machine,
     master: &str,
     epoch: u64,
-    spare: super::Addr,
+    spare: Addr,
     ev: &mut Vec<Event>,
 ) -> bool {
     let Some(m) = state.masters.get_mut(master) else { return false };

@@ -6,7 +6,16 @@
 //! `Promoted` for a switchover that has not committed it, so no leader, old or new, can
 //! promote a target that might lack an acknowledged write.
 
+use serde::{Deserialize, Serialize};
+
 use super::{record_mut, Event, Machine, Phase};
+
+/// The switchover part of a [`super::Failover`] (absent for failovers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchoverPlan {
+    /// How long the target may take to catch up with the paused master.
+    pub timeout_ms: u64,
+}
 
 /// `SwitchoverInSync`: Selected → InSync, for the switchover in flight with this epoch.
 pub(super) fn in_sync(
