@@ -1,6 +1,7 @@
-//! Applying the spare strategy's steps (listing 4.4 automated): a spare from the pool is
-//! assigned, seeded from the chosen replica, then takes the chosen replica's place as the
-//! candidate — or is skipped, and the chosen replica is promoted as with strategy `promote`.
+//! The spare strategy in the replicated state (listing 4.4 automated): its settings and steps,
+//! and applying them — a spare from the pool is assigned, seeded from the chosen replica, then
+//! takes the chosen replica's place as the candidate — or is skipped, and the chosen replica
+//! is promoted as with strategy `promote`.
 //!
 //! All of this happens before the promotion, while the failover is `Selected`; the state
 //! machine refuses `Promoted` until the spare question is settled

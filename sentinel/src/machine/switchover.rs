@@ -1,4 +1,5 @@
-//! Applying the switchover's own step: the target caught up with the paused master.
+//! The switchover in the replicated state: its plan, and applying its own step — the target
+//! caught up with the paused master.
 //!
 //! The rest of a switchover is a forced failover's (started by
 //! [`super::Command::SwitchoverStarted`], promoted, replicas re-pointed, ended or aborted); this
