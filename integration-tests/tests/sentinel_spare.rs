@@ -24,6 +24,15 @@ fn spare_replaces_a_failed_master(kind: NodeKind) {
         assert_eq!(sentinel_field(s.port, "failover-strategy").unwrap(), "spare");
         assert_eq!(sentinel_field(s.port, "spares").unwrap(), format!("127.0.0.1:{spare}"));
     }
+    let status = std::process::Command::new(integration_tests::bin_dir().join("wardenctl"))
+        .args(["-p", &group.supervisors[0].port.to_string(), "status"])
+        .output()
+        .expect("running wardenctl");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!("spares: 127.0.0.1:{spare}  (failover-strategy spare)")),
+        "{text}"
+    );
     // Data written before the failure, acknowledged by the replica (WAIT) so it must survive.
     let mut c = ha::connect(master).unwrap();
     for i in 0..1000 {
