@@ -27,7 +27,10 @@
 //!    a full sync.
 //!
 //! Left out: a skipped spare that already began syncing keeps following the chosen replica
-//! (it then follows the new master, like any replica, and stays in the pool).
+//! (it then follows the new master, like any replica, and stays in the pool). If a seeded
+//! spare then fails to turn master and the failover is aborted, the detached chosen replica is
+//! left a master nobody is told about, and the candidate rules (replicas only) will not pick it
+//! again: the operator has to point it back (`REPLICAOF`) or promote it by hand.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
