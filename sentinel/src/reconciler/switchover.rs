@@ -28,7 +28,10 @@
 //!
 //! Why the offsets prove it: while writes are paused the master's offset only grows by
 //! non-data traffic (pings), and it cannot grow past what the target has without the second
-//! reading showing it. A write acknowledged before the pause is below the first reading.
+//! reading showing it. A write acknowledged before the pause is below the first reading. The
+//! residual gap: a write that passed the node's pause check just before `CLIENT PAUSE` took
+//! effect and is applied only after the second reading; the two readings a round trip apart
+//! (and the measurement repeated until they agree) make that window microseconds wide.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
