@@ -38,6 +38,9 @@ pub struct Supervisor {
 pub struct Group {
     /// `nodes[0]` starts as master.
     pub nodes: Vec<Node>,
+    /// Idle nodes in the master's spare pool (`sentinel spare`), with failover-strategy spare;
+    /// empty unless started with [`Group::start_with_spares`].
+    pub spares: Vec<Node>,
     /// The supervisors.
     pub supervisors: Vec<Supervisor>,
     /// The shared settings (each supervisor reads its own copy, which differs only in how it
@@ -76,6 +79,20 @@ impl Group {
         Group::start_with(kind, replicas, supervisors, down_after_ms, false)
     }
 
+    /// As [`Group::start`], plus `spares` idle nodes (standalone masters, no data) that form
+    /// the master's spare pool, with `sentinel failover-strategy spare`.
+    pub fn start_with_spares(
+        kind: NodeKind,
+        replicas: usize,
+        spares: usize,
+        supervisors: u64,
+        down_after_ms: u64,
+    ) -> Group {
+        Group::start_retrying(|| {
+            Group::try_start(kind, replicas, spares, supervisors, down_after_ms, false)
+        })
+    }
+
     /// As [`Group::start`]; with `proxied`, every supervisor-to-supervisor link goes through
     /// its own [`Proxy`], so a test can cut supervisors apart ([`Group::isolate`]).
     pub fn start_with(
@@ -85,11 +102,17 @@ impl Group {
         down_after_ms: u64,
         proxied: bool,
     ) -> Group {
+        Group::start_retrying(|| {
+            Group::try_start(kind, replicas, 0, supervisors, down_after_ms, proxied)
+        })
+    }
+
+    fn start_retrying(mut start: impl FnMut() -> Result<Group, String>) -> Group {
         // A port probed free can still be taken before the process binds it (other tests'
         // outgoing connections use the same ephemeral range); such a start is retried with
         // fresh ports instead of failing the test.
         for attempt in 1.. {
-            match Group::try_start(kind, replicas, supervisors, down_after_ms, proxied) {
+            match start() {
                 Ok(group) => return group,
                 Err(why) if attempt < 3 => eprintln!("retrying the group start: {why}"),
                 Err(why) => panic!("could not start the group: {why}"),
@@ -101,6 +124,7 @@ impl Group {
     fn try_start(
         kind: NodeKind,
         replicas: usize,
+        spare_count: usize,
         supervisors: u64,
         down_after_ms: u64,
         proxied: bool,
@@ -132,6 +156,26 @@ impl Group {
             let proc = Proc::start(&format!("node{i}-{port}"), &node_program(kind), &args);
             nodes.push(Node { port, proc });
         }
+        let mut spares = Vec::new();
+        for i in 0..spare_count {
+            let port = ports::allocate();
+            let args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let proc = Proc::start(&format!("spare{i}-{port}"), &node_program(kind), &args);
+            spares.push(Node { port, proc });
+        }
+        let spare_ports: Vec<u16> = spares.iter().map(|n| n.port).collect();
         let conf_dir = tempfile::tempdir().expect("temp dir");
         let config = conf_dir.path().join("sentinel.conf");
         let raft_ports: Vec<u16> = (0..supervisors).map(|_| ports::allocate()).collect();
@@ -155,6 +199,12 @@ impl Group {
             text.push_str(&format!("sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n"));
             text.push_str(&format!("sentinel down-after-milliseconds {MASTER} {down_after_ms}\n"));
             text.push_str(&format!("sentinel failover-timeout {MASTER} 10000\n"));
+            for p in &spare_ports {
+                text.push_str(&format!("sentinel spare {MASTER} 127.0.0.1 {p}\n"));
+            }
+            if !spare_ports.is_empty() {
+                text.push_str(&format!("sentinel failover-strategy {MASTER} spare\n"));
+            }
             text
         };
         std::fs::write(&config, config_for(0, &mut Vec::new())).expect("writing the config");
@@ -176,7 +226,7 @@ impl Group {
                 Proc::start(&format!("supervisor{id}"), &bin_dir().join("warden-sentinel"), &args);
             sups.push(Supervisor { id, port, proc });
         }
-        let group = Group { nodes, supervisors: sups, config, links, _conf_dir: conf_dir };
+        let group = Group { nodes, spares, supervisors: sups, config, links, _conf_dir: conf_dir };
         group.check_listening()?;
         for n in &group.nodes[1..] {
             wait::until("replica to sync", Duration::from_secs(20), || {
@@ -219,6 +269,7 @@ impl Group {
         let ports = self
             .nodes
             .iter()
+            .chain(&self.spares)
             .map(|n| (n.port, &n.proc))
             .chain(self.supervisors.iter().map(|s| (s.port, &s.proc)));
         for (port, proc) in ports {
@@ -279,9 +330,13 @@ impl Group {
         }
     }
 
-    /// The node with this port.
+    /// The node (or spare) with this port.
     pub fn node(&mut self, port: u16) -> &mut Node {
-        self.nodes.iter_mut().find(|n| n.port == port).expect("a node of the group")
+        self.nodes
+            .iter_mut()
+            .chain(self.spares.iter_mut())
+            .find(|n| n.port == port)
+            .expect("a node of the group")
     }
 
     /// The raft leader's index in `supervisors`, as the running supervisors report it.

@@ -51,6 +51,17 @@ fn http(port: u16, method: &str, path: &str) -> Result<(u16, String), String> {
     )
 }
 
+fn post(port: u16, path: &str, body: &str) -> Result<(u16, String), String> {
+    raw(
+        port,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
 /// A parsed JSON value (this crate has no JSON dependency; a small parser keeps the checks
 /// structural rather than textual).
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +297,8 @@ fn http_api_of_a_running_group() {
     assert_eq!(list[0]["address"].str(), Some(format!("127.0.0.1:{master}").as_str()));
     assert_eq!(list[0]["replicas"][0]["port"].num(), Some(replica as u64));
     assert_eq!(list[0]["failover"], J::Null);
+    assert_eq!(list[0]["failover_strategy"].str(), Some("promote"));
+    assert_eq!(list[0]["spares"], J::Arr(Vec::new()));
 
     // Bad requests: JSON errors with the right status, and the server keeps serving.
     let cases: [(&[u8], u16); 6] = [
@@ -373,6 +386,49 @@ fn http_api_of_a_running_group() {
         assert!(h[0]["duration_ms"].num().is_some_and(|d| d < 20_000), "{body}");
     }
     assert_eq!(http(s0.http, "GET", "/v1/history/nosuch").unwrap().0, 404);
+
+    // A switchover back to the first master (a replica now) through the HTTP API, with a
+    // JSON body; bad bodies and a target that is not a replica are 400s that say why.
+    let path = format!("/v1/masters/{MASTER}/switchover");
+    let (code, body) = post(s0.http, &path, "{\"to\": 5}").unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(json(&body)["error"].str().is_some_and(|e| e.contains("'to' has the wrong type")));
+    let (code, body) =
+        post(s0.http, &path, &format!("{{\"to\":\"127.0.0.1:{}\"}}", s0.port)).unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(json(&body)["error"].str().is_some_and(|e| e.contains("is not a replica")), "{body}");
+    let (code, body) =
+        post(s0.http, &path, &format!("{{\"to\":\"127.0.0.1:{master}\",\"timeout_ms\":5000}}"))
+            .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["target"].str(), Some(format!("127.0.0.1:{master}").as_str()));
+    assert_eq!(json(&body)["epoch"].num(), Some(2));
+    for s in &sups {
+        wait::until(
+            "every supervisor to show the switchover's end",
+            Duration::from_secs(20),
+            || {
+                let (_, body) = http(s.http, "GET", &format!("/v1/history/{MASTER}"))?;
+                let h = json(&body);
+                let last = h.items().last().ok_or_else(|| body.clone())?;
+                // Settled, as at the start: the demoted replica is seen in sync with the master.
+                let (_, state) = http(s.http, "GET", &format!("/v1/masters/{MASTER}"))?;
+                let m = json(&state);
+                let links: Vec<Option<&str>> =
+                    m["replicas"].items().iter().map(|x| x["master_link_status"].str()).collect();
+                if last["reason"].str() == Some("switchover")
+                    && last["outcome"].str() == Some("ended")
+                    && m["port"].num() == Some(master as u64)
+                    && links == [Some("ok")]
+                {
+                    Ok(())
+                } else {
+                    Err(body)
+                }
+            },
+        );
+        assert_eq!(ha::master_addr(s.port).unwrap().1, master);
+    }
 
     // Lose the majority: the survivor's health turns 503 and a failover is refused with 503.
     let survivor = sups.iter().position(|s| s.id != leader).expect("a follower");

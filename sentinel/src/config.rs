@@ -16,6 +16,8 @@
 //! sentinel parallel-syncs <name> <n>                   (default 1)
 //! sentinel auth-pass <name> <password>
 //! sentinel auth-user <name> <user>
+//! sentinel failover-strategy <name> promote|spare      (default promote)
+//! sentinel spare <name> <ip> <port>                    (repeatable: the spare pool)
 //! ```
 //!
 //! The file bootstraps the group: after the first start the committed Raft state is the
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use common::config::{parse_duration, ConfigError, ConfigLine};
 
-use crate::machine::{Addr, MasterSpec};
+use crate::machine::{Addr, MasterSpec, Strategy};
 
 /// A Raft voter from a `raft-peer` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +181,8 @@ impl Config {
                                 down_after_ms: DEFAULT_DOWN_AFTER,
                                 failover_timeout_ms: DEFAULT_FAILOVER_TIMEOUT,
                                 parallel_syncs: 1,
+                                strategy: Strategy::Promote,
+                                spares: Vec::new(),
                             },
                             auth_pass: None,
                             auth_user: None,
@@ -189,7 +193,9 @@ impl Config {
                         | "failover-timeout"
                         | "parallel-syncs"
                         | "auth-pass"
-                        | "auth-user",
+                        | "auth-user"
+                        | "failover-strategy"
+                        | "spare",
                     ) => per_master.push(line),
                     Some(other) => {
                         return Err(ConfigError::at(
@@ -203,6 +209,10 @@ impl Config {
             }
         }
         for line in per_master {
+            if line.args[0].eq_ignore_ascii_case("spare") {
+                add_spare(&mut masters, line)?;
+                continue;
+            }
             let [sub, name, value] = line.args.as_slice() else {
                 return Err(ConfigError::at(
                     line,
@@ -227,6 +237,14 @@ impl Config {
                 }
                 "auth-pass" => m.auth_pass = Some(value.clone()),
                 "auth-user" => m.auth_user = Some(value.clone()),
+                "failover-strategy" => {
+                    m.spec.strategy = Strategy::parse(value).ok_or_else(|| {
+                        ConfigError::at(
+                            line,
+                            format!("unknown failover-strategy '{value}' (promote or spare)"),
+                        )
+                    })?
+                }
                 _ => unreachable!("filtered above"),
             }
         }
@@ -290,6 +308,32 @@ impl Config {
     pub fn voters(&self) -> Vec<u64> {
         self.peers.iter().map(|p| p.id).collect()
     }
+}
+
+/// `sentinel spare <name> <ip> <port>`: one node of the master's spare pool.
+fn add_spare(masters: &mut [Monitor], line: &ConfigLine) -> Result<(), ConfigError> {
+    let [_, name, host, port] = line.args.as_slice() else {
+        return Err(ConfigError::at(line, "expected: sentinel spare <name> <ip> <port>"));
+    };
+    let Some(m) = masters.iter_mut().find(|m| &m.spec.name == name) else {
+        return Err(ConfigError::at(line, format!("No such master with specified name '{name}'")));
+    };
+    let _: IpAddr = host.parse().map_err(|_| {
+        ConfigError::at(line, format!("Invalid IP address '{host}' (hostnames are not resolved)"))
+    })?;
+    let port = parse_port(line, port)?;
+    if port == 0 {
+        return Err(ConfigError::at(line, "a spare needs a real port, not 0"));
+    }
+    let spare = Addr::new(host.clone(), port);
+    if spare == m.spec.addr {
+        return Err(ConfigError::at(line, format!("spare {spare} is the master itself")));
+    }
+    if m.spec.spares.contains(&spare) {
+        return Err(ConfigError::at(line, format!("duplicate spare {spare}")));
+    }
+    m.spec.spares.push(spare);
+    Ok(())
 }
 
 fn one(line: &ConfigLine) -> Result<&str, ConfigError> {
@@ -379,6 +423,38 @@ mod tests {
         );
         assert_eq!(m.spec.parallel_syncs, 2);
         assert_eq!((m.auth_pass.as_deref(), m.auth_user.as_deref()), (Some("pw"), Some("bob")));
+    }
+
+    #[test]
+    fn spare_pool_and_failover_strategy() {
+        let c = load(GOOD, &[]).unwrap();
+        assert_eq!(c.masters[0].spec.strategy, Strategy::Promote, "the default");
+        assert!(c.masters[0].spec.spares.is_empty());
+        let text = format!(
+            "{GOOD}sentinel spare mymaster 127.0.0.1 7001\nsentinel failover-strategy mymaster SPARE\n\
+             sentinel spare mymaster 127.0.0.1 7002\n"
+        );
+        let m = &load(&text, &[]).unwrap().masters[0];
+        assert_eq!(m.spec.strategy, Strategy::Spare);
+        assert_eq!(
+            m.spec.spares,
+            [Addr::new("127.0.0.1".into(), 7001), Addr::new("127.0.0.1".into(), 7002)]
+        );
+        for (line, why) in [
+            ("sentinel failover-strategy mymaster clone", "unknown failover-strategy 'clone'"),
+            ("sentinel spare mymaster 127.0.0.1", "expected: sentinel spare <name> <ip> <port>"),
+            ("sentinel spare other 127.0.0.1 7001", "No such master"),
+            ("sentinel spare mymaster spare-host 7001", "Invalid IP address 'spare-host'"),
+            ("sentinel spare mymaster 127.0.0.1 0", "not 0"),
+            ("sentinel spare mymaster 127.0.0.1 6379", "is the master itself"),
+            (
+                "sentinel spare mymaster 127.0.0.1 7001\nsentinel spare mymaster 127.0.0.1 7001",
+                "duplicate spare",
+            ),
+        ] {
+            let e = load(&format!("{GOOD}{line}\n"), &[]).unwrap_err().to_string();
+            assert!(e.contains(why), "{line}: {e}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! wardenctl -p 26379 status
 //! redis-cli -p 26380 sentinel failover mymaster     # manual failover, from any supervisor
 //! wardenctl -p 26379 failover mymaster              # the same, followed to its end
+//! wardenctl -p 26379 switchover mymaster            # zero-loss move, followed to its end
 //! ```
 //!
 //! With `http-port` set, each supervisor also serves a small HTTP/JSON API (`/v1/masters`,
@@ -32,7 +33,8 @@
 //! - [`monitor`], [`info`], [`health`], [`node_link`]: watching nodes and judging them;
 //!   [`notice`]: the events a supervisor publishes from its own observations.
 //! - [`reconciler`] and [`executor`]: the leader-only failover procedure; [`manual`]: the
-//!   operator's forced failover, committed through the same log.
+//!   operator's forced failover, committed through the same log; [`switchover`]: the
+//!   operator's zero-loss move of a healthy master (writes paused until the target caught up).
 //! - [`api`]: the Sentinel protocol for clients, and the HTTP/JSON API.
 //! - [`config`] and [`supervisor`]: the process.
 #![warn(missing_docs)]
@@ -52,3 +54,4 @@ pub mod reconciler;
 #[cfg(test)]
 mod reconciler_golden;
 pub mod supervisor;
+pub mod switchover;

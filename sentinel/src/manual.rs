@@ -20,7 +20,8 @@
 //! exactly one is applied and the other caller sees `-INPROG`.
 //!
 //! Left out: the old master is not paused before the promotion (Sentinel's write-loss window,
-//! redis#6062); the zero-loss switchover of issue 6 is the tool for planned maintenance.
+//! redis#6062); the zero-loss switchover ([`crate::switchover`]) is the tool for planned
+//! maintenance, and shares [`commit`] with this module.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -46,6 +47,9 @@ pub enum ManualError {
     /// a leader without a majority), so nothing can be committed. Carries the reason.
     #[error("NOLEADER {0}; nothing was started")]
     NoLeader(String),
+    /// A switchover's `TO` target is not a replica that qualifies (switchover only).
+    #[error("ERR {0}")]
+    BadTarget(String),
     /// The proposal was not seen committed in time; it may still commit.
     #[error("TRYAGAIN The failover was proposed but not seen committed within {0} ms; check SENTINEL MASTER before retrying")]
     NotCommitted(u64),
@@ -58,6 +62,7 @@ impl ManualError {
             ManualError::NoSuchMaster => 404,
             ManualError::InProgress => 409,
             ManualError::NoGoodReplica => 409,
+            ManualError::BadTarget(_) => 400,
             ManualError::NoLeader(_) | ManualError::NotCommitted(_) => 503,
         }
     }
@@ -104,13 +109,18 @@ pub fn plan(
     })
 }
 
-/// Decides what the committed `state` says about a proposed `FailoverStarted`: `Some(Ok)` if
-/// this very proposal (its request nonce) was applied, `Some(Err)` if something else took its
-/// epoch, `None` if not yet known.
+/// Decides what the committed `state` says about a proposed `FailoverStarted` (or
+/// `SwitchoverStarted`): `Some(Ok)` if this very proposal (its request nonce) was applied,
+/// `Some(Err)` if something else took its epoch, `None` if not yet known.
 pub fn outcome(state: &Machine, proposed: &Command) -> Option<Result<Started, ManualError>> {
-    let Command::FailoverStarted { master, epoch, candidate, old_master, request, .. } = proposed
-    else {
-        return Some(Err(ManualError::InProgress));
+    let (master, epoch, candidate, old_master, request) = match proposed {
+        Command::FailoverStarted { master, epoch, candidate, old_master, request, .. } => {
+            (master, epoch, candidate, old_master, request)
+        }
+        Command::SwitchoverStarted { master, epoch, target, old_master, request, .. } => {
+            (master, epoch, target, old_master, request)
+        }
+        _ => return Some(Err(ManualError::InProgress)),
     };
     if !state.masters.contains_key(master) {
         return Some(Err(ManualError::NoSuchMaster));
@@ -140,18 +150,35 @@ pub async fn request(
 ) -> Result<Started, ManualError> {
     let state = consensus.state.borrow().clone();
     let snapshot = views.lock().clone();
-    let mut cmd = plan(&state, name, &snapshot, Instant::now())?;
+    let cmd = plan(&state, name, &snapshot, Instant::now())?;
+    commit(consensus, connected, cmd, timeout).await
+}
+
+/// Proposes a planned `FailoverStarted` or `SwitchoverStarted` with a fresh request nonce and
+/// waits until this supervisor has applied it (or a rival took its epoch).
+pub async fn commit(
+    consensus: &Consensus<Machine>,
+    connected: &HashSet<u64>,
+    mut cmd: Command,
+    timeout: Duration,
+) -> Result<Started, ManualError> {
     let (working, why) = consensus.status.borrow().working_majority(connected);
     if !working {
         return Err(ManualError::NoLeader(why));
     }
     cmd.stamp(unix_ms());
-    if let Command::FailoverStarted { request, .. } = &mut cmd {
-        *request = rand::random::<u64>() | 1;
-    }
-    tracing::info!(master = %name, command = ?cmd, "manual failover requested; proposing");
+    let nonce = rand::random::<u64>() | 1;
+    let name = match &mut cmd {
+        Command::FailoverStarted { request, master, .. }
+        | Command::SwitchoverStarted { request, master, .. } => {
+            *request = nonce;
+            master.clone()
+        }
+        _ => return Err(ManualError::InProgress),
+    };
+    tracing::info!(master = %name, command = ?cmd, "manual failover or switchover requested; proposing");
     if let Err(e) = consensus.propose(cmd.encode()).await {
-        tracing::info!(master = %name, error = %e, "manual failover proposal refused by raft");
+        tracing::info!(master = %name, error = %e, "proposal refused by raft");
         return Err(ManualError::NoLeader(format!("raft refused the proposal: {e}")));
     }
     let mut watch = consensus.state.clone();
@@ -209,6 +236,8 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
+            strategy: crate::machine::Strategy::Promote,
+            spares: Vec::new(),
         };
         assert!(m.apply_command(1, Command::Bootstrap { masters: vec![spec] }));
         let mut views = HashMap::new();

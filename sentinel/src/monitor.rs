@@ -164,8 +164,8 @@ impl Drop for Monitor {
 }
 
 /// Which nodes to watch, and for which master: every master, its committed and discovered
-/// replicas, their sub-replicas (from each watched node's INFO, transitively), and the nodes
-/// of a failover in flight.
+/// replicas, their sub-replicas (from each watched node's INFO, transitively), its spare pool,
+/// and the nodes of a failover in flight.
 pub fn watch_list(
     state: &crate::machine::Machine,
     views: &HashMap<Addr, NodeView>,
@@ -175,6 +175,8 @@ pub fn watch_list(
         let cadence = Cadence::for_down_after(Duration::from_millis(m.spec.down_after_ms));
         let mut nodes = vec![m.spec.addr.clone()];
         nodes.extend(crate::reconciler::known_replicas(m, views));
+        // Spares are watched before they are needed: choosing one needs fresh INFO.
+        nodes.extend(m.spec.spares.iter().cloned());
         if let Some(f) = &m.failover {
             nodes.push(f.candidate.clone());
             nodes.push(f.old_master.clone());
@@ -292,6 +294,8 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
+            strategy: crate::machine::Strategy::Promote,
+            spares: Vec::new(),
         };
         state.apply_command(1, Command::Bootstrap { masters: vec![spec] });
         let now = Instant::now();

@@ -30,9 +30,14 @@
 //! Deliberately left out: fencing a master that is alive but cut off from the supervisors (it
 //! keeps accepting writes until it can be demoted — use `min-replicas-to-write`); a guard
 //! against a master that restarts empty within `down-after-milliseconds` (Sentinel has the same
-//! gap by default); switchover and the spare-node strategy (issue 6). A manual failover
-//! ([`crate::manual`]) enters here as a committed `FailoverStarted { forced }` and runs the
-//! same steps from step 2 on.
+//! gap by default). A manual failover ([`crate::manual`]) enters here as a committed
+//! `FailoverStarted { forced }` and runs the same steps from step 2 on. A switchover
+//! ([`crate::switchover`]) pauses the master's writes and waits for its target to catch up
+//! before step 2 (see [`switchover`]); the spare strategy seeds a spare from the candidate
+//! and promotes the spare instead (`reconciler/spare.rs`).
+
+mod spare;
+pub mod switchover;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -42,6 +47,7 @@ use crate::health::is_reachable;
 use crate::info::Role;
 use crate::machine::{Addr, Command, Machine, MasterSpec, MasterState, Phase, ReplicaStep};
 use crate::monitor::NodeView;
+pub use switchover::CatchUpReading;
 
 /// Something the leader should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +65,26 @@ pub enum Action {
         /// Its new master.
         to: Addr,
     },
+    /// Switchover: pause the master's writes (`CLIENT PAUSE <lease_ms> WRITE`, which also
+    /// extends a pause in force), then measure how far the target is behind it; the
+    /// executor hands the [`CatchUpReading`] back through [`Reconciler::absorb`].
+    CatchUp {
+        /// The master being replaced.
+        master: Addr,
+        /// The replica to promote.
+        target: Addr,
+        /// How long the pause lasts unless renewed.
+        lease_ms: u64,
+    },
+    /// Switchover: renew the old master's write pause until it is demoted.
+    PauseWrites {
+        /// The node.
+        node: Addr,
+        /// How long the pause lasts unless renewed.
+        lease_ms: u64,
+    },
+    /// Switchover: lift the old master's write pause (`CLIENT UNPAUSE`).
+    UnpauseWrites(Addr),
 }
 
 /// A replica stuck in "sent" this long is considered done, as in Sentinel.
@@ -82,6 +108,10 @@ pub struct Reconciler {
     peer_seen: HashMap<u64, Instant>,
     bgsaved: BTreeSet<(String, u64)>,
     no_candidate_logged: HashMap<String, Instant>,
+    /// The latest switchover measurement per (master, target), with when it came back.
+    readings: HashMap<(Addr, Addr), (CatchUpReading, Instant)>,
+    /// When each failover (master, epoch) was first seen ready for its promotion.
+    promotable_since: HashMap<(String, u64), Instant>,
 }
 
 impl Reconciler {
@@ -98,6 +128,15 @@ impl Reconciler {
             peer_seen: HashMap::new(),
             bgsaved: BTreeSet::new(),
             no_candidate_logged: HashMap::new(),
+            readings: HashMap::new(),
+            promotable_since: HashMap::new(),
+        }
+    }
+
+    /// Takes in what the executor measured for the last batch (switchover catch-up readings).
+    pub fn absorb(&mut self, readings: Vec<CatchUpReading>, now: Instant) {
+        for r in readings {
+            self.readings.insert((r.master.clone(), r.target.clone()), (r, now));
         }
     }
 
@@ -146,7 +185,7 @@ impl Reconciler {
             match &m.failover {
                 None if m.odown => self.start_failover(state, m, views, now, &mut out),
                 None => self.enforce_topology(m, views, now, &mut out),
-                Some(f) if f.phase == Phase::Selected => self.promote(m, views, now, &mut out),
+                Some(f) if f.phase != Phase::Promoted => self.promote(m, views, now, &mut out),
                 Some(_) => self.repoint(m, views, now, &mut out),
             }
         }
@@ -244,12 +283,16 @@ impl Reconciler {
         out: &mut Vec<Action>,
     ) {
         let f = m.failover.as_ref().expect("called with a failover");
+        if let Some(plan) = &f.switchover {
+            self.switchover(m, f, plan, views, now, out);
+            return;
+        }
         let seen = self.seen_at(m, f.epoch, now);
         let view = views.get(&f.candidate);
         let promoted = view
             .and_then(|v| v.info.as_ref())
             .is_some_and(|i| i.role == Some(Role::Master) && !i.loading);
-        if promoted {
+        if promoted && f.ready_to_promote() {
             self.propose(
                 out,
                 Command::Promoted { master: m.spec.name.clone(), epoch: f.epoch, at_ms: 0 },
@@ -257,7 +300,16 @@ impl Reconciler {
             );
             return;
         }
-        if now.saturating_duration_since(seen) > Duration::from_millis(m.spec.failover_timeout_ms) {
+        if self.bgsaved.insert((m.spec.name.clone(), f.epoch)) {
+            out.push(Action::Bgsave(f.candidate.clone()));
+        }
+        if self.spare_step(m, f, views, seen, now, out) {
+            return;
+        }
+        // The promotion's deadline runs from when it could start (after any spare step).
+        let since = *self.promotable_since.entry((m.spec.name.clone(), f.epoch)).or_insert(now);
+        if now.saturating_duration_since(since) > Duration::from_millis(m.spec.failover_timeout_ms)
+        {
             self.last_abort.insert(m.spec.name.clone(), now);
             let cmd = Command::FailoverAborted {
                 master: m.spec.name.clone(),
@@ -267,9 +319,6 @@ impl Reconciler {
             };
             self.propose(out, cmd, now);
             return;
-        }
-        if self.bgsaved.insert((m.spec.name.clone(), f.epoch)) {
-            out.push(Action::Bgsave(f.candidate.clone()));
         }
         if self.may_send(&f.candidate, "promote", now, RESEND) {
             out.push(Action::Promote(f.candidate.clone()));
@@ -297,6 +346,13 @@ impl Reconciler {
             is_reachable(v, now, down_after)
                 && v.info.as_ref().is_some_and(|i| i.role == Some(Role::Master))
         });
+        if let Some(lease_ms) = f.switchover.as_ref().map(|_| switchover::PAUSE_LEASE_MS) {
+            // A switchover's old master stays paused until it is demoted: a write it took
+            // now would be on no replica of the new master.
+            if old_is_master && self.may_send(&f.old_master, "pause", now, switchover::RENEW) {
+                out.push(Action::PauseWrites { node: f.old_master.clone(), lease_ms });
+            }
+        }
         if old_is_master && self.may_send(&f.old_master, "convert", now, Duration::from_secs(2)) {
             let cmd = Command::ConvertToReplica {
                 master: m.spec.name.clone(),
@@ -307,7 +363,8 @@ impl Reconciler {
             out.push(Action::Repoint { node: f.old_master.clone(), to: new.clone() });
         }
         let mut in_flight = f.replicas.values().filter(|s| **s == ReplicaStep::Sent).count();
-        let mut blocking = false;
+        // A switchover ends (and unpauses its old master) only once the old master is demoted.
+        let mut blocking = f.switchover.is_some() && old_is_master;
         for (r, step) in &f.replicas {
             let view = views.get(r);
             let reachable = view.is_some_and(|v| is_reachable(v, now, down_after));
@@ -358,11 +415,17 @@ impl Reconciler {
             }
         }
         if !blocking {
+            let len = out.len();
             self.propose(
                 out,
                 Command::FailoverEnded { master: m.spec.name.clone(), epoch: f.epoch, at_ms: 0 },
                 now,
             );
+            if f.switchover.is_some() && out.len() > len {
+                // Committed first (the executor runs proposals before node commands); a lost
+                // UNPAUSE is bounded by the pause lease.
+                out.push(Action::UnpauseWrites(f.old_master.clone()));
+            }
         }
     }
 
@@ -625,6 +688,8 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
+            strategy: crate::machine::Strategy::Promote,
+            spares: Vec::new(),
         }
     }
 
@@ -670,6 +735,7 @@ mod tests {
                 Action::Repoint { node, to } => {
                     out.push(format!("repoint {} -> {}", node.port, to.port))
                 }
+                other => out.push(format!("{other:?}")),
             }
         }
         out

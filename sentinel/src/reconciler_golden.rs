@@ -16,7 +16,12 @@
 //! - `replids <id>,<id>` — commits replication ids seen for the master (the health loop does);
 //! - `state` — prints the committed failover state;
 //! - `manual` — an operator's `SENTINEL FAILOVER m` reaches this supervisor: the planned
-//!   proposal is applied (or the refusal printed, as the client would see it).
+//!   proposal is applied (or the refusal printed, as the client would see it);
+//! - `switchover [to=<port>] [timeout=<ms>]` — the same for `SENTINEL SWITCHOVER m`;
+//! - `measured <master> <target> paused:yes|no master:<n> target:<n> [moved:<n>] [link:down]`
+//!   — the executor's catch-up reading comes back (`moved`: the master's offset on the second
+//!   reading, if it changed);
+//! - `config strategy=<s> spares=<port>,…` — the master's settings before bootstrap.
 //!
 //! `UPDATE_GOLDEN=1 cargo test` rewrites the files for review.
 
@@ -28,7 +33,7 @@ use crate::consensus::core::GroupStatus;
 use crate::info::NodeInfo;
 use crate::machine::{Addr, Command, Machine, MasterSpec, ReplicaStep};
 use crate::monitor::NodeView;
-use crate::reconciler::{Action, Reconciler};
+use crate::reconciler::{Action, CatchUpReading, Reconciler};
 
 fn a(port: u16) -> Addr {
     Addr::new("10.0.0.1".into(), port)
@@ -46,6 +51,8 @@ fn spec() -> MasterSpec {
         down_after_ms: 1000,
         failover_timeout_ms: 10000,
         parallel_syncs: 1,
+        strategy: crate::machine::Strategy::Promote,
+        spares: Vec::new(),
     }
 }
 
@@ -108,6 +115,24 @@ fn describe(cmd: &Command) -> String {
         Command::ConvertToReplica { epoch, node, .. } => {
             format!("convert {} epoch={epoch}", node.port)
         }
+        Command::SwitchoverStarted { epoch, target, old_master, replicas, timeout_ms, .. } => {
+            format!(
+                "switchover-started epoch={epoch} target={} old={} replicas={} timeout={timeout_ms}",
+                target.port,
+                old_master.port,
+                addrs(replicas)
+            )
+        }
+        Command::SwitchoverInSync { epoch, offset, .. } => {
+            format!("switchover-in-sync epoch={epoch} offset={offset}")
+        }
+        Command::SpareAssigned { epoch, spare, .. } => {
+            format!("spare-assigned {} epoch={epoch}", spare.port)
+        }
+        Command::SpareSeeded { epoch, .. } => format!("spare-seeded epoch={epoch}"),
+        Command::SpareSkipped { epoch, reason, .. } => {
+            format!("spare-skipped epoch={epoch} ({reason})")
+        }
     }
 }
 
@@ -129,16 +154,23 @@ fn state_line(m: &Machine) -> String {
                 })
                 .collect();
             format!(
-                "epoch {} {:?} candidate {} [{}]",
+                "epoch {} {:?} candidate {} [{}]{}",
                 f.epoch,
                 f.phase,
                 f.candidate.port,
-                steps.join(" ")
+                steps.join(" "),
+                if f.switchover.is_some() { " switchover" } else { "" }
             )
         }
     };
+    let spares = if s.spec.spares.is_empty() {
+        String::new()
+    } else {
+        let ports: Vec<String> = s.spec.spares.iter().map(|a| a.port.to_string()).collect();
+        format!(" spares {}", ports.join(","))
+    };
     format!(
-        "state: master {} config-epoch {} odown {} failover {failover}",
+        "state: master {} config-epoch {} odown {} failover {failover}{spares}",
         s.spec.addr.port, s.config_epoch, s.odown
     )
 }
@@ -146,7 +178,8 @@ fn state_line(m: &Machine) -> String {
 fn run(script: &str) -> String {
     let mut now = Instant::now();
     let mut machine = Machine::default();
-    let mut reconciler = Reconciler::new(1, vec![spec()]);
+    let mut spec = spec();
+    let mut reconciler = Reconciler::new(1, vec![spec.clone()]);
     let mut views: HashMap<Addr, NodeView> = HashMap::new();
     let status = GroupStatus {
         id: 1,
@@ -199,7 +232,7 @@ fn run(script: &str) -> String {
                 // This supervisor restarts: its observations and memory are gone, the
                 // committed state is not.
                 views.clear();
-                reconciler = Reconciler::new(1, vec![spec()]);
+                reconciler = Reconciler::new(1, vec![spec.clone()]);
             }
             "opinion" => {
                 let epoch = machine.masters.get("m").map_or(0, |s| s.config_epoch);
@@ -233,7 +266,69 @@ fn run(script: &str) -> String {
                 }
                 Err(e) => out.push_str(&format!("-{e}\n")),
             },
-            "new-leader" => reconciler = Reconciler::new(2, vec![spec()]),
+            "new-leader" => reconciler = Reconciler::new(2, vec![spec.clone()]),
+            "config" => {
+                for w in &words[1..] {
+                    match w.split_once('=') {
+                        Some(("strategy", v)) => {
+                            spec.strategy = crate::machine::Strategy::parse(v).expect("a strategy")
+                        }
+                        Some(("spares", v)) => {
+                            spec.spares = v.split(',').map(|p| a(port(p))).collect()
+                        }
+                        _ => panic!("unknown config {w}"),
+                    }
+                }
+                reconciler = Reconciler::new(1, vec![spec.clone()]);
+            }
+            "switchover" => {
+                let mut req = crate::switchover::SwitchoverRequest {
+                    master: "m".into(),
+                    to: None,
+                    timeout_ms: None,
+                };
+                for w in &words[1..] {
+                    match w.split_once('=') {
+                        Some(("to", v)) => req.to = Some(a(port(v))),
+                        Some(("timeout", v)) => req.timeout_ms = Some(v.parse().expect("ms")),
+                        _ => panic!("unknown switchover option {w}"),
+                    }
+                }
+                match crate::switchover::plan(&machine, &req, &views, now) {
+                    Ok(cmd) => {
+                        let d = describe(&cmd);
+                        let index = machine.applied_index + 1;
+                        let verdict =
+                            if machine.apply_command(index, cmd) { "" } else { " (rejected)" };
+                        out.push_str(&format!("propose {d}{verdict}\n"));
+                        machine.take_events();
+                    }
+                    Err(e) => out.push_str(&format!("-{e}\n")),
+                }
+            }
+            "measured" => {
+                let (master, target) = (port(words[1]), port(words[2]));
+                let field =
+                    |k: &str| words[3..].iter().find_map(|w| w.strip_prefix(k)?.strip_prefix(':'));
+                let offset = |k: &str| field(k).map(|v| v.parse::<i64>().expect("an offset"));
+                let m_off = offset("master").expect("master:<offset>");
+                let master_info =
+                    |off: i64| NodeInfo::parse(&format!("role:master\nmaster_repl_offset:{off}\n"));
+                let target_info = NodeInfo::parse(&format!(
+                    "role:slave\nmaster_host:10.0.0.1\nmaster_port:{master}\nmaster_link_status:{}\nslave_repl_offset:{}\n",
+                    field("link").unwrap_or("up"),
+                    offset("target").expect("target:<offset>")
+                ));
+                let reading = CatchUpReading {
+                    master: a(master),
+                    target: a(target),
+                    paused: field("paused") == Some("yes"),
+                    master_before: Some(master_info(m_off)),
+                    target_info: Some(target_info),
+                    master_after: Some(master_info(offset("moved").unwrap_or(m_off))),
+                };
+                reconciler.absorb(vec![reading], now);
+            }
             "state" => {
                 out.push_str(&state_line(&machine));
                 out.push('\n');
@@ -255,6 +350,14 @@ fn run(script: &str) -> String {
                         Action::Repoint { node, to } => {
                             format!("repoint {} to {}", node.port, to.port)
                         }
+                        Action::CatchUp { master, target, lease_ms } => format!(
+                            "pause {} for {lease_ms} ms and measure {} against it",
+                            master.port, target.port
+                        ),
+                        Action::PauseWrites { node, lease_ms } => {
+                            format!("pause {} for {lease_ms} ms", node.port)
+                        }
+                        Action::UnpauseWrites(node) => format!("unpause {}", node.port),
                     };
                     out.push_str(&text);
                     out.push('\n');

@@ -430,7 +430,8 @@ async fn reconcile_loop(
         let snapshot = views.lock().clone();
         let actions = reconciler.plan(&state, &snapshot, &status, Instant::now());
         if !actions.is_empty() {
-            executor.run(actions).await;
+            let readings = executor.run(actions).await;
+            reconciler.absorb(readings, Instant::now());
         }
     }
 }

@@ -181,7 +181,7 @@ async fn replies_have_the_shapes_clients_parse() {
         "{myid}"
     );
 
-    // The instance map: keys in Sentinel's order, every value a bulk string.
+    // The instance map: keys in Sentinel's order (then Warden's), every value a bulk string.
     let Frame::Array(masters) = c.raw("SENTINEL MASTERS\r\n").await else { panic!("an array") };
     let Frame::Array(kv) = &masters[0] else { panic!("a flat map under RESP2") };
     let keys: Vec<String> = kv
@@ -214,7 +214,10 @@ async fn replies_have_the_shapes_clients_parse() {
             "num-other-sentinels",
             "quorum",
             "failover-timeout",
-            "parallel-syncs"
+            "parallel-syncs",
+            // Warden's own, after Sentinel's (clients read the map by key).
+            "failover-strategy",
+            "spares"
         ]
     );
     assert!(kv.iter().all(|v| matches!(v, Frame::Bulk(_))), "all values are bulk strings");
@@ -260,7 +263,7 @@ async fn replies_have_the_shapes_clients_parse() {
     assert!(hello.contains(&(Frame::bulk(b"mode"), Frame::bulk(b"sentinel"))));
     assert!(hello.contains(&(Frame::bulk(b"proto"), Frame::Integer(3))));
     assert_eq!(c.bytes(&["SENTINEL", "get-master-addr-by-name", "nosuch"]).await, "_\r\n");
-    assert!(c.bytes(&["SENTINEL", "master", "mymaster"]).await.starts_with("%20\r\n"));
+    assert!(c.bytes(&["SENTINEL", "master", "mymaster"]).await.starts_with("%22\r\n"));
     assert_eq!(c.bytes(&["HELLO", "4"]).await, "-NOPROTO unsupported protocol version\r\n");
 }
 

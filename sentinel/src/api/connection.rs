@@ -59,8 +59,11 @@ pub async fn run(mut stream: TcpStream, ctx: Arc<Context>, mut stop: common::shu
                 loop {
                     match parse_request(&mut buf, LIMITS) {
                         Ok(Some(args)) if args.is_empty() => continue,
-                        Ok(Some(args)) if is_manual_failover(&client, &args) => {
+                        Ok(Some(args)) if is_committed_request(&client, &args, b"failover") => {
                             failover(&ctx, &args).await.encode(client.proto, &mut out);
+                        }
+                        Ok(Some(args)) if is_committed_request(&client, &args, b"switchover") => {
+                            switchover(&ctx, &args).await.encode(client.proto, &mut out);
                         }
                         Ok(Some(args)) => {
                             for frame in dispatch(&ctx, &mut client, &args) {
@@ -138,13 +141,13 @@ fn deliveries(client: &Client, e: &Event) -> Vec<Frame> {
     out
 }
 
-/// `SENTINEL FAILOVER` waits for the Raft log, so it is answered here, asynchronously, and not
-/// by the synchronous dispatcher (pipelined requests keep their order: the next one is read
-/// only after this reply).
-fn is_manual_failover(client: &Client, args: &[Bytes]) -> bool {
+/// `SENTINEL FAILOVER` and `SENTINEL SWITCHOVER` wait for the Raft log, so they are answered
+/// here, asynchronously, and not by the synchronous dispatcher (pipelined requests keep their
+/// order: the next one is read only after this reply).
+fn is_committed_request(client: &Client, args: &[Bytes], sub: &[u8]) -> bool {
     !(client.subscriptions() > 0 && client.proto == Protocol::Resp2)
         && args[0].eq_ignore_ascii_case(b"sentinel")
-        && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"failover"))
+        && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(sub))
 }
 
 /// How long a manual failover request waits to see its decision committed.
@@ -158,6 +161,25 @@ async fn failover(ctx: &Context, args: &[Bytes]) -> Frame {
     let connected = ctx.connected_peers.lock().clone();
     let request =
         crate::manual::request(&ctx.consensus, &ctx.views, &connected, &name, FAILOVER_COMMIT_WAIT);
+    match request.await {
+        Ok(_) => Frame::ok(),
+        Err(e) => Frame::error(e.to_string()),
+    }
+}
+
+async fn switchover(ctx: &Context, args: &[Bytes]) -> Frame {
+    let req = match crate::switchover::SwitchoverRequest::parse(args) {
+        Ok(req) => req,
+        Err(e) => return Frame::error(e),
+    };
+    let connected = ctx.connected_peers.lock().clone();
+    let request = crate::switchover::request(
+        &ctx.consensus,
+        &ctx.views,
+        &connected,
+        &req,
+        FAILOVER_COMMIT_WAIT,
+    );
     match request.await {
         Ok(_) => Frame::ok(),
         Err(e) => Frame::error(e.to_string()),

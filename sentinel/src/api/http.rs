@@ -3,13 +3,14 @@
 //!
 //! One request per connection (`Connection: close`), no keep-alive, no chunked bodies, no TLS:
 //! the API is meant for the same trusted network as the Sentinel port. Inputs are bounded —
-//! a request head of at most [`MAX_HEAD`] bytes, a body of at most [`MAX_BODY`] (read and
-//! ignored; no endpoint takes one), [`READ_TIMEOUT`] to send it all, at most
+//! a request head of at most [`MAX_HEAD`] bytes, a body of at most [`MAX_BODY`] (only the
+//! switchover reads it; elsewhere it is ignored), [`READ_TIMEOUT`] to send it all, at most
 //! [`MAX_CONNECTIONS`] at once — and anything malformed gets a 4xx with a JSON error, never a
 //! panic.
 //!
 //! Routes (see [`route`]): `GET /v1/masters`, `GET /v1/masters/{name}`,
-//! `POST /v1/masters/{name}/failover`, `GET /v1/history/{name}`, `GET /v1/health`,
+//! `POST /v1/masters/{name}/failover`, `POST /v1/masters/{name}/switchover`,
+//! `GET /v1/history/{name}`, `GET /v1/health`,
 //! `GET /metrics`. What each one returns
 //! is in [`super::rest`].
 
@@ -168,6 +169,8 @@ pub enum Route {
     Master(String),
     /// `POST /v1/masters/{name}/failover`.
     Failover(String),
+    /// `POST /v1/masters/{name}/switchover`.
+    Switchover(String),
     /// `GET /v1/history/{name}`.
     History(String),
     /// `GET /v1/health`.
@@ -185,6 +188,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, Response> {
         ["v1", "masters", name] if !name.is_empty() => ("GET", Route::Master(name.to_string())),
         ["v1", "masters", name, "failover"] if !name.is_empty() => {
             ("POST", Route::Failover(name.to_string()))
+        }
+        ["v1", "masters", name, "switchover"] if !name.is_empty() => {
+            ("POST", Route::Switchover(name.to_string()))
         }
         ["v1", "history", name] if !name.is_empty() => ("GET", Route::History(name.to_string())),
         ["v1", "health"] => ("GET", Route::Health),
@@ -232,9 +238,9 @@ async fn handle(mut stream: TcpStream, ctx: Arc<Context>) {
         Err(_) => Response::error(408, "the request was not received in time"),
         Ok(Err(r)) => r,
         Ok(Ok(None)) => return,
-        Ok(Ok(Some(head))) => match route(&head.method, &head.path) {
+        Ok(Ok(Some((head, body)))) => match route(&head.method, &head.path) {
             Err(r) => r,
-            Ok(route) => rest::answer(&ctx, route).await,
+            Ok(route) => rest::answer(&ctx, route, &body).await,
         },
     };
     let bytes = response.encode();
@@ -245,22 +251,24 @@ async fn handle(mut stream: TcpStream, ctx: Arc<Context>) {
     .await;
 }
 
-/// Reads one request (head and body). `Ok(None)`: the client closed without sending one.
-async fn read_request(stream: &mut TcpStream) -> Result<Option<Head>, Response> {
+/// Reads one request: its head and its body (`Content-Length` bytes, at most `MAX_BODY`).
+/// `Ok(None)`: the client closed without sending one.
+async fn read_request(stream: &mut TcpStream) -> Result<Option<(Head, Vec<u8>)>, Response> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
         if let Some((head, len)) = parse_head(&buf)? {
-            let mut body = buf.len() - len;
-            while body < head.content_length {
+            let mut body = buf.split_off(len);
+            while body.len() < head.content_length {
                 match stream.read(&mut chunk).await {
                     Ok(0) | Err(_) => {
                         return Err(Response::error(400, "body shorter than Content-Length"))
                     }
-                    Ok(n) => body += n,
+                    Ok(n) => body.extend_from_slice(&chunk[..n]),
                 }
             }
-            return Ok(Some(head));
+            body.truncate(head.content_length);
+            return Ok(Some((head, body)));
         }
         match stream.read(&mut chunk).await {
             Ok(0) if buf.is_empty() => return Ok(None),
@@ -322,6 +330,11 @@ mod tests {
             Ok(Route::Failover("mymaster".into()))
         );
         assert_eq!(route("GET", "/metrics"), Ok(Route::Metrics));
+        assert_eq!(
+            route("POST", "/v1/masters/mymaster/switchover"),
+            Ok(Route::Switchover("mymaster".into()))
+        );
+        assert_eq!(route("GET", "/v1/masters/mymaster/switchover").unwrap_err().status, 405);
         assert_eq!(route("GET", "/v1/history/mymaster"), Ok(Route::History("mymaster".into())));
         assert_eq!(route("POST", "/v1/history/mymaster").unwrap_err().status, 405);
         let wrong = route("GET", "/v1/masters/mymaster/failover").unwrap_err();

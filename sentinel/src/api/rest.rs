@@ -9,6 +9,10 @@
 //! - `POST /v1/masters/{name}/failover`: 200 with the committed epoch and candidate; 404 for an
 //!   unknown master, 409 for `INPROG`/`NOGOODSLAVE`, 503 without a leader or without a commit
 //!   in time. The body's `error` is the Sentinel error line.
+//! - `POST /v1/masters/{name}/switchover` (optional JSON body `{"to": "ip:port",
+//!   "timeout_ms": n}`): the zero-loss switchover of [`crate::switchover`]; 200 with the
+//!   committed epoch and target, 400 for a bad body or a `to` that is not a connected replica,
+//!   otherwise as the failover.
 //! - `GET /v1/health`: 200 only on a supervisor that is part of a working majority (see
 //!   [`crate::consensus::core::GroupStatus::working_majority`]), 503 otherwise; the body
 //!   says why.
@@ -36,8 +40,8 @@ use crate::reconciler::known_replicas;
 /// How long `POST …/failover` waits to see its decision committed.
 const FAILOVER_COMMIT_WAIT: Duration = Duration::from_secs(5);
 
-/// Answers one routed request.
-pub async fn answer(ctx: &Context, route: Route) -> Response {
+/// Answers one routed request (`body`: the request body, read for the switchover only).
+pub async fn answer(ctx: &Context, route: Route, body: &[u8]) -> Response {
     match route {
         Route::Masters => {
             let state = ctx.state.borrow().clone();
@@ -78,6 +82,32 @@ pub async fn answer(ctx: &Context, route: Route) -> Response {
                 Err(e) => Response::error(e.http_status(), e.to_string()),
             }
         }
+        Route::Switchover(name) => {
+            let req = match crate::switchover::SwitchoverRequest::from_json(&name, body) {
+                Ok(req) => req,
+                Err(e) => return Response::error(400, e),
+            };
+            let connected = ctx.connected_peers.lock().clone();
+            let request = crate::switchover::request(
+                &ctx.consensus,
+                &ctx.views,
+                &connected,
+                &req,
+                FAILOVER_COMMIT_WAIT,
+            );
+            match request.await {
+                Ok(started) => Response::json(
+                    200,
+                    &json!({
+                        "master": name,
+                        "epoch": started.epoch,
+                        "target": started.candidate.to_string(),
+                        "old_master": started.old_master.to_string(),
+                    }),
+                ),
+                Err(e) => Response::error(e.http_status(), e.to_string()),
+            }
+        }
         Route::History(name) => {
             let state = ctx.state.borrow().clone();
             if !state.masters.contains_key(&name) {
@@ -95,8 +125,9 @@ pub async fn answer(ctx: &Context, route: Route) -> Response {
                         "epoch": r.epoch,
                         "from": r.from.to_string(),
                         "to": r.to.to_string(),
-                        "reason": if r.forced { "manual" } else { "odown" },
+                        "reason": r.reason(),
                         "outcome": r.outcome,
+                        "note": r.note,
                         "started_ms": r.started_ms,
                         "promoted_ms": r.promoted_ms,
                         "finished_ms": r.finished_ms,
@@ -174,11 +205,13 @@ fn master_json(
         json!({
             "epoch": f.epoch,
             "forced": f.forced,
-            "phase": match f.phase { Phase::Selected => "selected", Phase::Promoted => "promoted" },
-            "failover_state": match f.phase {
-                Phase::Selected => "wait_promotion",
-                Phase::Promoted => "reconf_slaves",
+            "kind": if f.switchover.is_some() { "switchover" } else { "failover" },
+            "phase": match f.phase {
+                Phase::Selected => "selected",
+                Phase::InSync => "in-sync",
+                Phase::Promoted => "promoted",
             },
+            "failover_state": super::sentinel::failover_state(f),
             "candidate": f.candidate.to_string(),
             "old_master": f.old_master.to_string(),
             "replicas": f.replicas.iter().map(|(a, s)| json!({
@@ -201,6 +234,8 @@ fn master_json(
         "down_after_milliseconds": m.spec.down_after_ms,
         "failover_timeout": m.spec.failover_timeout_ms,
         "parallel_syncs": m.spec.parallel_syncs,
+        "failover_strategy": m.spec.strategy.word(),
+        "spares": m.spec.spares.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "replicas": replicas,
         "failover": failover,
     })

@@ -95,6 +95,8 @@ pub fn command(ctx: &Context, _client: &Client, args: &[Bytes]) -> Frame {
                 "    Show a list of replicas for this master and their state.",
                 "SENTINELS <master-name>",
                 "    Show a list of the other supervisors for this master and their state.",
+                "SWITCHOVER <master-name> [TO <ip> <port>] [TIMEOUT <ms>]",
+                "    (Warden) Move the master to a replica without losing acknowledged writes: writes pause until it caught up.",
             ]
             .iter()
             .map(|l| Frame::Simple(Bytes::from_static(l.as_bytes())))
@@ -124,8 +126,9 @@ fn history(state: &crate::machine::Machine, name: &str) -> Frame {
                     ("epoch", r.epoch.to_string()),
                     ("from", r.from.to_string()),
                     ("to", r.to.to_string()),
-                    ("reason", if r.forced { "manual" } else { "odown" }.into()),
+                    ("reason", r.reason().into()),
                     ("outcome", r.outcome.clone()),
+                    ("note", r.note.clone()),
                     ("started-ms", r.started_ms.to_string()),
                     ("promoted-ms", r.promoted_ms.to_string()),
                     ("finished-ms", r.finished_ms.to_string()),
@@ -210,8 +213,11 @@ fn master_map(
         ("link-refcount", "1".into()),
     ];
     if let Some(f) = &m.failover {
-        let state = if f.phase == Phase::Selected { "wait_promotion" } else { "reconf_slaves" };
-        pairs.push(("failover-state", state.into()));
+        pairs.push(("failover-state", failover_state(f).into()));
+        pairs.push((
+            "failover-kind",
+            if f.switchover.is_some() { "switchover" } else { "failover" }.into(),
+        ));
     }
     pairs.push(("last-ping-sent", "0".into()));
     pairs.push(("last-ok-ping-reply", ms_since(view.and_then(|v| v.last_ok), now)));
@@ -234,8 +240,22 @@ fn master_map(
         ("quorum", m.spec.quorum.to_string()),
         ("failover-timeout", m.spec.failover_timeout_ms.to_string()),
         ("parallel-syncs", m.spec.parallel_syncs.to_string()),
+        ("failover-strategy", m.spec.strategy.word().into()),
+        ("spares", m.spec.spares.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")),
     ]);
     kv(pairs)
+}
+
+/// Sentinel's `failover-state` words, plus Warden's for the switchover and spare steps.
+pub(crate) fn failover_state(f: &crate::machine::Failover) -> &'static str {
+    use crate::machine::SpareStep;
+    match (f.phase, &f.spare) {
+        (Phase::Selected, _) if f.switchover.is_some() => "wait_catch_up",
+        (Phase::Selected, Some(SpareStep::Choosing)) => "select_spare",
+        (Phase::Selected, Some(SpareStep::Seeding(_))) => "seed_spare",
+        (Phase::Selected | Phase::InSync, _) => "wait_promotion",
+        (Phase::Promoted, _) => "reconf_slaves",
+    }
 }
 
 fn role_word(r: Role) -> &'static str {

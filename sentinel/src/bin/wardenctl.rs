@@ -4,9 +4,12 @@
 //! - `status`: each master as a tree of its replicas, the supervisors, any failover in flight;
 //! - `failover <name>`: `SENTINEL FAILOVER <name>`, then follows the committed steps live
 //!   (by polling `SENTINEL MASTER`) until the failover ended or was aborted;
+//! - `switchover <name> [--to ip:port] [--timeout ms]`: `SENTINEL SWITCHOVER`, the zero-loss
+//!   move of a healthy master (writes pause until the target caught up), followed live like a
+//!   failover; an aborted switchover is a failure that says why;
 //! - `history <name>`: every committed failover kept for the master (`SENTINEL HISTORY`).
 //!
-//! Switchover and members are still to come (issue 6).
+//! Members are still to come (issue 6).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,7 +19,7 @@ use std::time::Duration;
 use common::resp::{decode, Frame};
 use serde_json::{json, Value};
 
-const USAGE: &str = "Usage: wardenctl [-h host] [-p port] [--json] status | failover <master-name>";
+const USAGE: &str = "Usage: wardenctl [-h host] [-p port] [--json] status | failover <master-name> | switchover <master-name> [--to ip:port] [--timeout ms] | history <master-name>";
 
 /// How long `failover` follows a failover before giving up on seeing its end.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(120);
@@ -24,6 +27,7 @@ const FOLLOW_TIMEOUT: Duration = Duration::from_secs(120);
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut host, mut port, mut as_json) = ("127.0.0.1".to_string(), 26379u16, false);
+    let (mut to, mut timeout): (Option<String>, Option<String>) = (None, None);
     let mut words: Vec<String> = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -40,6 +44,28 @@ fn main() -> ExitCode {
                 Err(_) => return usage(&format!("invalid port '{}'", args[i + 1])),
             },
             "--json" => as_json = true,
+            "--to" if i + 1 < args.len() => {
+                let addr = &args[i + 1];
+                match addr.rsplit_once(':') {
+                    Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
+                        to = Some(addr.clone())
+                    }
+                    _ => return usage(&format!("--to wants ip:port, got '{addr}'")),
+                }
+                i += 1;
+            }
+            "--timeout" if i + 1 < args.len() => {
+                match args[i + 1].parse::<u64>() {
+                    Ok(ms) if ms > 0 => timeout = Some(ms.to_string()),
+                    _ => {
+                        return usage(&format!(
+                            "--timeout wants milliseconds, got '{}'",
+                            args[i + 1]
+                        ))
+                    }
+                }
+                i += 1;
+            }
             "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -65,8 +91,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        ["failover", name] => {
-            let report = failover(&host, port, name, as_json);
+        ["failover", name] | ["switchover", name] => {
+            let mut request =
+                vec!["SENTINEL".to_string(), words[0].to_ascii_uppercase(), name.to_string()];
+            if words[0] == "switchover" {
+                if let Some((h, p)) = to.as_deref().and_then(|a| a.rsplit_once(':')) {
+                    request.extend(["TO".into(), h.into(), p.into()]);
+                }
+                if let Some(ms) = &timeout {
+                    request.extend(["TIMEOUT".into(), ms.clone()]);
+                }
+            } else if to.is_some() || timeout.is_some() {
+                return usage("--to and --timeout are switchover options");
+            }
+            let report = failover(&host, port, name, &request, as_json);
             let ok = report["ok"] == Value::Bool(true);
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("a JSON value prints"));
@@ -93,7 +131,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        ["failover" | "history"] => usage(&format!("{} needs a master name", words[0])),
+        ["failover" | "switchover" | "history"] => {
+            usage(&format!("{} needs a master name", words[0]))
+        }
         [_, ..] => usage(&format!("unknown command '{}'", words.join(" "))),
         [] => usage("no command given"),
     }
@@ -202,9 +242,11 @@ fn position(c: &mut Conn, name: &str) -> Result<Position, String> {
     })
 }
 
-/// `wardenctl failover <name>`: asks for the failover, then follows it to its end. Returns
-/// the report (`ok`, `error` or the new master and epoch, and the steps seen).
-fn failover(host: &str, port: u16, name: &str, quiet: bool) -> Value {
+/// `wardenctl failover <name>` and `wardenctl switchover <name>`: sends `request` (SENTINEL
+/// FAILOVER or SENTINEL SWITCHOVER …), then follows the move to its end. Returns the report
+/// (`ok`, `error` or the new master and epoch, and the steps seen).
+fn failover(host: &str, port: u16, name: &str, request: &[String], quiet: bool) -> Value {
+    let what = request[1].to_ascii_lowercase();
     let say = |line: String| {
         if !quiet {
             println!("{line}");
@@ -219,11 +261,12 @@ fn failover(host: &str, port: u16, name: &str, quiet: bool) -> Value {
         Ok(p) => p,
         Err(e) => return fail(e, &[]),
     };
-    if let Err(e) = c.call(&["SENTINEL", "FAILOVER", name]) {
+    let args: Vec<&str> = request.iter().map(String::as_str).collect();
+    if let Err(e) = c.call(&args) {
         return fail(e, &[]);
     }
     say(format!(
-        "failover of {name} committed; master {} at config-epoch {}",
+        "{what} of {name} committed; master {} at config-epoch {}",
         before.addr, before.epoch
     ));
     let started = std::time::Instant::now();
@@ -262,8 +305,23 @@ fn failover(host: &str, port: u16, name: &str, quiet: bool) -> Value {
                     "steps": steps,
                 });
             }
+            // Why, from the history: the last record is this move's (epochs only grow).
+            let why = c
+                .call(&["SENTINEL", "HISTORY", name])
+                .ok()
+                .and_then(|h| list(&h).pop())
+                .map(|r| {
+                    let note = r["note"].as_str().unwrap_or_default();
+                    let outcome = r["outcome"].as_str().unwrap_or("?");
+                    if note.is_empty() {
+                        format!(" ({outcome})")
+                    } else {
+                        format!(" ({outcome}; {note})")
+                    }
+                })
+                .unwrap_or_default();
             return fail(
-                format!("the failover was aborted; the master is still {}", now.addr),
+                format!("the {what} was aborted{why}; the master is still {}", now.addr),
                 &steps,
             );
         }
@@ -373,6 +431,14 @@ fn render(v: &Value) -> String {
                 s(r, "slave-repl-offset"),
                 s(r, "slave-priority"),
                 s(r, "flags")
+            ));
+        }
+        let spares = s(m, "spares");
+        if !spares.is_empty() || s(m, "failover-strategy") == "spare" {
+            out.push_str(&format!(
+                "  spares: {}  (failover-strategy {})\n",
+                if spares.is_empty() { "none left".to_string() } else { spares.replace(',', ", ") },
+                s(m, "failover-strategy")
             ));
         }
         let others: Vec<String> = entry["supervisors"]

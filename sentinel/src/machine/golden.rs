@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{Addr, Command, Machine, MasterSpec, ReplicaStep};
+use super::{Addr, Command, Machine, MasterSpec, ReplicaStep, SpareStep, Strategy};
 use crate::consensus::core::StateMachine;
 
 fn addr(s: &str) -> Addr {
@@ -44,6 +44,10 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
                 down_after_ms: 1000,
                 failover_timeout_ms: 10000,
                 parallel_syncs: kv.get("parallel-syncs").map_or(1, |v| v.parse().unwrap()),
+                strategy: kv
+                    .get("strategy")
+                    .map_or(Strategy::Promote, |v| Strategy::parse(v).unwrap()),
+                spares: kv.get("spares").map_or(Vec::new(), |v| v.split(",").map(addr).collect()),
             }],
         },
         "opinion" => Command::Opinion {
@@ -87,6 +91,30 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
             reason: get("reason"),
             at_ms: at(),
         },
+        "switchover-started" => Command::SwitchoverStarted {
+            master: master(),
+            epoch: epoch(),
+            target: addr(&get("target")),
+            old_master: addr(&get("old")),
+            replicas: kv.get("replicas").map_or(Vec::new(), |r| r.split(',').map(addr).collect()),
+            timeout_ms: kv.get("timeout").map_or(10_000, |v| v.parse().unwrap()),
+            request: kv.get("request").map_or(0, |v| v.parse().unwrap()),
+            at_ms: at(),
+        },
+        "in-sync" => Command::SwitchoverInSync {
+            master: master(),
+            epoch: epoch(),
+            offset: get("offset").parse().unwrap(),
+        },
+        "spare-assigned" => {
+            Command::SpareAssigned { master: master(), epoch: epoch(), spare: addr(&pos[1]) }
+        }
+        "spare-seeded" => Command::SpareSeeded { master: master(), epoch: epoch() },
+        "spare-skipped" => Command::SpareSkipped {
+            master: master(),
+            epoch: epoch(),
+            reason: get("reason").replace('_', " "),
+        },
         "convert" => {
             Command::ConvertToReplica { master: master(), epoch: epoch(), node: addr(&pos[1]) }
         }
@@ -111,8 +139,19 @@ fn summary(m: &Machine, name: &str) -> String {
                     format!("{a}:{st}")
                 })
                 .collect();
+            let mut extra = String::new();
+            if let Some(plan) = &f.switchover {
+                extra.push_str(&format!(" switchover(timeout={})", plan.timeout_ms));
+            }
+            match &f.spare {
+                None => {}
+                Some(SpareStep::Choosing) => extra.push_str(" spare=choosing"),
+                Some(SpareStep::Seeding(a)) => extra.push_str(&format!(" spare=seeding:{a}")),
+                Some(SpareStep::Seeded(a)) => extra.push_str(&format!(" spare=seeded-from:{a}")),
+                Some(SpareStep::Skipped) => extra.push_str(" spare=skipped"),
+            }
             format!(
-                "epoch={} candidate={} phase={:?} [{}]",
+                "epoch={} candidate={} phase={:?} [{}]{extra}",
                 f.epoch,
                 f.candidate,
                 f.phase,
@@ -121,8 +160,14 @@ fn summary(m: &Machine, name: &str) -> String {
         }
     };
     let replicas: Vec<String> = s.replicas.iter().map(|a| a.to_string()).collect();
+    let spares = if s.spec.spares.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = s.spec.spares.iter().map(|a| a.to_string()).collect();
+        format!(" spares=[{}]", list.join(" "))
+    };
     format!(
-        "state: addr={} config-epoch={} current-epoch={} down-votes={} odown={} failover={} replicas=[{}] replids=[{}]",
+        "state: addr={} config-epoch={} current-epoch={} down-votes={} odown={} failover={} replicas=[{}] replids=[{}]{spares}",
         s.spec.addr,
         s.config_epoch,
         m.current_epoch,
@@ -157,8 +202,15 @@ fn run_marked(script: &str) -> String {
             }
             "history" => {
                 for r in m.history.get(&pos[0]).into_iter().flatten() {
+                    let mut extra = String::new();
+                    if r.switchover {
+                        extra.push_str(" switchover");
+                    }
+                    if !r.note.is_empty() {
+                        extra.push_str(&format!(" note=\"{}\"", r.note));
+                    }
                     out.push_str(&format!(
-                        "history: epoch={} {} -> {} forced={} request={} outcome={} started={} promoted={} finished={} index={}\n",
+                        "history: epoch={} {} -> {} forced={} request={} outcome={} started={} promoted={} finished={} index={}{extra}\n",
                         r.epoch,
                         r.from,
                         r.to,

@@ -14,7 +14,12 @@
 //!   `epoch == current_epoch + 1`, so epochs strictly increase and each is used once;
 //! - at most one failover per master is in flight; its steps are Selected → Promoted →
 //!   replicas re-pointed (at most `parallel-syncs` in flight) → ended, each a committed entry;
-//! - after promotion the failover cannot be aborted, and the master's address is the
+//! - a switchover (a forced failover of a healthy master) goes Selected → InSync → Promoted:
+//!   `Promoted` is refused until the target was committed in sync with the paused master
+//!   (`machine/switchover.rs`);
+//! - with strategy `spare`, `Promoted` is refused until a spare was seeded (and became the
+//!   candidate, leaving the pool) or skipped with a reason (`machine/spare.rs`);
+//! - after promotion the failover (or switchover) cannot be aborted, and the master's address is the
 //!   candidate's, under the failover's epoch.
 //!
 //! Apply also records Sentinel-style [`Event`]s for the pub/sub API; they are a side output,
@@ -23,12 +28,18 @@
 mod event;
 #[cfg(test)]
 mod golden;
+mod spare;
+mod start;
+mod switchover;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 pub use event::Event;
+pub use spare::{SpareStep, Strategy};
+use start::Start;
+pub use switchover::SwitchoverPlan;
 
 /// A node address as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -73,6 +84,14 @@ pub struct MasterSpec {
     pub failover_timeout_ms: u64,
     /// Replicas re-pointed at the same time.
     pub parallel_syncs: u32,
+    /// How a failed master is replaced (`sentinel failover-strategy`).
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// The spare pool (`sentinel spare`): idle nodes a `spare`-strategy failover seeds from the
+    /// chosen replica and promotes instead of it. Bootstrapped from the config; a spare leaves
+    /// the pool when it is promoted (committed, like `addr`).
+    #[serde(default)]
+    pub spares: Vec<Addr>,
 }
 
 /// A committed decision.
@@ -206,6 +225,67 @@ pub enum Command {
         /// Its 40-hex run id (`SENTINEL MYID`).
         run_id: String,
     },
+    /// An operator's zero-loss switchover (`SENTINEL SWITCHOVER`): like a forced failover, but
+    /// the master's writes are paused and `target` must have every write (a committed
+    /// [`Command::SwitchoverInSync`]) before it may be promoted. See [`crate::switchover`].
+    SwitchoverStarted {
+        /// The master's name.
+        master: String,
+        /// The switchover's epoch: `current_epoch + 1`.
+        epoch: u64,
+        /// The replica to promote.
+        target: Addr,
+        /// The master being replaced (alive: it is paused, then demoted).
+        old_master: Addr,
+        /// The replicas to re-point afterwards (the target excluded).
+        replicas: Vec<Addr>,
+        /// How long the target may take to catch up before the switchover is aborted.
+        timeout_ms: u64,
+        /// The request's nonce (see `FailoverStarted::request`).
+        #[serde(default)]
+        request: u64,
+        /// Wall-clock time of the proposal, for the history only.
+        #[serde(default)]
+        at_ms: u64,
+    },
+    /// With the master's writes paused, the target's replication offset reached the master's:
+    /// it has every acknowledged write and may be promoted.
+    SwitchoverInSync {
+        /// The master's name.
+        master: String,
+        /// The switchover's epoch.
+        epoch: u64,
+        /// The offset both reported.
+        offset: i64,
+    },
+    /// A `spare`-strategy failover picked this idle spare; the leader is about to point it at
+    /// the chosen replica (`REPLICAOF chosen`).
+    SpareAssigned {
+        /// The master's name.
+        master: String,
+        /// The failover's epoch.
+        epoch: u64,
+        /// The spare.
+        spare: Addr,
+    },
+    /// The spare is in sync with the chosen replica: it becomes the candidate, the chosen
+    /// replica joins the replicas to re-point, and the spare leaves the pool.
+    SpareSeeded {
+        /// The master's name.
+        master: String,
+        /// The failover's epoch.
+        epoch: u64,
+    },
+    /// No spare could be used (none reachable, or it did not sync in time): the chosen
+    /// replica is promoted instead.
+    SpareSkipped {
+        /// The master's name.
+        master: String,
+        /// The failover's epoch.
+        epoch: u64,
+        /// Why, for the history and the log.
+        reason: String,
+    },
     /// A node that claims to be master but is not the committed one (the returning old
     /// master) is being made a replica of the current master.
     ConvertToReplica {
@@ -229,6 +309,7 @@ impl Command {
     pub fn stamp(&mut self, now_ms: u64) {
         match self {
             Command::FailoverStarted { at_ms, .. }
+            | Command::SwitchoverStarted { at_ms, .. }
             | Command::Promoted { at_ms, .. }
             | Command::FailoverEnded { at_ms, .. }
             | Command::FailoverAborted { at_ms, .. } => *at_ms = now_ms,
@@ -247,9 +328,27 @@ impl Command {
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Candidate chosen; promotion under way (Sentinel's `send_slaveof_noone`/`wait_promotion`).
+    /// For a switchover: the master's writes are paused and the target is catching up; for
+    /// the spare strategy: a spare is being chosen and seeded first.
     Selected,
+    /// A switchover's target has every write of the paused master; promotion under way.
+    InSync,
     /// Candidate is master; replicas being re-pointed (`reconf_slaves`).
     Promoted,
+}
+
+impl Failover {
+    /// Whether the candidate may be promoted now: a switchover's target only once it is in
+    /// sync, a spare-strategy failover's only once the spare question is settled.
+    pub fn ready_to_promote(&self) -> bool {
+        let spare_settled =
+            !matches!(self.spare, Some(SpareStep::Choosing | SpareStep::Seeding(_)));
+        match self.phase {
+            Phase::Selected => self.switchover.is_none() && spare_settled,
+            Phase::InSync => true,
+            Phase::Promoted => false,
+        }
+    }
 }
 
 /// A replica's progress during re-pointing.
@@ -280,6 +379,12 @@ pub struct Failover {
     pub replicas: BTreeMap<Addr, ReplicaStep>,
     /// A manual failover.
     pub forced: bool,
+    /// Set for a zero-loss switchover.
+    #[serde(default)]
+    pub switchover: Option<SwitchoverPlan>,
+    /// Set with strategy `spare`.
+    #[serde(default)]
+    pub spare: Option<SpareStep>,
 }
 
 /// One committed failover, for `GET /v1/history/{name}` and `wardenctl history`.
@@ -306,6 +411,25 @@ pub struct FailoverRecord {
     /// The manual request's nonce (0: automatic).
     #[serde(default)]
     pub request: u64,
+    /// A zero-loss switchover rather than a failover.
+    #[serde(default)]
+    pub switchover: bool,
+    /// What else happened worth telling the operator (a spare used or skipped, and why).
+    #[serde(default)]
+    pub note: String,
+}
+
+impl FailoverRecord {
+    /// Why it happened: `switchover`, `manual` (SENTINEL FAILOVER) or `odown`.
+    pub fn reason(&self) -> &'static str {
+        if self.switchover {
+            "switchover"
+        } else if self.forced {
+            "manual"
+        } else {
+            "odown"
+        }
+    }
 }
 
 /// How many failovers the history keeps per master (the oldest are dropped).
@@ -440,66 +564,47 @@ impl Machine {
                 forced,
                 request,
                 at_ms,
+            } => self.start(
+                Start { master, epoch, candidate, old_master, replicas, forced, request, at_ms },
+                None,
+                ev,
+            ),
+            Command::SwitchoverStarted {
+                master,
+                epoch,
+                target,
+                old_master,
+                replicas,
+                timeout_ms,
+                request,
+                at_ms,
             } => {
-                if epoch != self.current_epoch + 1 {
-                    return false;
-                }
-                let Some(m) = self.masters.get_mut(&master) else { return false };
-                if m.failover.is_some()
-                    || !(m.odown || forced)
-                    || old_master != m.spec.addr
-                    || candidate == m.spec.addr
-                {
-                    return false;
-                }
-                self.current_epoch = epoch;
-                let name = m.spec.name.clone();
-                ev.push(Event::plain("+new-epoch", &epoch.to_string()));
-                ev.push(Event::master("+try-failover", &name, &old_master, ""));
-                ev.push(Event::master("+elected-leader", &name, &old_master, ""));
-                ev.push(Event::master("+failover-state-select-slave", &name, &old_master, ""));
-                ev.push(Event::replica("+selected-slave", &candidate, &name, &old_master));
-                ev.push(Event::replica(
-                    "+failover-state-send-slaveof-noone",
-                    &candidate,
-                    &name,
-                    &old_master,
-                ));
-                let replicas = replicas
-                    .into_iter()
-                    .filter(|r| *r != candidate && *r != old_master)
-                    .map(|r| (r, ReplicaStep::Pending))
-                    .collect();
-                let history = self.history.entry(name).or_default();
-                history.push(FailoverRecord {
+                let start = Start {
+                    master,
                     epoch,
-                    from: old_master.clone(),
-                    to: candidate.clone(),
-                    forced,
-                    outcome: "in-progress".into(),
-                    started_ms: at_ms,
-                    promoted_ms: 0,
-                    finished_ms: 0,
-                    started_index: self.applied_index,
-                    request,
-                });
-                if history.len() > MAX_HISTORY {
-                    history.remove(0);
-                }
-                m.failover = Some(Failover {
-                    epoch,
-                    candidate,
+                    candidate: target,
                     old_master,
-                    phase: Phase::Selected,
                     replicas,
-                    forced,
-                });
-                true
+                    forced: true,
+                    request,
+                    at_ms,
+                };
+                self.start(start, Some(SwitchoverPlan { timeout_ms }), ev)
+            }
+            Command::SwitchoverInSync { master, epoch, offset } => {
+                switchover::in_sync(self, &master, epoch, offset, ev)
+            }
+            Command::SpareAssigned { master, epoch, spare } => {
+                spare::assigned(self, &master, epoch, spare, ev)
+            }
+            Command::SpareSeeded { master, epoch } => spare::seeded(self, &master, epoch, ev),
+            Command::SpareSkipped { master, epoch, reason } => {
+                spare::skipped(self, &master, epoch, &reason, ev)
             }
             Command::Promoted { master, epoch, at_ms } => {
                 let Some(m) = self.masters.get_mut(&master) else { return false };
                 let Some(f) =
-                    m.failover.as_mut().filter(|f| f.epoch == epoch && f.phase == Phase::Selected)
+                    m.failover.as_mut().filter(|f| f.epoch == epoch && f.ready_to_promote())
                 else {
                     return false;
                 };
@@ -584,10 +689,12 @@ impl Machine {
             }
             Command::FailoverAborted { master, epoch, reason, at_ms } => {
                 let Some(m) = self.masters.get_mut(&master) else { return false };
+                // Before the promotion nothing has changed on the nodes that an abort would
+                // leave inconsistent (a switchover's paused master is unpaused by the leader).
                 if !m
                     .failover
                     .as_ref()
-                    .is_some_and(|f| f.epoch == epoch && f.phase == Phase::Selected)
+                    .is_some_and(|f| f.epoch == epoch && f.phase != Phase::Promoted)
                 {
                     return false;
                 }
