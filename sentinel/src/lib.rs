@@ -33,6 +33,8 @@
 //!   [`notice`]: the events a supervisor publishes from its own observations.
 //! - [`reconciler`] and [`executor`]: the leader-only failover procedure; [`manual`]: the
 //!   operator's forced failover, committed through the same log.
+//! - [`membership`]: adding and removing supervisors through raft conf changes;
+//!   [`machine::runtime_config`]: `SENTINEL MONITOR/REMOVE/SET/RESET/CONFIG` through the log.
 //! - [`api`]: the Sentinel protocol for clients, and the HTTP/JSON API.
 //! - [`config`] and [`supervisor`]: the process.
 #![warn(missing_docs)]
@@ -45,6 +47,7 @@ pub mod health;
 pub mod info;
 pub mod machine;
 pub mod manual;
+pub mod membership;
 pub mod monitor;
 pub mod node_link;
 pub mod notice;

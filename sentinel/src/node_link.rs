@@ -15,12 +15,22 @@ use tokio::net::TcpStream;
 use crate::machine::Addr;
 
 /// Credentials for a master and its replicas.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     /// `auth-user`.
     pub user: Option<String>,
     /// `auth-pass`.
     pub pass: Option<String>,
+}
+
+impl Credentials {
+    /// A master's credentials as committed (`auth-user`, `auth-pass`).
+    pub fn of(spec: &crate::machine::MasterSpec) -> Credentials {
+        Credentials {
+            user: spec.auth_user.clone(),
+            pass: spec.auth_pass.as_ref().map(|p| p.0.clone()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {

@@ -111,6 +111,7 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
+            ..Default::default()
         };
         state.apply_command(1, Command::Bootstrap { masters: vec![spec] });
         let t = Instant::now();

@@ -46,6 +46,7 @@ fn spec() -> MasterSpec {
         down_after_ms: 1000,
         failover_timeout_ms: 10000,
         parallel_syncs: 1,
+        ..Default::default()
     }
 }
 
@@ -105,6 +106,7 @@ fn describe(cmd: &Command) -> String {
         Command::ReplicasDiscovered { replicas, .. } => {
             format!("replicas-discovered {}", addrs(replicas))
         }
+        Command::Configure { change, .. } => format!("configure {change:?}"),
         Command::ConvertToReplica { epoch, node, .. } => {
             format!("convert {} epoch={epoch}", node.port)
         }
@@ -156,6 +158,7 @@ fn run(script: &str) -> String {
         voters: vec![1, 2, 3],
         active: vec![1, 2, 3],
         applied: 0,
+        ..Default::default()
     };
     let mut out = String::new();
     for line in script.lines() {

@@ -432,6 +432,7 @@ mod tests {
             voters: vec![1, 2, 3],
             active,
             applied: 10,
+            ..Default::default()
         }
     }
 

@@ -44,6 +44,7 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
                 down_after_ms: 1000,
                 failover_timeout_ms: 10000,
                 parallel_syncs: kv.get("parallel-syncs").map_or(1, |v| v.parse().unwrap()),
+                ..Default::default()
             }],
         },
         "opinion" => Command::Opinion {

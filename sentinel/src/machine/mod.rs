@@ -23,15 +23,21 @@
 mod event;
 #[cfg(test)]
 mod golden;
+pub mod membership;
+pub mod runtime_config;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 pub use event::Event;
+pub use membership::Membership;
+pub use runtime_config::{
+    ConfigChange, ConfigOutcome, FailoverStrategy, GlobalSetting, MasterOption, Password, Settings,
+};
 
 /// A node address as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Addr {
     /// IP address text.
     pub host: String,
@@ -59,7 +65,7 @@ impl std::fmt::Display for Addr {
 }
 
 /// A monitored master's replicated settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MasterSpec {
     /// The service name clients ask for.
     pub name: String,
@@ -73,6 +79,16 @@ pub struct MasterSpec {
     pub failover_timeout_ms: u64,
     /// Replicas re-pointed at the same time.
     pub parallel_syncs: u32,
+    /// `auth-user` for the master and its replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_user: Option<String>,
+    /// `auth-pass` for the master and its replicas: in the Raft store and memory only, never
+    /// printed (see [`Password`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_pass: Option<Password>,
+    /// How the master is replaced when it fails.
+    #[serde(default)]
+    pub failover_strategy: FailoverStrategy,
 }
 
 /// A committed decision.
@@ -205,6 +221,14 @@ pub enum Command {
         addr: Addr,
         /// Its 40-hex run id (`SENTINEL MYID`).
         run_id: String,
+    },
+    /// A runtime configuration change (`SENTINEL MONITOR/REMOVE/SET/RESET/CONFIG SET`),
+    /// requested on any supervisor.
+    Configure {
+        /// The requester's nonce, under which the outcome is recorded (0: none).
+        request: u64,
+        /// The change.
+        change: ConfigChange,
     },
     /// A node that claims to be master but is not the committed one (the returning old
     /// master) is being made a replica of the current master.
@@ -372,6 +396,16 @@ pub struct Machine {
     /// Committed failovers per master, oldest first (at most [`MAX_HISTORY`] each).
     #[serde(default)]
     pub history: BTreeMap<String, Vec<FailoverRecord>>,
+    /// The group-wide `SENTINEL CONFIG` settings.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Outcomes of the latest configuration requests, by nonce, oldest first (at most
+    /// [`runtime_config::MAX_REQUESTS`]).
+    #[serde(default)]
+    pub requests: VecDeque<(u64, ConfigOutcome)>,
+    /// The supervisors' raft addresses and the ids removed from the group.
+    #[serde(default)]
+    pub members: Membership,
     /// Events produced by apply, drained by the owner.
     #[serde(skip)]
     pub events: Vec<(u64, Event)>,
@@ -401,16 +435,7 @@ impl Machine {
                         &spec.addr,
                         &format!(" quorum {}", spec.quorum),
                     ));
-                    let state = MasterState {
-                        spec,
-                        config_epoch: 0,
-                        opinions: BTreeMap::new(),
-                        odown: false,
-                        failover: None,
-                        replicas: BTreeSet::new(),
-                        replids: Vec::new(),
-                    };
-                    self.masters.insert(state.spec.name.clone(), state);
+                    self.masters.insert(spec.name.clone(), runtime_config::new_master(spec));
                 }
                 true
             }
@@ -644,6 +669,10 @@ impl Machine {
                 self.supervisors.insert(supervisor, (addr, run_id));
                 true
             }
+            Command::Configure { request, change } => {
+                self.configure(request, change, ev);
+                true
+            }
             Command::ConvertToReplica { master, epoch, node } => {
                 let Some(m) = self.masters.get_mut(&master) else { return false };
                 if epoch != m.config_epoch || node == m.spec.addr {
@@ -735,5 +764,17 @@ impl crate::consensus::core::StateMachine for Machine {
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
         *self = serde_json::from_slice(data).map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    fn apply_member_change(
+        &mut self,
+        index: u64,
+        change: &crate::consensus::membership::MemberChange,
+    ) -> bool {
+        self.record_member_change(index, change)
+    }
+
+    fn is_removed(&self, id: u64) -> bool {
+        self.members.removed.contains(&id)
     }
 }
