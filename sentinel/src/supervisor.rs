@@ -304,17 +304,10 @@ async fn health_loop(mut h: HealthLoop) {
         h.monitor.sync(&wanted, &credentials(&state, &h.file_creds));
 
         // `SENTINEL CONFIG SET announce-ip|announce-port` override what we announce.
+        let announce = state.settings.announce.get(&h.me).cloned().unwrap_or_default();
         let announced = Addr::new(
-            if state.settings.announce_ip.is_empty() {
-                h.me_addr.host.clone()
-            } else {
-                state.settings.announce_ip.clone()
-            },
-            if state.settings.announce_port == 0 {
-                h.me_addr.port
-            } else {
-                state.settings.announce_port
-            },
+            if announce.ip.is_empty() { h.me_addr.host.clone() } else { announce.ip },
+            if announce.port == 0 { h.me_addr.port } else { announce.port },
         );
         if state.bootstrapped
             && !state.members.removed.contains(&h.me)

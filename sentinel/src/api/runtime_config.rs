@@ -8,7 +8,8 @@
 //!
 //! Deliberate differences from Sentinel: `SENTINEL SET` with several options is all-or-nothing;
 //! master names are limited to letters, digits, `.`, `-` and `_` (as in the config file: a
-//! space would break every event line); `SENTINEL CONFIG` knows `resolve-hostnames`,
+//! space would break every event line); `announce-ip`/`announce-port` are committed too, for
+//! the supervisor that was asked; `SENTINEL CONFIG` knows `resolve-hostnames`,
 //! `announce-hostnames`, `announce-ip` and `announce-port` (supervisors authenticate each other
 //! with `supervisor-auth`, so `sentinel-user`/`sentinel-pass` do not apply); `failover-strategy
 //! promote|spare` is an extra `SENTINEL SET` option.
@@ -128,14 +129,16 @@ pub fn parse_config_set(param: &Bytes, value: &Bytes) -> Result<GlobalSetting, S
     }
 }
 
-/// `SENTINEL CONFIG GET <pattern>`: the matching parameters as a map, in Sentinel's order.
-pub fn config_get(settings: &Settings, pattern: &Bytes) -> Frame {
+/// `SENTINEL CONFIG GET <pattern>` on supervisor `me`: the matching parameters as a map, in
+/// Sentinel's order.
+pub fn config_get(settings: &Settings, me: u64, pattern: &Bytes) -> Frame {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let announce = settings.announce.get(&me).cloned().unwrap_or_default();
     let values = [
         yes_no(settings.resolve_hostnames),
         yes_no(settings.announce_hostnames),
-        settings.announce_ip.clone(),
-        settings.announce_port.to_string(),
+        announce.ip,
+        announce.port.to_string(),
     ];
     Frame::Map(
         PARAMS
@@ -159,9 +162,10 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
-/// Parses a configuration subcommand into the change to commit, or answers it at once
-/// (`CONFIG GET`, and every refusal). `args` is the whole request (`SENTINEL <sub> ...`).
-pub fn parse(state: &Machine, args: &[Bytes]) -> Result<ConfigChange, Frame> {
+/// Parses a configuration subcommand received by supervisor `me` into the change to commit,
+/// or answers it at once (`CONFIG GET`, and every refusal). `args` is the whole request
+/// (`SENTINEL <sub> ...`).
+pub fn parse(state: &Machine, me: u64, args: &[Bytes]) -> Result<ConfigChange, Frame> {
     let sub = text(&args[1]).to_ascii_lowercase();
     let err = |e: String| Frame::error(e);
     let no_such_master = || Frame::error("ERR No such master with that name");
@@ -192,8 +196,9 @@ pub fn parse(state: &Machine, args: &[Bytes]) -> Result<ConfigChange, Frame> {
         "reset" if args.len() == 3 => Ok(ConfigChange::Reset { pattern: text(&args[2]) }),
         "config" if args.len() < 3 => Err(err(arity("config"))),
         "config" => match (text(&args[2]).to_ascii_lowercase().as_str(), args.len()) {
-            ("get", 4) => Err(config_get(&state.settings, &args[3])),
+            ("get", 4) => Err(config_get(&state.settings, me, &args[3])),
             ("set", 5) => Ok(ConfigChange::Global {
+                supervisor: me,
                 setting: parse_config_set(&args[3], &args[4]).map_err(err)?,
             }),
             _ => Err(Frame::error(ONLY_GET_SET)),
@@ -205,7 +210,7 @@ pub fn parse(state: &Machine, args: &[Bytes]) -> Result<ConfigChange, Frame> {
 /// Handles a configuration subcommand: parse, commit through Raft, wait until applied here.
 pub async fn command(ctx: &Context, args: &[Bytes]) -> Frame {
     let state = ctx.state.borrow().clone();
-    let mut change = match parse(&state, args) {
+    let mut change = match parse(&state, ctx.me, args) {
         Ok(change) => change,
         Err(reply) => return reply,
     };
@@ -272,7 +277,7 @@ mod tests {
     }
 
     fn refusal(state: &Machine, line: &str) -> String {
-        match parse(state, &args(line)) {
+        match parse(state, 1, &args(line)) {
             Err(Frame::Error(e)) => String::from_utf8_lossy(&e).into_owned(),
             other => panic!("{line}: expected an error, got {other:?}"),
         }
@@ -365,7 +370,7 @@ mod tests {
     #[test]
     fn valid_requests_become_one_change_each() {
         let s = state();
-        let change = parse(&s, &args("SENTINEL set mymaster QUORUM 3 auth-pass secret auth-user '' failover-strategy spare")).unwrap();
+        let change = parse(&s, 1, &args("SENTINEL set mymaster QUORUM 3 auth-pass secret auth-user '' failover-strategy spare")).unwrap();
         assert_eq!(
             change,
             ConfigChange::Set {
@@ -379,25 +384,26 @@ mod tests {
             }
         );
         assert_eq!(
-            parse(&s, &args("SENTINEL reset m*")).unwrap(),
+            parse(&s, 1, &args("SENTINEL reset m*")).unwrap(),
             ConfigChange::Reset { pattern: "m*".into() }
         );
-        let monitor = parse(&s, &args("SENTINEL monitor other 127.0.0.1 0 1")).unwrap();
+        let monitor = parse(&s, 1, &args("SENTINEL monitor other 127.0.0.1 0 1")).unwrap();
         assert!(
             matches!(monitor, ConfigChange::Monitor { spec } if spec.addr.port == 0 && spec.quorum == 1 && spec.down_after_ms == 30000)
         );
         let mut hosts = s.clone();
         hosts.settings.resolve_hostnames = true;
-        assert!(parse(&hosts, &args("SENTINEL monitor other localhost 6379 1")).is_ok());
+        assert!(parse(&hosts, 1, &args("SENTINEL monitor other localhost 6379 1")).is_ok());
         assert_eq!(
-            parse(&s, &args("SENTINEL config set announce-port 70")).unwrap(),
-            ConfigChange::Global { setting: GlobalSetting::AnnouncePort(70) }
+            parse(&s, 1, &args("SENTINEL config set announce-port 70")).unwrap(),
+            ConfigChange::Global { supervisor: 1, setting: GlobalSetting::AnnouncePort(70) }
         );
     }
 
     #[test]
     fn config_get_matches_sentinels_order_and_globs() {
-        let mut settings = Settings { announce_port: 70, ..Default::default() };
+        let mut settings = Settings::default();
+        settings.announce.insert(1, crate::machine::Announce { ip: String::new(), port: 70 });
         let names = |f: Frame| match f {
             Frame::Map(pairs) => pairs
                 .into_iter()
@@ -406,12 +412,17 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            names(config_get(&settings, &Bytes::from("announce*"))),
+            names(config_get(&settings, 1, &Bytes::from("announce*"))),
             ["announce-hostnames=no", "announce-ip=", "announce-port=70"]
         );
+        assert_eq!(
+            names(config_get(&settings, 2, &Bytes::from("announce-port"))),
+            ["announce-port=0"],
+            "announce-* describe the supervisor asked"
+        );
         settings.resolve_hostnames = true;
-        assert_eq!(names(config_get(&settings, &Bytes::from("*")))[0], "resolve-hostnames=yes");
-        assert!(names(config_get(&settings, &Bytes::from("bogus"))).is_empty());
+        assert_eq!(names(config_get(&settings, 1, &Bytes::from("*")))[0], "resolve-hostnames=yes");
+        assert!(names(config_get(&settings, 1, &Bytes::from("bogus"))).is_empty());
     }
 
     fn text_of(f: &Frame) -> String {

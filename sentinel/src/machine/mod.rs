@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 pub use event::Event;
 pub use membership::Membership;
 pub use runtime_config::{
-    ConfigChange, ConfigOutcome, FailoverStrategy, GlobalSetting, MasterOption, Password, Settings,
+    Announce, ConfigChange, ConfigOutcome, FailoverStrategy, GlobalSetting, MasterOption, Password,
+    Settings,
 };
 
 /// A node address as clients see it.

@@ -100,18 +100,27 @@ impl MasterOption {
     }
 }
 
-/// The group-wide settings of `SENTINEL CONFIG GET|SET` that make sense for supervisors.
+/// The settings of `SENTINEL CONFIG GET|SET` that make sense for supervisors.
+/// `resolve-hostnames` and `announce-hostnames` are group-wide; `announce-ip` and
+/// `announce-port` describe one supervisor (the one that was asked), as in Sentinel where each
+/// sentinel announces its own address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// `resolve-hostnames`: `SENTINEL MONITOR` accepts hostnames, not only IP addresses.
     pub resolve_hostnames: bool,
     /// `announce-hostnames`: recorded for compatibility (addresses are reported as given).
     pub announce_hostnames: bool,
-    /// `announce-ip`: the address supervisors announce for themselves ("" = their bind
-    /// address).
-    pub announce_ip: String,
-    /// `announce-port`: the port supervisors announce (0 = their own port).
-    pub announce_port: u16,
+    /// Per supervisor (raft id): the address it announces instead of its own.
+    pub announce: BTreeMap<u64, Announce>,
+}
+
+/// What one supervisor announces for itself (`SENTINEL SENTINELS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    /// `announce-ip` ("" = its bind address).
+    pub ip: String,
+    /// `announce-port` (0 = its own port).
+    pub port: u16,
 }
 
 /// One `SENTINEL CONFIG SET` parameter with its validated value.
@@ -156,6 +165,8 @@ pub enum ConfigChange {
     },
     /// `SENTINEL CONFIG SET`.
     Global {
+        /// The supervisor that was asked (the one `announce-*` is about).
+        supervisor: u64,
         /// The parameter and its value.
         setting: GlobalSetting,
     },
@@ -271,13 +282,17 @@ impl Machine {
                 }
                 ConfigOutcome::Done(count)
             }
-            ConfigChange::Global { setting } => {
+            ConfigChange::Global { supervisor, setting } => {
                 let s = &mut self.settings;
                 match setting {
                     GlobalSetting::ResolveHostnames(v) => s.resolve_hostnames = v,
                     GlobalSetting::AnnounceHostnames(v) => s.announce_hostnames = v,
-                    GlobalSetting::AnnounceIp(v) => s.announce_ip = v,
-                    GlobalSetting::AnnouncePort(v) => s.announce_port = v,
+                    GlobalSetting::AnnounceIp(v) => {
+                        s.announce.entry(supervisor).or_default().ip = v
+                    }
+                    GlobalSetting::AnnouncePort(v) => {
+                        s.announce.entry(supervisor).or_default().port = v
+                    }
                 }
                 ConfigOutcome::Done(0)
             }
@@ -383,7 +398,7 @@ mod tests {
     #[test]
     fn global_settings_and_the_outcome_log_is_bounded() {
         let mut m = Machine::default();
-        let set = |s| ConfigChange::Global { setting: s };
+        let set = |s| ConfigChange::Global { supervisor: 2, setting: s };
         configure(&mut m, 1, set(GlobalSetting::AnnouncePort(7777)));
         configure(&mut m, 2, set(GlobalSetting::ResolveHostnames(true)));
         configure(&mut m, 3, set(GlobalSetting::AnnounceIp("10.1.1.1".into())));
@@ -392,8 +407,7 @@ mod tests {
             Settings {
                 resolve_hostnames: true,
                 announce_hostnames: false,
-                announce_ip: "10.1.1.1".into(),
-                announce_port: 7777
+                announce: [(2, Announce { ip: "10.1.1.1".into(), port: 7777 })].into(),
             }
         );
         for r in 10..(10 + MAX_REQUESTS as u64 * 2) {
