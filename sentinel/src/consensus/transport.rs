@@ -172,6 +172,9 @@ async fn dial_loop(
                     tracing::info!(peer, "raft peer closed the connection");
                     connected.lock().remove(&peer);
                     let _ = unreachable.send(peer);
+                    // A peer that refuses us right after the handshake (we are not, or no
+                    // longer, a member) must not be redialled in a tight loop.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     break;
                 }
             };
