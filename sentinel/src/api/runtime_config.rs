@@ -50,7 +50,7 @@ pub fn parse_monitor(args: &[Bytes], settings: &Settings) -> Result<MasterSpec, 
         return Err("ERR Quorum must be 1 or greater.".into());
     }
     let literal = host.parse::<std::net::IpAddr>().is_ok();
-    if !literal && !(settings.resolve_hostnames && valid_hostname(&host)) {
+    if !(literal || settings.resolve_hostnames && valid_hostname(&host)) {
         return Err("ERR Invalid IP address or hostname specified".into());
     }
     let port = u16::try_from(port).map_err(|_| "ERR Invalid port number.".to_string())?;

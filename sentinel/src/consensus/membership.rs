@@ -54,8 +54,7 @@ impl MemberChange {
             MemberChange::Promote { .. } => (ConfChangeType::AddNode, Vec::new()),
             MemberChange::Remove { .. } => (ConfChangeType::RemoveNode, Vec::new()),
         };
-        let mut single = ConfChangeSingle::default();
-        single.node_id = self.id();
+        let mut single = ConfChangeSingle { node_id: self.id(), ..Default::default() };
         single.set_change_type(kind);
         let mut cc = ConfChangeV2::default();
         cc.mut_changes().push(single);
@@ -86,8 +85,7 @@ impl MemberChange {
 
 /// A legacy (v1) conf change in the v2 form raft-rs applies.
 pub fn legacy_to_v2(cc: &ConfChange) -> ConfChangeV2 {
-    let mut single = ConfChangeSingle::default();
-    single.node_id = cc.node_id;
+    let mut single = ConfChangeSingle { node_id: cc.node_id, ..Default::default() };
     single.set_change_type(cc.get_change_type());
     let mut v2 = ConfChangeV2::default();
     v2.mut_changes().push(single);
@@ -122,8 +120,7 @@ mod tests {
         ] {
             assert_eq!(MemberChange::from_conf_change(&change.to_conf_change()), Some(change));
         }
-        let mut legacy = ConfChange::default();
-        legacy.node_id = 3;
+        let mut legacy = ConfChange { node_id: 3, ..Default::default() };
         legacy.set_change_type(ConfChangeType::RemoveNode);
         assert_eq!(MemberChange::from_legacy(&legacy), Some(MemberChange::Remove { id: 3 }));
         assert_eq!(MemberChange::from_conf_change(&ConfChangeV2::default()), None);

@@ -30,15 +30,17 @@ const MAX_FRAME: usize = 64 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Per peer: its address and the queue of its dialling task.
+type Links = HashMap<u64, (SocketAddr, mpsc::Sender<Message>)>;
+
 /// Sends messages to peers through one dialling task each. Cloning gives another handle to
 /// the same links (the consensus task sends, the membership sync changes the peer set).
 #[derive(Clone)]
 pub struct Router {
     me: u64,
     secret: Secret,
-    /// Per peer: its address and the queue of its dialling task. Locked briefly, never across
-    /// an `.await`.
-    peers: std::sync::Arc<parking_lot::Mutex<HashMap<u64, (SocketAddr, mpsc::Sender<Message>)>>>,
+    /// Locked briefly, never across an `.await`.
+    peers: std::sync::Arc<parking_lot::Mutex<Links>>,
     unreachable: mpsc::UnboundedSender<u64>,
     connected: Connected,
 }
