@@ -20,10 +20,12 @@
 //! wardenctl -p 26379 status
 //! redis-cli -p 26380 sentinel failover mymaster     # manual failover, from any supervisor
 //! wardenctl -p 26379 failover mymaster              # the same, followed to its end
+//! redis-cli -p 26381 sentinel set mymaster quorum 3 # committed through Raft, seen by all
+//! wardenctl -p 26379 members add 4 127.0.0.1:26482  # a 4th supervisor ('sentinel join yes')
 //! ```
 //!
 //! With `http-port` set, each supervisor also serves a small HTTP/JSON API (`/v1/masters`,
-//! `/v1/masters/{name}/failover`, `/v1/history/{name}`, `/v1/health`, `/metrics`; see
+//! `/v1/masters/{name}/failover`, `/v1/history/{name}`, `/v1/members`, `/v1/health`, `/metrics`; see
 //! [`api::http`] and [`api::rest`]).
 //!
 //! Modules:
