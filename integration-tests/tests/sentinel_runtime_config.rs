@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use integration_tests::ha::{self, sentinel_reply, Group, NodeKind};
 use integration_tests::nodes::{Kind, Node};
-use integration_tests::wait;
+use integration_tests::{bin_dir, wait};
 
 /// One field of `SENTINEL MASTER <name>` on a supervisor.
 fn master_field(port: u16, name: &str, key: &str) -> Result<String, String> {
@@ -38,6 +38,25 @@ fn configuration_changed_on_one_supervisor_is_committed_once_and_read_on_all() {
     // A second master that needs a password.
     let m2 = Node::start(Kind::Warden, "m2", &["--requirepass", "s3cret-pw"]);
     let port = m2.port.to_string();
+    // An operator follows the event stream of a third supervisor meanwhile. (It exits by
+    // itself when that supervisor stops, should the test fail before it is killed.)
+    let events_dir = tempfile::tempdir().unwrap();
+    let events_path = events_dir.path().join("events.jsonl");
+    let said_path = events_dir.path().join("stderr");
+    let mut events = std::process::Command::new(bin_dir().join("wardenctl"))
+        .args(["-p", &group.supervisors[leader].port.to_string(), "--json", "events"])
+        .stdout(std::fs::File::create(&events_path).unwrap())
+        .stderr(std::fs::File::create(&said_path).unwrap())
+        .spawn()
+        .expect("starting wardenctl events");
+    wait::until("wardenctl events to subscribe", Duration::from_secs(10), || {
+        let said = std::fs::read_to_string(&said_path).map_err(|e| e.to_string())?;
+        if said.contains("following the events of") {
+            Ok(())
+        } else {
+            Err(said)
+        }
+    });
 
     let monitor = ["SENTINEL", "MONITOR", "m2", "127.0.0.1", &port, "2"];
     assert_eq!(sentinel_reply(follower, &monitor).unwrap(), "+OK");
@@ -55,6 +74,16 @@ fn configuration_changed_on_one_supervisor_is_committed_once_and_read_on_all() {
         Ok(())
     });
     assert_eq!(master_field(follower, "m2", "runid").unwrap(), "");
+    wait::until("the +monitor event in wardenctl events", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&events_path).map_err(|e| e.to_string())?;
+        let want =
+            format!("\"event\":\"+monitor\",\"message\":\"master m2 127.0.0.1 {port} quorum 2\"");
+        if text.lines().any(|l| l.contains(&want)) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
 
     let set = [
         "SENTINEL",
@@ -95,6 +124,19 @@ fn configuration_changed_on_one_supervisor_is_committed_once_and_read_on_all() {
         }
         Ok(())
     });
+    wait::until("the +set events in wardenctl events", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&events_path).map_err(|e| e.to_string())?;
+        if text.contains(&format!("master m2 127.0.0.1 {port} auth-pass ******"))
+            && text.contains(&format!("master m2 127.0.0.1 {port} quorum 1"))
+        {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    let _ = events.kill();
+    let _ = events.wait();
+    assert!(!std::fs::read_to_string(&events_path).unwrap().contains("s3cret-pw"));
     for s in &group.supervisors {
         let mut c = ha::connect(s.port).unwrap();
         let all: Vec<Vec<String>> = redis::cmd("SENTINEL").arg("masters").query(&mut c).unwrap();

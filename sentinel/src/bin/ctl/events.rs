@@ -13,7 +13,9 @@ pub fn follow(host: &str, port: u16, as_json: bool) -> Result<(), String> {
     let mut c = connect(host, port)?;
     // Events come when they come: no read timeout while following.
     c.stream.set_read_timeout(None).map_err(|e| e.to_string())?;
-    c.send(&["PSUBSCRIBE", "*"])?;
+    // The subscription is confirmed before anything is said: from then on no event is missed.
+    c.call(&["PSUBSCRIBE", "*"])?;
+    eprintln!("following the events of {host}:{port} (Ctrl-C to stop)");
     let stdout = std::io::stdout();
     loop {
         let frame = c.read_frame()?;
