@@ -33,6 +33,8 @@ impl Notices {
         now: Instant,
     ) -> Vec<Event> {
         let mut events = Vec::new();
+        // Forget the instances of masters removed at run time (SENTINEL REMOVE).
+        self.seen.retain(|(name, _), _| state.masters.contains_key(name));
         for m in state.masters.values() {
             let down_after = Duration::from_millis(m.spec.down_after_ms);
             let name = &m.spec.name;

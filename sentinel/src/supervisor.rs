@@ -329,6 +329,10 @@ async fn health_loop(mut h: HealthLoop) {
         for event in notices.update(&state, &views, now) {
             emit(&h.hub, event);
         }
+        // A master removed at run time (SENTINEL REMOVE) leaves no local judgement behind that a
+        // later MONITOR of the same name would inherit.
+        master_since.retain(|name, _| state.masters.contains_key(name));
+        h.local.lock().sdown_since.retain(|name, _| state.masters.contains_key(name));
         for m in state.masters.values() {
             let Some(view) = views.get(&m.spec.addr) else { continue };
             // When this supervisor first saw this node as the committed master.
