@@ -228,6 +228,16 @@ pub async fn remove(
     working(&status, connected)?;
     let change = plan_remove(&status, id)?;
     if status.leader == id {
+        // A leader change in the middle of a failover would be survived (the next leader
+        // resumes from the committed steps), but it is a needless stall: refuse, as the raft
+        // notes advise.
+        let state = consensus.state.borrow().clone();
+        if let Some(m) = state.masters.values().find(|m| m.failover.is_some()) {
+            return Err(refused(format!(
+                "raft id {id} leads a failover of {} in progress; retry once it has ended",
+                m.spec.name
+            )));
+        }
         let to = successor(&status, id, connected).ok_or_else(|| {
             refused(format!("no other voter is reachable to take over from leader {id}"))
         })?;
