@@ -93,6 +93,27 @@ pub fn peer_addresses(
     peers
 }
 
+/// Keeps the raft links and the admitted peer ids equal to the committed membership: a
+/// supervisor added at run time is dialled, a removed one dropped and refused.
+pub async fn follow_membership(
+    consensus: Consensus<Machine>,
+    router: crate::consensus::transport::Router,
+    members: crate::consensus::transport::Members,
+    config_peers: Vec<(u64, SocketAddr)>,
+    mut stop: common::shutdown::Shutdown,
+) {
+    let mut state = consensus.state.clone();
+    loop {
+        let peers = peer_addresses(&state.borrow_and_update(), &config_peers);
+        router.set_peers(&peers);
+        *members.lock() = peers.iter().map(|(id, _)| *id).collect();
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { return },
+            _ = stop.wait() => return,
+        }
+    }
+}
+
 /// Why a membership request was refused. The `Display` text is the error reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemberError {

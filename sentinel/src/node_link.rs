@@ -31,6 +31,27 @@ impl Credentials {
             pass: spec.auth_pass.as_ref().map(|p| p.0.clone()),
         }
     }
+
+    /// Each master's credentials: the committed ones, else those of the config file (for a
+    /// group bootstrapped before credentials were committed).
+    pub fn for_masters(
+        state: &crate::machine::Machine,
+        file_creds: &std::collections::HashMap<String, Credentials>,
+    ) -> std::collections::HashMap<String, Credentials> {
+        state
+            .masters
+            .values()
+            .map(|m| {
+                let committed = Credentials::of(&m.spec);
+                let creds = if committed == Credentials::default() {
+                    file_creds.get(&m.spec.name).cloned().unwrap_or_default()
+                } else {
+                    committed
+                };
+                (m.spec.name.clone(), creds)
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Credentials {

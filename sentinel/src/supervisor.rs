@@ -124,7 +124,13 @@ pub async fn run_with_http(
         },
     );
 
-    tokio::spawn(sync_peers(consensus.clone(), link_router, members, peers.clone(), stop.clone()));
+    tokio::spawn(crate::membership::follow_membership(
+        consensus.clone(),
+        link_router,
+        members,
+        peers.clone(),
+        stop.clone(),
+    ));
 
     let views: Views = Views::default();
     let simulate_failure = Arc::new(std::sync::atomic::AtomicU8::new(0));
@@ -186,7 +192,7 @@ pub async fn run_with_http(
         move |node: &Addr| -> Credentials {
             let s = state.borrow().clone();
             let snapshot = views.lock().clone();
-            let creds = credentials(&s, &file_creds);
+            let creds = Credentials::for_masters(&s, &file_creds);
             watch_list(&s, &snapshot)
                 .get(node)
                 .and_then(|(master, _)| creds.get(master).cloned())
@@ -212,47 +218,6 @@ pub async fn run_with_http(
     )
     .await;
     Ok(())
-}
-
-/// Each master's credentials: the committed ones, else those of the config file.
-fn credentials(
-    state: &Machine,
-    file_creds: &HashMap<String, Credentials>,
-) -> HashMap<String, Credentials> {
-    state
-        .masters
-        .values()
-        .map(|m| {
-            let committed = Credentials::of(&m.spec);
-            let creds = if committed == Credentials::default() {
-                file_creds.get(&m.spec.name).cloned().unwrap_or_default()
-            } else {
-                committed
-            };
-            (m.spec.name.clone(), creds)
-        })
-        .collect()
-}
-
-/// Keeps the raft links and the admitted peer ids equal to the committed membership: a
-/// supervisor added at run time is dialled, a removed one dropped and refused.
-async fn sync_peers(
-    consensus: Consensus<Machine>,
-    router: Router,
-    members: transport::Members,
-    config_peers: Vec<(u64, std::net::SocketAddr)>,
-    mut stop: common::shutdown::Shutdown,
-) {
-    let mut state = consensus.state.clone();
-    loop {
-        let peers = crate::membership::peer_addresses(&state.borrow_and_update(), &config_peers);
-        router.set_peers(&peers);
-        *members.lock() = peers.iter().map(|(id, _)| *id).collect();
-        tokio::select! {
-            changed = state.changed() => if changed.is_err() { return },
-            _ = stop.wait() => return,
-        }
-    }
 }
 
 struct HealthLoop {
@@ -301,7 +266,7 @@ async fn health_loop(mut h: HealthLoop) {
         let tilted = tilt_until.is_some();
         let views = h.monitor.views().lock().clone();
         let wanted = watch_list(&state, &views);
-        h.monitor.sync(&wanted, &credentials(&state, &h.file_creds));
+        h.monitor.sync(&wanted, &Credentials::for_masters(&state, &h.file_creds));
 
         // `SENTINEL CONFIG SET announce-ip|announce-port` override what we announce.
         let announce = state.settings.announce.get(&h.me).cloned().unwrap_or_default();
