@@ -103,8 +103,15 @@ pub async fn follow_membership(
     mut stop: common::shutdown::Shutdown,
 ) {
     let mut state = consensus.state.clone();
+    let me = consensus.status.borrow().id;
     loop {
-        let peers = peer_addresses(&state.borrow_and_update(), &config_peers);
+        let current = state.borrow_and_update().clone();
+        // A removed supervisor has nobody left to talk to: it stops dialling the group.
+        let peers = if current.members.removed.contains(&me) {
+            Vec::new()
+        } else {
+            peer_addresses(&current, &config_peers)
+        };
         router.set_peers(&peers);
         *members.lock() = peers.iter().map(|(id, _)| *id).collect();
         tokio::select! {

@@ -12,10 +12,25 @@ use super::{connect, list};
 /// How long `members add` waits for the learner to become a voter.
 const PROMOTION_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `SENTINEL MEMBERS` as JSON objects.
+/// `SENTINEL MEMBERS` as JSON objects. Only the leader knows match indexes, so a follower's
+/// answer is completed by asking the leader at the client address it announced (falling back
+/// to the follower's view if the leader cannot be reached from here).
 pub fn members(host: &str, port: u16) -> Result<Value, String> {
     let mut c = connect(host, port)?;
-    Ok(Value::Array(list(&c.call(&["SENTINEL", "MEMBERS"])?)))
+    let here = list(&c.call(&["SENTINEL", "MEMBERS"])?);
+    let leader_addr = here
+        .iter()
+        .find(|m| m["leader"].as_str() == Some("1") && m["match-index"].as_str() == Some(""))
+        .and_then(|m| m["client-addr"].as_str())
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)));
+    if let Some((h, p)) = leader_addr {
+        let from_leader = connect(&h, p).and_then(|mut l| l.call(&["SENTINEL", "MEMBERS"]));
+        if let Ok(frame) = from_leader {
+            return Ok(Value::Array(list(&frame)));
+        }
+    }
+    Ok(Value::Array(here))
 }
 
 /// One line per supervisor.
