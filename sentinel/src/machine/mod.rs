@@ -15,7 +15,12 @@
 //! - at most one failover per master is in flight; its steps are Selected → Promoted →
 //!   replicas re-pointed (at most `parallel-syncs` in flight) → ended, each a committed entry;
 //! - after promotion the failover cannot be aborted, and the master's address is the
-//!   candidate's, under the failover's epoch.
+//!   candidate's, under the failover's epoch (a `SENTINEL RESET` then only drops the
+//!   re-pointing bookkeeping; the leader's topology enforcement re-points the stragglers).
+//!
+//! Runtime configuration ([`runtime_config`]: `SENTINEL MONITOR/REMOVE/SET/RESET/CONFIG SET`)
+//! and the supervisors' membership records ([`membership`]: raft addresses, removed ids) are
+//! applied here too, so they are the same on every supervisor and survive restarts.
 //!
 //! Apply also records Sentinel-style [`Event`]s for the pub/sub API; they are a side output,
 //! not part of the replicated state.
