@@ -252,7 +252,14 @@ fn connect(host: &str, port: u16) -> Result<Conn, String> {
     stream.set_read_timeout(Some(Duration::from_secs(15))).map_err(|e| e.to_string())?;
     let mut conn = Conn { stream, buf: Vec::new() };
     if let Some(password) = PASSWORD.get() {
-        conn.call(&["AUTH", password])?;
+        match conn.call(&["AUTH", password]) {
+            Ok(_) => {}
+            // As redis-cli does: a server without a password says so, and we go on.
+            Err(e) if e.contains("without any password configured") => {
+                eprintln!("wardenctl: warning: AUTH failed: {e}")
+            }
+            Err(e) => return Err(format!("AUTH failed: {e}")),
+        }
     }
     Ok(conn)
 }
