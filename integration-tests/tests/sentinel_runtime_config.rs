@@ -31,7 +31,7 @@ fn on_every(group: &Group, what: &str, probe: impl Fn(u16) -> Result<(), String>
 
 #[test]
 fn configuration_changed_on_one_supervisor_is_committed_once_and_read_on_all() {
-    let group = Group::start(NodeKind::Warden, 1, 3, 2000);
+    let mut group = Group::start(NodeKind::Warden, 1, 3, 2000);
     let leader = wait::until("a raft leader", Duration::from_secs(10), || group.leader());
     let follower = group.supervisors[(leader + 1) % 3].port;
     let other = group.supervisors[(leader + 2) % 3].port;
@@ -144,6 +144,30 @@ fn configuration_changed_on_one_supervisor_is_committed_once_and_read_on_all() {
         assert!(!s.proc.log().contains("s3cret-pw"), "supervisor {} logged the password", s.id);
         assert!(s.proc.log().contains("+set master m2 127.0.0.1"), "supervisor {}", s.id);
     }
+
+    // The committed settings outlive a supervisor: killed and restarted, it reads them back from
+    // its Raft store (its config file knows nothing of m2), password included.
+    let restarted = (leader + 2) % 3;
+    group.supervisors[restarted].proc.restart();
+    let port_restarted = group.supervisors[restarted].port;
+    wait::until("the restarted supervisor to know m2 as set", Duration::from_secs(20), || {
+        let got = (
+            master_field(port_restarted, "m2", "quorum")?,
+            master_field(port_restarted, "m2", "down-after-milliseconds")?,
+        );
+        if got != ("1".into(), "1500".into()) {
+            return Err(format!("{got:?}"));
+        }
+        if master_field(port_restarted, "m2", "runid")?.is_empty() {
+            return Err("no run id yet: INFO not authenticated".into());
+        }
+        // Back in the group (the requests below need a working majority on it).
+        let server = ha::node_info_section(port_restarted, "server")?;
+        match ha::field(&server, "raft_leader").as_deref() {
+            None | Some("0") => Err("no raft leader known yet".into()),
+            Some(_) => Ok(()),
+        }
+    });
 
     // Global settings: resolve-hostnames is the group's; announce-port the asked supervisor's.
     assert_eq!(

@@ -425,6 +425,64 @@ mod tests {
         assert!(names(config_get(&settings, 1, &Bytes::from("bogus"))).is_empty());
     }
 
+    /// Whatever the arguments, parsing answers (a change or an error reply) and applying the
+    /// change never panics.
+    #[test]
+    fn arbitrary_arguments_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let words = [
+            "monitor",
+            "remove",
+            "set",
+            "reset",
+            "config",
+            "get",
+            "set",
+            "mymaster",
+            "m2",
+            "*",
+            "quorum",
+            "auth-pass",
+            "auth-user",
+            "failover-strategy",
+            "spare",
+            "promote",
+            "down-after-milliseconds",
+            "parallel-syncs",
+            "failover-timeout",
+            "announce-port",
+            "announce-ip",
+            "resolve-hostnames",
+            "yes",
+            "no",
+            "0",
+            "-1",
+            "1",
+            "65536",
+            "18446744073709551616",
+            "127.0.0.1",
+            "::1",
+            "localhost",
+            "",
+            "\u{0}",
+            "é",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let mut state = state();
+        for i in 0..20_000u64 {
+            let n = rng.gen_range(2..9);
+            let mut a: Vec<Bytes> = vec![Bytes::from("SENTINEL")];
+            for _ in 1..n {
+                a.push(Bytes::from(words[rng.gen_range(0..words.len())]));
+            }
+            if let Ok(change) = parse(&state, 1, &a) {
+                let index = state.applied_index + 1;
+                state.apply_command(index, Command::Configure { request: i, change });
+                state.take_events();
+            }
+        }
+    }
+
     fn text_of(f: &Frame) -> String {
         match f {
             Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
