@@ -29,6 +29,8 @@ fn a_fourth_supervisor_joins_as_a_learner_becomes_a_voter_and_a_failover_still_c
     let joiner = group.supervisors[3].port;
     // Waiting to be added: no membership, no state, and it refuses to decide anything.
     assert_eq!(members(joiner).unwrap(), []);
+    let server = ha::node_info_section(joiner, "server").unwrap();
+    assert_eq!(ha::field(&server, "raft_role").as_deref(), Some("joining"), "{server}");
     assert!(ha::master_addr(joiner).is_err(), "it knows no master before it is added");
     let refused =
         sentinel_reply(joiner, &["SENTINEL", "CONFIG", "SET", "announce-hostnames", "yes"])
@@ -123,6 +125,8 @@ fn the_removed_leader_hands_over_cannot_decide_and_its_id_never_comes_back() {
             Err("not yet")
         }
     });
+    let server = ha::node_info_section(old.port, "server").unwrap();
+    assert_eq!(ha::field(&server, "raft_role").as_deref(), Some("removed"), "{server}");
     let refused = sentinel_reply(old.port, &["SENTINEL", "FAILOVER", ha::MASTER]).unwrap();
     assert!(refused.starts_with("-NOLEADER"), "{refused}");
     let refused =
