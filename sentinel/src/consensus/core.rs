@@ -438,7 +438,12 @@ impl<M: StateMachine> RaftCore<M> {
         };
         if let Some(change) = &change {
             if !self.machine.apply_member_change(entry.index, change) {
-                tracing::warn!(index = entry.index, ?change, "membership change refused by the committed state (a removed id is never re-admitted)");
+                // A removed id is never re-admitted, whoever proposed it.
+                tracing::warn!(
+                    index = entry.index,
+                    ?change,
+                    "membership change refused by the committed state"
+                );
                 return Ok(());
             }
         }

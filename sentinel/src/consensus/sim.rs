@@ -22,7 +22,13 @@ impl StateMachine for Journal {
     fn apply(&mut self, _index: u64, data: &[u8]) {
         self.applied.push(String::from_utf8_lossy(data).into_owned());
     }
+    /// Like the supervisors' state machine: a removed id is refused for good.
     fn apply_member_change(&mut self, _index: u64, change: &MemberChange) -> bool {
+        let removed =
+            |id: u64| self.member_changes.iter().any(|c| *c == MemberChange::Remove { id });
+        if !matches!(change, MemberChange::Remove { .. }) && removed(change.id()) {
+            return false;
+        }
         self.member_changes.push(change.clone());
         true
     }
@@ -403,4 +409,25 @@ fn one_membership_change_at_a_time() {
     net.settle();
     net.tick(5);
     assert_eq!(net.node(leader).status().voters, [1, 2, 3, 4]);
+}
+
+#[test]
+fn a_member_change_the_state_machine_refuses_leaves_the_configuration_unchanged() {
+    let mut net = Net::new(3, tuning());
+    let leader = net.elect(&[1, 2, 3]);
+    let gone = (1..=3).find(|i| *i != leader).unwrap();
+    net.change(leader, MemberChange::Remove { id: gone }).expect("proposed");
+    net.tick(3);
+    let rest: Vec<u64> = (1..=3).filter(|i| *i != gone).collect();
+    // Proposed behind the request checks' back (a stale or buggy requester): committed, but
+    // refused by every node when applied, so the removed id never votes again.
+    net.change(leader, MemberChange::AddLearner { id: gone, raft_addr: "x:1".into() })
+        .expect("raft itself accepts the proposal");
+    net.tick(3);
+    net.change(leader, MemberChange::Promote { id: gone }).expect("proposed");
+    net.tick(3);
+    for id in &rest {
+        let st = net.node(*id).status();
+        assert_eq!((st.voters.clone(), st.learners.clone()), (rest.clone(), vec![]), "node {id}");
+    }
 }
