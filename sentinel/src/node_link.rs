@@ -102,7 +102,13 @@ impl NodeLink {
         name: &str,
         timeout: Duration,
     ) -> Result<NodeLink, LinkError> {
-        let target = format!("{}:{}", addr.host, addr.port);
+        // An IPv6 literal (SENTINEL MONITOR accepts one) needs brackets; a hostname is resolved
+        // again on every connect, as Sentinel does with resolve-hostnames.
+        let target = if addr.host.contains(':') {
+            format!("[{}]:{}", addr.host, addr.port)
+        } else {
+            format!("{}:{}", addr.host, addr.port)
+        };
         let stream = tokio::time::timeout(timeout, TcpStream::connect(&target))
             .await
             .map_err(|_| LinkError::Timeout)??;
