@@ -24,8 +24,7 @@ impl StateMachine for Journal {
     }
     /// Like the supervisors' state machine: a removed id is refused for good.
     fn apply_member_change(&mut self, _index: u64, change: &MemberChange) -> bool {
-        let removed =
-            |id: u64| self.member_changes.iter().any(|c| *c == MemberChange::Remove { id });
+        let removed = |id: u64| self.member_changes.contains(&MemberChange::Remove { id });
         if !matches!(change, MemberChange::Remove { .. }) && removed(change.id()) {
             return false;
         }
