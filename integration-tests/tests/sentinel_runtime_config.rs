@@ -208,6 +208,33 @@ fn configuration_changed_on_one_supervisor_is_committed_once_and_read_on_all() {
         sentinel_reply(other, &["SENTINEL", "REMOVE", "m2"]).unwrap(),
         "-ERR No such master with that name"
     );
+    // Two operators monitor the same new name at once on two supervisors: one entry wins, the
+    // other is told the name is taken; every supervisor agrees on the winner.
+    let racers: Vec<String> = [(follower, 7001u16), (other, 7002u16)]
+        .into_iter()
+        .map(|(p, target)| {
+            std::thread::spawn(move || {
+                let t = target.to_string();
+                sentinel_reply(p, &["SENTINEL", "MONITOR", "raced", "127.0.0.1", &t, "2"]).unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let mut sorted = racers.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["+OK", "-ERR Duplicate master name."], "{racers:?}");
+    let winner = if racers[0] == "+OK" { "7001" } else { "7002" };
+    on_every(&group, "every supervisor to agree on the winner", |p| {
+        let got = master_field(p, "raced", "port")?;
+        if got == winner {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    });
+
     // The bootstrap master is untouched.
     assert!(ha::master_addr(follower).is_ok());
 }
