@@ -30,6 +30,8 @@ pub struct Supervisor {
     pub id: u64,
     /// Sentinel protocol port.
     pub port: u16,
+    /// The port its raft transport listens on.
+    pub raft_port: u16,
     /// The process.
     pub proc: Proc,
 }
@@ -224,7 +226,7 @@ impl Group {
             ];
             let proc =
                 Proc::start(&format!("supervisor{id}"), &bin_dir().join("warden-sentinel"), &args);
-            sups.push(Supervisor { id, port, proc });
+            sups.push(Supervisor { id, port, raft_port: raft_ports[id as usize - 1], proc });
         }
         let group = Group { nodes, spares, supervisors: sups, config, links, _conf_dir: conf_dir };
         group.check_listening()?;
@@ -262,6 +264,36 @@ impl Group {
             );
         }
         Ok(group)
+    }
+
+    /// Starts supervisor `id` with `sentinel join yes`: the group's settings and raft peers,
+    /// plus its own raft address, and an empty store, so it waits to be added
+    /// (`SENTINEL MEMBERS ADD`) instead of electing itself. Returns its raft address.
+    pub fn start_joiner(&mut self, id: u64) -> String {
+        let raft_port = ports::allocate();
+        let port = ports::allocate();
+        let shared = std::fs::read_to_string(&self.config).expect("reading the shared config");
+        let own = self.config.with_file_name(format!("sentinel-{id}.conf"));
+        let text = format!("{shared}raft-peer {id} 127.0.0.1 {raft_port}\nsentinel join yes\n");
+        std::fs::write(&own, text).expect("writing the joiner's config");
+        let args: Vec<String> = vec![
+            own.display().to_string(),
+            "--raft-id".into(),
+            id.to_string(),
+            "--port".into(),
+            port.to_string(),
+            "--dir".into(),
+            "data".into(),
+        ];
+        let proc =
+            Proc::start(&format!("supervisor{id}"), &bin_dir().join("warden-sentinel"), &args);
+        wait::until("the joiner to answer PING", Duration::from_secs(20), || {
+            connect(port).and_then(|mut c| {
+                redis::cmd("PING").query::<String>(&mut c).map_err(|e| e.to_string())
+            })
+        });
+        self.supervisors.push(Supervisor { id, port, raft_port, proc });
+        format!("127.0.0.1:{raft_port}")
     }
 
     /// Waits until every process answers PING; an address already in use is an `Err`.
@@ -409,4 +441,38 @@ pub fn node_info_section(port: u16, section: &str) -> Result<String, String> {
 /// `key:value` from INFO text.
 pub fn field(info: &str, key: &str) -> Option<String> {
     info.lines().find_map(|l| l.trim_end().strip_prefix(key)?.strip_prefix(':').map(str::to_string))
+}
+
+/// `SENTINEL MEMBERS` on a supervisor: `(id, role, leader)` per member.
+pub fn members(port: u16) -> Result<Vec<(u64, String, bool)>, String> {
+    let mut c = connect(port)?;
+    let maps: Vec<Vec<String>> =
+        redis::cmd("SENTINEL").arg("members").query(&mut c).map_err(|e| e.to_string())?;
+    Ok(maps
+        .iter()
+        .map(|m| {
+            let get = |k: &str| {
+                m.chunks(2).find(|kv| kv[0] == k).map(|kv| kv[1].clone()).unwrap_or_default()
+            };
+            (get("id").parse().unwrap_or(0), get("role"), get("leader") == "1")
+        })
+        .collect())
+}
+
+/// Sends a command to a supervisor and returns the reply as text: `+OK`, `:n`, or the error
+/// line as `-CODE detail`.
+pub fn sentinel_reply(port: u16, args: &[&str]) -> Result<String, String> {
+    let mut c = connect(port)?;
+    c.set_read_timeout(Some(Duration::from_secs(15))).map_err(|e| e.to_string())?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    match cmd.query::<redis::Value>(&mut c) {
+        Ok(redis::Value::Okay) => Ok("+OK".into()),
+        Ok(redis::Value::SimpleString(s)) => Ok(format!("+{s}")),
+        Ok(redis::Value::Int(n)) => Ok(format!(":{n}")),
+        Ok(other) => Ok(format!("{other:?}")),
+        Err(e) => Ok(format!("-{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or_default())),
+    }
 }

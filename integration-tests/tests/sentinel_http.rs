@@ -300,6 +300,30 @@ fn http_api_of_a_running_group() {
     assert_eq!(list[0]["failover_strategy"].str(), Some("promote"));
     assert_eq!(list[0]["spares"], J::Arr(Vec::new()));
 
+    // The supervisor group: three voters, exactly one leader, and (asked of the leader) each
+    // one's match index and lag.
+    let (code, body) = http(s0.http, "GET", "/v1/members").unwrap();
+    let members = json(&body);
+    assert_eq!(code, 200, "{body}");
+    let list = members["members"].items();
+    assert_eq!(list.iter().map(|m| m["id"].num()).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+    assert!(list.iter().all(|m| m["role"].str() == Some("voter")), "{body}");
+    assert_eq!(list.iter().filter(|m| m["leader"] == J::Bool(true)).count(), 1, "{body}");
+    wait::until("the leader to report every match index", Duration::from_secs(10), || {
+        let (_, body) = http(s0.http, "GET", "/v1/members")?;
+        let leader =
+            json(&body)["leader"].num().filter(|l| *l > 0).ok_or(format!("no leader: {body}"))?
+                as usize;
+        let (_, body) = http(sups[leader - 1].http, "GET", "/v1/members")?;
+        let members = json(&body);
+        let list = members["members"].items();
+        if list.len() == 3 && list.iter().all(|m| m["match_index"].num().is_some()) {
+            Ok(())
+        } else {
+            Err(body)
+        }
+    });
+
     // Bad requests: JSON errors with the right status, and the server keeps serving.
     let cases: [(&[u8], u16); 6] = [
         (b"GET /v1/masters/nosuch HTTP/1.1\r\n\r\n", 404),

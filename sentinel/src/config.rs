@@ -18,11 +18,20 @@
 //! sentinel auth-user <name> <user>
 //! sentinel failover-strategy <name> promote|spare      (default promote)
 //! sentinel spare <name> <ip> <port>                    (repeatable: the spare pool)
+//! sentinel join yes|no                                 (default no)
 //! ```
 //!
 //! The file bootstraps the group: after the first start the committed Raft state is the
-//! truth, and this file is never rewritten. `auth-pass` stays in memory only, never in the
-//! Raft log. As in Sentinel, per-master lines may come before or after their `monitor` line.
+//! truth, and this file is never rewritten; `SENTINEL MONITOR/REMOVE/SET`, `SENTINEL CONFIG
+//! SET` and membership changes go through the Raft log. `auth-pass` is committed with the
+//! bootstrap (so that `SENTINEL SET … auth-pass` can change it on every supervisor): it lives in
+//! the Raft store and in memory, and is never printed. As in Sentinel, per-master lines may
+//! come before or after their `monitor` line.
+//!
+//! `sentinel join yes` starts a supervisor that is not one of the bootstrap voters: with an
+//! empty store it waits to be added (`wardenctl members add <id> <raft-host:port>`) instead of
+//! electing itself. Its file lists its own `raft-peer` line and those of the group's members,
+//! so that it can answer the leader.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -41,15 +50,11 @@ pub struct Peer {
     pub addr: std::net::SocketAddr,
 }
 
-/// One monitored master: the replicated spec plus the local-only credentials.
+/// One monitored master from the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Monitor {
-    /// What is replicated through Raft.
+    /// What is replicated through Raft (credentials included).
     pub spec: MasterSpec,
-    /// `auth-pass`: used for the master and its replicas; kept out of the log.
-    pub auth_pass: Option<String>,
-    /// `auth-user`.
-    pub auth_user: Option<String>,
 }
 
 /// The typed configuration.
@@ -73,6 +78,8 @@ pub struct Config {
     pub supervisor_auth: String,
     /// Monitored masters, in file order.
     pub masters: Vec<Monitor>,
+    /// `sentinel join yes`: not a bootstrap voter; wait to be added to the group.
+    pub join: bool,
 }
 
 const DEFAULT_DOWN_AFTER: u64 = 30_000;
@@ -91,6 +98,7 @@ impl Config {
         let mut secret = None;
         let mut masters: Vec<Monitor> = Vec::new();
         let mut per_master: Vec<&ConfigLine> = Vec::new();
+        let mut join = false;
         for line in lines {
             let args = &line.args;
             match line.directive.as_str() {
@@ -181,11 +189,8 @@ impl Config {
                                 down_after_ms: DEFAULT_DOWN_AFTER,
                                 failover_timeout_ms: DEFAULT_FAILOVER_TIMEOUT,
                                 parallel_syncs: 1,
-                                strategy: Strategy::Promote,
-                                spares: Vec::new(),
+                                ..Default::default()
                             },
-                            auth_pass: None,
-                            auth_user: None,
                         });
                     }
                     Some(
@@ -197,6 +202,15 @@ impl Config {
                         | "failover-strategy"
                         | "spare",
                     ) => per_master.push(line),
+                    Some("join") => {
+                        join = match args.get(1).map(|v| v.to_ascii_lowercase()).as_deref() {
+                            Some("yes") if args.len() == 2 => true,
+                            Some("no") if args.len() == 2 => false,
+                            _ => {
+                                return Err(ConfigError::at(line, "expected: sentinel join yes|no"))
+                            }
+                        }
+                    }
                     Some(other) => {
                         return Err(ConfigError::at(
                             line,
@@ -235,8 +249,11 @@ impl Config {
                             ConfigError::at(line, "parallel-syncs must be 1 or more")
                         })?
                 }
-                "auth-pass" => m.auth_pass = Some(value.clone()),
-                "auth-user" => m.auth_user = Some(value.clone()),
+                "auth-pass" => {
+                    m.spec.auth_pass =
+                        (!value.is_empty()).then(|| crate::machine::Password(value.clone()))
+                }
+                "auth-user" => m.spec.auth_user = (!value.is_empty()).then(|| value.clone()),
                 "failover-strategy" => {
                     m.spec.strategy = Strategy::parse(value).ok_or_else(|| {
                         ConfigError::at(
@@ -274,6 +291,7 @@ impl Config {
             peers,
             supervisor_auth,
             masters,
+            join,
         };
         config.validate()?;
         Ok(config)
@@ -422,7 +440,12 @@ mod tests {
             (2, 1000, 10000)
         );
         assert_eq!(m.spec.parallel_syncs, 2);
-        assert_eq!((m.auth_pass.as_deref(), m.auth_user.as_deref()), (Some("pw"), Some("bob")));
+        assert_eq!(m.spec.auth_pass, Some(crate::machine::Password("pw".into())));
+        assert_eq!(m.spec.auth_user.as_deref(), Some("bob"));
+        assert!(!c.join);
+        assert!(load(GOOD, &["--sentinel", "join", "yes"]).unwrap().join);
+        let e = load(GOOD, &["--sentinel", "join", "maybe"]).unwrap_err().to_string();
+        assert!(e.contains("expected: sentinel join yes|no"), "{e}");
     }
 
     #[test]

@@ -21,10 +21,12 @@
 //! redis-cli -p 26380 sentinel failover mymaster     # manual failover, from any supervisor
 //! wardenctl -p 26379 failover mymaster              # the same, followed to its end
 //! wardenctl -p 26379 switchover mymaster            # zero-loss move, followed to its end
+//! redis-cli -p 26381 sentinel set mymaster quorum 3 # committed through Raft, seen by all
+//! wardenctl -p 26379 members add 4 127.0.0.1:26482  # a 4th supervisor ('sentinel join yes')
 //! ```
 //!
 //! With `http-port` set, each supervisor also serves a small HTTP/JSON API (`/v1/masters`,
-//! `/v1/masters/{name}/failover`, `/v1/history/{name}`, `/v1/health`, `/metrics`; see
+//! `/v1/masters/{name}/failover`, `/v1/history/{name}`, `/v1/members`, `/v1/health`, `/metrics`; see
 //! [`api::http`] and [`api::rest`]).
 //!
 //! Modules:
@@ -35,6 +37,8 @@
 //! - [`reconciler`] and [`executor`]: the leader-only failover procedure; [`manual`]: the
 //!   operator's forced failover, committed through the same log; [`switchover`]: the
 //!   operator's zero-loss move of a healthy master (writes paused until the target caught up).
+//! - [`membership`]: adding and removing supervisors through raft conf changes;
+//!   [`machine::runtime_config`]: `SENTINEL MONITOR/REMOVE/SET/RESET/CONFIG` through the log.
 //! - [`api`]: the Sentinel protocol for clients, and the HTTP/JSON API.
 //! - [`config`] and [`supervisor`]: the process.
 #![warn(missing_docs)]
@@ -47,6 +51,7 @@ pub mod health;
 pub mod info;
 pub mod machine;
 pub mod manual;
+pub mod membership;
 pub mod monitor;
 pub mod node_link;
 pub mod notice;

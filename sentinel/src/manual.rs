@@ -236,8 +236,7 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
-            strategy: crate::machine::Strategy::Promote,
-            spares: Vec::new(),
+            ..Default::default()
         };
         assert!(m.apply_command(1, Command::Bootstrap { masters: vec![spec] }));
         let mut views = HashMap::new();

@@ -89,8 +89,8 @@ pub type Views = Arc<parking_lot::Mutex<HashMap<Addr, NodeView>>>;
 /// Starts and stops the per-node tasks.
 pub struct Monitor {
     views: Views,
-    tasks: HashMap<Addr, (String, JoinHandle<()>)>,
-    creds: HashMap<String, Credentials>,
+    /// Per node: the master it is watched for, the credentials its task uses, the task.
+    tasks: HashMap<Addr, (String, Credentials, JoinHandle<()>)>,
     client_name: String,
 }
 
@@ -113,9 +113,9 @@ impl Cadence {
 }
 
 impl Monitor {
-    /// A monitor using `creds` per master name.
-    pub fn new(views: Views, creds: HashMap<String, Credentials>, client_name: String) -> Monitor {
-        Monitor { views, tasks: HashMap::new(), creds, client_name }
+    /// A monitor whose node connections call themselves `client_name`.
+    pub fn new(views: Views, client_name: String) -> Monitor {
+        Monitor { views, tasks: HashMap::new(), client_name }
     }
 
     /// The shared views.
@@ -123,16 +123,26 @@ impl Monitor {
         &self.views
     }
 
-    /// Watches exactly the nodes in `wanted` (address → (master name, cadence)).
-    pub fn sync(&mut self, wanted: &BTreeMap<Addr, (String, Cadence)>) {
+    /// Watches exactly the nodes in `wanted` (address → (master name, cadence)), with each
+    /// master's credentials from `creds`. Masters added or removed at run time (`SENTINEL
+    /// MONITOR/REMOVE`) show up here; a node whose master's credentials changed (`SENTINEL
+    /// SET … auth-pass`) is reconnected with the new ones, as Sentinel drops its links.
+    pub fn sync(
+        &mut self,
+        wanted: &BTreeMap<Addr, (String, Cadence)>,
+        creds: &HashMap<String, Credentials>,
+    ) {
         let stale: Vec<Addr> = self
             .tasks
             .iter()
-            .filter(|(a, (m, _))| wanted.get(*a).map(|(w, _)| w) != Some(m))
+            .filter(|(a, (m, c, _))| {
+                wanted.get(*a).map(|(w, _)| w) != Some(m)
+                    || creds.get(m).cloned().unwrap_or_default() != *c
+            })
             .map(|(a, _)| a.clone())
             .collect();
         for addr in stale {
-            if let Some((_, task)) = self.tasks.remove(&addr) {
+            if let Some((_, _, task)) = self.tasks.remove(&addr) {
                 task.abort();
             }
             self.views.lock().remove(&addr);
@@ -142,22 +152,22 @@ impl Monitor {
                 continue;
             }
             self.views.lock().insert(addr.clone(), NodeView::new(Instant::now()));
-            let creds = self.creds.get(master).cloned().unwrap_or_default();
+            let creds = creds.get(master).cloned().unwrap_or_default();
             let task = tokio::spawn(watch(
                 addr.clone(),
-                creds,
+                creds.clone(),
                 self.views.clone(),
                 *cadence,
                 self.client_name.clone(),
             ));
-            self.tasks.insert(addr.clone(), (master.clone(), task));
+            self.tasks.insert(addr.clone(), (master.clone(), creds, task));
         }
     }
 }
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        for (_, (_, task)) in self.tasks.drain() {
+        for (_, (_, _, task)) in self.tasks.drain() {
             task.abort();
         }
     }
@@ -294,8 +304,7 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
-            strategy: crate::machine::Strategy::Promote,
-            spares: Vec::new(),
+            ..Default::default()
         };
         state.apply_command(1, Command::Bootstrap { masters: vec![spec] });
         let now = Instant::now();

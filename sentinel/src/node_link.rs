@@ -15,12 +15,43 @@ use tokio::net::TcpStream;
 use crate::machine::Addr;
 
 /// Credentials for a master and its replicas.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     /// `auth-user`.
     pub user: Option<String>,
     /// `auth-pass`.
     pub pass: Option<String>,
+}
+
+impl Credentials {
+    /// A master's credentials as committed (`auth-user`, `auth-pass`).
+    pub fn of(spec: &crate::machine::MasterSpec) -> Credentials {
+        Credentials {
+            user: spec.auth_user.clone(),
+            pass: spec.auth_pass.as_ref().map(|p| p.0.clone()),
+        }
+    }
+
+    /// Each master's credentials: the committed ones, else those of the config file (for a
+    /// group bootstrapped before credentials were committed).
+    pub fn for_masters(
+        state: &crate::machine::Machine,
+        file_creds: &std::collections::HashMap<String, Credentials>,
+    ) -> std::collections::HashMap<String, Credentials> {
+        state
+            .masters
+            .values()
+            .map(|m| {
+                let committed = Credentials::of(&m.spec);
+                let creds = if committed == Credentials::default() {
+                    file_creds.get(&m.spec.name).cloned().unwrap_or_default()
+                } else {
+                    committed
+                };
+                (m.spec.name.clone(), creds)
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -71,7 +102,13 @@ impl NodeLink {
         name: &str,
         timeout: Duration,
     ) -> Result<NodeLink, LinkError> {
-        let target = format!("{}:{}", addr.host, addr.port);
+        // An IPv6 literal (SENTINEL MONITOR accepts one) needs brackets; a hostname is resolved
+        // again on every connect, as Sentinel does with resolve-hostnames.
+        let target = if addr.host.contains(':') {
+            format!("[{}]:{}", addr.host, addr.port)
+        } else {
+            format!("{}:{}", addr.host, addr.port)
+        };
         let stream = tokio::time::timeout(timeout, TcpStream::connect(&target))
             .await
             .map_err(|_| LinkError::Timeout)??;

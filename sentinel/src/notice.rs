@@ -33,6 +33,8 @@ impl Notices {
         now: Instant,
     ) -> Vec<Event> {
         let mut events = Vec::new();
+        // Forget the instances of masters removed at run time (SENTINEL REMOVE).
+        self.seen.retain(|(name, _), _| state.masters.contains_key(name));
         for m in state.masters.values() {
             let down_after = Duration::from_millis(m.spec.down_after_ms);
             let name = &m.spec.name;
@@ -111,8 +113,7 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
-            strategy: crate::machine::Strategy::Promote,
-            spares: Vec::new(),
+            ..Default::default()
         };
         state.apply_command(1, Command::Bootstrap { masters: vec![spec] });
         let t = Instant::now();

@@ -688,8 +688,7 @@ mod tests {
             down_after_ms: 1000,
             failover_timeout_ms: 10000,
             parallel_syncs: 1,
-            strategy: crate::machine::Strategy::Promote,
-            spares: Vec::new(),
+            ..Default::default()
         }
     }
 
@@ -702,6 +701,7 @@ mod tests {
             voters: vec![1, 2, 3],
             active: vec![1, 2, 3],
             applied: 0,
+            ..Default::default()
         }
     }
 

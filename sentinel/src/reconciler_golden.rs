@@ -51,8 +51,7 @@ fn spec() -> MasterSpec {
         down_after_ms: 1000,
         failover_timeout_ms: 10000,
         parallel_syncs: 1,
-        strategy: crate::machine::Strategy::Promote,
-        spares: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -112,6 +111,7 @@ fn describe(cmd: &Command) -> String {
         Command::ReplicasDiscovered { replicas, .. } => {
             format!("replicas-discovered {}", addrs(replicas))
         }
+        Command::Configure { change, .. } => format!("configure {change:?}"),
         Command::ConvertToReplica { epoch, node, .. } => {
             format!("convert {} epoch={epoch}", node.port)
         }
@@ -189,6 +189,7 @@ fn run(script: &str) -> String {
         voters: vec![1, 2, 3],
         active: vec![1, 2, 3],
         applied: 0,
+        ..Default::default()
     };
     let mut out = String::new();
     for line in script.lines() {

@@ -76,7 +76,15 @@ pub async fn run_with_http(
     let run_id = load_run_id(&config.dir)?;
     let me = config.raft_id;
     tracing::info!(raft_id = me, run_id = %run_id, "Sentinel ID is {run_id}");
-    let voters = config.voters();
+    // A joiner starts with an empty membership: raft-rs never campaigns on a node outside the
+    // configuration, so it waits for the leader to add it and send it a snapshot.
+    let voters = if config.join { Vec::new() } else { config.voters() };
+    if config.join {
+        tracing::info!(
+            raft_id = me,
+            "joining: waiting to be added to the group (wardenctl members add)"
+        );
+    }
     let core = RaftCore::open(
         me,
         &config.dir.join("raft"),
@@ -92,7 +100,10 @@ pub async fn run_with_http(
         config.peers.iter().map(|p| (p.id, p.addr)).collect();
     let router = Router::start(me, &peers, secret.clone(), unreachable_tx);
     let connected = router.connected();
-    tokio::spawn(transport::serve(raft, voters.clone(), secret, inbound_tx));
+    let members = transport::Members::default();
+    members.lock().extend(peers.iter().map(|(id, _)| *id));
+    tokio::spawn(transport::serve(raft, members.clone(), secret, inbound_tx));
+    let link_router = router.clone();
     let (hub, _) = broadcast::channel::<Event>(4096);
     let publish = hub.clone();
     let consensus = task::spawn(
@@ -112,6 +123,14 @@ pub async fn run_with_http(
             }
         },
     );
+
+    tokio::spawn(crate::membership::follow_membership(
+        consensus.clone(),
+        link_router,
+        members,
+        peers.clone(),
+        stop.clone(),
+    ));
 
     let views: Views = Views::default();
     let simulate_failure = Arc::new(std::sync::atomic::AtomicU8::new(0));
@@ -133,6 +152,7 @@ pub async fn run_with_http(
         started: Instant::now(),
         next_client_id: AtomicU64::new(0),
         simulate_failure: simulate_failure.clone(),
+        config_peers: peers.clone(),
     });
     for client in clients {
         tokio::spawn(api::serve(client, ctx.clone(), stop.clone()));
@@ -141,18 +161,12 @@ pub async fn run_with_http(
         tokio::spawn(api::http::serve(listener, ctx.clone(), stop.clone()));
     }
 
-    let creds: HashMap<String, Credentials> = config
-        .masters
-        .iter()
-        .map(|m| {
-            (
-                m.spec.name.clone(),
-                Credentials { user: m.auth_user.clone(), pass: m.auth_pass.clone() },
-            )
-        })
-        .collect();
+    // Credentials from the file count until the committed state has its own (a group
+    // bootstrapped before credentials were committed).
+    let file_creds: HashMap<String, Credentials> =
+        config.masters.iter().map(|m| (m.spec.name.clone(), Credentials::of(&m.spec))).collect();
     let client_name = format!("sentinel-{}-cmd", &run_id[..8]);
-    let monitor = Monitor::new(views.clone(), creds.clone(), client_name.clone());
+    let monitor = Monitor::new(views.clone(), client_name.clone());
     let announce_host = if config.bind.iter().any(|b| b.is_unspecified()) {
         "127.0.0.1".to_string()
     } else {
@@ -164,6 +178,7 @@ pub async fn run_with_http(
         me_addr,
         run_id,
         consensus: consensus.clone(),
+        file_creds: file_creds.clone(),
         monitor,
         local,
         hub,
@@ -177,6 +192,7 @@ pub async fn run_with_http(
         move |node: &Addr| -> Credentials {
             let s = state.borrow().clone();
             let snapshot = views.lock().clone();
+            let creds = Credentials::for_masters(&s, &file_creds);
             watch_list(&s, &snapshot)
                 .get(node)
                 .and_then(|(master, _)| creds.get(master).cloned())
@@ -209,6 +225,7 @@ struct HealthLoop {
     me_addr: Addr,
     run_id: String,
     consensus: Consensus<Machine>,
+    file_creds: HashMap<String, Credentials>,
     monitor: Monitor,
     local: Arc<parking_lot::Mutex<Local>>,
     hub: broadcast::Sender<Event>,
@@ -249,14 +266,21 @@ async fn health_loop(mut h: HealthLoop) {
         let tilted = tilt_until.is_some();
         let views = h.monitor.views().lock().clone();
         let wanted = watch_list(&state, &views);
-        h.monitor.sync(&wanted);
+        h.monitor.sync(&wanted, &Credentials::for_masters(&state, &h.file_creds));
 
+        // `SENTINEL CONFIG SET announce-ip|announce-port` override what we announce.
+        let announce = state.settings.announce.get(&h.me).cloned().unwrap_or_default();
+        let announced = Addr::new(
+            if announce.ip.is_empty() { h.me_addr.host.clone() } else { announce.ip },
+            if announce.port == 0 { h.me_addr.port } else { announce.port },
+        );
         if state.bootstrapped
-            && state.supervisors.get(&h.me) != Some(&(h.me_addr.clone(), h.run_id.clone()))
+            && !state.members.removed.contains(&h.me)
+            && state.supervisors.get(&h.me) != Some(&(announced.clone(), h.run_id.clone()))
         {
             let cmd = Command::SupervisorAnnounced {
                 supervisor: h.me,
-                addr: h.me_addr.clone(),
+                addr: announced,
                 run_id: h.run_id.clone(),
             };
             maybe_propose(&h.consensus, &mut last_proposal, "announce".into(), cmd, now).await;
@@ -270,6 +294,10 @@ async fn health_loop(mut h: HealthLoop) {
         for event in notices.update(&state, &views, now) {
             emit(&h.hub, event);
         }
+        // A master removed at run time (SENTINEL REMOVE) leaves no local judgement behind that a
+        // later MONITOR of the same name would inherit.
+        master_since.retain(|name, _| state.masters.contains_key(name));
+        h.local.lock().sdown_since.retain(|name, _| state.masters.contains_key(name));
         for m in state.masters.values() {
             let Some(view) = views.get(&m.spec.addr) else { continue };
             // When this supervisor first saw this node as the committed master.

@@ -59,11 +59,8 @@ pub async fn run(mut stream: TcpStream, ctx: Arc<Context>, mut stop: common::shu
                 loop {
                     match parse_request(&mut buf, LIMITS) {
                         Ok(Some(args)) if args.is_empty() => continue,
-                        Ok(Some(args)) if is_committed_request(&client, &args, b"failover") => {
-                            failover(&ctx, &args).await.encode(client.proto, &mut out);
-                        }
-                        Ok(Some(args)) if is_committed_request(&client, &args, b"switchover") => {
-                            switchover(&ctx, &args).await.encode(client.proto, &mut out);
+                        Ok(Some(args)) if is_committed_request(&client, &args) => {
+                            committed_request(&ctx, &args).await.encode(client.proto, &mut out);
                         }
                         Ok(Some(args)) => {
                             for frame in dispatch(&ctx, &mut client, &args) {
@@ -141,13 +138,35 @@ fn deliveries(client: &Client, e: &Event) -> Vec<Frame> {
     out
 }
 
-/// `SENTINEL FAILOVER` and `SENTINEL SWITCHOVER` wait for the Raft log, so they are answered
-/// here, asynchronously, and not by the synchronous dispatcher (pipelined requests keep their
-/// order: the next one is read only after this reply).
-fn is_committed_request(client: &Client, args: &[Bytes], sub: &[u8]) -> bool {
+/// The SENTINEL subcommands that wait for the Raft log (`FAILOVER`, `SWITCHOVER`, the runtime configuration,
+/// `MEMBERS`) are answered here, asynchronously, and not by the synchronous dispatcher
+/// (pipelined requests keep their order: the next one is read only after this reply).
+fn is_committed_request(client: &Client, args: &[Bytes]) -> bool {
+    const COMMITTED: [&[u8]; 8] = [
+        b"failover",
+        b"switchover",
+        b"monitor",
+        b"remove",
+        b"set",
+        b"reset",
+        b"config",
+        b"members",
+    ];
     !(client.subscriptions() > 0 && client.proto == Protocol::Resp2)
         && args[0].eq_ignore_ascii_case(b"sentinel")
-        && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(sub))
+        && args.get(1).is_some_and(|a| COMMITTED.iter().any(|c| a.eq_ignore_ascii_case(c)))
+}
+
+async fn committed_request(ctx: &Context, args: &[Bytes]) -> Frame {
+    if args[1].eq_ignore_ascii_case(b"failover") {
+        failover(ctx, args).await
+    } else if args[1].eq_ignore_ascii_case(b"switchover") {
+        switchover(ctx, args).await
+    } else if args[1].eq_ignore_ascii_case(b"members") {
+        super::members::command(ctx, args).await
+    } else {
+        super::runtime_config::command(ctx, args).await
+    }
 }
 
 /// How long a manual failover request waits to see its decision committed.

@@ -173,6 +173,8 @@ pub enum Route {
     Switchover(String),
     /// `GET /v1/history/{name}`.
     History(String),
+    /// `GET /v1/members`.
+    Members,
     /// `GET /v1/health`.
     Health,
     /// `GET /metrics`.
@@ -194,6 +196,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, Response> {
         }
         ["v1", "history", name] if !name.is_empty() => ("GET", Route::History(name.to_string())),
         ["v1", "health"] => ("GET", Route::Health),
+        ["v1", "members"] => ("GET", Route::Members),
         ["metrics"] => ("GET", Route::Metrics),
         _ => return Err(Response::error(404, format!("no such endpoint: {path}"))),
     };
@@ -324,6 +327,8 @@ mod tests {
         assert_eq!(route("GET", "/v1/masters/"), Ok(Route::Masters));
         assert_eq!(route("GET", "/v1/masters/mymaster"), Ok(Route::Master("mymaster".into())));
         assert_eq!(route("GET", "/v1/health"), Ok(Route::Health));
+        assert_eq!(route("GET", "/v1/members"), Ok(Route::Members));
+        assert_eq!(route("POST", "/v1/members").unwrap_err().status, 405);
         assert_eq!(route("HEAD", "/v1/health").unwrap_err().status, 405);
         assert_eq!(
             route("POST", "/v1/masters/mymaster/failover"),

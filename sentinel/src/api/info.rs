@@ -37,6 +37,22 @@ pub fn render(ctx: &Context, _client: &Client, args: &[Bytes]) -> String {
                     "raft_id:{}\r\nraft_term:{}\r\nraft_leader:{}\r\n",
                     status.id, status.term, status.leader
                 ));
+                // Where this supervisor stands in the group (membership changes at run time).
+                let role = if status.removed {
+                    "removed"
+                } else if status.voters.contains(&status.id) {
+                    "voter"
+                } else if status.learners.contains(&status.id) {
+                    "learner"
+                } else {
+                    "joining"
+                };
+                let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+                out.push_str(&format!(
+                    "raft_role:{role}\r\nraft_voters:{}\r\nraft_learners:{}\r\n",
+                    ids(&status.voters),
+                    ids(&status.learners)
+                ));
             }
             "clients" => {
                 out.push_str("# Clients\r\n");

@@ -7,14 +7,17 @@
 //! strings, maps degrade to flat arrays under RESP2, an unknown master name gives a null array
 //! for GET-MASTER-ADDR-BY-NAME and `-ERR No such master with that name` elsewhere.
 //!
-//! `SENTINEL FAILOVER` is the one request that waits: it is committed through Raft
-//! ([`crate::manual`]) before the reply. [`http`] and [`rest`] serve the same state over
+//! `SENTINEL FAILOVER`, the runtime configuration (`MONITOR`, `REMOVE`, `SET`, `RESET`,
+//! `CONFIG SET`: [`runtime_config`]) and `MEMBERS ADD|REMOVE` ([`members`]) wait: each is
+//! committed through Raft before the reply, from whichever supervisor received it. [`http`] and [`rest`] serve the same state over
 //! HTTP/JSON on `http-port`.
 
 mod connection;
 pub mod http;
 mod info;
+pub mod members;
 pub mod rest;
+pub mod runtime_config;
 mod sentinel;
 
 use std::collections::{HashMap, HashSet};
@@ -67,6 +70,8 @@ pub struct Context {
     pub next_client_id: AtomicU64,
     /// `SENTINEL SIMULATE-FAILURE` flags, read by the executor.
     pub simulate_failure: Arc<std::sync::atomic::AtomicU8>,
+    /// The bootstrap voters' raft addresses from the config file (`raft-peer` lines).
+    pub config_peers: Vec<(u64, std::net::SocketAddr)>,
 }
 
 /// Accepts clients until shutdown.

@@ -21,6 +21,9 @@
 //! - `GET /v1/history/{name}`: every committed failover of the master still in the history
 //!   (the last [`crate::machine::MAX_HISTORY`]), oldest first: epoch, from → to, manual or
 //!   not, outcome, wall-clock times and duration.
+//! - `GET /v1/members`: the supervisor group (`SENTINEL MEMBERS`): id, raft and client
+//!   addresses, voter or learner, leader flag, and on the leader each one's match index and
+//!   lag; plus who answered and the leader it knows.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -154,6 +157,20 @@ pub async fn answer(ctx: &Context, route: Route, body: &[u8]) -> Response {
                 "tilt": ctx.local.lock().tilt_since.is_some(),
             });
             Response::json(if healthy { 200 } else { 503 }, &body)
+        }
+        Route::Members => {
+            let status = ctx.status.borrow().clone();
+            let members = super::members::members(ctx);
+            Response::json(
+                200,
+                &json!({
+                    "raft_id": status.id,
+                    "term": status.term,
+                    "leader": status.leader,
+                    "commit_index": status.commit,
+                    "members": members,
+                }),
+            )
         }
         Route::Metrics => Response {
             status: 200,
@@ -467,6 +484,7 @@ mod tests {
             voters: vec![1, 2, 3],
             active,
             applied: 10,
+            ..Default::default()
         }
     }
 

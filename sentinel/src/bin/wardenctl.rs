@@ -1,5 +1,5 @@
-//! `wardenctl [-h host] [-p port] [--json] <command>` — the operator's tool for a supervisor
-//! group, talking the Sentinel protocol to any supervisor:
+//! `wardenctl [-h host] [-p port] [-a password] [--json] <command>` — the operator's tool for a
+//! supervisor group, talking the Sentinel protocol to any supervisor:
 //!
 //! - `status`: each master as a tree of its replicas, the supervisors, any failover in flight;
 //! - `failover <name>`: `SENTINEL FAILOVER <name>`, then follows the committed steps live
@@ -7,9 +7,10 @@
 //! - `switchover <name> [--to ip:port] [--timeout ms]`: `SENTINEL SWITCHOVER`, the zero-loss
 //!   move of a healthy master (writes pause until the target caught up), followed live like a
 //!   failover; an aborted switchover is a failure that says why;
-//! - `history <name>`: every committed failover kept for the master (`SENTINEL HISTORY`).
-//!
-//! Members are still to come (issue 6).
+//! - `history <name>`: every committed failover kept for the master (`SENTINEL HISTORY`);
+//! - `members [add <id> <raft-ip:port> | remove <id>]`: the supervisor group
+//!   (`SENTINEL MEMBERS`); `add` follows the newcomer until it is a voter;
+//! - `events`: the event stream (`PSUBSCRIBE *`), one line (or JSON object) per event.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,7 +20,15 @@ use std::time::Duration;
 use common::resp::{decode, Frame};
 use serde_json::{json, Value};
 
-const USAGE: &str = "Usage: wardenctl [-h host] [-p port] [--json] status | failover <master-name> | switchover <master-name> [--to ip:port] [--timeout ms] | history <master-name>";
+#[path = "ctl/events.rs"]
+mod events;
+#[path = "ctl/members.rs"]
+mod members;
+
+const USAGE: &str = "Usage: wardenctl [-h host] [-p port] [-a password] [--json] status | failover <master-name> | switchover <master-name> [--to ip:port] [--timeout ms] | history <master-name> | members [add <id> <raft-ip:port> | remove <id>] | events";
+
+/// `-a`: sent with AUTH on every connection.
+static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// How long `failover` follows a failover before giving up on seeing its end.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(120);
@@ -43,6 +52,10 @@ fn main() -> ExitCode {
                 }
                 Err(_) => return usage(&format!("invalid port '{}'", args[i + 1])),
             },
+            "-a" if i + 1 < args.len() => {
+                let _ = PASSWORD.set(args[i + 1].clone());
+                i += 1;
+            }
             "--json" => as_json = true,
             "--to" if i + 1 < args.len() => {
                 let addr = &args[i + 1];
@@ -131,11 +144,58 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        ["members"] => match members::members(&host, port) {
+            Ok(v) => {
+                if as_json {
+                    println!("{}", serde_json::to_string_pretty(&v).expect("a JSON value prints"));
+                } else {
+                    print!("{}", members::render(&v));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wardenctl: {host}:{port}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["members", "add", id, raft_addr] => {
+            report(&host, port, as_json, members::add(&host, port, id, raft_addr, as_json))
+        }
+        ["members", "remove", id] => {
+            let r = members::remove(&host, port, id);
+            if !as_json && r["ok"] == Value::Bool(true) {
+                println!("supervisor {id} removed from the group");
+            }
+            report(&host, port, as_json, r)
+        }
+        ["members", ..] => usage("members [add <id> <raft-ip:port> | remove <id>]"),
+        ["events"] => match events::follow(&host, port, as_json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wardenctl: {host}:{port}: {e}");
+                ExitCode::FAILURE
+            }
+        },
         ["failover" | "switchover" | "history"] => {
             usage(&format!("{} needs a master name", words[0]))
         }
         [_, ..] => usage(&format!("unknown command '{}'", words.join(" "))),
         [] => usage("no command given"),
+    }
+}
+
+/// Prints a command's JSON report (with `--json`) or its error, and the exit code.
+fn report(host: &str, port: u16, as_json: bool, report: Value) -> ExitCode {
+    let ok = report["ok"] == Value::Bool(true);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a JSON value prints"));
+    } else if !ok {
+        eprintln!("wardenctl: {host}:{port}: {}", report["error"].as_str().unwrap_or("?"));
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -151,10 +211,19 @@ struct Conn {
 
 impl Conn {
     fn call(&mut self, args: &[&str]) -> Result<Frame, String> {
+        self.send(args)?;
+        self.read_frame()
+    }
+
+    fn send(&mut self, args: &[&str]) -> Result<(), String> {
         let mut out = Vec::new();
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         sentinel::node_link::encode_command(&mut out, &args);
-        self.stream.write_all(&out).map_err(|e| e.to_string())?;
+        self.stream.write_all(&out).map_err(|e| e.to_string())
+    }
+
+    /// The next reply (an error reply as `Err`).
+    fn read_frame(&mut self) -> Result<Frame, String> {
         loop {
             if let Some((frame, used)) = decode(&self.buf).map_err(|e| e.to_string())? {
                 self.buf.drain(..used);
@@ -218,9 +287,21 @@ fn connect(host: &str, port: u16) -> Result<Conn, String> {
         .ok_or("no address")?;
     let stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    // A manual failover waits for its commit (up to 5 s on the supervisor).
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    Ok(Conn { stream, buf: Vec::new() })
+    // A manual failover or a membership change waits for its commit (up to 10 s on the
+    // supervisor).
+    stream.set_read_timeout(Some(Duration::from_secs(15))).map_err(|e| e.to_string())?;
+    let mut conn = Conn { stream, buf: Vec::new() };
+    if let Some(password) = PASSWORD.get() {
+        match conn.call(&["AUTH", password]) {
+            Ok(_) => {}
+            // As redis-cli does: a server without a password says so, and we go on.
+            Err(e) if e.contains("without any password configured") => {
+                eprintln!("wardenctl: warning: AUTH failed: {e}")
+            }
+            Err(e) => return Err(format!("AUTH failed: {e}")),
+        }
+    }
+    Ok(conn)
 }
 
 /// Where a master is, as one supervisor reports it.

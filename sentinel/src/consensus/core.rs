@@ -16,6 +16,7 @@ use protobuf::Message as PbMessage;
 use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType, Message, MessageType};
 use raft::{Config, RawNode, SnapshotStatus, StateRole, Storage};
 
+use super::membership::{learner_to_promote, legacy_to_v2, MemberChange};
 use super::storage::{DiskStorage, StoreError};
 
 /// What the consensus core replicates. Applying must be deterministic and must not touch the
@@ -27,6 +28,15 @@ pub trait StateMachine {
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with a snapshot's.
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+    /// Records the committed membership change at `index` before raft applies it; false
+    /// refuses it, and raft's configuration stays as it was. Deterministic, like `apply`.
+    fn apply_member_change(&mut self, _index: u64, _change: &MemberChange) -> bool {
+        true
+    }
+    /// True if the committed state says supervisor `id` was removed from the group.
+    fn is_removed(&self, _id: u64) -> bool {
+        false
+    }
 }
 
 /// Timing and size knobs for the group.
@@ -73,6 +83,16 @@ pub struct GroupStatus {
     pub is_leader: bool,
     /// Voters in the current configuration.
     pub voters: Vec<u64>,
+    /// Learners in the current configuration (supervisors being added).
+    pub learners: Vec<u64>,
+    /// On the leader: each member's match index. Empty elsewhere.
+    pub matched: Vec<(u64, u64)>,
+    /// The commit index this node knows.
+    pub commit: u64,
+    /// A membership change is proposed and not yet applied here.
+    pub pending_conf: bool,
+    /// This supervisor has applied its own removal from the group.
+    pub removed: bool,
     /// On the leader: the voters it heard from during the last election timeout (itself
     /// included). Empty elsewhere.
     pub active: Vec<u64>,
@@ -89,6 +109,9 @@ impl GroupStatus {
     pub fn working_majority(&self, connected: &std::collections::HashSet<u64>) -> (bool, String) {
         let status = self;
         let majority = status.voters.len() / 2 + 1;
+        if status.removed {
+            return (false, format!("raft id {} was removed from the group", status.id));
+        }
         if !status.voters.contains(&status.id) {
             return (false, format!("raft id {} is not a voter of the group", status.id));
         }
@@ -134,6 +157,12 @@ pub struct RaftCore<M> {
     recovered_commit: u64,
     /// Confirmed ReadIndex requests not yet taken.
     read_states: Vec<(Vec<u8>, u64)>,
+    /// A learner was added: take a snapshot at once, so that it (and any later joiner) starts
+    /// from a snapshot that carries the whole configuration rather than replaying the log
+    /// from index 1, whose bootstrap membership is not in any entry.
+    snapshot_due: bool,
+    /// This node applied its own removal: it neither ticks nor answers any more.
+    removed: bool,
 }
 
 impl<M: StateMachine> RaftCore<M> {
@@ -168,7 +197,17 @@ impl<M: StateMachine> RaftCore<M> {
         };
         config.validate()?;
         let node = RawNode::new(&config, store, logger)?;
-        Ok(RaftCore { node, machine, applied, tuning, recovered_commit, read_states: Vec::new() })
+        let removed = machine.is_removed(id);
+        Ok(RaftCore {
+            node,
+            machine,
+            applied,
+            tuning,
+            recovered_commit,
+            read_states: Vec::new(),
+            snapshot_due: false,
+            removed,
+        })
     }
 
     /// The replicated state.
@@ -186,13 +225,20 @@ impl<M: StateMachine> RaftCore<M> {
         self.recovered_commit
     }
 
-    /// Advances the logical clock by one tick.
+    /// Advances the logical clock by one tick. A removed supervisor's clock stands still, so
+    /// it never campaigns.
     pub fn tick(&mut self) {
-        self.node.tick();
+        if !self.removed {
+            self.node.tick();
+        }
     }
 
-    /// Feeds a message from a peer. Messages a peer may not send are logged and dropped.
+    /// Feeds a message from a peer. Messages a peer may not send are logged and dropped, and a
+    /// removed supervisor drops everything.
     pub fn step(&mut self, msg: Message) {
+        if self.removed {
+            return;
+        }
         let (from, kind) = (msg.from, msg.get_msg_type());
         if let Err(e) = self.node.step(msg) {
             tracing::debug!(peer = from, ?kind, error = %e, "dropped a raft message");
@@ -203,6 +249,49 @@ impl<M: StateMachine> RaftCore<M> {
     /// callers confirm by watching the applied state.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(), raft::Error> {
         self.node.propose(Vec::new(), data)
+    }
+
+    /// Proposes a membership change. Refused while another one is pending: raft-rs would
+    /// silently turn a second one into an empty entry.
+    pub fn propose_member_change(&mut self, change: &MemberChange) -> Result<(), String> {
+        if self.removed {
+            return Err("this supervisor was removed from the group".into());
+        }
+        if self.node.raft.has_pending_conf() {
+            return Err(
+                "a membership change is already in progress; retry once it is applied".into()
+            );
+        }
+        self.node
+            .propose_conf_change(Vec::new(), change.to_conf_change())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Asks the group to move leadership to `to` (forwarded to the leader by a follower).
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.node.transfer_leader(to);
+    }
+
+    /// On the leader, with no membership change pending: proposes promoting a learner that
+    /// has caught up, and returns its id.
+    pub fn maybe_promote_learner(&mut self) -> Option<u64> {
+        let raft = &self.node.raft;
+        if raft.state != StateRole::Leader || raft.has_pending_conf() || self.removed {
+            return None;
+        }
+        let learners: Vec<u64> = raft.prs().conf().to_conf_state().learners;
+        let id = learner_to_promote(
+            &learners,
+            |id| raft.prs().get(id).map(|pr| pr.matched),
+            raft.raft_log.committed,
+        )?;
+        match self.propose_member_change(&MemberChange::Promote { id }) {
+            Ok(()) => Some(id),
+            Err(e) => {
+                tracing::debug!(peer = id, error = %e, "learner promotion not proposed");
+                None
+            }
+        }
     }
 
     /// The index of the last entry in the log (a leader's proposal lands here).
@@ -236,7 +325,15 @@ impl<M: StateMachine> RaftCore<M> {
     pub fn status(&self) -> GroupStatus {
         let raft = &self.node.raft;
         let voters: Vec<u64> = raft.prs().conf().voters().ids().iter().collect();
+        let mut learners = raft.prs().conf().to_conf_state().learners;
+        learners.sort_unstable();
         let is_leader = raft.state == StateRole::Leader;
+        let mut matched: Vec<(u64, u64)> = if is_leader {
+            raft.prs().iter().map(|(id, pr)| (*id, pr.matched)).collect()
+        } else {
+            Vec::new()
+        };
+        matched.sort_unstable();
         let active = if is_leader {
             let mut a: Vec<u64> = raft
                 .prs()
@@ -257,6 +354,11 @@ impl<M: StateMachine> RaftCore<M> {
             leader: raft.leader_id,
             is_leader,
             voters,
+            learners,
+            matched,
+            commit: raft.raft_log.committed,
+            pending_conf: raft.has_pending_conf(),
+            removed: self.removed,
             active,
             applied: self.applied,
         }
@@ -309,33 +411,67 @@ impl<M: StateMachine> RaftCore<M> {
                     }
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    // Membership changes (issue 6) arrive here; apply them to raft and persist
-                    // the resulting membership with the index it took effect at.
-                    let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
-                        match ConfChange::parse_from_bytes(&entry.data) {
-                            Ok(cc) => self.node.apply_conf_change(&cc),
-                            Err(e) => {
-                                tracing::error!(index = entry.index, error = %e, "undecodable conf change");
-                                continue;
-                            }
-                        }
-                    } else {
-                        match ConfChangeV2::parse_from_bytes(&entry.data) {
-                            Ok(cc) => self.node.apply_conf_change(&cc),
-                            Err(e) => {
-                                tracing::error!(index = entry.index, error = %e, "undecodable conf change");
-                                continue;
-                            }
-                        }
-                    };
-                    match cs {
-                        Ok(cs) => self.node.mut_store().set_conf_state(entry.index, cs)?,
-                        Err(e) => {
-                            tracing::warn!(index = entry.index, error = %e, "conf change refused")
-                        }
-                    }
+                    self.apply_conf_entry(&entry)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Applies a committed membership change: the state machine may refuse it (a removed id
+    /// coming back); otherwise raft applies it and the resulting membership is persisted with
+    /// the index it took effect at.
+    fn apply_conf_entry(&mut self, entry: &raft::eraftpb::Entry) -> Result<(), CoreError> {
+        let cc = if entry.get_entry_type() == EntryType::EntryConfChange {
+            ConfChange::parse_from_bytes(&entry.data)
+                .map(|v1| (MemberChange::from_legacy(&v1), legacy_to_v2(&v1)))
+        } else {
+            ConfChangeV2::parse_from_bytes(&entry.data)
+                .map(|v2| (MemberChange::from_conf_change(&v2), v2))
+        };
+        let (change, cc) = match cc {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                tracing::error!(index = entry.index, error = %e, "undecodable conf change");
+                return Ok(());
+            }
+        };
+        if let Some(change) = &change {
+            if !self.machine.apply_member_change(entry.index, change) {
+                // A removed id is never re-admitted, whoever proposed it.
+                tracing::warn!(
+                    index = entry.index,
+                    ?change,
+                    "membership change refused by the committed state"
+                );
+                return Ok(());
+            }
+        }
+        match self.node.apply_conf_change(&cc) {
+            Ok(cs) => self.node.mut_store().set_conf_state(entry.index, cs)?,
+            Err(e) => {
+                tracing::warn!(index = entry.index, error = %e, "conf change refused");
+                return Ok(());
+            }
+        }
+        match change {
+            Some(MemberChange::AddLearner { id, .. }) => {
+                tracing::info!(index = entry.index, peer = id, "supervisor added as a learner");
+                self.snapshot_due = true;
+            }
+            Some(MemberChange::Promote { id }) => {
+                tracing::info!(index = entry.index, peer = id, "learner promoted to voter");
+            }
+            Some(MemberChange::Remove { id }) => {
+                tracing::info!(index = entry.index, peer = id, "supervisor removed from the group");
+                if id == self.node.raft.id {
+                    tracing::warn!(
+                        "this supervisor was removed from the group: it no longer campaigns, votes or answers; it may rejoin only under a new raft id with an empty store"
+                    );
+                    self.removed = true;
+                }
+            }
+            None => {}
         }
         Ok(())
     }
@@ -346,12 +482,12 @@ impl<M: StateMachine> RaftCore<M> {
         // The snapshot must describe exactly the applied state, and never run ahead of the
         // commit index the store knows.
         let upto = self.applied;
-        if upto <= durable_commit
-            && upto >= snap_index + self.tuning.compact_every
-            && self.node.store().term(upto).is_ok()
-        {
+        let due = upto >= snap_index + self.tuning.compact_every
+            || (self.snapshot_due && upto > snap_index);
+        if upto <= durable_commit && due && self.node.store().term(upto).is_ok() {
             let data = self.machine.snapshot();
             self.node.mut_store().compact(upto, data)?;
+            self.snapshot_due = false;
         }
         Ok(())
     }

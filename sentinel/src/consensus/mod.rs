@@ -27,11 +27,13 @@
 //! disrupts the group on return nor keeps believing it leads; the leader confirms its
 //! leadership with a ReadIndex round before touching any data node.
 //!
-//! Deliberately left out (issue 6): membership changes at run time. Committed conf-change
-//! entries are already applied and their membership persisted, but nothing proposes them yet.
+//! - [`membership`]: membership changes as single-change conf changes (learner first, then
+//!   voter), applied when committed and persisted with the index they took effect at; the
+//!   state machine may refuse one (a removed id), and a removed supervisor stops ticking.
 pub mod auth;
 pub mod core;
 pub mod logger;
+pub mod membership;
 pub mod record;
 pub mod storage;
 pub mod task;

@@ -8,16 +8,28 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use raft::eraftpb::Message;
 
 use super::core::{RaftCore, StateMachine, Tuning};
+use super::membership::MemberChange;
 
 /// A state machine that records what it applied: enough to check agreement and replay.
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct Journal {
     pub applied: Vec<String>,
+    /// Membership changes it was shown (not part of its snapshot).
+    pub member_changes: Vec<MemberChange>,
 }
 
 impl StateMachine for Journal {
     fn apply(&mut self, _index: u64, data: &[u8]) {
         self.applied.push(String::from_utf8_lossy(data).into_owned());
+    }
+    /// Like the supervisors' state machine: a removed id is refused for good.
+    fn apply_member_change(&mut self, _index: u64, change: &MemberChange) -> bool {
+        let removed = |id: u64| self.member_changes.contains(&MemberChange::Remove { id });
+        if !matches!(change, MemberChange::Remove { .. }) && removed(change.id()) {
+            return false;
+        }
+        self.member_changes.push(change.clone());
+        true
     }
     fn snapshot(&self) -> Vec<u8> {
         self.applied.join("\n").into_bytes()
@@ -58,17 +70,35 @@ impl Net {
     }
 
     fn start(&mut self, id: u64) {
+        let voters = self.ids.clone();
+        self.start_with(id, &voters);
+    }
+
+    fn start_with(&mut self, id: u64, voters: &[u64]) {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let core = RaftCore::open(
             id,
             self.dirs[&id].path(),
-            &self.ids,
+            voters,
             Journal::default(),
             self.tuning,
             &logger,
         )
         .expect("reopening from our own storage");
         self.nodes.insert(id, Some(core));
+    }
+
+    /// Starts node `id` with an empty store and no membership, as `sentinel join yes` does.
+    pub fn join(&mut self, id: u64) {
+        self.dirs.insert(id, tempfile::tempdir().unwrap());
+        self.start_with(id, &[]);
+    }
+
+    /// Proposes a membership change on `id` and delivers what follows.
+    pub fn change(&mut self, id: u64, change: MemberChange) -> Result<(), String> {
+        let result = self.node_mut(id).propose_member_change(&change);
+        self.settle();
+        result
     }
 
     pub fn node(&self, id: u64) -> &RaftCore<Journal> {
@@ -122,12 +152,14 @@ impl Net {
         }
     }
 
-    /// Ticks every running node `n` times, settling after each tick.
+    /// Ticks every running node `n` times, settling after each tick; a leader promotes a
+    /// caught-up learner, as the consensus task does after each input.
     pub fn tick(&mut self, n: usize) {
         for _ in 0..n {
             for (_, node) in self.nodes.iter_mut() {
                 if let Some(core) = node {
                     core.tick();
+                    core.maybe_promote_learner();
                 }
             }
             self.settle();
@@ -282,4 +314,119 @@ fn only_a_leader_in_touch_with_a_quorum_gets_its_leadership_confirmed() {
         net.node_mut(leader).take_read_states().is_empty(),
         "a cut-off leader is not confirmed"
     );
+}
+
+#[test]
+fn a_joiner_is_added_as_a_learner_promoted_once_caught_up_and_then_counts_in_the_quorum() {
+    let mut net = Net::new(3, tuning());
+    let leader = net.elect(&[1, 2, 3]);
+    for e in ["a", "b", "c"] {
+        net.propose(leader, e);
+    }
+    net.join(4);
+    net.tick(20);
+    assert!(net.leaders() == [leader], "an empty joiner never campaigns");
+    assert!(net.node(4).status().voters.is_empty());
+    net.change(leader, MemberChange::AddLearner { id: 4, raft_addr: "10.0.0.4:1".into() })
+        .expect("proposed");
+    // One tick: the learner gets the snapshot taken when it was added, catches up, and the
+    // leader promotes it.
+    net.tick(5);
+    for id in 1..=4 {
+        let st = net.node(id).status();
+        assert_eq!(
+            (st.voters.clone(), st.learners.clone()),
+            (vec![1, 2, 3, 4], vec![]),
+            "node {id}"
+        );
+    }
+    assert_eq!(net.applied(4), ["a", "b", "c"], "the joiner has the history from the snapshot");
+    assert_eq!(
+        net.node(leader).machine().member_changes,
+        [
+            MemberChange::AddLearner { id: 4, raft_addr: "10.0.0.4:1".into() },
+            MemberChange::Promote { id: 4 }
+        ]
+    );
+    // Four voters: two of them down means no majority; the new voter makes the third.
+    let others: Vec<u64> = (1..=3).filter(|i| *i != leader).collect();
+    net.crash(others[0]);
+    net.crash(4);
+    net.propose(leader, "needs-three");
+    net.tick(3);
+    assert_eq!(net.applied(leader), ["a", "b", "c"], "2 of 4 voters commit nothing");
+    net.restart(4);
+    net.tick(30);
+    let leader = net.elect(&[leader, others[1], 4]);
+    net.propose(leader, "d");
+    net.tick(5);
+    assert_eq!(net.applied(4).last().map(String::as_str), Some("d"));
+}
+
+#[test]
+fn the_leader_hands_over_and_is_removed_and_the_removed_node_stays_silent() {
+    let mut net = Net::new(3, tuning());
+    let old = net.elect(&[1, 2, 3]);
+    net.propose(old, "before");
+    let successor = (1..=3).find(|i| *i != old).unwrap();
+    net.node_mut(old).transfer_leader(successor);
+    net.tick(5);
+    assert_eq!(net.leaders(), [successor], "leadership moved first");
+    net.change(successor, MemberChange::Remove { id: old }).expect("proposed");
+    net.tick(3);
+    let rest: Vec<u64> = (1..=3).filter(|i| *i != old).collect();
+    for id in &rest {
+        assert_eq!(net.node(*id).status().voters, rest, "node {id}");
+    }
+    assert!(net.node(old).status().removed, "the removed node learnt it");
+    let (ok, why) = net.node(old).status().working_majority(&Default::default());
+    assert!(!ok && why.contains("was removed"), "{why}");
+    // However long it waits, it never campaigns, and the group keeps committing without it.
+    net.tick(60);
+    assert_eq!(net.leaders(), [successor]);
+    net.propose(successor, "after");
+    net.tick(3);
+    assert_eq!(net.applied(rest[1]), ["before", "after"]);
+    assert_eq!(net.applied(old), ["before"]);
+    assert!(net.node_mut(old).propose_member_change(&MemberChange::Promote { id: old }).is_err());
+    // It stays silent after a restart too: the removal is in its own committed state.
+    net.crash(old);
+    net.restart(old);
+    net.tick(30);
+    assert_eq!(net.leaders(), [successor]);
+}
+
+#[test]
+fn one_membership_change_at_a_time() {
+    let mut net = Net::new(3, tuning());
+    let leader = net.elect(&[1, 2, 3]);
+    net.join(4);
+    let add = MemberChange::AddLearner { id: 4, raft_addr: "10.0.0.4:1".into() };
+    net.node_mut(leader).propose_member_change(&add).expect("the first is accepted");
+    let second = net.node_mut(leader).propose_member_change(&MemberChange::Remove { id: 3 });
+    assert!(second.unwrap_err().contains("already in progress"));
+    net.settle();
+    net.tick(5);
+    assert_eq!(net.node(leader).status().voters, [1, 2, 3, 4]);
+}
+
+#[test]
+fn a_member_change_the_state_machine_refuses_leaves_the_configuration_unchanged() {
+    let mut net = Net::new(3, tuning());
+    let leader = net.elect(&[1, 2, 3]);
+    let gone = (1..=3).find(|i| *i != leader).unwrap();
+    net.change(leader, MemberChange::Remove { id: gone }).expect("proposed");
+    net.tick(3);
+    let rest: Vec<u64> = (1..=3).filter(|i| *i != gone).collect();
+    // Proposed behind the request checks' back (a stale or buggy requester): committed, but
+    // refused by every node when applied, so the removed id never votes again.
+    net.change(leader, MemberChange::AddLearner { id: gone, raft_addr: "x:1".into() })
+        .expect("raft itself accepts the proposal");
+    net.tick(3);
+    net.change(leader, MemberChange::Promote { id: gone }).expect("proposed");
+    net.tick(3);
+    for id in &rest {
+        let st = net.node(*id).status();
+        assert_eq!((st.voters.clone(), st.learners.clone()), (rest.clone(), vec![]), "node {id}");
+    }
 }

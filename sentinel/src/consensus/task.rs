@@ -12,6 +12,7 @@ use raft::eraftpb::Message;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::core::{GroupStatus, RaftCore, StateMachine};
+use super::membership::MemberChange;
 use super::transport::Router;
 
 /// A request to the consensus task.
@@ -22,6 +23,11 @@ pub enum Request {
     /// Confirm leadership with a heartbeat round to a quorum (ReadIndex); the reply is the
     /// read index. Never answered if raft drops the request, so callers use a timeout.
     ConfirmLeadership(oneshot::Sender<u64>),
+    /// Propose a membership change (forwarded to the leader by a follower); refused while
+    /// one is pending. Callers watch the applied state for the outcome.
+    ChangeMembers(MemberChange, oneshot::Sender<Result<(), String>>),
+    /// Move leadership to this voter.
+    TransferLeader(u64),
 }
 
 /// Where a proposal went.
@@ -80,6 +86,23 @@ impl<M> Consensus<M> {
             Ok(Err(_)) => Err("consensus task stopped".into()),
             Err(_) => Err("timed out waiting for the entry to commit".into()),
         }
+    }
+}
+
+impl<M> Consensus<M> {
+    /// Proposes a membership change.
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::ChangeMembers(change, tx))
+            .await
+            .map_err(|_| "consensus task stopped".to_string())?;
+        rx.await.map_err(|_| "consensus task stopped".to_string())?
+    }
+
+    /// Asks the group to make `to` its leader.
+    pub async fn transfer_leader(&self, to: u64) {
+        let _ = self.requests.send(Request::TransferLeader(to)).await;
     }
 }
 
@@ -153,9 +176,20 @@ where
                         reads.insert(ctx.clone(), reply);
                         core.read_index(ctx);
                     }
+                    Request::ChangeMembers(change, reply) => {
+                        let _ = reply.send(core.propose_member_change(&change));
+                    }
+                    Request::TransferLeader(to) => core.transfer_leader(to),
                 },
                 Some(peer) = inputs.unreachable.recv() => core.report_unreachable(peer),
                 _ = stop.wait() => break,
+            }
+            // A learner that has caught up becomes a voter (leader only, one change at a time).
+            if let Some(id) = core.maybe_promote_learner() {
+                tracing::info!(
+                    peer = id,
+                    "learner caught up with the commit index; proposing it as a voter"
+                );
             }
             let msgs = match core.handle_ready() {
                 Ok(m) => m,

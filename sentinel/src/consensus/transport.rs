@@ -6,6 +6,11 @@
 //! `len:u32le protobuf(eraftpb::Message)`, and a message whose `from` is not the authenticated
 //! peer is dropped. Delivery is best effort: Raft retransmits, so a message that cannot be
 //! sent is dropped and the peer is reported unreachable to the consensus task.
+//!
+//! The peer set changes at run time: [`Router::set_peers`] starts a link to a supervisor added
+//! to the group and ends the link to one removed, and the acceptor admits only the ids in the
+//! shared [`Members`] set, checked again for every message, so a removed supervisor's
+//! connection is cut at its next message and it cannot disturb the group.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,15 +30,26 @@ const MAX_FRAME: usize = 64 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Sends messages to peers through one dialling task each.
+/// Per peer: its address and the queue of its dialling task.
+type Links = HashMap<u64, (SocketAddr, mpsc::Sender<Message>)>;
+
+/// Sends messages to peers through one dialling task each. Cloning gives another handle to
+/// the same links (the consensus task sends, the membership sync changes the peer set).
+#[derive(Clone)]
 pub struct Router {
-    peers: HashMap<u64, mpsc::Sender<Message>>,
+    me: u64,
+    secret: Secret,
+    /// Locked briefly, never across an `.await`.
+    peers: std::sync::Arc<parking_lot::Mutex<Links>>,
     unreachable: mpsc::UnboundedSender<u64>,
     connected: Connected,
 }
 
 /// Peers whose outgoing link is currently up (for `SENTINEL CKQUORUM`).
 pub type Connected = std::sync::Arc<parking_lot::Mutex<std::collections::HashSet<u64>>>;
+
+/// The raft ids whose connections the acceptor admits (the group's current members).
+pub type Members = std::sync::Arc<parking_lot::Mutex<std::collections::HashSet<u64>>>;
 
 impl Router {
     /// Starts a dialling task for every peer other than `me`.
@@ -43,16 +59,47 @@ impl Router {
         secret: Secret,
         unreachable: mpsc::UnboundedSender<u64>,
     ) -> Router {
-        let mut map = HashMap::new();
-        let connected = Connected::default();
-        for &(id, addr) in peers.iter().filter(|(id, _)| *id != me) {
+        let router = Router {
+            me,
+            secret,
+            peers: Default::default(),
+            unreachable,
+            connected: Connected::default(),
+        };
+        router.set_peers(peers);
+        router
+    }
+
+    /// Makes the links match `peers` (`me` excluded): starts the missing ones, ends those to
+    /// supervisors no longer listed, and redials one whose address changed.
+    pub fn set_peers(&self, peers: &[(u64, SocketAddr)]) {
+        let mut map = self.peers.lock();
+        let wanted: HashMap<u64, SocketAddr> =
+            peers.iter().filter(|(id, _)| *id != self.me).copied().collect();
+        map.retain(|id, (addr, _)| {
+            let keep = wanted.get(id) == Some(addr);
+            if !keep {
+                // Dropping the queue's sender ends the dialling task.
+                tracing::info!(peer = id, %addr, "raft link closed: no longer a peer at this address");
+                self.connected.lock().remove(id);
+            }
+            keep
+        });
+        for (id, addr) in wanted {
+            if map.contains_key(&id) {
+                continue;
+            }
             let (tx, rx) = mpsc::channel(1024);
-            let link =
-                Link { me, peer: id, addr, secret: secret.clone(), connected: connected.clone() };
-            tokio::spawn(dial_loop(link, rx, unreachable.clone()));
-            map.insert(id, tx);
+            let link = Link {
+                me: self.me,
+                peer: id,
+                addr,
+                secret: self.secret.clone(),
+                connected: self.connected.clone(),
+            };
+            tokio::spawn(dial_loop(link, rx, self.unreachable.clone()));
+            map.insert(id, (addr, tx));
         }
-        Router { peers: map, unreachable, connected }
     }
 
     /// The set of peers currently connected.
@@ -63,13 +110,15 @@ impl Router {
     /// Queues a message for its destination; drops it if the queue is full.
     pub fn send(&self, msg: Message) {
         let to = msg.to;
-        match self.peers.get(&to) {
-            Some(tx) => {
-                if tx.try_send(msg).is_err() {
-                    let _ = self.unreachable.send(to);
-                }
+        let sent = match self.peers.lock().get(&to) {
+            Some((_, tx)) => tx.try_send(msg).is_ok(),
+            None => {
+                tracing::debug!(peer = to, "no route to raft peer");
+                return;
             }
-            None => tracing::debug!(peer = to, "no route to raft peer"),
+        };
+        if !sent {
+            let _ = self.unreachable.send(to);
         }
     }
 }
@@ -107,6 +156,9 @@ async fn dial_loop(
                 }
                 // Drop what queued up meanwhile: Raft resends what still matters.
                 while rx.try_recv().is_ok() {}
+                if rx.is_closed() {
+                    return; // no longer a peer
+                }
                 let _ = unreachable.send(peer);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -122,10 +174,16 @@ async fn dial_loop(
                     tracing::info!(peer, "raft peer closed the connection");
                     connected.lock().remove(&peer);
                     let _ = unreachable.send(peer);
+                    // A peer that refuses us right after the handshake (we are not, or no
+                    // longer, a member) must not be redialled in a tight loop.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     break;
                 }
             };
-            let Some(msg) = msg else { return };
+            let Some(msg) = msg else {
+                connected.lock().remove(&peer);
+                return;
+            };
             let mut buf = Vec::with_capacity(256);
             let body = msg.write_to_bytes().expect("encoding an in-memory message cannot fail");
             buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -175,10 +233,11 @@ async fn connect(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))?
 }
 
-/// Accepts peers' connections and forwards their authenticated messages to `inbound`.
+/// Accepts peers' connections and forwards their authenticated messages to `inbound`, for
+/// the ids in `members` only.
 pub async fn serve(
     listener: TcpListener,
-    voters: Vec<u64>,
+    members: Members,
     secret: Secret,
     inbound: mpsc::Sender<Message>,
 ) {
@@ -194,15 +253,15 @@ pub async fn serve(
                 continue;
             }
         };
-        let (secret, inbound, voters) = (secret.clone(), inbound.clone(), voters.clone());
+        let (secret, inbound, members) = (secret.clone(), inbound.clone(), members.clone());
         let refusals = refusals.clone();
         tokio::spawn(async move {
             let why =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &secret, &voters))
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &secret, &members))
                     .await
                 {
                     Ok(Ok((peer, stream))) => {
-                        if let Err(e) = receive(peer, stream, inbound).await {
+                        if let Err(e) = receive(peer, stream, inbound, &members).await {
                             tracing::debug!(peer, error = %e, "raft peer connection closed");
                         }
                         return;
@@ -224,7 +283,7 @@ pub async fn serve(
 async fn accept(
     mut stream: TcpStream,
     secret: &Secret,
-    voters: &[u64],
+    members: &Members,
 ) -> std::io::Result<(u64, TcpStream)> {
     let bad = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
     stream.set_nodelay(true)?;
@@ -241,7 +300,7 @@ async fn accept(
     if !secret.verify_connector(&nonce_a, &nonce_c, peer, &proof) {
         return Err(bad(format!("peer claiming id {peer} does not know supervisor-auth")));
     }
-    if !voters.contains(&peer) {
+    if !members.lock().contains(&peer) {
         return Err(bad(format!("peer id {peer} is not a member of this group")));
     }
     Ok((peer, stream))
@@ -251,6 +310,7 @@ async fn receive(
     peer: u64,
     mut stream: TcpStream,
     inbound: mpsc::Sender<Message>,
+    members: &Members,
 ) -> std::io::Result<()> {
     loop {
         let len = stream.read_u32_le().await? as usize;
@@ -267,6 +327,13 @@ async fn receive(
         if msg.from != peer {
             tracing::warn!(peer, claimed = msg.from, "dropped a raft message with a forged sender");
             continue;
+        }
+        if !members.lock().contains(&peer) {
+            tracing::info!(
+                peer,
+                "closing the raft connection of a supervisor no longer in the group"
+            );
+            return Ok(());
         }
         if inbound.send(msg).await.is_err() {
             return Ok(());
@@ -287,7 +354,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = mpsc::channel(16);
-        tokio::spawn(serve(listener, vec![1, 2], Secret::new("right"), tx));
+        let members = Members::default();
+        members.lock().extend([1, 2]);
+        tokio::spawn(serve(listener, members.clone(), Secret::new("right"), tx));
 
         // A wrong secret fails the acceptor's proof at once.
         let err = connect(2, 1, addr, &Secret::new("wrong")).await.unwrap_err();
@@ -318,5 +387,14 @@ mod tests {
         again.write_all(&body).await.unwrap();
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert_eq!(got.term, 9);
+
+        // Once removed from the group, the member's messages stop at once on the connection
+        // that is already open.
+        members.lock().remove(&2);
+        let body = msg(2, 1, 10).write_to_bytes().unwrap();
+        again.write_all(&(body.len() as u32).to_le_bytes()).await.unwrap();
+        again.write_all(&body).await.unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        assert!(quiet.is_err(), "nothing from a removed member: {quiet:?}");
     }
 }

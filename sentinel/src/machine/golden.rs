@@ -48,6 +48,7 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
                     .get("strategy")
                     .map_or(Strategy::Promote, |v| Strategy::parse(v).unwrap()),
                 spares: kv.get("spares").map_or(Vec::new(), |v| v.split(",").map(addr).collect()),
+                ..Default::default()
             }],
         },
         "opinion" => Command::Opinion {
@@ -117,6 +118,41 @@ fn command(op: &str, pos: &[String], kv: &HashMap<String, String>) -> Command {
         },
         "convert" => {
             Command::ConvertToReplica { master: master(), epoch: epoch(), node: addr(&pos[1]) }
+        }
+        // Runtime configuration, parsed by the Sentinel-port parsers themselves.
+        "monitor" | "set" | "reset" | "remove" | "config-set" => {
+            let change = match op {
+                "monitor" => {
+                    let a = addr(&pos[1]);
+                    let words = [pos[0].clone(), a.host, a.port.to_string(), get("quorum")];
+                    let args: Vec<bytes::Bytes> = words.into_iter().map(Into::into).collect();
+                    let spec =
+                        crate::api::runtime_config::parse_monitor(&args, &Default::default())
+                            .expect("a valid monitor line");
+                    super::ConfigChange::Monitor { spec }
+                }
+                "set" => {
+                    // `''` stands for an empty value (which clears auth-pass and auth-user).
+                    let args: Vec<bytes::Bytes> = pos[1..]
+                        .iter()
+                        .map(|w| if w == "''" { String::new() } else { w.clone() }.into())
+                        .collect();
+                    let options =
+                        crate::api::runtime_config::parse_set(&args).expect("valid options");
+                    super::ConfigChange::Set { name: master(), options }
+                }
+                "reset" => super::ConfigChange::Reset { pattern: pos[0].clone() },
+                "remove" => super::ConfigChange::Remove { name: master() },
+                _ => super::ConfigChange::Global {
+                    supervisor: kv.get("supervisor").map_or(1, |v| v.parse().unwrap()),
+                    setting: crate::api::runtime_config::parse_config_set(
+                        &pos[0].clone().into(),
+                        &pos[1].clone().into(),
+                    )
+                    .expect("a valid setting"),
+                },
+            };
+            Command::Configure { request: get("request").parse().unwrap(), change }
         }
         other => panic!("unknown golden command {other}"),
     }
@@ -224,6 +260,45 @@ fn run_marked(script: &str) -> String {
                     ));
                 }
             }
+            "spec" => {
+                let line = match m.masters.get(&pos[0]) {
+                    None => "spec: no such master".to_string(),
+                    Some(x) => {
+                        let s = &x.spec;
+                        format!(
+                            "spec: quorum={} down-after={} failover-timeout={} parallel-syncs={} auth-user={:?} auth-pass={:?} strategy={}",
+                            s.quorum,
+                            s.down_after_ms,
+                            s.failover_timeout_ms,
+                            s.parallel_syncs,
+                            s.auth_user,
+                            s.auth_pass,
+                            s.strategy.word()
+                        )
+                    }
+                };
+                out.push_str(&line);
+                out.push('\n');
+            }
+            "settings" => {
+                out.push_str(&format!("settings: {:?}\n", m.settings));
+            }
+            "member-add" | "member-promote" | "member-remove" => {
+                use crate::consensus::membership::MemberChange;
+                index += 1;
+                let id = pos[0].parse().unwrap();
+                let change = match op.as_str() {
+                    "member-add" => MemberChange::AddLearner { id, raft_addr: pos[1].clone() },
+                    "member-promote" => MemberChange::Promote { id },
+                    _ => MemberChange::Remove { id },
+                };
+                if !m.record_member_change(index, &change) {
+                    out.push_str("rejected\n");
+                }
+                for (_, e) in m.take_events() {
+                    out.push_str(&format!("{e}\n"));
+                }
+            }
             "restart" => {
                 let mut fresh = Machine::default();
                 fresh.restore(&StateMachine::snapshot(&m)).unwrap();
@@ -235,11 +310,18 @@ fn run_marked(script: &str) -> String {
                 let c = command(&op, &pos, &kv);
                 let decoded = Command::decode(&c.encode()).unwrap();
                 assert_eq!(decoded, c, "the wire form round-trips");
+                let request = match &decoded {
+                    Command::Configure { request, .. } => Some(*request),
+                    _ => None,
+                };
                 if !m.apply_command(index, decoded) {
                     out.push_str("rejected\n");
                 }
                 for (_, e) in m.take_events() {
                     out.push_str(&format!("{e}\n"));
+                }
+                if let Some(outcome) = request.and_then(|r| m.request_outcome(r)) {
+                    out.push_str(&format!("outcome: {outcome:?}\n"));
                 }
             }
         }

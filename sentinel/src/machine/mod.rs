@@ -19,8 +19,13 @@
 //!   (`machine/switchover.rs`);
 //! - with strategy `spare`, `Promoted` is refused until a spare was seeded (and became the
 //!   candidate, leaving the pool) or skipped with a reason (`machine/spare.rs`);
-//! - after promotion the failover (or switchover) cannot be aborted, and the master's address is the
-//!   candidate's, under the failover's epoch.
+//! - after promotion the failover (or switchover) cannot be aborted, and the master's address
+//!   is the candidate's, under the failover's epoch (a `SENTINEL RESET` then only drops the
+//!   re-pointing bookkeeping; the leader's topology enforcement re-points the stragglers).
+//!
+//! Runtime configuration ([`runtime_config`]: `SENTINEL MONITOR/REMOVE/SET/RESET/CONFIG SET`)
+//! and the supervisors' membership records ([`membership`]: raft addresses, removed ids) are
+//! applied here too, so they are the same on every supervisor and survive restarts.
 //!
 //! Apply also records Sentinel-style [`Event`]s for the pub/sub API; they are a side output,
 //! not part of the replicated state.
@@ -28,21 +33,27 @@
 mod event;
 #[cfg(test)]
 mod golden;
+pub mod membership;
+pub mod runtime_config;
 mod spare;
 mod start;
 mod switchover;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 pub use event::Event;
+pub use membership::Membership;
+pub use runtime_config::{
+    Announce, ConfigChange, ConfigOutcome, GlobalSetting, MasterOption, Password, Settings,
+};
 pub use spare::{SpareStep, Strategy};
 use start::Start;
 pub use switchover::SwitchoverPlan;
 
 /// A node address as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Addr {
     /// IP address text.
     pub host: String,
@@ -70,7 +81,7 @@ impl std::fmt::Display for Addr {
 }
 
 /// A monitored master's replicated settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MasterSpec {
     /// The service name clients ask for.
     pub name: String,
@@ -92,6 +103,13 @@ pub struct MasterSpec {
     /// the pool when it is promoted (committed, like `addr`).
     #[serde(default)]
     pub spares: Vec<Addr>,
+    /// `auth-user` for the master and its replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_user: Option<String>,
+    /// `auth-pass` for the master and its replicas: in the Raft store and memory only, never
+    /// printed (see [`Password`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_pass: Option<Password>,
 }
 
 /// A committed decision.
@@ -285,6 +303,14 @@ pub enum Command {
         epoch: u64,
         /// Why, for the history and the log.
         reason: String,
+    },
+    /// A runtime configuration change (`SENTINEL MONITOR/REMOVE/SET/RESET/CONFIG SET`),
+    /// requested on any supervisor.
+    Configure {
+        /// The requester's nonce, under which the outcome is recorded (0: none).
+        request: u64,
+        /// The change.
+        change: ConfigChange,
     },
     /// A node that claims to be master but is not the committed one (the returning old
     /// master) is being made a replica of the current master.
@@ -496,6 +522,16 @@ pub struct Machine {
     /// Committed failovers per master, oldest first (at most [`MAX_HISTORY`] each).
     #[serde(default)]
     pub history: BTreeMap<String, Vec<FailoverRecord>>,
+    /// The group-wide `SENTINEL CONFIG` settings.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Outcomes of the latest configuration requests, by nonce, oldest first (at most
+    /// [`runtime_config::MAX_REQUESTS`]).
+    #[serde(default)]
+    pub requests: VecDeque<(u64, ConfigOutcome)>,
+    /// The supervisors' raft addresses and the ids removed from the group.
+    #[serde(default)]
+    pub members: Membership,
     /// Events produced by apply, drained by the owner.
     #[serde(skip)]
     pub events: Vec<(u64, Event)>,
@@ -525,16 +561,7 @@ impl Machine {
                         &spec.addr,
                         &format!(" quorum {}", spec.quorum),
                     ));
-                    let state = MasterState {
-                        spec,
-                        config_epoch: 0,
-                        opinions: BTreeMap::new(),
-                        odown: false,
-                        failover: None,
-                        replicas: BTreeSet::new(),
-                        replids: Vec::new(),
-                    };
-                    self.masters.insert(state.spec.name.clone(), state);
+                    self.masters.insert(spec.name.clone(), runtime_config::new_master(spec));
                 }
                 true
             }
@@ -751,6 +778,10 @@ impl Machine {
                 self.supervisors.insert(supervisor, (addr, run_id));
                 true
             }
+            Command::Configure { request, change } => {
+                self.configure(request, change, ev);
+                true
+            }
             Command::ConvertToReplica { master, epoch, node } => {
                 let Some(m) = self.masters.get_mut(&master) else { return false };
                 if epoch != m.config_epoch || node == m.spec.addr {
@@ -842,5 +873,17 @@ impl crate::consensus::core::StateMachine for Machine {
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
         *self = serde_json::from_slice(data).map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    fn apply_member_change(
+        &mut self,
+        index: u64,
+        change: &crate::consensus::membership::MemberChange,
+    ) -> bool {
+        self.record_member_change(index, change)
+    }
+
+    fn is_removed(&self, id: u64) -> bool {
+        self.members.removed.contains(&id)
     }
 }
