@@ -156,6 +156,48 @@ fn kill_9_during_a_rewrite_keeps_a_loadable_aof() {
     assert_eq!(cmd::<String>(&mut c, &["GET", "last"]), "written");
 }
 
+/// A rewrite freezes the dataset and writes the new base while writes continue to the new
+/// incremental file: with `appendfsync always`, writes are acknowledged during the rewrite, and
+/// every acknowledged one survives kill -9 after it.
+#[test]
+fn writes_are_acknowledged_during_a_rewrite_and_survive_kill_9() {
+    let mut node = aof_node(Kind::Warden, "rewrite-under-load", "always");
+    let mut c = node.connect();
+    for batch in 0..50 {
+        let mut pipe = redis::pipe();
+        for i in 0..2000 {
+            pipe.cmd("SET").arg(format!("key:{batch}:{i}")).arg("some value").ignore();
+        }
+        let _: () = pipe.query(&mut c).unwrap();
+    }
+    let (stop, hammering) = hammer(&node);
+    let rewrites = |c: &mut redis::Connection| -> (i64, bool) {
+        let info: String = cmd(c, &["INFO", "persistence"]);
+        let field = |name: &str| -> i64 {
+            let line = info.lines().find_map(|l| l.strip_prefix(name)).expect(name);
+            line.parse().unwrap()
+        };
+        (field("aof_rewrites:"), field("aof_rewrite_in_progress:") == 1)
+    };
+    let (done_before, _) = rewrites(&mut c);
+    let began = Instant::now();
+    let _: String = cmd(&mut c, &["BGREWRITEAOF"]);
+    wait::until("the rewrite to finish", UP, || match rewrites(&mut c) {
+        (done, false) if done > done_before => Ok(()),
+        other => Err(other),
+    });
+    let ended = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let acked = hammering.join().unwrap();
+    let during = acked.iter().filter(|(at, _)| *at > began && *at < ended).count();
+    assert!(during > 0, "no write was acknowledged during the {:?} rewrite", ended - began);
+    let last = acked.last().expect("some INCR acknowledged").1;
+    let after = restart_and_read_counter(&mut node);
+    assert!(after >= last, "acknowledged {last}, found {after} after kill -9");
+    let n: i64 = cmd(&mut node.connect(), &["DBSIZE"]);
+    assert_eq!(n, 100_001, "keys after restart");
+}
+
 /// Writes a mix of types with `from`, shuts it down cleanly, and checks that `to` started on
 /// a copy of its appendonlydir holds the same data.
 fn exchange(from: Kind, to: Kind) {

@@ -127,6 +127,8 @@ pub struct Shared {
     pub aof: Mutex<Option<crate::aof::AofState>>,
     /// Held while writing AOF files, so writes land in buffer order.
     pub aof_io: Mutex<()>,
+    /// Held for the whole of an AOF rewrite: one at a time.
+    pub aof_rewrite: Mutex<()>,
     /// Wakes the AOF writer thread.
     pub aof_wake: parking_lot::Condvar,
     /// The AOF offset known durable (per the fsync policy); replies under `always` wait on it.
@@ -177,6 +179,7 @@ impl Shared {
             me: me.clone(),
             aof: Mutex::new(None),
             aof_io: Mutex::new(()),
+            aof_rewrite: Mutex::new(()),
             aof_wake: parking_lot::Condvar::new(),
             aof_synced: watch::channel(0).0,
             aof_on: std::sync::atomic::AtomicBool::new(false),

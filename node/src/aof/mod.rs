@@ -12,7 +12,7 @@
 //!   its new incremental file to the manifest, and only then drops the old files, once the new
 //!   base is durable.
 //!
-//! Lock order: `aof_io` before `keyspace` before `aof`.
+//! Lock order: `aof_rewrite` before `aof_io` before `keyspace` before `aof`.
 //!
 //! - [`manifest`]: the manifest format.
 //! - [`load`]: loading at startup.
@@ -21,7 +21,7 @@ pub mod load;
 pub mod manifest;
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,7 +31,9 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use crate::exec::Propagated;
-use crate::persist::write_keyspace;
+use crate::persist::dumpfile::{self, PendingSave};
+use crate::persist::snapshot::{Progress, Snapshot};
+use crate::persist::{write_keyspace, RdbWriter};
 use crate::server::{unix_ms, Shared};
 use manifest::{Entry, FileType, Manifest};
 
@@ -350,11 +352,22 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
     result
 }
 
+/// How the new base gets written: from a frozen keyspace in chunks (writers keep going), or,
+/// when a BGSAVE holds the frozen view, from bytes serialised under the lock.
+enum BaseWrite {
+    Chunks(PendingSave, Snapshot<BufWriter<File>>),
+    Bytes(Vec<u8>),
+}
+
 fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
+    // One rewrite at a time (BGREWRITEAOF, the automatic rewrite, a replica's full sync).
+    let _one = shared.aof_rewrite.lock();
     let started = Instant::now();
-    let _io = shared.aof_io.lock();
-    let (bytes, dir, prefix, base_seq, incr_name_new, old): (Vec<u8>, _, _, _, _, Vec<String>) = {
-        let ks = shared.keyspace.lock();
+    let (job, dir, prefix, base, base_seq, incr_name_new, old) = {
+        // The file switch excludes the writer thread; the base is written after it, so
+        // acknowledged writes keep flowing to the new incremental file meanwhile.
+        let _io = shared.aof_io.lock();
+        let mut ks = shared.keyspace.lock();
         let mut g = shared.aof.lock();
         let Some(st) = g.as_mut() else { return Ok(()) };
         // What was buffered belongs to the old incremental file.
@@ -387,15 +400,45 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
             .filter(|e| e.name != new_incr)
             .map(|e| e.name.clone())
             .collect();
+        // The base is the dataset at this instant, the instant the new incremental file starts.
         let repl = crate::cmd::persistence::repl_info(shared);
         let aux = crate::cmd::persistence::snapshot_aux(unix_ms(), &repl, true);
         let options = crate::cmd::persistence::rdb_options(&shared.config.read());
-        let bytes = write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?;
-        (bytes, st.dir.clone(), st.prefix.clone(), base_seq, new_incr, old)
+        let base = base_name(&st.prefix, base_seq);
+        let job = if shared.persist.lock().bgsave_in_progress {
+            BaseWrite::Bytes(write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?)
+        } else {
+            let pending = dumpfile::begin_empty(&st.dir, &base)?;
+            let out = BufWriter::with_capacity(1 << 16, pending.file().try_clone()?);
+            let snapshot = Snapshot::freeze(&mut ks, RdbWriter::new(out, options), &aux)?;
+            BaseWrite::Chunks(pending, snapshot)
+        };
+        (job, st.dir.clone(), st.prefix.clone(), base, base_seq, new_incr, old)
     };
     // Step 2: the new base, durable; then a manifest of just the new base and incr file.
-    let base = base_name(&prefix, base_seq);
-    write_atomically(&dir, &base, &bytes)?;
+    let bytes = match job {
+        BaseWrite::Bytes(bytes) => {
+            write_atomically(&dir, &base, &bytes)?;
+            bytes.len() as u64
+        }
+        BaseWrite::Chunks(pending, mut snapshot) => {
+            loop {
+                match snapshot.write_chunk(&mut shared.keyspace.lock()) {
+                    Ok(Progress::More) => continue,
+                    Ok(Progress::Done) => break,
+                    Ok(Progress::Interrupted) => {
+                        pending.discard();
+                        return Err(std::io::Error::other("the dataset was replaced meanwhile"));
+                    }
+                    Err(e) => {
+                        pending.discard();
+                        return Err(e);
+                    }
+                }
+            }
+            pending.finish()?.bytes
+        }
+    };
     let manifest = {
         let mut g = shared.aof.lock();
         let Some(st) = g.as_mut() else { return Ok(()) };
@@ -415,7 +458,7 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
     for name in old {
         let _ = std::fs::remove_file(dir.join(name));
     }
-    info!(bytes = bytes.len(), took_ms = started.elapsed().as_millis() as u64, "AOF rewritten");
+    info!(bytes, took_ms = started.elapsed().as_millis() as u64, "AOF rewritten");
     Ok(())
 }
 

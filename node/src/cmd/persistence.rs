@@ -68,6 +68,8 @@ pub struct PersistStats {
     pub generation: u64,
     /// The background save in progress: when it started, keys written, keys at its instant.
     pub current: Option<(std::time::Instant, u64, u64)>,
+    /// BGSAVE SCHEDULE arrived during an AOF rewrite: start one when it ends.
+    pub scheduled: bool,
 }
 
 /// Where and how snapshots are written: `dir`, `dbfilename`, and `rdbcompression` /
@@ -154,16 +156,29 @@ fn save(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 }
 
 fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    match args.get(1) {
-        None => {}
-        Some(a) if crate::cmd::args::is(a, "schedule") && args.len() == 2 => {}
+    let schedule = match args.get(1) {
+        None => false,
+        Some(a) if crate::cmd::args::is(a, "schedule") && args.len() == 2 => true,
         Some(_) => return Err(CommandError::Syntax),
-    }
+    };
     if ctx.server.persist.lock().bgsave_in_progress {
         return Err(CommandError::err("Background save already in progress"));
     }
+    // An AOF rewrite holds the frozen view (Redis: another child is active).
+    if aof_rewriting(ctx.server) {
+        if schedule {
+            ctx.server.persist.lock().scheduled = true;
+            return Ok(Frame::simple("Background saving scheduled"));
+        }
+        return Err(CommandError::err("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."));
+    }
     start_bgsave(ctx.server, ctx.exec.ks, ctx.now_ms);
     Ok(Frame::simple("Background saving started"))
+}
+
+/// An AOF rewrite is writing its base.
+fn aof_rewriting(shared: &crate::server::Shared) -> bool {
+    shared.aof.lock().as_ref().is_some_and(|st| st.rewriting)
 }
 
 /// Starts a background save of `ks` (the caller holds the keyspace lock): the keyspace is
@@ -290,18 +305,28 @@ fn finish_bgsave(
 /// (5 s after a failure at the earliest, as Redis retries).
 pub fn save_points_cron(shared: &crate::server::Shared) {
     let points = shared.config.read().settings.save_points.clone();
-    if points.is_empty() {
-        return;
-    }
     let now_ms = crate::server::unix_ms();
     let now = now_ms / 1000;
-    {
+    let scheduled = {
         let stats = shared.persist.lock();
         if stats.bgsave_in_progress || (stats.last_failed && now - stats.last_failed_at < 5) {
             return;
         }
+        stats.scheduled
+    };
+    if points.is_empty() && !scheduled {
+        return;
     }
     let mut ks = shared.keyspace.lock();
+    if aof_rewriting(shared) {
+        return;
+    }
+    if scheduled {
+        info!("starting the scheduled background save");
+        shared.persist.lock().scheduled = false;
+        start_bgsave(shared, &mut ks, now_ms);
+        return;
+    }
     let since = now - shared.lastsave.load(Ordering::Relaxed);
     let due = points.iter().any(|&(secs, changes)| ks.dirty >= changes && since > secs as i64);
     if due {
