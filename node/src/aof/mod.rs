@@ -355,7 +355,7 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
 /// How the new base gets written: from a frozen keyspace in chunks (writers keep going), or,
 /// when a BGSAVE holds the frozen view, from bytes serialised under the lock.
 enum BaseWrite {
-    Chunks(PendingSave, Snapshot<BufWriter<File>>),
+    Chunks(PendingSave, Box<Snapshot<BufWriter<File>>>),
     Bytes(Vec<u8>),
 }
 
@@ -411,7 +411,7 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
             let pending = dumpfile::begin_empty(&st.dir, &base)?;
             let out = BufWriter::with_capacity(1 << 16, pending.file().try_clone()?);
             let snapshot = Snapshot::freeze(&mut ks, RdbWriter::new(out, options), &aux)?;
-            BaseWrite::Chunks(pending, snapshot)
+            BaseWrite::Chunks(pending, Box::new(snapshot))
         };
         (job, st.dir.clone(), st.prefix.clone(), base, base_seq, new_incr, old)
     };
