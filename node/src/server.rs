@@ -129,6 +129,9 @@ pub struct Shared {
     pub aof_io: Mutex<()>,
     /// Held for the whole of an AOF rewrite: one at a time.
     pub aof_rewrite: Mutex<()>,
+    /// The runtime serving clients (set when serving starts): snapshot chunks run on it,
+    /// between rounds of client commands.
+    pub runtime: std::sync::OnceLock<tokio::runtime::Handle>,
     /// Wakes the AOF writer thread.
     pub aof_wake: parking_lot::Condvar,
     /// The AOF offset known durable (per the fsync policy); replies under `always` wait on it.
@@ -180,6 +183,7 @@ impl Shared {
             aof: Mutex::new(None),
             aof_io: Mutex::new(()),
             aof_rewrite: Mutex::new(()),
+            runtime: std::sync::OnceLock::new(),
             aof_wake: parking_lot::Condvar::new(),
             aof_synced: watch::channel(0).0,
             aof_on: std::sync::atomic::AtomicBool::new(false),
@@ -397,6 +401,7 @@ fn listen(target: &str, backlog: u32) -> std::io::Result<TcpListener> {
 /// Serves clients on `listeners` until `shutdown` fires, then stops accepting, lets in-flight
 /// commands finish, and returns.
 pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown: Shutdown) {
+    let _ = shared.runtime.set(tokio::runtime::Handle::current());
     *shared.listening.write() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let mut connections = JoinSet::new();
     let mut accepts = JoinSet::new();

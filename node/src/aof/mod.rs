@@ -21,7 +21,7 @@ pub mod load;
 pub mod manifest;
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -355,7 +355,7 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
 /// How the new base gets written: from a frozen keyspace in chunks (writers keep going), or,
 /// when a BGSAVE holds the frozen view, from bytes serialised under the lock.
 enum BaseWrite {
-    Chunks(PendingSave, Box<Snapshot<BufWriter<File>>>),
+    Chunks(PendingSave, Box<Snapshot<Vec<u8>>>),
     Bytes(Vec<u8>),
 }
 
@@ -409,8 +409,8 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
             BaseWrite::Bytes(write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?)
         } else {
             let pending = dumpfile::begin_empty(&st.dir, &base)?;
-            let out = BufWriter::with_capacity(1 << 16, pending.file().try_clone()?);
-            let snapshot = Snapshot::freeze(&mut ks, RdbWriter::new(out, options), &aux)?;
+            let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
+            let snapshot = Snapshot::freeze(&mut ks, writer, &aux)?;
             BaseWrite::Chunks(pending, Box::new(snapshot))
         };
         (job, st.dir.clone(), st.prefix.clone(), base, base_seq, new_incr, old)
@@ -421,19 +421,18 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
             write_atomically(&dir, &base, &bytes)?;
             bytes.len() as u64
         }
-        BaseWrite::Chunks(pending, mut snapshot) => {
-            loop {
-                match snapshot.write_chunk(&mut shared.keyspace.lock()) {
-                    Ok(Progress::More) => continue,
-                    Ok(Progress::Done) => break,
-                    Ok(Progress::Interrupted) => {
-                        pending.discard();
-                        return Err(std::io::Error::other("the dataset was replaced meanwhile"));
-                    }
-                    Err(e) => {
-                        pending.discard();
-                        return Err(e);
-                    }
+        BaseWrite::Chunks(pending, snapshot) => {
+            let written =
+                crate::cmd::persistence::write_snapshot(shared, *snapshot, pending.file(), |_| {});
+            match written {
+                Ok(Progress::Done) => {}
+                Ok(_) => {
+                    pending.discard();
+                    return Err(std::io::Error::other("the dataset was replaced meanwhile"));
+                }
+                Err(e) => {
+                    pending.discard();
+                    return Err(e);
                 }
             }
             pending.finish()?.bytes

@@ -353,6 +353,12 @@ impl<W: Write> RdbWriter<W> {
         }
     }
 
+    /// The output written so far (a snapshot writer drains an in-memory output between
+    /// chunks, to write it to disk off the keyspace lock).
+    pub fn output_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Bytes produced so far (flushed or buffered).
     pub fn bytes_written(&self) -> u64 {
         self.flushed + self.buf.len() as u64

@@ -3,9 +3,11 @@
 //!
 //! [`Snapshot::freeze`] runs under the keyspace lock and freezes every non-empty database (see
 //! [`crate::db::SnapshotDict`] for the invariant that makes the result a snapshot of that
-//! instant). Each [`Snapshot::write_chunk`] then takes the lock for about [`CHUNK_KEYS`] keys,
-//! so a writer waits at most one chunk, and memory grows only by the T0 copies of keys
-//! changed ahead of the walk — not by a second dataset.
+//! instant). Each [`Snapshot::write_chunk`] then serialises about [`CHUNK_KEYS`] keys under
+//! the lock, so a writer waits at most one chunk, and memory grows only by the T0 copies of
+//! keys changed ahead of the walk — not by a second dataset. The server runs the chunks on its
+//! event loop (`cmd::persistence::write_snapshot`); [`Snapshot::write_to`] is the fallback for
+//! a caller without one.
 //!
 //! Anything that replaces or wipes the dataset wholesale (FLUSHALL, a full sync, SHUTDOWN's
 //! own save) thaws the databases instead; the next chunk notices and the save is abandoned,
@@ -17,7 +19,7 @@ use super::encode::{Aux, RdbWriter};
 use crate::db::Keyspace;
 
 /// Keys serialised per lock acquisition.
-pub const CHUNK_KEYS: usize = 1000;
+pub const CHUNK_KEYS: usize = 500;
 
 /// How far a snapshot has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +140,59 @@ impl<W: Write> Snapshot<W> {
     /// The finished output (after `Done`).
     pub fn into_output(self) -> Option<W> {
         self.output
+    }
+}
+
+impl Snapshot<Vec<u8>> {
+    /// Takes the bytes produced so far, to be written out after the lock is released: a
+    /// write(2) can stall for tens of milliseconds when the kernel throttles dirty pages, and
+    /// must not do so while clients wait for the keyspace.
+    pub fn drain(&mut self) -> Vec<u8> {
+        match (self.writer.as_mut(), self.output.as_mut()) {
+            (Some(w), _) => std::mem::take(w.output_mut()),
+            (None, Some(out)) => std::mem::take(out),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Writes every remaining chunk to `file`: the keyspace lock is taken per chunk and handed
+    /// to a waiting client when the chunk is done; the bytes go to the file with the lock
+    /// released. `progress(keys written)` is called after each chunk. Returns `Done` or
+    /// `Interrupted` (the databases are thawed either way).
+    pub fn write_to(
+        &mut self,
+        keyspace: &parking_lot::Mutex<Keyspace>,
+        mut file: &std::fs::File,
+        mut progress: impl FnMut(u64),
+    ) -> io::Result<Progress> {
+        loop {
+            let held = std::time::Instant::now();
+            let mut ks = keyspace.lock();
+            let step = self.write_chunk(&mut ks);
+            parking_lot::MutexGuard::unlock_fair(ks);
+            let held = held.elapsed();
+            let step = step?;
+            file.write_all(&self.drain())?;
+            progress(self.keys_written);
+            if step != Progress::More {
+                return Ok(step);
+            }
+            // Clients take the lock once per command; a writer always waiting for it would
+            // get it between every two of them. Staying away as long as the chunk held it
+            // leaves clients at least half of the time, in long stretches.
+            std::thread::sleep(held);
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10): a snapshot writer yields the CPU to the
+/// threads serving clients, so a save slows down under load instead of slowing clients down
+/// (Redis's forked child competes at full priority).
+pub fn yield_to_clients() {
+    // SAFETY: setpriority on our own thread id changes only this thread's nice value.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
