@@ -134,17 +134,22 @@ fn a_torn_tail_is_cut_and_corruption_elsewhere_stops_startup() {
     assert_eq!(std::fs::read(&incr).unwrap(), bad, "a corrupt file is left untouched");
 }
 
-#[test]
-fn kill_9_during_a_rewrite_keeps_a_loadable_aof() {
-    let mut node = aof_node(Kind::Warden, "rewrite", "everysec");
-    let mut c = node.connect();
+/// 100,000 keys `key:<batch>:<i>`, pipelined.
+fn fill_100k(c: &mut redis::Connection) {
     for batch in 0..50 {
         let mut pipe = redis::pipe();
         for i in 0..2000 {
             pipe.cmd("SET").arg(format!("key:{batch}:{i}")).arg("some value").ignore();
         }
-        let _: () = pipe.query(&mut c).unwrap();
+        let _: () = pipe.query(c).unwrap();
     }
+}
+
+#[test]
+fn kill_9_during_a_rewrite_keeps_a_loadable_aof() {
+    let mut node = aof_node(Kind::Warden, "rewrite", "everysec");
+    let mut c = node.connect();
+    fill_100k(&mut c);
     let _: () = cmd(&mut c, &["SET", "last", "written"]);
     let _: String = cmd(&mut c, &["BGREWRITEAOF"]);
     node.proc.kill();
@@ -163,13 +168,7 @@ fn kill_9_during_a_rewrite_keeps_a_loadable_aof() {
 fn writes_are_acknowledged_during_a_rewrite_and_survive_kill_9() {
     let mut node = aof_node(Kind::Warden, "rewrite-under-load", "always");
     let mut c = node.connect();
-    for batch in 0..50 {
-        let mut pipe = redis::pipe();
-        for i in 0..2000 {
-            pipe.cmd("SET").arg(format!("key:{batch}:{i}")).arg("some value").ignore();
-        }
-        let _: () = pipe.query(&mut c).unwrap();
-    }
+    fill_100k(&mut c);
     let (stop, hammering) = hammer(&node);
     let rewrites = |c: &mut redis::Connection| -> (i64, bool) {
         let info: String = cmd(c, &["INFO", "persistence"]);

@@ -217,6 +217,16 @@ fn info_field(c: &mut redis::Connection, field: &str) -> String {
 
 const KEYS: usize = 300_000;
 
+/// Waits until no background save runs (finished or abandoned).
+fn wait_no_bgsave(c: &mut redis::Connection) {
+    wait::until("no background save in progress", Duration::from_secs(60), || {
+        match info_field(c, "rdb_bgsave_in_progress").as_str() {
+            "0" => Ok(()),
+            _ => Err(format!("{} keys written", info_field(c, "current_save_keys_processed"))),
+        }
+    });
+}
+
 /// BGSAVE writes the dataset as it was when BGSAVE answered, while writes go on meanwhile:
 /// overwritten, deleted, created and expiring keys all appear in the file as they were at
 /// that instant (writers are not paused for the save).
@@ -244,12 +254,7 @@ fn bgsave_writes_the_instant_it_started_while_writes_continue() {
         "the save ended before the writes did; the scenario needs a larger dataset"
     );
     assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 0, "writers were served during the save");
-    wait::until("the background save to finish", Duration::from_secs(60), || {
-        match info_field(&mut c, "rdb_bgsave_in_progress").as_str() {
-            "0" => Ok(()),
-            _ => Err(info_field(&mut c, "current_save_keys_processed")),
-        }
-    });
+    wait_no_bgsave(&mut c);
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
     node.kill();
     node.restart();
@@ -272,12 +277,7 @@ fn flushall_during_bgsave_abandons_it_and_saves_the_empty_dataset() {
     let _: () = cmd(&mut c, &["DEBUG", "POPULATE", &KEYS.to_string()]);
     assert_eq!(cmd::<String>(&mut c, &["BGSAVE"]), "Background saving started");
     let _: () = cmd(&mut c, &["FLUSHALL"]);
-    wait::until("the abandoned save to stop", Duration::from_secs(60), || {
-        match info_field(&mut c, "rdb_bgsave_in_progress").as_str() {
-            "0" => Ok(()),
-            other => Err(other.to_string()),
-        }
-    });
+    wait_no_bgsave(&mut c);
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
     node.kill();
     node.restart();

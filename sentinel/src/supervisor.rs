@@ -85,6 +85,8 @@ pub async fn run_with_http(
             "joining: waiting to be added to the group (wardenctl members add)"
         );
     }
+    // Before the store is opened: sealed secrets in it are opened with the group secret.
+    crate::machine::sealed::install(&config.supervisor_auth);
     let core = RaftCore::open(
         me,
         &config.dir.join("raft"),

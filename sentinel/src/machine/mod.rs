@@ -35,6 +35,7 @@ mod event;
 mod golden;
 pub mod membership;
 pub mod runtime_config;
+pub mod sealed;
 mod spare;
 mod start;
 mod switchover;

@@ -19,11 +19,31 @@ use serde::{Deserialize, Serialize};
 
 use super::{Event, Machine, MasterSpec, MasterState, Strategy};
 
-/// A password for a data node (`auth-pass`). It lives in the Raft store and in memory only:
-/// never in a file of ours, never in a reply, never in a log line (its `Debug` is masked).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// A password for a data node (`auth-pass`). In memory it is plain; in the Raft store (log
+/// entries and snapshots) it is sealed under the group secret ([`super::sealed`]); it is
+/// never in a file of ours in clear, never in a reply, never in a log line (its `Debug` is
+/// masked).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Password(pub String);
+
+impl Serialize for Password {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::sealed::seal(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Password, D::Error> {
+        let stored = String::deserialize(d)?;
+        // Every supervisor of a group shares the secret (peers authenticate with it), so this
+        // fails only after the secret was changed under an existing store: the master is then
+        // watched without its password (and says so), rather than the log failing to apply.
+        Ok(Password(super::sealed::open(&stored).unwrap_or_else(|why| {
+            tracing::warn!(%why, "an auth-pass in the Raft store cannot be opened");
+            String::new()
+        })))
+    }
+}
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
