@@ -17,6 +17,7 @@
 //! - [`manifest`]: the manifest format.
 //! - [`load`]: loading at startup.
 
+pub mod commands;
 pub mod load;
 pub mod manifest;
 
@@ -32,9 +33,10 @@ use tracing::{info, warn};
 
 use crate::exec::Propagated;
 use crate::persist::dumpfile::{self, PendingSave};
-use crate::persist::snapshot::{Progress, Snapshot};
-use crate::persist::{write_keyspace, RdbWriter};
+use crate::persist::snapshot::{self, Format, Progress, Snapshot};
+use crate::persist::RdbWriter;
 use crate::server::{unix_ms, Shared};
+use commands::CommandWriter;
 use manifest::{Entry, FileType, Manifest};
 
 /// `appendfsync`.
@@ -161,8 +163,9 @@ fn incr_name(prefix: &str, seq: u64) -> String {
     format!("{prefix}.{seq}.incr.aof")
 }
 
-fn base_name(prefix: &str, seq: u64) -> String {
-    format!("{prefix}.{seq}.base.rdb")
+/// The base's file name: `.rdb` with the RDB preamble, `.aof` in command form (Redis's names).
+fn base_name(prefix: &str, seq: u64, rdb: bool) -> String {
+    format!("{prefix}.{seq}.base.{}", if rdb { "rdb" } else { "aof" })
 }
 
 /// `dir/<appendfilename>.manifest`.
@@ -355,8 +358,29 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
 /// How the new base gets written: from a frozen keyspace in chunks (writers keep going), or,
 /// when a BGSAVE holds the frozen view, from bytes serialised under the lock.
 enum BaseWrite {
-    Chunks(PendingSave, Box<Snapshot<Vec<u8>>>),
+    Rdb(PendingSave, Box<Snapshot<RdbWriter<Vec<u8>>>>),
+    Commands(PendingSave, Box<Snapshot<CommandWriter>>),
     Bytes(Vec<u8>),
+}
+
+/// Writes a frozen base into its temp file chunk by chunk, then makes it durable and puts
+/// it in place. Returns its size.
+fn write_base<F: Format<Out = Vec<u8>> + Send + 'static>(
+    shared: &Shared,
+    pending: PendingSave,
+    snapshot: Snapshot<F>,
+) -> std::io::Result<u64> {
+    match crate::cmd::persistence::write_snapshot(shared, snapshot, pending.file(), |_| {}) {
+        Ok(Progress::Done) => Ok(pending.finish()?.bytes),
+        Ok(_) => {
+            pending.discard();
+            Err(std::io::Error::other("the dataset was replaced meanwhile"))
+        }
+        Err(e) => {
+            pending.discard();
+            Err(e)
+        }
+    }
 }
 
 fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
@@ -404,14 +428,23 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
         let repl = crate::cmd::persistence::repl_info(shared);
         let aux = crate::cmd::persistence::snapshot_aux(unix_ms(), &repl, true);
         let options = crate::cmd::persistence::rdb_options(&shared.config.read());
-        let base = base_name(&st.prefix, base_seq);
-        let job = if shared.persist.lock().bgsave_in_progress {
-            BaseWrite::Bytes(write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?)
-        } else {
-            let pending = dumpfile::begin_empty(&st.dir, &base)?;
-            let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
-            let snapshot = Snapshot::freeze(&mut ks, writer, &aux)?;
-            BaseWrite::Chunks(pending, Box::new(snapshot))
+        let preamble = shared.config.read().get("aof-use-rdb-preamble") != Some("no");
+        let base = base_name(&st.prefix, base_seq, preamble);
+        let rdb = || RdbWriter::new(Vec::with_capacity(1 << 17), options);
+        let job = match (shared.persist.lock().bgsave_in_progress, preamble) {
+            (true, true) => BaseWrite::Bytes(snapshot::write_whole(&ks, rdb(), &aux)?),
+            (true, false) => {
+                BaseWrite::Bytes(snapshot::write_whole(&ks, CommandWriter::new(), &aux)?)
+            }
+            (false, true) => {
+                let pending = dumpfile::begin_empty(&st.dir, &base)?;
+                BaseWrite::Rdb(pending, Box::new(Snapshot::freeze(&mut ks, rdb(), &aux)?))
+            }
+            (false, false) => {
+                let pending = dumpfile::begin_empty(&st.dir, &base)?;
+                let snapshot = Snapshot::freeze(&mut ks, CommandWriter::new(), &aux)?;
+                BaseWrite::Commands(pending, Box::new(snapshot))
+            }
         };
         (job, st.dir.clone(), st.prefix.clone(), base, base_seq, new_incr, old)
     };
@@ -421,22 +454,8 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
             write_atomically(&dir, &base, &bytes)?;
             bytes.len() as u64
         }
-        BaseWrite::Chunks(pending, snapshot) => {
-            let written =
-                crate::cmd::persistence::write_snapshot(shared, *snapshot, pending.file(), |_| {});
-            match written {
-                Ok(Progress::Done) => {}
-                Ok(_) => {
-                    pending.discard();
-                    return Err(std::io::Error::other("the dataset was replaced meanwhile"));
-                }
-                Err(e) => {
-                    pending.discard();
-                    return Err(e);
-                }
-            }
-            pending.finish()?.bytes
-        }
+        BaseWrite::Rdb(pending, snapshot) => write_base(shared, pending, *snapshot)?,
+        BaseWrite::Commands(pending, snapshot) => write_base(shared, pending, *snapshot)?,
     };
     let manifest = {
         let mut g = shared.aof.lock();

@@ -22,7 +22,7 @@ use crate::cmd::flags::*;
 use crate::cmd::{cmd, CommandSpec};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
-use crate::persist::snapshot::{self, Progress, Snapshot};
+use crate::persist::snapshot::{self, Format, Progress, Snapshot};
 use crate::persist::{dumpfile, Aux, RdbWriter, ReplAux, WriteOptions};
 
 /// The persistence commands.
@@ -224,7 +224,7 @@ pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace
 fn write_bgsave(
     shared: &crate::server::Shared,
     pending: dumpfile::PendingSave,
-    snapshot: Snapshot<Vec<u8>>,
+    snapshot: Snapshot<RdbWriter<Vec<u8>>>,
     generation: u64,
 ) -> std::io::Result<bool> {
     let owner = shared.self_arc();
@@ -269,9 +269,9 @@ enum ToWriter {
 /// for a lock handed back and forth between two threads. This thread only writes the bytes,
 /// so a slow disk never stalls the event loop. `progress(keys written)` follows each chunk.
 /// Without a runtime (a test calling in directly), the chunks run on this thread.
-pub fn write_snapshot(
+pub fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
     shared: &crate::server::Shared,
-    mut snapshot: Snapshot<Vec<u8>>,
+    mut snapshot: Snapshot<F>,
     mut file: &std::fs::File,
     mut progress: impl FnMut(u64) + Send + 'static,
 ) -> std::io::Result<Progress> {

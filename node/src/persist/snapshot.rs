@@ -16,7 +16,43 @@
 use std::io::{self, Write};
 
 use super::encode::{Aux, RdbWriter};
-use crate::db::Keyspace;
+use crate::db::{Keyspace, Value};
+
+/// A file format a snapshot is written in: an RDB file, or the AOF's command form (an AOF
+/// base with `aof-use-rdb-preamble no`).
+pub trait Format {
+    /// Where the bytes go.
+    type Out: Write;
+    /// The file's header.
+    fn header(&mut self, aux: &Aux<'_>) -> io::Result<()>;
+    /// Starts database `index` (`keys` keys at the snapshot's instant, `expires` with a TTL).
+    fn begin_db(&mut self, index: usize, keys: usize, expires: usize) -> io::Result<()>;
+    /// One key.
+    fn entry(&mut self, key: &[u8], value: &Value, expiry: Option<i64>) -> io::Result<()>;
+    /// Ends the file and returns the output.
+    fn finish(self) -> io::Result<Self::Out>;
+    /// The output so far, to drain between chunks.
+    fn output_mut(&mut self) -> &mut Self::Out;
+}
+
+impl<W: Write> Format for RdbWriter<W> {
+    type Out = W;
+    fn header(&mut self, aux: &Aux<'_>) -> io::Result<()> {
+        self.write_header(aux)
+    }
+    fn begin_db(&mut self, index: usize, keys: usize, expires: usize) -> io::Result<()> {
+        RdbWriter::begin_db(self, index, keys, expires)
+    }
+    fn entry(&mut self, key: &[u8], value: &Value, expiry: Option<i64>) -> io::Result<()> {
+        self.write_entry(key, value, expiry)
+    }
+    fn finish(self) -> io::Result<W> {
+        RdbWriter::finish(self)
+    }
+    fn output_mut(&mut self) -> &mut W {
+        RdbWriter::output_mut(self)
+    }
+}
 
 /// Keys serialised per lock acquisition.
 pub const CHUNK_KEYS: usize = 500;
@@ -40,11 +76,11 @@ struct Planned {
     expires: usize,
 }
 
-/// A snapshot being written to `out`.
-pub struct Snapshot<W: Write> {
-    writer: Option<RdbWriter<W>>,
+/// A snapshot being written in format `F`.
+pub struct Snapshot<F: Format> {
+    writer: Option<F>,
     /// The output, once finished.
-    output: Option<W>,
+    output: Option<F::Out>,
     plan: Vec<Planned>,
     /// Position in `plan` of the database being written.
     next: usize,
@@ -56,11 +92,11 @@ pub struct Snapshot<W: Write> {
     pub keys_total: u64,
 }
 
-impl<W: Write> Snapshot<W> {
+impl<F: Format> Snapshot<F> {
     /// Freezes `ks` at this instant (the caller holds the keyspace lock) and writes the
     /// header to `writer`.
-    pub fn freeze(ks: &mut Keyspace, mut writer: RdbWriter<W>, aux: &Aux<'_>) -> io::Result<Self> {
-        writer.write_header(aux)?;
+    pub fn freeze(ks: &mut Keyspace, mut writer: F, aux: &Aux<'_>) -> io::Result<Self> {
+        writer.header(aux)?;
         let mut plan = Vec::new();
         for (index, db) in ks.dbs.iter_mut().enumerate() {
             if db.keys.is_empty() {
@@ -111,7 +147,7 @@ impl<W: Write> Snapshot<W> {
             let (cursor, walked) = keys.walk(budget, |key, value| {
                 let expiry = expires.take_frozen(key);
                 if failed.is_none() {
-                    failed = writer.write_entry(key, value, expiry).err();
+                    failed = writer.entry(key, value, expiry).err();
                 }
                 written += 1;
             });
@@ -138,12 +174,12 @@ impl<W: Write> Snapshot<W> {
     }
 
     /// The finished output (after `Done`).
-    pub fn into_output(self) -> Option<W> {
+    pub fn into_output(self) -> Option<F::Out> {
         self.output
     }
 }
 
-impl Snapshot<Vec<u8>> {
+impl<F: Format<Out = Vec<u8>>> Snapshot<F> {
     /// Takes the bytes produced so far, to be written out after the lock is released: a
     /// write(2) can stall for tens of milliseconds when the kernel throttles dirty pages, and
     /// must not do so while clients wait for the keyspace.
@@ -194,6 +230,22 @@ pub fn yield_to_clients() {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
+}
+
+/// Writes the whole of `ks` at once (the caller holds the keyspace lock), for when the frozen
+/// view is taken by another snapshot.
+pub fn write_whole<F: Format>(ks: &Keyspace, mut format: F, aux: &Aux<'_>) -> io::Result<F::Out> {
+    format.header(aux)?;
+    for (index, db) in ks.dbs.iter().enumerate() {
+        if db.keys.is_empty() {
+            continue;
+        }
+        format.begin_db(index, db.keys.len(), db.expires.len())?;
+        for (key, value) in db.keys.iter() {
+            format.entry(key, value, db.expires.get(key).copied())?;
+        }
+    }
+    format.finish()
 }
 
 /// Ends every frozen view of `ks` (the save is done, failed or abandoned).
