@@ -440,3 +440,49 @@ fn a_replica_aof_restarts_from_the_synced_data() {
     keys.sort();
     assert_eq!(keys, ["from-master", "streamed"]);
 }
+
+/// A diskless full sync sends a frozen snapshot chunk by chunk; a replica that leaves in the
+/// middle releases the frozen view, so the next BGSAVE freezes its own (INFO reports its key
+/// total) instead of falling back to a save under the lock.
+#[test]
+fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let master = Node::start(
+        Kind::Warden,
+        "master",
+        &["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"],
+    );
+    let mut c = master.connect();
+    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", "300000"]);
+    {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        writer.write_all(b"REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n").unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "+OK\r\n");
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+FULLRESYNC"), "{line}");
+        let mut some = vec![0u8; 64 * 1024];
+        reader.read_exact(&mut some).unwrap();
+        // Dropped here: the replica goes away with most of the snapshot unsent.
+    }
+    let total = |c: &mut redis::Connection| -> String {
+        let info: String = cmd(c, &["INFO", "persistence"]);
+        let field = info.lines().find_map(|l| l.strip_prefix("current_save_keys_total:"));
+        field.unwrap_or("?").to_string()
+    };
+    wait::until("a BGSAVE to freeze the dataset itself", Duration::from_secs(30), || {
+        if master.info("rdb_bgsave_in_progress").as_deref() == Some("1") {
+            return Err("a save is still running".to_string());
+        }
+        let _: String = cmd(&mut c, &["BGSAVE"]);
+        match total(&mut c).as_str() {
+            "300000" => Ok(()),
+            other => Err(format!("current_save_keys_total:{other}")),
+        }
+    });
+}

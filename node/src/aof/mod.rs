@@ -356,7 +356,8 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
 }
 
 /// How the new base gets written: from a frozen keyspace in chunks (writers keep going), or,
-/// when a BGSAVE holds the frozen view, from bytes serialised under the lock.
+/// when a BGSAVE or a replica's sync holds the frozen view, from bytes serialised under the
+/// lock.
 enum BaseWrite {
     Rdb(PendingSave, Box<Snapshot<RdbWriter<Vec<u8>>>>),
     Commands(PendingSave, Box<Snapshot<CommandWriter>>),
@@ -431,7 +432,7 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
         let preamble = shared.config.read().get("aof-use-rdb-preamble") != Some("no");
         let base = base_name(&st.prefix, base_seq, preamble);
         let rdb = || RdbWriter::new(Vec::with_capacity(1 << 17), options);
-        let job = match (shared.persist.lock().bgsave_in_progress, preamble) {
+        let job = match (ks.frozen.is_some(), preamble) {
             (true, true) => BaseWrite::Bytes(snapshot::write_whole(&ks, rdb(), &aux)?),
             (true, false) => {
                 BaseWrite::Bytes(snapshot::write_whole(&ks, CommandWriter::new(), &aux)?)

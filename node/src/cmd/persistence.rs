@@ -196,21 +196,31 @@ pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace
         stats.bgsave_in_progress = true;
         stats.generation
     };
-    let frozen = dumpfile::begin_empty(&dir, &dbfilename).and_then(|pending| {
-        let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
-        let snapshot = Snapshot::freeze(ks, writer, &aux)?;
-        Ok((pending, snapshot))
-    });
+    // A replica's full sync may hold the frozen view: then the file is written at once,
+    // under the lock, as before snapshots could be frozen.
+    let busy = ks.frozen.is_some();
+    let frozen = if busy {
+        dumpfile::begin_save(ks, &dir, &dbfilename, &aux, options).map(|p| (p, None))
+    } else {
+        dumpfile::begin_empty(&dir, &dbfilename).and_then(|pending| {
+            let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
+            let snapshot = Snapshot::freeze(ks, writer, &aux)?;
+            Ok((pending, Some(snapshot)))
+        })
+    };
     let (pending, snapshot) = match frozen {
         Ok(f) => f,
         Err(e) => {
-            snapshot::thaw(ks);
+            if !busy {
+                snapshot::thaw(ks);
+            }
             finish_bgsave(shared, Err(e), started, 0);
             return;
         }
     };
-    shared.persist.lock().current = Some((started, 0, snapshot.keys_total));
-    info!(keys = snapshot.keys_total, "Background saving started");
+    let total = snapshot.as_ref().map_or(0, |s| s.keys_total);
+    shared.persist.lock().current = Some((started, 0, total));
+    info!(keys = total, "Background saving started");
     let shared = shared.self_arc();
     std::thread::spawn(move || {
         snapshot::yield_to_clients();
@@ -224,15 +234,18 @@ pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace
 fn write_bgsave(
     shared: &crate::server::Shared,
     pending: dumpfile::PendingSave,
-    snapshot: Snapshot<RdbWriter<Vec<u8>>>,
+    snapshot: Option<Snapshot<RdbWriter<Vec<u8>>>>,
     generation: u64,
 ) -> std::io::Result<bool> {
     let owner = shared.self_arc();
-    let progress = write_snapshot(shared, snapshot, pending.file(), move |written| {
-        if let Some(current) = owner.persist.lock().current.as_mut() {
-            current.1 = written;
-        }
-    });
+    let progress = match snapshot {
+        Some(snapshot) => write_snapshot(shared, snapshot, pending.file(), move |written| {
+            if let Some(current) = owner.persist.lock().current.as_mut() {
+                current.1 = written;
+            }
+        }),
+        None => Ok(Progress::Done), // written under the lock already
+    };
     match progress {
         Ok(Progress::Done) => {}
         Ok(_) => {
@@ -302,7 +315,7 @@ pub fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
             };
             if sent.is_err() {
                 // The writer gave up (a write failed): release the frozen view.
-                snapshot::thaw(&mut owner.keyspace.lock());
+                snapshot.abandon(&mut owner.keyspace.lock());
                 return;
             }
             tokio::task::yield_now().await;
@@ -321,11 +334,18 @@ pub fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
 /// Abandons the background save in progress, if any (the caller holds the keyspace lock):
 /// FLUSHALL, a full sync and SHUTDOWN's own save do this, as Redis kills its child.
 pub fn abandon_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace) {
+    // An AOF rewrite keeps its view (a flush detaches the tables it walks), as Redis's
+    // FLUSHALL leaves the AOF child alone.
+    let rewriting = aof_rewriting(shared);
     let mut stats = shared.persist.lock();
     if stats.bgsave_in_progress {
         stats.generation += 1;
-        snapshot::thaw(ks);
         info!("Background saving abandoned: the dataset was replaced or is being saved again");
+    }
+    // Whoever holds the frozen view (a BGSAVE, a rewrite, a replica's sync) stops at its next
+    // chunk, as Redis's FLUSHALL kills any RDB child, replication transfers included.
+    if ks.frozen.is_some() && !rewriting {
+        snapshot::thaw(ks);
     }
 }
 

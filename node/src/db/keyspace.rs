@@ -167,6 +167,12 @@ pub struct Keyspace {
     pub blocking: Blocking,
     /// Hit/miss/expiry counters.
     pub stats: KeyspaceStats,
+    /// The point-in-time snapshot holding the frozen view, by id (one at a time: BGSAVE, an
+    /// AOF rewrite or a replica's full sync). A snapshot whose id is no longer here was
+    /// abandoned, even if another one froze the tables since.
+    pub frozen: Option<u64>,
+    /// Snapshot ids handed out so far.
+    pub views: u64,
 }
 
 impl Keyspace {
@@ -178,6 +184,8 @@ impl Keyspace {
             watches: Watches::default(),
             blocking: Blocking::default(),
             stats: KeyspaceStats::default(),
+            frozen: None,
+            views: 0,
         }
     }
 

@@ -78,6 +78,8 @@ struct Planned {
 
 /// A snapshot being written in format `F`.
 pub struct Snapshot<F: Format> {
+    /// This snapshot's view id (`Keyspace::frozen` while it holds the view).
+    id: u64,
     writer: Option<F>,
     /// The output, once finished.
     output: Option<F::Out>,
@@ -96,7 +98,11 @@ impl<F: Format> Snapshot<F> {
     /// Freezes `ks` at this instant (the caller holds the keyspace lock) and writes the
     /// header to `writer`.
     pub fn freeze(ks: &mut Keyspace, mut writer: F, aux: &Aux<'_>) -> io::Result<Self> {
+        debug_assert!(ks.frozen.is_none(), "one frozen view at a time");
         writer.header(aux)?;
+        ks.views += 1;
+        let id = ks.views;
+        ks.frozen = Some(id);
         let mut plan = Vec::new();
         for (index, db) in ks.dbs.iter_mut().enumerate() {
             if db.keys.is_empty() {
@@ -108,6 +114,7 @@ impl<F: Format> Snapshot<F> {
         }
         let keys_total = plan.iter().map(|p| p.keys as u64).sum();
         Ok(Snapshot {
+            id,
             writer: Some(writer),
             output: None,
             plan,
@@ -122,11 +129,24 @@ impl<F: Format> Snapshot<F> {
     /// finished (EOF and checksum written, flushed); on an error or `Interrupted` the
     /// databases are thawed and the file is worthless.
     pub fn write_chunk(&mut self, ks: &mut Keyspace) -> io::Result<Progress> {
+        if ks.frozen != Some(self.id) {
+            // Abandoned (FLUSHALL, a full sync): the view may even be another snapshot's now.
+            self.writer = None;
+            return Ok(Progress::Interrupted);
+        }
         let result = self.step(ks);
         if !matches!(result, Ok(Progress::More)) {
             thaw(ks);
         }
         result
+    }
+
+    /// Gives the view up, unless it was already (the caller stops early, e.g. a replica
+    /// went away mid-transfer).
+    pub fn abandon(&self, ks: &mut Keyspace) {
+        if ks.frozen == Some(self.id) {
+            thaw(ks);
+        }
     }
 
     fn step(&mut self, ks: &mut Keyspace) -> io::Result<Progress> {
@@ -250,6 +270,7 @@ pub fn write_whole<F: Format>(ks: &Keyspace, mut format: F, aux: &Aux<'_>) -> io
 
 /// Ends every frozen view of `ks` (the save is done, failed or abandoned).
 pub fn thaw(ks: &mut Keyspace) {
+    ks.frozen = None;
     for db in &mut ks.dbs {
         db.keys.thaw();
         db.expires.thaw();

@@ -17,7 +17,8 @@ use tracing::{info, warn};
 
 use super::psync::{self, Decision};
 use super::{ReplicaEntry, ReplicaState};
-use crate::persist::{write_keyspace, Aux, ReplAux};
+use crate::persist::snapshot::{Progress, Snapshot};
+use crate::persist::{write_keyspace, Aux, RdbWriter, ReplAux};
 use crate::server::{unix_ms, Shared};
 
 /// What the replica asked for and told us about itself.
@@ -164,8 +165,8 @@ async fn full_sync(
         }
     }
     let started = Instant::now();
-    let (bytes, replid, offset) = {
-        let ks = shared.keyspace.lock();
+    let (transfer, replid, offset) = {
+        let mut ks = shared.keyspace.lock();
         let mut r = shared.repl.lock();
         if r.backlog.is_none() {
             // The first replica of a master without a backlog starts a new history.
@@ -190,12 +191,19 @@ async fn full_sync(
             repl: Some(ReplAux { stream_db: 0, id: &replid, offset }),
             aof_base: false,
         };
-        let bytes = write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?;
-        (bytes, replid, offset)
+        // Diskless: the snapshot is frozen at this instant (the offset above) and sent in
+        // chunks as the socket takes them, without pausing writers or copying the dataset.
+        // On disk, or when another snapshot holds the frozen view, it is serialised now.
+        let transfer = if diskless && ks.frozen.is_none() {
+            let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
+            Transfer::Chunks(Box::new(Snapshot::freeze(&mut ks, writer, &aux)?))
+        } else {
+            Transfer::Bytes(write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?)
+        };
+        (transfer, replid, offset)
     };
     info!(
         replica = %format!("{}:{}", req.ip, req.port),
-        bytes = bytes.len(),
         took_ms = started.elapsed().as_millis() as u64,
         target = if diskless { "socket" } else { "disk" },
         "starting full synchronization"
@@ -203,6 +211,36 @@ async fn full_sync(
     if req.psync {
         socket.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes()).await?;
     }
+    match transfer {
+        Transfer::Chunks(mut snapshot) => {
+            let sent = send_chunks(shared, &mut snapshot, socket).await;
+            // Stopped early (the replica left, the dataset was replaced): free the view.
+            snapshot.abandon(&mut shared.keyspace.lock());
+            sent?;
+        }
+        Transfer::Bytes(bytes) => {
+            send_bytes(shared, socket, bytes, diskless, &dir, &dbfilename).await?
+        }
+    }
+    let mut r = shared.repl.lock();
+    if let Some(e) = r.replica_mut(client) {
+        e.state = ReplicaState::Online;
+        e.ack_time = Instant::now();
+    }
+    info!(replica = %format!("{}:{}", req.ip, req.port), "synchronization succeeded");
+    Ok(diskless)
+}
+
+/// Sends a snapshot serialised at once: EOF-marked, or as `$<len>` after saving it as the
+/// dump file (a disk-based sync's snapshot also becomes dump.rdb, as in Redis).
+async fn send_bytes(
+    shared: &Shared,
+    socket: &mut TcpStream,
+    bytes: Vec<u8>,
+    diskless: bool,
+    dir: &std::path::Path,
+    dbfilename: &str,
+) -> std::io::Result<()> {
     if diskless {
         let mark = super::new_replid();
         socket.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
@@ -213,6 +251,7 @@ async fn full_sync(
         let saved = {
             let bytes = Bytes::from(bytes);
             let copy = bytes.clone();
+            let (dir, dbfilename) = (dir.to_path_buf(), dbfilename.to_string());
             let written = tokio::task::spawn_blocking(move || {
                 crate::persist::dumpfile::write_bytes(&dir, &dbfilename, &copy)
             })
@@ -226,13 +265,37 @@ async fn full_sync(
         socket.write_all(format!("${}\r\n", saved.len()).as_bytes()).await?;
         socket.write_all(&saved).await?;
     }
-    let mut r = shared.repl.lock();
-    if let Some(e) = r.replica_mut(client) {
-        e.state = ReplicaState::Online;
-        e.ack_time = Instant::now();
+    Ok(())
+}
+
+/// What a full sync sends: a frozen snapshot sent chunk by chunk, or bytes serialised at once.
+enum Transfer {
+    Chunks(Box<Snapshot<RdbWriter<Vec<u8>>>>),
+    Bytes(Vec<u8>),
+}
+
+/// Sends a frozen snapshot as an EOF-marked (diskless) transfer: one chunk under the keyspace
+/// lock, then its bytes to the socket while clients are served, and so on.
+async fn send_chunks(
+    shared: &Shared,
+    snapshot: &mut Snapshot<RdbWriter<Vec<u8>>>,
+    socket: &mut TcpStream,
+) -> std::io::Result<()> {
+    let mark = super::new_replid();
+    socket.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
+    loop {
+        let step = snapshot.write_chunk(&mut shared.keyspace.lock())?;
+        socket.write_all(&snapshot.drain()).await?;
+        match step {
+            Progress::More => tokio::task::yield_now().await,
+            Progress::Done => break,
+            Progress::Interrupted => {
+                return Err(std::io::Error::other("the dataset was replaced during the transfer"))
+            }
+        }
     }
-    info!(replica = %format!("{}:{}", req.ip, req.port), "synchronization succeeded");
-    Ok(diskless)
+    socket.write_all(mark.as_bytes()).await?;
+    Ok(())
 }
 
 /// Streams the backlog to the replica and reads its ACKs.
