@@ -169,18 +169,12 @@ async fn committed_request(ctx: &Context, args: &[Bytes]) -> Frame {
     }
 }
 
-/// How long a manual failover request waits to see its decision committed.
-const FAILOVER_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 async fn failover(ctx: &Context, args: &[Bytes]) -> Frame {
     if args.len() != 3 {
         return Frame::error("ERR wrong number of arguments for 'sentinel|failover' command");
     }
     let name = String::from_utf8_lossy(&args[2]).into_owned();
-    let connected = ctx.connected_peers.lock().clone();
-    let request =
-        crate::manual::request(&ctx.consensus, &ctx.views, &connected, &name, FAILOVER_COMMIT_WAIT);
-    match request.await {
+    match ctx.request_failover(&name).await {
         Ok(_) => Frame::ok(),
         Err(e) => Frame::error(e.to_string()),
     }
@@ -191,15 +185,7 @@ async fn switchover(ctx: &Context, args: &[Bytes]) -> Frame {
         Ok(req) => req,
         Err(e) => return Frame::error(e),
     };
-    let connected = ctx.connected_peers.lock().clone();
-    let request = crate::switchover::request(
-        &ctx.consensus,
-        &ctx.views,
-        &connected,
-        &req,
-        FAILOVER_COMMIT_WAIT,
-    );
-    match request.await {
+    match ctx.request_switchover(&req).await {
         Ok(_) => Frame::ok(),
         Err(e) => Frame::error(e.to_string()),
     }

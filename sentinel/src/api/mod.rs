@@ -93,3 +93,27 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut stop: common::s
         }
     }
 }
+
+/// How long an operator's failover or switchover request waits to see its decision committed.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Context {
+    /// `SENTINEL FAILOVER` / `POST …/failover`: proposes a forced failover of `name` from the
+    /// supervisors connected now, and waits for it to be committed.
+    pub async fn request_failover(
+        &self,
+        name: &str,
+    ) -> Result<crate::manual::Started, crate::manual::ManualError> {
+        let connected = self.connected_peers.lock().clone();
+        crate::manual::request(&self.consensus, &self.views, &connected, name, COMMIT_WAIT).await
+    }
+
+    /// `SENTINEL SWITCHOVER` / `POST …/switchover`: the same for a zero-loss switchover.
+    pub async fn request_switchover(
+        &self,
+        req: &crate::switchover::SwitchoverRequest,
+    ) -> Result<crate::manual::Started, crate::manual::ManualError> {
+        let connected = self.connected_peers.lock().clone();
+        crate::switchover::request(&self.consensus, &self.views, &connected, req, COMMIT_WAIT).await
+    }
+}

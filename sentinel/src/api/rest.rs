@@ -40,9 +40,6 @@ use crate::machine::{Addr, MasterState, Phase, ReplicaStep};
 use crate::monitor::NodeView;
 use crate::reconciler::known_replicas;
 
-/// How long `POST …/failover` waits to see its decision committed.
-const FAILOVER_COMMIT_WAIT: Duration = Duration::from_secs(5);
-
 /// Answers one routed request (`body`: the request body, read for the switchover only).
 pub async fn answer(ctx: &Context, route: Route, body: &[u8]) -> Response {
     match route {
@@ -62,43 +59,24 @@ pub async fn answer(ctx: &Context, route: Route, body: &[u8]) -> Response {
                 None => Response::error(404, "ERR No such master with that name"),
             }
         }
-        Route::Failover(name) => {
-            let connected = ctx.connected_peers.lock().clone();
-            match crate::manual::request(
-                &ctx.consensus,
-                &ctx.views,
-                &connected,
-                &name,
-                FAILOVER_COMMIT_WAIT,
-            )
-            .await
-            {
-                Ok(started) => Response::json(
-                    200,
-                    &json!({
-                        "master": name,
-                        "epoch": started.epoch,
-                        "candidate": started.candidate.to_string(),
-                        "old_master": started.old_master.to_string(),
-                    }),
-                ),
-                Err(e) => Response::error(e.http_status(), e.to_string()),
-            }
-        }
+        Route::Failover(name) => match ctx.request_failover(&name).await {
+            Ok(started) => Response::json(
+                200,
+                &json!({
+                    "master": name,
+                    "epoch": started.epoch,
+                    "candidate": started.candidate.to_string(),
+                    "old_master": started.old_master.to_string(),
+                }),
+            ),
+            Err(e) => Response::error(e.http_status(), e.to_string()),
+        },
         Route::Switchover(name) => {
             let req = match crate::switchover::SwitchoverRequest::from_json(&name, body) {
                 Ok(req) => req,
                 Err(e) => return Response::error(400, e),
             };
-            let connected = ctx.connected_peers.lock().clone();
-            let request = crate::switchover::request(
-                &ctx.consensus,
-                &ctx.views,
-                &connected,
-                &req,
-                FAILOVER_COMMIT_WAIT,
-            );
-            match request.await {
+            match ctx.request_switchover(&req).await {
                 Ok(started) => Response::json(
                     200,
                     &json!({
