@@ -162,11 +162,15 @@ fn save_points_bgsave_misconf_and_save_on_sigterm() {
     // A save point: one change, more than a second later, is saved in the background.
     let _: () = cmd(&mut c, &["SET", "a", "1"]);
     let dump = node.dir().join("dump.rdb");
+    // The file is renamed into place just before the save is marked finished (as in Redis,
+    // where the child renames and the parent learns of it later): wait for both.
     wait::until("the save point to write dump.rdb", Duration::from_secs(10), || {
-        if dump.exists() {
-            Ok(())
-        } else {
-            Err("no dump.rdb yet")
+        if !dump.exists() {
+            return Err("no dump.rdb yet".to_string());
+        }
+        match info_field(&mut c, "rdb_bgsave_in_progress").as_str() {
+            "0" => Ok(()),
+            other => Err(format!("rdb_bgsave_in_progress:{other}")),
         }
     });
     let info: String = cmd(&mut c, &["INFO", "persistence"]);
