@@ -223,7 +223,6 @@ pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace
     info!(keys = total, "Background saving started");
     let shared = shared.self_arc();
     std::thread::spawn(move || {
-        snapshot::yield_to_clients();
         let result = write_bgsave(&shared, pending, snapshot, generation);
         finish_bgsave(&shared, result, started, dirty_at_snapshot);
     });

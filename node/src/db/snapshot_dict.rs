@@ -164,11 +164,6 @@ impl<V: Clone, M: Copy + Default> SnapshotDict<V, M> {
         self.frozen.as_ref().map(|f| f.origin)
     }
 
-    /// Bytes of T0 values kept for the walk, roughly: how many are kept.
-    pub fn preserved(&self) -> usize {
-        self.frozen.as_ref().map_or(0, |f| f.before.len())
-    }
-
     /// The T0 value of `key` (which the walk has not passed, or is passing now). Consumes
     /// the kept copy, if any.
     pub fn take_frozen(&mut self, key: &[u8]) -> Option<V> {

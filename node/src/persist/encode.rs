@@ -456,18 +456,7 @@ pub fn write_keyspace<W: Write>(
     aux: &Aux<'_>,
     options: WriteOptions,
 ) -> io::Result<W> {
-    let mut w = RdbWriter::new(out, options);
-    w.write_header(aux)?;
-    for (index, db) in ks.dbs.iter().enumerate() {
-        if db.keys.is_empty() {
-            continue;
-        }
-        w.begin_db(index, db.keys.len(), db.expires.len())?;
-        for (key, value) in db.keys.iter() {
-            w.write_entry(key, value, db.expires.get(key).copied())?;
-        }
-    }
-    w.finish()
+    super::snapshot::write_whole(ks, RdbWriter::new(out, options), aux)
 }
 
 #[cfg(test)]

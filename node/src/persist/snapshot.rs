@@ -211,10 +211,11 @@ impl<F: Format<Out = Vec<u8>>> Snapshot<F> {
         }
     }
 
-    /// Writes every remaining chunk to `file`: the keyspace lock is taken per chunk and handed
-    /// to a waiting client when the chunk is done; the bytes go to the file with the lock
-    /// released. `progress(keys written)` is called after each chunk. Returns `Done` or
-    /// `Interrupted` (the databases are thawed either way).
+    /// Writes every remaining chunk to `file` from the calling thread, taking the keyspace lock
+    /// per chunk and writing with it released: the fallback for a server without a runtime
+    /// (the server proper interleaves chunks with its event loop instead, see
+    /// `cmd::persistence::write_snapshot`). `progress(keys written)` follows each chunk.
+    /// Returns `Done` or `Interrupted` (the databases are thawed either way).
     pub fn write_to(
         &mut self,
         keyspace: &parking_lot::Mutex<Keyspace>,
@@ -222,33 +223,13 @@ impl<F: Format<Out = Vec<u8>>> Snapshot<F> {
         mut progress: impl FnMut(u64),
     ) -> io::Result<Progress> {
         loop {
-            let held = std::time::Instant::now();
-            let mut ks = keyspace.lock();
-            let step = self.write_chunk(&mut ks);
-            parking_lot::MutexGuard::unlock_fair(ks);
-            let held = held.elapsed();
-            let step = step?;
+            let step = self.write_chunk(&mut keyspace.lock())?;
             file.write_all(&self.drain())?;
             progress(self.keys_written);
             if step != Progress::More {
                 return Ok(step);
             }
-            // Clients take the lock once per command; a writer always waiting for it would
-            // get it between every two of them. Staying away as long as the chunk held it
-            // leaves clients at least half of the time, in long stretches.
-            std::thread::sleep(held);
         }
-    }
-}
-
-/// Lowers the calling thread's CPU priority (nice 10): a snapshot writer yields the CPU to the
-/// threads serving clients, so a save slows down under load instead of slowing clients down
-/// (Redis's forked child competes at full priority).
-pub fn yield_to_clients() {
-    // SAFETY: setpriority on our own thread id changes only this thread's nice value.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
