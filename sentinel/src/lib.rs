@@ -60,3 +60,5 @@ pub mod reconciler;
 mod reconciler_golden;
 pub mod supervisor;
 pub mod switchover;
+#[cfg(test)]
+mod testkit;

@@ -209,23 +209,9 @@ pub fn unix_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::info::NodeInfo;
     use crate::machine::MasterSpec;
 
-    fn a(port: u16) -> Addr {
-        Addr::new("10.0.0.1".into(), port)
-    }
-
-    fn view(now: Instant, info: &str) -> NodeView {
-        let mut v = NodeView {
-            last_ok: Some(now),
-            last_reply: Some(now),
-            connected: true,
-            ..NodeView::new(now - Duration::from_secs(30))
-        };
-        v.observe(NodeInfo::parse(info), now);
-        v
-    }
+    use crate::testkit::{addr as a, connected_view as view};
 
     fn setup(now: Instant) -> (Machine, HashMap<Addr, NodeView>) {
         let mut m = Machine::default();

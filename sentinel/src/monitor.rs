@@ -291,21 +291,13 @@ async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, n
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::{Command, Machine, MasterSpec};
+    use crate::machine::{Command, Machine};
 
     #[test]
     fn replicas_and_sub_replicas_are_discovered_from_info() {
         let a = |p: u16| Addr::new("127.0.0.1".into(), p);
         let mut state = Machine::default();
-        let spec = MasterSpec {
-            name: "m".into(),
-            addr: a(1),
-            quorum: 1,
-            down_after_ms: 1000,
-            failover_timeout_ms: 10000,
-            parallel_syncs: 1,
-            ..Default::default()
-        };
+        let spec = crate::testkit::spec(a(1), 1);
         state.apply_command(1, Command::Bootstrap { masters: vec![spec] });
         let now = Instant::now();
         let mut views = HashMap::new();

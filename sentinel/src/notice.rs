@@ -91,7 +91,7 @@ impl Notices {
 mod tests {
     use super::*;
     use crate::info::NodeInfo;
-    use crate::machine::{Command, MasterSpec};
+    use crate::machine::Command;
 
     fn a(p: u16) -> Addr {
         Addr::new("127.0.0.1".into(), p)
@@ -106,15 +106,7 @@ mod tests {
     #[test]
     fn replicas_are_announced_once_and_their_changes_reported() {
         let mut state = Machine::default();
-        let spec = MasterSpec {
-            name: "m".into(),
-            addr: a(1),
-            quorum: 1,
-            down_after_ms: 1000,
-            failover_timeout_ms: 10000,
-            parallel_syncs: 1,
-            ..Default::default()
-        };
+        let spec = crate::testkit::spec(a(1), 1);
         state.apply_command(1, Command::Bootstrap { masters: vec![spec] });
         let t = Instant::now();
         let mut views = HashMap::new();

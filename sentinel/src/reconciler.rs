@@ -598,20 +598,7 @@ mod tests {
     use super::*;
     use crate::info::NodeInfo;
 
-    fn a(port: u16) -> Addr {
-        Addr::new("10.0.0.1".into(), port)
-    }
-
-    fn view(now: Instant, info: &str) -> NodeView {
-        let mut v = NodeView {
-            last_ok: Some(now),
-            last_reply: Some(now),
-            connected: true,
-            ..NodeView::new(now - Duration::from_secs(30))
-        };
-        v.observe(NodeInfo::parse(info), now);
-        v
-    }
+    use crate::testkit::{addr as a, connected_view as view};
 
     fn replica_of(master: u16, replid: &str, offset: i64, priority: u32) -> String {
         format!(
@@ -681,15 +668,7 @@ mod tests {
     }
 
     fn spec() -> MasterSpec {
-        MasterSpec {
-            name: "m".into(),
-            addr: a(1),
-            quorum: 2,
-            down_after_ms: 1000,
-            failover_timeout_ms: 10000,
-            parallel_syncs: 1,
-            ..Default::default()
-        }
+        crate::testkit::spec(a(1), 2)
     }
 
     fn status() -> GroupStatus {

@@ -26,7 +26,6 @@
 //! `UPDATE_GOLDEN=1 cargo test` rewrites the files for review.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::consensus::core::GroupStatus;
@@ -35,24 +34,14 @@ use crate::machine::{Addr, Command, Machine, MasterSpec, ReplicaStep};
 use crate::monitor::NodeView;
 use crate::reconciler::{Action, CatchUpReading, Reconciler};
 
-fn a(port: u16) -> Addr {
-    Addr::new("10.0.0.1".into(), port)
-}
+use crate::testkit::addr as a;
 
 fn port(text: &str) -> u16 {
     text.parse().unwrap_or_else(|_| panic!("bad port {text}"))
 }
 
 fn spec() -> MasterSpec {
-    MasterSpec {
-        name: "m".into(),
-        addr: a(1),
-        quorum: 2,
-        down_after_ms: 1000,
-        failover_timeout_ms: 10000,
-        parallel_syncs: 1,
-        ..Default::default()
-    }
+    crate::testkit::spec(a(1), 2)
 }
 
 fn info_text(fields: &[&str]) -> String {
@@ -373,21 +362,5 @@ fn run(script: &str) -> String {
 
 #[test]
 fn failover_golden_scripts() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/reconciler_testdata");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    assert!(!files.is_empty());
-    let mut failed = Vec::new();
-    for file in files {
-        let script = std::fs::read_to_string(&file).unwrap();
-        let got = run(&script);
-        if got != script {
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::write(&file, &got).unwrap();
-            } else {
-                failed.push(format!("{}:\n--- expected\n{script}\n--- got\n{got}", file.display()));
-            }
-        }
-    }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    crate::testkit::check_golden_dir("src/reconciler_testdata", run);
 }

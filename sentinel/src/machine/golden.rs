@@ -6,7 +6,6 @@
 //! with the file; `UPDATE_GOLDEN=1 cargo test` rewrites the files for review.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use super::{Addr, Command, Machine, MasterSpec, ReplicaStep, SpareStep, Strategy};
 use crate::consensus::core::StateMachine;
@@ -331,21 +330,5 @@ fn run_marked(script: &str) -> String {
 
 #[test]
 fn golden_scripts() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/machine/testdata");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    assert!(!files.is_empty());
-    let mut failed = Vec::new();
-    for file in files {
-        let script = std::fs::read_to_string(&file).unwrap();
-        let got = run_marked(&script);
-        if got != script {
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::write(&file, &got).unwrap();
-            } else {
-                failed.push(format!("{}:\n--- expected\n{script}\n--- got\n{got}", file.display()));
-            }
-        }
-    }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    crate::testkit::check_golden_dir("src/machine/testdata", run_marked);
 }
