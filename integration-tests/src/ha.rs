@@ -135,19 +135,7 @@ impl Group {
         let master_port = ports::allocate();
         for i in 0..=replicas {
             let port = if i == 0 { master_port } else { ports::allocate() };
-            let mut args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let mut args = node_args(port);
             if i > 0 {
                 args.extend([
                     "--replicaof".to_string(),
@@ -161,19 +149,7 @@ impl Group {
         let mut spares = Vec::new();
         for i in 0..spare_count {
             let port = ports::allocate();
-            let args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let args = node_args(port);
             let proc = Proc::start(&format!("spare{i}-{port}"), &node_program(kind), &args);
             spares.push(Node { port, proc });
         }
@@ -475,4 +451,13 @@ pub fn sentinel_reply(port: u16, args: &[&str]) -> Result<String, String> {
         Ok(other) => Ok(format!("{other:?}")),
         Err(e) => Ok(format!("-{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or_default())),
     }
+}
+
+/// A data node on loopback `port` with no persistence (the scenarios' nodes and spares).
+fn node_args(port: u16) -> Vec<String> {
+    let port = port.to_string();
+    ["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
