@@ -117,18 +117,7 @@ fn main() -> ExitCode {
             } else if to.is_some() || timeout.is_some() {
                 return usage("--to and --timeout are switchover options");
             }
-            let report = failover(&host, port, name, &request, as_json);
-            let ok = report["ok"] == Value::Bool(true);
-            if as_json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("a JSON value prints"));
-            } else if !ok {
-                eprintln!("wardenctl: {host}:{port}: {}", report["error"].as_str().unwrap_or("?"));
-            }
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            report(&host, port, as_json, failover(&host, port, name, &request, as_json))
         }
         ["history", name] => match history(&host, port, name) {
             Ok(v) => {
