@@ -127,6 +127,7 @@ static DIRECTIVES: &[Directive] = &[
     d("proto-max-bulk-len", Kind::Memory, "536870912", true),
     d("client-query-buffer-limit", Kind::Memory, "1073741824", true),
     d("hz", Kind::Int(1, 500), "10", true),
+    d("activerehashing", Kind::Bool, "yes", true),
     pending(
         "maxmemory",
         Kind::Memory,
@@ -243,6 +244,8 @@ pub struct Settings {
     pub client_query_buffer_limit: usize,
     /// Background task frequency.
     pub hz: u64,
+    /// The cron finishes resizes of the keyspace's tables (Redis's `activerehashing`).
+    pub active_rehashing: bool,
     /// Who may run DEBUG.
     pub enable_debug_command: String,
     /// Reject writes on a replica.
@@ -389,6 +392,7 @@ fn placeholder_settings() -> Settings {
         proto_max_bulk_len: 512 << 20,
         client_query_buffer_limit: 1 << 30,
         hz: 10,
+        active_rehashing: true,
         enable_debug_command: "no".into(),
         replica_read_only: true,
         replica_serve_stale_data: true,
@@ -561,6 +565,7 @@ impl Config {
             proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
             hz: self.int("hz") as u64,
+            active_rehashing: self.flag("activerehashing"),
             enable_debug_command: self.values["enable-debug-command"].clone(),
             replica_read_only: self.flag("replica-read-only"),
             replica_serve_stale_data: self.flag("replica-serve-stale-data"),

@@ -1,4 +1,5 @@
-//! Background work that Redis does in `serverCron`: active expiry of keys with a TTL.
+//! Background work that Redis does in `serverCron`: active expiry of keys with a TTL, moving
+//! the buckets of resizing keyspace tables, replication pings, save points.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +12,8 @@ use crate::server::{unix_ms, Shared};
 
 /// How much of each tick active expiry may hold the keyspace lock.
 const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
+/// How much of each tick may go to moving buckets of resizing tables (Redis: 1 ms).
+const REHASH_BUDGET: Duration = Duration::from_millis(1);
 
 /// Runs the periodic jobs until shutdown.
 pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
@@ -32,12 +35,30 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
         if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !shared.is_replica() {
             active_expire(&shared);
         }
+        if shared.config.read().settings.active_rehashing {
+            active_rehash(&shared);
+        }
         if replication_tick.elapsed() >= Duration::from_secs(1) {
             replication_tick = Instant::now();
             replication_cron(&shared);
             crate::cmd::persistence::save_points_cron(&shared);
             crate::aof::auto_rewrite_cron(&shared);
         }
+    }
+}
+
+/// Moves buckets of the keyspace's resizing tables for up to [`REHASH_BUDGET`], as Redis's
+/// `activerehashing`: a table resizes a bucket per write, so one that stopped taking writes
+/// would otherwise keep two bucket arrays, and every lookup would look in both.
+fn active_rehash(shared: &Shared) {
+    let started = Instant::now();
+    let left = || REHASH_BUDGET.checked_sub(started.elapsed()).filter(|d| !d.is_zero());
+    let mut ks = shared.keyspace.lock();
+    for db in ks.dbs.iter_mut() {
+        let Some(budget) = left() else { return };
+        db.keys.rehash_for(budget);
+        let Some(budget) = left() else { return };
+        db.expires.rehash_for(budget);
     }
 }
 

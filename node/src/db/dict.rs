@@ -8,8 +8,8 @@
 //! layout, and the same per-key cost (one node allocation plus one bucket pointer), which also
 //! keeps memory per key close to Redis's.
 //!
-//! Resizing is done at once (all nodes are relinked, none copied). Tables grow when they hold
-//! as many elements as buckets and shrink below 10 % fill, as Redis's do.
+//! Tables grow when they hold as many elements as buckets and shrink below 10 % fill, as
+//! Redis's do, and like Redis's they resize incrementally (see [`Dict`]).
 
 use std::sync::OnceLock;
 
@@ -29,8 +29,18 @@ struct Node<V, M> {
 
 /// A hash table from byte-string keys to `V`, with optional per-entry metadata `M` that is set
 /// to `M::default()` on insertion.
+///
+/// Resizing is incremental, as Redis's: growing or shrinking allocates the new bucket array
+/// and then moves one bucket per change to the table (plus whatever [`Dict::rehash_for`] is
+/// given), so no single command pays for relinking a million keys. While a resize runs, an
+/// element is in exactly one of the two arrays: `old` below `moved` is empty.
 pub struct Dict<V, M = ()> {
-    buckets: Vec<Link<V, M>>,
+    /// The only bucket array, or while resizing the one being emptied.
+    old: Vec<Link<V, M>>,
+    /// While resizing, the array being filled; empty otherwise.
+    new: Vec<Link<V, M>>,
+    /// While resizing: every bucket of `old` below this index has been moved to `new`.
+    moved: usize,
     len: usize,
 }
 
@@ -52,9 +62,77 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
 
 const MIN_BUCKETS: usize = 4;
 
+/// Buckets moved per change while a resize runs (Redis moves one).
+const STEP_BUCKETS: usize = 1;
+
+/// The bucket of `buckets` (a power of two long) that `hash` falls in.
+fn slot<V, M>(buckets: &[Link<V, M>], hash: u64) -> usize {
+    (hash as usize) & (buckets.len() - 1)
+}
+
+fn empty_buckets<V, M>(size: usize) -> Vec<Link<V, M>> {
+    (0..size).map(|_| None).collect()
+}
+
+fn chain_find<'a, V, M>(mut link: &'a Link<V, M>, key: &[u8]) -> Option<&'a Node<V, M>> {
+    while let Some(node) = link {
+        if node.key.as_slice() == key {
+            return Some(node);
+        }
+        link = &node.next;
+    }
+    None
+}
+
+fn chain_find_mut<'a, V, M>(
+    mut link: &'a mut Link<V, M>,
+    key: &[u8],
+) -> Option<&'a mut Node<V, M>> {
+    while let Some(node) = link {
+        if node.key.as_slice() == key {
+            return Some(node);
+        }
+        link = &mut node.next;
+    }
+    None
+}
+
+/// Unlinks `key` from the chain at `link`.
+fn chain_remove<V, M>(mut link: &mut Link<V, M>, key: &[u8]) -> Option<Box<Node<V, M>>> {
+    loop {
+        match link {
+            None => return None,
+            Some(node) if node.key.as_slice() == key => {
+                let mut node = link.take().expect("matched Some");
+                *link = node.next.take();
+                return Some(node);
+            }
+            Some(node) => link = &mut node.next,
+        }
+    }
+}
+
+/// Drops every chain of `buckets` iteratively: dropping a long chain recursively could
+/// overflow the stack.
+fn drop_chains<V, M>(buckets: &mut [Link<V, M>]) {
+    for bucket in buckets {
+        let mut link = bucket.take();
+        while let Some(mut node) = link {
+            link = node.next.take();
+        }
+    }
+}
+
+fn visit_chain<V, M>(mut link: &Link<V, M>, visit: &mut impl FnMut(&Sds, &V)) {
+    while let Some(node) = link {
+        visit(&node.key, &node.value);
+        link = &node.next;
+    }
+}
+
 impl<V, M> Default for Dict<V, M> {
     fn default() -> Self {
-        Dict { buckets: Vec::new(), len: 0 }
+        Dict { old: Vec::new(), new: Vec::new(), moved: 0, len: 0 }
     }
 }
 
@@ -74,80 +152,76 @@ impl<V, M: Copy + Default> Dict<V, M> {
         self.len == 0
     }
 
-    /// The number of buckets (for INFO and tests).
+    /// The number of buckets the table has (or is resizing to).
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        if self.resizing() {
+            self.new.len()
+        } else {
+            self.old.len()
+        }
     }
 
-    fn slot(&self, key: &[u8]) -> usize {
-        (hash(key) as usize) & (self.buckets.len() - 1)
+    /// True while a resize is moving buckets.
+    pub fn resizing(&self) -> bool {
+        !self.new.is_empty()
+    }
+
+    fn find(&self, key: &[u8]) -> Option<&Node<V, M>> {
+        if self.len == 0 {
+            return None;
+        }
+        let h = hash(key);
+        // Buckets of `old` below `moved` are empty, so looking there costs one load.
+        if let Some(node) = chain_find(&self.old[slot(&self.old, h)], key) {
+            return Some(node);
+        }
+        if self.resizing() {
+            return chain_find(&self.new[slot(&self.new, h)], key);
+        }
+        None
+    }
+
+    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Node<V, M>> {
+        if self.len == 0 {
+            return None;
+        }
+        self.step();
+        let h = hash(key);
+        let old_slot = slot(&self.old, h);
+        if let Some(node) = chain_find_mut(&mut self.old[old_slot], key) {
+            return Some(node);
+        }
+        // (The field, not `resizing()`: `old` is still borrowed on the path that returned.)
+        if !self.new.is_empty() {
+            let new_slot = slot(&self.new, h);
+            return chain_find_mut(&mut self.new[new_slot], key);
+        }
+        None
     }
 
     /// The value stored at `key`.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        if self.len == 0 {
-            return None;
-        }
-        let mut link = &self.buckets[self.slot(key)];
-        while let Some(node) = link {
-            if node.key.as_slice() == key {
-                return Some(&node.value);
-            }
-            link = &node.next;
-        }
-        None
+        self.find(key).map(|node| &node.value)
     }
 
     /// The value stored at `key`, mutably.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        if self.len == 0 {
-            return None;
-        }
-        let slot = self.slot(key);
-        let mut link = &mut self.buckets[slot];
-        while let Some(node) = link {
-            if node.key.as_slice() == key {
-                return Some(&mut node.value);
-            }
-            link = &mut node.next;
-        }
-        None
+        self.find_mut(key).map(|node| &mut node.value)
     }
 
     /// The value and metadata of `key`, mutably.
     pub fn get_mut_meta(&mut self, key: &[u8]) -> Option<(&mut V, &mut M)> {
-        if self.len == 0 {
-            return None;
-        }
-        let slot = self.slot(key);
-        let mut link = &mut self.buckets[slot];
-        while let Some(node) = link {
-            if node.key.as_slice() == key {
-                return Some((&mut node.value, &mut node.meta));
-            }
-            link = &mut node.next;
-        }
-        None
+        self.find_mut(key).map(|node| (&mut node.value, &mut node.meta))
     }
 
     /// The metadata of `key`.
     pub fn meta(&self, key: &[u8]) -> Option<M> {
-        if self.len == 0 {
-            return None;
-        }
-        let mut link = &self.buckets[self.slot(key)];
-        while let Some(node) = link {
-            if node.key.as_slice() == key {
-                return Some(node.meta);
-            }
-            link = &node.next;
-        }
-        None
+        self.find(key).map(|node| node.meta)
     }
 
     /// True if `key` is present.
     pub fn contains_key(&self, key: &[u8]) -> bool {
-        self.get(key).is_some()
+        self.find(key).is_some()
     }
 
     /// Stores `value` at `key`, returning the previous value.
@@ -161,13 +235,17 @@ impl<V, M: Copy + Default> Dict<V, M> {
 
     /// Inserts a key known to be absent.
     fn insert_new(&mut self, key: &[u8], value: V) -> &mut V {
-        if self.len >= self.buckets.len() {
-            self.resize((self.len + 1).next_power_of_two().max(MIN_BUCKETS));
+        if self.old.is_empty() {
+            self.old = empty_buckets(MIN_BUCKETS);
+        } else if !self.resizing() && self.len >= self.old.len() {
+            self.start_resize((self.len + 1).next_power_of_two());
         }
-        let slot = self.slot(key);
-        let next = self.buckets[slot].take();
+        // While resizing, new keys go to the array being filled, so `old` only ever empties.
+        let buckets = if self.resizing() { &mut self.new } else { &mut self.old };
+        let at = slot(buckets, hash(key));
+        let next = buckets[at].take();
         self.len += 1;
-        let node = self.buckets[slot].insert(Box::new(Node {
+        let node = buckets[at].insert(Box::new(Node {
             key: Sds::from_slice(key),
             value,
             meta: M::default(),
@@ -176,28 +254,10 @@ impl<V, M: Copy + Default> Dict<V, M> {
         &mut node.value
     }
 
-    /// The value at `key`, inserting `make()` first if absent. Hashes the key once when present.
+    /// The value at `key`, inserting `make()` first if absent.
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> &mut V {
-        if self.len > 0 {
-            let slot = self.slot(key);
-            let mut depth = 0;
-            let mut link = &self.buckets[slot];
-            let mut found = false;
-            while let Some(node) = link {
-                if node.key.as_slice() == key {
-                    found = true;
-                    break;
-                }
-                depth += 1;
-                link = &node.next;
-            }
-            if found {
-                let mut node = self.buckets[slot].as_deref_mut().expect("the chain holds the key");
-                for _ in 0..depth {
-                    node = node.next.as_deref_mut().expect("the chain is at least this deep");
-                }
-                return &mut node.value;
-            }
+        if self.contains_key(key) {
+            return self.get_mut(key).expect("the key is present");
         }
         self.insert_new(key, make())
     }
@@ -209,85 +269,170 @@ impl<V, M: Copy + Default> Dict<V, M> {
         Some(value)
     }
 
-    /// Removes `key` without shrinking the table (a frozen walk is in progress).
+    /// Removes `key` without starting a shrink (a frozen walk is in progress).
     pub fn remove_keep_size(&mut self, key: &[u8]) -> Option<V> {
         if self.len == 0 {
             return None;
         }
-        let slot = self.slot(key);
-        let mut link = &mut self.buckets[slot];
-        loop {
-            match link {
-                None => return None,
-                Some(node) if node.key.as_slice() == key => {
-                    let mut node = link.take().expect("matched Some");
-                    *link = node.next.take();
-                    self.len -= 1;
-                    return Some(node.value);
-                }
-                Some(node) => link = &mut node.next,
-            }
+        self.step();
+        let h = hash(key);
+        let old_slot = slot(&self.old, h);
+        let mut node = chain_remove(&mut self.old[old_slot], key);
+        if node.is_none() && self.resizing() {
+            let new_slot = slot(&self.new, h);
+            node = chain_remove(&mut self.new[new_slot], key);
         }
+        let node = node?;
+        self.len -= 1;
+        Some(node.value)
     }
 
-    /// Makes room for `additional` more elements without a resize (the RDB loader's RESIZEDB
-    /// hint: one allocation instead of twenty relinking passes while a large database loads).
+    /// Makes room for `additional` more elements at once, without an incremental resize
+    /// (the RDB loader's RESIZEDB hint: one allocation instead of twenty resizes while a
+    /// large database loads into an empty table).
     pub fn reserve(&mut self, additional: usize) {
         let want = self.len.saturating_add(additional);
-        if want > self.buckets.len() {
-            self.resize(want.checked_next_power_of_two().unwrap_or(want).max(MIN_BUCKETS));
+        if want > self.buckets() {
+            let size = want.checked_next_power_of_two().unwrap_or(want).max(MIN_BUCKETS);
+            if !self.resizing() {
+                self.start_resize(size);
+            } else if size > self.new.len() {
+                // Retarget: everything still in `new` moves along with `old`.
+                let filled = std::mem::replace(&mut self.new, empty_buckets(size));
+                self.relink_all(filled);
+            }
+            self.finish_resize();
         }
     }
 
     /// Removes every element.
     pub fn clear(&mut self) {
-        // Unlink chains iteratively: dropping a long chain recursively could overflow the stack.
-        for bucket in &mut self.buckets {
-            let mut link = bucket.take();
-            while let Some(mut node) = link {
-                link = node.next.take();
-            }
-        }
-        self.buckets = Vec::new();
-        self.len = 0;
+        drop_chains(&mut self.old);
+        drop_chains(&mut self.new);
+        *self = Dict::default();
     }
 
     fn maybe_shrink(&mut self) {
-        if self.buckets.len() > MIN_BUCKETS && self.len * 10 < self.buckets.len() {
-            self.resize(self.len.next_power_of_two().max(MIN_BUCKETS));
+        if !self.resizing() && self.old.len() > MIN_BUCKETS && self.len * 10 < self.old.len() {
+            self.start_resize(self.len.next_power_of_two().max(MIN_BUCKETS));
         }
     }
 
-    fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.buckets, (0..size).map(|_| None).collect());
-        for mut link in old {
-            while let Some(mut node) = link {
-                link = node.next.take();
-                let slot = self.slot(&node.key);
-                node.next = self.buckets[slot].take();
-                self.buckets[slot] = Some(node);
+    fn start_resize(&mut self, size: usize) {
+        debug_assert!(!self.resizing());
+        if self.len == 0 {
+            self.old = empty_buckets(size);
+            return;
+        }
+        self.new = empty_buckets(size);
+        self.moved = 0;
+    }
+
+    /// Moves every node of `buckets` into `new`.
+    fn relink_all(&mut self, mut buckets: Vec<Link<V, M>>) {
+        for bucket in &mut buckets {
+            self.relink(bucket.take());
+        }
+    }
+
+    /// Moves the chain starting at `link` into `new`.
+    fn relink(&mut self, mut link: Link<V, M>) {
+        while let Some(mut node) = link {
+            link = node.next.take();
+            let at = slot(&self.new, hash(&node.key));
+            node.next = self.new[at].take();
+            self.new[at] = Some(node);
+        }
+    }
+
+    /// Moves up to `buckets` buckets of a running resize (looking at no more than ten times as
+    /// many empty ones, as Redis's `dictRehash`). Returns true while the resize is not done.
+    fn move_buckets(&mut self, buckets: usize) -> bool {
+        if !self.resizing() {
+            return false;
+        }
+        let mut empty_visits = buckets * 10;
+        let mut left = buckets;
+        while left > 0 && self.moved < self.old.len() {
+            let chain = self.old[self.moved].take();
+            self.moved += 1;
+            if chain.is_none() {
+                empty_visits -= 1;
+                if empty_visits == 0 {
+                    break;
+                }
+                continue;
+            }
+            self.relink(chain);
+            left -= 1;
+        }
+        if self.moved == self.old.len() {
+            self.old = std::mem::take(&mut self.new);
+            self.moved = 0;
+            return false;
+        }
+        true
+    }
+
+    /// The share of a running resize that each change to the table pays.
+    fn step(&mut self) {
+        if self.resizing() {
+            self.move_buckets(STEP_BUCKETS);
+        }
+    }
+
+    fn finish_resize(&mut self) {
+        while self.move_buckets(1024) {}
+    }
+
+    /// Moves buckets of a running resize for about `budget` (Redis's `activerehashing`, from
+    /// the server's cron, so a table that stopped changing does not stay half-moved). Returns
+    /// true while the resize is not done.
+    pub fn rehash_for(&mut self, budget: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        while self.move_buckets(100) {
+            if started.elapsed() >= budget {
+                return true;
             }
         }
+        false
     }
 
     /// Visits the bucket named by `cursor` and returns the next cursor (0 when done), with
     /// Redis's `dictScan` guarantee: an element present from the first call to the last is
     /// visited at least once, across any number of resizes.
+    ///
+    /// While a resize runs, one call visits the cursor's bucket in the smaller array and
+    /// every bucket of the larger one that it expands to: all elements whose hash agrees with
+    /// the cursor in the smaller mask's bits. The cursor returned only has bits of that mask,
+    /// so the elements visited so far are exactly those whose bit-reversed hash is below the
+    /// bit-reversed cursor (which a frozen walk relies on; see `snapshot_dict`).
     pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&Sds, &V)) -> u64 {
-        if self.buckets.is_empty() {
+        if self.old.is_empty() {
             return 0;
         }
-        let mask = (self.buckets.len() - 1) as u64;
-        let mut link = &self.buckets[(cursor & mask) as usize];
-        while let Some(node) = link {
-            visit(&node.key, &node.value);
-            link = &node.next;
+        if !self.resizing() {
+            let mask = (self.old.len() - 1) as u64;
+            visit_chain(&self.old[(cursor & mask) as usize], &mut visit);
+            return next_cursor(cursor, mask);
         }
-        // Increment the reversed cursor, considering only the masked bits.
-        let mut v = cursor | !mask;
-        v = v.reverse_bits();
-        v = v.wrapping_add(1);
-        v.reverse_bits()
+        let (small, large) = if self.old.len() <= self.new.len() {
+            (&self.old, &self.new)
+        } else {
+            (&self.new, &self.old)
+        };
+        let (m0, m1) = ((small.len() - 1) as u64, (large.len() - 1) as u64);
+        let mut v = cursor;
+        visit_chain(&small[(v & m0) as usize], &mut visit);
+        loop {
+            visit_chain(&large[(v & m1) as usize], &mut visit);
+            // Step through the bits the larger mask has beyond the smaller one (in reversed
+            // order); when they wrap to zero, the carry moves the smaller mask's cursor on.
+            v = next_cursor(v, m1);
+            if v & (m0 ^ m1) == 0 {
+                return v;
+            }
+        }
     }
 
     /// A uniformly chosen bucket's random element, as Redis's `dictGetRandomKey` (not exactly
@@ -296,9 +441,15 @@ impl<V, M: Copy + Default> Dict<V, M> {
         if self.len == 0 {
             return None;
         }
-        let mask = self.buckets.len() - 1;
         loop {
-            let bucket = &self.buckets[rng.gen::<usize>() & mask];
+            // Buckets of `old` below `moved` are empty: draw among the rest and all of `new`.
+            let live = self.old.len() - self.moved + self.new.len();
+            let pick = self.moved + rng.gen_range(0..live);
+            let bucket = if pick < self.old.len() {
+                &self.old[pick]
+            } else {
+                &self.new[pick - self.old.len()]
+            };
             let Some(first) = bucket else { continue };
             let mut chain = 1;
             let mut node = first;
@@ -318,7 +469,7 @@ impl<V, M: Copy + Default> Dict<V, M> {
 
     /// Every element, in bucket order.
     pub fn iter(&self) -> Iter<'_, V, M> {
-        Iter { buckets: &self.buckets, bucket: 0, node: None }
+        Iter { buckets: &self.old, then: &self.new, bucket: 0, node: None }
     }
 
     /// Every key, in bucket order.
@@ -328,7 +479,7 @@ impl<V, M: Copy + Default> Dict<V, M> {
 
     /// Every value, mutably.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&Sds, &mut V)) {
-        for bucket in &mut self.buckets {
+        for bucket in self.old.iter_mut().chain(self.new.iter_mut()) {
             let mut link = bucket.as_deref_mut();
             while let Some(node) = link {
                 f(&node.key, &mut node.value);
@@ -338,21 +489,24 @@ impl<V, M: Copy + Default> Dict<V, M> {
     }
 }
 
+/// The reverse-binary increment of `cursor` over the bits of `mask`.
+fn next_cursor(cursor: u64, mask: u64) -> u64 {
+    let v = (cursor | !mask).reverse_bits().wrapping_add(1);
+    v.reverse_bits()
+}
+
 impl<V, M> Drop for Dict<V, M> {
     fn drop(&mut self) {
-        // Unlink chains iteratively: dropping a long chain recursively could overflow the stack.
-        for bucket in &mut self.buckets {
-            let mut link = bucket.take();
-            while let Some(mut node) = link {
-                link = node.next.take();
-            }
-        }
+        drop_chains(&mut self.old);
+        drop_chains(&mut self.new);
     }
 }
 
 /// Iterator over a [`Dict`].
 pub struct Iter<'a, V, M = ()> {
     buckets: &'a [Link<V, M>],
+    /// The second bucket array (while resizing), visited after the first.
+    then: &'a [Link<V, M>],
     bucket: usize,
     node: Option<&'a Node<V, M>>,
 }
@@ -366,9 +520,15 @@ impl<'a, V, M> Iterator for Iter<'a, V, M> {
                 self.node = node.next.as_deref();
                 return Some((&node.key, &node.value));
             }
-            let bucket = self.buckets.get(self.bucket)?;
+            if self.bucket == self.buckets.len() {
+                if self.then.is_empty() {
+                    return None;
+                }
+                self.buckets = std::mem::take(&mut self.then);
+                self.bucket = 0;
+            }
+            self.node = self.buckets[self.bucket].as_deref();
             self.bucket += 1;
-            self.node = bucket.as_deref();
         }
     }
 }
@@ -376,6 +536,7 @@ impl<'a, V, M> Iterator for Iter<'a, V, M> {
 impl<V: Clone, M: Copy + Default> Clone for Dict<V, M> {
     fn clone(&self) -> Self {
         let mut copy = Dict::new();
+        copy.reserve(self.len);
         for (k, v) in self.iter() {
             copy.insert(k, v.clone());
         }
@@ -411,7 +572,13 @@ mod tests {
             assert!(d.remove(&key(i)).is_some());
         }
         assert_eq!(d.len(), 10);
+        // Shrinking is incremental too: finish the one under way; the next removal starts the
+        // last step down.
+        d.rehash_for(std::time::Duration::from_secs(1));
+        assert!(d.remove(&key(990)).is_some());
+        d.rehash_for(std::time::Duration::from_secs(1));
         assert!(d.buckets() <= 16, "table shrinks: {}", d.buckets());
+        assert!(d.insert(&key(990), 990).is_none());
         assert_eq!(d.iter().count(), 10);
     }
 
@@ -452,6 +619,125 @@ mod tests {
             }
             for k in &stable {
                 assert!(seen.contains(k), "round {round}: {:?} missed", String::from_utf8_lossy(k));
+            }
+        }
+    }
+
+    /// Growing past a power of two does not relink the table in one change: the resize runs
+    /// across later changes, and every element stays reachable through all of them.
+    #[test]
+    fn growth_is_spread_over_later_changes() {
+        let mut d: Dict<usize> = Dict::new();
+        for i in 0..4096 {
+            d.insert(&key(i), i);
+        }
+        assert!(!d.resizing());
+        d.insert(&key(4096), 4096);
+        assert!(d.resizing(), "the 4097th key starts a resize instead of doing it at once");
+        let mut changes = 1;
+        let mut next = 4097;
+        while d.resizing() {
+            d.insert(&key(next), next);
+            next += 1;
+            changes += 1;
+            for probe in [0, 17, 4095, next - 1] {
+                assert_eq!(d.get(&key(probe)), Some(&probe), "mid-resize lookup");
+            }
+            assert!(changes <= 4096, "the resize never finished");
+        }
+        assert!(changes > 100, "the resize finished after {changes} changes: not incremental");
+        assert_eq!(d.buckets(), 8192);
+        assert_eq!(d.len(), next);
+        assert_eq!(d.iter().count(), next);
+    }
+
+    /// A model check: random inserts, overwrites, removes (growing and shrinking), cron
+    /// rehashing and clears against a `BTreeMap`, comparing every view of the table.
+    #[test]
+    fn matches_a_model_through_resizes() {
+        use rand::SeedableRng;
+        use std::collections::BTreeMap;
+        for seed in 0..40u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut d: Dict<u32> = Dict::new();
+            let mut model = BTreeMap::new();
+            let mut saw_resize = false;
+            for round in 0..3000 {
+                let k = key(rng.gen_range(0..(if round % 1000 < 600 { 3000 } else { 300 })));
+                match rng.gen_range(0..100) {
+                    0..=49 => {
+                        let v = rng.gen();
+                        assert_eq!(d.insert(&k, v), model.insert(k.clone(), v));
+                    }
+                    50..=89 => assert_eq!(d.remove(&k), model.remove(&k)),
+                    90..=97 => {
+                        if let Some(v) = d.get_mut(&k) {
+                            *v = v.wrapping_add(1);
+                            *model.get_mut(&k).expect("model agrees") += 1;
+                        }
+                    }
+                    98 => {
+                        d.rehash_for(std::time::Duration::from_micros(1));
+                    }
+                    _ => {
+                        if rng.gen_range(0..20) == 0 {
+                            d.clear();
+                            model.clear();
+                        }
+                    }
+                }
+                saw_resize |= d.resizing();
+                assert_eq!(d.len(), model.len());
+                assert_eq!(d.get(&k), model.get(&k));
+            }
+            let all: BTreeMap<Vec<u8>, u32> = d.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
+            assert_eq!(all, model, "seed {seed}");
+            let mut rng2 = rand::thread_rng();
+            if let Some((k, v)) = d.random(&mut rng2) {
+                assert_eq!(model.get(k.as_slice()), Some(v));
+            }
+            assert!(saw_resize, "seed {seed} never resized");
+        }
+    }
+
+    /// SCAN steps taken while a resize is half done (in either direction) still return every
+    /// element present for the whole scan.
+    #[test]
+    fn scan_spans_both_arrays_mid_resize() {
+        for grow in [true, false] {
+            let mut d: Dict<()> = Dict::new();
+            let stable: Vec<Vec<u8>> = (0..300).map(key).collect();
+            for k in &stable {
+                d.insert(k, ());
+            }
+            if !grow {
+                for i in 0..5000 {
+                    d.insert(format!("tmp:{i}").as_bytes(), ());
+                }
+                d.rehash_for(std::time::Duration::from_secs(1));
+            }
+            let (mut seen, mut cursor, mut mid_resize) = (HashSet::new(), 0, 0);
+            let mut i = 0;
+            loop {
+                cursor = d.scan(cursor, |k, _| {
+                    seen.insert(k.to_vec());
+                });
+                mid_resize += usize::from(d.resizing());
+                for _ in 0..3 {
+                    if grow {
+                        d.insert(format!("tmp:{i}").as_bytes(), ());
+                    } else {
+                        d.remove(format!("tmp:{i}").as_bytes());
+                    }
+                    i += 1;
+                }
+                if cursor == 0 {
+                    break;
+                }
+            }
+            assert!(mid_resize > 0, "no step ran mid-resize (grow: {grow})");
+            for k in &stable {
+                assert!(seen.contains(k), "grow {grow}: {:?} missed", String::from_utf8_lossy(k));
             }
         }
     }

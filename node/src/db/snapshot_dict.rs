@@ -8,8 +8,10 @@
 //! While frozen at time T0, for every key `k` the snapshot holds exactly `k`'s value at T0 (or
 //! nothing if `k` did not exist at T0). The walk visits buckets in [`Dict::scan`] order; that
 //! order sorts keys by their bit-reversed hash, so "already written" is one comparison,
-//! `reverse(hash(k)) < reverse(cursor)`, and stays true when the table grows (tables never
-//! shrink while frozen, which would make the scan revisit buckets). Hence:
+//! `reverse(hash(k)) < reverse(cursor)`, and stays true when the table grows, including while
+//! a resize is half done (a scan step then covers a bucket of the smaller array and all its
+//! expansions in the larger one). No shrink starts while frozen: it would make the scan
+//! revisit buckets. Hence:
 //!
 //! - a key the walk has passed is written; changing it afterwards is free;
 //! - the first change to a key the walk has not passed records its T0 value (or its absence)
@@ -127,6 +129,12 @@ impl<V: Clone, M: Copy + Default> SnapshotDict<V, M> {
         } else {
             self.live.remove(key)
         }
+    }
+
+    /// Moves buckets of a running resize for about `budget` (values do not change, and a walk
+    /// follows both bucket arrays, so nothing is preserved). True while the resize is not done.
+    pub fn rehash_for(&mut self, budget: std::time::Duration) -> bool {
+        self.live.rehash_for(budget)
     }
 
     /// Makes room for `additional` more elements (growing never disturbs a walk).
