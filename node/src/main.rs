@@ -222,5 +222,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(path) = &pidfile {
         let _ = std::fs::remove_file(path);
     }
+    // The dataset is not freed on the way out, as Redis does not free it: the kernel takes
+    // the pages back at once, where dropping millions of keys one by one would hold up the
+    // exit (and a restart waiting on it) for as long as loading them took.
+    std::mem::forget(shared);
     Ok(())
 }

@@ -229,12 +229,38 @@ impl<V, M: Copy + Default> Dict<V, M> {
         if let Some(slot) = self.get_mut(key) {
             return Some(std::mem::replace(slot, value));
         }
-        self.insert_new(key, value);
+        self.insert_new(hash(key), key, value);
         None
     }
 
-    /// Inserts a key known to be absent.
-    fn insert_new(&mut self, key: &[u8], value: V) -> &mut V {
+    /// Where `key` (hashing to `h`) is: which array (true for `new`) and bucket.
+    fn place(&self, h: u64, key: &[u8]) -> Option<(bool, usize)> {
+        if self.len == 0 {
+            return None;
+        }
+        let at = slot(&self.old, h);
+        if chain_find(&self.old[at], key).is_some() {
+            return Some((false, at));
+        }
+        if self.resizing() {
+            let at = slot(&self.new, h);
+            if chain_find(&self.new[at], key).is_some() {
+                return Some((true, at));
+            }
+        }
+        None
+    }
+
+    fn bucket_mut(&mut self, (in_new, at): (bool, usize)) -> &mut Link<V, M> {
+        if in_new {
+            &mut self.new[at]
+        } else {
+            &mut self.old[at]
+        }
+    }
+
+    /// Inserts a key known to be absent, hashing to `h`.
+    fn insert_new(&mut self, h: u64, key: &[u8], value: V) -> &mut V {
         if self.old.is_empty() {
             self.old = empty_buckets(MIN_BUCKETS);
         } else if !self.resizing() && self.len >= self.old.len() {
@@ -242,7 +268,7 @@ impl<V, M: Copy + Default> Dict<V, M> {
         }
         // While resizing, new keys go to the array being filled, so `old` only ever empties.
         let buckets = if self.resizing() { &mut self.new } else { &mut self.old };
-        let at = slot(buckets, hash(key));
+        let at = slot(buckets, h);
         let next = buckets[at].take();
         self.len += 1;
         let node = buckets[at].insert(Box::new(Node {
@@ -254,12 +280,14 @@ impl<V, M: Copy + Default> Dict<V, M> {
         &mut node.value
     }
 
-    /// The value at `key`, inserting `make()` first if absent.
+    /// The value at `key`, inserting `make()` first if absent. Hashes the key once.
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> &mut V {
-        if self.contains_key(key) {
-            return self.get_mut(key).expect("the key is present");
+        self.step();
+        let h = hash(key);
+        match self.place(h, key) {
+            Some(at) => &mut chain_find_mut(self.bucket_mut(at), key).expect("placed").value,
+            None => self.insert_new(h, key, make()),
         }
-        self.insert_new(key, make())
     }
 
     /// Removes `key`, returning its value.
