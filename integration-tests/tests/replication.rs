@@ -441,9 +441,11 @@ fn a_replica_aof_restarts_from_the_synced_data() {
     assert_eq!(keys, ["from-master", "streamed"]);
 }
 
-/// A diskless full sync sends a frozen snapshot chunk by chunk; a replica that leaves in the
+/// A diskless full sync sends a frozen snapshot chunk by chunk. While it does, BGSAVE answers
+/// Redis's "already in progress" (one snapshot at a time, as Redis runs one RDB child; writing
+/// the file under the lock instead would stall every client). A replica that leaves in the
 /// middle releases the frozen view, so the next BGSAVE freezes its own (INFO reports its key
-/// total) instead of falling back to a save under the lock.
+/// total).
 #[test]
 fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -468,6 +470,14 @@ fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
         assert!(line.starts_with("+FULLRESYNC"), "{line}");
         let mut some = vec![0u8; 64 * 1024];
         reader.read_exact(&mut some).unwrap();
+        // The replica reads no more: the transfer waits on its socket, holding the view.
+        let busy = redis::cmd("BGSAVE").query::<String>(&mut c).unwrap_err();
+        assert_eq!(
+            busy.detail(),
+            Some("Background save already in progress"),
+            "BGSAVE during the transfer: {busy:?}"
+        );
+        assert_eq!(master.info("rdb_bgsave_in_progress").as_deref(), Some("0"));
         // Dropped here: the replica goes away with most of the snapshot unsent.
     }
     let total = |c: &mut redis::Connection| -> String {
@@ -479,7 +489,9 @@ fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
         if master.info("rdb_bgsave_in_progress").as_deref() == Some("1") {
             return Err("a save is still running".to_string());
         }
-        let _: String = cmd(&mut c, &["BGSAVE"]);
+        if let Err(e) = redis::cmd("BGSAVE").query::<String>(&mut c) {
+            return Err(format!("BGSAVE: {e}"));
+        }
         match total(&mut c).as_str() {
             "300000" => Ok(()),
             other => Err(format!("current_save_keys_total:{other}")),

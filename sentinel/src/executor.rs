@@ -183,7 +183,9 @@ impl Executor {
         };
         for action in actions {
             let result = match &action {
-                Action::Bgsave(_) => link.call(&[b"BGSAVE"]).await.map(|reply| {
+                // SCHEDULE: a node busy with an AOF rewrite takes the snapshot right after
+                // it, instead of refusing.
+                Action::Bgsave(_) => link.call(&[b"BGSAVE", b"SCHEDULE"]).await.map(|reply| {
                     tracing::info!(node = %node, reply = ?reply_text(&reply), "snapshot of the candidate requested (BGSAVE)");
                 }),
                 Action::Promote(_) => link.reconfigure(None).await.map(|reply| {

@@ -174,9 +174,17 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Err(CommandError::err("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."));
     }
-    start_bgsave(ctx.server, ctx.exec.ks, ctx.now_ms);
-    Ok(Frame::simple("Background saving started"))
+    match start_bgsave(ctx.server, ctx.exec.ks, ctx.now_ms) {
+        Ok(()) => Ok(Frame::simple("Background saving started")),
+        // A replica's full sync is writing a snapshot (Redis: an RDB child is active, and
+        // SCHEDULE does not apply to it).
+        Err(SnapshotBusy) => Err(CommandError::err("Background save already in progress")),
+    }
 }
+
+/// Another snapshot (a replica's full sync) holds the keyspace's frozen view.
+#[derive(Debug)]
+pub struct SnapshotBusy;
 
 /// An AOF rewrite is writing its base.
 fn aof_rewriting(shared: &crate::server::Shared) -> bool {
@@ -184,8 +192,17 @@ fn aof_rewriting(shared: &crate::server::Shared) -> bool {
 }
 
 /// Starts a background save of `ks` (the caller holds the keyspace lock): the keyspace is
-/// frozen now and written by a background thread, chunk by chunk.
-pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace, now_ms: i64) {
+/// frozen now and written by a background thread, chunk by chunk. Refused while another
+/// snapshot holds the frozen view, as Redis runs one child at a time (the caller retries or
+/// reports it; writing the file under the lock instead would stall every client).
+pub fn start_bgsave(
+    shared: &crate::server::Shared,
+    ks: &mut crate::db::Keyspace,
+    now_ms: i64,
+) -> Result<(), SnapshotBusy> {
+    if ks.frozen.is_some() {
+        return Err(SnapshotBusy);
+    }
     let (dir, dbfilename, options) = dump_target(shared);
     let started = std::time::Instant::now();
     let repl = repl_info(shared);
@@ -196,29 +213,20 @@ pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace
         stats.bgsave_in_progress = true;
         stats.generation
     };
-    // A replica's full sync may hold the frozen view: then the file is written at once,
-    // under the lock, as before snapshots could be frozen.
-    let busy = ks.frozen.is_some();
-    let frozen = if busy {
-        dumpfile::begin_save(ks, &dir, &dbfilename, &aux, options).map(|p| (p, None))
-    } else {
-        dumpfile::begin_empty(&dir, &dbfilename).and_then(|pending| {
-            let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
-            let snapshot = Snapshot::freeze(ks, writer, &aux)?;
-            Ok((pending, Some(snapshot)))
-        })
-    };
+    let frozen = dumpfile::begin_empty(&dir, &dbfilename).and_then(|pending| {
+        let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
+        let snapshot = Snapshot::freeze(ks, writer, &aux)?;
+        Ok((pending, snapshot))
+    });
     let (pending, snapshot) = match frozen {
         Ok(f) => f,
         Err(e) => {
-            if !busy {
-                snapshot::thaw(ks);
-            }
+            snapshot::thaw(ks);
             finish_bgsave(shared, Err(e), started, 0);
-            return;
+            return Ok(());
         }
     };
-    let total = snapshot.as_ref().map_or(0, |s| s.keys_total);
+    let total = snapshot.keys_total;
     shared.persist.lock().current = Some((started, 0, total));
     info!(keys = total, "Background saving started");
     let shared = shared.self_arc();
@@ -226,6 +234,7 @@ pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace
         let result = write_bgsave(&shared, pending, snapshot, generation);
         finish_bgsave(&shared, result, started, dirty_at_snapshot);
     });
+    Ok(())
 }
 
 /// The background thread's work: every chunk, then fsync, then the rename if the save was
@@ -233,18 +242,15 @@ pub fn start_bgsave(shared: &crate::server::Shared, ks: &mut crate::db::Keyspace
 fn write_bgsave(
     shared: &crate::server::Shared,
     pending: dumpfile::PendingSave,
-    snapshot: Option<Snapshot<RdbWriter<Vec<u8>>>>,
+    snapshot: Snapshot<RdbWriter<Vec<u8>>>,
     generation: u64,
 ) -> std::io::Result<bool> {
     let owner = shared.self_arc();
-    let progress = match snapshot {
-        Some(snapshot) => write_snapshot(shared, snapshot, pending.file(), move |written| {
-            if let Some(current) = owner.persist.lock().current.as_mut() {
-                current.1 = written;
-            }
-        }),
-        None => Ok(Progress::Done), // written under the lock already
-    };
+    let progress = write_snapshot(shared, snapshot, pending.file(), move |written| {
+        if let Some(current) = owner.persist.lock().current.as_mut() {
+            current.1 = written;
+        }
+    });
     match progress {
         Ok(Progress::Done) => {}
         Ok(_) => {
@@ -405,19 +411,21 @@ pub fn save_points_cron(shared: &crate::server::Shared) {
         return;
     }
     let mut ks = shared.keyspace.lock();
-    if aof_rewriting(shared) {
+    // Another snapshot (an AOF rewrite, a replica's sync) is running: wait for it to end, as
+    // Redis waits for its child.
+    if ks.frozen.is_some() {
         return;
     }
     if scheduled {
         info!("starting the scheduled background save");
         shared.persist.lock().scheduled = false;
-        start_bgsave(shared, &mut ks, now_ms);
+        let _ = start_bgsave(shared, &mut ks, now_ms);
         return;
     }
     let since = now - shared.lastsave.load(Ordering::Relaxed);
     let due = points.iter().any(|&(secs, changes)| ks.dirty >= changes && since > secs as i64);
     if due {
         info!(changes = ks.dirty, seconds = since, "save point reached: saving");
-        start_bgsave(shared, &mut ks, now_ms);
+        let _ = start_bgsave(shared, &mut ks, now_ms);
     }
 }
