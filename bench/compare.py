@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -96,28 +97,60 @@ def run_benchmark(port, tests, requests, pipeline):
     return result
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def measured_run(server, test, requests, pipeline):
+    """One test: ops/s, the server's CPU microseconds per request, and how busy the client
+    (redis-benchmark) was. When the client is near 100 %, it and not the server sets the pace."""
+    cpu, client, wall = cpu_seconds(server.proc.pid), children_cpu(), time.monotonic()
+    res = run_benchmark(server.port, test, requests, pipeline)
+    wall = time.monotonic() - wall
+    return {
+        "ops": res.get(CSV_NAMES[test], 0.0),
+        "server_us": (cpu_seconds(server.proc.pid) - cpu) / requests * 1e6,
+        "client_busy": (children_cpu() - client) / wall,
+    }
+
+
 def throughput(args):
     tests = args.tests.split(",")
     print(f"redis-benchmark -c 50 -n {args.requests}, {args.rounds} rounds, alternating servers")
-    print(f"{'test':<12}{'-P':>4}{'redis ops/s':>14}{'warden ops/s':>14}{'ratio':>8}")
+    print("(srv us/req: the server's CPU per request; client %: how busy redis-benchmark was)")
+    print(f"{'test':<12}{'-P':>4}{'redis ops/s':>13}{'warden ops/s':>14}{'ratio':>7}"
+          f"{'srv us/req r/w':>17}{'client % r/w':>15}")
     worst = None
     for pipeline in (1, 16):
         samples = {k: {t: [] for t in tests} for k in ("redis", "warden")}
-        for _ in range(args.rounds):
-            for kind in ("redis", "warden"):
+        for round_no in range(args.rounds):
+            # Alternate which server goes first, so a drift of the machine over a round does
+            # not always favour the same one.
+            order = ("redis", "warden") if round_no % 2 == 0 else ("warden", "redis")
+            for kind in order:
                 server = Server(kind)
                 try:
-                    res = run_benchmark(server.port, ",".join(tests), args.requests, pipeline)
+                    for t in tests:
+                        samples[kind][t].append(measured_run(server, t, args.requests, pipeline))
                 finally:
                     server.stop()
-                for t in tests:
-                    samples[kind][t].append(res.get(CSV_NAMES[t], 0.0))
         for t in tests:
-            r = statistics.median(samples["redis"][t])
-            w = statistics.median(samples["warden"][t])
+            def med(kind, field):
+                return statistics.median(x[field] for x in samples[kind][t])
+            r, w = med("redis", "ops"), med("warden", "ops")
             ratio = w / r if r else 0
             worst = ratio if worst is None else min(worst, ratio)
-            print(f"{t:<12}{pipeline:>4}{r:>14.0f}{w:>14.0f}{ratio:>8.2f}")
+            print(f"{t:<12}{pipeline:>4}{r:>13.0f}{w:>14.0f}{ratio:>7.2f}"
+                  f"{med('redis', 'server_us'):>9.1f}/{med('warden', 'server_us'):<7.1f}"
+                  f"{med('redis', 'client_busy') * 100:>8.0f}/{med('warden', 'client_busy') * 100:<6.0f}")
     print(f"worst ratio: {worst:.2f}")
 
 
