@@ -177,6 +177,8 @@ static DIRECTIVES: &[Directive] = &[
         "unix sockets are not implemented in warden-node yet",
     ),
     d("io-threads", Kind::Int(1, 128), "1", false),
+    // warden-node's own: see `busy_poll`.
+    d("busy-poll-us", Kind::Int(0, 1000), "20", true),
     Directive {
         mutable: false,
         ..pending(
@@ -288,6 +290,8 @@ pub struct Settings {
     pub slowlog_max_len: usize,
     /// Threads that run client connections.
     pub io_threads: usize,
+    /// How long the event loop keeps polling after serving requests (see `busy_poll`).
+    pub busy_poll_us: u64,
 }
 
 /// The whole configuration.
@@ -414,6 +418,7 @@ fn placeholder_settings() -> Settings {
         slowlog_slower_than: 10000,
         slowlog_max_len: 128,
         io_threads: 1,
+        busy_poll_us: 20,
     }
 }
 
@@ -592,6 +597,7 @@ impl Config {
             slowlog_slower_than: self.int("slowlog-log-slower-than"),
             slowlog_max_len: self.int("slowlog-max-len") as usize,
             io_threads: self.int("io-threads") as usize,
+            busy_poll_us: self.int("busy-poll-us") as u64,
         };
         if settings.proto_max_bulk_len < 1024 * 1024 {
             return Err(ConfigError::general("proto-max-bulk-len must be at least 1mb"));

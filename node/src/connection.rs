@@ -193,6 +193,7 @@ impl Connection {
             if self.flush().await.is_err() {
                 return Close::Done;
             }
+            self.shared.busy_poll.served();
             let idle = self.shared.config.read().settings.timeout;
             let idle = async {
                 if idle == 0 || self.client.in_pubsub() {

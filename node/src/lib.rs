@@ -13,6 +13,7 @@
 pub mod alloc;
 pub mod aof;
 pub mod blocking;
+pub mod busy_poll;
 pub mod client;
 pub mod cmd;
 pub mod config;

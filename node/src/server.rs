@@ -132,6 +132,8 @@ pub struct Shared {
     /// The runtime serving clients (set when serving starts): snapshot chunks run on it,
     /// between rounds of client commands.
     pub runtime: std::sync::OnceLock<tokio::runtime::Handle>,
+    /// See [`crate::busy_poll`].
+    pub busy_poll: crate::busy_poll::BusyPoll,
     /// Wakes the AOF writer thread.
     pub aof_wake: parking_lot::Condvar,
     /// The AOF offset known durable (per the fsync policy); replies under `always` wait on it.
@@ -184,6 +186,7 @@ impl Shared {
             aof_io: Mutex::new(()),
             aof_rewrite: Mutex::new(()),
             runtime: std::sync::OnceLock::new(),
+            busy_poll: Default::default(),
             aof_wake: parking_lot::Condvar::new(),
             aof_synced: watch::channel(0).0,
             aof_on: std::sync::atomic::AtomicBool::new(false),
@@ -428,6 +431,18 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown:
     drop(conn_tx);
     let mut jobs = JoinSet::new();
     jobs.spawn(crate::cron::run(shared.clone(), shutdown.clone()));
+    let single_threaded = shared.config.read().settings.io_threads <= 1;
+    if single_threaded && crate::busy_poll::worthwhile() {
+        let shared = shared.clone();
+        let mut stop = shutdown.clone();
+        jobs.spawn(async move {
+            let window = || Duration::from_micros(shared.config.read().settings.busy_poll_us);
+            tokio::select! {
+                _ = shared.busy_poll.run(window) => {}
+                _ = stop.wait() => {}
+            }
+        });
+    }
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
