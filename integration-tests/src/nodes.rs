@@ -121,32 +121,56 @@ pub fn dataset(node: &Node) -> std::collections::BTreeMap<(u32, String), String>
     for db in 0..16u32 {
         let _: () = cmd(&mut c, &["SELECT", &db.to_string()]);
         let keys: Vec<String> = cmd(&mut c, &["KEYS", "*"]);
-        for key in keys {
-            let kind: String = cmd(&mut c, &["TYPE", &key]);
-            let value = match kind.as_str() {
-                "string" => cmd::<String>(&mut c, &["GET", &key]),
-                "list" => cmd::<Vec<String>>(&mut c, &["LRANGE", &key, "0", "-1"]).join(","),
-                "hash" => {
-                    let mut v: Vec<(String, String)> = cmd(&mut c, &["HGETALL", &key]);
-                    v.sort();
-                    format!("{v:?}")
-                }
-                "set" => {
-                    let mut v: Vec<String> = cmd(&mut c, &["SMEMBERS", &key]);
-                    v.sort();
-                    v.join(",")
-                }
-                "zset" => format!(
-                    "{:?}",
-                    cmd::<Vec<(String, String)>>(
-                        &mut c,
-                        &["ZRANGE", &key, "0", "-1", "WITHSCORES"]
-                    )
-                ),
-                other => format!("<{other}>"),
-            };
-            let ttl: i64 = cmd(&mut c, &["PTTL", &key]);
-            out.insert((db, key), format!("{kind}:{value}:ttl={}", ttl >= 0));
+        // Pipelined in batches: datasets of a few hundred thousand keys stay quick to read.
+        for batch in keys.chunks(1000) {
+            let mut types = redis::pipe();
+            for key in batch {
+                types.cmd("TYPE").arg(key);
+            }
+            let kinds: Vec<String> = types.query(&mut c).expect("TYPE of each key");
+            let mut reads = redis::pipe();
+            for (key, kind) in batch.iter().zip(&kinds) {
+                match kind.as_str() {
+                    "string" => reads.cmd("GET").arg(key),
+                    "list" => reads.cmd("LRANGE").arg(key).arg(0).arg(-1),
+                    "hash" => reads.cmd("HGETALL").arg(key),
+                    "set" => reads.cmd("SMEMBERS").arg(key),
+                    "zset" => reads.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"),
+                    _ => reads.cmd("TYPE").arg(key),
+                };
+                reads.cmd("PTTL").arg(key);
+            }
+            let replies: Vec<redis::Value> = reads.query(&mut c).expect("reading each key");
+            for ((key, kind), pair) in batch.iter().zip(&kinds).zip(replies.chunks(2)) {
+                let value = match kind.as_str() {
+                    "string" => {
+                        redis::from_redis_value::<String>(pair[0].clone()).expect("a string")
+                    }
+                    "list" => redis::from_redis_value::<Vec<String>>(pair[0].clone())
+                        .expect("a list")
+                        .join(","),
+                    "hash" => {
+                        let mut v: Vec<(String, String)> =
+                            redis::from_redis_value(pair[0].clone()).expect("a hash");
+                        v.sort();
+                        format!("{v:?}")
+                    }
+                    "set" => {
+                        let mut v: Vec<String> =
+                            redis::from_redis_value(pair[0].clone()).expect("a set");
+                        v.sort();
+                        v.join(",")
+                    }
+                    "zset" => format!(
+                        "{:?}",
+                        redis::from_redis_value::<Vec<(String, String)>>(pair[0].clone())
+                            .expect("a zset")
+                    ),
+                    other => format!("<{other}>"),
+                };
+                let ttl: i64 = redis::from_redis_value(pair[1].clone()).expect("a PTTL");
+                out.insert((db, key.clone()), format!("{kind}:{value}:ttl={}", ttl >= 0));
+            }
         }
     }
     out

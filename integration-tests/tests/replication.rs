@@ -498,3 +498,60 @@ fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
         }
     });
 }
+
+/// A disk-based full sync (`repl-diskless-sync no`) writes its frozen snapshot to dump.rdb in
+/// chunks and sends that file. While another snapshot holds the frozen view (here a replica
+/// that stopped reading its diskless transfer), a new replica waits for it instead of the
+/// master serialising its dataset under the lock; it then syncs, to warden-node and Redis
+/// replicas alike, and the master's dump.rdb is the snapshot it sent.
+#[test]
+fn a_disk_based_sync_waits_for_the_frozen_view_then_sends_dump_rdb() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let master = Node::start(
+        Kind::Warden,
+        "master",
+        &["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"],
+    );
+    let mut c = master.connect();
+    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", "200000"]);
+    write_mixed(&master, "disk");
+    // A replica that asks for a diskless sync and then stops reading: the transfer waits on
+    // its socket, holding the frozen view.
+    let stalled = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut writer = stalled.try_clone().unwrap();
+    let mut reader = BufReader::new(stalled);
+    writer.write_all(b"REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n").unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("+FULLRESYNC"), "{line}");
+    let mut some = vec![0u8; 64 * 1024];
+    reader.read_exact(&mut some).unwrap();
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    let dump = master.proc.dir().join("dump.rdb");
+    let _ = std::fs::remove_file(&dump);
+    let warden = start_replica(Kind::Warden, "replica-warden", &master);
+    let redis = start_replica(Kind::Redis, "replica-redis", &master);
+    wait::until("both replicas waiting for the snapshot", SYNC, || {
+        let info: String = cmd(&mut c, &["INFO", "replication"]);
+        let waiting = info.matches("state=wait_bgsave").count();
+        if waiting == 2 {
+            Ok(())
+        } else {
+            Err(format!("{waiting} replicas in wait_bgsave: {info}"))
+        }
+    });
+    // Writes keep coming while the replicas wait; the master keeps serving them.
+    for i in 0..200 {
+        let _: () = cmd(&mut c, &["SET", &format!("while-waiting:{i}"), "x"]);
+    }
+    assert!(!dump.exists(), "no snapshot may be written while the view is held");
+    drop((writer, reader));
+    assert_same_data(&master, &warden);
+    assert_same_data(&master, &redis);
+    wait::until("dump.rdb from the disk-based sync", SYNC, || {
+        dump.exists().then_some(()).ok_or_else(|| "no dump.rdb yet".to_string())
+    });
+}

@@ -115,6 +115,12 @@ impl PendingSave {
         &self.file
     }
 
+    /// A handle to read the file back, which follows it through `publish` (it names the file
+    /// itself, not the path: a later save replacing the path leaves it reading this one).
+    pub fn reader(&self) -> io::Result<File> {
+        File::open(&self.tmp)
+    }
+
     /// fsyncs the temp file (the slow half, done before any lock is taken for [`publish`]).
     ///
     /// [`publish`]: PendingSave::publish

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use common::resp::{parse_request, RequestLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::psync::{self, Decision};
 use super::{ReplicaEntry, ReplicaState};
 use crate::persist::snapshot::{Progress, Snapshot};
-use crate::persist::{write_keyspace, Aux, RdbWriter, ReplAux};
+use crate::persist::{Aux, RdbWriter, ReplAux};
 use crate::server::{unix_ms, Shared};
 
 /// What the replica asked for and told us about itself.
@@ -165,62 +165,40 @@ async fn full_sync(
         }
     }
     let started = Instant::now();
-    let (transfer, replid, offset) = {
-        let mut ks = shared.keyspace.lock();
-        let mut r = shared.repl.lock();
-        if r.backlog.is_none() {
-            // The first replica of a master without a backlog starts a new history.
-            if !r.is_replica() {
-                r.replid = super::new_replid();
-                r.clear_replid2();
-            }
-            r.ensure_backlog(backlog_size);
-            shared.refresh_role(&r);
+    let mut keepalive = Instant::now();
+    let (mut snapshot, replid, offset) = loop {
+        if let Some(frozen) = freeze_for_sync(shared, client, options, backlog_size)? {
+            break frozen;
         }
-        let offset = r.offset();
-        r.stream_db = None;
-        if let Some(e) = r.replica_mut(client) {
-            e.state = ReplicaState::SendBulk;
-            e.sent = offset + 1;
+        // Another snapshot (a BGSAVE, an AOF rewrite, another replica's sync) holds the frozen
+        // view: wait for it to end, keeping the link alive with a newline a second, as Redis's
+        // replicas wait for the next BGSAVE. Serialising the dataset now instead would stall
+        // every client and hold a second copy of it in memory.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = &mut *stop => return Err(std::io::ErrorKind::ConnectionAborted.into()),
         }
-        let replid = r.replid.clone();
-        drop(r);
-        let aux = Aux {
-            ctime: unix_ms() / 1000,
-            used_mem: crate::alloc::in_use() as u64,
-            repl: Some(ReplAux { stream_db: 0, id: &replid, offset }),
-            aof_base: false,
-        };
-        // Diskless: the snapshot is frozen at this instant (the offset above) and sent in
-        // chunks as the socket takes them, without pausing writers or copying the dataset.
-        // On disk, or when another snapshot holds the frozen view, it is serialised now.
-        let transfer = if diskless && ks.frozen.is_none() {
-            let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
-            Transfer::Chunks(Box::new(Snapshot::freeze(&mut ks, writer, &aux)?))
-        } else {
-            Transfer::Bytes(write_keyspace(Vec::with_capacity(1 << 20), &ks, &aux, options)?)
-        };
-        (transfer, replid, offset)
+        if keepalive.elapsed() >= Duration::from_secs(1) {
+            socket.write_all(b"\n").await?;
+            keepalive = Instant::now();
+        }
     };
     info!(
         replica = %format!("{}:{}", req.ip, req.port),
-        took_ms = started.elapsed().as_millis() as u64,
+        waited_ms = started.elapsed().as_millis() as u64,
         target = if diskless { "socket" } else { "disk" },
         "starting full synchronization"
     );
     if req.psync {
         socket.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes()).await?;
     }
-    match transfer {
-        Transfer::Chunks(mut snapshot) => {
-            let sent = send_chunks(shared, &mut snapshot, socket).await;
-            // Stopped early (the replica left, the dataset was replaced): free the view.
-            snapshot.abandon(&mut shared.keyspace.lock());
-            sent?;
-        }
-        Transfer::Bytes(bytes) => {
-            send_bytes(shared, socket, bytes, diskless, &dir, &dbfilename).await?
-        }
+    if diskless {
+        let sent = send_chunks(shared, &mut snapshot, socket).await;
+        // Stopped early (the replica left, the dataset was replaced): free the view.
+        snapshot.abandon(&mut shared.keyspace.lock());
+        sent?;
+    } else {
+        save_and_send(shared, *snapshot, socket, &dir, &dbfilename).await?;
     }
     let mut r = shared.repl.lock();
     if let Some(e) = r.replica_mut(client) {
@@ -231,47 +209,102 @@ async fn full_sync(
     Ok(diskless)
 }
 
-/// Sends a snapshot serialised at once: EOF-marked, or as `$<len>` after saving it as the
-/// dump file (a disk-based sync's snapshot also becomes dump.rdb, as in Redis).
-async fn send_bytes(
+/// A snapshot frozen for a replica, with the replication id and offset it is taken at.
+type Frozen = (Box<Snapshot<RdbWriter<Vec<u8>>>>, String, i64);
+
+/// Freezes the dataset for `client`'s full sync and registers the replica at the snapshot's
+/// offset, both under the keyspace and repl locks (see the module's invariant). `None` when
+/// another snapshot holds the frozen view.
+fn freeze_for_sync(
     shared: &Shared,
+    client: u64,
+    options: crate::persist::WriteOptions,
+    backlog_size: usize,
+) -> std::io::Result<Option<Frozen>> {
+    let mut ks = shared.keyspace.lock();
+    if ks.frozen.is_some() {
+        return Ok(None);
+    }
+    let mut r = shared.repl.lock();
+    if r.backlog.is_none() {
+        // The first replica of a master without a backlog starts a new history.
+        if !r.is_replica() {
+            r.replid = super::new_replid();
+            r.clear_replid2();
+        }
+        r.ensure_backlog(backlog_size);
+        shared.refresh_role(&r);
+    }
+    let offset = r.offset();
+    r.stream_db = None;
+    if let Some(e) = r.replica_mut(client) {
+        e.state = ReplicaState::SendBulk;
+        e.sent = offset + 1;
+    }
+    let replid = r.replid.clone();
+    drop(r);
+    let aux = Aux {
+        ctime: unix_ms() / 1000,
+        used_mem: crate::alloc::in_use() as u64,
+        repl: Some(ReplAux { stream_db: 0, id: &replid, offset }),
+        aof_base: false,
+    };
+    // Frozen at this instant (the offset above) and written in chunks as the socket or the
+    // disk takes them, without pausing writers or copying the dataset.
+    let writer = RdbWriter::new(Vec::with_capacity(1 << 17), options);
+    let snapshot = Snapshot::freeze(&mut ks, writer, &aux)?;
+    Ok(Some((Box::new(snapshot), replid, offset)))
+}
+
+/// A disk-based sync: writes the frozen snapshot to the dump file (as Redis's disk-based
+/// sync also leaves its snapshot as dump.rdb), then sends that file as `$<len>` and its
+/// bytes. The file is read through its own handle, so a save that replaces dump.rdb in the
+/// meantime cannot swap in another snapshot than the one whose offset the replica was given.
+async fn save_and_send(
+    shared: &Arc<Shared>,
+    snapshot: Snapshot<RdbWriter<Vec<u8>>>,
     socket: &mut TcpStream,
-    bytes: Vec<u8>,
-    diskless: bool,
     dir: &std::path::Path,
     dbfilename: &str,
 ) -> std::io::Result<()> {
-    if diskless {
-        let mark = super::new_replid();
-        socket.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
-        socket.write_all(&bytes).await?;
-        socket.write_all(mark.as_bytes()).await?;
-    } else {
-        // Like a disk-based sync in Redis, the snapshot also becomes the dump file.
-        let saved = {
-            let bytes = Bytes::from(bytes);
-            let copy = bytes.clone();
-            let (dir, dbfilename) = (dir.to_path_buf(), dbfilename.to_string());
-            let written = tokio::task::spawn_blocking(move || {
-                crate::persist::dumpfile::write_bytes(&dir, &dbfilename, &copy)
-            })
-            .await
-            .map_err(std::io::Error::other)?;
-            if written.is_ok() {
-                shared.lastsave.store(unix_ms() / 1000, std::sync::atomic::Ordering::Relaxed);
+    let owner = shared.clone();
+    let (dir, dbfilename) = (dir.to_path_buf(), dbfilename.to_string());
+    let (file, len) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let pending = match crate::persist::dumpfile::begin_empty(&dir, &dbfilename) {
+            Ok(pending) => pending,
+            Err(e) => {
+                snapshot.abandon(&mut owner.keyspace.lock());
+                return Err(e);
             }
-            bytes
         };
-        socket.write_all(format!("${}\r\n", saved.len()).as_bytes()).await?;
-        socket.write_all(&saved).await?;
+        let written =
+            crate::cmd::persistence::write_snapshot(&owner, snapshot, pending.file(), |_| {});
+        match written {
+            Ok(Progress::Done) => {}
+            Ok(_) => {
+                pending.discard();
+                return Err(std::io::Error::other("the dataset was replaced during the transfer"));
+            }
+            Err(e) => {
+                pending.discard();
+                return Err(e);
+            }
+        }
+        let file = pending.reader()?;
+        let saved = pending.finish()?;
+        owner.lastsave.store(unix_ms() / 1000, std::sync::atomic::Ordering::Relaxed);
+        Ok((file, saved.bytes))
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    let mut file = tokio::fs::File::from_std(file);
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0)).await?;
+    socket.write_all(format!("${len}\r\n").as_bytes()).await?;
+    let copied = tokio::io::copy(&mut (&mut file).take(len), socket).await?;
+    if copied != len {
+        return Err(std::io::Error::other("the snapshot file is shorter than it was written"));
     }
     Ok(())
-}
-
-/// What a full sync sends: a frozen snapshot sent chunk by chunk, or bytes serialised at once.
-enum Transfer {
-    Chunks(Box<Snapshot<RdbWriter<Vec<u8>>>>),
-    Bytes(Vec<u8>),
 }
 
 /// Sends a frozen snapshot as an EOF-marked (diskless) transfer: one chunk under the keyspace
