@@ -441,6 +441,39 @@ fn a_replica_aof_restarts_from_the_synced_data() {
     assert_eq!(keys, ["from-master", "streamed"]);
 }
 
+/// A master with `keys` keys from DEBUG POPULATE, and a client of it.
+fn populated_master(keys: &str) -> (Node, redis::Connection) {
+    let master = Node::start(
+        Kind::Warden,
+        "master",
+        &["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"],
+    );
+    let mut c = master.connect();
+    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", keys]);
+    (master, c)
+}
+
+/// A replica that asks `master` for a diskless full sync, reads the first 64 KiB and then
+/// stops reading: the transfer waits on its socket, holding the frozen view, until it is
+/// dropped.
+fn stalled_diskless_replica(master: &Node) -> std::net::TcpStream {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    writer.write_all(b"REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n").unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "+OK\r\n");
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("+FULLRESYNC"), "{line}");
+    let mut some = vec![0u8; 64 * 1024];
+    reader.read_exact(&mut some).unwrap();
+    stream
+}
+
 /// A diskless full sync sends a frozen snapshot chunk by chunk. While it does, BGSAVE answers
 /// Redis's "already in progress" (one snapshot at a time, as Redis runs one RDB child; writing
 /// the file under the lock instead would stall every client). A replica that leaves in the
@@ -448,28 +481,9 @@ fn a_replica_aof_restarts_from_the_synced_data() {
 /// total).
 #[test]
 fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let master = Node::start(
-        Kind::Warden,
-        "master",
-        &["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"],
-    );
-    let mut c = master.connect();
-    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", "300000"]);
+    let (master, mut c) = populated_master("300000");
     {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        writer.write_all(b"REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n").unwrap();
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        assert_eq!(line, "+OK\r\n");
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        assert!(line.starts_with("+FULLRESYNC"), "{line}");
-        let mut some = vec![0u8; 64 * 1024];
-        reader.read_exact(&mut some).unwrap();
+        let _stalled = stalled_diskless_replica(&master);
         // The replica reads no more: the transfer waits on its socket, holding the view.
         let busy = redis::cmd("BGSAVE").query::<String>(&mut c).unwrap_err();
         assert_eq!(
@@ -506,29 +520,9 @@ fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
 /// replicas alike, and the master's dump.rdb is the snapshot it sent.
 #[test]
 fn a_disk_based_sync_waits_for_the_frozen_view_then_sends_dump_rdb() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let master = Node::start(
-        Kind::Warden,
-        "master",
-        &["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"],
-    );
-    let mut c = master.connect();
-    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", "200000"]);
+    let (master, mut c) = populated_master("200000");
     write_mixed(&master, "disk");
-    // A replica that asks for a diskless sync and then stops reading: the transfer waits on
-    // its socket, holding the frozen view.
-    let stalled = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
-    stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut writer = stalled.try_clone().unwrap();
-    let mut reader = BufReader::new(stalled);
-    writer.write_all(b"REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n").unwrap();
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    line.clear();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.starts_with("+FULLRESYNC"), "{line}");
-    let mut some = vec![0u8; 64 * 1024];
-    reader.read_exact(&mut some).unwrap();
+    let stalled = stalled_diskless_replica(&master);
     let _: () = cmd(&mut c, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
     let dump = master.proc.dir().join("dump.rdb");
     let _ = std::fs::remove_file(&dump);
@@ -548,7 +542,7 @@ fn a_disk_based_sync_waits_for_the_frozen_view_then_sends_dump_rdb() {
         let _: () = cmd(&mut c, &["SET", &format!("while-waiting:{i}"), "x"]);
     }
     assert!(!dump.exists(), "no snapshot may be written while the view is held");
-    drop((writer, reader));
+    drop(stalled);
     assert_same_data(&master, &warden);
     assert_same_data(&master, &redis);
     wait::until("dump.rdb from the disk-based sync", SYNC, || {
