@@ -260,7 +260,7 @@ impl Connection {
             if argv.is_empty() {
                 continue;
             }
-            if *self.shared.pause.borrow() != Pause::None {
+            if self.shared.is_pausing() {
                 self.wait_if_paused(&argv).await?;
                 mark = std::time::Instant::now();
             }
@@ -295,7 +295,7 @@ impl Connection {
                     if !crate::repl::catch_up::wait(&self.shared, deadline).await {
                         tracing::warn!("replicas did not catch up before shutdown-timeout");
                     }
-                    self.shared.pause.send_replace(Pause::None);
+                    self.shared.unpause();
                     let outcome = dispatch::finish_shutdown(
                         &self.shared,
                         &mut self.client,
@@ -392,7 +392,7 @@ impl Connection {
     }
 
     async fn wait_if_paused(&mut self, argv: &[bytes::Bytes]) -> Result<(), ()> {
-        let mut pause = self.shared.pause.subscribe();
+        let mut pause = self.shared.pause_watch();
         loop {
             let state = *pause.borrow();
             let until = match state {

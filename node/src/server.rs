@@ -91,8 +91,12 @@ pub struct Shared {
     pub listening: RwLock<Vec<SocketAddr>>,
     /// Fired by SHUTDOWN.
     pub shutdown: ShutdownTrigger,
-    /// CLIENT PAUSE.
-    pub pause: watch::Sender<Pause>,
+    /// CLIENT PAUSE (changed only through [`Shared::pause_with`] and [`Shared::unpause`],
+    /// which keep `pausing` in step).
+    pause: watch::Sender<Pause>,
+    /// A pause is set (it may have expired): every command checks this one load instead of
+    /// locking the watch's value.
+    pausing: std::sync::atomic::AtomicBool,
     /// Save and load counters for INFO persistence.
     pub persist: Mutex<crate::cmd::persistence::PersistStats>,
     /// Whether writes are propagated (see `Shared::is_propagating`).
@@ -207,6 +211,7 @@ impl Shared {
             listening: RwLock::new(Vec::new()),
             shutdown,
             pause: watch::channel(Pause::None).0,
+            pausing: std::sync::atomic::AtomicBool::new(false),
             monitoring: std::sync::atomic::AtomicUsize::new(0),
             propagating: std::sync::atomic::AtomicBool::new(false),
             persist: Mutex::new(Default::default()),
@@ -227,6 +232,29 @@ impl Shared {
         self.loading_loaded.store(0, std::sync::atomic::Ordering::Relaxed);
         *self.loading.lock() = total.map(|t| (unix_ms() / 1000, t));
         self.refresh_gates();
+    }
+
+    /// Changes the CLIENT PAUSE state.
+    pub fn pause_with(&self, change: impl FnOnce(&mut Pause)) {
+        self.pause.send_modify(|p| {
+            change(p);
+            self.pausing.store(*p != Pause::None, Ordering::Relaxed);
+        });
+    }
+
+    /// Ends any CLIENT PAUSE.
+    pub fn unpause(&self) {
+        self.pause_with(|p| *p = Pause::None);
+    }
+
+    /// Follows the CLIENT PAUSE state.
+    pub fn pause_watch(&self) -> watch::Receiver<Pause> {
+        self.pause.subscribe()
+    }
+
+    /// True while a pause is set (it may have expired; [`Shared::pause_watch`] tells).
+    pub fn is_pausing(&self) -> bool {
+        self.pausing.load(Ordering::Relaxed)
     }
 
     /// An owning handle to ourselves (for spawning tasks from command handlers).

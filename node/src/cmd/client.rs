@@ -293,7 +293,7 @@ fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::Syntax);
     }
     let until = Instant::now() + Duration::from_millis(ms as u64);
-    ctx.server.pause.send_modify(|p| {
+    ctx.server.pause_with(|p| {
         // A new pause never shortens or weakens one in force (Redis keeps the stronger one).
         *p = match *p {
             Pause::All(u) if u > until || !all => Pause::All(u.max(until)),
@@ -306,7 +306,7 @@ fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn unpause(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    ctx.server.pause.send_replace(Pause::None);
+    ctx.server.unpause();
     Ok(Frame::ok())
 }
 

@@ -23,7 +23,7 @@ pub fn deadline(shared: &Shared) -> Option<Instant> {
 
 /// Pauses writes until `deadline` and asks every replica for its offset.
 pub fn begin(shared: &Shared, deadline: Instant) {
-    shared.pause.send_modify(|p| {
+    shared.pause_with(|p| {
         *p = match *p {
             Pause::All(u) => Pause::All(u.max(deadline)),
             Pause::Write(u) => Pause::Write(u.max(deadline)),

@@ -64,7 +64,7 @@ pub struct FailoverRequest {
 pub fn start(shared: &std::sync::Arc<Shared>, request: FailoverRequest) {
     // A pause that outlasts any failover; the end of the failover lifts it.
     let forever = std::time::Instant::now() + std::time::Duration::from_secs(100 * 365 * 86400);
-    shared.pause.send_replace(crate::server::Pause::Write(forever));
+    shared.pause_with(|p| *p = crate::server::Pause::Write(forever));
     let shared = shared.clone();
     tokio::spawn(async move { drive(shared, request).await });
 }
@@ -115,7 +115,7 @@ pub fn finished(shared: &Shared) {
         link.failover = false;
     }
     if r.failover.take().is_some() {
-        shared.pause.send_replace(crate::server::Pause::None);
+        shared.unpause();
         info!("failover completed");
     }
 }
@@ -130,6 +130,6 @@ pub fn abort(shared: &Shared, why: &str) {
         crate::cmd::replication::promote(&mut r);
         shared.refresh_role(&r);
     }
-    shared.pause.send_replace(crate::server::Pause::None);
+    shared.unpause();
     tracing::warn!(reason = why, "failover aborted");
 }
