@@ -4,22 +4,8 @@
 
 use bytes::BytesMut;
 use common::resp::{decode, parse_request, Frame, Protocol, RequestLimits};
-
-/// xorshift64*: deterministic, no dependencies.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 fn seeds() -> Vec<Vec<u8>> {
     let reply = Frame::Array(vec![
@@ -39,23 +25,23 @@ fn seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut StdRng, input: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
-    for _ in 0..=rng.below(4) {
+    for _ in 0..=rng.gen_range(0..4) {
         if out.is_empty() {
             out.push(b'*');
         }
-        let at = rng.below(out.len());
-        match rng.below(6) {
-            0 => out[at] = rng.next() as u8,
-            1 => out[at] = b"*$:+-\r\n0123456789-_%~>#,!=(|"[rng.below(27)],
+        let at = rng.gen_range(0..out.len());
+        match rng.gen_range(0..6) {
+            0 => out[at] = rng.gen::<u8>(),
+            1 => out[at] = b"*$:+-\r\n0123456789-_%~>#,!=(|"[rng.gen_range(0..27)],
             2 => {
                 out.remove(at);
             }
-            3 => out.insert(at, rng.next() as u8),
+            3 => out.insert(at, rng.gen::<u8>()),
             4 => out.truncate(at),
             _ => {
-                let digits = format!("{}", rng.next() as i64 >> rng.below(60));
+                let digits = format!("{}", rng.gen::<i64>() >> rng.gen_range(0..60));
                 out.splice(at..at, digits.bytes());
             }
         }
@@ -65,7 +51,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 
 #[test]
 fn request_parser_survives_mutations() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
     let limits = RequestLimits { max_bulk_len: 1 << 20, unauthenticated: false };
     for seed in seeds() {
         for _ in 0..20_000 {
@@ -88,7 +74,7 @@ fn request_parser_survives_mutations() {
 
 #[test]
 fn reply_decoder_survives_mutations() {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = StdRng::seed_from_u64(0x2545_f491_4f6c_dd1d);
     for seed in seeds() {
         for _ in 0..20_000 {
             let input = mutate(&mut rng, &seed);

@@ -13,6 +13,8 @@ use node::aof::load::{self, AofError};
 use node::config::Config;
 use node::persist::encode::{write_keyspace, Aux, WriteOptions};
 use node::server::{unix_ms, Shared};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 const MANIFEST: &str = "appendonly.aof.manifest";
 const BASE_RDB: &str = "appendonly.aof.1.base.rdb";
@@ -79,44 +81,30 @@ fn manifest(base: &str) -> String {
     format!("file {base} seq 1 type b\nfile {INCR} seq 1 type i\n")
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// One to four byte-level changes: flips, deletions, insertions of protocol-significant bytes,
 /// truncation.
-fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut StdRng, seed: &[u8]) -> Vec<u8> {
     let mut v = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + rng.gen_range(0..4) {
         if v.is_empty() {
-            v.push(rng.next() as u8);
+            v.push(rng.gen::<u8>());
         }
-        let at = rng.below(v.len());
-        match rng.below(6) {
-            0 => v[at] ^= 1 << rng.below(8),
-            1 => v[at] = b"*$\r\n-:0123456789 \"'"[rng.below(19)],
+        let at = rng.gen_range(0..v.len());
+        match rng.gen_range(0..6) {
+            0 => v[at] ^= 1 << rng.gen_range(0..8),
+            1 => v[at] = b"*$\r\n-:0123456789 \"'"[rng.gen_range(0..19)],
             2 => v.truncate(at),
             3 => {
-                let end = (at + 1 + rng.below(16)).min(v.len());
+                let end = (at + 1 + rng.gen_range(0..16)).min(v.len());
                 v.drain(at..end);
             }
             4 => {
-                let end = (at + 1 + rng.below(32)).min(v.len());
+                let end = (at + 1 + rng.gen_range(0..32)).min(v.len());
                 let piece = v[at..end].to_vec();
-                let to = rng.below(v.len());
+                let to = rng.gen_range(0..v.len());
                 v.splice(to..to, piece);
             }
-            _ => v[at] = rng.next() as u8,
+            _ => v[at] = rng.gen::<u8>(),
         }
     }
     v
@@ -184,7 +172,7 @@ fn mutated_incremental_files_are_refused_with_an_offset_or_cut_back() {
     let dir = tempfile::tempdir().unwrap();
     let seed = incr_commands();
     let base = rdb_base();
-    let mut rng = XorShift(0x5eed_a0f1);
+    let mut rng = StdRng::seed_from_u64(0x5eed_a0f1);
     let mut loaded = 0;
     for i in 0..1500 {
         let incr = mutate(&mut rng, &seed);
@@ -199,7 +187,7 @@ fn mutated_base_files_never_panic_the_loader() {
     let dir = tempfile::tempdir().unwrap();
     let incr = incr_commands();
     let rdb = rdb_base();
-    let mut rng = XorShift(0xba5e_f11e);
+    let mut rng = StdRng::seed_from_u64(0xba5e_f11e);
     let mut loaded = 0;
     for i in 0..1500 {
         let (name, seed) = if i % 2 == 0 { (BASE_RDB, &rdb) } else { (BASE_AOF, &incr) };
@@ -215,7 +203,7 @@ fn mutated_manifests_are_refused_clearly() {
     let incr = incr_commands();
     let rdb = rdb_base();
     let seed = manifest(BASE_RDB);
-    let mut rng = XorShift(0x3a71_fe57);
+    let mut rng = StdRng::seed_from_u64(0x3a71_fe57);
     let mut loaded = 0;
     for _ in 0..1500 {
         let text = mutate(&mut rng, seed.as_bytes());

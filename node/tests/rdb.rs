@@ -29,6 +29,8 @@ use node::db::{Keyspace, Value};
 use node::persist::crc64::crc64;
 use node::persist::encode::write_keyspace;
 use node::persist::{self, payload, Aux, Checksum, LoadOptions, RdbError, ReplAux, WriteOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 // ---------------------------------------------------------------------------------------------
 // Allocation tracking: the largest single allocation made by the current thread, to show that
@@ -151,29 +153,11 @@ fn zset<M: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (M, f64)>) -> Value {
     Value::ZSet(Box::new(z))
 }
 
-/// Pseudo-random bytes (xorshift), for incompressible strings and the mutation fuzzer.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// Every type in every encoding we write, in three databases, some keys with a TTL. With
 /// `big`, the large values too (a 10,000-element list of large elements …).
 fn sample_keyspace(now_ms: i64, big: bool) -> Keyspace {
     let mut ks = Keyspace::new(16);
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
     let put = |ks: &mut Keyspace, db: usize, key: &[u8], v: Value, ttl: Option<i64>| {
         ks.dbs[db].keys.insert(key, v);
         if let Some(ttl) = ttl {
@@ -208,7 +192,7 @@ fn sample_keyspace(now_ms: i64, big: bool) -> Keyspace {
     }
     put(&mut ks, 0, b"s:21", string(b"aaaaaaaaaaaaaaaaaaaaa"), None);
     put(&mut ks, 0, b"s:long", string(&b"compressible text ".repeat(60)), Some(3_600_000));
-    put(&mut ks, 0, b"s:noise", string(&rng.bytes(3000)), None);
+    put(&mut ks, 0, b"s:noise", string(&random_bytes(&mut rng, 3000)), None);
     put(&mut ks, 0, b"\x00binary\xffkey", string(b"\r\n\x00"), Some(60_000));
     put(&mut ks, 0, b"12345", string(b"integer-looking key"), None);
     put(&mut ks, 0, &b"long key ".repeat(10), string(b"v"), None);
@@ -1051,7 +1035,7 @@ fn legacy_files_load_the_same_in_redis() {
 /// Fills a Redis with every type in every encoding 7.0 writes, across three databases.
 fn populate(c: &mut Client) {
     let long = "compressible-".repeat(80);
-    let noise: Vec<u8> = XorShift(7).bytes(2000);
+    let noise: Vec<u8> = random_bytes(&mut StdRng::seed_from_u64(7), 2000);
     for db in [0usize, 7, 15] {
         c.cmds(&format!("SELECT {db}"));
         // strings: integers (shared, int-encoded, int32 and beyond), embstr, raw, LZF, binary
@@ -1428,31 +1412,39 @@ fn refused_content_is_named() {
 // ---------------------------------------------------------------------------------------------
 // Fuzzing without cargo-fuzz: deterministic mutations of valid files.
 
-fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {
+/// `n` pseudo-random bytes (incompressible, for strings and the mutation fuzzer).
+fn random_bytes(rng: &mut StdRng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| rng.gen::<u8>()).collect()
+}
+
+fn mutate(rng: &mut StdRng, seed: &[u8]) -> Vec<u8> {
     let mut v = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + rng.gen_range(0..4) {
         if v.is_empty() {
-            v.push(rng.next() as u8);
+            v.push(rng.gen::<u8>());
         }
-        let at = rng.below(v.len());
-        match rng.below(8) {
-            0 => v[at] ^= 1 << rng.below(8),
-            1 => v[at] = [0, 0x3F, 0x40, 0x7F, 0x80, 0x81, 0xC0, 0xC3, 0xFE, 0xFF][rng.below(10)],
-            2 => v[at] = rng.next() as u8,
+        let at = rng.gen_range(0..v.len());
+        match rng.gen_range(0..8) {
+            0 => v[at] ^= 1 << rng.gen_range(0..8),
+            1 => {
+                v[at] =
+                    [0, 0x3F, 0x40, 0x7F, 0x80, 0x81, 0xC0, 0xC3, 0xFE, 0xFF][rng.gen_range(0..10)]
+            }
+            2 => v[at] = rng.gen::<u8>(),
             3 => v.truncate(at),
             4 => {
-                let end = (at + rng.below(16)).min(v.len());
+                let end = (at + rng.gen_range(0..16)).min(v.len());
                 v.drain(at..end);
             }
             5 => {
-                let n = 1 + rng.below(8);
-                let extra = rng.bytes(n);
+                let n = 1 + rng.gen_range(0..8);
+                let extra = random_bytes(rng, n);
                 v.splice(at..at, extra);
             }
             6 => {
-                let end = (at + 1 + rng.below(32)).min(v.len());
+                let end = (at + 1 + rng.gen_range(0..32)).min(v.len());
                 let piece = v[at..end].to_vec();
-                let to = rng.below(v.len());
+                let to = rng.gen_range(0..v.len());
                 v.splice(to..to, piece);
             }
             _ => {
@@ -1473,7 +1465,7 @@ fn twenty_thousand_mutations_never_panic() {
         legacy_file(10, false, 2_000_000_000),
         legacy_file(9, false, 1),
     ];
-    let mut rng = XorShift(0x5EED_1234_ABCD_0001);
+    let mut rng = StdRng::seed_from_u64(0x5EED_1234_ABCD_0001);
     let (mut ok, mut failed) = (0, 0);
     for i in 0..20_000 {
         let input = mutate(&mut rng, &seeds[i % seeds.len()]);
