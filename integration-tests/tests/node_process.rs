@@ -85,3 +85,48 @@ fn config_rewrite_updates_the_file_in_place_and_keeps_comments() {
     assert!(text.contains("\nslowlog-max-len 7\n"), "{text}");
     assert_eq!(text.matches(&format!("port {port}")).count(), 1, "{text}");
 }
+
+/// Settings from Debian's stock redis.conf that warden-node now knows: at their stock values
+/// they start the node (and `disable-thp yes` really turns transparent huge pages off for the
+/// process); a value asking for behaviour warden-node does not have is refused.
+#[test]
+fn stock_redis_conf_settings_are_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("stock.conf");
+    let port = ports::allocate();
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\nrdb-del-sync-files no\n\
+             repl-diskless-sync-max-replicas 0\nrepl-disable-tcp-nodelay no\n\
+             acllog-max-len 128\nreplica-lazy-flush no\noom-score-adj no\n\
+             oom-score-adj-values 0 200 800\ndisable-thp yes\nno-appendfsync-on-rewrite no\n\
+             aof-timestamp-enabled no\nhll-sparse-max-bytes 3000\nstream-node-max-bytes 4096\n\
+             stream-node-max-entries 100\ndynamic-hz yes\njemalloc-bg-thread yes\n"
+        ),
+    )
+    .unwrap();
+    let node = Proc::start("node", &node_bin(), &[conf.display().to_string()]);
+    wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
+    assert!(status.contains("THP_enabled:\t0"), "{status}");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let got: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg("oom-score-adj-values").query(&mut c).unwrap();
+    assert_eq!(got, ["oom-score-adj-values", "0 200 800"]);
+
+    let refused_port = ports::allocate();
+    let args: Vec<String> = ["--port", &refused_port.to_string(), "--aof-timestamp-enabled", "yes"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut refused = Proc::start("refused", &node_bin(), &args);
+    let exit = refused.wait_exit(Duration::from_secs(10)).expect("it was running");
+    assert!(!exit.success());
+    assert!(
+        refused.log().contains("'aof-timestamp-enabled yes' is not supported"),
+        "{}",
+        refused.log()
+    );
+}

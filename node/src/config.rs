@@ -196,6 +196,64 @@ static DIRECTIVES: &[Directive] = &[
     d("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     d("lazyfree-lazy-server-del", Kind::Bool, "no", true),
     d("lazyfree-lazy-eviction", Kind::Bool, "no", true),
+    // Like the lazyfree-* settings: only when a replica's old dataset is freed differs.
+    d("replica-lazy-flush", Kind::Bool, "no", true),
+    // Tuning of structures warden-node does not hold (HyperLogLog, streams) or of a feature
+    // it does not have (the ACL log): no value changes what it does, as in a Redis build.
+    d("hll-sparse-max-bytes", Kind::Memory, "3000", true),
+    d("stream-node-max-bytes", Kind::Memory, "4096", true),
+    d("stream-node-max-entries", I64, "100", true),
+    d("acllog-max-len", U31, "128", true),
+    // Redis ignores it when built without jemalloc, and warden-node has no jemalloc.
+    d("jemalloc-bg-thread", Kind::Bool, "yes", true),
+    // Applied at startup (`main`): prctl(PR_SET_THP_DISABLE), as Redis does.
+    d("disable-thp", Kind::Bool, "yes", false),
+    // The cron runs more often with many clients (see `cron`).
+    d("dynamic-hz", Kind::Bool, "yes", true),
+    pending(
+        "rdb-del-sync-files",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "warden-node keeps the RDB files a replication sync writes",
+    ),
+    pending(
+        "repl-diskless-sync-max-replicas",
+        U31,
+        "0",
+        &["0"],
+        "starting a diskless transfer as soon as enough replicas wait is not implemented in warden-node yet",
+    ),
+    pending(
+        "repl-disable-tcp-nodelay",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "warden-node always sends the replication stream with TCP_NODELAY",
+    ),
+    pending(
+        "no-appendfsync-on-rewrite",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "warden-node keeps fsyncing the AOF while it is rewritten",
+    ),
+    pending(
+        "aof-timestamp-enabled",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "timestamp annotations in the AOF are not implemented in warden-node yet",
+    ),
+    pending(
+        "oom-score-adj",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+        &["no"],
+        "adjusting the OOM score is not implemented in warden-node yet",
+    ),
+    // Only read with oom-score-adj on.
+    d("oom-score-adj-values", Kind::Words, "0 200 800", true),
 ];
 
 fn find(name: &str) -> Option<&'static Directive> {
@@ -246,6 +304,8 @@ pub struct Settings {
     pub client_query_buffer_limit: usize,
     /// Background task frequency.
     pub hz: u64,
+    /// Raise `hz` with the number of clients (Redis's `dynamic-hz`).
+    pub dynamic_hz: bool,
     /// The cron finishes resizes of the keyspace's tables (Redis's `activerehashing`).
     pub active_rehashing: bool,
     /// Who may run DEBUG.
@@ -396,6 +456,7 @@ fn placeholder_settings() -> Settings {
         proto_max_bulk_len: 512 << 20,
         client_query_buffer_limit: 1 << 30,
         hz: 10,
+        dynamic_hz: true,
         active_rehashing: true,
         enable_debug_command: "no".into(),
         replica_read_only: true,
@@ -570,6 +631,7 @@ impl Config {
             proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
             hz: self.int("hz") as u64,
+            dynamic_hz: self.flag("dynamic-hz"),
             active_rehashing: self.flag("activerehashing"),
             enable_debug_command: self.values["enable-debug-command"].clone(),
             replica_read_only: self.flag("replica-read-only"),

@@ -19,7 +19,7 @@ const REHASH_BUDGET: Duration = Duration::from_millis(1);
 pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
     let mut replication_tick = Instant::now();
     loop {
-        let hz = shared.config.read().settings.hz.max(1);
+        let hz = cron_hz(&shared);
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
@@ -45,6 +45,31 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             crate::aof::auto_rewrite_cron(&shared);
         }
     }
+}
+
+/// Clients a cron tick serves at most before `dynamic-hz` doubles the frequency (Redis's
+/// `MAX_CLIENTS_PER_CLOCK_TICK`), and the highest frequency (`CONFIG_MAX_HZ`).
+const CLIENTS_PER_TICK: u64 = 200;
+const MAX_HZ: u64 = 500;
+
+/// The configured `hz`, doubled while each tick would have more than [`CLIENTS_PER_TICK`]
+/// clients to look after (with `dynamic-hz`, as Redis), up to [`MAX_HZ`].
+fn cron_hz(shared: &Shared) -> u64 {
+    let (hz, dynamic) = {
+        let settings = &shared.config.read().settings;
+        (settings.hz.max(1), settings.dynamic_hz)
+    };
+    let hz = if dynamic { scaled_hz(hz, shared.clients.lock().len() as u64) } else { hz };
+    shared.effective_hz.store(hz, std::sync::atomic::Ordering::Relaxed);
+    hz
+}
+
+/// `hz` doubled until a tick has at most [`CLIENTS_PER_TICK`] of `clients`, up to [`MAX_HZ`].
+fn scaled_hz(mut hz: u64, clients: u64) -> u64 {
+    while clients / hz > CLIENTS_PER_TICK && hz < MAX_HZ {
+        hz = (hz * 2).min(MAX_HZ);
+    }
+    hz
 }
 
 /// Moves buckets of the keyspace's resizing tables for up to [`REHASH_BUDGET`], as Redis's
@@ -121,4 +146,20 @@ pub fn active_expire(shared: &Shared) {
         }
     }
     shared.propagate(&mut ks, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis's rule: 10 hz serves 2000 clients; more double it, never past 500.
+    #[test]
+    fn dynamic_hz_doubles_with_clients() {
+        assert_eq!(scaled_hz(10, 0), 10);
+        assert_eq!(scaled_hz(10, 2000), 10);
+        assert_eq!(scaled_hz(10, 2010), 20);
+        assert_eq!(scaled_hz(10, 8000), 40);
+        assert_eq!(scaled_hz(10, 1_000_000), 500);
+        assert_eq!(scaled_hz(500, 1_000_000), 500);
+    }
 }

@@ -38,6 +38,15 @@ fn main() -> ExitCode {
     // `io-threads` sizes the pool of threads that run connections (Redis's default, 1, means
     // one thread does all client I/O and command execution, as in Redis).
     // With one thread a current-thread runtime avoids the work-stealing scheduler's overhead.
+    if config.get("disable-thp") == Some("yes") {
+        // As Redis does for itself: transparent huge pages add latency spikes (compaction)
+        // and inflate the memory of a heap of small allocations.
+        // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integers and touches no memory.
+        let status = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if status != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "could not disable transparent huge pages");
+        }
+    }
     let threads = config.settings.io_threads.max(1);
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
