@@ -48,29 +48,37 @@ fn bad_config_stops_startup_naming_file_line_and_directive() {
     assert!(log.contains(&format!("{}:2: directive 'maxclients'", conf.display())), "{log}");
 }
 
-#[test]
-fn features_that_have_not_landed_are_refused_at_startup() {
+/// A config file in a fresh directory, written by `text` for a free port.
+fn config_file(text: impl FnOnce(u16) -> String) -> (tempfile::TempDir, std::path::PathBuf, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("node.conf");
     let port = ports::allocate();
-    let args: Vec<String> = ["--port", &port.to_string(), "--maxmemory", "100mb"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    std::fs::write(&conf, text(port)).unwrap();
+    (dir, conf, port)
+}
+
+/// Starts warden-node with `directive value` and expects startup to stop with a log naming
+/// `refusal`.
+fn assert_refused_at_startup(directive: &str, value: &str, refusal: &str) {
+    let port = ports::allocate();
+    let args: Vec<String> =
+        ["--port", &port.to_string(), directive, value].iter().map(|s| s.to_string()).collect();
     let mut node = Proc::start("node", &node_bin(), &args);
     let status = node.wait_exit(Duration::from_secs(10)).expect("it was running");
     assert!(!status.success());
-    assert!(node.log().contains("'maxmemory 104857600' is not supported"), "{}", node.log());
+    assert!(node.log().contains(refusal), "{}", node.log());
+}
+
+#[test]
+fn features_that_have_not_landed_are_refused_at_startup() {
+    assert_refused_at_startup("--maxmemory", "100mb", "'maxmemory 104857600' is not supported");
 }
 
 #[test]
 fn config_rewrite_updates_the_file_in_place_and_keeps_comments() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("node.conf");
-    let port = ports::allocate();
-    std::fs::write(
-        &conf,
-        format!("# my settings\nport {port}\nbind 127.0.0.1\nmaxclients 100\ntimeout 0\n"),
-    )
-    .unwrap();
+    let (_dir, conf, port) = config_file(|port| {
+        format!("# my settings\nport {port}\nbind 127.0.0.1\nmaxclients 100\ntimeout 0\n")
+    });
     let _node = Proc::start("node", &node_bin(), &[conf.display().to_string()]);
     wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
@@ -91,11 +99,7 @@ fn config_rewrite_updates_the_file_in_place_and_keeps_comments() {
 /// process); a value asking for behaviour warden-node does not have is refused.
 #[test]
 fn stock_redis_conf_settings_are_understood() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("stock.conf");
-    let port = ports::allocate();
-    std::fs::write(
-        &conf,
+    let (_dir, conf, port) = config_file(|port| {
         format!(
             "port {port}\nbind 127.0.0.1\nrdb-del-sync-files no\n\
              repl-diskless-sync-max-replicas 0\nrepl-disable-tcp-nodelay no\n\
@@ -103,9 +107,8 @@ fn stock_redis_conf_settings_are_understood() {
              oom-score-adj-values 0 200 800\ndisable-thp yes\nno-appendfsync-on-rewrite no\n\
              aof-timestamp-enabled no\nhll-sparse-max-bytes 3000\nstream-node-max-bytes 4096\n\
              stream-node-max-entries 100\ndynamic-hz yes\njemalloc-bg-thread yes\n"
-        ),
-    )
-    .unwrap();
+        )
+    });
     let node = Proc::start("node", &node_bin(), &[conf.display().to_string()]);
     wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
     let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
@@ -116,17 +119,9 @@ fn stock_redis_conf_settings_are_understood() {
         redis::cmd("CONFIG").arg("GET").arg("oom-score-adj-values").query(&mut c).unwrap();
     assert_eq!(got, ["oom-score-adj-values", "0 200 800"]);
 
-    let refused_port = ports::allocate();
-    let args: Vec<String> = ["--port", &refused_port.to_string(), "--aof-timestamp-enabled", "yes"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut refused = Proc::start("refused", &node_bin(), &args);
-    let exit = refused.wait_exit(Duration::from_secs(10)).expect("it was running");
-    assert!(!exit.success());
-    assert!(
-        refused.log().contains("'aof-timestamp-enabled yes' is not supported"),
-        "{}",
-        refused.log()
+    assert_refused_at_startup(
+        "--aof-timestamp-enabled",
+        "yes",
+        "'aof-timestamp-enabled yes' is not supported",
     );
 }
