@@ -375,6 +375,12 @@ pub fn master_addr(port: u16) -> Result<(String, u16), String> {
 
 /// `master-link-status` of every replica in `SENTINEL REPLICAS mymaster`.
 pub fn replica_links(port: u16) -> Result<Vec<String>, String> {
+    replica_fields(port, "master-link-status")
+}
+
+/// One field of every replica in `SENTINEL REPLICAS mymaster` (what the supervisor on `port`
+/// last saw of each).
+pub fn replica_fields(port: u16, key: &str) -> Result<Vec<String>, String> {
     let mut c = connect(port)?;
     let maps: Vec<Vec<String>> = redis::cmd("SENTINEL")
         .arg("replicas")
@@ -383,9 +389,7 @@ pub fn replica_links(port: u16) -> Result<Vec<String>, String> {
         .map_err(|e| e.to_string())?;
     Ok(maps
         .iter()
-        .filter_map(|m| {
-            m.chunks(2).find(|kv| kv[0] == "master-link-status").map(|kv| kv[1].clone())
-        })
+        .filter_map(|m| m.chunks(2).find(|kv| kv[0] == key).map(|kv| kv[1].clone()))
         .collect())
 }
 

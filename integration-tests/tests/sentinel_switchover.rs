@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration_tests::ha::{self, field, node_info, sentinel_field, Group, NodeKind, MASTER};
+use integration_tests::ha::{
+    self, field, node_info, replica_fields, sentinel_field, Group, NodeKind, MASTER,
+};
 use integration_tests::{bin_dir, wait};
 
 /// Sends `SENTINEL SWITCHOVER mymaster <options…>` and returns `+OK` or the error line.
@@ -45,6 +47,14 @@ fn settled_on(group: &Group, master: u16) -> Result<(), String> {
         let flags = sentinel_field(s.port, "flags")?;
         if flags.contains("failover_in_progress") {
             return Err(format!("supervisor {} flags {flags}", s.id));
+        }
+        // The next switchover is checked against what the supervisors last saw of each
+        // replica, so they must have seen the replicas follow the new master.
+        let following = replica_fields(s.port, "master-port")?;
+        if following.len() != group.nodes.len() - 1
+            || following.iter().any(|p| *p != master.to_string())
+        {
+            return Err(format!("supervisor {} sees replicas following {following:?}", s.id));
         }
     }
     for n in &group.nodes {
