@@ -106,7 +106,8 @@ fn stock_redis_conf_settings_are_understood() {
              acllog-max-len 128\nreplica-lazy-flush no\noom-score-adj no\n\
              oom-score-adj-values 0 200 800\ndisable-thp yes\nno-appendfsync-on-rewrite no\n\
              aof-timestamp-enabled no\nhll-sparse-max-bytes 3000\nstream-node-max-bytes 4096\n\
-             stream-node-max-entries 100\ndynamic-hz yes\njemalloc-bg-thread yes\n"
+             stream-node-max-entries 100\ndynamic-hz yes\njemalloc-bg-thread yes\n\
+             rdb-save-incremental-fsync yes\naof-rewrite-incremental-fsync yes\n"
         )
     });
     let node = Proc::start("node", &node_bin(), &[conf.display().to_string()]);

@@ -97,6 +97,9 @@ static DIRECTIVES: &[Directive] = &[
     d("save", Kind::Words, "3600 1 300 100 60 10000", true),
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", true),
+    // An fsync every 4 MB while a snapshot is written (see `persistence::incremental_fsync`).
+    d("rdb-save-incremental-fsync", Kind::Bool, "yes", true),
+    d("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
     d("appendonly", Kind::Bool, "no", true),
     d("aof-load-truncated", Kind::Bool, "yes", true),

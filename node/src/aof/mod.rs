@@ -371,7 +371,15 @@ fn write_base<F: Format<Out = Vec<u8>> + Send + 'static>(
     pending: PendingSave,
     snapshot: Snapshot<F>,
 ) -> std::io::Result<u64> {
-    match crate::cmd::persistence::write_snapshot(shared, snapshot, pending.file(), |_| {}) {
+    let autosync =
+        crate::cmd::persistence::incremental_fsync(shared, "aof-rewrite-incremental-fsync");
+    match crate::cmd::persistence::write_snapshot(
+        shared,
+        snapshot,
+        pending.file(),
+        autosync,
+        |_| {},
+    ) {
         Ok(Progress::Done) => Ok(pending.finish()?.bytes),
         Ok(_) => {
             pending.discard();

@@ -246,7 +246,8 @@ fn write_bgsave(
     generation: u64,
 ) -> std::io::Result<bool> {
     let owner = shared.self_arc();
-    let progress = write_snapshot(shared, snapshot, pending.file(), move |written| {
+    let autosync = incremental_fsync(shared, "rdb-save-incremental-fsync");
+    let progress = write_snapshot(shared, snapshot, pending.file(), autosync, move |written| {
         if let Some(current) = owner.persist.lock().current.as_mut() {
             current.1 = written;
         }
@@ -291,6 +292,7 @@ pub fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
     shared: &crate::server::Shared,
     mut snapshot: Snapshot<F>,
     mut file: &std::fs::File,
+    autosync: Option<u64>,
     mut progress: impl FnMut(u64) + Send + 'static,
 ) -> std::io::Result<Progress> {
     use std::io::Write;
@@ -326,14 +328,32 @@ pub fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
             tokio::task::yield_now().await;
         }
     });
+    let mut unsynced = 0u64;
     while let Some(message) = rx.blocking_recv() {
         match message {
-            ToWriter::Bytes(bytes) => file.write_all(&bytes)?,
+            ToWriter::Bytes(bytes) => {
+                file.write_all(&bytes)?;
+                unsynced += bytes.len() as u64;
+                if autosync.is_some_and(|every| unsynced >= every) {
+                    file.sync_data()?;
+                    unsynced = 0;
+                }
+            }
             ToWriter::End(end) => return end,
         }
     }
     // The runtime shut down under the save.
     Ok(Progress::Interrupted)
+}
+
+/// How often a snapshot being written is fsynced (Redis's `REDIS_AUTOSYNC_BYTES`).
+const AUTOSYNC_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The fsync interval for a snapshot written under `directive` (`rdb-save-incremental-fsync`
+/// or `aof-rewrite-incremental-fsync`): flushing as it goes keeps the final fsync short,
+/// instead of one large flush that holds up other writers to the disk (the AOF's fsyncs).
+pub fn incremental_fsync(shared: &crate::server::Shared, directive: &str) -> Option<u64> {
+    (shared.config.read().get(directive) == Some("yes")).then_some(AUTOSYNC_BYTES)
 }
 
 /// Abandons the background save in progress, if any (the caller holds the keyspace lock):

@@ -277,8 +277,15 @@ async fn save_and_send(
                 return Err(e);
             }
         };
-        let written =
-            crate::cmd::persistence::write_snapshot(&owner, snapshot, pending.file(), |_| {});
+        let autosync =
+            crate::cmd::persistence::incremental_fsync(&owner, "rdb-save-incremental-fsync");
+        let written = crate::cmd::persistence::write_snapshot(
+            &owner,
+            snapshot,
+            pending.file(),
+            autosync,
+            |_| {},
+        );
         match written {
             Ok(Progress::Done) => {}
             Ok(_) => {
