@@ -136,6 +136,7 @@ pub fn dataset(node: &Node) -> std::collections::BTreeMap<(u32, String), String>
                     "hash" => reads.cmd("HGETALL").arg(key),
                     "set" => reads.cmd("SMEMBERS").arg(key),
                     "zset" => reads.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"),
+                    // Any reply keeps the replies in (value, PTTL) pairs.
                     _ => reads.cmd("TYPE").arg(key),
                 };
                 reads.cmd("PTTL").arg(key);

@@ -19,7 +19,7 @@ const REHASH_BUDGET: Duration = Duration::from_millis(1);
 pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
     let mut replication_tick = Instant::now();
     loop {
-        let hz = cron_hz(&shared);
+        let hz = current_hz(&shared);
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
@@ -54,14 +54,17 @@ const MAX_HZ: u64 = 500;
 
 /// The configured `hz`, doubled while each tick would have more than [`CLIENTS_PER_TICK`]
 /// clients to look after (with `dynamic-hz`, as Redis), up to [`MAX_HZ`].
-fn cron_hz(shared: &Shared) -> u64 {
+/// INFO's `hz` is this too.
+pub fn current_hz(shared: &Shared) -> u64 {
     let (hz, dynamic) = {
         let settings = &shared.config.read().settings;
         (settings.hz.max(1), settings.dynamic_hz)
     };
-    let hz = if dynamic { scaled_hz(hz, shared.clients.lock().len() as u64) } else { hz };
-    shared.effective_hz.store(hz, std::sync::atomic::Ordering::Relaxed);
-    hz
+    if dynamic {
+        scaled_hz(hz, shared.clients.lock().len() as u64)
+    } else {
+        hz
+    }
 }
 
 /// `hz` doubled until a tick has at most [`CLIENTS_PER_TICK`] of `clients`, up to [`MAX_HZ`].

@@ -35,9 +35,6 @@ fn main() -> ExitCode {
         eprintln!("can't open the log file: {e}");
         return ExitCode::FAILURE;
     }
-    // `io-threads` sizes the pool of threads that run connections (Redis's default, 1, means
-    // one thread does all client I/O and command execution, as in Redis).
-    // With one thread a current-thread runtime avoids the work-stealing scheduler's overhead.
     if config.get("disable-thp") == Some("yes") {
         // As Redis does for itself: transparent huge pages add latency spikes (compaction)
         // and inflate the memory of a heap of small allocations.
@@ -47,6 +44,9 @@ fn main() -> ExitCode {
             tracing::warn!(error = %std::io::Error::last_os_error(), "could not disable transparent huge pages");
         }
     }
+    // `io-threads` sizes the pool of threads that run connections (Redis's default, 1, means
+    // one thread does all client I/O and command execution, as in Redis).
+    // With one thread a current-thread runtime avoids the work-stealing scheduler's overhead.
     let threads = config.settings.io_threads.max(1);
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -136,9 +136,6 @@ pub struct Shared {
     /// The runtime serving clients (set when serving starts): snapshot chunks run on it,
     /// between rounds of client commands.
     pub runtime: std::sync::OnceLock<tokio::runtime::Handle>,
-    /// The cron's current frequency (`hz`, raised with many clients under `dynamic-hz`);
-    /// 0 until the cron first runs.
-    pub effective_hz: AtomicU64,
     /// See [`crate::busy_poll`].
     pub busy_poll: crate::busy_poll::BusyPoll,
     /// Wakes the AOF writer thread.
@@ -194,7 +191,6 @@ impl Shared {
             aof_rewrite: Mutex::new(()),
             runtime: std::sync::OnceLock::new(),
             busy_poll: Default::default(),
-            effective_hz: AtomicU64::new(0),
             aof_wake: parking_lot::Condvar::new(),
             aof_synced: watch::channel(0).0,
             aof_on: std::sync::atomic::AtomicBool::new(false),

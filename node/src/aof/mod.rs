@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use crate::exec::Propagated;
 use crate::persist::dumpfile::{self, PendingSave};
-use crate::persist::snapshot::{self, Format, Progress, Snapshot};
+use crate::persist::snapshot::{self, Format, Snapshot};
 use crate::persist::RdbWriter;
 use crate::server::{unix_ms, Shared};
 use commands::CommandWriter;
@@ -371,24 +371,10 @@ fn write_base<F: Format<Out = Vec<u8>> + Send + 'static>(
     pending: PendingSave,
     snapshot: Snapshot<F>,
 ) -> std::io::Result<u64> {
-    let autosync =
-        crate::cmd::persistence::incremental_fsync(shared, "aof-rewrite-incremental-fsync");
-    match crate::cmd::persistence::write_snapshot(
-        shared,
-        snapshot,
-        pending.file(),
-        autosync,
-        |_| {},
-    ) {
-        Ok(Progress::Done) => Ok(pending.finish()?.bytes),
-        Ok(_) => {
-            pending.discard();
-            Err(std::io::Error::other("the dataset was replaced meanwhile"))
-        }
-        Err(e) => {
-            pending.discard();
-            Err(e)
-        }
+    use crate::cmd::persistence::{write_pending, AOF_AUTOSYNC};
+    match write_pending(shared, snapshot, pending, AOF_AUTOSYNC, |_| {})? {
+        Some(pending) => Ok(pending.finish()?.bytes),
+        None => Err(std::io::Error::other("the dataset was replaced meanwhile")),
     }
 }
 

@@ -114,13 +114,8 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "server_time_usec", &(now * 1000));
             w(out, "uptime_in_seconds", &uptime);
             w(out, "uptime_in_days", &(uptime / 86400));
-            let configured = shared.config.read().settings.hz;
-            let hz = match shared.effective_hz.load(std::sync::atomic::Ordering::Relaxed) {
-                0 => configured,
-                current => current,
-            };
-            w(out, "hz", &hz);
-            w(out, "configured_hz", &configured);
+            w(out, "hz", &crate::cron::current_hz(shared));
+            w(out, "configured_hz", &shared.config.read().settings.hz);
             w(out, "lru_clock", &((now / 1000) & ((1 << 24) - 1)));
             w(
                 out,

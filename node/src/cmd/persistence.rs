@@ -246,23 +246,12 @@ fn write_bgsave(
     generation: u64,
 ) -> std::io::Result<bool> {
     let owner = shared.self_arc();
-    let autosync = incremental_fsync(shared, "rdb-save-incremental-fsync");
-    let progress = write_snapshot(shared, snapshot, pending.file(), autosync, move |written| {
+    let written = write_pending(shared, snapshot, pending, RDB_AUTOSYNC, move |written| {
         if let Some(current) = owner.persist.lock().current.as_mut() {
             current.1 = written;
         }
-    });
-    match progress {
-        Ok(Progress::Done) => {}
-        Ok(_) => {
-            pending.discard();
-            return Ok(false);
-        }
-        Err(e) => {
-            pending.discard();
-            return Err(e);
-        }
-    }
+    })?;
+    let Some(pending) = written else { return Ok(false) };
     pending.sync()?;
     let stats = shared.persist.lock();
     if stats.generation != generation {
@@ -288,7 +277,7 @@ enum ToWriter {
 /// for a lock handed back and forth between two threads. This thread only writes the bytes,
 /// so a slow disk never stalls the event loop. `progress(keys written)` follows each chunk.
 /// Without a runtime (a test calling in directly), the chunks run on this thread.
-pub fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
+fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
     shared: &crate::server::Shared,
     mut snapshot: Snapshot<F>,
     mut file: &std::fs::File,
@@ -349,11 +338,38 @@ pub fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
 /// How often a snapshot being written is fsynced (Redis's `REDIS_AUTOSYNC_BYTES`).
 const AUTOSYNC_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The fsync interval for a snapshot written under `directive` (`rdb-save-incremental-fsync`
-/// or `aof-rewrite-incremental-fsync`): flushing as it goes keeps the final fsync short,
-/// instead of one large flush that holds up other writers to the disk (the AOF's fsyncs).
-pub fn incremental_fsync(shared: &crate::server::Shared, directive: &str) -> Option<u64> {
-    (shared.config.read().get(directive) == Some("yes")).then_some(AUTOSYNC_BYTES)
+/// The directive that turns the incremental fsync on for RDB files (BGSAVE, a disk-based
+/// replication sync); [`AOF_AUTOSYNC`] for an AOF rewrite's base.
+pub const RDB_AUTOSYNC: &str = "rdb-save-incremental-fsync";
+/// See [`RDB_AUTOSYNC`].
+pub const AOF_AUTOSYNC: &str = "aof-rewrite-incremental-fsync";
+
+/// Writes a frozen snapshot into `pending`'s temp file with [`write_snapshot`], fsyncing
+/// every [`AUTOSYNC_BYTES`] when `autosync_directive` is on: flushing as it goes keeps the
+/// final fsync short, instead of one large flush that holds up other writers to the disk
+/// (the AOF's fsyncs). `Ok(Some(pending))` when the snapshot is complete (not yet fsynced or
+/// in place); `Ok(None)` when it was abandoned (the dataset was replaced) and `Err` when
+/// writing failed, the temp file removed in both cases.
+pub fn write_pending<F: Format<Out = Vec<u8>> + Send + 'static>(
+    shared: &crate::server::Shared,
+    snapshot: Snapshot<F>,
+    pending: dumpfile::PendingSave,
+    autosync_directive: &str,
+    progress: impl FnMut(u64) + Send + 'static,
+) -> std::io::Result<Option<dumpfile::PendingSave>> {
+    let autosync =
+        (shared.config.read().get(autosync_directive) == Some("yes")).then_some(AUTOSYNC_BYTES);
+    match write_snapshot(shared, snapshot, pending.file(), autosync, progress) {
+        Ok(Progress::Done) => Ok(Some(pending)),
+        Ok(_) => {
+            pending.discard();
+            Ok(None)
+        }
+        Err(e) => {
+            pending.discard();
+            Err(e)
+        }
+    }
 }
 
 /// Abandons the background save in progress, if any (the caller holds the keyspace lock):

@@ -62,6 +62,9 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
 
 const MIN_BUCKETS: usize = 4;
 
+/// Where a chain is: in which array (true for `new`) and at which bucket.
+type Place = (bool, usize);
+
 /// Buckets moved per change while a resize runs (Redis moves one).
 const STEP_BUCKETS: usize = 1;
 
@@ -166,19 +169,25 @@ impl<V, M: Copy + Default> Dict<V, M> {
         !self.new.is_empty()
     }
 
-    fn find(&self, key: &[u8]) -> Option<&Node<V, M>> {
+    /// Where `key` (hashing to `h`) is, and its node.
+    fn locate(&self, h: u64, key: &[u8]) -> Option<(Place, &Node<V, M>)> {
         if self.len == 0 {
             return None;
         }
-        let h = hash(key);
         // Buckets of `old` below `moved` are empty, so looking there costs one load.
-        if let Some(node) = chain_find(&self.old[slot(&self.old, h)], key) {
-            return Some(node);
+        let at = slot(&self.old, h);
+        if let Some(node) = chain_find(&self.old[at], key) {
+            return Some(((false, at), node));
         }
         if self.resizing() {
-            return chain_find(&self.new[slot(&self.new, h)], key);
+            let at = slot(&self.new, h);
+            return chain_find(&self.new[at], key).map(|node| ((true, at), node));
         }
         None
+    }
+
+    fn find(&self, key: &[u8]) -> Option<&Node<V, M>> {
+        self.locate(hash(key), key).map(|(_, node)| node)
     }
 
     fn find_mut(&mut self, key: &[u8]) -> Option<&mut Node<V, M>> {
@@ -233,25 +242,7 @@ impl<V, M: Copy + Default> Dict<V, M> {
         None
     }
 
-    /// Where `key` (hashing to `h`) is: which array (true for `new`) and bucket.
-    fn place(&self, h: u64, key: &[u8]) -> Option<(bool, usize)> {
-        if self.len == 0 {
-            return None;
-        }
-        let at = slot(&self.old, h);
-        if chain_find(&self.old[at], key).is_some() {
-            return Some((false, at));
-        }
-        if self.resizing() {
-            let at = slot(&self.new, h);
-            if chain_find(&self.new[at], key).is_some() {
-                return Some((true, at));
-            }
-        }
-        None
-    }
-
-    fn bucket_mut(&mut self, (in_new, at): (bool, usize)) -> &mut Link<V, M> {
+    fn bucket_mut(&mut self, (in_new, at): Place) -> &mut Link<V, M> {
         if in_new {
             &mut self.new[at]
         } else {
@@ -284,7 +275,7 @@ impl<V, M: Copy + Default> Dict<V, M> {
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> &mut V {
         self.step();
         let h = hash(key);
-        match self.place(h, key) {
+        match self.locate(h, key).map(|(at, _)| at) {
             Some(at) => &mut chain_find_mut(self.bucket_mut(at), key).expect("placed").value,
             None => self.insert_new(h, key, make()),
         }

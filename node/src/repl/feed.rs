@@ -277,26 +277,10 @@ async fn save_and_send(
                 return Err(e);
             }
         };
-        let autosync =
-            crate::cmd::persistence::incremental_fsync(&owner, "rdb-save-incremental-fsync");
-        let written = crate::cmd::persistence::write_snapshot(
-            &owner,
-            snapshot,
-            pending.file(),
-            autosync,
-            |_| {},
-        );
-        match written {
-            Ok(Progress::Done) => {}
-            Ok(_) => {
-                pending.discard();
-                return Err(std::io::Error::other("the dataset was replaced during the transfer"));
-            }
-            Err(e) => {
-                pending.discard();
-                return Err(e);
-            }
-        }
+        use crate::cmd::persistence::{write_pending, RDB_AUTOSYNC};
+        let Some(pending) = write_pending(&owner, snapshot, pending, RDB_AUTOSYNC, |_| {})? else {
+            return Err(std::io::Error::other("the dataset was replaced during the transfer"));
+        };
         let file = pending.reader()?;
         let saved = pending.finish()?;
         owner.lastsave.store(unix_ms() / 1000, std::sync::atomic::Ordering::Relaxed);
@@ -304,8 +288,8 @@ async fn save_and_send(
     })
     .await
     .map_err(std::io::Error::other)??;
+    // A fresh read handle: it starts at the beginning of the file.
     let mut file = tokio::fs::File::from_std(file);
-    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0)).await?;
     socket.write_all(format!("${len}\r\n").as_bytes()).await?;
     let copied = tokio::io::copy(&mut (&mut file).take(len), socket).await?;
     if copied != len {
