@@ -52,8 +52,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
 const CLIENTS_PER_TICK: u64 = 200;
 const MAX_HZ: u64 = 500;
 
-/// The configured `hz`, doubled while each tick would have more than [`CLIENTS_PER_TICK`]
-/// clients to look after (with `dynamic-hz`, as Redis), up to [`MAX_HZ`].
+/// The configured `hz`, doubled while each tick would have more than 200 clients to look
+/// after (with `dynamic-hz`, as Redis), up to 500.
 /// INFO's `hz` is this too.
 pub fn current_hz(shared: &Shared) -> u64 {
     let (hz, dynamic) = {

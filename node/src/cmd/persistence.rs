@@ -4,7 +4,7 @@
 //!
 //! BGSAVE freezes the keyspace at one instant (there is no fork) and writes that instant in
 //! chunks of a few hundred keys, serialised by a task on the event loop between rounds of
-//! client commands ([`write_snapshot`]) and written to disk by a background thread: a client
+//! client commands (`write_snapshot`) and written to disk by a background thread: a client
 //! waits for one chunk at most, and memory grows only by the pre-images of keys changed ahead
 //! of the walk (see [`crate::db::SnapshotDict`] for the invariant). Measured by
 //! `bench/bgsave.py` against redis-server. The file is
@@ -344,8 +344,8 @@ pub const RDB_AUTOSYNC: &str = "rdb-save-incremental-fsync";
 /// See [`RDB_AUTOSYNC`].
 pub const AOF_AUTOSYNC: &str = "aof-rewrite-incremental-fsync";
 
-/// Writes a frozen snapshot into `pending`'s temp file with [`write_snapshot`], fsyncing
-/// every [`AUTOSYNC_BYTES`] when `autosync_directive` is on: flushing as it goes keeps the
+/// Writes a frozen snapshot into `pending`'s temp file (see `write_snapshot`), fsyncing
+/// every 4 MB when `autosync_directive` is on: flushing as it goes keeps the
 /// final fsync short, instead of one large flush that holds up other writers to the disk
 /// (the AOF's fsyncs). `Ok(Some(pending))` when the snapshot is complete (not yet fsynced or
 /// in place); `Ok(None)` when it was abandoned (the dataset was replaced) and `Err` when
