@@ -126,3 +126,66 @@ fn stock_redis_conf_settings_are_understood() {
         "'aof-timestamp-enabled yes' is not supported",
     );
 }
+
+/// Kills a daemonised node (found through its pid file) if the test ends early.
+struct Daemon(std::path::PathBuf);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.0).ok().and_then(|p| p.trim().parse().ok())
+        {
+            // SAFETY: kill(2) with a pid read from our own daemon's pid file.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Debian's stock /etc/redis/redis.conf, unchanged, starts a node: every directive in it is
+/// understood. Its `daemonize yes` forks a daemon (the starting process exits 0 at once) that
+/// writes its pid file, titles itself `<argv0> 127.0.0.1:<port>` as Redis does, logs to the
+/// configured file, and removes the pid file when it shuts down. Only the paths and the port
+/// are overridden, as an operator running a second instance would.
+#[test]
+fn debian_stock_redis_conf_starts_a_daemon() {
+    let stock = std::path::Path::new("/etc/redis/redis.conf");
+    assert!(stock.exists(), "install redis-server (./scripts/test does) for its stock config");
+    let dir = tempfile::tempdir().unwrap();
+    let port = ports::allocate();
+    let pidfile = dir.path().join("node.pid");
+    let logfile = dir.path().join("node.log");
+    let _daemon = Daemon(pidfile.clone());
+    let args = [
+        stock.display().to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--pidfile".into(),
+        pidfile.display().to_string(),
+        "--logfile".into(),
+        logfile.display().to_string(),
+        "--dir".into(),
+        dir.path().display().to_string(),
+    ];
+    let mut starter = Proc::start("node", &node_bin(), &args);
+    let status = starter.wait_exit(Duration::from_secs(10)).expect("it was running");
+    assert!(status.success(), "the starting process: {status:?}\n{}", starter.log());
+    let log = || std::fs::read_to_string(&logfile).unwrap_or_default();
+    wait::until("the daemon to answer PING", Duration::from_secs(10), || {
+        ping(port).map_err(|e| format!("{e}; log:\n{}", log()))
+    });
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    assert_ne!(pid, starter.pid().map(|p| p.to_string()).unwrap_or_default());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let title = String::from_utf8_lossy(&cmdline).trim_end_matches('\0').to_string();
+    assert_eq!(title, format!("{} 127.0.0.1:{port}", node_bin().display()));
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+    wait::until("the pid file to be removed", Duration::from_secs(10), || {
+        if pidfile.exists() {
+            Err(format!("{} still exists; log:\n{}", pidfile.display(), log()))
+        } else {
+            Ok(())
+        }
+    });
+    assert!(log().contains("Ready to accept connections"), "{}", log());
+}

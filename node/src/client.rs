@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::resp::{Frame, Protocol};
+use common::resp::Protocol;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// How a client wants replies (CLIENT REPLY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,7 +86,7 @@ pub struct ClientHandle {
     /// Set to true to make the connection close (CLIENT KILL).
     pub kill: watch::Sender<bool>,
     /// Out-of-band frames (pub/sub messages, MONITOR lines).
-    pub push: mpsc::Sender<Frame>,
+    pub push: crate::push::PushSender,
 }
 
 /// All connected clients.
@@ -96,6 +96,8 @@ pub struct ClientRegistry {
     next_id: u64,
     /// Clients that ran MONITOR.
     pub monitors: BTreeSet<u64>,
+    /// `client-output-buffer-limit normal`, which MONITOR clients are held to.
+    pub monitor_limit: crate::output_limit::BufferLimit,
     /// Connections accepted since start (`total_connections_received`).
     pub total_connections: u64,
     /// Connections refused for maxclients (`rejected_connections`).
@@ -185,7 +187,7 @@ pub struct ClientState {
     /// Local address.
     pub laddr: SocketAddr,
     /// Our sender for out-of-band frames (handed to pub/sub channels).
-    pub push: mpsc::Sender<Frame>,
+    pub push: crate::push::PushSender,
     /// CLIENT SETINFO values.
     pub lib: (String, String),
     /// Kind of client.
@@ -221,7 +223,7 @@ impl ClientState {
     /// replies, already authenticated.
     pub fn pseudo(id: u64, kind: ClientKind) -> ClientState {
         let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let (push, _) = mpsc::channel(1);
+        let (push, _) = crate::push::queue();
         ClientState {
             id,
             db: 0,

@@ -83,16 +83,8 @@ static DIRECTIVES: &[Directive] = &[
     d("timeout", U31, "0", true),
     d("tcp-keepalive", U31, "300", true),
     d("tcp-backlog", U31, "511", false),
-    Directive {
-        mutable: false,
-        ..pending(
-            "daemonize",
-            Kind::Bool,
-            "no",
-            &["no"],
-            "warden-node runs in the foreground; use a supervisor such as systemd",
-        )
-    },
+    // Applied at startup (`main`), before anything else runs.
+    d("daemonize", Kind::Bool, "no", false),
     d("pidfile", Kind::Str, "", false),
     d("save", Kind::Words, "3600 1 300 100 60 10000", true),
     d("rdbcompression", Kind::Bool, "yes", true),
@@ -125,6 +117,8 @@ static DIRECTIVES: &[Directive] = &[
     d("repl-ping-replica-period", Kind::Int(1, i32::MAX as i64), "10", true),
     d("repl-diskless-sync", Kind::Bool, "yes", true),
     d("repl-diskless-sync-delay", U31, "5", true),
+    // Where a replica keeps a full sync's transfer: see `repl::transfer`.
+    d("repl-diskless-load", Kind::Enum(&["disabled", "on-empty-db", "swapdb"]), "disabled", true),
     alias("min-replicas-to-write", "min-slaves-to-write", U31, "0", true),
     alias("min-replicas-max-lag", "min-slaves-max-lag", U31, "10", true),
     d("proto-max-bulk-len", Kind::Memory, "536870912", true),
@@ -257,6 +251,16 @@ static DIRECTIVES: &[Directive] = &[
     ),
     // Only read with oom-score-adj on.
     d("oom-score-adj-values", Kind::Words, "0 200 800", true),
+    // Read once at startup, as in Redis; see `proc_title`.
+    d("set-proc-title", Kind::Bool, "yes", false),
+    d("proc-title-template", Kind::Str, "{title} {listen-addr} {server-mode}", true),
+    // One `<class> <hard> <soft> <seconds>` group per line or CONFIG SET; see `output_limit`.
+    d(
+        "client-output-buffer-limit",
+        Kind::Words,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+    ),
 ];
 
 fn find(name: &str) -> Option<&'static Directive> {
@@ -305,6 +309,8 @@ pub struct Settings {
     pub proto_max_bulk_len: usize,
     /// Largest query buffer a client may accumulate.
     pub client_query_buffer_limit: usize,
+    /// `client-output-buffer-limit`, per client class.
+    pub output_limits: crate::output_limit::OutputLimits,
     /// Background task frequency.
     pub hz: u64,
     /// Raise `hz` with the number of clients (Redis's `dynamic-hz`).
@@ -397,7 +403,12 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             }
             lower
         }
-        Kind::Str => value,
+        Kind::Str => {
+            if dir.name == "proc-title-template" && !crate::proc_title::is_valid(&value) {
+                return Err("template format is invalid or contains unknown variables".into());
+            }
+            value
+        }
         Kind::Words => {
             if dir.name == "save" {
                 validate_save(&value)?;
@@ -458,6 +469,7 @@ fn placeholder_settings() -> Settings {
         pidfile: None,
         proto_max_bulk_len: 512 << 20,
         client_query_buffer_limit: 1 << 30,
+        output_limits: Default::default(),
         hz: 10,
         dynamic_hz: true,
         active_rehashing: true,
@@ -490,11 +502,22 @@ impl Config {
     /// Applies config-file lines and then command-line overrides, and validates the result.
     pub fn from_lines(file: Option<PathBuf>, lines: &[ConfigLine]) -> Result<Config, ConfigError> {
         let mut config = Config { file, ..Config::default() };
+        let mut saw_save = false;
         for line in lines {
             let dir = find(&line.directive).ok_or_else(|| {
                 ConfigError::at(line, "Bad directive or wrong number of arguments")
             })?;
-            let value = normalize(dir, &line.args).map_err(|e| ConfigError::at(line, e))?;
+            let mut value = normalize(dir, &line.args).map_err(|e| ConfigError::at(line, e))?;
+            // As in Redis, the first `save` line replaces the default points and later ones
+            // add to them (`save ""` clears them).
+            if dir.name == "save" && saw_save && !value.is_empty() {
+                let earlier = &config.values["save"];
+                if !earlier.is_empty() {
+                    value = format!("{earlier} {value}");
+                }
+            }
+            saw_save |= dir.name == "save";
+            let value = config.merge(dir, value).map_err(|e| ConfigError::at(line, e))?;
             config.values.insert(dir.name, value);
         }
         config.settings = config.derive()?;
@@ -565,7 +588,9 @@ impl Config {
             vec![value.to_string()]
         };
         let args = if args.is_empty() { vec![String::new()] } else { args };
-        let canonical = normalize(dir, &args).map_err(|e| SetError::Invalid(dir.name, e))?;
+        let canonical = normalize(dir, &args)
+            .and_then(|value| self.merge(dir, value))
+            .map_err(|e| SetError::Invalid(dir.name, e))?;
         if dir.name == "dir" && !std::path::Path::new(&canonical).is_dir() {
             return Err(SetError::Invalid(dir.name, "No such file or directory".into()));
         }
@@ -580,6 +605,24 @@ impl Config {
                 Err(SetError::Invalid(dir.name, e.message))
             }
         }
+    }
+
+    /// A directive whose value only updates part of the current one: each
+    /// `client-output-buffer-limit` names the classes it changes.
+    fn merge(&self, dir: &Directive, value: String) -> Result<String, String> {
+        if dir.name != "client-output-buffer-limit" {
+            return Ok(value);
+        }
+        let words: Vec<&str> = value.split_whitespace().collect();
+        Ok(self.output_limits().update(&words)?.canonical())
+    }
+
+    fn output_limits(&self) -> crate::output_limit::OutputLimits {
+        let words: Vec<&str> =
+            self.values["client-output-buffer-limit"].split_whitespace().collect();
+        crate::output_limit::OutputLimits::default()
+            .update(&words)
+            .expect("the stored value is canonical")
     }
 
     fn int(&self, name: &str) -> i64 {
@@ -633,6 +676,7 @@ impl Config {
                 .map(PathBuf::from),
             proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
+            output_limits: self.output_limits(),
             hz: self.int("hz") as u64,
             dynamic_hz: self.flag("dynamic-hz"),
             active_rehashing: self.flag("activerehashing"),
@@ -724,6 +768,25 @@ mod tests {
         let c = load("replicaof 127.0.0.1 6380\n").unwrap();
         assert_eq!(c.settings.replicaof, Some(("127.0.0.1".to_string(), 6380)));
         assert!(load("save \"\"\nappendonly no\n").unwrap().settings.save_points.is_empty());
+    }
+
+    #[test]
+    fn save_lines_add_up_and_buffer_limits_change_one_class_each() {
+        let c = load("save 900 1\nsave 300 10\n").unwrap();
+        assert_eq!(c.settings.save_points, vec![(900, 1), (300, 10)]);
+        let c = load("save 900 1\nsave \"\"\n").unwrap();
+        assert!(c.settings.save_points.is_empty());
+        let c = load(
+            "client-output-buffer-limit normal 1mb 2mb 3\n\
+             client-output-buffer-limit pubsub 5 6 7\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit").unwrap(),
+            "normal 1048576 2097152 3 slave 268435456 67108864 60 pubsub 5 6 7"
+        );
+        let e = load("client-output-buffer-limit normal 1\n").unwrap_err().to_string();
+        assert!(e.contains("Wrong number of arguments in buffer limit configuration"), "{e}");
     }
 
     #[test]

@@ -7,25 +7,25 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::resp::{parse_request, Frame, Protocol, RequestLimits};
 use common::shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
-use tracing::debug;
+use tokio::sync::watch;
+use tracing::{debug, warn};
 
 use crate::client::{ClientHandle, ClientSnapshot, ClientState, ReplyMode};
 use crate::dispatch::{self, Blocked};
 use crate::exec::Effect;
+use crate::output_limit::{BufferLimit, OutputLimits, SoftLimitClock};
+use crate::push::PushReceiver;
 use crate::server::{unix_ms, Pause, Shared};
 
 /// Flush the output buffer once it holds this much, even mid-pipeline.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
-/// Queue of out-of-band frames per client (pub/sub); a subscriber this far behind is dropped.
-const PUSH_QUEUE: usize = 16 * 1024;
 
 /// Why a connection ended.
 enum Close {
@@ -49,7 +49,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         );
     }
     let laddr = socket.local_addr().unwrap_or(addr);
-    let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
+    let (push_tx, push_rx) = crate::push::queue();
     let (kill_tx, kill_rx) = watch::channel(false);
     let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
         multi: -1,
@@ -116,6 +116,8 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         socket,
         client,
         push_rx,
+        output_limits: OutputLimits::default(),
+        output_clock: SoftLimitClock::default(),
         stop,
         monitor: false,
         input: BytesMut::with_capacity(16 * 1024),
@@ -170,7 +172,10 @@ struct Connection {
     shared: Arc<Shared>,
     socket: TcpStream,
     client: ClientState,
-    push_rx: mpsc::Receiver<Frame>,
+    push_rx: PushReceiver,
+    /// `client-output-buffer-limit`, read with each batch.
+    output_limits: OutputLimits,
+    output_clock: SoftLimitClock,
     /// See [`stopped`].
     stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     /// This client ran MONITOR (it receives command lines through the push queue).
@@ -233,6 +238,7 @@ impl Connection {
         // Settings are read once per batch of pipelined requests, not once per request.
         let limits = {
             let s = &self.shared.config.read().settings;
+            self.output_limits = s.output_limits;
             BatchLimits {
                 max_bulk_len: s.proto_max_bulk_len,
                 slowlog_slower_than: s.slowlog_slower_than,
@@ -272,7 +278,7 @@ impl Connection {
             last = outcome.resolved.or(last);
             self.after_command(&argv, outcome.resolved, mark.duration_since(started), &limits);
             if self.monitor || self.client.in_pubsub() {
-                while let Ok(push) = self.push_rx.try_recv() {
+                while let Some(push) = self.push_rx.try_recv() {
                     push.encode(self.client.resp, &mut self.output);
                 }
             }
@@ -318,6 +324,10 @@ impl Connection {
                     let count = self.shared.clients.lock().set_monitor(self.client.id, true);
                     self.shared.monitoring.store(count, Ordering::Relaxed);
                 }
+            }
+            if self.over_output_limit() {
+                // As in Redis, the replies that went over the limit are never sent.
+                return Err(());
             }
             if self.output.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
                 return Err(());
@@ -511,9 +521,75 @@ impl Connection {
             }
         }
         self.shared.stats.net_output.fetch_add(self.output.len() as u64, Ordering::Relaxed);
-        self.socket.write_all(&self.output).await?;
+        self.write_output().await?;
         self.output.clear();
         Ok(())
+    }
+
+    /// Writes the output buffer. While at least the soft limit of it stays unsent (a client
+    /// that does not read), the soft-limit clock runs, and the client is dropped when it
+    /// expires — the wait for the socket does not suspend the limit.
+    async fn write_output(&mut self) -> std::io::Result<()> {
+        let limit = self.output_limit();
+        if limit.soft == 0 || self.output.len() < limit.soft {
+            return self.socket.write_all(&self.output).await;
+        }
+        let mut sent = 0;
+        while sent < self.output.len() {
+            let waiting = self.output.len() - sent + self.push_rx.waiting();
+            if self.output_clock.over(&limit, waiting, Instant::now()) {
+                self.warn_output_limit(waiting);
+                return Err(std::io::ErrorKind::OutOfMemory.into());
+            }
+            let deadline = self.output_clock.deadline(&limit);
+            let expired = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                written = self.socket.write(&self.output[sent..]) => match written? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    n => sent += n,
+                },
+                _ = expired => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what waits for this client (unsent replies and pushes) against its class's
+    /// `client-output-buffer-limit`; true: drop the client now.
+    fn over_output_limit(&mut self) -> bool {
+        let limit = self.output_limit();
+        let waiting = self.output.len() + self.push_rx.waiting();
+        if waiting < limit.threshold() {
+            self.output_clock = SoftLimitClock::default();
+            return false;
+        }
+        if !self.output_clock.over(&limit, waiting, Instant::now()) {
+            return false;
+        }
+        self.warn_output_limit(waiting);
+        true
+    }
+
+    /// The limit of this client's class: subscribers are held to `pubsub`, the rest (MONITOR
+    /// included) to `normal`, as in Redis.
+    fn output_limit(&self) -> BufferLimit {
+        if self.client.in_pubsub() {
+            self.output_limits.pubsub
+        } else {
+            self.output_limits.normal
+        }
+    }
+
+    fn warn_output_limit(&self, waiting: usize) {
+        warn!(
+            client = self.client.id,
+            waiting, "client scheduled to be closed ASAP for overcoming of output buffer limits"
+        );
     }
 
     /// Releases everything the client held: watches, subscriptions, its registry entry.

@@ -5,10 +5,13 @@
 //! - [`dispatch`]: the order of checks around every command and the write rules after it.
 //! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context.
 //! - [`db`]: the keyspace (hash table, value types, expiry, WATCH); [`blocking`]: blocked
-//!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry.
+//!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry;
+//!   [`push`]: a client's queue of pub/sub messages and MONITOR lines; [`output_limit`]: when a
+//!   client whose replies pile up is disconnected.
 //! - [`aof`]: the append-only file (multi-part layout, fsync policies, rewrite, loading).
 //! - [`repl`]: replication (backlog, PSYNC, replica feeds, the link to a master).
-//! - [`alloc`]: memory accounting for INFO; [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`].
+//! - [`alloc`]: memory accounting for INFO; [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`];
+//!   [`proc_title`]: what `ps` shows.
 
 pub mod alloc;
 pub mod aof;
@@ -23,8 +26,11 @@ pub mod db;
 pub mod dispatch;
 pub mod error;
 pub mod exec;
+pub mod output_limit;
 pub mod persist;
+pub mod proc_title;
 pub mod pubsub;
+pub mod push;
 pub mod repl;
 pub mod server;
 pub mod slowlog;

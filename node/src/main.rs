@@ -27,6 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.get("daemonize") == Some("yes") {
+        if let Err(e) = daemonize() {
+            eprintln!("can't daemonize: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let logfile = Some(config.settings.logfile.clone()).filter(|f| !f.is_empty());
     if let Err(e) = common::telemetry::init(
         &config.settings.loglevel,
@@ -63,6 +69,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `daemonize yes`, as Redis does it: fork, the parent exits at once, the child starts a new
+/// session and points its standard streams at /dev/null (so with no `logfile` the log is
+/// discarded, as Redis's is). Runs before the runtime or any other thread exists, which is
+/// what makes fork safe here.
+fn daemonize() -> std::io::Result<()> {
+    // SAFETY: no other thread exists yet (the tokio runtime and the log writer are created
+    // later), so the child inherits a consistent process.
+    match unsafe { libc::fork() } {
+        -1 => return Err(std::io::Error::last_os_error()),
+        0 => {}
+        _ => std::process::exit(0),
+    }
+    // SAFETY: plain system calls on file descriptors this process owns.
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, libc::STDIN_FILENO);
+            libc::dup2(null, libc::STDOUT_FILENO);
+            libc::dup2(null, libc::STDERR_FILENO);
+            if null > libc::STDERR_FILENO {
+                libc::close(null);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads the dump file before serving. A file that cannot be loaded stops startup (and is left
@@ -147,7 +181,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let dir = config.settings.dir.clone();
     std::env::set_current_dir(&dir)
         .map_err(|e| anyhow::anyhow!("can't chdir to '{}': {e}", dir.display()))?;
-    let pidfile = config.settings.pidfile.clone();
+    // A daemon always leaves a pid file, at Redis's default path unless one is configured.
+    let pidfile =
+        config.settings.pidfile.clone().or_else(|| {
+            (config.get("daemonize") == Some("yes")).then(|| "/var/run/redis.pid".into())
+        });
     let listeners = server::bind(&config).await?;
     if let Some(path) = &pidfile {
         std::fs::write(path, format!("{}\n", std::process::id()))
@@ -158,6 +196,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shared = Shared::new(config, trigger.clone());
     for l in &listeners {
         info!(addr = %l.local_addr()?, "listening");
+    }
+    *shared.listening.write() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    if shared.config.read().get("set-proc-title") == Some("yes") {
+        node::proc_title::init(&shared);
     }
     // Clients are served from the start; until the data is loaded they get -LOADING (INFO,
     // PING-less health checks and the like still work), as with Redis.

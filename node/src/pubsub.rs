@@ -4,18 +4,22 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use common::resp::Frame;
-use tokio::sync::mpsc;
+
+use crate::output_limit::BufferLimit;
+use crate::push::{Delivery, PushSender};
 
 /// Subscribers by channel and by pattern.
 #[derive(Default)]
 pub struct PubSub {
-    channels: HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>,
-    patterns: HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>,
+    channels: HashMap<Bytes, HashMap<u64, PushSender>>,
+    patterns: HashMap<Bytes, HashMap<u64, PushSender>>,
+    /// `client-output-buffer-limit pubsub`, kept here so PUBLISH needs no config lock.
+    pub limit: BufferLimit,
 }
 
 impl PubSub {
     /// Subscribes `client` to `channel`. Returns false if it already was.
-    pub fn subscribe(&mut self, client: u64, channel: Bytes, tx: mpsc::Sender<Frame>) -> bool {
+    pub fn subscribe(&mut self, client: u64, channel: Bytes, tx: PushSender) -> bool {
         self.channels.entry(channel).or_default().insert(client, tx).is_none()
     }
 
@@ -25,7 +29,7 @@ impl PubSub {
     }
 
     /// Subscribes `client` to `pattern`.
-    pub fn psubscribe(&mut self, client: u64, pattern: Bytes, tx: mpsc::Sender<Frame>) -> bool {
+    pub fn psubscribe(&mut self, client: u64, pattern: Bytes, tx: PushSender) -> bool {
         self.patterns.entry(pattern).or_default().insert(client, tx).is_none()
     }
 
@@ -34,8 +38,8 @@ impl PubSub {
         remove(&mut self.patterns, client, pattern)
     }
 
-    /// Delivers a message; returns the number of receivers. A subscriber whose queue is full is
-    /// skipped and reported, so its connection can be closed like Redis's output-buffer limit.
+    /// Delivers a message; returns the number of receivers and the subscribers that went over
+    /// their output-buffer limit (the caller disconnects them).
     pub fn publish(&self, channel: &Bytes, message: &Bytes) -> (usize, Vec<u64>) {
         let mut count = 0;
         let mut overflow = Vec::new();
@@ -46,7 +50,7 @@ impl PubSub {
                     Frame::Bulk(channel.clone()),
                     Frame::Bulk(message.clone()),
                 ]);
-                deliver(tx, frame, *id, &mut count, &mut overflow);
+                deliver(tx, frame, &self.limit, *id, &mut count, &mut overflow);
             }
         }
         for (pattern, subs) in &self.patterns {
@@ -60,7 +64,7 @@ impl PubSub {
                     Frame::Bulk(channel.clone()),
                     Frame::Bulk(message.clone()),
                 ]);
-                deliver(tx, frame, *id, &mut count, &mut overflow);
+                deliver(tx, frame, &self.limit, *id, &mut count, &mut overflow);
             }
         }
         (count, overflow)
@@ -91,11 +95,7 @@ impl PubSub {
     }
 }
 
-fn remove(
-    map: &mut HashMap<Bytes, HashMap<u64, mpsc::Sender<Frame>>>,
-    client: u64,
-    key: &Bytes,
-) -> bool {
+fn remove(map: &mut HashMap<Bytes, HashMap<u64, PushSender>>, client: u64, key: &Bytes) -> bool {
     let Some(subs) = map.get_mut(key) else { return false };
     let removed = subs.remove(&client).is_some();
     if subs.is_empty() {
@@ -105,18 +105,19 @@ fn remove(
 }
 
 fn deliver(
-    tx: &mpsc::Sender<Frame>,
+    tx: &PushSender,
     frame: Frame,
+    limit: &BufferLimit,
     id: u64,
     count: &mut usize,
     overflow: &mut Vec<u64>,
 ) {
-    match tx.try_send(frame) {
-        Ok(()) => *count += 1,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+    match tx.send(frame, limit) {
+        Delivery::Queued => *count += 1,
+        Delivery::OverLimit => {
             *count += 1;
             overflow.push(id);
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Delivery::Closed => {}
     }
 }

@@ -219,7 +219,17 @@ impl Shared {
             lastsave: std::sync::atomic::AtomicI64::new(unix_ms() / 1000),
         });
         shared.refresh_gates();
+        shared.refresh_output_limits();
         shared
+    }
+
+    /// Hands `client-output-buffer-limit` to the places that enforce it, each under its own
+    /// lock so their hot paths need no config lock: PUBLISH, MONITOR and the replication stream.
+    pub fn refresh_output_limits(&self) {
+        let limits = self.config.read().settings.output_limits;
+        self.pubsub.lock().limit = limits.pubsub;
+        self.clients.lock().monitor_limit = limits.normal;
+        self.repl.lock().replica_limit = limits.replica;
     }
 
     /// The TCP port clients connect to.

@@ -252,3 +252,67 @@ async fn blocked_clients_are_released_when_a_master_becomes_a_replica() {
     let Frame::Error(text) = reply else { panic!("expected an error, got {reply:?}") };
     assert!(text.starts_with(b"UNBLOCKED force unblock"), "{}", String::from_utf8_lossy(&text));
 }
+
+/// `repl-diskless-load`: `disabled` writes the transfer to disk as it arrives (it becomes the
+/// dump file, byte for byte, without the EOF mark), `swapdb` keeps it in memory and writes no
+/// file, and `on-empty-db` keeps it in memory only while the replica holds no data. The
+/// snapshot is larger than the disk writer's chunk, so the mark spans writes.
+#[tokio::test]
+async fn repl_diskless_load_decides_where_the_transfer_is_kept() {
+    let mut ks = Keyspace::new(16);
+    ks.dbs[0].keys.insert(b"big", Value::string(&vec![b'b'; 3 << 20]));
+    let aux = Aux {
+        ctime: 0,
+        used_mem: 0,
+        repl: Some(ReplAux { stream_db: 0, id: MASTER_ID, offset: 1000 }),
+        aof_base: false,
+    };
+    let rdb = write_keyspace(Vec::new(), &ks, &aux, WriteOptions::default()).unwrap();
+    for (mode, preload, on_disk) in [
+        ("disabled", false, true),
+        ("swapdb", true, false),
+        ("on-empty-db", false, false),
+        ("on-empty-db", true, true),
+    ] {
+        let master = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mport = master.local_addr().unwrap().port();
+        let data = tempfile::tempdir().unwrap();
+        let server = TestServer::start(&format!(
+            "dir {}\nrepl-diskless-load {mode}\n",
+            data.path().display()
+        ))
+        .await;
+        if preload {
+            query(&server, &["SET", "old", "1"]).await;
+        }
+        query(&server, &["REPLICAOF", "127.0.0.1", &mport.to_string()]).await;
+        let mut m = Script::accept(&master).await;
+        m.handshake(server.addr.port()).await;
+        // A former master asks to continue its own history; the answer is a full sync anyway.
+        let psync = read_frame(&mut m.sock, &mut m.buf).await;
+        let Frame::Array(words) = &psync else { panic!("not a command: {psync:?}") };
+        assert_eq!(words[0], Frame::bulk(b"PSYNC"));
+        m.send(format!("+FULLRESYNC {MASTER_ID} 1000\r\n").as_bytes()).await;
+        let mark = "m".repeat(40);
+        m.send(format!("$EOF:{mark}\r\n").as_bytes()).await;
+        for piece in rdb.chunks(700_000) {
+            m.send(piece).await;
+        }
+        m.send(mark.as_bytes()).await;
+        m.expect(&["REPLCONF", "ACK", "1000"]).await;
+        eventually(&server, &["STRLEN", "big"], redis::Value::Int(3 << 20)).await;
+        assert_eq!(query(&server, &["EXISTS", "old"]).await, redis::Value::Int(0), "{mode}");
+        let files: Vec<String> = std::fs::read_dir(data.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if on_disk {
+            assert_eq!(files, ["dump.rdb"], "{mode} (preloaded: {preload})");
+            assert!(std::fs::read(data.path().join("dump.rdb")).unwrap() == rdb, "{mode}");
+        } else {
+            assert!(files.is_empty(), "{mode} (preloaded: {preload}) wrote {files:?}");
+        }
+        drop(m);
+        server.stop().await;
+    }
+}

@@ -65,6 +65,8 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     *ctx.server.config.write() = config;
     // Settings the replication layer caches take effect now.
     ctx.server.refresh_gates();
+    ctx.server.refresh_output_limits();
+    crate::proc_title::refresh(ctx.server);
     crate::aof::set_policy(ctx.server, fsync);
     let aof_on = ctx.server.aof_on.load(std::sync::atomic::Ordering::Relaxed);
     if aof_wanted != aof_on {

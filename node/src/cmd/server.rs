@@ -13,6 +13,7 @@ use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, container_with, repr, table, CommandSpec};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Effect};
+use crate::push::Delivery;
 use crate::server::Shared;
 
 /// The server commands.
@@ -313,7 +314,13 @@ pub fn feed_monitors(shared: &Shared, db: usize, addr: &SocketAddr, argv: &[Byte
     let frame = Frame::Simple(Bytes::from(line));
     for id in &clients.monitors {
         if let Some(c) = clients.get(*id) {
-            let _ = c.push.try_send(frame.clone());
+            if c.push.send(frame.clone(), &clients.monitor_limit) == Delivery::OverLimit {
+                tracing::warn!(
+                    client = id,
+                    "client scheduled to be closed ASAP for overcoming of output buffer limits"
+                );
+                let _ = c.kill.send(true);
+            }
         }
     }
 }

@@ -70,8 +70,8 @@ pub fn begin_save(
     })
 }
 
-/// An empty temp file in `dir` that will become `dir/name` (a BGSAVE writes into it chunk by
-/// chunk).
+/// An empty temp file in `dir` that will become `dir/name` (a BGSAVE, or a replica's
+/// transfer from its master, writes into it chunk by chunk).
 pub fn begin_empty(dir: &Path, name: &str) -> io::Result<PendingSave> {
     begin(dir, name, Ok)
 }

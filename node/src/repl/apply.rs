@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use common::resp::{parse_request, RequestError, RequestLimits};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::client::{ClientHandle, ClientKind, ClientSnapshot, ClientState};
 use crate::server::{unix_ms, Shared};
@@ -30,7 +30,7 @@ impl Applier {
     /// master drops the link).
     pub fn new(shared: &Arc<Shared>) -> Applier {
         let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let (push, _) = mpsc::channel(1);
+        let (push, _) = crate::push::queue();
         let (kill_tx, kill) = watch::channel(false);
         let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
             multi: -1,

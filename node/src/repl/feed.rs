@@ -79,6 +79,7 @@ pub async fn serve(
         aof_off: 0,
         ack_time: Instant::now(),
         sent,
+        soft_clock: Default::default(),
     };
     // Partial resync: decided and registered under the repl lock, so the backlog still holds
     // the replica's next byte when the session starts sending.
@@ -347,7 +348,13 @@ async fn stream(
             let Some(entry) = r.replicas.iter_mut().find(|e| e.client == client) else { return };
             if !wait_first_ack {
                 match r.backlog.as_ref().and_then(|b| b.read(entry.sent, CHUNK, &mut out)) {
-                    Some(n) => entry.sent += n as i64,
+                    Some(n) => {
+                        entry.sent += n as i64;
+                        if n < CHUNK {
+                            // Caught up: below any limit, so the soft-limit clock stops.
+                            entry.soft_clock = Default::default();
+                        }
+                    }
                     None => {
                         warn!(client, "replica fell out of the backlog; disconnecting it");
                         return;
@@ -379,7 +386,9 @@ async fn stream(
             },
             _ = tick.tick() => {
                 let timeout = Duration::from_secs(shared.config.read().settings.repl_timeout);
-                let r = shared.repl.lock();
+                let mut r = shared.repl.lock();
+                // A replica stuck over its soft limit with no new writes is still dropped.
+                r.check_replica_limits(Instant::now());
                 let late = r.replicas.iter().any(|e| e.client == client && e.ack_time.elapsed() > timeout);
                 if late {
                     warn!(client, "disconnecting timedout replica");

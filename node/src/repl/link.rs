@@ -18,9 +18,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::apply::Applier;
+use super::transfer::{LoadMode, Received, Transfer};
 use super::{CachedMaster, LinkState, MasterLink, Replication};
 use crate::db::Keyspace;
-use crate::persist::{load, LoadOptions};
 use crate::server::Shared;
 
 /// Each blocking step of the handshake may take this long (Redis's sync I/O timeout).
@@ -431,41 +431,62 @@ async fn receive_snapshot(
                 .ok_or_else(|| LinkError::Protocol("bad transfer length from the master".into()))?,
         ),
     };
-    let mut payload: Vec<u8> = Vec::with_capacity(expected.unwrap_or(1 << 20));
-    let mut reported = 0usize;
+    let (mode, dir, dbfilename, databases) = {
+        let c = shared.config.read();
+        (
+            LoadMode::parse(c.get("repl-diskless-load").unwrap_or("disabled")),
+            c.settings.dir.clone(),
+            c.get("dbfilename").unwrap_or("dump.rdb").to_string(),
+            c.settings.databases,
+        )
+    };
+    let empty = shared.keyspace.lock().dbs.iter().all(|db| db.keys.is_empty());
+    let mut transfer = if mode.to_disk(empty) {
+        Transfer::on_disk(&dir, &dbfilename)
+            .map_err(|e| LinkError::Load(format!("can't open a temp file for the transfer: {e}")))?
+    } else {
+        Transfer::in_memory(expected)
+    };
+    let disk_error = |e: std::io::Error| LinkError::Load(format!("can't write the transfer: {e}"));
+    let mut reported = 0u64;
     loop {
         match (expected, &mark) {
             (Some(len), _) => {
-                let take = (len - payload.len()).min(wire.buf.len());
-                payload.extend_from_slice(&wire.buf[..take]);
+                let take = (len - transfer.len() as usize).min(wire.buf.len());
+                transfer.push(&wire.buf[..take]).await.map_err(disk_error)?;
                 wire.buf.advance(take);
-                if payload.len() == len {
+                if transfer.len() as usize == len {
                     break;
                 }
             }
             (None, Some(mark)) => {
-                payload.extend_from_slice(&wire.buf);
+                transfer.push(&wire.buf).await.map_err(disk_error)?;
                 wire.buf.clear();
-                if payload.ends_with(mark) {
-                    payload.truncate(payload.len() - mark.len());
+                if transfer.ends_with(mark) {
                     break;
                 }
             }
             (None, None) => unreachable!("a transfer has a length or a mark"),
         }
-        if payload.len() - reported >= 1 << 20 {
-            reported = payload.len();
+        if transfer.len() - reported >= 1 << 20 {
+            reported = transfer.len();
             let mut r = shared.repl.lock();
             if let Some(link) = r.master.as_mut().filter(|l| l.generation == generation) {
-                link.transfer = Some((expected.map_or(-1, |l| l as i64), payload.len() as u64));
+                link.transfer = Some((expected.map_or(-1, |l| l as i64), transfer.len()));
                 link.last_io = Some(Instant::now());
             }
         }
         let deadline = tokio::time::Instant::now() + timeout;
         wire.fill(deadline).await?;
     }
-    shared.stats.net_repl_input.fetch_add(payload.len() as u64, Ordering::Relaxed);
-    info!(bytes = payload.len(), "received the snapshot from the master");
+    let total = transfer.len();
+    shared.stats.net_repl_input.fetch_add(total, Ordering::Relaxed);
+    let received = transfer.finish(mark.as_ref().map_or(0, Vec::len)).await.map_err(disk_error)?;
+    info!(
+        bytes = total,
+        to = if matches!(received, Received::File(_)) { "disk" } else { "memory" },
+        "received the snapshot from the master"
+    );
 
     // Our replicas followed our old history; they must resync after this load, and the old
     // backlog describes data we are about to drop.
@@ -475,25 +496,9 @@ async fn receive_snapshot(
         r.free_backlog();
     }
     shared.repl_data.notify_waiters();
-    let (databases, dir, dbfilename) = {
-        let c = shared.config.read();
-        (
-            c.settings.databases,
-            c.settings.dir.clone(),
-            c.get("dbfilename").unwrap_or("dump.rdb").to_string(),
-        )
-    };
-    let disk = mark.is_none();
     let loaded = tokio::task::spawn_blocking(move || {
-        if disk {
-            // Like a disk-based load in Redis, the transfer also becomes our dump file.
-            if let Err(e) = crate::persist::dumpfile::write_bytes(&dir, &dbfilename, &payload) {
-                warn!(cause = %e, "could not write the received snapshot to disk");
-            }
-        }
         let mut fresh = Keyspace::new(databases);
-        let options = LoadOptions { expired_before: None, total_len: Some(payload.len() as u64) };
-        load(&payload[..], &mut fresh, &options).map(|summary| (fresh, summary))
+        received.load(&mut fresh).map(|summary| (fresh, summary))
     })
     .await
     .map_err(|e| LinkError::Load(e.to_string()))?;

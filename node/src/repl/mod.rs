@@ -23,17 +23,15 @@ pub mod feed;
 pub mod link;
 pub mod psync;
 pub mod report;
+pub mod transfer;
 
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::exec::Propagated;
+use crate::output_limit::{BufferLimit, SoftLimitClock};
 use backlog::Backlog;
-
-/// The most stream bytes kept for one lagging replica beyond the backlog size (Redis's
-/// default `client-output-buffer-limit replica 256mb`).
-pub const REPLICA_BUFFER_LIMIT: usize = 256 * 1024 * 1024;
 
 /// 40 zeros: a cleared `replid2`.
 pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
@@ -86,6 +84,8 @@ pub struct ReplicaEntry {
     pub ack_time: Instant,
     /// The next stream byte to send it.
     pub sent: i64,
+    /// Since when its unsent stream has been over the soft limit.
+    pub soft_clock: SoftLimitClock,
 }
 
 /// What a replica remembers of its master between links, to continue with a partial resync.
@@ -187,6 +187,8 @@ pub struct Replication {
     pub failover: Option<failover::FailoverState>,
     /// Synchronisation counters for INFO stats.
     pub stats: SyncStats,
+    /// `client-output-buffer-limit replica`, kept here for the write path.
+    pub replica_limit: BufferLimit,
 }
 
 /// INFO stats' `sync_full`, `sync_partial_ok`, `sync_partial_err`.
@@ -223,6 +225,7 @@ impl Replication {
             generation: 0,
             failover: None,
             stats: SyncStats::default(),
+            replica_limit: crate::output_limit::OutputLimits::default().replica,
         }
     }
 
@@ -298,26 +301,44 @@ impl Replication {
         self.replicas.iter().map(|r| r.sent).min()
     }
 
-    /// Appends bytes to the stream (no-op without a backlog). A replica so far behind that
-    /// the bytes kept for it exceed [`REPLICA_BUFFER_LIMIT`] is disconnected (Redis's
-    /// `client-output-buffer-limit replica` hard limit) instead of growing memory further.
+    /// Appends bytes to the stream (no-op without a backlog). The stream a replica has not
+    /// been sent yet is kept for it, so it counts against `client-output-buffer-limit replica`
+    /// (during its snapshot too, as in Redis): over the limit, it is disconnected instead of
+    /// growing memory further.
     pub fn feed_raw(&mut self, bytes: &[u8]) {
         let keep = self.keep_from();
         let Some(b) = self.backlog.as_mut() else { return };
         b.append(bytes, keep);
-        if b.histlen() > b.size() + REPLICA_BUFFER_LIMIT {
-            let floor = b.end() + 1 - REPLICA_BUFFER_LIMIT as i64;
-            let slow: Vec<u64> =
-                self.replicas.iter().filter(|r| r.sent < floor).map(|r| r.client).collect();
-            for client in slow {
-                tracing::warn!(client, "replica output buffer limit reached; disconnecting it");
-                self.replicas.retain(|r| r.client != client);
-                self.evicted.push(client);
+        let slowest = keep.map_or(0, |k| (b.end() + 1 - k).max(0) as usize);
+        if slowest >= self.replica_limit.threshold() {
+            self.check_replica_limits(Instant::now());
+        }
+    }
+
+    /// Disconnects the replicas over their output-buffer limit at `now`.
+    pub fn check_replica_limits(&mut self, now: Instant) {
+        let Some(end) = self.backlog.as_ref().map(Backlog::end) else { return };
+        let limit = self.replica_limit;
+        let mut over = Vec::new();
+        for r in &mut self.replicas {
+            let waiting = (end + 1 - r.sent).max(0) as usize;
+            if r.soft_clock.over(&limit, waiting, now) {
+                tracing::warn!(
+                    client = r.client,
+                    waiting,
+                    "replica scheduled to be closed ASAP for overcoming of output buffer limits"
+                );
+                over.push(r.client);
             }
-            let keep = self.keep_from();
-            if let Some(b) = self.backlog.as_mut() {
-                b.trim(keep);
-            }
+        }
+        if over.is_empty() {
+            return;
+        }
+        self.replicas.retain(|r| !over.contains(&r.client));
+        self.evicted.extend(over);
+        let keep = self.keep_from();
+        if let Some(b) = self.backlog.as_mut() {
+            b.trim(keep);
         }
     }
 
