@@ -98,7 +98,7 @@ static DIRECTIVES: &[Directive] = &[
     d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d("auto-aof-rewrite-percentage", U31, "100", true),
     d("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
-    d("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
+    d("appendfsync", Kind::Enum(&["everysec", "always", "no"]), "everysec", true),
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
     // Set from the file or the command line only; at runtime REPLICAOF changes the role.
@@ -123,7 +123,8 @@ static DIRECTIVES: &[Directive] = &[
     alias("min-replicas-max-lag", "min-slaves-max-lag", U31, "10", true),
     d("proto-max-bulk-len", Kind::Memory, "536870912", true),
     d("client-query-buffer-limit", Kind::Memory, "1073741824", true),
-    d("hz", Kind::Int(1, 500), "10", true),
+    // Any int is accepted and then held to 1..=500, as Redis does.
+    d("hz", U31, "10", true),
     d("activerehashing", Kind::Bool, "yes", true),
     pending(
         "maxmemory",
@@ -390,6 +391,9 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
                 .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < min || n > max {
                 return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            if dir.name == "hz" {
+                return Ok(n.clamp(1, 500).to_string());
             }
             n.to_string()
         }

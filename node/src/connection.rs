@@ -248,7 +248,10 @@ impl Connection {
         let mut last = None;
         // One clock reading per command: the end of one command is the start of the next, and
         // wall-clock time is derived from the monotonic clock relative to the batch start.
-        let (batch_wall_ms, batch_start) = (unix_ms(), std::time::Instant::now());
+        // The clock is quanta's (the CPU's calibrated time-stamp counter where it is invariant,
+        // else the OS clock): a command costs about a microsecond, and a clock_gettime call
+        // per command measured 4% of the server's CPU in a pipelined GET benchmark.
+        let (batch_wall_ms, batch_start) = (unix_ms(), quanta::Instant::now());
         let mut mark = batch_start;
         let result = loop {
             let request_limits = RequestLimits {
@@ -268,12 +271,12 @@ impl Connection {
             }
             if self.shared.is_pausing() {
                 self.wait_if_paused(&argv).await?;
-                mark = std::time::Instant::now();
+                mark = quanta::Instant::now();
             }
             let started = mark;
             let now_ms = batch_wall_ms + started.duration_since(batch_start).as_millis() as i64;
             let outcome = dispatch::call(&self.shared, &mut self.client, &argv, now_ms);
-            mark = std::time::Instant::now();
+            mark = quanta::Instant::now();
             crate::server::count_command(&self.shared);
             last = outcome.resolved.or(last);
             self.after_command(&argv, outcome.resolved, mark.duration_since(started), &limits);
@@ -289,7 +292,7 @@ impl Connection {
                 let reply = self.wait_blocked(blocked).await?;
                 self.reply(reply);
                 // Time spent blocked is not the next command's processing time.
-                mark = std::time::Instant::now();
+                mark = quanta::Instant::now();
             }
             match outcome.effect {
                 None | Some(Effect::Block { .. }) => {}
@@ -317,7 +320,7 @@ impl Connection {
                 Some(Effect::Wait(wait)) => {
                     let reply = self.wait_acks(wait).await?;
                     self.reply(reply);
-                    mark = std::time::Instant::now();
+                    mark = quanta::Instant::now();
                 }
                 Some(Effect::Monitor) => {
                     self.monitor = true;

@@ -69,6 +69,12 @@ fn allowed_in_pubsub(name: &str) -> bool {
     )
 }
 
+/// An argument as Redis's `%s` prints it inside an error: the bytes as sent, up to the first
+/// NUL (Redis formats them as C strings).
+pub fn c_str(arg: &[u8]) -> &[u8] {
+    arg.iter().position(|&b| b == 0).map_or(arg, |nul| &arg[..nul])
+}
+
 /// `ERR unknown command 'x', with args beginning with: 'a' 'b' ` (Redis caps the argument list
 /// at 128 bytes and prints the bytes as sent).
 pub fn unknown_command(argv: &[Bytes]) -> CommandError {
@@ -78,11 +84,13 @@ pub fn unknown_command(argv: &[Bytes]) -> CommandError {
             break;
         }
         let room = 128 - args.len();
+        let arg = c_str(arg);
         args.push(b'\'');
         args.extend_from_slice(&arg[..arg.len().min(room)]);
         args.extend_from_slice(b"' ");
     }
-    let name = &argv[0][..argv[0].len().min(128)];
+    let name = c_str(&argv[0]);
+    let name = &name[..name.len().min(128)];
     let mut text = b"ERR unknown command '".to_vec();
     text.extend_from_slice(name);
     text.extend_from_slice(b"', with args beginning with: ");
@@ -128,7 +136,8 @@ pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
     }
     let sub = cmd::lookup_sub(spec, &argv[1]).ok_or_else(|| {
         let mut text = b"ERR unknown subcommand '".to_vec();
-        text.extend_from_slice(&argv[1][..argv[1].len().min(128)]);
+        let sub = c_str(&argv[1]);
+        text.extend_from_slice(&sub[..sub.len().min(128)]);
         text.extend_from_slice(
             format!("'. Try {} HELP.", spec.name.to_ascii_uppercase()).as_bytes(),
         );
@@ -181,7 +190,7 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
     use Admitted::Done;
     let resolved = match resolve(argv) {
         Ok(found) => found,
-        Err(e) => return Done(Box::new(Outcome::reply(reject(client, argv, e), None))),
+        Err(e) => return Done(Box::new(Outcome::reply(reject(shared, client, argv, e), None))),
     };
     let spec = resolved.spec;
     let name = resolved.name();
@@ -191,14 +200,14 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
             client.multi_failed = true;
         }
         return Done(Box::new(Outcome::reply(
-            reject(client, argv, CommandError::raw("NOAUTH Authentication required.")),
+            reject(shared, client, argv, CommandError::raw("NOAUTH Authentication required.")),
             found,
         )));
     }
     let gates = shared.gates.load(std::sync::atomic::Ordering::Relaxed);
     if gates != 0 && client.kind != ClientKind::Master {
         if let Some(refusal) = role_refusal(gates, spec, client) {
-            return Done(Box::new(Outcome::reply(reject(client, argv, refusal), found)));
+            return Done(Box::new(Outcome::reply(reject(shared, client, argv, refusal), found)));
         }
     }
     if let Some(queue) = client.multi.as_mut().filter(|_| !is_transaction_control(name)) {
@@ -345,12 +354,18 @@ fn queued_write(queue: &[Vec<Bytes>]) -> bool {
 }
 
 /// A command refused before running: inside MULTI the transaction is flagged to fail, and a
-/// refused EXEC aborts the transaction with EXECABORT naming the reason, as Redis does.
-fn reject(client: &mut ClientState, argv: &[Bytes], error: CommandError) -> Frame {
+/// refused EXEC aborts the transaction (and its WATCHes) with EXECABORT naming the reason, as
+/// Redis does.
+fn reject(shared: &Shared, client: &mut ClientState, argv: &[Bytes], error: CommandError) -> Frame {
     if argv[0].eq_ignore_ascii_case(b"exec") {
+        // Redis discards the transaction, WATCHes included, even outside MULTI.
         client.multi = None;
         client.multi_failed = false;
         client.snapshot.lock().multi = -1;
+        if !client.watched.is_empty() {
+            let watched = std::mem::take(&mut client.watched);
+            shared.keyspace.lock().watches.unwatch(client.id, &watched);
+        }
         let text = error.to_string();
         let reason = text.strip_prefix("ERR ").unwrap_or(&text);
         return CommandError::raw(format!("EXECABORT Transaction discarded because of: {reason}"))

@@ -10,6 +10,18 @@ pub fn int(arg: &[u8]) -> Result<i64, CommandError> {
     parse_i64(arg).ok_or(CommandError::NotInteger)
 }
 
+/// An argument Redis reads as a C `int` (a database index): not an integer, or outside the
+/// 32-bit range, each with Redis's words.
+pub fn int32(arg: &[u8]) -> Result<i64, CommandError> {
+    let n = int(arg)?;
+    if i32::try_from(n).is_err() {
+        return Err(CommandError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    Ok(n)
+}
+
 /// A non-negative integer argument with a custom error.
 pub fn int_with(arg: &[u8], error: CommandError) -> Result<i64, CommandError> {
     parse_i64(arg).ok_or(error)

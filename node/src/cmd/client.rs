@@ -278,10 +278,9 @@ fn setinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let ms = int(&args[2])
-        .map_err(|_| CommandError::err("timeout is not an integer or out of range"))?;
-    if ms < 0 {
-        return Err(CommandError::err("timeout is negative"));
+    // Redis's order: the argument count, then the mode, then the timeout.
+    if args.len() > 4 {
+        return Err(super::server::subcommand_syntax(&args[1], "CLIENT"));
     }
     let all = match args.get(3) {
         None => true,
@@ -289,8 +288,10 @@ fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Some(a) if is(a, "write") => false,
         Some(_) => return Err(CommandError::err("CLIENT PAUSE mode must be WRITE or ALL")),
     };
-    if args.len() > 4 {
-        return Err(CommandError::Syntax);
+    let ms = int(&args[2])
+        .map_err(|_| CommandError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CommandError::err("timeout is negative"));
     }
     let until = Instant::now() + Duration::from_millis(ms as u64);
     ctx.server.pause_with(|p| {
@@ -341,7 +342,10 @@ fn no_evict(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let target = int(&args[2]).map_err(|_| CommandError::NotInteger)? as u64;
+    // Redis's order: the argument count, then the reason, then the id.
+    if args.len() > 4 {
+        return Err(super::server::subcommand_syntax(&args[1], "CLIENT"));
+    }
     let with_error = match args.get(3) {
         None => false,
         Some(a) if is(a, "timeout") => false,
@@ -350,6 +354,7 @@ fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(CommandError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"))
         }
     };
+    let target = int(&args[2]).map_err(|_| CommandError::NotInteger)? as u64;
     let Some(ticket) = ctx.ks.blocking.ticket_of(target) else { return Ok(Frame::Integer(0)) };
     let waiter = ctx.ks.blocking.unblock(ticket).expect("ticket_of found it");
     let reply = if with_error {

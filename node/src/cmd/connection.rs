@@ -42,8 +42,7 @@ fn echo(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let db =
-        int(&args[1]).map_err(|_| CommandError::err("value is not an integer or out of range"))?;
+    let db = crate::cmd::args::int32(&args[1])?;
     if db < 0 || db as usize >= ctx.ks.dbs.len() {
         return Err(CommandError::err("DB index is out of range"));
     }

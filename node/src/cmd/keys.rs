@@ -227,7 +227,7 @@ fn renamenx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn target_db(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CommandError> {
-    let db = int(arg)?;
+    let db = crate::cmd::args::int32(arg)?;
     if db < 0 || db as usize >= ctx.ks.dbs.len() {
         return Err(CommandError::err("DB index is out of range"));
     }
@@ -327,10 +327,9 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], relative: bool, seconds: bo
         } else if is(opt, "lt") {
             lt = true;
         } else {
-            return Err(CommandError::err(format!(
-                "Unsupported option {}",
-                String::from_utf8_lossy(opt)
-            )));
+            let mut text = b"ERR Unsupported option ".to_vec();
+            text.extend_from_slice(crate::dispatch::c_str(opt));
+            return Err(CommandError::Bytes(Bytes::from(text)));
         }
     }
     if nx && (xx || gt || lt) {
@@ -404,7 +403,7 @@ fn expiry_of(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<i64, i64> {
 
 fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(match expiry_of(ctx, &args[1]) {
-        Ok(at) => ((at - ctx.now_ms).max(0) + 500) / 1000,
+        Ok(at) => seconds_rounded((at - ctx.now_ms).max(0)),
         Err(code) => code,
     }))
 }
@@ -418,9 +417,15 @@ fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn expiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(match expiry_of(ctx, &args[1]) {
-        Ok(at) => (at + 500) / 1000,
+        Ok(at) => seconds_rounded(at),
         Err(code) => code,
     }))
+}
+
+/// Milliseconds to the nearest second, as Redis rounds them (`(ms + 500) / 1000`), without
+/// overflowing for expiries near the largest time.
+fn seconds_rounded(ms: i64) -> i64 {
+    ((i128::from(ms) + 500) / 1000) as i64
 }
 
 fn pexpiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

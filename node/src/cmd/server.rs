@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::resp::Frame;
 
-use crate::cmd::args::{int, is};
+use crate::cmd::args::{int, int32, is};
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, container_with, repr, table, CommandSpec};
 use crate::error::{CmdResult, CommandError};
@@ -68,6 +68,7 @@ static COMMAND: &[CommandSpec] = &[
 /// Redis's `addReplySubcommandSyntaxError`.
 pub fn subcommand_syntax(sub: &[u8], command: &str) -> CommandError {
     let mut text = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    let sub = crate::dispatch::c_str(sub);
     text.extend_from_slice(&sub[..sub.len().min(128)]);
     text.extend_from_slice(format!("'. Try {command} HELP.").as_bytes());
     CommandError::Bytes(Bytes::from(text))
@@ -121,8 +122,8 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let a = int(&args[1]).map_err(|_| CommandError::err("invalid first DB index"))?;
-    let b = int(&args[2]).map_err(|_| CommandError::err("invalid second DB index"))?;
+    let a = int32(&args[1]).map_err(|_| CommandError::err("invalid first DB index"))?;
+    let b = int32(&args[2]).map_err(|_| CommandError::err("invalid second DB index"))?;
     let count = ctx.ks.dbs.len() as i64;
     if a < 0 || a >= count || b < 0 || b >= count {
         return Err(CommandError::err("DB index is out of range"));

@@ -87,9 +87,10 @@ fn expiry_arg(
 }
 
 fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (mut nx, mut xx, mut get) = (false, false, false);
-    let mut ttl = Ttl::None;
-    let mut expiry_kind: Option<&str> = None;
+    let (mut nx, mut xx, mut get, mut keep) = (false, false, false, false);
+    // As in Redis, every option is parsed (syntax errors first) before the expiry's value is
+    // checked, and a repeated expiry option counts only with its last value.
+    let mut expiry: Option<(&Bytes, &Bytes)> = None;
     let mut i = 3;
     while i < args.len() {
         let a = &args[i];
@@ -100,21 +101,23 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             xx = true;
         } else if is(a, "get") {
             get = true;
-        } else if is(a, "keepttl") && expiry_kind.is_none_or(|k| k == "keepttl") {
-            ttl = Ttl::Keep;
-            expiry_kind = Some("keepttl");
-        } else if let Some(kind) =
-            expiry_option(a).filter(|k| expiry_kind.is_none_or(|e| e == *k) && has_next)
+        } else if is(a, "keepttl") && expiry.is_none() {
+            keep = true;
+        } else if expiry_option(a)
+            .is_some_and(|kind| !keep && expiry.is_none_or(|(o, _)| is(o, kind)) && has_next)
         {
-            // Redis lets the same option repeat (the last value wins) but not mix with others.
-            ttl = Ttl::At(expiry_arg(ctx.now_ms, a, &args[i + 1], "set")?);
-            expiry_kind = Some(kind);
+            expiry = Some((a, &args[i + 1]));
             i += 1;
         } else {
             return Err(CommandError::Syntax);
         }
         i += 1;
     }
+    let ttl = match expiry {
+        Some((option, value)) => Ttl::At(expiry_arg(ctx.now_ms, option, value, "set")?),
+        None if keep => Ttl::Keep,
+        None => Ttl::None,
+    };
     let key = &args[1];
     let old = if get {
         match ctx.lookup_read(key) {
@@ -207,27 +210,32 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut ttl = Ttl::None;
-    let mut expiry_kind: Option<&str> = None;
+    let mut persist = false;
+    let mut expiry: Option<(&Bytes, &Bytes)> = None;
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
-        if let Some(kind) =
-            expiry_option(a).filter(|k| expiry_kind.is_none_or(|e| e == *k) && i + 1 < args.len())
-        {
-            ttl = Ttl::At(expiry_arg(ctx.now_ms, a, &args[i + 1], "getex")?);
-            expiry_kind = Some(kind);
+        if expiry_option(a).is_some_and(|kind| {
+            !persist && expiry.is_none_or(|(o, _)| is(o, kind)) && i + 1 < args.len()
+        }) {
+            expiry = Some((a, &args[i + 1]));
             i += 1;
-        } else if is(a, "persist") && expiry_kind.is_none_or(|k| k == "persist") {
-            ttl = Ttl::Persist;
-            expiry_kind = Some("persist");
+        } else if is(a, "persist") && expiry.is_none() {
+            persist = true;
         } else {
             return Err(CommandError::Syntax);
         }
         i += 1;
     }
     let key = &args[1];
+    // Redis's order: a missing key answers nil and a wrong type WRONGTYPE before the expiry's
+    // value is checked.
     let Some(value) = ctx.read_str(key)?.map(|v| Frame::bulk(v)) else { return Ok(Frame::Null) };
+    let ttl = match expiry {
+        Some((option, value)) => Ttl::At(expiry_arg(ctx.now_ms, option, value, "getex")?),
+        None if persist => Ttl::Persist,
+        None => Ttl::None,
+    };
     match ttl {
         Ttl::At(at) if at <= ctx.now_ms => {
             ctx.delete(key);
