@@ -152,10 +152,19 @@ fn a_corrupt_dump_stops_startup_and_is_left_untouched() {
 #[test]
 fn save_points_bgsave_misconf_and_save_on_sigterm() {
     let port = ports::allocate();
-    let args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "1 1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "1 1",
+        "--enable-protected-configs",
+        "local",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let mut node = Proc::start("node", &bin_dir().join("warden-node"), &args);
     let mut c =
         wait::until("warden-node to accept connections", Duration::from_secs(10), || connect(port));
@@ -176,8 +185,10 @@ fn save_points_bgsave_misconf_and_save_on_sigterm() {
     let info: String = cmd(&mut c, &["INFO", "persistence"]);
     assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
     assert_eq!(cmd::<String>(&mut c, &["BGSAVE"]), "Background saving started");
-    // A background save that cannot write its file stops writes (MISCONF) until one succeeds.
-    let _: () = cmd(&mut c, &["CONFIG", "SET", "dbfilename", "missing-dir/dump.rdb"]);
+    // A background save that cannot write its file stops writes (MISCONF) until one succeeds:
+    // a directory in the file's place makes the final rename fail.
+    std::fs::create_dir_all(node.dir().join("blocked.rdb/inside")).unwrap();
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "dbfilename", "blocked.rdb"]);
     wait::until("a failed background save to refuse writes", Duration::from_secs(10), || {
         let _ = redis::cmd("BGSAVE").query::<String>(&mut c);
         match redis::cmd("SET").arg("b").arg("2").query::<()>(&mut c) {

@@ -114,7 +114,7 @@ static DIRECTIVES: &[Directive] = &[
     d("repl-backlog-size", Kind::Memory, "1048576", true),
     d("repl-backlog-ttl", U31, "3600", true),
     d("repl-timeout", Kind::Int(1, i32::MAX as i64), "60", true),
-    d("repl-ping-replica-period", Kind::Int(1, i32::MAX as i64), "10", true),
+    alias("repl-ping-replica-period", "repl-ping-slave-period", Kind::Int(1, i32::MAX as i64), "10", true),
     d("repl-diskless-sync", Kind::Bool, "yes", true),
     d("repl-diskless-sync-delay", U31, "5", true),
     // Where a replica keeps a full sync's transfer: see `repl::transfer`.
@@ -195,7 +195,7 @@ static DIRECTIVES: &[Directive] = &[
     d("lazyfree-lazy-server-del", Kind::Bool, "no", true),
     d("lazyfree-lazy-eviction", Kind::Bool, "no", true),
     // Like the lazyfree-* settings: only when a replica's old dataset is freed differs.
-    d("replica-lazy-flush", Kind::Bool, "no", true),
+    alias("replica-lazy-flush", "slave-lazy-flush", Kind::Bool, "no", true),
     // Tuning of structures warden-node does not hold (HyperLogLog, streams) or of a feature
     // it does not have (the ACL log): no value changes what it does, as in a Redis build.
     d("hll-sparse-max-bytes", Kind::Memory, "3000", true),
@@ -252,6 +252,178 @@ static DIRECTIVES: &[Directive] = &[
     ),
     // Only read with oom-score-adj on.
     d("oom-score-adj-values", Kind::Words, "0 200 800", true),
+    // Who may CONFIG SET the protected settings (`dir`, `dbfilename`), like
+    // `enable-debug-command` for DEBUG.
+    d("enable-protected-configs", Kind::Enum(&["no", "yes", "local"]), "no", false),
+    d("enable-module-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
+    // Settings of features warden-node does not have, which only take effect with another
+    // setting it refuses (cluster-enabled, tls-port, syslog-enabled, maxmemory, LFU policies,
+    // scripting, client tracking, ACL users): any value changes nothing, as in a Redis whose
+    // feature is off. They exist so CONFIG GET * and Redis config files match Redis.
+    pending(
+        "cluster-enabled",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "cluster mode is not implemented in warden-node",
+    ),
+    d("cluster-config-file", Kind::Str, "nodes.conf", false),
+    d("cluster-node-timeout", I64, "15000", true),
+    d("cluster-port", Kind::Int(0, 65535), "0", false),
+    d("cluster-announce-ip", Kind::Str, "", true),
+    d("cluster-announce-hostname", Kind::Str, "", true),
+    d("cluster-announce-port", Kind::Int(0, 65535), "0", true),
+    d("cluster-announce-bus-port", Kind::Int(0, 65535), "0", true),
+    d("cluster-announce-tls-port", Kind::Int(0, 65535), "0", true),
+    d("cluster-migration-barrier", U31, "1", true),
+    d("cluster-require-full-coverage", Kind::Bool, "yes", true),
+    alias("cluster-replica-no-failover", "cluster-slave-no-failover", Kind::Bool, "no", true),
+    alias("cluster-replica-validity-factor", "cluster-slave-validity-factor", U31, "10", true),
+    d("cluster-allow-reads-when-down", Kind::Bool, "no", true),
+    d("cluster-allow-pubsubshard-when-down", Kind::Bool, "yes", true),
+    d("cluster-allow-replica-migration", Kind::Bool, "yes", true),
+    d("cluster-link-sendbuf-limit", Kind::Memory, "0", true),
+    d(
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+        true,
+    ),
+    pending("tls-port", Kind::Int(0, 65535), "0", &["0"], "TLS is not implemented in warden-node"),
+    pending("tls-replication", Kind::Bool, "no", &["no"], "TLS is not implemented in warden-node"),
+    pending("tls-cluster", Kind::Bool, "no", &["no"], "TLS is not implemented in warden-node"),
+    d("tls-cert-file", Kind::Str, "", true),
+    d("tls-key-file", Kind::Str, "", true),
+    d("tls-key-file-pass", Kind::Str, "", true),
+    d("tls-client-cert-file", Kind::Str, "", true),
+    d("tls-client-key-file", Kind::Str, "", true),
+    d("tls-client-key-file-pass", Kind::Str, "", true),
+    d("tls-dh-params-file", Kind::Str, "", true),
+    d("tls-ca-cert-file", Kind::Str, "", true),
+    d("tls-ca-cert-dir", Kind::Str, "", true),
+    d("tls-protocols", Kind::Str, "", true),
+    d("tls-ciphers", Kind::Str, "", true),
+    d("tls-ciphersuites", Kind::Str, "", true),
+    d("tls-prefer-server-ciphers", Kind::Bool, "no", true),
+    d("tls-session-caching", Kind::Bool, "yes", true),
+    d("tls-session-cache-size", U31, "20480", true),
+    d("tls-session-cache-timeout", U31, "300", true),
+    d("tls-auth-clients", Kind::Enum(&["no", "yes", "optional"]), "yes", true),
+    pending(
+        "syslog-enabled",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "logging to syslog is not implemented in warden-node; use logfile or the journal",
+    ),
+    d("syslog-ident", Kind::Str, "redis", false),
+    d("syslog-facility", Kind::Str, "local0", false),
+    d("unixsocketperm", Kind::Int(0, 0o777), "0", false),
+    alias("busy-reply-threshold", "lua-time-limit", I64, "5000", true),
+    d("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000", true),
+    d("acl-pubsub-default", Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", true),
+    pending("aclfile", Kind::Str, "", &[""], "ACL users are not implemented in warden-node yet"),
+    d("lfu-log-factor", U31, "10", true),
+    d("lfu-decay-time", U31, "1", true),
+    d("maxmemory-eviction-tenacity", Kind::Int(0, 100), "10", true),
+    pending(
+        "maxmemory-clients",
+        Kind::Memory,
+        "0",
+        &["0"],
+        "client eviction is not implemented in warden-node yet",
+    ),
+    alias("replica-ignore-maxmemory", "slave-ignore-maxmemory", Kind::Bool, "yes", true),
+    pending(
+        "activedefrag",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "active defragmentation is not implemented in warden-node",
+    ),
+    d("active-defrag-ignore-bytes", Kind::Memory, "104857600", true),
+    d("active-defrag-threshold-lower", Kind::Int(0, 1000), "10", true),
+    d("active-defrag-threshold-upper", Kind::Int(0, 1000), "100", true),
+    d("active-defrag-cycle-min", Kind::Int(1, 99), "1", true),
+    d("active-defrag-cycle-max", Kind::Int(1, 99), "25", true),
+    d("active-defrag-max-scan-fields", Kind::Int(1, i64::MAX), "1000", true),
+    // See `cron::ExpireEffort`.
+    d("active-expire-effort", Kind::Int(1, 10), "1", true),
+    pending(
+        "latency-tracking",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "per-command latency percentiles (INFO latencystats) are not implemented in warden-node yet",
+    ),
+    d("latency-tracking-info-percentiles", Kind::Words, "50 99 99.9", true),
+    // warden-node's threads, when io-threads > 1, always do both reads and writes.
+    d("io-threads-do-reads", Kind::Bool, "no", false),
+    pending(
+        "propagation-error-behavior",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+        &["ignore"],
+        "only ignoring errors in the replication stream is implemented in warden-node",
+    ),
+    pending(
+        "replica-ignore-disk-write-errors",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "a replica that cannot persist stops applying writes in warden-node",
+    ),
+    // RESTORE payloads and RDB files are always checked in full as they are decoded.
+    d("sanitize-dump-payload", Kind::Enum(&["no", "yes", "clients"]), "no", true),
+    pending(
+        "shutdown-on-sigint",
+        Kind::Words,
+        "default",
+        &["default"],
+        "choosing what SIGINT does is not implemented in warden-node yet",
+    ),
+    pending(
+        "shutdown-on-sigterm",
+        Kind::Words,
+        "default",
+        &["default"],
+        "choosing what SIGTERM does is not implemented in warden-node yet",
+    ),
+    pending("socket-mark-id", U31, "0", &["0"], "socket marks are not implemented in warden-node"),
+    pending(
+        "bind-source-addr",
+        Kind::Str,
+        "",
+        &[""],
+        "choosing the source address of replication links is not implemented in warden-node",
+    ),
+    pending("server_cpulist", Kind::Str, "", &[""], "CPU affinity is not implemented in warden-node"),
+    pending("bio_cpulist", Kind::Str, "", &[""], "CPU affinity is not implemented in warden-node"),
+    pending(
+        "aof_rewrite_cpulist",
+        Kind::Str,
+        "",
+        &[""],
+        "CPU affinity is not implemented in warden-node",
+    ),
+    pending(
+        "bgsave_cpulist",
+        Kind::Str,
+        "",
+        &[""],
+        "CPU affinity is not implemented in warden-node",
+    ),
+    pending(
+        "aof-disable-auto-gc",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "warden-node always deletes AOF history files after a rewrite",
+    ),
+    // Crash reports: a panic in warden-node prints its own report to the log.
+    d("crash-log-enabled", Kind::Bool, "yes", true),
+    d("crash-memcheck-enabled", Kind::Bool, "yes", true),
+    d("ignore-warnings", Kind::Str, "", true),
     // Read once at startup, as in Redis; see `proc_title`.
     d("set-proc-title", Kind::Bool, "yes", false),
     d("proc-title-template", Kind::Str, "{title} {listen-addr} {server-mode}", true),
@@ -314,6 +486,8 @@ pub struct Settings {
     pub output_limits: crate::output_limit::OutputLimits,
     /// Background task frequency.
     pub hz: u64,
+    /// `active-expire-effort` (1–10).
+    pub active_expire_effort: u64,
     /// Raise `hz` with the number of clients (Redis's `dynamic-hz`).
     pub dynamic_hz: bool,
     /// The cron finishes resizes of the keyspace's tables (Redis's `activerehashing`).
@@ -408,6 +582,9 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             lower
         }
         Kind::Str => {
+            if dir.name == "dbfilename" && value.contains(['/', '\\']) {
+                return Err("dbfilename can't be a path, just a filename".into());
+            }
             if dir.name == "proc-title-template" && !crate::proc_title::is_valid(&value) {
                 return Err("template format is invalid or contains unknown variables".into());
             }
@@ -475,6 +652,7 @@ fn placeholder_settings() -> Settings {
         client_query_buffer_limit: 1 << 30,
         output_limits: Default::default(),
         hz: 10,
+        active_expire_effort: 1,
         dynamic_hz: true,
         active_rehashing: true,
         enable_debug_command: "no".into(),
@@ -558,16 +736,10 @@ impl Config {
             .copied()
             .filter(|p| p.iter().any(|c| matches!(c, b'*' | b'?' | b'[')))
             .collect();
+        // Old names (slave-*, *-ziplist-*) match patterns too, as in Redis 7.0.
         for d in DIRECTIVES {
             for name in std::iter::once(d.name).chain(d.alias) {
-                let exact_alias = Some(name) == d.alias;
-                let hit = patterns.iter().any(|p| {
-                    if exact_alias {
-                        p.eq_ignore_ascii_case(name.as_bytes())
-                    } else {
-                        common::glob::matches(p, name.as_bytes(), true)
-                    }
-                });
+                let hit = patterns.iter().any(|p| common::glob::matches(p, name.as_bytes(), true));
                 if hit && !out.iter().any(|(n, _)| n == name) {
                     let mut value = self.values[d.name].clone();
                     if d.name == "dir" {
@@ -578,6 +750,11 @@ impl Config {
             }
         }
         out
+    }
+
+    /// Settings only clients allowed by `enable-protected-configs` may change at run time.
+    pub fn is_protected(name: &str) -> bool {
+        matches!(canonical_name(name), Some("dir" | "dbfilename"))
     }
 
     /// CONFIG SET of one directive. Errors are Redis's reasons (without the prefix).
@@ -682,6 +859,7 @@ impl Config {
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
             output_limits: self.output_limits(),
             hz: self.int("hz") as u64,
+            active_expire_effort: self.int("active-expire-effort") as u64,
             dynamic_hz: self.flag("dynamic-hz"),
             active_rehashing: self.flag("activerehashing"),
             enable_debug_command: self.values["enable-debug-command"].clone(),

@@ -10,8 +10,35 @@ use common::shutdown::Shutdown;
 use crate::exec::Propagated;
 use crate::server::{unix_ms, Shared};
 
-/// How much of each tick active expiry may hold the keyspace lock.
+/// How much of each tick active expiry may hold the keyspace lock (at the lowest effort).
 const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
+
+/// How hard the active expiry cycle works, from `active-expire-effort` (1–10), scaled as
+/// Redis scales it: more keys sampled per pass, a smaller share of expired keys tolerated
+/// before moving to the next database, and a longer time budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpireEffort {
+    /// Keys sampled per pass.
+    pub keys_per_loop: usize,
+    /// A database is sampled again while more than this percentage of a pass had expired.
+    pub acceptable_stale_pct: usize,
+    /// The time budget per tick.
+    pub budget: Duration,
+}
+
+impl ExpireEffort {
+    /// The effort for `active-expire-effort` `setting`.
+    pub fn new(setting: u64) -> ExpireEffort {
+        let e = setting.clamp(1, 10) as usize - 1;
+        ExpireEffort {
+            keys_per_loop: 20 + 20 / 4 * e,
+            acceptable_stale_pct: 10 - e,
+            // Redis's slow cycle may use 25% + 2% per step of each tick; ours starts from a
+            // smaller budget and grows in the same proportion.
+            budget: EXPIRE_BUDGET * (25 + 2 * e as u32) / 25,
+        }
+    }
+}
 /// How much of each tick may go to moving buckets of resizing tables (Redis: 1 ms).
 const REHASH_BUDGET: Duration = Duration::from_millis(1);
 
@@ -129,6 +156,7 @@ fn replication_cron(shared: &Shared) {
 
 /// Deletes expired keys by sampling, like Redis's active expire cycle, within a time budget.
 pub fn active_expire(shared: &Shared) {
+    let effort = ExpireEffort::new(shared.config.read().settings.active_expire_effort);
     let started = Instant::now();
     let mut rng = rand::thread_rng();
     let mut ks = shared.keyspace.lock();
@@ -136,14 +164,14 @@ pub fn active_expire(shared: &Shared) {
     let mut out = Vec::new();
     for db in 0..ks.dbs.len() {
         loop {
-            let (expired, again) = ks.expire_sample(db, now, &mut rng);
+            let (expired, again) = ks.expire_sample(db, now, &mut rng, &effort);
             if shared.is_propagating() {
                 out.extend(expired.into_iter().map(|key| Propagated {
                     db,
                     argv: vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(&key)],
                 }));
             }
-            if !again || started.elapsed() > EXPIRE_BUDGET {
+            if !again || started.elapsed() > effort.budget {
                 break;
             }
         }
@@ -154,6 +182,16 @@ pub fn active_expire(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expire_effort_scales_like_redis() {
+        let low = ExpireEffort::new(1);
+        assert_eq!((low.keys_per_loop, low.acceptable_stale_pct), (20, 10));
+        assert_eq!(low.budget, EXPIRE_BUDGET);
+        let high = ExpireEffort::new(10);
+        assert_eq!((high.keys_per_loop, high.acceptable_stale_pct), (65, 1));
+        assert!(high.budget > low.budget);
+    }
 
     /// Redis's rule: 10 hz serves 2000 clients; more double it, never past 500.
     #[test]

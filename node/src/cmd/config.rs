@@ -7,7 +7,7 @@ use common::resp::Frame;
 
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, CommandSpec};
-use crate::config::SetError;
+use crate::config::{Config, SetError};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
 
@@ -50,6 +50,12 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         seen.push(canonical.to_string());
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        if Config::is_protected(&name) && !protected_allowed(&config, ctx.client.addr) {
+            return Err(CommandError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{}') - can't set protected config",
+                canonical
+            )));
+        }
         config.set(&name, &value).map_err(|e| match e {
             SetError::Unknown => CommandError::err(format!(
                 "Unknown option or number of arguments for CONFIG SET - '{name}'"
@@ -181,4 +187,13 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
             ("REWRITE", "Write the running configuration back into the config file."),
         ],
     ))
+}
+
+/// `enable-protected-configs`: `yes` for every client, `local` for loopback ones.
+fn protected_allowed(config: &Config, addr: std::net::SocketAddr) -> bool {
+    match config.get("enable-protected-configs") {
+        Some("yes") => true,
+        Some("local") => addr.ip().is_loopback(),
+        _ => false,
+    }
 }

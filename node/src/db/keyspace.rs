@@ -197,14 +197,14 @@ impl Keyspace {
         db: usize,
         now_ms: i64,
         rng: &mut impl Rng,
+        effort: &crate::cron::ExpireEffort,
     ) -> (Vec<Sds>, bool) {
-        const SAMPLE: usize = 20;
         let d = &mut self.dbs[db];
         if d.expires.is_empty() {
             return (Vec::new(), false);
         }
         let mut expired = Vec::new();
-        let samples = SAMPLE.min(d.expires.len());
+        let samples = effort.keys_per_loop.min(d.expires.len());
         for _ in 0..samples {
             if let Some((key, at)) = d.expires.random(rng) {
                 if *at <= now_ms && !expired.contains(key) {
@@ -217,7 +217,7 @@ impl Keyspace {
             self.watches.touch(db, key);
         }
         self.stats.expired += expired.len() as u64;
-        let again = expired.len() * 4 > samples;
+        let again = expired.len() * 100 > effort.acceptable_stale_pct * samples;
         (expired, again)
     }
 }
