@@ -513,6 +513,67 @@ fn a_replica_leaving_mid_transfer_releases_the_frozen_view() {
     });
 }
 
+/// One frozen view at a time also holds for the AOF: BGREWRITEAOF while a replica's transfer
+/// holds the view is scheduled (as in Redis, where a child is already running), not written
+/// under the keyspace lock; it runs once the view is released, and its base holds the data.
+#[test]
+fn an_aof_rewrite_during_a_transfer_is_scheduled_until_the_view_is_released() {
+    let master = Node::start(
+        Kind::Warden,
+        "master",
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--appendonly",
+            "yes",
+            "--enable-debug-command",
+            "yes",
+        ],
+    );
+    let mut c = master.connect();
+    let _: () = cmd(&mut c, &["DEBUG", "POPULATE", "300000"]);
+    let rewrites = |m: &Node| m.info("aof_rewrites").unwrap_or_default();
+    wait::until("the AOF to be on", Duration::from_secs(30), || {
+        match master.info("aof_rewrite_in_progress").as_deref() {
+            Some("0") => Ok(()),
+            other => Err(format!("aof_rewrite_in_progress:{other:?}")),
+        }
+    });
+    let before = rewrites(&master);
+    {
+        let _stalled = stalled_diskless_replica(&master);
+        let reply: String = cmd(&mut c, &["BGREWRITEAOF"]);
+        assert_eq!(reply, "Background append only file rewriting scheduled");
+        assert_eq!(master.info("aof_rewrite_scheduled").as_deref(), Some("1"));
+        let again = redis::cmd("BGREWRITEAOF").query::<String>(&mut c).unwrap_err();
+        assert_eq!(
+            again.detail(),
+            Some("Background append only file rewriting already in progress")
+        );
+        // Writers are not held up meanwhile.
+        let _: () = cmd(&mut c, &["SET", "during", "1"]);
+        assert_eq!(rewrites(&master), before);
+    }
+    wait::until("the scheduled rewrite to run", Duration::from_secs(30), || {
+        let now = (rewrites(&master), master.info("aof_rewrite_scheduled"));
+        if now.0 != before && now.1.as_deref() == Some("0") {
+            Ok(())
+        } else {
+            Err(format!("aof_rewrites:{} aof_rewrite_scheduled:{:?}", now.0, now.1))
+        }
+    });
+    let _: () = cmd(&mut c, &["SET", "after", "1"]);
+    // The new base and incremental file hold everything: a restart loads all of it.
+    let mut master = master;
+    master.proc.restart();
+    let dbsize =
+        wait::until("the restarted master to load its AOF", Duration::from_secs(30), || {
+            let mut c = master.try_connect()?;
+            redis::cmd("DBSIZE").query::<i64>(&mut c).map_err(|e| e.to_string())
+        });
+    assert_eq!(dbsize, 300_002, "{}", master.proc.log());
+}
+
 /// A disk-based full sync (`repl-diskless-sync no`) writes its frozen snapshot to dump.rdb in
 /// chunks and sends that file. While another snapshot holds the frozen view (here a replica
 /// that stopped reading its diskless transfer), a new replica waits for it instead of the

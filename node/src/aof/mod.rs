@@ -90,6 +90,9 @@ pub struct AofState {
     pub base_size: u64,
     /// A rewrite is running.
     pub rewriting: bool,
+    /// A rewrite waits for another snapshot (BGSAVE, a replica's sync) to release the frozen
+    /// view (INFO `aof_rewrite_scheduled`).
+    pub rewrite_scheduled: bool,
     /// On a replica: the replication offset that the AOF holds everything up to once what is
     /// appended so far is fsynced (what FACK reports).
     pub repl_mark: i64,
@@ -120,7 +123,7 @@ pub fn auto_rewrite_cron(shared: &Arc<Shared>) {
         return;
     }
     let due = match shared.aof.lock().as_mut() {
-        Some(st) if !st.rewriting => {
+        Some(st) if !st.rewriting && !st.rewrite_scheduled => {
             let size = st.current_size();
             let base = st.base_size.max(1);
             let due = size >= min_size && (size - base.min(size)) * 100 / base >= percentage;
@@ -226,6 +229,7 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
         closing: false,
         base_size: 0,
         rewriting: false,
+        rewrite_scheduled: false,
         repl_mark: 0,
     });
     if let Some(st) = shared.aof.lock().as_mut() {
@@ -340,11 +344,24 @@ fn write_loop(shared: &Shared) {
     }
 }
 
-/// BGREWRITEAOF: a new base snapshot and a new incremental file. The snapshot is taken under
-/// the keyspace lock (no fork), which pauses writers for the time it takes to serialise.
+/// How often a scheduled rewrite checks whether the frozen view was released.
+const SCHEDULED_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// BGREWRITEAOF: a new base snapshot and a new incremental file. The base is written from a
+/// frozen view of the keyspace in chunks, so writers keep going. There is one frozen view at a
+/// time (as Redis runs one child): while a BGSAVE or a replica's sync holds it, the rewrite is
+/// scheduled and starts when it is released, instead of serialising everything under the lock.
 pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
-    if let Some(st) = shared.aof.lock().as_mut() {
-        st.rewriting = true;
+    loop {
+        let frozen = shared.keyspace.lock().frozen.is_some();
+        if let Some(st) = shared.aof.lock().as_mut() {
+            st.rewrite_scheduled = frozen;
+            st.rewriting = !frozen;
+        }
+        if !frozen {
+            break;
+        }
+        std::thread::sleep(SCHEDULED_POLL);
     }
     let result = rewrite_now(shared);
     if result.is_err() {
@@ -356,8 +373,8 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
 }
 
 /// How the new base gets written: from a frozen keyspace in chunks (writers keep going), or,
-/// when a BGSAVE or a replica's sync holds the frozen view, from bytes serialised under the
-/// lock.
+/// when a BGSAVE or a replica's sync froze the view between the wait in [`rewrite`] and the
+/// lock (a narrow race), from bytes serialised under the lock.
 enum BaseWrite {
     Rdb(PendingSave, Box<Snapshot<RdbWriter<Vec<u8>>>>),
     Commands(PendingSave, Box<Snapshot<CommandWriter>>),

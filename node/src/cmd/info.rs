@@ -200,13 +200,16 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "rdb_last_cow_size", &0);
             w(out, "rdb_last_load_keys_expired", &stats.keys_expired);
             w(out, "rdb_last_load_keys_loaded", &stats.keys_loaded);
-            let (aof_on, rewrites, write_failed, rewriting) = match shared.aof.lock().as_ref() {
-                Some(st) => (1, st.rewrites, st.write_failed, st.rewriting),
-                None => (0, 0, false, false),
-            };
+            let (aof_on, rewrites, write_failed, rewriting, scheduled) =
+                match shared.aof.lock().as_ref() {
+                    Some(st) => {
+                        (1, st.rewrites, st.write_failed, st.rewriting, st.rewrite_scheduled)
+                    }
+                    None => (0, 0, false, false, false),
+                };
             w(out, "aof_enabled", &aof_on);
             w(out, "aof_rewrite_in_progress", &u8::from(rewriting));
-            w(out, "aof_rewrite_scheduled", &0);
+            w(out, "aof_rewrite_scheduled", &u8::from(scheduled));
             w(out, "aof_last_rewrite_time_sec", &-1);
             w(out, "aof_current_rewrite_time_sec", &-1);
             w(out, "aof_last_bgrewrite_status", &"ok");

@@ -39,13 +39,28 @@ fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         // Redis would write a one-off AOF; without the AOF on there is nothing to rewrite here.
         return Err(CommandError::err("BGREWRITEAOF needs appendonly yes in warden-node"));
     }
+    let busy =
+        ctx.server.aof.lock().as_ref().is_some_and(|st| st.rewriting || st.rewrite_scheduled);
+    if busy {
+        return Err(CommandError::err("Background append only file rewriting already in progress"));
+    }
+    // As in Redis: with another snapshot running, the rewrite starts when it ends.
+    let scheduled = ctx.ks.frozen.is_some();
+    if let Some(st) = ctx.server.aof.lock().as_mut() {
+        st.rewrite_scheduled = scheduled;
+        st.rewriting = !scheduled;
+    }
     let shared = ctx.server.self_arc();
     std::thread::spawn(move || {
         if let Err(e) = crate::aof::rewrite(&shared) {
             warn!(cause = %e, "AOF rewrite failed");
         }
     });
-    Ok(Frame::simple("Background append only file rewriting started"))
+    Ok(Frame::simple(if scheduled {
+        "Background append only file rewriting scheduled"
+    } else {
+        "Background append only file rewriting started"
+    }))
 }
 
 /// Counters INFO persistence reports.
