@@ -57,6 +57,12 @@ fn settled_on(group: &Group, master: u16) -> Result<(), String> {
             return Err(format!("supervisor {} sees replicas following {following:?}", s.id));
         }
     }
+    nodes_settled_on(group, master)
+}
+
+/// The nodes alone (not what the supervisors saw yet): `master` is a master and every other
+/// node follows it with its link up.
+fn nodes_settled_on(group: &Group, master: u16) -> Result<(), String> {
     for n in &group.nodes {
         let info = node_info(n.port)?;
         let role = field(&info, "role").unwrap_or_default();

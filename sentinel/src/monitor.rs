@@ -233,6 +233,27 @@ pub fn record(views: &Views, addr: &Addr, ping: Option<&Frame>, info: Option<Str
     }
 }
 
+/// Polls `addr` once, now, and records what it says. An operator's request is planned from
+/// the views, which may be a poll period old (a second switchover right after a first one
+/// would otherwise see the replicas still following the previous master).
+pub async fn refresh(
+    views: &Views,
+    addr: &Addr,
+    creds: &Credentials,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut link =
+        NodeLink::connect(addr, creds, name, timeout).await.map_err(|e| e.to_string())?;
+    let cmds: Vec<Vec<&[u8]>> =
+        vec![vec![b"PING"], vec![b"INFO", b"replication"], vec![b"INFO", b"server"]];
+    let replies = link.pipeline(&cmds).await.map_err(|e| e.to_string())?;
+    let mut info = text(&replies[1]).unwrap_or_default();
+    info.push_str(&text(&replies[2]).unwrap_or_default());
+    record(views, addr, Some(&replies[0]), Some(info));
+    Ok(())
+}
+
 async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, name: String) {
     let mut round: u64 = 0;
     let mut warned = false;
@@ -292,6 +313,41 @@ async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, n
 mod tests {
     use super::*;
     use crate::machine::{Command, Machine};
+
+    /// `refresh` replaces a stale view at once: a node the view still shows following its
+    /// old master is seen following the new one.
+    #[tokio::test]
+    async fn refresh_replaces_a_stale_view_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = Addr::new("127.0.0.1".into(), listener.local_addr().unwrap().port());
+        let replication = "role:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:2\r\n\
+                           master_link_status:up\r\nslave_repl_offset:10\r\n";
+        let server = "run_id:0123456789012345678901234567890123456789\r\n";
+        let script = format!(
+            "+OK\r\n+PONG\r\n${}\r\n{replication}\r\n${}\r\n{server}\r\n",
+            replication.len(),
+            server.len()
+        );
+        let scripted = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            sock.write_all(script.as_bytes()).await.unwrap();
+            // Hold the connection until the client is done with it.
+            let mut sink = Vec::new();
+            let _ = sock.read_to_end(&mut sink).await;
+        });
+        let now = Instant::now();
+        let mut stale = NodeView::new(now);
+        stale.observe(NodeInfo::parse("role:slave\nmaster_host:127.0.0.1\nmaster_port:1\n"), now);
+        let views: Views =
+            Arc::new(parking_lot::Mutex::new(HashMap::from([(node.clone(), stale)])));
+        refresh(&views, &node, &Credentials::default(), "test", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let seen = views.lock()[&node].info.as_ref().and_then(|i| i.master.clone());
+        assert_eq!(seen, Some(Addr::new("127.0.0.1".into(), 2)));
+        scripted.abort();
+    }
 
     #[test]
     fn replicas_and_sub_replicas_are_discovered_from_info() {

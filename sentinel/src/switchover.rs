@@ -209,9 +209,35 @@ pub async fn request(
 ) -> Result<Started, ManualError> {
     let state = consensus.state.borrow().clone();
     let snapshot = views.lock().clone();
-    let cmd = plan(&state, req, &snapshot, Instant::now())?;
+    let cmd = match plan(&state, req, &snapshot, Instant::now()) {
+        Err(ManualError::BadTarget(why)) => {
+            // A named target is judged on INFO up to a poll period old: look at it and at the
+            // master again, once, before refusing the operator.
+            let (Some(to), Some(m)) = (&req.to, state.masters.get(&req.master)) else {
+                return Err(ManualError::BadTarget(why));
+            };
+            let creds = crate::node_link::Credentials::of(&m.spec);
+            let wait = Duration::from_millis(m.spec.down_after_ms).clamp(REFRESH_MIN, REFRESH_MAX);
+            let (target, master) = tokio::join!(
+                crate::monitor::refresh(views, to, &creds, REFRESH_CLIENT, wait),
+                crate::monitor::refresh(views, &m.spec.addr, &creds, REFRESH_CLIENT, wait),
+            );
+            if let Err(e) = target.and(master) {
+                tracing::debug!(error = %e, "could not refresh the switchover's nodes");
+            }
+            let snapshot = views.lock().clone();
+            plan(&state, req, &snapshot, Instant::now())?
+        }
+        other => other?,
+    };
     commit(consensus, connected, cmd, timeout).await
 }
+
+/// The client name of the one-off connection that refreshes a switchover's nodes.
+const REFRESH_CLIENT: &str = "warden-sentinel-refresh";
+/// Bounds on how long that refresh may take.
+const REFRESH_MIN: Duration = Duration::from_millis(100);
+const REFRESH_MAX: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
