@@ -16,21 +16,17 @@ fn connect(port: u16) -> Result<redis::Connection, String> {
     Ok(c)
 }
 
-fn start_node(dir: &Path, port: u16) -> Proc {
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--dir",
-        &dir.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+/// A warden-node on loopback `port` with the given extra directives.
+fn start_with(port: u16, extra: &[&str]) -> Proc {
+    let port = port.to_string();
+    let mut args = vec!["--port", &port, "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     Proc::start("node", &bin_dir().join("warden-node"), &args)
+}
+
+fn start_node(dir: &Path, port: u16) -> Proc {
+    start_with(port, &["--save", "", "--dir", &dir.display().to_string()])
 }
 
 fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
@@ -152,20 +148,7 @@ fn a_corrupt_dump_stops_startup_and_is_left_untouched() {
 #[test]
 fn save_points_bgsave_misconf_and_save_on_sigterm() {
     let port = ports::allocate();
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "1 1",
-        "--enable-protected-configs",
-        "local",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut node = Proc::start("node", &bin_dir().join("warden-node"), &args);
+    let mut node = start_with(port, &["--save", "1 1", "--enable-protected-configs", "local"]);
     let mut c =
         wait::until("warden-node to accept connections", Duration::from_secs(10), || connect(port));
     // A save point: one change, more than a second later, is saved in the background.

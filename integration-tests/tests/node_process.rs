@@ -189,3 +189,80 @@ fn debian_stock_redis_conf_starts_a_daemon() {
     });
     assert!(log().contains("Ready to accept connections"), "{}", log());
 }
+
+/// CONFIG REWRITE records the replication role as it is now, as Redis does (Sentinel and the
+/// supervisors rely on it to make a failover survive restarts): REPLICAOF then CONFIG REWRITE
+/// writes `replicaof <host> <port>` (an old `slaveof` line is replaced), and a restart comes
+/// back as that replica; REPLICAOF NO ONE then CONFIG REWRITE removes the line. Settings of
+/// several words are written as words.
+#[test]
+fn config_rewrite_persists_the_replication_role() {
+    let master_port = ports::allocate();
+    let master_args: Vec<String> =
+        ["--port", &master_port.to_string(), "--bind", "127.0.0.1", "--save", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let _master = Proc::start("master", &node_bin(), &master_args);
+    wait::until("the master to answer PING", Duration::from_secs(10), || ping(master_port));
+    let (_dir, conf, port) = config_file(|port| {
+        format!("port {port}\nbind 127.0.0.1\n# old name\nslaveof 127.0.0.1 1\nsave 900 1\n")
+    });
+    let mut node = Proc::start("node", &node_bin(), &[conf.display().to_string()]);
+    wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
+    let connect = || redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = connect().get_connection().unwrap();
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(master_port).query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 1mb 0 0")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG").arg("REWRITE").query(&mut c).unwrap();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains(&format!("\nreplicaof 127.0.0.1 {master_port}\n")), "{text}");
+    assert!(!text.contains("slaveof"), "{text}");
+    assert!(text.contains("# old name\n") && text.contains("\nsave 900 1\n"), "{text}");
+    assert!(
+        text.contains("\nclient-output-buffer-limit normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0\n"),
+        "{text}"
+    );
+    node.restart();
+    let role =
+        wait::until("the restarted node to follow the master", Duration::from_secs(10), || {
+            let mut c = connect().get_connection().map_err(|e| e.to_string())?;
+            let info: String =
+                redis::cmd("INFO").arg("replication").query(&mut c).map_err(|e| e.to_string())?;
+            if info.contains(&format!("master_port:{master_port}")) {
+                Ok(info)
+            } else {
+                Err(info)
+            }
+        });
+    assert!(role.contains("role:slave"), "{role}");
+    let mut c = connect().get_connection().unwrap();
+    let _: () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("REWRITE").query(&mut c).unwrap();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(!text.contains("replicaof") && !text.contains("slaveof"), "{text}");
+}
+
+/// The default `bind * -::*` listens on IPv4 and IPv6 side by side (the IPv6 socket is
+/// IPv6-only, as Redis makes it), so both loopbacks answer.
+#[test]
+fn the_default_bind_listens_on_ipv4_and_ipv6() {
+    let port = ports::allocate();
+    let args: Vec<String> =
+        ["--port", &port.to_string(), "--save", ""].iter().map(|s| s.to_string()).collect();
+    let node = Proc::start("node", &node_bin(), &args);
+    wait::until("IPv4 loopback to answer PING", Duration::from_secs(10), || ping(port));
+    let pong = wait::until("IPv6 loopback to answer PING", Duration::from_secs(10), || {
+        let client =
+            redis::Client::open(format!("redis://[::1]:{port}/")).map_err(|e| e.to_string())?;
+        let mut c = client.get_connection().map_err(|e| e.to_string())?;
+        redis::cmd("PING").query::<String>(&mut c).map_err(|e| e.to_string())
+    });
+    assert_eq!(pong, "PONG");
+    assert!(!node.log().contains("skipping optional bind address"), "{}", node.log());
+}

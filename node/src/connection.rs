@@ -367,13 +367,23 @@ impl Connection {
         limits: &BatchLimits,
     ) {
         let micros = took.as_micros() as u64;
-        if limits.slowlog_slower_than >= 0 && micros >= limits.slowlog_slower_than as u64 {
+        // As in Redis: only commands that ran are logged (not unknown ones or wrong arities),
+        // EXEC is logged through its commands, and the threshold is the one in force after
+        // the command (CONFIG SET slowlog-log-slower-than 0 logs itself).
+        let logged = resolved.is_some_and(|r| !r.spec.has(crate::cmd::flags::SKIP_SLOWLOG));
+        let threshold = match resolved {
+            Some(r) if r.name() == "config" => {
+                self.shared.config.read().settings.slowlog_slower_than
+            }
+            _ => limits.slowlog_slower_than,
+        };
+        if logged && threshold >= 0 && micros >= threshold as u64 {
             self.shared.slowlog.lock().push(
                 crate::slowlog::SlowEntry {
                     id: 0,
                     time: unix_ms() / 1000,
                     micros,
-                    argv: argv.to_vec(),
+                    argv: crate::redact::redacted(argv).into_owned(),
                     addr: self.client.addr.to_string(),
                     name: self
                         .client

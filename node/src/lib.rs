@@ -6,7 +6,8 @@
 //! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context.
 //! - [`db`]: the keyspace (hash table, value types, expiry, WATCH); [`blocking`]: blocked
 //!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry;
-//!   [`push`]: a client's queue of pub/sub messages and MONITOR lines; [`output_limit`]: when a
+//!   [`push`]: a client's queue of pub/sub messages and MONITOR lines; [`redact`]: secrets
+//!   hidden from MONITOR and SLOWLOG; [`output_limit`]: when a
 //!   client whose replies pile up is disconnected.
 //! - [`aof`]: the append-only file (multi-part layout, fsync policies, rewrite, loading).
 //! - [`repl`]: replication (backlog, PSYNC, replica feeds, the link to a master).
@@ -31,6 +32,7 @@ pub mod persist;
 pub mod proc_title;
 pub mod pubsub;
 pub mod push;
+pub mod redact;
 pub mod repl;
 pub mod server;
 pub mod slowlog;

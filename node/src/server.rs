@@ -432,7 +432,11 @@ fn listen(target: &str, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
-        tokio::net::TcpSocket::new_v6()?
+        let socket = tokio::net::TcpSocket::new_v6()?;
+        // IPv6 only, as Redis sets it: `bind * -::*` then listens on 0.0.0.0 and on [::]
+        // side by side instead of the second colliding with the first.
+        socket2::SockRef::from(&socket).set_only_v6(true)?;
+        socket
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;

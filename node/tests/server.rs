@@ -376,3 +376,29 @@ async fn object_idletime_counts_from_the_last_access_and_object_does_not_touch()
     assert!(fresh <= 1, "GET is an access: {fresh}");
     server.stop().await;
 }
+
+/// Inside EXEC, SUBSCRIBE runs (the client is then in pub/sub mode, so PING answers the
+/// pub/sub way; in RESP3 the confirmation is a push inside EXEC's array), while MONITOR is
+/// refused: Redis's bytes, taken from redis-server 7.0.15.
+#[tokio::test]
+async fn subscribe_runs_inside_exec_and_monitor_is_refused() {
+    let server = TestServer::start("").await;
+    let expected: &[u8] = b"+OK\r\n+QUEUED\r\n*1\r\n*3\r\n$9\r\nsubscribe\r\n$3\r\nfoo\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n";
+    let got = raw(&server, b"MULTI\r\nSUBSCRIBE foo\r\nEXEC\r\nPING\r\n", expected.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"HELLO 3\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    read_frame(&mut s, &mut buf).await;
+    s.write_all(b"MULTI\r\nSUBSCRIBE foo\r\nEXEC\r\nPING\r\n").await.unwrap();
+    let tail: &[u8] =
+        b"+OK\r\n+QUEUED\r\n*1\r\n>3\r\n$9\r\nsubscribe\r\n$3\r\nfoo\r\n:1\r\n+PONG\r\n";
+    let mut got = buf.clone();
+    got.extend(read_n(&mut s, tail.len() - buf.len()).await);
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(tail));
+    let expected: &[u8] =
+        b"+OK\r\n+QUEUED\r\n*1\r\n-ERR MONITOR isn't allowed for DENY BLOCKING client\r\n";
+    let got = raw(&server, b"MULTI\r\nMONITOR\r\nEXEC\r\n", expected.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    server.stop().await;
+}

@@ -21,6 +21,7 @@ use crate::exec::Ctx;
 
 pub mod args;
 pub mod client;
+pub mod command;
 pub mod config;
 pub mod connection;
 pub mod dump;
@@ -29,6 +30,7 @@ pub mod help;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod meta;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
@@ -73,6 +75,8 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 13;
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: u32 = 1 << 14;
+    /// Not recorded in the SLOWLOG (EXEC: its commands are, one by one).
+    pub const SKIP_SLOWLOG: u32 = 1 << 15;
 
     /// Flag names in COMMAND INFO order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -86,6 +90,7 @@ pub mod flags {
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
@@ -199,7 +204,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 16] {
+fn families() -> [&'static [CommandSpec]; 17] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -212,6 +217,7 @@ fn families() -> [&'static [CommandSpec]; 16] {
         pubsub::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        command::COMMANDS,
         client::COMMANDS,
         config::COMMANDS,
         info::COMMANDS,

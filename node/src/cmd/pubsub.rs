@@ -9,7 +9,7 @@ use common::resp::Frame;
 
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, CommandSpec};
-use crate::error::{CmdResult, CommandError};
+use crate::error::CmdResult;
 use crate::exec::Ctx;
 
 /// The pub/sub commands.
@@ -73,9 +73,6 @@ fn raw(ctx: &Ctx<'_>, frames: Vec<Frame>) -> Frame {
 }
 
 fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if ctx.in_exec && ctx.client.resp == common::resp::Protocol::Resp2 {
-        return Err(CommandError::err("SUBSCRIBE isn't allowed for a DENY BLOCKING client"));
-    }
     let mut frames = Vec::new();
     for channel in &args[1..] {
         if ctx.client.channels.insert(channel.clone()) {
@@ -92,9 +89,6 @@ fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if ctx.in_exec && ctx.client.resp == common::resp::Protocol::Resp2 {
-        return Err(CommandError::err("PSUBSCRIBE isn't allowed for a DENY BLOCKING client"));
-    }
     let mut frames = Vec::new();
     for pattern in &args[1..] {
         if ctx.client.patterns.insert(pattern.clone()) {

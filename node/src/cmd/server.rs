@@ -10,7 +10,7 @@ use common::resp::Frame;
 
 use crate::cmd::args::{int, int32, is};
 use crate::cmd::flags::*;
-use crate::cmd::{cmd, container, container_with, repr, table, CommandSpec};
+use crate::cmd::{cmd, container, repr, CommandSpec};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Effect};
 use crate::push::Delivery;
@@ -36,7 +36,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), monitor),
     container("slowlog", -2, 0, SLOWLOG),
     container("latency", -2, 0, LATENCY),
-    container_with("command", -1, LOADING | STALE, command_all, COMMAND),
 ];
 
 static SLOWLOG: &[CommandSpec] = &[
@@ -54,15 +53,6 @@ static LATENCY: &[CommandSpec] = &[
     cmd("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_graph),
     cmd("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_histogram),
     cmd("help", 2, LOADING | STALE, (0, 0, 0), latency_help),
-];
-
-static COMMAND: &[CommandSpec] = &[
-    cmd("count", 2, LOADING | STALE, (0, 0, 0), command_count),
-    cmd("info", -2, LOADING | STALE, (0, 0, 0), command_info),
-    cmd("docs", -2, LOADING | STALE, (0, 0, 0), command_docs),
-    cmd("list", -2, LOADING | STALE, (0, 0, 0), command_list),
-    cmd("getkeys", -4, LOADING | STALE, (0, 0, 0), command_getkeys),
-    cmd("help", 2, LOADING | STALE, (0, 0, 0), command_help),
 ];
 
 /// Redis's `addReplySubcommandSyntaxError`.
@@ -290,6 +280,11 @@ pub fn finish_shutdown(ctx: &mut Ctx<'_>, save: bool, nosave: bool, force: bool)
 }
 
 fn monitor(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    // Redis's words for a client that may not block (here: inside EXEC). SUBSCRIBE, unlike
+    // MONITOR, is allowed there.
+    if ctx.in_exec {
+        return Err(CommandError::err("MONITOR isn't allowed for DENY BLOCKING client"));
+    }
     ctx.effect = Some(Effect::Monitor);
     Ok(Frame::ok())
 }
@@ -308,7 +303,7 @@ pub fn feed_monitors(shared: &Shared, db: usize, addr: &SocketAddr, argv: &[Byte
         .map(|d| d.subsec_micros())
         .unwrap_or(0);
     let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, micros, db, addr);
-    for arg in argv {
+    for arg in crate::redact::redacted(argv).iter() {
         line.push(' ');
         line.push_str(&repr(arg));
     }
@@ -411,135 +406,6 @@ fn latency_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
             ("RESET [<event> ...]", "Forget recorded samples."),
             ("DOCTOR", "A readable summary."),
             ("HISTOGRAM [<command> ...]", "Per-command latency histograms."),
-        ],
-    ))
-}
-
-fn flag_names(spec: &CommandSpec) -> Vec<Frame> {
-    crate::cmd::flags::NAMES
-        .iter()
-        .filter(|(bit, _)| spec.has(*bit))
-        .map(|(_, name)| Frame::Simple(Bytes::from_static(name.as_bytes())))
-        .collect()
-}
-
-fn command_entry(spec: &'static CommandSpec, fullname: &str) -> Frame {
-    Frame::Array(vec![
-        Frame::Bulk(Bytes::from(fullname.to_string())),
-        Frame::Integer(spec.arity as i64),
-        Frame::Set(flag_names(spec)),
-        Frame::Integer(spec.keys.first as i64),
-        Frame::Integer(spec.keys.last as i64),
-        Frame::Integer(spec.keys.step as i64),
-        Frame::Set(vec![]),
-        Frame::Set(vec![]),
-        Frame::Array(vec![]),
-        Frame::Array(
-            spec.subcommands
-                .iter()
-                .map(|s| command_entry(s, &format!("{fullname}|{}", s.name)))
-                .collect(),
-        ),
-    ])
-}
-
-fn command_all(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    let mut names: Vec<&&CommandSpec> = table().values().collect();
-    names.sort_by_key(|s| s.name);
-    Ok(Frame::Array(names.into_iter().map(|s| command_entry(s, s.name)).collect()))
-}
-
-fn command_count(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(Frame::Integer(table().len() as i64))
-}
-
-fn command_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() == 2 {
-        return command_all(ctx, args);
-    }
-    Ok(Frame::Array(
-        args[2..]
-            .iter()
-            .map(|name| match crate::cmd::lookup(name) {
-                Some(spec) => command_entry(spec, spec.name),
-                None => Frame::Null,
-            })
-            .collect(),
-    ))
-}
-
-fn command_docs(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let specs: Vec<&'static CommandSpec> = if args.len() == 2 {
-        let mut all: Vec<&'static CommandSpec> = table().values().copied().collect();
-        all.sort_by_key(|s| s.name);
-        all
-    } else {
-        args[2..].iter().filter_map(|n| crate::cmd::lookup(n)).collect()
-    };
-    Ok(Frame::Map(
-        specs
-            .into_iter()
-            .map(|s| {
-                (
-                    Frame::Bulk(Bytes::from_static(s.name.as_bytes())),
-                    Frame::Map(vec![
-                        (Frame::bulk_static("summary"), Frame::bulk_static("")),
-                        (Frame::bulk_static("since"), Frame::bulk_static("1.0.0")),
-                        (Frame::bulk_static("group"), Frame::bulk_static("generic")),
-                    ]),
-                )
-            })
-            .collect(),
-    ))
-}
-
-fn command_list(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let pattern = match args.len() {
-        2 => None,
-        5 if is(&args[2], "filterby") && is(&args[3], "pattern") => Some(args[4].clone()),
-        5 if is(&args[2], "filterby") => return Ok(Frame::Array(vec![])),
-        _ => return Err(CommandError::Syntax),
-    };
-    let mut names: Vec<&str> = table().keys().copied().collect();
-    names.sort();
-    Ok(Frame::Array(
-        names
-            .into_iter()
-            .filter(|n| {
-                pattern.as_ref().is_none_or(|p| common::glob::matches(p, n.as_bytes(), true))
-            })
-            .map(|n| Frame::Bulk(Bytes::from_static(n.as_bytes())))
-            .collect(),
-    ))
-}
-
-fn command_getkeys(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let argv = &args[2..];
-    let spec = crate::dispatch::resolve(argv)
-        .map_err(|_| CommandError::err("Invalid command specified"))?
-        .spec;
-    let keys: Vec<Frame> =
-        spec.key_positions(argv.len()).map(|i| Frame::Bulk(argv[i].clone())).collect();
-    if keys.is_empty() {
-        return Err(CommandError::err("The command has no key arguments"));
-    }
-    Ok(Frame::Array(keys))
-}
-
-fn command_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(super::help::reply(
-        "COMMAND",
-        &[
-            (
-                "(no subcommand) | INFO [<name> ...]",
-                "Name, arity, flags and key positions of commands.",
-            ),
-            (
-                "COUNT | LIST [FILTERBY PATTERN <pattern>]",
-                "How many commands there are, or their names.",
-            ),
-            ("DOCS [<name> ...]", "Documentation summaries."),
-            ("GETKEYS <command> [<arg> ...]", "Which arguments of a full command are keys."),
         ],
     ))
 }

@@ -17,7 +17,7 @@ use crate::exec::{Ctx, Propagated};
 /// The transaction commands.
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), multi),
-    cmd("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_MONITOR, (0, 0, 0), exec),
+    cmd("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, (0, 0, 0), exec),
     cmd("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), discard),
     cmd("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (1, -1, 1), watch),
     cmd("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), unwatch),

@@ -1,0 +1,591 @@
+//! COMMAND and its subcommands: the command table as clients and tools see it.
+//!
+//! The command table says which commands exist and their arity; how COMMAND INFO describes
+//! them (flags, ACL categories, tips, key specs) and where COMMAND GETKEYS finds their keys
+//! come from Redis 7.0.15's metadata in `meta`, so both read exactly as Redis's. A command Redis
+//! 7.0 lacks (WAITAOF, CLIENT SETINFO) is described from its `CommandSpec` instead.
+
+use bytes::Bytes;
+use common::resp::Frame;
+
+use crate::cmd::args::is;
+use crate::cmd::flags::*;
+use crate::cmd::meta::{self, BeginSearch, CommandMeta, FindKeys, KeySpec};
+use crate::cmd::{cmd, container_with, table, CommandSpec};
+use crate::error::{CmdResult, CommandError};
+use crate::exec::Ctx;
+
+/// COMMAND itself.
+pub static COMMANDS: &[CommandSpec] =
+    &[container_with("command", -1, LOADING | STALE, command_all, COMMAND)];
+
+static COMMAND: &[CommandSpec] = &[
+    cmd("count", 2, LOADING | STALE, (0, 0, 0), command_count),
+    cmd("info", -2, LOADING | STALE, (0, 0, 0), command_info),
+    cmd("docs", -2, LOADING | STALE, (0, 0, 0), command_docs),
+    cmd("list", -2, LOADING | STALE, (0, 0, 0), command_list),
+    cmd("getkeys", -4, LOADING | STALE, (0, 0, 0), command_getkeys),
+    cmd("getkeysandflags", -4, LOADING | STALE, (0, 0, 0), command_getkeysandflags),
+    cmd("help", 2, LOADING | STALE, (0, 0, 0), command_help),
+];
+
+/// Every top-level command, sorted by name (Redis's own order is its hash table's).
+fn sorted_commands() -> Vec<&'static CommandSpec> {
+    let mut all: Vec<&'static CommandSpec> = table().values().copied().collect();
+    all.sort_by_key(|s| s.name);
+    all
+}
+
+/// The subcommands of `spec`, sorted by name.
+fn sorted_subcommands(spec: &'static CommandSpec) -> Vec<&'static CommandSpec> {
+    let mut subs: Vec<&'static CommandSpec> = spec.subcommands.iter().collect();
+    subs.sort_by_key(|s| s.name);
+    subs
+}
+
+/// A command by full name (`get`, `client|list`), as Redis's `lookupCommandBySds`: one level
+/// of subcommands, and `get|x` is nothing since GET has none.
+fn by_fullname(name: &[u8]) -> Option<(&'static CommandSpec, String)> {
+    let mut parts = name.split(|&b| b == b'|');
+    let base = crate::cmd::lookup(parts.next()?)?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some((base, base.name.to_string())),
+        (Some(sub), None) if !base.subcommands.is_empty() => {
+            let sub = crate::cmd::lookup_sub(base, sub)?;
+            Some((sub, format!("{}|{}", base.name, sub.name)))
+        }
+        _ => None,
+    }
+}
+
+/// The command a full command line runs, as Redis's `lookupCommand`: a container named alone
+/// is the container itself.
+fn by_command_line(argv: &[Bytes]) -> Option<(&'static CommandSpec, String)> {
+    let base = crate::cmd::lookup(argv.first()?)?;
+    if argv.len() == 1 || base.subcommands.is_empty() {
+        return Some((base, base.name.to_string()));
+    }
+    let sub = crate::cmd::lookup_sub(base, &argv[1])?;
+    Some((sub, format!("{}|{}", base.name, sub.name)))
+}
+
+fn statuses(names: &'static [&'static str]) -> Frame {
+    Frame::Set(names.iter().map(|n| Frame::simple(n)).collect())
+}
+
+/// A key spec as COMMAND INFO prints it: a map of notes, flags, begin_search and find_keys.
+fn key_spec_frame(spec: &KeySpec) -> Frame {
+    let typed = |kind: &'static str, fields: Vec<(&'static str, Frame)>| {
+        Frame::Map(vec![
+            (Frame::bulk_static("type"), Frame::bulk_static(kind)),
+            (
+                Frame::bulk_static("spec"),
+                Frame::Map(fields.into_iter().map(|(k, v)| (Frame::bulk_static(k), v)).collect()),
+            ),
+        ])
+    };
+    let int = |n: i32| Frame::Integer(n as i64);
+    let begin = match spec.begin_search {
+        BeginSearch::Index { pos } => typed("index", vec![("index", int(pos))]),
+        BeginSearch::Keyword { keyword, startfrom } => typed(
+            "keyword",
+            vec![("keyword", Frame::bulk_static(keyword)), ("startfrom", int(startfrom))],
+        ),
+        BeginSearch::Unknown => typed("unknown", vec![]),
+    };
+    let find = match spec.find_keys {
+        FindKeys::Range { lastkey, keystep, limit } => typed(
+            "range",
+            vec![("lastkey", int(lastkey)), ("keystep", int(keystep)), ("limit", int(limit))],
+        ),
+        FindKeys::Keynum { keynumidx, firstkey, keystep } => typed(
+            "keynum",
+            vec![
+                ("keynumidx", int(keynumidx)),
+                ("firstkey", int(firstkey)),
+                ("keystep", int(keystep)),
+            ],
+        ),
+        FindKeys::Unknown => typed("unknown", vec![]),
+    };
+    let mut fields = Vec::with_capacity(4);
+    if let Some(notes) = spec.notes {
+        fields.push((Frame::bulk_static("notes"), Frame::bulk_static(notes)));
+    }
+    fields.push((Frame::bulk_static("flags"), statuses(spec.flags)));
+    fields.push((Frame::bulk_static("begin_search"), begin));
+    fields.push((Frame::bulk_static("find_keys"), find));
+    Frame::Map(fields)
+}
+
+/// One COMMAND INFO entry: name, arity, flags, first/last/step, ACL categories, tips, key
+/// specs, subcommands (Redis sends an empty set for a command without any, an array otherwise).
+fn command_entry(spec: &'static CommandSpec, fullname: &str) -> Frame {
+    let subcommands = if spec.subcommands.is_empty() {
+        Frame::Set(vec![])
+    } else {
+        Frame::Array(
+            sorted_subcommands(spec)
+                .into_iter()
+                .map(|s| command_entry(s, &format!("{fullname}|{}", s.name)))
+                .collect(),
+        )
+    };
+    let name = Frame::Bulk(Bytes::from(fullname.to_string()));
+    let arity = Frame::Integer(spec.arity as i64);
+    let Some(m) = meta::find(fullname) else {
+        let flags = crate::cmd::flags::NAMES
+            .iter()
+            .filter(|(bit, _)| spec.has(*bit))
+            .map(|(_, name)| Frame::simple(name))
+            .collect();
+        return Frame::Array(vec![
+            name,
+            arity,
+            Frame::Set(flags),
+            Frame::Integer(spec.keys.first as i64),
+            Frame::Integer(spec.keys.last as i64),
+            Frame::Integer(spec.keys.step as i64),
+            Frame::Set(vec![]),
+            Frame::Set(vec![]),
+            Frame::Set(vec![]),
+            subcommands,
+        ]);
+    };
+    Frame::Array(vec![
+        name,
+        arity,
+        statuses(m.flags),
+        Frame::Integer(m.first_key as i64),
+        Frame::Integer(m.last_key as i64),
+        Frame::Integer(m.key_step as i64),
+        statuses(m.acl_categories),
+        Frame::Set(m.tips.iter().map(|t| Frame::bulk_static(t)).collect()),
+        Frame::Set(m.key_specs.iter().map(key_spec_frame).collect()),
+        subcommands,
+    ])
+}
+
+fn command_all(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Array(sorted_commands().into_iter().map(|s| command_entry(s, s.name)).collect()))
+}
+
+fn command_count(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(table().len() as i64))
+}
+
+fn command_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        return command_all(ctx, args);
+    }
+    Ok(Frame::Array(
+        args[2..]
+            .iter()
+            .map(|name| match by_fullname(name) {
+                Some((spec, fullname)) => command_entry(spec, &fullname),
+                None => Frame::Null,
+            })
+            .collect(),
+    ))
+}
+
+fn command_docs(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let specs: Vec<&'static CommandSpec> = if args.len() == 2 {
+        sorted_commands()
+    } else {
+        args[2..].iter().filter_map(|n| crate::cmd::lookup(n)).collect()
+    };
+    Ok(Frame::Map(
+        specs
+            .into_iter()
+            .map(|s| {
+                (
+                    Frame::Bulk(Bytes::from_static(s.name.as_bytes())),
+                    Frame::Map(vec![
+                        (Frame::bulk_static("summary"), Frame::bulk_static("")),
+                        (Frame::bulk_static("since"), Frame::bulk_static("1.0.0")),
+                        (Frame::bulk_static("group"), Frame::bulk_static("generic")),
+                    ]),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// COMMAND LIST's FILTERBY clause.
+enum ListFilter {
+    /// No clause: every command.
+    All,
+    /// `MODULE <name>`: warden has no modules, so no command belongs to one.
+    Module,
+    /// `ACLCAT <category>`: the category's name without its `@`, any case.
+    AclCategory(Bytes),
+    /// `PATTERN <glob>`: matched, ignoring case, against full names (`client|list`).
+    Pattern(Bytes),
+}
+
+impl ListFilter {
+    fn keeps(&self, fullname: &str) -> bool {
+        match self {
+            ListFilter::All => true,
+            ListFilter::Module => false,
+            ListFilter::AclCategory(category) => meta::find(fullname).is_some_and(|m| {
+                m.acl_categories.iter().any(|c| {
+                    let name = c.strip_prefix('@').unwrap_or(c);
+                    name.as_bytes().eq_ignore_ascii_case(crate::dispatch::c_str(category))
+                })
+            }),
+            ListFilter::Pattern(glob) => common::glob::matches(glob, fullname.as_bytes(), true),
+        }
+    }
+}
+
+/// COMMAND LIST [FILTERBY MODULE <name> | ACLCAT <category> | PATTERN <glob>]: full names of
+/// commands and subcommands, each container followed by its subcommands.
+fn command_list(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // As Redis: exactly one FILTERBY clause or none; an unknown filter is a syntax error.
+    let filter = match args.len() {
+        2 => ListFilter::All,
+        5 if is(&args[2], "filterby") => match &args[3] {
+            kind if is(kind, "module") => ListFilter::Module,
+            kind if is(kind, "aclcat") => ListFilter::AclCategory(args[4].clone()),
+            kind if is(kind, "pattern") => ListFilter::Pattern(args[4].clone()),
+            _ => return Err(CommandError::Syntax),
+        },
+        _ => return Err(CommandError::Syntax),
+    };
+    let mut names = Vec::new();
+    for spec in sorted_commands() {
+        names.push(spec.name.to_string());
+        names.extend(sorted_subcommands(spec).iter().map(|s| format!("{}|{}", spec.name, s.name)));
+    }
+    Ok(Frame::Array(
+        names
+            .into_iter()
+            .filter(|n| filter.keeps(n))
+            .map(|n| Frame::Bulk(Bytes::from(n)))
+            .collect(),
+    ))
+}
+
+fn command_getkeys(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let keys = keys_of_line(&args[2..])?;
+    Ok(Frame::Array(keys.into_iter().map(|k| Frame::Bulk(args[2 + k.pos].clone())).collect()))
+}
+
+fn command_getkeysandflags(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let keys = keys_of_line(&args[2..])?;
+    Ok(Frame::Array(
+        keys.into_iter()
+            .map(|k| Frame::Array(vec![Frame::Bulk(args[2 + k.pos].clone()), statuses(k.flags)]))
+            .collect(),
+    ))
+}
+
+/// A key of a command line: its position (the command name is 0) and its key-spec flags.
+#[derive(Debug, PartialEq, Eq)]
+struct FoundKey {
+    pos: usize,
+    flags: &'static [&'static str],
+}
+
+/// The keys of a full command line, with Redis's checks and error texts in Redis's order
+/// (`getKeysSubcommandImpl`).
+fn keys_of_line(argv: &[Bytes]) -> Result<Vec<FoundKey>, CommandError> {
+    let (spec, fullname) =
+        by_command_line(argv).ok_or_else(|| CommandError::err("Invalid command specified"))?;
+    let meta = meta::find(&fullname);
+    let native = native_keys(&fullname);
+    let has_keys = match meta {
+        Some(m) => native.is_some() || m.key_specs.iter().any(|s| !s.flags.contains(&"not_key")),
+        None => spec.keys.first > 0,
+    };
+    if !has_keys {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
+    if !spec.arity_ok(argv.len()) {
+        return Err(CommandError::err("Invalid number of arguments specified for command"));
+    }
+    let keys = match meta {
+        Some(m) => keys_from_meta(m, native, argv),
+        None => spec.key_positions(argv.len()).map(|pos| FoundKey { pos, flags: &[] }).collect(),
+    };
+    if keys.is_empty() && !meta.is_some_and(|m| m.flags.contains(&"no_mandatory_keys")) {
+        return Err(CommandError::err("Invalid arguments specified for command"));
+    }
+    Ok(keys)
+}
+
+/// Redis's `getKeysFromCommandWithSpecs`: the key specs when their flags do not depend on the
+/// arguments and they can be followed; otherwise the command's own key finder, if any.
+fn keys_from_meta(m: &CommandMeta, native: Option<NativeKeys>, argv: &[Bytes]) -> Vec<FoundKey> {
+    let has_keyspec = m.key_specs.iter().any(|s| !s.flags.contains(&"not_key"));
+    let has_varflags = m.key_specs.iter().any(|s| s.flags.contains(&"variable_flags"));
+    if has_keyspec && !has_varflags {
+        if let Some(keys) = keys_from_specs(m.key_specs, argv) {
+            return keys;
+        }
+    }
+    native.map_or_else(Vec::new, |n| n.keys(argv))
+}
+
+/// Follows key specs over a command line as Redis's `getKeysUsingKeySpecs` does; `None` when a
+/// spec cannot be followed (unknown, incomplete, a bad key count, keys past the end).
+fn keys_from_specs(specs: &'static [KeySpec], argv: &[Bytes]) -> Option<Vec<FoundKey>> {
+    let argc = argv.len() as i64;
+    let mut keys = Vec::new();
+    for spec in specs {
+        if spec.flags.contains(&"not_key") {
+            continue;
+        }
+        let mut first = match spec.begin_search {
+            BeginSearch::Index { pos } => pos as i64,
+            BeginSearch::Keyword { keyword, startfrom } => {
+                match keyword_position(argv, keyword, startfrom) {
+                    Some(i) => i + 1,
+                    None => continue,
+                }
+            }
+            BeginSearch::Unknown => return None,
+        };
+        let (last, step) = match spec.find_keys {
+            FindKeys::Range { lastkey, keystep, limit } => {
+                let (lastkey, limit) = (lastkey as i64, limit as i64);
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (last, keystep)
+            }
+            FindKeys::Keynum { keynumidx, firstkey, keystep } => {
+                if keynumidx as i64 >= argc {
+                    return None;
+                }
+                let count = argv.get(usize::try_from(first + keynumidx as i64).ok()?)?;
+                let count = common::fmt::parse_i64(count).filter(|n| *n >= 0)?;
+                first += firstkey as i64;
+                // Redis keeps the count in a C int.
+                (first + (count as i32) as i64 - 1, keystep)
+            }
+            FindKeys::Unknown => return None,
+        };
+        if first < 0 || last >= argc || last < first || first >= argc {
+            return None;
+        }
+        let step = step.max(1) as usize;
+        keys.extend(
+            (first as usize..=last as usize)
+                .step_by(step)
+                .map(|pos| FoundKey { pos, flags: spec.flags }),
+        );
+        if spec.flags.contains(&"incomplete") {
+            return None;
+        }
+    }
+    Some(keys)
+}
+
+/// Where `keyword` is in `argv`, searched as Redis does: from `startfrom` forwards up to (not
+/// including) the last argument, or from `argc + startfrom` backwards down to argument 2.
+fn keyword_position(argv: &[Bytes], keyword: &str, startfrom: i32) -> Option<i64> {
+    let argc = argv.len() as i64;
+    let (start, end) =
+        if startfrom > 0 { (startfrom as i64, argc - 1) } else { (argc + startfrom as i64, 1) };
+    let mut i = start;
+    while i != end {
+        if i >= argc || i < 1 {
+            break;
+        }
+        if crate::dispatch::c_str(&argv[i as usize]).eq_ignore_ascii_case(keyword.as_bytes()) {
+            return Some(i);
+        }
+        i += if start <= end { 1 } else { -1 };
+    }
+    None
+}
+
+/// A command's own key finder (a `getkeys_proc` in Redis's db.c), used when its key specs
+/// cannot be followed (a bad key count) or their flags depend on the arguments (SET … GET).
+/// Redis also has finders for SORT, MIGRATE, GEORADIUS, XREAD and BITFIELD; warden-node
+/// implements none of those, so they are not ported.
+#[derive(Debug, Clone, Copy)]
+enum NativeKeys {
+    /// `setGetKeys`: the key at 1, read as well as written when a GET argument is present.
+    Set,
+    /// `genericGetKeys`: a key count at `count`, keys from `first` every `step`, and a
+    /// destination key at `store` (0: none) listed last. These keys carry no flags.
+    Counted { store: usize, count: usize, first: usize, step: usize },
+}
+
+fn native_keys(fullname: &str) -> Option<NativeKeys> {
+    let counted = |store, count, first| Some(NativeKeys::Counted { store, count, first, step: 1 });
+    match fullname {
+        "set" => Some(NativeKeys::Set),
+        "lmpop" | "zmpop" | "sintercard" | "zunion" | "zinter" | "zdiff" | "zintercard" => {
+            counted(0, 1, 2)
+        }
+        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall"
+        | "fcall_ro" => counted(0, 2, 3),
+        "zunionstore" | "zinterstore" | "zdiffstore" => counted(1, 2, 3),
+        _ => None,
+    }
+}
+
+impl NativeKeys {
+    fn keys(self, argv: &[Bytes]) -> Vec<FoundKey> {
+        match self {
+            NativeKeys::Set => {
+                let get = argv
+                    .iter()
+                    .skip(3)
+                    .any(|a| crate::dispatch::c_str(a).eq_ignore_ascii_case(b"get"));
+                let flags: &'static [&'static str] =
+                    if get { &["RW", "access", "update"] } else { &["OW", "update"] };
+                vec![FoundKey { pos: 1, flags }]
+            }
+            NativeKeys::Counted { store, count, first, step } => {
+                let num = argv.get(count).map_or(0, |a| c_atoi(a));
+                let room = (argv.len() as i64 - first as i64) / step as i64;
+                if num < 1 || num as i64 > room {
+                    return Vec::new();
+                }
+                let mut keys: Vec<FoundKey> = (0..num as usize)
+                    .map(|i| FoundKey { pos: first + i * step, flags: &[] })
+                    .collect();
+                if store > 0 {
+                    keys.push(FoundKey { pos: store, flags: &[] });
+                }
+                keys
+            }
+        }
+    }
+}
+
+/// C's `atoi` as glibc has it: leading spaces, a sign, then digits up to the first other byte;
+/// the value is `strtol`'s (clamped to 64 bits) cut to an `int`.
+fn c_atoi(arg: &[u8]) -> i32 {
+    let mut rest = arg.iter().skip_while(|b| b" \t\n\x0b\x0c\r".contains(b)).peekable();
+    let negative = match rest.peek() {
+        Some(b'-') => {
+            rest.next();
+            true
+        }
+        Some(b'+') => {
+            rest.next();
+            false
+        }
+        _ => false,
+    };
+    let mut n: i64 = 0;
+    for b in rest.take_while(|b| b.is_ascii_digit()) {
+        let digit = (b - b'0') as i64;
+        n = if negative {
+            n.saturating_mul(10).saturating_sub(digit)
+        } else {
+            n.saturating_mul(10).saturating_add(digit)
+        };
+    }
+    n as i32
+}
+
+fn command_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    Ok(super::help::reply(
+        "COMMAND",
+        &[
+            (
+                "(no subcommand) | INFO [<name> ...]",
+                "Name, arity, flags, key positions, ACL categories, tips and key specs of commands.",
+            ),
+            (
+                "COUNT | LIST [FILTERBY MODULE <name>|ACLCAT <category>|PATTERN <pattern>]",
+                "How many commands there are, or the names of commands and subcommands.",
+            ),
+            ("DOCS [<name> ...]", "Documentation summaries."),
+            ("GETKEYS <command> [<arg> ...]", "Which arguments of a full command are keys."),
+            (
+                "GETKEYSANDFLAGS <command> [<arg> ...]",
+                "The keys of a full command, each with how the command uses it.",
+            ),
+        ],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(words: &str) -> Vec<Bytes> {
+        words.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    fn positions(words: &str) -> Result<Vec<usize>, String> {
+        keys_of_line(&line(words))
+            .map(|keys| keys.into_iter().map(|k| k.pos).collect())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn metadata_is_sorted_and_covers_the_command_table() {
+        assert!(meta::COMMANDS.windows(2).all(|w| w[0].name < w[1].name));
+        for spec in table().values() {
+            if spec.name != "waitaof" {
+                assert!(meta::find(spec.name).is_some(), "{} has no metadata", spec.name);
+            }
+        }
+        assert!(meta::find("client|list").is_some());
+    }
+
+    #[test]
+    fn keys_follow_the_key_specs() {
+        assert_eq!(positions("get a"), Ok(vec![1]));
+        assert_eq!(positions("mset a 1 b 2"), Ok(vec![1, 3]));
+        assert_eq!(positions("zunionstore d 2 a b"), Ok(vec![1, 3, 4]));
+        assert_eq!(positions("lmpop 2 a b left"), Ok(vec![2, 3]));
+        assert_eq!(positions("blmpop 0 2 a b left"), Ok(vec![3, 4]));
+        // The specs know only the count: LEFT is taken for a key, as by Redis.
+        assert_eq!(positions("lmpop 3 a b left"), Ok(vec![2, 3, 4]));
+        // Redis keeps the count in a C int.
+        assert_eq!(positions("zunionstore d 4294967298 a b"), Ok(vec![1, 3, 4]));
+        assert_eq!(positions("object encoding k"), Ok(vec![2]));
+        // A key count that specs reject but C's atoi reads: Redis's own finder answers.
+        assert_eq!(positions("zunionstore d 2x a b"), Ok(vec![3, 4, 1]));
+    }
+
+    #[test]
+    fn key_errors_come_in_redis_order() {
+        let err = |words: &str| positions(words).expect_err(words);
+        assert!(err("nosuch a").contains("Invalid command specified"));
+        assert!(err("client nosuch").contains("Invalid command specified"));
+        assert!(err("ping").contains("The command has no key arguments"));
+        assert!(err("client list").contains("The command has no key arguments"));
+        assert!(err("set k0").contains("Invalid number of arguments"));
+        assert!(err("lmpop 4 a b left").contains("Invalid arguments specified"));
+        assert!(err("lmpop 0 a left").contains("Invalid arguments specified"));
+    }
+
+    #[test]
+    fn set_flags_depend_on_get() {
+        let flags = |words: &str| keys_of_line(&line(words)).expect(words)[0].flags;
+        assert_eq!(flags("set k v"), ["OW", "update"]);
+        assert_eq!(flags("set k v GET"), ["RW", "access", "update"]);
+    }
+
+    #[test]
+    fn keyword_search_stops_before_the_last_argument() {
+        let argv = line("cmd a STREAMS k id");
+        assert_eq!(keyword_position(&argv, "streams", 1), Some(2));
+        assert_eq!(keyword_position(&argv, "id", 1), None);
+        assert_eq!(keyword_position(&argv, "streams", -1), Some(2));
+    }
+
+    #[test]
+    fn atoi_reads_a_prefix() {
+        assert_eq!(c_atoi(b" 12abc"), 12);
+        assert_eq!(c_atoi(b"-3"), -3);
+        assert_eq!(c_atoi(b"x"), 0);
+        assert_eq!(c_atoi(b"99999999999999999999"), -1);
+    }
+}
