@@ -203,6 +203,8 @@ pub struct ClientState {
     /// The AOF offset right after this client's last write (under `appendfsync always` its
     /// replies wait until the AOF is fsynced that far).
     pub aof_woff: u64,
+    /// INFO commandstats counts not yet added to the server's (see `command_stats`).
+    pub tally: crate::command_stats::Tally,
 }
 
 /// `REPLCONF listening-port / ip-address / capa` from a replica-to-be.
@@ -251,6 +253,7 @@ impl ClientState {
             master_raw: Vec::new(),
             hello: Default::default(),
             aof_woff: 0,
+            tally: Default::default(),
         }
     }
 

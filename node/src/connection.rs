@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::client::{ClientHandle, ClientSnapshot, ClientState, ReplyMode};
+use crate::command_stats::Counted;
 use crate::dispatch::{self, Blocked};
 use crate::exec::Effect;
 use crate::output_limit::{BufferLimit, OutputLimits, SoftLimitClock};
@@ -109,6 +110,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         master_raw: Vec::new(),
         hello: Default::default(),
         aof_woff: 0,
+        tally: Default::default(),
     };
     let stop = Box::pin(stopped(kill_rx, shutdown));
     let mut conn = Connection {
@@ -279,7 +281,19 @@ impl Connection {
             mark = quanta::Instant::now();
             crate::server::count_command(&self.shared);
             last = outcome.resolved.or(last);
-            self.after_command(&argv, outcome.resolved, mark.duration_since(started), &limits);
+            let failed = outcome.reply.as_ref().is_some_and(Frame::is_error);
+            let took = mark.duration_since(started);
+            if let Some(resolved) = outcome.resolved {
+                self.client.tally.command(
+                    resolved,
+                    outcome.counted,
+                    took.as_micros() as u64,
+                    failed,
+                );
+            }
+            // What was refused before running is neither logged nor shown to MONITOR.
+            let ran = outcome.resolved.filter(|_| outcome.counted != Counted::Rejected);
+            self.after_command(&argv, ran, took, &limits);
             if self.monitor || self.client.in_pubsub() {
                 while let Some(push) = self.push_rx.try_recv() {
                     push.encode(self.client.resp, &mut self.output);
@@ -336,6 +350,7 @@ impl Connection {
                 return Err(());
             }
         };
+        self.client.tally.flush(&self.shared.command_stats);
         if let Some(resolved) = last {
             let mut snap = self.client.snapshot.lock();
             snap.last_interaction_ms = unix_ms();
@@ -349,6 +364,7 @@ impl Connection {
     fn reply(&mut self, frame: Frame) {
         if frame.is_error() {
             self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            self.client.tally.error(&frame);
         }
         match self.client.reply_mode {
             ReplyMode::On => frame.encode(self.client.resp, &mut self.output),

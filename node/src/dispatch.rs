@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::blocking::Waiter;
 use crate::client::{ClientKind, ClientState};
 use crate::cmd::{self, flags, CommandSpec};
+use crate::command_stats::Counted;
 use crate::db::Keyspace;
 use crate::error::CommandError;
 use crate::exec::{Ctx, Effect, Exec, Propagated};
@@ -40,11 +41,24 @@ pub struct Outcome {
     pub blocked: Option<Blocked>,
     /// The resolved command, for statistics (`None` when lookup failed).
     pub resolved: Option<Resolved>,
+    /// How it counts in INFO commandstats.
+    pub counted: Counted,
 }
 
 impl Outcome {
     fn reply(frame: Frame, resolved: Option<Resolved>) -> Outcome {
-        Outcome { reply: Some(frame), effect: None, blocked: None, resolved }
+        Outcome {
+            reply: Some(frame),
+            effect: None,
+            blocked: None,
+            resolved,
+            counted: Counted::Call,
+        }
+    }
+
+    /// A command refused before it ran.
+    fn rejected(frame: Frame, resolved: Option<Resolved>) -> Outcome {
+        Outcome { counted: Counted::Rejected, ..Outcome::reply(frame, resolved) }
     }
 }
 
@@ -122,6 +136,15 @@ impl Resolved {
     }
 }
 
+/// The command (and subcommand) a request names, whatever its arity.
+fn resolve_ignoring_arity(argv: &[Bytes]) -> Option<Resolved> {
+    let spec = cmd::lookup(&argv[0])?;
+    match argv.get(1).filter(|_| !spec.subcommands.is_empty()) {
+        Some(sub) => Some(Resolved { spec: cmd::lookup_sub(spec, sub)?, parent: Some(spec) }),
+        None => Some(Resolved { spec, parent: None }),
+    }
+}
+
 /// Resolves a command (and subcommand) and checks its arity.
 pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
     let spec = cmd::lookup(&argv[0]).ok_or_else(|| unknown_command(argv))?;
@@ -190,7 +213,11 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
     use Admitted::Done;
     let resolved = match resolve(argv) {
         Ok(found) => found,
-        Err(e) => return Done(Box::new(Outcome::reply(reject(shared, client, argv, e), None))),
+        Err(e) => {
+            // A known command with the wrong arity counts as rejected, as in Redis.
+            let found = resolve_ignoring_arity(argv);
+            return Done(Box::new(Outcome::rejected(reject(shared, client, argv, e), found)));
+        }
     };
     let spec = resolved.spec;
     let name = resolved.name();
@@ -199,7 +226,7 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
         if client.multi.is_some() {
             client.multi_failed = true;
         }
-        return Done(Box::new(Outcome::reply(
+        return Done(Box::new(Outcome::rejected(
             reject(shared, client, argv, CommandError::raw("NOAUTH Authentication required.")),
             found,
         )));
@@ -207,26 +234,28 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
     let gates = shared.gates.load(std::sync::atomic::Ordering::Relaxed);
     if gates != 0 && client.kind != ClientKind::Master {
         if let Some(refusal) = role_refusal(gates, spec, client) {
-            return Done(Box::new(Outcome::reply(reject(shared, client, argv, refusal), found)));
+            return Done(Box::new(Outcome::rejected(reject(shared, client, argv, refusal), found)));
         }
     }
     if let Some(queue) = client.multi.as_mut().filter(|_| !is_transaction_control(name)) {
         if spec.has(flags::NO_MULTI) {
             client.multi_failed = true;
-            return Done(Box::new(Outcome::reply(
+            return Done(Box::new(Outcome::rejected(
                 CommandError::err("Command not allowed inside a transaction").into_frame(),
                 found,
             )));
         }
         queue.push(argv.to_vec());
         client.snapshot.lock().multi += 1;
-        return Done(Box::new(Outcome::reply(Frame::simple("QUEUED"), found)));
+        // Counted when EXEC runs it.
+        let queued = Outcome::reply(Frame::simple("QUEUED"), found);
+        return Done(Box::new(Outcome { counted: Counted::Not, ..queued }));
     }
     if client.in_pubsub()
         && client.resp == common::resp::Protocol::Resp2
         && !allowed_in_pubsub(name)
     {
-        return Done(Box::new(Outcome::reply(
+        return Done(Box::new(Outcome::rejected(
             CommandError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 resolved.fullname()
@@ -261,7 +290,7 @@ fn execute(
     let effect = ctx.effect.take();
     let client_id = ctx.client.id;
     drop(ctx);
-    let mut outcome = Outcome { reply: Some(reply), effect: None, blocked: None, resolved: found };
+    let mut outcome = Outcome::reply(reply, found);
     match effect {
         Some(Effect::Block { keys, timeout, op, on_timeout }) => {
             let (tx, rx) = oneshot::channel();

@@ -20,6 +20,7 @@ pub mod blocking;
 pub mod busy_poll;
 pub mod client;
 pub mod cmd;
+pub mod command_stats;
 pub mod config;
 pub mod connection;
 pub mod cron;

@@ -79,6 +79,8 @@ pub struct Shared {
     pub clients: Mutex<ClientRegistry>,
     /// Pub/sub subscriptions.
     pub pubsub: Mutex<PubSub>,
+    /// INFO commandstats and errorstats.
+    pub command_stats: Mutex<crate::command_stats::CommandStats>,
     /// Counters.
     pub stats: Stats,
     /// SLOWLOG entries.
@@ -204,6 +206,7 @@ impl Shared {
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
             pubsub: Mutex::new(PubSub::default()),
+            command_stats: Mutex::new(Default::default()),
             stats: Stats::default(),
             slowlog: Mutex::new(SlowLog::default()),
             run_id: new_run_id(),

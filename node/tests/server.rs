@@ -402,3 +402,48 @@ async fn subscribe_runs_inside_exec_and_monitor_is_refused() {
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
     server.stop().await;
 }
+
+/// INFO commandstats and errorstats count as Redis does: calls of commands that ran (inside
+/// EXEC too, and EXEC itself), failed calls (ran, answered an error), rejected calls (refused
+/// before running: wrong arity, queued after an error), nothing for a command only queued by
+/// MULTI; error replies by code. CONFIG RESETSTAT clears them.
+#[tokio::test]
+async fn commandstats_and_errorstats_count_like_redis() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let run = |args: &[&str]| {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd
+    };
+    let _: () = run(&["SET", "k", "v"]).query_async(&mut c).await.unwrap();
+    let _: String = run(&["GET", "k"]).query_async(&mut c).await.unwrap();
+    let _ = run(&["LPUSH", "k", "x"]).query_async::<()>(&mut c).await.unwrap_err();
+    let _ = run(&["GET"]).query_async::<()>(&mut c).await.unwrap_err();
+    let mut pipe = redis::pipe();
+    pipe.atomic().cmd("INCR").arg("n").cmd("INCR").arg("n");
+    let _: (i64, i64) = pipe.query_async(&mut c).await.unwrap();
+    let info: String = run(&["INFO", "commandstats"]).query_async(&mut c).await.unwrap();
+    let counts = |name: &str| -> String {
+        let line = info.lines().find(|l| l.starts_with(&format!("cmdstat_{name}:"))).unwrap_or("");
+        let fields: Vec<&str> = line
+            .split([':', ','])
+            .filter(|f| f.starts_with("calls=") || f.contains("_calls="))
+            .collect();
+        fields.join(",")
+    };
+    assert_eq!(counts("get"), "calls=1,rejected_calls=1,failed_calls=0", "{info}");
+    assert_eq!(counts("lpush"), "calls=1,rejected_calls=0,failed_calls=1", "{info}");
+    assert_eq!(counts("incr"), "calls=2,rejected_calls=0,failed_calls=0", "{info}");
+    assert_eq!(counts("multi"), "calls=1,rejected_calls=0,failed_calls=0", "{info}");
+    assert_eq!(counts("exec"), "calls=1,rejected_calls=0,failed_calls=0", "{info}");
+    let errors: String = run(&["INFO", "errorstats"]).query_async(&mut c).await.unwrap();
+    assert!(errors.contains("errorstat_ERR:count=1\r\n"), "{errors}");
+    assert!(errors.contains("errorstat_WRONGTYPE:count=1\r\n"), "{errors}");
+    let _: () = run(&["CONFIG", "RESETSTAT"]).query_async(&mut c).await.unwrap();
+    let info: String = run(&["INFO", "commandstats"]).query_async(&mut c).await.unwrap();
+    assert!(!info.contains("cmdstat_get"), "{info}");
+    server.stop().await;
+}

@@ -104,6 +104,8 @@ fn resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     }
     ctx.ks.stats = Default::default();
     ctx.server.slowlog.lock().reset();
+    ctx.client.tally = Default::default();
+    ctx.server.command_stats.lock().reset();
     Ok(Frame::ok())
 }
 

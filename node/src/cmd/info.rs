@@ -323,7 +323,14 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "used_cpu_user_main_thread", &format!("{user:.6}"));
         }
         "modules" => out.push_str("# Modules\r\n"),
-        "errorstats" => out.push_str("# Errorstats\r\n"),
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            ctx.client.tally.flush(&ctx.server.command_stats);
+            for line in ctx.server.command_stats.lock().error_lines() {
+                out.push_str(&line);
+                out.push_str("\r\n");
+            }
+        }
         "cluster" => {
             out.push_str("# Cluster\r\n");
             w(out, "cluster_enabled", &0);
@@ -342,7 +349,15 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
                 );
             }
         }
-        "commandstats" => out.push_str("# Commandstats\r\n"),
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            // This client's own commands of the current batch count too.
+            ctx.client.tally.flush(&ctx.server.command_stats);
+            for line in ctx.server.command_stats.lock().command_lines() {
+                out.push_str(&line);
+                out.push_str("\r\n");
+            }
+        }
         _ => {}
     }
 }

@@ -10,6 +10,7 @@ use common::resp::{Frame, Protocol};
 
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, CommandSpec};
+use crate::command_stats::Counted;
 use crate::dispatch::{resolve, run_locked};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Propagated};
@@ -81,9 +82,20 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     ctx.in_exec = true;
     for argv in &queued {
         let reply = match resolve(argv) {
-            Ok(resolved) => run_locked(ctx, resolved.spec, argv, &mut out),
+            Ok(resolved) => {
+                // Each command counts in INFO commandstats as it runs, as in Redis.
+                let started = quanta::Instant::now();
+                let reply = run_locked(ctx, resolved.spec, argv, &mut out);
+                let usec = started.elapsed().as_micros() as u64;
+                ctx.client.tally.command(resolved, Counted::Call, usec, reply.is_error());
+                reply
+            }
             Err(e) => e.into_frame(),
         };
+        if reply.is_error() {
+            ctx.client.tally.error(&reply);
+            ctx.server.stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         replies.push(reply);
         if ctx.effect.is_some() {
             // QUIT/SHUTDOWN inside a transaction take effect after EXEC's reply.

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use common::resp::{parse_request, RequestError, RequestLimits};
+use common::resp::{parse_request, Frame, RequestError, RequestLimits};
 use tokio::sync::watch;
 
 use crate::client::{ClientHandle, ClientKind, ClientSnapshot, ClientState};
@@ -96,8 +96,15 @@ impl Applier {
             if is_getack(&argv) {
                 replies.extend_from_slice(&shared.ack_command());
             } else {
-                crate::dispatch::call_locked(shared, &mut ks, &mut self.client, &argv, now);
+                let started = quanta::Instant::now();
+                let outcome =
+                    crate::dispatch::call_locked(shared, &mut ks, &mut self.client, &argv, now);
                 crate::server::count_command(shared);
+                if let Some(resolved) = outcome.resolved {
+                    let failed = outcome.reply.as_ref().is_some_and(Frame::is_error);
+                    let usec = started.elapsed().as_micros() as u64;
+                    self.client.tally.command(resolved, outcome.counted, usec, failed);
+                }
             }
             // Applied bytes join our own stream, still under the keyspace lock; a command
             // that failed before running counts in the offset too. Inside MULTI they wait
@@ -107,6 +114,7 @@ impl Applier {
             }
         }
         drop(ks);
+        self.client.tally.flush(&shared.command_stats);
         crate::aof::write_applied(shared);
         shared.master_db.store(self.client.db, Ordering::Relaxed);
         Ok(())
