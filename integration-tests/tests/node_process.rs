@@ -266,3 +266,30 @@ fn the_default_bind_listens_on_ipv4_and_ipv6() {
     assert_eq!(pong, "PONG");
     assert!(!node.log().contains("skipping optional bind address"), "{}", node.log());
 }
+
+/// Monitoring reads INFO by field name: `INFO everything` has the same sections in the same
+/// order, and the same fields in each, as redis-server 7.0 (values aside), plus the
+/// `warden_version` line the issue asks for. Redis runs with `latency-tracking no`, the one
+/// setting warden-node cannot turn on (INFO latencystats stays empty).
+#[test]
+fn info_has_redis_sections_and_fields() {
+    use integration_tests::nodes::{Kind, Node};
+    let names = |kind: Kind, extra: &[&str]| -> Vec<String> {
+        let node = Node::start(kind, "info", extra);
+        let mut c = node.connect();
+        let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+        let info: String = redis::cmd("INFO").arg("everything").query(&mut c).unwrap();
+        info.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("cmdstat_") && !l.starts_with("errorstat_"))
+            .map(|l| {
+                if l.starts_with('#') {
+                    l.to_string()
+                } else {
+                    l.split(':').next().unwrap().to_string()
+                }
+            })
+            .filter(|name| name != "warden_version")
+            .collect()
+    };
+    assert_eq!(names(Kind::Warden, &[]), names(Kind::Redis, &["--latency-tracking", "no"]));
+}

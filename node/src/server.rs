@@ -89,6 +89,8 @@ pub struct Shared {
     pub run_id: String,
     /// When the server started.
     pub started: Instant,
+    /// Heap in use once the server was set up, before any data (INFO `used_memory_startup`).
+    pub startup_memory: u64,
     /// The addresses actually listened on.
     pub listening: RwLock<Vec<SocketAddr>>,
     /// Fired by SHUTDOWN.
@@ -211,6 +213,7 @@ impl Shared {
             slowlog: Mutex::new(SlowLog::default()),
             run_id: new_run_id(),
             started: Instant::now(),
+            startup_memory: crate::alloc::in_use() as u64,
             listening: RwLock::new(Vec::new()),
             shutdown,
             pause: watch::channel(Pause::None).0,

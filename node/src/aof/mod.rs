@@ -99,6 +99,11 @@ pub struct AofState {
 }
 
 impl AofState {
+    /// Bytes applied but not yet written (INFO `mem_aof_buffer`).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes of every file the manifest lists (`aof_current_size`, minus the unwritten buffer).
     pub fn current_size(&self) -> u64 {
         self.manifest

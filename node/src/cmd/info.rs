@@ -32,6 +32,23 @@ const DEFAULT: &[&str] = &[
     "keyspace",
 ];
 
+/// Every section, in the order Redis prints them (`INFO all`).
+const ALL: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
+];
+
 fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut wanted: Vec<String> =
         args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
@@ -39,11 +56,10 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
     }
     if wanted.iter().any(|w| w == "all" || w == "everything") {
-        wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
-        wanted.push("commandstats".into());
+        wanted.extend(ALL.iter().map(|s| s.to_string()));
     }
     let mut out = String::new();
-    for section in DEFAULT.iter().chain(["commandstats"].iter()) {
+    for section in ALL {
         if !wanted.iter().any(|w| w == section) {
             continue;
         }
@@ -70,6 +86,50 @@ pub fn rss_bytes() -> u64 {
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
         .map(|pages| pages * 4096)
         .unwrap_or(0)
+}
+
+/// Memory that holds no data, as INFO memory splits `used_memory` (estimates: the system
+/// allocator cannot say what each structure takes).
+struct Footprint {
+    /// The keyspace's tables and per-entry bookkeeping, the backlog, client buffers, the AOF
+    /// buffer.
+    structures: u64,
+    /// The replication backlog's bytes.
+    backlog: u64,
+    /// Connections' buffers: each starts with 16 KiB for input and 16 KiB for output.
+    clients: u64,
+    /// AOF bytes not yet written.
+    aof_buffer: u64,
+}
+
+/// Per key or expiry entry: its table slot and node bookkeeping (an estimate).
+const ENTRY_OVERHEAD: u64 = 32;
+/// A connection's input and output buffers as allocated at connect.
+const CLIENT_BUFFERS: u64 = 32 * 1024;
+
+fn memory_footprint(ctx: &Ctx<'_>) -> Footprint {
+    let shared = ctx.server;
+    let entries: u64 =
+        ctx.exec.ks.dbs.iter().map(|db| (db.keys.len() + db.expires.len()) as u64).sum();
+    let backlog = shared.repl.lock().backlog.as_ref().map_or(0, |b| b.histlen() as u64);
+    let clients = shared.clients.lock().len() as u64 * CLIENT_BUFFERS;
+    let aof_buffer = shared.aof.lock().as_ref().map_or(0, |st| st.buffered() as u64);
+    Footprint {
+        structures: entries * ENTRY_OVERHEAD + backlog + clients + aof_buffer,
+        backlog,
+        clients,
+        aof_buffer,
+    }
+}
+
+/// `MemTotal` from /proc/meminfo, in bytes.
+fn system_memory() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()));
+    kib.unwrap_or(0) * 1024
 }
 
 fn human(bytes: u64) -> String {
@@ -156,24 +216,72 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             let policy =
                 shared.config.read().get("maxmemory-policy").unwrap_or("noeviction").to_string();
             out.push_str("# Memory\r\n");
+            let footprint = memory_footprint(ctx);
+            let startup = shared.startup_memory.min(used);
+            let overhead = (startup + footprint.structures).min(used);
+            let dataset = used - overhead;
+            let total = system_memory();
             w(out, "used_memory", &used);
             w(out, "used_memory_human", &human(used));
             w(out, "used_memory_rss", &rss);
             w(out, "used_memory_rss_human", &human(rss));
             w(out, "used_memory_peak", &peak);
             w(out, "used_memory_peak_human", &human(peak));
-            w(
-                out,
-                "used_memory_peak_perc",
-                &format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
-            );
+            let percent = |part: u64, whole: u64| {
+                format!("{:.2}%", part as f64 * 100.0 / whole.max(1) as f64)
+            };
+            w(out, "used_memory_peak_perc", &percent(used, peak));
+            w(out, "used_memory_overhead", &overhead);
+            w(out, "used_memory_startup", &startup);
+            w(out, "used_memory_dataset", &dataset);
+            w(out, "used_memory_dataset_perc", &percent(dataset, used - startup));
+            // The system allocator keeps no statistics of its own: its view is ours.
+            w(out, "allocator_allocated", &used);
+            w(out, "allocator_active", &used);
+            w(out, "allocator_resident", &rss);
+            w(out, "total_system_memory", &total);
+            w(out, "total_system_memory_human", &human(total));
+            // No scripting engine, so no memory for one.
+            for field in ["used_memory_lua", "used_memory_vm_eval"] {
+                w(out, field, &0);
+            }
+            w(out, "used_memory_lua_human", &"0B");
+            for field in [
+                "used_memory_scripts_eval",
+                "number_of_cached_scripts",
+                "number_of_functions",
+                "number_of_libraries",
+                "used_memory_vm_functions",
+                "used_memory_vm_total",
+            ] {
+                w(out, field, &0);
+            }
+            w(out, "used_memory_vm_total_human", &"0B");
+            w(out, "used_memory_functions", &0);
+            w(out, "used_memory_scripts", &0);
+            w(out, "used_memory_scripts_human", &"0B");
             w(out, "maxmemory", &0);
             w(out, "maxmemory_human", &"0B");
             w(out, "maxmemory_policy", &policy);
+            w(out, "allocator_frag_ratio", &"1.00");
+            w(out, "allocator_frag_bytes", &0);
+            w(out, "allocator_rss_ratio", &format!("{:.2}", rss as f64 / used.max(1) as f64));
+            w(out, "allocator_rss_bytes", &(rss as i64 - used as i64));
+            w(out, "rss_overhead_ratio", &"1.00");
+            w(out, "rss_overhead_bytes", &0);
             w(out, "mem_fragmentation_ratio", &format!("{:.2}", rss as f64 / used.max(1) as f64));
             w(out, "mem_fragmentation_bytes", &(rss as i64 - used as i64));
+            w(out, "mem_not_counted_for_evict", &0);
+            w(out, "mem_replication_backlog", &footprint.backlog);
+            w(out, "mem_total_replication_buffers", &footprint.backlog);
+            w(out, "mem_clients_slaves", &0);
+            w(out, "mem_clients_normal", &footprint.clients);
+            w(out, "mem_cluster_links", &0);
+            w(out, "mem_aof_buffer", &footprint.aof_buffer);
             w(out, "mem_allocator", &"libc");
+            w(out, "active_defrag_running", &0);
             w(out, "lazyfree_pending_objects", &0);
+            w(out, "lazyfreed_objects", &0);
         }
         "persistence" => {
             let stats = shared.persist.lock().clone();
@@ -323,6 +431,8 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "used_cpu_user_main_thread", &format!("{user:.6}"));
         }
         "modules" => out.push_str("# Modules\r\n"),
+        // Empty, as Redis's with latency-tracking off (per-command percentiles are not kept).
+        "latencystats" => out.push_str("# Latencystats\r\n"),
         "errorstats" => {
             out.push_str("# Errorstats\r\n");
             ctx.client.tally.flush(&ctx.server.command_stats);
