@@ -90,24 +90,33 @@ pub fn rss_bytes() -> u64 {
 
 /// Memory that holds no data, as INFO memory splits `used_memory` (estimates: the system
 /// allocator cannot say what each structure takes).
-struct Footprint {
+/// `used_memory`: the heap in use (in-process tests run without the counting allocator and
+/// fall back to the RSS).
+pub(super) fn used_memory(rss: u64) -> u64 {
+    match crate::alloc::in_use() as u64 {
+        0 => rss,
+        n => n,
+    }
+}
+
+pub(super) struct Footprint {
     /// The keyspace's tables and per-entry bookkeeping, the backlog, client buffers, the AOF
     /// buffer.
-    structures: u64,
+    pub(super) structures: u64,
     /// The replication backlog's bytes.
-    backlog: u64,
+    pub(super) backlog: u64,
     /// Connections' buffers: each starts with 16 KiB for input and 16 KiB for output.
-    clients: u64,
+    pub(super) clients: u64,
     /// AOF bytes not yet written.
-    aof_buffer: u64,
+    pub(super) aof_buffer: u64,
 }
 
 /// Per key or expiry entry: its table slot and node bookkeeping (an estimate).
-const ENTRY_OVERHEAD: u64 = 32;
+pub(super) const ENTRY_OVERHEAD: u64 = 32;
 /// A connection's input and output buffers as allocated at connect.
 const CLIENT_BUFFERS: u64 = 32 * 1024;
 
-fn memory_footprint(ctx: &Ctx<'_>) -> Footprint {
+pub(super) fn memory_footprint(ctx: &Ctx<'_>) -> Footprint {
     let shared = ctx.server;
     let entries: u64 =
         ctx.exec.ks.dbs.iter().map(|db| (db.keys.len() + db.expires.len()) as u64).sum();
@@ -207,11 +216,7 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
         }
         "memory" => {
             let rss = rss_bytes();
-            // In-process tests run without the counting allocator; fall back to RSS there.
-            let used = match crate::alloc::in_use() as u64 {
-                0 => rss,
-                n => n,
-            };
+            let used = used_memory(rss);
             let peak = (crate::alloc::peak() as u64).max(used);
             let policy =
                 shared.config.read().get("maxmemory-policy").unwrap_or("noeviction").to_string();

@@ -30,6 +30,7 @@ pub mod help;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod memory;
 pub mod meta;
 pub mod persistence;
 pub mod pubsub;
@@ -204,7 +205,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 17] {
+fn families() -> [&'static [CommandSpec]; 18] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -218,6 +219,7 @@ fn families() -> [&'static [CommandSpec]; 17] {
         connection::COMMANDS,
         server::COMMANDS,
         command::COMMANDS,
+        memory::COMMANDS,
         client::COMMANDS,
         config::COMMANDS,
         info::COMMANDS,

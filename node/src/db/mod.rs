@@ -7,6 +7,7 @@ pub mod dict;
 pub mod hash;
 pub mod keyspace;
 pub mod list;
+pub mod memory;
 pub mod set;
 pub mod snapshot_dict;
 pub mod value;
