@@ -89,7 +89,7 @@ fn stats(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let rest = [
         ("overhead.total", int(overhead)),
         ("keys.count", int(keys)),
-        ("keys.bytes-per-key", int(if keys == 0 { 0 } else { (used - startup) / keys })),
+        ("keys.bytes-per-key", int((used - startup).checked_div(keys).unwrap_or(0))),
         ("dataset.bytes", int(dataset)),
         (
             "dataset.percentage",
