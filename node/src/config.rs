@@ -159,13 +159,8 @@ static DIRECTIVES: &[Directive] = &[
     d("slowlog-log-slower-than", I64, "10000", true),
     d("slowlog-max-len", U31, "128", true),
     d("latency-monitor-threshold", U31, "0", true),
-    pending(
-        "notify-keyspace-events",
-        Kind::Str,
-        "",
-        &[""],
-        "keyspace notifications are not implemented in warden-node yet",
-    ),
+    // Expired-key events only; see `notify`.
+    d("notify-keyspace-events", Kind::Str, "", true),
     d("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
     pending(
         "unixsocket",
@@ -484,6 +479,8 @@ pub struct Settings {
     pub client_query_buffer_limit: usize,
     /// `client-output-buffer-limit`, per client class.
     pub output_limits: crate::output_limit::OutputLimits,
+    /// `notify-keyspace-events`.
+    pub notify: crate::notify::EventFlags,
     /// Background task frequency.
     pub hz: u64,
     /// `active-expire-effort` (1–10).
@@ -582,6 +579,17 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             lower
         }
         Kind::Str => {
+            if dir.name == "notify-keyspace-events" {
+                let flags = crate::notify::EventFlags::parse(&value)?;
+                let canonical = flags.canonical();
+                if flags.unsupported() {
+                    return Err(format!(
+                        "'notify-keyspace-events {canonical}' is not supported: only expired-key \
+                         events (class x, with K and/or E) are implemented in warden-node yet"
+                    ));
+                }
+                return Ok(canonical);
+            }
             if dir.name == "dbfilename" && value.contains(['/', '\\']) {
                 return Err("dbfilename can't be a path, just a filename".into());
             }
@@ -666,6 +674,7 @@ fn placeholder_settings() -> Settings {
         proto_max_bulk_len: 512 << 20,
         client_query_buffer_limit: 1 << 30,
         output_limits: Default::default(),
+        notify: Default::default(),
         hz: 10,
         active_expire_effort: 1,
         dynamic_hz: true,
@@ -930,6 +939,8 @@ impl Config {
             proto_max_bulk_len: self.int("proto-max-bulk-len") as usize,
             client_query_buffer_limit: self.int("client-query-buffer-limit") as usize,
             output_limits: self.output_limits(),
+            notify: crate::notify::EventFlags::parse(&self.values["notify-keyspace-events"])
+                .unwrap_or_default(),
             hz: self.int("hz") as u64,
             active_expire_effort: self.int("active-expire-effort") as u64,
             dynamic_hz: self.flag("dynamic-hz"),

@@ -176,6 +176,7 @@ pub fn active_expire(shared: &Shared) {
             }
         }
     }
+    crate::notify::flush_expired(shared, &mut ks);
     shared.propagate(&mut ks, out);
 }
 

@@ -308,6 +308,7 @@ fn execute(
         other => outcome.effect = other,
     }
     serve_blocked(ks, now_ms, shared.is_propagating(), replica, &mut out);
+    crate::notify::flush_expired(shared, ks);
     let done = shared.propagate(ks, out);
     if let Some(offset) = done.repl {
         client.woff = offset;

@@ -123,6 +123,9 @@ impl<'a> Exec<'a> {
             self.ks.dbs[self.db].remove(key);
             self.ks.stats.expired += 1;
             self.ks.watches.touch(self.db, key);
+            if self.ks.notify.expired() {
+                self.ks.expired_events.push((self.db, Sds::from_slice(key)));
+            }
             if self.propagating {
                 self.expired.push(Propagated {
                     db: self.db,

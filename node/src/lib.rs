@@ -28,6 +28,7 @@ pub mod db;
 pub mod dispatch;
 pub mod error;
 pub mod exec;
+pub mod notify;
 pub mod output_limit;
 pub mod persist;
 pub mod proc_title;

@@ -95,6 +95,25 @@ impl PubSub {
     }
 }
 
+/// Delivers a message (PUBLISH, keyspace notifications) and drops the subscribers that went
+/// over `client-output-buffer-limit pubsub`. Returns the number of receivers.
+pub fn publish(shared: &crate::server::Shared, channel: &Bytes, message: &Bytes) -> usize {
+    let (receivers, overflow) = shared.pubsub.lock().publish(channel, message);
+    if !overflow.is_empty() {
+        let clients = shared.clients.lock();
+        for id in overflow {
+            tracing::warn!(
+                client = id,
+                "client scheduled to be closed ASAP for overcoming of output buffer limits"
+            );
+            if let Some(c) = clients.get(id) {
+                let _ = c.kill.send(true);
+            }
+        }
+    }
+    receivers
+}
+
 fn remove(map: &mut HashMap<Bytes, HashMap<u64, PushSender>>, client: u64, key: &Bytes) -> bool {
     let Some(subs) = map.get_mut(key) else { return false };
     let removed = subs.remove(&client).is_some();

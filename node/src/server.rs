@@ -226,11 +226,13 @@ impl Shared {
         });
         shared.refresh_gates();
         shared.refresh_output_limits();
+        shared.keyspace.lock().notify = shared.config.read().settings.notify;
         shared
     }
 
     /// Hands `client-output-buffer-limit` to the places that enforce it, each under its own
     /// lock so their hot paths need no config lock: PUBLISH, MONITOR and the replication stream.
+    /// (`notify-keyspace-events` is kept in the keyspace, which CONFIG SET holds locked.)
     pub fn refresh_output_limits(&self) {
         let limits = self.config.read().settings.output_limits;
         self.pubsub.lock().limit = limits.pubsub;

@@ -447,3 +447,57 @@ async fn commandstats_and_errorstats_count_like_redis() {
     assert!(!info.contains("cmdstat_get"), "{info}");
     server.stop().await;
 }
+
+/// `notify-keyspace-events` with the expired class: a key deleted because its time ran out
+/// is announced on `__keyspace@0__:<key>` (`expired`, with K) and `__keyevent@0__:expired`
+/// (the key, with E), in that order, as Redis does. Other classes are refused by name.
+#[tokio::test]
+async fn expired_key_events_are_published() {
+    let server = TestServer::start("enable-debug-command yes").await;
+    let mut c = client(&server).await;
+    let set = |name: &str, value: &str| {
+        redis::cmd("CONFIG").arg("SET").arg(name.to_string()).arg(value.to_string()).clone()
+    };
+    let _: () = set("notify-keyspace-events", "KEx").query_async(&mut c).await.unwrap();
+    let flags: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(flags[1], "xKE");
+    let refused = set("notify-keyspace-events", "KEA").query_async::<()>(&mut c).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("'notify-keyspace-events AKE' is not supported"),
+        "{refused}"
+    );
+    let mut sub = TcpStream::connect(server.addr).await.unwrap();
+    sub.write_all(b"SUBSCRIBE __keyspace@0__:k __keyevent@0__:expired\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    read_frame(&mut sub, &mut buf).await;
+    read_frame(&mut sub, &mut buf).await;
+    // Only this command's lookup may delete the key, so the event comes from it.
+    let _: () =
+        redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query_async(&mut c).await.unwrap();
+    let _: () =
+        redis::cmd("SET").arg("k").arg("v").arg("PX").arg(1).query_async(&mut c).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let v: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
+        if v.is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "k never expired");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let message = |channel: &str, payload: &str| {
+        Frame::Array(vec![
+            Frame::bulk(b"message"),
+            Frame::bulk(channel.as_bytes()),
+            Frame::bulk(payload.as_bytes()),
+        ])
+    };
+    assert_eq!(read_frame(&mut sub, &mut buf).await, message("__keyspace@0__:k", "expired"));
+    assert_eq!(read_frame(&mut sub, &mut buf).await, message("__keyevent@0__:expired", "k"));
+    server.stop().await;
+}

@@ -72,6 +72,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Settings the replication layer caches take effect now.
     ctx.server.refresh_gates();
     ctx.server.refresh_output_limits();
+    ctx.ks.notify = ctx.server.config.read().settings.notify;
     crate::proc_title::refresh(ctx.server);
     crate::aof::set_policy(ctx.server, fsync);
     let aof_on = ctx.server.aof_on.load(std::sync::atomic::Ordering::Relaxed);

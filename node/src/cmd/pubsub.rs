@@ -158,20 +158,7 @@ pub fn unsubscribe_all(ctx: &mut Ctx<'_>) {
 }
 
 fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (receivers, overflow) = ctx.server.pubsub.lock().publish(&args[1], &args[2]);
-    if !overflow.is_empty() {
-        // `client-output-buffer-limit pubsub`: a subscriber that cannot keep up is dropped.
-        let clients = ctx.server.clients.lock();
-        for id in overflow {
-            tracing::warn!(
-                client = id,
-                "client scheduled to be closed ASAP for overcoming of output buffer limits"
-            );
-            if let Some(c) = clients.get(id) {
-                let _ = c.kill.send(true);
-            }
-        }
-    }
+    let receivers = crate::pubsub::publish(ctx.server, &args[1], &args[2]);
     Ok(Frame::Integer(receivers as i64))
 }
 

@@ -173,6 +173,11 @@ pub struct Keyspace {
     pub frozen: Option<u64>,
     /// Snapshot ids handed out so far.
     pub views: u64,
+    /// `notify-keyspace-events`, kept here for the expiry paths.
+    pub notify: crate::notify::EventFlags,
+    /// Keys deleted by expiry since the last notification round (only with expired-key
+    /// events on), by database.
+    pub expired_events: Vec<(usize, Sds)>,
 }
 
 impl Keyspace {
@@ -186,6 +191,8 @@ impl Keyspace {
             stats: KeyspaceStats::default(),
             frozen: None,
             views: 0,
+            notify: Default::default(),
+            expired_events: Vec::new(),
         }
     }
 
@@ -215,6 +222,9 @@ impl Keyspace {
         for key in &expired {
             d.remove(key);
             self.watches.touch(db, key);
+        }
+        if self.notify.expired() {
+            self.expired_events.extend(expired.iter().map(|k| (db, k.clone())));
         }
         self.stats.expired += expired.len() as u64;
         let again = expired.len() * 100 > effort.acceptable_stale_pct * samples;
