@@ -81,6 +81,8 @@ pub struct ClientHandle {
     pub laddr: SocketAddr,
     /// Unix ms at connect.
     pub created_ms: i64,
+    /// Its socket's file descriptor (-1 for a connection-less client).
+    pub fd: i32,
     /// Fields other connections may read.
     pub snapshot: Arc<Mutex<ClientSnapshot>>,
     /// Set to true to make the connection close (CLIENT KILL).

@@ -75,6 +75,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
                 addr,
                 laddr,
                 created_ms: unix_ms(),
+                fd: std::os::fd::AsRawFd::as_raw_fd(&socket),
                 snapshot: snapshot.clone(),
                 kill: kill_tx,
                 push: push_tx.clone(),

@@ -94,11 +94,11 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<&str>) -> String {
         now_ms - s.last_interaction_ms
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}\n",
         c.id,
         c.addr,
         c.laddr,
-        c.id + 7,
+        c.fd,
         name,
         (now_ms - c.created_ms) / 1000,
         idle.max(0) / 1000,
@@ -108,10 +108,16 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<&str>) -> String {
         s.psub,
         s.multi,
         s.qbuf,
+        BUFFER.saturating_sub(s.qbuf),
+        BUFFER,
+        2 * BUFFER + s.qbuf,
         cmd,
         s.resp
     )
 }
+
+/// A connection's input and output buffers each start at this many bytes.
+const BUFFER: usize = 16 * 1024;
 
 fn kind_of(name: &[u8]) -> Result<ClientKind, CommandError> {
     Ok(match name.to_ascii_lowercase().as_slice() {
@@ -187,8 +193,7 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Ok(Frame::ok());
     }
-    let (mut id, mut kind, mut addr, mut laddr, mut skipme, mut maxage) =
-        (None, None, None, None, true, None);
+    let (mut id, mut kind, mut addr, mut laddr, mut skipme) = (None, None, None, None, true);
     let mut user_ok = true;
     let mut i = 2;
     while i < args.len() {
@@ -224,14 +229,12 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 b"no" => false,
                 _ => return Err(CommandError::Syntax),
             };
-        } else if is(opt, "maxage") {
-            maxage = Some(int(val)?);
         } else {
+            // MAXAGE came with Redis 7.4: 7.0 answers a syntax error.
             return Err(CommandError::Syntax);
         }
         i += 2;
     }
-    let now = unix_ms();
     let clients = ctx.server.clients.lock();
     let mut killed = 0;
     for c in clients.iter() {
@@ -241,7 +244,6 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             && kind.is_none_or(|k| snap_kind == k)
             && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
             && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
-            && maxage.is_none_or(|age| (now - c.created_ms) / 1000 >= age)
             && !(skipme && c.id == me);
         if matches {
             let _ = c.kill.send(true);
@@ -380,7 +382,7 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
             ("INFO", "The CLIENT LIST line of this connection."),
             (
                 "KILL <ip:port> | KILL <filter> <value> ...",
-                "Close clients (filters: ID TYPE USER ADDR LADDR SKIPME MAXAGE).",
+                "Close clients (filters: ID TYPE USER ADDR LADDR SKIPME).",
             ),
             ("SETINFO LIB-NAME|LIB-VER <value>", "Record the client library's name or version."),
             (

@@ -46,6 +46,7 @@ impl Applier {
                 addr,
                 laddr: addr,
                 created_ms: unix_ms(),
+                fd: -1,
                 snapshot: snapshot.clone(),
                 kill: kill_tx,
                 push: push.clone(),
