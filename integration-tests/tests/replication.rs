@@ -610,3 +610,86 @@ fn a_disk_based_sync_waits_for_the_frozen_view_then_sends_dump_rdb() {
         dump.exists().then_some(()).ok_or_else(|| "no dump.rdb yet".to_string())
     });
 }
+
+/// PUBLISH goes down the replication stream, as in Redis: a subscriber of a replica (here a
+/// Redis replica of a warden-node master, and a warden-node replica of it in a chain)
+/// receives what was published on the master, and the offsets still agree.
+#[test]
+fn publish_reaches_subscribers_of_replicas() {
+    let master = Node::start(Kind::Warden, "master", MASTER);
+    let redis = start_replica(Kind::Redis, "redis-replica", &master);
+    let chained = start_replica(Kind::Warden, "chained-replica", &redis);
+    wait_in_sync(&master, &redis, Duration::from_secs(30));
+    wait_in_sync(&redis, &chained, Duration::from_secs(30));
+    let subscribe = |node: &Node| {
+        let mut sub = node.connect();
+        sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _: redis::Value = redis::cmd("SUBSCRIBE").arg("news").query(&mut sub).unwrap();
+        sub
+    };
+    let mut on_redis = subscribe(&redis);
+    let mut on_chained = subscribe(&chained);
+    let mut c = master.connect();
+    // The subscribers are registered once the replicas report them.
+    for node in [&redis, &chained] {
+        wait::until("the subscriber to be registered", Duration::from_secs(10), || {
+            let mut c = node.connect();
+            let n: (String, i64) =
+                redis::cmd("PUBSUB").arg("NUMSUB").arg("news").query(&mut c).unwrap();
+            if n.1 == 1 {
+                Ok(())
+            } else {
+                Err(format!("{n:?}"))
+            }
+        });
+    }
+    let receivers: i64 = cmd(&mut c, &["PUBLISH", "news", "hello"]);
+    assert_eq!(receivers, 0, "nobody subscribes on the master itself");
+    for sub in [&mut on_redis, &mut on_chained] {
+        let msg = sub.recv_response().unwrap();
+        assert_eq!(
+            msg,
+            redis::Value::Array(vec![
+                redis::Value::BulkString(b"message".to_vec()),
+                redis::Value::BulkString(b"news".to_vec()),
+                redis::Value::BulkString(b"hello".to_vec()),
+            ])
+        );
+    }
+    wait_in_sync(&master, &redis, Duration::from_secs(30));
+    wait_in_sync(&redis, &chained, Duration::from_secs(30));
+}
+
+/// A master stopping on SIGTERM waits (up to shutdown-timeout) for its replicas to catch up;
+/// a replica that disconnects meanwhile ends the wait for it, as in Redis, instead of the
+/// master sitting out the whole timeout (60 s here).
+#[test]
+fn a_stopping_master_does_not_wait_for_a_replica_that_left() {
+    let mut master = Node::start(
+        Kind::Warden,
+        "master",
+        &["--repl-diskless-sync-delay", "0", "--shutdown-timeout", "60"],
+    );
+    let mut replica = start_replica(Kind::Warden, "replica", &master);
+    wait_in_sync(&master, &replica, Duration::from_secs(30));
+    let mut c = master.connect();
+    let _: () = cmd(&mut c, &["SET", "k", "v"]);
+    // The replica can no longer acknowledge anything; the master starts waiting for it.
+    replica.proc.signal(libc::SIGSTOP);
+    master.proc.signal(libc::SIGTERM);
+    wait::until("the master to wait for its replica", Duration::from_secs(10), || {
+        if master.proc.log().contains("received SIGTERM") || master.proc.log().contains("shutdown")
+        {
+            Ok(())
+        } else {
+            Err(master.proc.log())
+        }
+    });
+    replica.proc.kill();
+    let status = master.proc.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.is_some(),
+        "the master still waits for a replica that left:\n{}",
+        master.proc.log()
+    );
+}

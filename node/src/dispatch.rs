@@ -237,6 +237,12 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
             return Done(Box::new(Outcome::rejected(reject(shared, client, argv, refusal), found)));
         }
     }
+    // A protected command is refused before it could be queued, as in Redis.
+    if name == "debug" {
+        if let Some(refusal) = cmd::server::debug_refusal(shared, client) {
+            return Done(Box::new(Outcome::rejected(reject(shared, client, argv, refusal), found)));
+        }
+    }
     if let Some(queue) = client.multi.as_mut().filter(|_| !is_transaction_control(name)) {
         if spec.has(flags::NO_MULTI) {
             client.multi_failed = true;

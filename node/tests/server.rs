@@ -501,3 +501,14 @@ async fn expired_key_events_are_published() {
     assert_eq!(read_frame(&mut sub, &mut buf).await, message("__keyevent@0__:expired", "k"));
     server.stop().await;
 }
+
+/// DEBUG refused by `enable-debug-command` is refused when queued, so EXEC aborts: Redis's
+/// bytes, from redis-server 7.0.15.
+#[tokio::test]
+async fn a_refused_debug_aborts_the_transaction_when_queued() {
+    let server = TestServer::start("").await;
+    let expected: &[u8] = b"+OK\r\n-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n-EXECABORT Transaction discarded because of previous errors.\r\n";
+    let got = raw(&server, b"MULTI\r\nDEBUG foo\r\nEXEC\r\n", expected.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    server.stop().await;
+}

@@ -48,6 +48,8 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for key in &args[1..] {
         if ctx.delete(key) {
+            // Only keys really deleted count as modified (a WATCH on a missing key survives).
+            ctx.modified(key);
             n += 1;
         }
     }

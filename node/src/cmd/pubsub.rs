@@ -159,6 +159,9 @@ pub fn unsubscribe_all(ctx: &mut Ctx<'_>) {
 
 fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let receivers = crate::pubsub::publish(ctx.server, &args[1], &args[2]);
+    // As Redis: the message goes down the replication stream too, so subscribers of replicas
+    // receive it (it never goes to the AOF; see `aof::AofState::feed`).
+    ctx.propagate_as(args.to_vec());
     Ok(Frame::Integer(receivers as i64))
 }
 

@@ -124,8 +124,12 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let ks = &mut *ctx.exec.ks;
     ks.dbs.swap(a, b);
-    ks.watches.touch_db(a, |_| true);
-    ks.watches.touch_db(b, |_| true);
+    // As Redis's touchAllWatchedKeysInDb: a watched key changes only if it exists on either
+    // side of the swap.
+    let (dbs, watches) = (&ks.dbs, &mut ks.watches);
+    let exists = |k: &[u8]| dbs[a].keys.get(k).is_some() || dbs[b].keys.get(k).is_some();
+    watches.touch_db(a, exists);
+    watches.touch_db(b, exists);
     // Clients blocked in either database may now find their keys.
     for db in [a, b] {
         let ready: Vec<Bytes> = ks.dbs[db].keys.keys().map(|k| Bytes::copy_from_slice(k)).collect();
@@ -155,16 +159,23 @@ fn role(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(crate::repl::report::role(ctx.server))
 }
 
-fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let allowed = match ctx.server.config.read().settings.enable_debug_command.as_str() {
+/// `enable-debug-command`: whether this client may run DEBUG; the refusal is Redis's.
+pub fn debug_refusal(shared: &Shared, client: &crate::client::ClientState) -> Option<CommandError> {
+    let allowed = match shared.config.read().settings.enable_debug_command.as_str() {
         "yes" => true,
-        "local" => ctx.client.addr.ip().is_loopback(),
+        "local" => client.addr.ip().is_loopback(),
         _ => false,
     };
-    if !allowed {
-        return Err(CommandError::err(
+    (!allowed).then(|| {
+        CommandError::err(
             "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-        ));
+        )
+    })
+}
+
+fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if let Some(refusal) = debug_refusal(ctx.server, ctx.client) {
+        return Err(refusal);
     }
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match (sub.as_str(), args.len()) {

@@ -228,6 +228,8 @@ fn sets_at<'d>(db: &'d Db, keys: &[Bytes]) -> Vec<Option<&'d Set>> {
 /// deletes `dst` when the result is empty. Only a real change counts, so an empty result over
 /// a missing destination is not propagated.
 fn store(ctx: &mut Exec<'_>, dst: &[u8], result: Set) -> CmdResult {
+    // Only the destination changes: a WATCH on a source key survives, as in Redis.
+    ctx.modified(dst);
     if result.is_empty() {
         if ctx.delete(dst) {
             ctx.dirty(1);

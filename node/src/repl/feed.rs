@@ -127,6 +127,8 @@ pub async fn serve(
     }
     stream(&shared, socket, input, client, wait_first_ack, stop).await;
     shared.repl.lock().remove_replica(client);
+    // A stop waiting for replicas to catch up need not wait for one that left.
+    shared.repl_acks.notify_waiters();
     info!(replica = %format!("{}:{}", req.ip, req.port), "replica disconnected");
 }
 
