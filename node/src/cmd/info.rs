@@ -18,49 +18,32 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// The INFO command.
 pub static COMMANDS: &[CommandSpec] = &[cmd("info", -1, LOADING | STALE, (0, 0, 0), info)];
 
-const DEFAULT: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "modules",
-    "errorstats",
-    "cluster",
-    "keyspace",
-];
-
-/// Every section, in the order Redis prints them (`INFO all`).
-const ALL: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "modules",
-    "commandstats",
-    "errorstats",
-    "latencystats",
-    "cluster",
-    "keyspace",
+/// Every section, in the order Redis prints them, and whether plain INFO (`default`) includes
+/// it; `all` and `everything` include them all.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
+    ("cluster", true),
+    ("keyspace", true),
 ];
 
 fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut wanted: Vec<String> =
+    let wanted: Vec<String> =
         args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
-    if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
-        wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
-    }
-    if wanted.iter().any(|w| w == "all" || w == "everything") {
-        wanted.extend(ALL.iter().map(|s| s.to_string()));
-    }
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
     let mut out = String::new();
-    for section in ALL {
-        if !wanted.iter().any(|w| w == section) {
+    for (section, in_default) in SECTIONS {
+        if !(all || (default && *in_default) || wanted.iter().any(|w| w == section)) {
             continue;
         }
         if !out.is_empty() {
