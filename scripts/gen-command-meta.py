@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes node/src/cmd/meta.rs: Redis 7.0.15's COMMAND INFO metadata for every command
-warden-node implements.
+"""Writes node/src/cmd/meta.rs and node/src/cmd/docs.rs: Redis 7.0.15's COMMAND INFO metadata
+and the interface part of its COMMAND DOCS, for every command warden-node implements.
 
 Why a generated table: COMMAND INFO, COMMAND LIST FILTERBY ACLCAT and COMMAND GETKEYS must
 answer exactly as Redis 7.0 does (clients and cluster proxies read key specs, flags and ACL
@@ -14,15 +14,20 @@ How it works:
   2. takes the set of commands (and subcommands) from warden-node's own `COMMAND INFO`, so
      the table covers exactly what warden-node implements;
   3. asks Redis `COMMAND INFO <name>` in RESP3 for each and writes the flags, legacy key
-     positions, ACL categories, tips and key specs as Rust data, sorted by full name;
-  4. formats the file with rustfmt.
+     positions, ACL categories, tips and key specs as Rust data, sorted by full name (meta.rs);
+  4. asks Redis `COMMAND DOCS <name>` in RESP3 for each and writes since, group, doc flags,
+     deprecation and the argument tree (names, types, tokens, flags, key spec indexes, since)
+     as Rust data, sorted by full name (docs.rs);
+  5. formats both files with rustfmt.
 
-Only interface facts are taken (COMMAND INFO), never COMMAND DOCS prose. Commands warden-node
-has and Redis 7.0.15 lacks (7.2 additions) are listed on stderr and left out: warden-node then
-describes them from its own table.
+Only interface facts are taken, never prose: COMMAND DOCS's summary, complexity, history and
+argument summaries are dropped (warden-node answers an empty summary and leaves the others
+out). Commands warden-node has and Redis 7.0.15 lacks (7.2 additions) are listed on stderr
+and left out: warden-node then describes them from its own table.
 
 Usage (from the workspace root):
     python3 scripts/gen-command-meta.py [--warden PATH] [--redis-server PATH] [--out PATH]
+                                        [--docs-out PATH]
 """
 
 import argparse
@@ -408,6 +413,262 @@ def render(entries):
 
 
 # ---------------------------------------------------------------------------------------------
+# COMMAND DOCS: interface facts only
+
+# Fields of a COMMAND DOCS entry that are prose, written by Redis's authors: never copied.
+DOC_PROSE = {"summary", "complexity", "history"}
+DOC_FACTS = {"since", "group", "doc_flags", "deprecated_since", "replaced_by", "arguments"}
+# `subcommands` is rebuilt by warden-node from its own table (only what it implements).
+DOC_REBUILT = {"subcommands"}
+ARG_PROSE = {"summary"}
+ARG_FACTS = {"name", "type", "key_spec_index", "token", "since", "deprecated_since", "flags",
+             "arguments"}
+ARG_TYPES = {
+    "string": "String",
+    "integer": "Integer",
+    "double": "Double",
+    "key": "Key",
+    "pattern": "Pattern",
+    "unix-time": "UnixTime",
+    "pure-token": "PureToken",
+    "oneof": "OneOf",
+    "block": "Block",
+}
+
+
+def bulk(value, what):
+    if not isinstance(value, str) or isinstance(value, Simple):
+        raise ValueError("%s: expected a bulk string, got %r" % (what, value))
+    return value
+
+
+def statuses(values, what):
+    if not all(isinstance(v, Simple) for v in values):
+        raise ValueError("%s: expected status replies, got %r" % (what, values))
+    return list(values)
+
+
+def parse_arg(arg, where):
+    where = "%s/%s" % (where, arg.get("name"))
+    unexpected = set(arg) - ARG_FACTS - ARG_PROSE
+    if unexpected:
+        raise ValueError("%s: unexpected argument fields %r" % (where, unexpected))
+    kind = ARG_TYPES.get(bulk(arg["type"], where))
+    if kind is None:
+        raise ValueError("%s: unknown argument type %r" % (where, arg["type"]))
+    has_children = kind in ("OneOf", "Block")
+    if has_children != ("arguments" in arg):
+        raise ValueError("%s: nested arguments on a %s" % (where, arg["type"]))
+    out = "arg(%s, ArgType::%s)" % (rust_str(bulk(arg["name"], where)), kind)
+    if "key_spec_index" in arg:
+        if not isinstance(arg["key_spec_index"], int):
+            raise ValueError("%s: key_spec_index %r" % (where, arg["key_spec_index"]))
+        out += ".key_spec(%d)" % arg["key_spec_index"]
+    for field, method in (("token", "token"), ("since", "since"),
+                          ("deprecated_since", "deprecated_since")):
+        if field in arg:
+            out += ".%s(%s)" % (method, rust_str(bulk(arg[field], where)))
+    if "flags" in arg:
+        out += ".flags(%s)" % rust_list(statuses(arg["flags"], where))
+    if has_children:
+        out += ".of(&[%s])" % ", ".join(parse_arg(a, where) for a in arg["arguments"])
+    return out
+
+
+def parse_doc(name, doc):
+    unexpected = set(doc) - DOC_PROSE - DOC_FACTS - DOC_REBUILT
+    if unexpected:
+        raise ValueError("%s: unexpected COMMAND DOCS fields %r" % (name, unexpected))
+    if "arguments" in doc and not doc["arguments"]:
+        # Redis leaves the field out when a command has no arguments; an empty list would
+        # need telling apart from that.
+        raise ValueError("%s: empty argument list" % name)
+    opt = lambda f: "Some(%s)" % rust_str(bulk(doc[f], name)) if f in doc else "None"
+    return {
+        "name": name,
+        "since": rust_str(bulk(doc["since"], name)),
+        "group": rust_str(bulk(doc["group"], name)),
+        "doc_flags": rust_list(statuses(doc.get("doc_flags", []), name)),
+        "deprecated_since": opt("deprecated_since"),
+        "replaced_by": opt("replaced_by"),
+        "arguments": "&[%s]" % ", ".join(parse_arg(a, name) for a in doc.get("arguments", [])),
+    }
+
+
+DOCS_HEADER = """\
+//! The interface part of Redis 7.0.15's COMMAND DOCS, for every command warden-node implements.
+//!
+//! GENERATED by `scripts/gen-command-meta.py` from a running redis-server 7.0.15. Do not edit by
+//! hand; regenerate (together with `meta.rs`) from the workspace root with
+//!
+//! ```text
+//! CARGO_TARGET_DIR=/work/target-meta {regenerate}
+//! ```
+//!
+//! What is taken, and what is not: only interface facts that tools read to show syntax hints
+//! (`redis-cli`'s `help`, its hints as you type, client generators): since, group, doc flags,
+//! deprecated-since, replaced-by and the whole argument tree (names, types, key spec indexes,
+//! tokens, since, deprecated-since, flags, nesting). Redis's prose is not copied: its summary,
+//! complexity, history descriptions and argument summaries are dropped. warden-node answers
+//! `summary` with an empty string (tools expect the field) and leaves `complexity` and `history`
+//! out, as Redis does for a command without them. Subcommands have their own rows (`client|list`)
+//! and COMMAND DOCS nests them under their container from the command table, so only the
+//! subcommands warden-node implements are listed.
+//!
+//! Commands Redis 7.0 lacks (WAITAOF, CLIENT SETINFO) have no row here. Rows are sorted by full
+//! name for [`find`]'s binary search.
+
+/// The interface part of one command's COMMAND DOCS entry.
+#[derive(Debug)]
+pub struct CommandDoc {{
+    /// Full lower-case name: `get`, or `client|list` for a subcommand.
+    pub name: &'static str,
+    /// The Redis version that added the command.
+    pub since: &'static str,
+    /// The command's group (`string`, `connection` …).
+    pub group: &'static str,
+    /// Documentation flags (`deprecated`, `syscmd`).
+    pub doc_flags: &'static [&'static str],
+    /// The version that deprecated the command, if any.
+    pub deprecated_since: Option<&'static str>,
+    /// What replaces a deprecated command, as Redis words it.
+    pub replaced_by: Option<&'static str>,
+    /// The arguments, in order; empty when the command takes none (Redis then leaves the field
+    /// out).
+    pub arguments: &'static [Arg],
+}}
+
+/// One argument of a command, or of a `oneof`/`block` argument.
+#[derive(Debug, Clone, Copy)]
+pub struct Arg {{
+    /// The argument's name (`key`, `expiration` …).
+    pub name: &'static str,
+    /// Its type.
+    pub kind: ArgType,
+    /// For a key, the index of the key spec that finds it in COMMAND INFO.
+    pub key_spec_index: Option<i32>,
+    /// The literal word that comes before the value (`EX`), or is the value (`NX`).
+    pub token: Option<&'static str>,
+    /// The version that added the argument, when later than the command.
+    pub since: Option<&'static str>,
+    /// The version that deprecated the argument, if any.
+    pub deprecated_since: Option<&'static str>,
+    /// `optional`, `multiple`, `multiple_token`.
+    pub flags: &'static [&'static str],
+    /// The alternatives of a `oneof`, or the parts of a `block`; empty otherwise.
+    pub arguments: &'static [Arg],
+}}
+
+/// An argument's type, as COMMAND DOCS names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {{
+    /// `string`.
+    String,
+    /// `integer`.
+    Integer,
+    /// `double`.
+    Double,
+    /// `key`.
+    Key,
+    /// `pattern`.
+    Pattern,
+    /// `unix-time`.
+    UnixTime,
+    /// `pure-token`: the token alone.
+    PureToken,
+    /// `oneof`: exactly one of the nested arguments.
+    OneOf,
+    /// `block`: the nested arguments together.
+    Block,
+}}
+
+impl ArgType {{
+    /// The type's name in COMMAND DOCS.
+    pub fn name(self) -> &'static str {{
+        match self {{
+            ArgType::String => "string",
+            ArgType::Integer => "integer",
+            ArgType::Double => "double",
+            ArgType::Key => "key",
+            ArgType::Pattern => "pattern",
+            ArgType::UnixTime => "unix-time",
+            ArgType::PureToken => "pure-token",
+            ArgType::OneOf => "oneof",
+            ArgType::Block => "block",
+        }}
+    }}
+
+    /// True for the types that nest arguments (`oneof`, `block`).
+    pub fn nests(self) -> bool {{
+        matches!(self, ArgType::OneOf | ArgType::Block)
+    }}
+}}
+
+/// An argument with only a name and a type; the builder methods below add the rest, so the
+/// table stays one line per argument.
+const fn arg(name: &'static str, kind: ArgType) -> Arg {{
+    Arg {{
+        name,
+        kind,
+        key_spec_index: None,
+        token: None,
+        since: None,
+        deprecated_since: None,
+        flags: &[],
+        arguments: &[],
+    }}
+}}
+
+impl Arg {{
+    const fn key_spec(self, index: i32) -> Arg {{
+        Arg {{ key_spec_index: Some(index), ..self }}
+    }}
+
+    const fn token(self, token: &'static str) -> Arg {{
+        Arg {{ token: Some(token), ..self }}
+    }}
+
+    const fn since(self, version: &'static str) -> Arg {{
+        Arg {{ since: Some(version), ..self }}
+    }}
+
+    const fn deprecated_since(self, version: &'static str) -> Arg {{
+        Arg {{ deprecated_since: Some(version), ..self }}
+    }}
+
+    const fn flags(self, flags: &'static [&'static str]) -> Arg {{
+        Arg {{ flags, ..self }}
+    }}
+
+    const fn of(self, arguments: &'static [Arg]) -> Arg {{
+        Arg {{ arguments, ..self }}
+    }}
+}}
+
+/// The docs of a command by its full lower-case name (`get`, `client|list`).
+pub fn find(fullname: &str) -> Option<&'static CommandDoc> {{
+    COMMANDS.binary_search_by(|d| d.name.cmp(fullname)).ok().map(|i| &COMMANDS[i])
+}}
+
+/// Every command warden-node implements that Redis 7.0.15 has, sorted by full name.
+pub static COMMANDS: &[CommandDoc] = &[
+"""
+
+
+def render_docs(docs):
+    out = DOCS_HEADER.format(regenerate=REGENERATE)
+    for d in docs:
+        out += "    CommandDoc {\n"
+        for field in ("name", "since", "group", "doc_flags", "deprecated_since", "replaced_by",
+                      "arguments"):
+            value = rust_str(d[field]) if field == "name" else d[field]
+            out += "        %s: %s,\n" % (field, value)
+        out += "    },\n"
+    out += "];\n"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main():
@@ -415,6 +676,7 @@ def main():
     ap.add_argument("--warden", help="warden-node binary (default: build it with cargo)")
     ap.add_argument("--redis-server", default="/usr/bin/redis-server")
     ap.add_argument("--out", default=os.path.join(ROOT, "node", "src", "cmd", "meta.rs"))
+    ap.add_argument("--docs-out", default=os.path.join(ROOT, "node", "src", "cmd", "docs.rs"))
     opts = ap.parse_args()
 
     warden_bin = opts.warden or build_warden()
@@ -446,7 +708,7 @@ def main():
         wc = Conn(warden.port)
         arities = warden_commands(wc)
 
-        entries, missing, arity_diffs = [], [], []
+        entries, docs, missing, arity_diffs = [], [], [], []
         for name in sorted(arities):
             (reply,) = rc.call("COMMAND", "INFO", name)
             if reply is None:
@@ -455,15 +717,20 @@ def main():
             if reply[1] != arities[name]:
                 arity_diffs.append("%s: warden %d, redis %d" % (name, arities[name], reply[1]))
             entries.append(parse_entry(reply))
+            doc = rc.call("COMMAND", "DOCS", name)
+            if list(doc) != [name]:
+                raise ValueError("COMMAND DOCS %s answered for %r" % (name, list(doc)))
+            docs.append(parse_doc(name, doc[name]))
     finally:
         for s in servers:
             s.stop()
 
-    with open(opts.out, "w") as f:
-        f.write(render(entries))
-    subprocess.run(["rustfmt", "--edition", "2021", opts.out], cwd=ROOT, check=True)
-
-    print("wrote %s: %d commands" % (os.path.relpath(opts.out, ROOT), len(entries)))
+    for path, text, count in ((opts.out, render(entries), len(entries)),
+                              (opts.docs_out, render_docs(docs), len(docs))):
+        with open(path, "w") as f:
+            f.write(text)
+        subprocess.run(["rustfmt", "--edition", "2021", path], cwd=ROOT, check=True)
+        print("wrote %s: %d commands" % (os.path.relpath(path, ROOT), count))
     if missing:
         print("not in Redis %s (described from warden's table): %s"
               % (REDIS_VERSION, ", ".join(missing)), file=sys.stderr)

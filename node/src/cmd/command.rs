@@ -2,13 +2,16 @@
 //!
 //! The command table says which commands exist and their arity; how COMMAND INFO describes
 //! them (flags, ACL categories, tips, key specs) and where COMMAND GETKEYS finds their keys
-//! come from Redis 7.0.15's metadata in `meta`, so both read exactly as Redis's. A command Redis
-//! 7.0 lacks (WAITAOF, CLIENT SETINFO) is described from its `CommandSpec` instead.
+//! come from Redis 7.0.15's metadata in `meta`, so both read exactly as Redis's. COMMAND DOCS
+//! takes the interface part of Redis's docs (group, since, the argument tree) from `docs`, but
+//! none of its prose. A command Redis 7.0 lacks (WAITAOF, CLIENT SETINFO) is described from its
+//! `CommandSpec` instead.
 
 use bytes::Bytes;
 use common::resp::Frame;
 
 use crate::cmd::args::is;
+use crate::cmd::docs;
 use crate::cmd::flags::*;
 use crate::cmd::meta::{self, BeginSearch, CommandMeta, FindKeys, KeySpec};
 use crate::cmd::{cmd, container_with, table, CommandSpec};
@@ -189,27 +192,106 @@ fn command_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ))
 }
 
+/// COMMAND DOCS [<name> ...]: every command, or the named ones (full names; unknown names are
+/// skipped), each with its docs map. Redis answers a map even in RESP2, flattened there.
 fn command_docs(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let specs: Vec<&'static CommandSpec> = if args.len() == 2 {
-        sorted_commands()
+    Ok(docs_reply(&args[2..]))
+}
+
+/// COMMAND DOCS's reply for these names (none: every command).
+fn docs_reply(names: &[Bytes]) -> Frame {
+    let found: Vec<(&'static CommandSpec, String)> = if names.is_empty() {
+        sorted_commands().into_iter().map(|s| (s, s.name.to_string())).collect()
     } else {
-        args[2..].iter().filter_map(|n| crate::cmd::lookup(n)).collect()
+        names.iter().filter_map(|n| by_fullname(n)).collect()
     };
-    Ok(Frame::Map(
-        specs
+    Frame::Map(
+        found
             .into_iter()
-            .map(|s| {
-                (
-                    Frame::Bulk(Bytes::from_static(s.name.as_bytes())),
-                    Frame::Map(vec![
-                        (Frame::bulk_static("summary"), Frame::bulk_static("")),
-                        (Frame::bulk_static("since"), Frame::bulk_static("1.0.0")),
-                        (Frame::bulk_static("group"), Frame::bulk_static("generic")),
-                    ]),
-                )
+            .map(|(spec, fullname)| {
+                let entry = docs_entry(spec, &fullname);
+                (Frame::Bulk(Bytes::from(fullname)), entry)
             })
             .collect(),
-    ))
+    )
+}
+
+/// One COMMAND DOCS entry, its fields in Redis's order (`addReplyCommandDocs`): summary, since,
+/// group, doc_flags, deprecated_since, replaced_by, arguments, subcommands. Redis's prose
+/// (summary text, complexity, history) is not ours to copy: the summary is empty and the
+/// others are left out (see `docs`). A command Redis 7.0 lacks gets the bare minimum.
+fn docs_entry(spec: &'static CommandSpec, fullname: &str) -> Frame {
+    let field = |name: &'static str, value: Frame| (Frame::bulk_static(name), value);
+    let mut fields = vec![field("summary", Frame::bulk_static(""))];
+    match docs::find(fullname) {
+        Some(doc) => {
+            fields.push(field("since", Frame::bulk_static(doc.since)));
+            fields.push(field("group", Frame::bulk_static(doc.group)));
+            if !doc.doc_flags.is_empty() {
+                fields.push(field("doc_flags", statuses(doc.doc_flags)));
+            }
+            if let Some(version) = doc.deprecated_since {
+                fields.push(field("deprecated_since", Frame::bulk_static(version)));
+            }
+            if let Some(by) = doc.replaced_by {
+                fields.push(field("replaced_by", Frame::bulk_static(by)));
+            }
+            if !doc.arguments.is_empty() {
+                fields.push(field("arguments", doc_args_frame(doc.arguments)));
+            }
+        }
+        None => {
+            fields.push(field("since", Frame::bulk_static("1.0.0")));
+            fields.push(field("group", Frame::bulk_static("generic")));
+        }
+    }
+    if !spec.subcommands.is_empty() {
+        let subs = sorted_subcommands(spec)
+            .into_iter()
+            .map(|s| {
+                let name = format!("{fullname}|{}", s.name);
+                let entry = docs_entry(s, &name);
+                (Frame::Bulk(Bytes::from(name)), entry)
+            })
+            .collect();
+        fields.push(field("subcommands", Frame::Map(subs)));
+    }
+    Frame::Map(fields)
+}
+
+/// An argument list as COMMAND DOCS prints it (`addReplyCommandArgList`): a map per argument
+/// with name, type, key_spec_index, token, since, deprecated_since, flags, arguments.
+fn doc_args_frame(args: &'static [docs::Arg]) -> Frame {
+    Frame::Array(
+        args.iter()
+            .map(|a| {
+                let field = |name: &'static str, value: Frame| (Frame::bulk_static(name), value);
+                let mut fields = vec![
+                    field("name", Frame::bulk_static(a.name)),
+                    field("type", Frame::bulk_static(a.kind.name())),
+                ];
+                if let Some(index) = a.key_spec_index {
+                    fields.push(field("key_spec_index", Frame::Integer(index as i64)));
+                }
+                if let Some(token) = a.token {
+                    fields.push(field("token", Frame::bulk_static(token)));
+                }
+                if let Some(version) = a.since {
+                    fields.push(field("since", Frame::bulk_static(version)));
+                }
+                if let Some(version) = a.deprecated_since {
+                    fields.push(field("deprecated_since", Frame::bulk_static(version)));
+                }
+                if !a.flags.is_empty() {
+                    fields.push(field("flags", statuses(a.flags)));
+                }
+                if a.kind.nests() {
+                    fields.push(field("arguments", doc_args_frame(a.arguments)));
+                }
+                Frame::Map(fields)
+            })
+            .collect(),
+    )
 }
 
 /// COMMAND LIST's FILTERBY clause.
@@ -536,6 +618,116 @@ mod tests {
             }
         }
         assert!(meta::find("client|list").is_some());
+    }
+
+    /// The value of `key` in a map frame.
+    fn field<'a>(map: &'a Frame, key: &str) -> &'a Frame {
+        let Frame::Map(pairs) = map else { panic!("not a map: {map:?}") };
+        let found = pairs.iter().find(|(k, _)| *k == Frame::bulk(key.as_bytes()));
+        &found.unwrap_or_else(|| panic!("no {key} in {map:?}")).1
+    }
+
+    fn text(frame: &Frame) -> &str {
+        match frame {
+            Frame::Bulk(b) | Frame::Simple(b) => std::str::from_utf8(b).expect("docs are ASCII"),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    fn keys(map: &Frame) -> Vec<&str> {
+        let Frame::Map(pairs) = map else { panic!("not a map: {map:?}") };
+        pairs.iter().map(|(k, _)| text(k)).collect()
+    }
+
+    /// An argument list as `name`, `name=TOKEN`, `name(nested …)`, in order.
+    fn arg_outline(args: &Frame) -> Vec<String> {
+        let Frame::Array(args) = args else { panic!("not an array: {args:?}") };
+        args.iter()
+            .map(|a| {
+                let mut s = text(field(a, "name")).to_string();
+                if keys(a).contains(&"token") {
+                    s = format!("{s}={}", text(field(a, "token")));
+                }
+                if keys(a).contains(&"arguments") {
+                    s = format!("{s}({})", arg_outline(field(a, "arguments")).join(" "));
+                }
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn docs_are_sorted_and_cover_the_command_table() {
+        assert!(docs::COMMANDS.windows(2).all(|w| w[0].name < w[1].name));
+        for spec in table().values() {
+            if spec.name != "waitaof" {
+                assert!(docs::find(spec.name).is_some(), "{} has no docs", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn docs_carry_redis_interface_facts_but_no_prose() {
+        let reply = docs_reply(&line("set zadd nosuch client get|x"));
+        assert_eq!(keys(&reply), ["set", "zadd", "client"]);
+
+        let set = field(&reply, "set");
+        assert_eq!(keys(set), ["summary", "since", "group", "arguments"]);
+        assert_eq!(text(field(set, "summary")), "");
+        assert_eq!(text(field(set, "since")), "1.0.0");
+        assert_eq!(text(field(set, "group")), "string");
+        assert_eq!(
+            arg_outline(field(set, "arguments")),
+            [
+                "key",
+                "value",
+                "condition(nx=NX xx=XX)",
+                "get=GET",
+                "expiration(seconds=EX milliseconds=PX unix-time-seconds=EXAT \
+                 unix-time-milliseconds=PXAT keepttl=KEEPTTL)",
+            ]
+        );
+        let Frame::Array(set_args) = field(set, "arguments") else { panic!("set arguments") };
+        assert_eq!(keys(&set_args[0]), ["name", "type", "key_spec_index"]);
+        assert_eq!(text(field(&set_args[0], "type")), "key");
+        assert_eq!(field(&set_args[0], "key_spec_index"), &Frame::Integer(0));
+        assert_eq!(keys(&set_args[3]), ["name", "type", "token", "since", "flags"]);
+        assert_eq!(field(&set_args[3], "flags"), &Frame::Set(vec![Frame::simple("optional")]));
+
+        let zadd = field(&reply, "zadd");
+        assert_eq!(text(field(zadd, "since")), "1.2.0");
+        assert_eq!(text(field(zadd, "group")), "sorted-set");
+        assert_eq!(
+            arg_outline(field(zadd, "arguments")),
+            [
+                "key",
+                "condition(nx=NX xx=XX)",
+                "comparison(gt=GT lt=LT)",
+                "change=CH",
+                "increment=INCR",
+                "score_member(score member)",
+            ]
+        );
+
+        let client = field(&reply, "client");
+        assert_eq!(keys(client), ["summary", "since", "group", "subcommands"]);
+        assert_eq!(text(field(client, "since")), "2.4.0");
+        assert_eq!(text(field(client, "group")), "connection");
+        let subs = field(client, "subcommands");
+        assert!(keys(subs).contains(&"client|list"));
+        let kill = field(subs, "client|kill");
+        assert_eq!(text(field(kill, "group")), "connection");
+        let outline = arg_outline(field(kill, "arguments")).join(" ");
+        assert!(outline.starts_with("filter(ip:port new-format(client-id=ID "), "{outline}");
+        assert!(outline.contains("yes/no=SKIPME"), "{outline}");
+        // A subcommand Redis 7.0 lacks keeps the bare entry.
+        let setinfo = field(subs, "client|setinfo");
+        assert_eq!(keys(setinfo), ["summary", "since", "group"]);
+    }
+
+    #[test]
+    fn docs_with_no_names_list_every_command() {
+        assert_eq!(keys(&docs_reply(&[])).len(), table().len());
     }
 
     #[test]

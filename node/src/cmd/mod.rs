@@ -24,6 +24,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod docs;
 pub mod dump;
 pub mod hashes;
 pub mod help;
