@@ -22,6 +22,7 @@ use crate::exec::Ctx;
 pub mod args;
 pub mod client;
 pub mod command;
+pub mod command_keys;
 pub mod config;
 pub mod connection;
 pub mod docs;
