@@ -31,13 +31,17 @@ pub fn begin(shared: &Shared, deadline: Instant) {
         }
     });
     let mut r = shared.repl.lock();
+    // What the replicas must acknowledge: everything written before the stop. The GETACK sent
+    // now adds to the offset, and a replica's answer to it reports the offset before it.
+    r.catch_up_target = Some(r.offset());
     shared.request_acks(&mut r);
 }
 
-/// True once every attached replica acknowledged the current offset.
+/// True once every attached replica acknowledged the offset the stop began at (or, without
+/// [`begin`], the current one).
 pub fn done(shared: &Shared) -> bool {
     let r = shared.repl.lock();
-    let offset = r.offset();
+    let offset = r.catch_up_target.unwrap_or_else(|| r.offset());
     r.replicas.iter().all(|e| e.ack_off >= offset)
 }
 

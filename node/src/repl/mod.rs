@@ -189,6 +189,8 @@ pub struct Replication {
     pub stats: SyncStats,
     /// `client-output-buffer-limit replica`, kept here for the write path.
     pub replica_limit: BufferLimit,
+    /// A stop waiting for replicas (`catch_up`): the offset they must acknowledge.
+    pub catch_up_target: Option<i64>,
 }
 
 /// INFO stats' `sync_full`, `sync_partial_ok`, `sync_partial_err`.
@@ -226,6 +228,7 @@ impl Replication {
             failover: None,
             stats: SyncStats::default(),
             replica_limit: crate::output_limit::OutputLimits::default().replica,
+            catch_up_target: None,
         }
     }
 
