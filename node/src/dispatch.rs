@@ -136,40 +136,38 @@ impl Resolved {
     }
 }
 
-/// The command (and subcommand) a request names, whatever its arity.
-fn resolve_ignoring_arity(argv: &[Bytes]) -> Option<Resolved> {
-    let spec = cmd::lookup(&argv[0])?;
-    match argv.get(1).filter(|_| !spec.subcommands.is_empty()) {
-        Some(sub) => Some(Resolved { spec: cmd::lookup_sub(spec, sub)?, parent: Some(spec) }),
-        None => Some(Resolved { spec, parent: None }),
-    }
-}
-
-/// Resolves a command (and subcommand) and checks its arity.
-pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
+/// The command (and subcommand) a request names, whatever its arity: a container given alone
+/// (`CLIENT`) resolves to itself. Errors for an unknown command or subcommand.
+fn find(argv: &[Bytes]) -> Result<Resolved, CommandError> {
     let spec = cmd::lookup(&argv[0]).ok_or_else(|| unknown_command(argv))?;
-    if spec.subcommands.is_empty() || (argv.len() < 2 && spec.arity_ok(1)) {
-        if !spec.arity_ok(argv.len()) {
-            return Err(CommandError::WrongArity(spec.name.to_string()));
-        }
+    let Some(sub) = argv.get(1).filter(|_| !spec.subcommands.is_empty()) else {
         return Ok(Resolved { spec, parent: None });
-    }
-    if argv.len() < 2 {
-        return Err(CommandError::WrongArity(spec.name.to_string()));
-    }
-    let sub = cmd::lookup_sub(spec, &argv[1]).ok_or_else(|| {
+    };
+    let sub = cmd::lookup_sub(spec, sub).ok_or_else(|| {
         let mut text = b"ERR unknown subcommand '".to_vec();
-        let sub = c_str(&argv[1]);
+        let sub = c_str(sub);
         text.extend_from_slice(&sub[..sub.len().min(128)]);
         text.extend_from_slice(
             format!("'. Try {} HELP.", spec.name.to_ascii_uppercase()).as_bytes(),
         );
         CommandError::Bytes(Bytes::from(text))
     })?;
-    let resolved = Resolved { spec: sub, parent: Some(spec) };
-    if !sub.arity_ok(argv.len()) {
-        return Err(CommandError::WrongArity(resolved.fullname()));
+    Ok(Resolved { spec: sub, parent: Some(spec) })
+}
+
+/// Checks a resolved command's arity (Redis's words name `container|sub` for a subcommand).
+fn check_arity(resolved: Resolved, argc: usize) -> Result<(), CommandError> {
+    if resolved.spec.arity_ok(argc) {
+        Ok(())
+    } else {
+        Err(CommandError::WrongArity(resolved.fullname()))
     }
+}
+
+/// Resolves a command (and subcommand) and checks its arity.
+pub fn resolve(argv: &[Bytes]) -> Result<Resolved, CommandError> {
+    let resolved = find(argv)?;
+    check_arity(resolved, argv.len())?;
     Ok(resolved)
 }
 
@@ -211,14 +209,14 @@ enum Admitted {
 /// state refusals, transaction queueing, the pub/sub context.
 fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted {
     use Admitted::Done;
-    let resolved = match resolve(argv) {
+    let resolved = match find(argv) {
         Ok(found) => found,
-        Err(e) => {
-            // A known command with the wrong arity counts as rejected, as in Redis.
-            let found = resolve_ignoring_arity(argv);
-            return Done(Box::new(Outcome::rejected(reject(shared, client, argv, e), found)));
-        }
+        Err(e) => return Done(Box::new(Outcome::rejected(reject(shared, client, argv, e), None))),
     };
+    if let Err(e) = check_arity(resolved, argv.len()) {
+        // A known command with the wrong arity counts as rejected, as in Redis.
+        return Done(Box::new(Outcome::rejected(reject(shared, client, argv, e), Some(resolved))));
+    }
     let spec = resolved.spec;
     let name = resolved.name();
     let found = Some(resolved);
