@@ -173,6 +173,9 @@ pub struct Keyspace {
     pub frozen: Option<u64>,
     /// Snapshot ids handed out so far.
     pub views: u64,
+    /// Signalled whenever the frozen view is released (see `persist::snapshot::thaw`), so a
+    /// replica's full sync waiting for it starts at once.
+    pub thawed: std::sync::Arc<tokio::sync::Notify>,
     /// `notify-keyspace-events`, kept here for the expiry paths.
     pub notify: crate::notify::EventFlags,
     /// Keys deleted by expiry since the last notification round (only with expired-key
@@ -191,6 +194,7 @@ impl Keyspace {
             stats: KeyspaceStats::default(),
             frozen: None,
             views: 0,
+            thawed: Default::default(),
             notify: Default::default(),
             expired_events: Vec::new(),
         }

@@ -256,6 +256,7 @@ pub fn thaw(ks: &mut Keyspace) {
         db.keys.thaw();
         db.expires.thaw();
     }
+    ks.thawed.notify_waiters();
 }
 
 #[cfg(test)]

@@ -168,22 +168,27 @@ async fn full_sync(
         }
     }
     let started = Instant::now();
-    let mut keepalive = Instant::now();
+    let thawed = shared.keyspace.lock().thawed.clone();
+    let mut keepalive = tokio::time::Instant::now() + Duration::from_secs(1);
     let (mut snapshot, replid, offset) = loop {
+        // Registered before looking, so a release in between is not missed.
+        let released = thawed.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
         if let Some(frozen) = freeze_for_sync(shared, client, options, backlog_size)? {
             break frozen;
         }
         // Another snapshot (a BGSAVE, an AOF rewrite, another replica's sync) holds the frozen
-        // view: wait for it to end, keeping the link alive with a newline a second, as Redis's
-        // replicas wait for the next BGSAVE. Serialising the dataset now instead would stall
-        // every client and hold a second copy of it in memory.
+        // view: wait until it is released, keeping the link alive with a newline a second, as
+        // Redis's replicas wait for the next BGSAVE. Serialising the dataset now instead would
+        // stall every client and hold a second copy of it in memory.
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = &mut released => {}
+            _ = tokio::time::sleep_until(keepalive) => {
+                socket.write_all(b"\n").await?;
+                keepalive += Duration::from_secs(1);
+            }
             _ = &mut *stop => return Err(std::io::ErrorKind::ConnectionAborted.into()),
-        }
-        if keepalive.elapsed() >= Duration::from_secs(1) {
-            socket.write_all(b"\n").await?;
-            keepalive = Instant::now();
         }
     };
     info!(
