@@ -94,8 +94,6 @@ pub(super) struct Footprint {
     pub(super) aof_buffer: u64,
 }
 
-/// Per key or expiry entry: its table slot and node bookkeeping (an estimate).
-pub(super) const ENTRY_OVERHEAD: u64 = 32;
 /// A connection's input and output buffers as allocated at connect.
 const CLIENT_BUFFERS: u64 = 32 * 1024;
 
@@ -107,7 +105,7 @@ pub(super) fn memory_footprint(ctx: &Ctx<'_>) -> Footprint {
     let clients = shared.clients.lock().len() as u64 * CLIENT_BUFFERS;
     let aof_buffer = shared.aof.lock().as_ref().map_or(0, |st| st.buffered() as u64);
     Footprint {
-        structures: entries * ENTRY_OVERHEAD + backlog + clients + aof_buffer,
+        structures: entries * crate::db::memory::ENTRY as u64 + backlog + clients + aof_buffer,
         backlog,
         clients,
         aof_buffer,

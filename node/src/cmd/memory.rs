@@ -76,7 +76,7 @@ fn stats(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         if db.keys.is_empty() {
             continue;
         }
-        let table = |n: usize| int((n * super::info::ENTRY_OVERHEAD as usize) as u64);
+        let table = |n: usize| int((n * crate::db::memory::ENTRY) as u64);
         out.push((
             Frame::Bulk(Bytes::from(format!("db.{i}"))),
             Frame::Map(vec![

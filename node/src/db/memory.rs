@@ -13,7 +13,7 @@ use super::value::{Sds, Value};
 
 /// A keyspace table entry besides the key and value themselves: the chain link, the access
 /// clock and the bucket pointer that points at it.
-const ENTRY: usize = 3 * size_of::<usize>();
+pub const ENTRY: usize = 3 * size_of::<usize>();
 /// A hash table node of an aggregate (link and bucket pointer).
 const NODE: usize = 2 * size_of::<usize>();
 /// A skiplist node besides its member: score, backward link, an average of 1.33 levels.
