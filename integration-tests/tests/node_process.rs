@@ -71,7 +71,7 @@ fn assert_refused_at_startup(directive: &str, value: &str, refusal: &str) {
 
 #[test]
 fn features_that_have_not_landed_are_refused_at_startup() {
-    assert_refused_at_startup("--maxmemory", "100mb", "'maxmemory 104857600' is not supported");
+    assert_refused_at_startup("--cluster-enabled", "yes", "'cluster-enabled yes' is not supported");
 }
 
 #[test]

@@ -126,14 +126,9 @@ static DIRECTIVES: &[Directive] = &[
     // Any int is accepted and then held to 1..=500, as Redis does.
     d("hz", U31, "10", true),
     d("activerehashing", Kind::Bool, "yes", true),
-    pending(
-        "maxmemory",
-        Kind::Memory,
-        "0",
-        &["0"],
-        "maxmemory limits and eviction are not implemented in warden-node yet",
-    ),
-    d("maxmemory-samples", Kind::Int(1, 64), "5", true),
+    // See `evict`.
+    d("maxmemory", Kind::Memory, "0", true),
+    d("maxmemory-samples", Kind::Int(1, i32::MAX as i64), "5", true),
     d(
         "maxmemory-policy",
         Kind::Enum(&[
@@ -533,6 +528,12 @@ pub struct Settings {
     pub io_threads: usize,
     /// How long the event loop keeps polling after serving requests (see `busy_poll`).
     pub busy_poll_us: u64,
+    /// `maxmemory` and how to stay under it (see `evict`).
+    pub eviction: crate::evict::Limits,
+    /// `lfu-log-factor`.
+    pub lfu_log_factor: u32,
+    /// `lfu-decay-time` in minutes.
+    pub lfu_decay_time: u32,
 }
 
 /// The whole configuration.
@@ -701,6 +702,9 @@ fn placeholder_settings() -> Settings {
         slowlog_max_len: 128,
         io_threads: 1,
         busy_poll_us: 20,
+        eviction: crate::evict::Limits::default(),
+        lfu_log_factor: 10,
+        lfu_decay_time: 1,
     }
 }
 
@@ -972,6 +976,16 @@ impl Config {
             slowlog_max_len: self.int("slowlog-max-len") as usize,
             io_threads: self.int("io-threads") as usize,
             busy_poll_us: self.int("busy-poll-us") as u64,
+            eviction: crate::evict::Limits {
+                maxmemory: self.int("maxmemory") as u64,
+                policy: crate::evict::Policy::parse(&self.values["maxmemory-policy"]),
+                samples: self.int("maxmemory-samples") as usize,
+                tenacity: self.int("maxmemory-eviction-tenacity") as u32,
+                replica_ignore: self.flag("replica-ignore-maxmemory"),
+                lazy: self.flag("lazyfree-lazy-eviction"),
+            },
+            lfu_log_factor: self.int("lfu-log-factor") as u32,
+            lfu_decay_time: self.int("lfu-decay-time") as u32,
         };
         if settings.proto_max_bulk_len < 1024 * 1024 {
             return Err(ConfigError::general("proto-max-bulk-len must be at least 1mb"));
@@ -1024,8 +1038,11 @@ mod tests {
 
     #[test]
     fn features_not_landed_are_refused_not_ignored() {
-        let e = load("maxmemory 100mb\n").unwrap_err().to_string();
+        let e = load("cluster-enabled yes\n").unwrap_err().to_string();
         assert!(e.contains("not supported"), "{e}");
+        let c = load("maxmemory 100mb\nmaxmemory-policy allkeys-lfu\n").unwrap();
+        assert_eq!(c.settings.eviction.maxmemory, 100 * 1024 * 1024);
+        assert_eq!(c.settings.eviction.policy, crate::evict::Policy::AllkeysLfu);
         assert!(load("save 900\n").is_err());
         let c = load("save 900 1 300 10\nappendonly yes\n").unwrap();
         assert_eq!(c.settings.save_points, [(900, 1), (300, 10)]);

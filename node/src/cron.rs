@@ -62,6 +62,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
         if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !shared.is_replica() {
             active_expire(&shared);
         }
+        // An eviction that ran out of time carries on here, as Redis's eviction time event.
+        crate::evict::cron(&shared, Duration::from_millis(1000 / hz) / 2).await;
         if shared.config.read().settings.active_rehashing {
             active_rehash(&shared);
         }

@@ -229,6 +229,14 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
             found,
         )));
     }
+    // Our master's stream is never refused: a replica evicts, if at all, from the cron.
+    if client.kind != ClientKind::Master
+        && crate::evict::before_command(shared)
+        && refused_on_oom(resolved, client)
+    {
+        let oom = CommandError::raw("OOM command not allowed when used memory > 'maxmemory'.");
+        return Done(Box::new(Outcome::rejected(reject(shared, client, argv, oom), found)));
+    }
     let gates = shared.gates.load(std::sync::atomic::Ordering::Relaxed);
     if gates != 0 && client.kind != ClientKind::Master {
         if let Some(refusal) = role_refusal(gates, spec, client) {
@@ -380,6 +388,21 @@ fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<C
         return Some(CommandError::raw("LOADING Redis is loading the dataset in memory"));
     }
     None
+}
+
+/// Whether a command is refused while memory is over `maxmemory` and nothing can be evicted:
+/// one that may grow memory (EXEC when it holds one), and anything queued in MULTI (the queue
+/// itself grows) except what ends the transaction, as in Redis.
+fn refused_on_oom(resolved: Resolved, client: &ClientState) -> bool {
+    let queued = client.multi.as_ref();
+    let top_level = if resolved.parent.is_none() { resolved.spec.name } else { "" };
+    match top_level {
+        "exec" => queued.is_some_and(|q| {
+            q.iter().any(|argv| resolve(argv).is_ok_and(|r| r.spec.has(flags::DENYOOM)))
+        }),
+        "discard" | "quit" | "reset" => false,
+        _ => resolved.spec.has(flags::DENYOOM) || queued.is_some(),
+    }
 }
 
 /// True if a queued transaction holds a write command.

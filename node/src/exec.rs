@@ -16,7 +16,7 @@ use crate::db::hash::Hash;
 use crate::db::list::List;
 use crate::db::set::Set;
 use crate::db::zset::ZSet;
-use crate::db::{Db, Keyspace, Lru, Sds, Value};
+use crate::db::{Db, Keyspace, Sds, Value};
 use crate::error::CommandError;
 use crate::server::Shared;
 
@@ -146,7 +146,7 @@ impl<'a> Exec<'a> {
         // Only the access stamp changes: a snapshot in progress need not keep a copy.
         match ks.dbs[self.db].keys.get_touch(key) {
             Some((value, lru)) => {
-                *lru = Lru::now();
+                lru.touch();
                 ks.stats.hits += 1;
                 Some(value)
             }
@@ -163,7 +163,7 @@ impl<'a> Exec<'a> {
             return None;
         }
         self.ks.dbs[self.db].keys.get_mut_meta(key).map(|(value, lru)| {
-            *lru = Lru::now();
+            lru.touch();
             value
         })
     }
@@ -192,7 +192,7 @@ impl<'a> Exec<'a> {
             return None;
         }
         self.ks.dbs[self.db].keys.get_touch(key).map(|(value, lru)| {
-            *lru = Lru::now();
+            lru.touch();
             value
         })
     }

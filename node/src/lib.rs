@@ -27,6 +27,7 @@ pub mod cron;
 pub mod db;
 pub mod dispatch;
 pub mod error;
+pub mod evict;
 pub mod exec;
 pub mod notify;
 pub mod output_limit;

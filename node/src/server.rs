@@ -161,6 +161,8 @@ pub struct Shared {
     pub loading: Mutex<Option<(i64, u64)>>,
     /// While loading at startup: the bytes read so far (of the RDB, or of the AOF's files).
     pub loading_loaded: std::sync::atomic::AtomicU64,
+    /// What every command checks of `maxmemory` without a lock (see `crate::evict`).
+    pub eviction: crate::evict::Gate,
 }
 
 /// The current unix time in milliseconds.
@@ -204,6 +206,7 @@ impl Shared {
             shutdown_handled: std::sync::atomic::AtomicBool::new(false),
             loading: Mutex::new(None),
             loading_loaded: Default::default(),
+            eviction: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -227,7 +230,31 @@ impl Shared {
         shared.refresh_gates();
         shared.refresh_output_limits();
         shared.keyspace.lock().notify = shared.config.read().settings.notify;
+        shared.refresh_eviction(&mut shared.keyspace.lock());
         shared
+    }
+
+    /// Hands `maxmemory` and its policy to eviction, and the policy's kind of access stamps
+    /// to the keyspace (LRU clock or LFU counter).
+    pub fn refresh_eviction(&self, ks: &mut Keyspace) {
+        let (limits, log_factor, decay) = {
+            let s = &self.config.read().settings;
+            (s.eviction, s.lfu_log_factor, s.lfu_decay_time)
+        };
+        if limits.maxmemory != 0 && limits.maxmemory != ks.eviction.limits.maxmemory {
+            let used = crate::alloc::in_use() as u64;
+            if used > limits.maxmemory {
+                tracing::warn!(
+                    maxmemory = limits.maxmemory,
+                    used,
+                    "maxmemory is below the memory in use: keys will be evicted, or writes \
+                     refused, as maxmemory-policy says"
+                );
+            }
+        }
+        ks.eviction.limits = limits;
+        self.eviction.set_limit(limits.maxmemory);
+        crate::db::access::configure(limits.policy.is_lfu(), log_factor, decay);
     }
 
     /// Hands `client-output-buffer-limit` to the places that enforce it, each under its own

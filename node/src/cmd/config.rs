@@ -73,6 +73,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.server.refresh_gates();
     ctx.server.refresh_output_limits();
     ctx.ks.notify = ctx.server.config.read().settings.notify;
+    ctx.server.refresh_eviction(ctx.exec.ks);
     crate::proc_title::refresh(ctx.server);
     crate::aof::set_policy(ctx.server, fsync);
     let aof_on = ctx.server.aof_on.load(std::sync::atomic::Ordering::Relaxed);
@@ -104,6 +105,7 @@ fn resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         counter.store(0, Relaxed);
     }
     ctx.ks.stats = Default::default();
+    ctx.ks.eviction.reset_stats();
     ctx.server.slowlog.lock().reset();
     ctx.client.tally = Default::default();
     ctx.server.command_stats.lock().reset();

@@ -13,7 +13,7 @@ use crate::exec::{Ctx, Effect};
 /// The connection commands.
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("ping", -1, FAST, (0, 0, 0), ping),
-    cmd("echo", 2, FAST, (0, 0, 0), echo),
+    cmd("echo", 2, FAST | LOADING | STALE, (0, 0, 0), echo),
     cmd("select", 2, LOADING | STALE | FAST, (0, 0, 0), select),
     cmd("quit", -1, ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST, (0, 0, 0), quit),
     cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), auth),

@@ -246,8 +246,9 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "used_memory_functions", &0);
             w(out, "used_memory_scripts", &0);
             w(out, "used_memory_scripts_human", &"0B");
-            w(out, "maxmemory", &0);
-            w(out, "maxmemory_human", &"0B");
+            let maxmemory = ctx.exec.ks.eviction.limits.maxmemory;
+            w(out, "maxmemory", &maxmemory);
+            w(out, "maxmemory_human", &human(maxmemory));
             w(out, "maxmemory_policy", &policy);
             w(out, "allocator_frag_ratio", &"1.00");
             w(out, "allocator_frag_bytes", &0);
@@ -257,7 +258,7 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "rss_overhead_bytes", &0);
             w(out, "mem_fragmentation_ratio", &format!("{:.2}", rss as f64 / used.max(1) as f64));
             w(out, "mem_fragmentation_bytes", &(rss as i64 - used as i64));
-            w(out, "mem_not_counted_for_evict", &0);
+            w(out, "mem_not_counted_for_evict", &crate::evict::not_counted(shared, ctx.exec.ks));
             w(out, "mem_replication_backlog", &footprint.backlog);
             w(out, "mem_total_replication_buffers", &footprint.backlog);
             w(out, "mem_clients_slaves", &0);
@@ -373,10 +374,12 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "expired_stale_perc", &"0.00");
             w(out, "expired_time_cap_reached_count", &0);
             w(out, "expire_cycle_cpu_milliseconds", &0);
-            w(out, "evicted_keys", &0);
+            let eviction = &ctx.exec.ks.eviction;
+            let (exceeded_total, exceeded_now) = eviction.exceeded_time();
+            w(out, "evicted_keys", &eviction.evicted);
             w(out, "evicted_clients", &0);
-            w(out, "total_eviction_exceeded_time", &0);
-            w(out, "current_eviction_exceeded_time", &0);
+            w(out, "total_eviction_exceeded_time", &exceeded_total.as_millis());
+            w(out, "current_eviction_exceeded_time", &exceeded_now.as_millis());
             w(out, "keyspace_hits", &ks.hits);
             w(out, "keyspace_misses", &ks.misses);
             w(out, "pubsub_channels", &shared.pubsub.lock().channel_count());

@@ -6,7 +6,7 @@ use common::resp::Frame;
 use crate::cmd::args::{cursor, int, is};
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, CommandSpec};
-use crate::db::{Dict, Lru, Sds, StrEnc, Value};
+use crate::db::{access, Dict, Lru, Sds, StrEnc, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
 
@@ -455,28 +455,43 @@ fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if ctx.lookup_notouch(&args[2]).is_none() {
         return Ok(Frame::Null);
     }
-    Err(CommandError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."))
+    if !access::is_lfu() {
+        return Err(CommandError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    let stamp = ctx.db_ref().keys.meta(&args[2]).expect("looked up above");
+    Ok(Frame::Integer(stamp.lfu_count() as i64))
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if ctx.lookup_notouch(&args[2]).is_none() {
         return Ok(Frame::Null);
     }
+    if access::is_lfu() {
+        return Err(CommandError::err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
     let stamp = ctx.db_ref().keys.meta(&args[2]).expect("looked up above");
     Ok(Frame::Integer((stamp.idle_ms(Lru::now()) / 1000) as i64))
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let unshared = shares_no_integers(&ctx.ks.eviction.limits);
     Ok(match ctx.lookup_notouch(&args[2]) {
-        // Redis shares the integers 0..9999 (refcount INT_MAX) when no LRU/LFU policy is set.
+        // Redis shares the integers 0..9999 (refcount INT_MAX) unless each key needs its own
+        // access stamp: under maxmemory with an LRU or LFU policy.
         Some(Value::Str { bytes, enc: StrEnc::Auto })
-            if common::fmt::parse_i64(bytes).is_some_and(|n| (0..10000).contains(&n)) =>
+            if common::fmt::parse_i64(bytes).is_some_and(|n| (0..10000).contains(&n))
+                && !unshared =>
         {
             Frame::Integer(i32::MAX as i64)
         }
         Some(_) => Frame::Integer(1),
         None => Frame::Null,
     })
+}
+
+/// Redis's `MAXMEMORY_FLAG_NO_SHARED_INTEGERS`: a shared integer would share its stamp too.
+fn shares_no_integers(limits: &crate::evict::Limits) -> bool {
+    limits.maxmemory != 0 && limits.policy.ranks_by_access()
 }
 
 fn object_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {

@@ -303,6 +303,30 @@ mod tests {
         assert!(lookup(b"nosuchcommand").is_none());
     }
 
+    /// The flags that change what the server does with a command (refusals on a replica, under
+    /// maxmemory, while loading, inside MULTI) are Redis 7.0.15's, as its COMMAND INFO gives them.
+    #[test]
+    fn behaviour_flags_match_redis() {
+        use flags::*;
+        let checked = [WRITE, DENYOOM, LOADING, STALE, NO_MULTI, NO_AUTH, ADMIN];
+        let mut wrong = Vec::new();
+        for spec in table().values() {
+            let mut specs = vec![(spec.name.to_string(), *spec)];
+            specs.extend(spec.subcommands.iter().map(|s| (format!("{}|{}", spec.name, s.name), s)));
+            for (fullname, s) in specs {
+                let Some(m) = super::meta::find(&fullname) else { continue };
+                for flag in checked {
+                    let name = flags::NAMES.iter().find(|(f, _)| *f == flag).unwrap().1;
+                    if s.has(flag) != m.flags.contains(&name) {
+                        wrong.push(format!("{fullname}: {name}"));
+                    }
+                }
+            }
+        }
+        wrong.sort();
+        assert!(wrong.is_empty(), "flags differ from Redis: {wrong:?}");
+    }
+
     #[test]
     fn key_positions_follow_the_spec() {
         let spec = cmd("mset", -3, 0, (1, -1, 2), no_handler);

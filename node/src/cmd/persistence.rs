@@ -29,7 +29,7 @@ use crate::persist::{dumpfile, Aux, RdbWriter, ReplAux, WriteOptions};
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), save),
     cmd("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), bgsave),
-    cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), bgrewriteaof),
+    cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT, (0, 0, 0), bgrewriteaof),
 ];
 
 /// BGREWRITEAOF. The snapshot is taken under the keyspace lock (no fork), then written; the

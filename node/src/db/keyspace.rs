@@ -1,50 +1,14 @@
 //! Databases, expiry, and the per-write bookkeeping (WATCH, blocked-client readiness).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use bytes::Bytes;
 use rand::Rng;
 
+use super::access::Lru;
 use super::snapshot_dict::SnapshotDict;
 use super::value::{Sds, Value};
 use crate::blocking::Blocking;
-
-/// Redis's LRU clock: unix seconds modulo 2^24 (it wraps every 194 days, as Redis's does). Each
-/// key carries the clock of its last access, which OBJECT IDLETIME reports. The global clock is
-/// advanced by the server cron (like Redis's `server.lruclock`), so stamping a key is one load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lru(pub u32);
-
-static LRU_CLOCK: AtomicU32 = AtomicU32::new(0);
-
-impl Lru {
-    /// The clock's range.
-    pub const MAX: u32 = (1 << 24) - 1;
-
-    /// The current clock.
-    pub fn now() -> Lru {
-        Lru(LRU_CLOCK.load(Relaxed))
-    }
-
-    /// Advances the clock to `now_ms`.
-    pub fn tick(now_ms: i64) {
-        LRU_CLOCK.store(((now_ms / 1000) as u32) & Self::MAX, Relaxed);
-    }
-
-    /// Milliseconds since this stamp, at seconds resolution, across one wrap of the clock.
-    pub fn idle_ms(self, now: Lru) -> u64 {
-        let seconds = if now.0 >= self.0 { now.0 - self.0 } else { Self::MAX - self.0 + now.0 };
-        seconds as u64 * 1000
-    }
-}
-
-impl Default for Lru {
-    /// New keys are stamped with the current clock.
-    fn default() -> Lru {
-        Lru::now()
-    }
-}
 
 /// One numbered database: keys and, for keys with a TTL, their absolute expiry in unix ms.
 #[derive(Default)]
@@ -181,6 +145,8 @@ pub struct Keyspace {
     /// Keys deleted by expiry since the last notification round (only with expired-key
     /// events on), by database.
     pub expired_events: Vec<(usize, Sds)>,
+    /// `maxmemory` eviction (see `crate::evict`).
+    pub eviction: crate::evict::Eviction,
 }
 
 impl Keyspace {
@@ -197,6 +163,7 @@ impl Keyspace {
             thawed: Default::default(),
             notify: Default::default(),
             expired_events: Vec::new(),
+            eviction: Default::default(),
         }
     }
 
@@ -233,17 +200,5 @@ impl Keyspace {
         self.stats.expired += expired.len() as u64;
         let again = expired.len() * 100 > effort.acceptable_stale_pct * samples;
         (expired, again)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Lru;
-
-    #[test]
-    fn lru_idle_time_spans_the_clock_wrap() {
-        assert_eq!(Lru(100).idle_ms(Lru(130)), 30_000);
-        assert_eq!(Lru(Lru::MAX - 5).idle_ms(Lru(4)), 9_000);
-        assert_eq!(Lru(7).idle_ms(Lru(7)), 0);
     }
 }

@@ -65,6 +65,12 @@ pub fn usage(key: &[u8], value: &Value, samples: usize) -> u64 {
     (own + inner) as u64
 }
 
+impl super::snapshot_dict::Footprint for Value {
+    fn footprint(&self, key: &[u8]) -> usize {
+        usage(key, self, 5) as usize
+    }
+}
+
 /// The sizes of the first `samples` elements (all when 0), scaled up to `len` elements.
 fn extrapolate(sizes: impl Iterator<Item = usize>, len: usize, samples: usize) -> usize {
     let take = if samples == 0 { len } else { samples.min(len) };

@@ -3,6 +3,7 @@
 //!
 //! Everything here is synchronous and free of I/O and clocks: time arrives as `now_ms`.
 
+pub mod access;
 pub mod dict;
 pub mod hash;
 pub mod keyspace;
@@ -13,7 +14,8 @@ pub mod snapshot_dict;
 pub mod value;
 pub mod zset;
 
+pub use access::Lru;
 pub use dict::Dict;
-pub use keyspace::{Db, Keyspace, Lru};
+pub use keyspace::{Db, Keyspace};
 pub use snapshot_dict::SnapshotDict;
 pub use value::{Sds, StrEnc, Value};

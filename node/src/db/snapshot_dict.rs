@@ -52,6 +52,30 @@ struct Frozen<V, M> {
     before: HashMap<Sds, Option<V>>,
     /// The table as it was when it was cleared while frozen.
     detached: Option<Dict<V, M>>,
+    /// The estimated bytes of the copies in `before` and of `detached`: memory only this view
+    /// keeps alive.
+    kept: usize,
+}
+
+/// The estimated bytes a stored value takes, for what a frozen view keeps alive: eviction
+/// leaves that memory out of what it compares with `maxmemory`, as a forked Redis's
+/// copy-on-write pages are not in its `used_memory` either.
+pub trait Footprint {
+    /// The estimate, key and table entry included.
+    fn footprint(&self, key: &[u8]) -> usize;
+}
+
+impl Footprint for i64 {
+    fn footprint(&self, _key: &[u8]) -> usize {
+        // An expiry's entry shares its key with the keys table.
+        std::mem::size_of::<usize>() * 3 + 8
+    }
+}
+
+impl Footprint for u64 {
+    fn footprint(&self, key: &[u8]) -> usize {
+        key.len() + 8
+    }
 }
 
 impl<V, M> Frozen<V, M> {
@@ -75,7 +99,7 @@ impl<V, M> Deref for SnapshotDict<V, M> {
     }
 }
 
-impl<V: Clone, M: Copy + Default> SnapshotDict<V, M> {
+impl<V: Clone + Footprint, M: Copy + Default> SnapshotDict<V, M> {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
@@ -87,7 +111,14 @@ impl<V: Clone, M: Copy + Default> SnapshotDict<V, M> {
         if f.detached.is_some() || f.passed(key) || f.before.contains_key(key) {
             return;
         }
-        f.before.insert(Sds::from_slice(key), self.live.get(key).cloned());
+        let kept = self.live.get(key).cloned();
+        f.kept += kept.as_ref().map_or(0, |v| v.footprint(key));
+        f.before.insert(Sds::from_slice(key), kept);
+    }
+
+    /// The estimated bytes that only the frozen view keeps alive (see [`Footprint`]).
+    pub fn kept_bytes(&self) -> usize {
+        self.frozen.as_ref().map_or(0, |f| f.kept)
     }
 
     /// The value stored at `key`, to change it.
@@ -145,7 +176,10 @@ impl<V: Clone, M: Copy + Default> SnapshotDict<V, M> {
     /// Removes every element. While frozen, the table is handed to the walk as it is.
     pub fn clear(&mut self) {
         match self.frozen.as_deref_mut() {
-            Some(f) if f.detached.is_none() => f.detached = Some(std::mem::take(&mut self.live)),
+            Some(f) if f.detached.is_none() => {
+                f.kept += self.live.iter().map(|(k, v)| v.footprint(k)).sum::<usize>();
+                f.detached = Some(std::mem::take(&mut self.live));
+            }
             _ => self.live.clear(),
         }
     }
@@ -159,6 +193,7 @@ impl<V: Clone, M: Copy + Default> SnapshotDict<V, M> {
             walked: false,
             before: HashMap::new(),
             detached: None,
+            kept: 0,
         }));
     }
 
@@ -328,5 +363,28 @@ mod tests {
         assert_eq!(d.take_frozen(b"a"), Some(1));
         assert_eq!(d.take_frozen(b"b"), None);
         assert_eq!(d.get(b"a"), Some(&2));
+    }
+
+    /// What only the frozen view keeps alive is counted (eviction leaves it out of the memory
+    /// compared with maxmemory), and released with the view.
+    #[test]
+    fn kept_bytes_counts_what_only_the_view_holds() {
+        let mut d: SnapshotDict<u64> = SnapshotDict::new();
+        for i in 0..100u64 {
+            d.insert(format!("key{i:03}").as_bytes(), i);
+        }
+        assert_eq!(d.kept_bytes(), 0);
+        d.freeze(0);
+        d.remove(b"key000");
+        d.insert(b"key001", 7);
+        // A key absent at T0 keeps nothing.
+        d.insert(b"new", 1);
+        let one = 6 + 8;
+        assert_eq!(d.kept_bytes(), 2 * one);
+        // A clear hands the whole table to the view: key001..key099 and "new".
+        d.clear();
+        assert_eq!(d.kept_bytes(), 2 * one + 99 * one + (3 + 8));
+        d.thaw();
+        assert_eq!(d.kept_bytes(), 0);
     }
 }

@@ -173,18 +173,15 @@ pub fn load<R: Read>(
     };
     let mut db = 0usize;
     let mut expiry: Option<i64> = None;
+    let mut hint: Option<AccessHint> = None;
     loop {
         let at = inp.offset();
         let rdb_type = inp.u8()?;
         match rdb_type {
             op::EXPIRETIME => expiry = Some(i32::from_le_bytes(inp.array()?) as i64 * 1000),
             op::EXPIRETIME_MS => expiry = Some(i64::from_le_bytes(inp.array()?)),
-            op::FREQ => {
-                inp.u8()?;
-            }
-            op::IDLE => {
-                inp.len()?;
-            }
+            op::FREQ => hint = Some(AccessHint::Freq(inp.u8()?)),
+            op::IDLE => hint = Some(AccessHint::IdleSeconds(inp.len()?)),
             op::EOF => break,
             op::SELECTDB => {
                 let id = inp.len()?;
@@ -242,6 +239,7 @@ pub fn load<R: Read>(
                 }
                 let value = object::read_value(&mut inp, rdb_type, &limits, &mut scratch)?;
                 let at_expiry = expiry.take();
+                let at_hint = hint.take();
                 let Some(value) = value else {
                     summary.empty_keys_skipped += 1;
                     continue;
@@ -265,6 +263,9 @@ pub fn load<R: Read>(
                 if let Some(when) = at_expiry {
                     d.expires.insert(&key, when);
                 }
+                if let (Some(hint), Some((_, stamp))) = (at_hint, d.keys.get_touch(&key)) {
+                    hint.apply(stamp);
+                }
                 summary.keys_loaded += 1;
             }
         }
@@ -284,6 +285,29 @@ pub fn load<R: Read>(
     summary.bytes = inp.offset();
     summary.trailing = inp.buffered().to_vec();
     Ok(summary)
+}
+
+/// The access history a file may carry for its next key (written by Redis under an LRU or LFU
+/// `maxmemory-policy`), so eviction after a restart or a full sync knows which keys were idle.
+#[derive(Debug, Clone, Copy)]
+enum AccessHint {
+    /// RDB_OPCODE_FREQ: the LFU counter.
+    Freq(u8),
+    /// RDB_OPCODE_IDLE: seconds since the last access.
+    IdleSeconds(u64),
+}
+
+impl AccessHint {
+    /// Sets the key's stamp from the hint when it matches how stamps are kept now (Redis's
+    /// `objectSetLRUOrLFU`); a hint of the other kind is dropped.
+    fn apply(self, stamp: &mut crate::db::Lru) {
+        let lfu = crate::db::access::is_lfu();
+        match self {
+            AccessHint::Freq(counter) if lfu => *stamp = crate::db::Lru::with_count(counter),
+            AccessHint::IdleSeconds(idle) if !lfu => *stamp = crate::db::Lru::idle_for(idle),
+            _ => {}
+        }
+    }
 }
 
 /// Reads the value of a DUMP payload body (type byte + value) for `key`. Like Redis, bytes
