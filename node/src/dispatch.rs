@@ -138,7 +138,7 @@ impl Resolved {
 
 /// The command (and subcommand) a request names, whatever its arity: a container given alone
 /// (`CLIENT`) resolves to itself. Errors for an unknown command or subcommand.
-fn find(argv: &[Bytes]) -> Result<Resolved, CommandError> {
+pub(crate) fn find(argv: &[Bytes]) -> Result<Resolved, CommandError> {
     let spec = cmd::lookup(&argv[0]).ok_or_else(|| unknown_command(argv))?;
     let Some(sub) = argv.get(1).filter(|_| !spec.subcommands.is_empty()) else {
         return Ok(Resolved { spec, parent: None });
@@ -156,7 +156,7 @@ fn find(argv: &[Bytes]) -> Result<Resolved, CommandError> {
 }
 
 /// Checks a resolved command's arity (Redis's words name `container|sub` for a subcommand).
-fn check_arity(resolved: Resolved, argc: usize) -> Result<(), CommandError> {
+pub(crate) fn check_arity(resolved: Resolved, argc: usize) -> Result<(), CommandError> {
     if resolved.spec.arity_ok(argc) {
         Ok(())
     } else {

@@ -37,6 +37,7 @@ pub mod pubsub;
 pub mod push;
 pub mod redact;
 pub mod repl;
+pub mod script;
 pub mod server;
 pub mod slowlog;
 pub mod testing;

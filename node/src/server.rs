@@ -163,6 +163,8 @@ pub struct Shared {
     pub loading_loaded: std::sync::atomic::AtomicU64,
     /// What every command checks of `maxmemory` without a lock (see `crate::evict`).
     pub eviction: crate::evict::Gate,
+    /// The Lua state and cached scripts. Lock order: `keyspace` before `scripts`.
+    pub scripts: Mutex<crate::script::Scripts>,
 }
 
 /// The current unix time in milliseconds.
@@ -207,6 +209,7 @@ impl Shared {
             loading: Mutex::new(None),
             loading_loaded: Default::default(),
             eviction: Default::default(),
+            scripts: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),

@@ -227,25 +227,26 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "allocator_resident", &rss);
             w(out, "total_system_memory", &total);
             w(out, "total_system_memory_human", &human(total));
-            // No scripting engine, so no memory for one.
-            for field in ["used_memory_lua", "used_memory_vm_eval"] {
+            let (lua, scripts, script_bytes) = {
+                let s = shared.scripts.lock();
+                let (count, bytes) = s.usage();
+                (s.lua_memory() as u64, count, bytes as u64)
+            };
+            w(out, "used_memory_lua", &lua);
+            w(out, "used_memory_vm_eval", &lua);
+            w(out, "used_memory_lua_human", &human(lua));
+            w(out, "used_memory_scripts_eval", &script_bytes);
+            w(out, "number_of_cached_scripts", &scripts);
+            // No Redis Functions.
+            for field in ["number_of_functions", "number_of_libraries", "used_memory_vm_functions"]
+            {
                 w(out, field, &0);
             }
-            w(out, "used_memory_lua_human", &"0B");
-            for field in [
-                "used_memory_scripts_eval",
-                "number_of_cached_scripts",
-                "number_of_functions",
-                "number_of_libraries",
-                "used_memory_vm_functions",
-                "used_memory_vm_total",
-            ] {
-                w(out, field, &0);
-            }
-            w(out, "used_memory_vm_total_human", &"0B");
+            w(out, "used_memory_vm_total", &lua);
+            w(out, "used_memory_vm_total_human", &human(lua));
             w(out, "used_memory_functions", &0);
-            w(out, "used_memory_scripts", &0);
-            w(out, "used_memory_scripts_human", &"0B");
+            w(out, "used_memory_scripts", &script_bytes);
+            w(out, "used_memory_scripts_human", &human(script_bytes));
             let maxmemory = ctx.exec.ks.eviction.limits.maxmemory;
             w(out, "maxmemory", &maxmemory);
             w(out, "maxmemory_human", &human(maxmemory));

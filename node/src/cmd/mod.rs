@@ -37,6 +37,7 @@ pub mod meta;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -207,7 +208,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 18] {
+fn families() -> [&'static [CommandSpec]; 19] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -227,6 +228,7 @@ fn families() -> [&'static [CommandSpec]; 18] {
         info::COMMANDS,
         persistence::COMMANDS,
         replication::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 

@@ -1,7 +1,6 @@
 //! Server commands: DBSIZE FLUSHDB FLUSHALL SWAPDB TIME LASTSAVE DEBUG SHUTDOWN MONITOR
 //! SLOWLOG LATENCY COMMAND.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -300,8 +299,15 @@ fn monitor(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
-/// Sends a command line to every MONITOR client: `+<secs>.<micros> [<db> <addr>] "arg" …`.
-pub fn feed_monitors(shared: &Shared, db: usize, addr: &SocketAddr, argv: &[Bytes], now_ms: i64) {
+/// Sends a command line to every MONITOR client: `+<secs>.<micros> [<db> <who>] "arg" …`,
+/// where `who` is the client's address, or `lua` for a script's commands.
+pub fn feed_monitors(
+    shared: &Shared,
+    db: usize,
+    who: &dyn std::fmt::Display,
+    argv: &[Bytes],
+    now_ms: i64,
+) {
     if shared.monitoring.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -313,7 +319,7 @@ pub fn feed_monitors(shared: &Shared, db: usize, addr: &SocketAddr, argv: &[Byte
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_micros())
         .unwrap_or(0);
-    let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, micros, db, addr);
+    let mut line = format!("{}.{:06} [{} {}]", now_ms / 1000, micros, db, who);
     for arg in crate::redact::redacted(argv).iter() {
         line.push(' ');
         line.push_str(&repr(arg));

@@ -1,0 +1,181 @@
+//! Replies between Redis and Lua, by Redis's conversion rules (the ones scripts written for
+//! Redis depend on).
+//!
+//! Redis → Lua (what `redis.call` returns, in the RESP2 shapes scripts see by default): an
+//! integer becomes a number, a bulk string a string, a nil `false`, an array a table, a status
+//! `{ok = text}`, an error `{err = text}`.
+//!
+//! Lua → Redis (what a script returns): a number becomes an integer (truncated), a string a
+//! bulk string, `true` the integer 1, `false` and nil a nil, a table with `err` an error, with
+//! `ok` a status, with `double`, `map` or `set` those RESP3 types, and any other table an array
+//! of its elements up to the first nil.
+
+use bytes::Bytes;
+use common::resp::Frame;
+use mlua::{Lua, Table, Value};
+
+/// How deep nested tables may go before the rest is cut (Redis checks the C stack similarly).
+const MAX_DEPTH: usize = 64;
+
+/// A reply of a command called by a script, as the script sees it.
+pub fn to_lua(lua: &Lua, frame: Frame) -> mlua::Result<Value> {
+    Ok(match frame {
+        Frame::Simple(text) => {
+            Value::Table(lua.create_table_from([("ok", lua.create_string(&text)?)])?)
+        }
+        Frame::Error(text) => Value::Table(error_table(lua, &text)?),
+        Frame::Integer(n) => Value::Number(n as f64),
+        Frame::Bulk(bytes) | Frame::Verbatim(_, bytes) => Value::String(lua.create_string(&bytes)?),
+        Frame::Null | Frame::NullArray => Value::Boolean(false),
+        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+            let table = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.into_iter().enumerate() {
+                table.raw_set(i + 1, to_lua(lua, item)?)?;
+            }
+            Value::Table(table)
+        }
+        Frame::Map(pairs) => {
+            let table = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
+            for (i, (k, v)) in pairs.into_iter().enumerate() {
+                table.raw_set(2 * i + 1, to_lua(lua, k)?)?;
+                table.raw_set(2 * i + 2, to_lua(lua, v)?)?;
+            }
+            Value::Table(table)
+        }
+        Frame::Double(d) => {
+            let mut text = Vec::new();
+            Frame::Double(d).encode(common::resp::Protocol::Resp2, &mut text);
+            // `$len\r\n<digits>\r\n`: the digits.
+            let start = text.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
+            Value::String(lua.create_string(&text[start..text.len().saturating_sub(2)])?)
+        }
+        Frame::Boolean(b) => Value::Number(if b { 1.0 } else { 0.0 }),
+        // A reply its handler encoded already (LRANGE's), in RESP2 as scripts get them.
+        Frame::Raw(bytes) => match common::resp::decode(&bytes) {
+            Ok(Some((frame, _))) => to_lua(lua, frame)?,
+            _ => Value::Boolean(false),
+        },
+    })
+}
+
+/// `{err = text}`, the form of an error reply in Lua.
+pub fn error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
+    lua.create_table_from([("err", lua.create_string(text)?)])
+}
+
+/// What a script returned, as the reply to EVAL.
+pub fn from_lua(value: &Value) -> Frame {
+    from_lua_at(value, 0)
+}
+
+fn from_lua_at(value: &Value, depth: usize) -> Frame {
+    match value {
+        Value::Nil => Frame::Null,
+        Value::Boolean(true) => Frame::Integer(1),
+        Value::Boolean(false) => Frame::Null,
+        Value::Integer(n) => Frame::Integer(*n),
+        // A C cast, as Redis's: truncated toward zero, saturating at the ends.
+        Value::Number(n) => Frame::Integer(*n as i64),
+        Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) if depth < MAX_DEPTH => table_reply(t, depth),
+        _ => Frame::Null,
+    }
+}
+
+fn table_reply(t: &Table, depth: usize) -> Frame {
+    if let Ok(Value::String(err)) = t.raw_get::<Value>("err") {
+        return Frame::Error(Bytes::from(one_line(&err.as_bytes())));
+    }
+    if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
+        return Frame::Simple(Bytes::from(one_line(&ok.as_bytes())));
+    }
+    if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
+        return Frame::Double(d);
+    }
+    if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
+        let pairs = map.pairs::<Value, Value>().filter_map(Result::ok);
+        return Frame::Map(
+            pairs.map(|(k, v)| (from_lua_at(&k, depth + 1), from_lua_at(&v, depth + 1))).collect(),
+        );
+    }
+    if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
+        let members = set.pairs::<Value, Value>().filter_map(Result::ok);
+        return Frame::Set(members.map(|(k, _)| from_lua_at(&k, depth + 1)).collect());
+    }
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(from_lua_at(&v, depth + 1)),
+        }
+    }
+    Frame::Array(items)
+}
+
+/// An error or status text on one line (a reply cannot hold CR or LF).
+fn one_line(text: &[u8]) -> Vec<u8> {
+    text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect()
+}
+
+/// A Lua number as Lua's `tostring` prints it (`%.14g`): cjson's object keys.
+pub fn lua_tostring(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    if !n.is_finite() {
+        return if n.is_nan() {
+            "nan".into()
+        } else if n > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    // %.14g: 14 significant digits, trailing zeros dropped, exponent form outside 1e-5..1e14.
+    let exponent = n.abs().log10().floor() as i32;
+    if !(-5..14).contains(&exponent) {
+        let text = format!("{:.13e}", n);
+        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        let exp: i32 = exp.parse().unwrap_or(0);
+        return format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+    let decimals = (13 - exponent).max(0) as usize;
+    let text = format!("{n:.decimals$}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_as_lua_prints_them() {
+        assert_eq!(lua_tostring(5.0), "5");
+        assert_eq!(lua_tostring(-3.0), "-3");
+        assert_eq!(lua_tostring(0.1), "0.1");
+        assert_eq!(lua_tostring(3.5), "3.5");
+        assert_eq!(lua_tostring(1.0 / 3.0), "0.33333333333333");
+        assert_eq!(lua_tostring(1e20), "1e+20");
+        assert_eq!(lua_tostring(1.5e-7), "1.5e-07");
+        assert_eq!(lua_tostring(123456789012.25), "123456789012.25");
+    }
+
+    #[test]
+    fn script_values_become_replies() {
+        let lua = Lua::new();
+        let v: Value = lua.load("return {1, 'two', {3.9}, nil, 5}").eval().unwrap();
+        assert_eq!(
+            from_lua(&v),
+            Frame::Array(vec![
+                Frame::Integer(1),
+                Frame::Bulk(Bytes::from_static(b"two")),
+                Frame::Array(vec![Frame::Integer(3)]),
+            ])
+        );
+        let v: Value = lua.load("return {err = 'bad\\nthing'}").eval().unwrap();
+        assert_eq!(from_lua(&v), Frame::Error(Bytes::from_static(b"bad thing")));
+        assert_eq!(from_lua(&Value::Boolean(false)), Frame::Null);
+        assert_eq!(from_lua(&Value::Number(-3.7)), Frame::Integer(-3));
+    }
+}

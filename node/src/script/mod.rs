@@ -1,0 +1,455 @@
+//! Lua scripting (EVAL, EVALSHA, SCRIPT), on Lua 5.1 as in Redis.
+//!
+//! A script runs atomically: under the keyspace lock, like a transaction, its `redis.call`s go
+//! through the same command path as EXEC's queued commands, and its writes reach replicas and
+//! the AOF as those commands (several as one MULTI/EXEC unit) — Redis 7's effects replication,
+//! so a script's randomness or clock never makes a replica differ.
+//!
+//! One Lua state per server holds every cached script, compiled once under `f_<sha1>`.
+//! Globals are protected as in Redis: reading an undefined global or creating one is an error,
+//! so scripts cannot leak state into each other. SCRIPT FLUSH starts a fresh state.
+//!
+//! Not provided: `cmsgpack` and `struct`, the script debugger, SCRIPT KILL of a running script
+//! (a script holds the keyspace until it returns, so nothing could send the KILL), and
+//! `redis.setresp(3)` (scripts always see RESP2 replies).
+
+mod convert;
+mod libs;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use common::resp::{Frame, Protocol};
+use mlua::{Function, Lua, LuaOptions, MultiValue, RegistryKey, StdLib, Table, Value};
+
+use crate::cmd::flags;
+use crate::cmd::server::feed_monitors;
+use crate::dispatch::{check_arity, find, run_locked};
+use crate::error::CommandError;
+use crate::exec::{Ctx, Propagated};
+
+/// The chunk name every script is compiled under: errors read `user_script:LINE: …`.
+const CHUNK: &str = "@user_script";
+
+/// Helpers in Lua, run once per state: the error handler that turns any error into
+/// `{err = text}` and records where in the script it arose, and the protection of globals.
+/// (`redis.call` and `redis.pcall` are native, as in Redis: a script's `return redis.call(…)`
+/// is then no tail call, and its line stays on the stack for the error's location.)
+const PRELUDE: &str = r#"
+local bridge = ...
+local type, getinfo = type, debug.getinfo
+bridge.on_error = function(err)
+  if type(err) ~= 'table' then err = bridge.describe(err) end
+  local level = 2
+  while true do
+    local frame = getinfo(level, 'Sl')
+    if not frame then break end
+    if frame.source == '@user_script' then
+      err.source, err.line = frame.source, frame.currentline
+      break
+    end
+    level = level + 1
+  end
+  return err
+end
+-- Scripts catch command errors as text, as in Redis 7: a caught {err = text} (or an error
+-- raised by redis.call) becomes text.
+local lua_pcall = pcall
+local function plain(ok, ...)
+  if ok then return ok, ... end
+  local err = ...
+  if type(err) == 'userdata' then err = bridge.describe(err) end
+  if type(err) == 'table' and type(err.err) == 'string' then err = err.err end
+  return false, err
+end
+pcall = function(...) return plain(lua_pcall(...)) end
+setmetatable(_G, {
+  __index = function(_, name)
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+  end,
+  __newindex = function()
+    error('Attempt to modify a readonly table', 2)
+  end,
+})
+"#;
+
+/// The Lua state and the scripts compiled in it.
+pub struct Scripts {
+    lua: Lua,
+    /// The table `redis.call` reaches the engine through.
+    bridge: RegistryKey,
+    /// Compiled scripts by SHA1 (lower-case hex), with their source's size.
+    compiled: HashMap<String, (RegistryKey, usize)>,
+}
+
+impl Scripts {
+    /// A fresh state with Redis's libraries and helpers.
+    pub fn new() -> Scripts {
+        // SAFETY: mlua calls `debug` unsafe because it can reach into other functions' state;
+        // Redis gives it to scripts too, and our error handler needs `debug.getinfo`. No
+        // library that loads native code (`package`, `require`) is opened.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG,
+                LuaOptions::default(),
+            )
+        };
+        let bridge = setup(&lua).expect("the script environment is valid Lua");
+        Scripts { lua, bridge, compiled: HashMap::new() }
+    }
+
+    /// True if a script with this SHA1 is cached.
+    pub fn exists(&self, sha: &str) -> bool {
+        self.compiled.contains_key(&sha.to_ascii_lowercase())
+    }
+
+    /// Compiles and caches `body` (if not already) and returns its SHA1.
+    pub fn load(&mut self, body: &[u8]) -> Result<String, CommandError> {
+        let sha = sha1_hex(body);
+        if !self.compiled.contains_key(&sha) {
+            let function = self
+                .lua
+                .load(body)
+                .set_name(CHUNK)
+                .set_mode(mlua::ChunkMode::Text)
+                .into_function()
+                .map_err(|e| {
+                    CommandError::err(format!(
+                        "Error compiling script (new function): {}",
+                        lua_message(&e)
+                    ))
+                })?;
+            let key = self.lua.create_registry_value(function).map_err(internal)?;
+            self.compiled.insert(sha.clone(), (key, body.len()));
+        }
+        Ok(sha)
+    }
+
+    /// How many scripts are cached and the bytes of their sources (INFO memory).
+    pub fn usage(&self) -> (usize, usize) {
+        (self.compiled.len(), self.compiled.values().map(|(_, n)| n).sum())
+    }
+
+    /// The memory the Lua state uses.
+    pub fn lua_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Scripts {
+        Scripts::new()
+    }
+}
+
+fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
+    let globals = lua.globals();
+    // No file access from scripts.
+    for name in ["loadfile", "dofile"] {
+        globals.raw_set(name, Value::Nil)?;
+    }
+    libs::install(lua)?;
+    globals.set("redis", redis_table(lua)?)?;
+    let bridge = lua.create_table()?;
+    bridge.set(
+        "describe",
+        lua.create_function(|lua, err: Value| {
+            let text = match &err {
+                Value::Error(e) => match reply_error(e) {
+                    Some(reply) => reply.0.to_vec(),
+                    None => format!("ERR {}", lua_message(e)).into_bytes(),
+                },
+                Value::String(s) => [b"ERR ".as_slice(), &s.as_bytes()].concat(),
+                other => format!("ERR {}", other.to_string().unwrap_or_default()).into_bytes(),
+            };
+            convert::error_table(lua, &text)
+        })?,
+    )?;
+    lua.load(PRELUDE).set_name("=prelude").call::<()>(bridge.clone())?;
+    lua.create_registry_value(bridge)
+}
+
+/// The `redis` library, except `call` and `pcall` (the prelude adds those).
+fn redis_table(lua: &Lua) -> mlua::Result<Table> {
+    let redis = lua.create_table()?;
+    redis.set("sha1hex", lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?)?;
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, s: mlua::String| convert::error_table(lua, &s.as_bytes()))?,
+    )?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, s: mlua::String| lua.create_table_from([("ok", s)]))?,
+    )?;
+    for (name, level) in
+        [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)]
+    {
+        redis.set(name, level)?;
+    }
+    redis.set(
+        "log",
+        lua.create_function(|_, (level, parts): (i64, mlua::Variadic<mlua::String>)| {
+            let text: Vec<String> =
+                parts.iter().map(|p| String::from_utf8_lossy(&p.as_bytes()).into_owned()).collect();
+            let text = text.join(" ");
+            match level {
+                0 => tracing::debug!(target: "script", "{text}"),
+                1 => tracing::debug!(target: "script", "{text}"),
+                2 => tracing::info!(target: "script", "{text}"),
+                _ => tracing::warn!(target: "script", "{text}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    // Effects replication is the only kind (as Redis 7 has it): these only answer.
+    for (name, value) in
+        [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)]
+    {
+        redis.set(name, value)?;
+    }
+    redis.set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    redis.set(
+        "setresp",
+        lua.create_function(|_, version: i64| match version {
+            2 => Ok(()),
+            3 => Err(mlua::Error::RuntimeError(
+                "RESP3 replies in scripts are not supported by warden-node".into(),
+            )),
+            _ => Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+        })?,
+    )?;
+    redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    Ok(redis)
+}
+
+/// Lower-case hex SHA1, as script ids are written.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}
+
+/// A Lua error's message without mlua's decoration (stack traceback, callback wrapping).
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// An error reply of a command called with `redis.call`, raised into the script.
+#[derive(Debug)]
+struct ReplyError(Bytes);
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+/// The [`ReplyError`] inside an error that came back through Lua, if that is what it is.
+fn reply_error(e: &mlua::Error) -> Option<&ReplyError> {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => reply_error(cause),
+        other => other.downcast_ref::<ReplyError>(),
+    }
+}
+
+fn internal(e: mlua::Error) -> CommandError {
+    CommandError::err(format!("Lua: {}", lua_message(&e)))
+}
+
+/// What to run: a script's source (EVAL) or the SHA1 of a cached one (EVALSHA).
+pub enum Source<'a> {
+    /// EVAL's body.
+    Body(&'a [u8]),
+    /// EVALSHA's id.
+    Sha(&'a [u8]),
+}
+
+/// Runs a script for EVAL/EVALSHA (`read_only` for the `_RO` forms), with `keys` as KEYS and
+/// `args` as ARGV. `command` is the whole EVAL, for MONITOR.
+pub fn eval(
+    ctx: &mut Ctx<'_>,
+    command: &[Bytes],
+    source: Source<'_>,
+    keys: &[Bytes],
+    args: &[Bytes],
+    read_only: bool,
+) -> Result<Frame, CommandError> {
+    let server = ctx.server;
+    // MONITOR shows the EVAL before the commands it runs (it is not fed after it ran).
+    feed_monitors(server, ctx.db, &ctx.client.addr, command, ctx.now_ms);
+    let mut scripts = server.scripts.lock();
+    let sha = match source {
+        Source::Body(body) => scripts.load(body)?,
+        Source::Sha(sha) => {
+            let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+            if !scripts.compiled.contains_key(&sha) {
+                return Err(CommandError::raw("NOSCRIPT No matching script. Please use EVAL."));
+            }
+            sha
+        }
+    };
+    let lua = &scripts.lua;
+    let function: Function = lua.registry_value(&scripts.compiled[&sha].0).map_err(internal)?;
+    let bridge: Table = lua.registry_value(&scripts.bridge).map_err(internal)?;
+    set_arguments(lua, keys, args).map_err(internal)?;
+
+    // Inner commands see RESP2 replies whatever the client speaks, and never block.
+    let resp = std::mem::replace(&mut ctx.client.resp, Protocol::Resp2);
+    let in_exec = std::mem::replace(&mut ctx.in_exec, true);
+    let runner = std::cell::RefCell::new(Runner { ctx: &mut *ctx, read_only, out: Vec::new() });
+    let outcome = lua.scope(|scope| {
+        let redis: Table = lua.globals().raw_get("redis")?;
+        let call = scope.create_function(|lua, argv: MultiValue| {
+            match runner.borrow_mut().command(argv) {
+                Frame::Error(text) => Err(mlua::Error::external(ReplyError(text))),
+                frame => convert::to_lua(lua, frame),
+            }
+        })?;
+        let pcall = scope.create_function(|lua, argv: MultiValue| {
+            match runner.borrow_mut().command(argv) {
+                Frame::Error(text) => Ok(Value::Table(convert::error_table(lua, &text)?)),
+                frame => convert::to_lua(lua, frame),
+            }
+        })?;
+        redis.raw_set("call", call)?;
+        redis.raw_set("pcall", pcall)?;
+        let on_error: Function = bridge.raw_get("on_error")?;
+        let xpcall: Function = lua.globals().raw_get("xpcall")?;
+        let (ok, value): (bool, Value) = xpcall.call((function, on_error))?;
+        Ok(if ok { convert::from_lua(&value) } else { script_error(&value, &sha) })
+    });
+    let mut out = runner.into_inner().out;
+    ctx.client.resp = resp;
+    ctx.in_exec = in_exec;
+    set_arguments(lua, &[], &[]).map_err(internal)?;
+    drop(scripts);
+
+    // Several writes propagate as one MULTI … EXEC unit, as EXEC's do.
+    if out.len() > 1 {
+        let db = out[0].db;
+        out.insert(0, Propagated { db, argv: vec![Bytes::from_static(b"MULTI")] });
+        let last_db = out.last().map_or(db, |p| p.db);
+        out.push(Propagated { db: last_db, argv: vec![Bytes::from_static(b"EXEC")] });
+    }
+    ctx.exec.rewrites = Some(out);
+    outcome.map_err(internal)
+}
+
+/// Sets KEYS and ARGV (past the globals' protection).
+fn set_arguments(lua: &Lua, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<()> {
+    let globals = lua.globals();
+    for (name, values) in [("KEYS", keys), ("ARGV", args)] {
+        let table = lua.create_table_with_capacity(values.len(), 0)?;
+        for (i, v) in values.iter().enumerate() {
+            table.raw_set(i + 1, lua.create_string(v)?)?;
+        }
+        globals.raw_set(name, table)?;
+    }
+    Ok(())
+}
+
+/// A `redis.call` argument list as command words: strings and numbers only.
+fn command_args(argv: MultiValue) -> Result<Vec<Bytes>, CommandError> {
+    if argv.is_empty() {
+        return Err(CommandError::err(
+            "Please specify at least one argument for this redis lib call",
+        ));
+    }
+    argv.into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(n) => Ok(Bytes::from(n.to_string())),
+            // Printed with 17 digits, as Redis does (0.1 is sent as 0.10000000000000001).
+            Value::Number(n) => Ok(Bytes::from(common::fmt::format_double(n))),
+            _ => Err(CommandError::err(
+                "Lua redis lib command arguments must be strings or integers",
+            )),
+        })
+        .collect()
+}
+
+/// What `redis.call` and `redis.pcall` run commands with.
+struct Runner<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    read_only: bool,
+    /// What the script's commands propagate.
+    out: Vec<Propagated>,
+}
+
+impl Runner<'_, '_> {
+    /// One command from the script, checked as Redis checks script commands, then run like a
+    /// queued command of EXEC.
+    fn command(&mut self, argv: MultiValue) -> Frame {
+        let argv = match command_args(argv) {
+            Ok(argv) => argv,
+            Err(e) => return e.into_frame(),
+        };
+        let ctx = &mut *self.ctx;
+        let Ok(resolved) = find(&argv) else {
+            return CommandError::err("Unknown Redis command called from script").into_frame();
+        };
+        if check_arity(resolved, argv.len()).is_err() {
+            return CommandError::err("Wrong number of args calling Redis command from script")
+                .into_frame();
+        }
+        let spec = resolved.spec;
+        if spec.has(flags::NOSCRIPT) {
+            return CommandError::err("This Redis command is not allowed from script").into_frame();
+        }
+        if spec.has(flags::WRITE) {
+            if self.read_only {
+                return CommandError::err("Write commands are not allowed from read-only scripts.")
+                    .into_frame();
+            }
+            let gates = ctx.server.gates.load(std::sync::atomic::Ordering::Relaxed);
+            if gates & crate::server::gate::READ_ONLY != 0
+                && ctx.client.kind != crate::client::ClientKind::Master
+            {
+                return CommandError::raw("READONLY You can't write against a read only replica.")
+                    .into_frame();
+            }
+        }
+        let quiet = resolved.parent.unwrap_or(spec).has(flags::ADMIN | flags::SKIP_MONITOR);
+        if !quiet {
+            feed_monitors(ctx.server, ctx.db, &"lua", &argv, ctx.now_ms);
+        }
+        let started = quanta::Instant::now();
+        let reply = run_locked(ctx, spec, &argv, &mut self.out);
+        let usec = started.elapsed().as_micros() as u64;
+        let failed = reply.is_error();
+        ctx.client.tally.command(resolved, crate::command_stats::Counted::Call, usec, failed);
+        reply
+    }
+}
+
+/// The reply for a script that raised an error: the error's text, then which script and where,
+/// as Redis words it (`ERR user_script:1: boom script: <sha>, on @user_script:1.`).
+fn script_error(value: &Value, sha: &str) -> Frame {
+    let Value::Table(t) = value else {
+        return Frame::Error(Bytes::from(format!("ERR unknown error script: {sha}")));
+    };
+    let text = match t.raw_get::<Value>("err") {
+        Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+        _ => "ERR unknown error".to_string(),
+    };
+    let text = text.replace(['\r', '\n'], " ");
+    let place = match (t.raw_get::<Value>("source"), t.raw_get::<Value>("line")) {
+        (Ok(Value::String(source)), Ok(line)) => {
+            let line = match line {
+                Value::Number(n) => (n as i64).to_string(),
+                Value::Integer(n) => n.to_string(),
+                _ => "?".to_string(),
+            };
+            format!(", on {}:{line}", source.to_string_lossy())
+        }
+        _ => String::new(),
+    };
+    Frame::Error(Bytes::from(format!("{text} script: {sha}{place}.")))
+}
