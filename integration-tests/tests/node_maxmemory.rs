@@ -82,6 +82,13 @@ fn noeviction_refuses_writes_with_oom_and_serves_everything_else(kind: Kind) {
     let _: () = cmd(&mut c, &["CONFIG", "SET", "maxmemory", "1mb"]);
     let refused: Result<(), _> = redis::cmd("SET").arg("one").arg("more").query(&mut c);
     assert_eq!(refused.unwrap_err().code(), Some("OOM"));
+    // A script may read, but its writes that may grow memory are refused.
+    let read: String = cmd(&mut c, &["EVAL", "return redis.call('get', KEYS[1])", "1", "k:0"]);
+    assert_eq!(read, VALUE);
+    let write: Result<(), _> =
+        redis::cmd("EVAL").arg("return redis.call('set', 'x', 'y')").arg(0).query(&mut c);
+    let write = write.unwrap_err();
+    assert_eq!(write.code(), Some("OOM"), "{write}");
     let _: () = cmd(&mut c, &["MULTI"]);
     let queued: Result<String, _> = redis::cmd("GET").arg("k:0").query(&mut c);
     assert_eq!(queued.unwrap_err().code(), Some("OOM"));

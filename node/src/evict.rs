@@ -148,12 +148,20 @@ impl Limits {
 pub struct Gate {
     maxmemory: AtomicU64,
     exceeding: AtomicBool,
+    /// The last round found nothing to evict: a script's commands that may grow memory are
+    /// refused too (the state before the script started, as Redis keeps it).
+    out_of_memory: AtomicBool,
 }
 
 impl Gate {
     /// Follows `maxmemory`.
     pub fn set_limit(&self, maxmemory: u64) {
         self.maxmemory.store(maxmemory, Relaxed);
+    }
+
+    /// True if memory is over the limit and nothing could be evicted.
+    pub fn is_out_of_memory(&self) -> bool {
+        self.out_of_memory.load(Relaxed)
     }
 }
 
@@ -275,6 +283,7 @@ pub fn before_command(shared: &Shared) -> bool {
         return false;
     }
     if used_memory() <= maxmemory && !shared.eviction.exceeding.load(Relaxed) {
+        shared.eviction.out_of_memory.store(false, Relaxed);
         return false;
     }
     let mut ks = shared.keyspace.lock();
@@ -322,6 +331,7 @@ pub fn perform(shared: &Shared, ks: &mut Keyspace, out: &mut Vec<Propagated>) ->
     };
     ks.eviction.record(verdict != Verdict::Ok);
     shared.eviction.exceeding.store(verdict != Verdict::Ok, Relaxed);
+    shared.eviction.out_of_memory.store(verdict == Verdict::Fail, Relaxed);
     verdict
 }
 

@@ -416,6 +416,10 @@ impl Runner<'_, '_> {
                     .into_frame();
             }
         }
+        if spec.has(flags::DENYOOM) && ctx.server.eviction.is_out_of_memory() {
+            return CommandError::raw("OOM command not allowed when used memory > 'maxmemory'.")
+                .into_frame();
+        }
         let quiet = resolved.parent.unwrap_or(spec).has(flags::ADMIN | flags::SKIP_MONITOR);
         if !quiet {
             feed_monitors(ctx.server, ctx.db, &"lua", &argv, ctx.now_ms);
