@@ -530,6 +530,9 @@ pub struct Settings {
     pub busy_poll_us: u64,
     /// `maxmemory` and how to stay under it (see `evict`).
     pub eviction: crate::evict::Limits,
+    /// `busy-reply-threshold` (`lua-time-limit`): how long a script may run before it counts
+    /// as busy.
+    pub busy_reply_threshold: std::time::Duration,
     /// `lfu-log-factor`.
     pub lfu_log_factor: u32,
     /// `lfu-decay-time` in minutes.
@@ -703,6 +706,7 @@ fn placeholder_settings() -> Settings {
         io_threads: 1,
         busy_poll_us: 20,
         eviction: crate::evict::Limits::default(),
+        busy_reply_threshold: std::time::Duration::from_millis(5000),
         lfu_log_factor: 10,
         lfu_decay_time: 1,
     }
@@ -984,6 +988,9 @@ impl Config {
                 replica_ignore: self.flag("replica-ignore-maxmemory"),
                 lazy: self.flag("lazyfree-lazy-eviction"),
             },
+            busy_reply_threshold: std::time::Duration::from_millis(
+                self.int("busy-reply-threshold").max(0) as u64,
+            ),
             lfu_log_factor: self.int("lfu-log-factor") as u32,
             lfu_decay_time: self.int("lfu-decay-time") as u32,
         };

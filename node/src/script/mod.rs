@@ -9,9 +9,14 @@
 //! Globals are protected as in Redis: reading an undefined global or creating one is an error,
 //! so scripts cannot leak state into each other. SCRIPT FLUSH starts a fresh state.
 //!
-//! Not provided: `cmsgpack` and `struct`, the script debugger, SCRIPT KILL of a running script
-//! (a script holds the keyspace until it returns, so nothing could send the KILL), and
-//! `redis.setresp(3)` (scripts always see RESP2 replies).
+//! A script runs to completion while holding the keyspace, and no other client is served
+//! meanwhile (Redis answers them -BUSY and takes SCRIPT KILL; here nothing could deliver the
+//! KILL). So that a runaway script cannot hang the server for good, one that has run past
+//! `busy-reply-threshold` without writing anything is stopped, as a SCRIPT KILL would stop it;
+//! one that has written is left to finish, as Redis leaves it (UNKILLABLE), with a warning.
+//!
+//! Not provided: `cmsgpack` and `struct`, the script debugger, SCRIPT KILL of a running script,
+//! and `redis.setresp(3)` (scripts always see RESP2 replies).
 
 mod convert;
 mod libs;
@@ -62,7 +67,11 @@ local function plain(ok, ...)
   if type(err) == 'table' and type(err.err) == 'string' then err = err.err end
   return false, err
 end
-pcall = function(...) return plain(lua_pcall(...)) end
+local function plain_or_stopped(...)
+  if bridge.stopped() then error(bridge.stop_reason(), 0) end
+  return plain(...)
+end
+pcall = function(...) return plain_or_stopped(lua_pcall(...)) end
 setmetatable(_G, {
   __index = function(_, name)
     error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
@@ -72,6 +81,47 @@ setmetatable(_G, {
   end,
 })
 "#;
+
+/// The script running on this thread: when it started, its time limit, whether it wrote.
+#[derive(Clone, Copy)]
+struct Running {
+    started: std::time::Instant,
+    limit: std::time::Duration,
+    wrote: bool,
+    warned: bool,
+    stopped: bool,
+}
+
+thread_local! {
+    static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
+}
+
+/// How often (in Lua instructions) a running script's time is checked, as Redis checks it.
+const CHECK_EVERY: u32 = 100_000;
+
+const STOPPED: &str = "ERR Script stopped after running longer than busy-reply-threshold \
+                       without writing (it could not be killed with SCRIPT KILL here)";
+
+/// Called every [`CHECK_EVERY`] instructions: stops a script past its time limit that has not
+/// written; warns once about one that has.
+fn check_time(_: &Lua, _: mlua::Debug) -> mlua::Result<mlua::VmState> {
+    let Some(mut run) = RUNNING.get() else { return Ok(mlua::VmState::Continue) };
+    if run.stopped || (run.started.elapsed() > run.limit && !run.wrote) {
+        run.stopped = true;
+        RUNNING.set(Some(run));
+        return Err(mlua::Error::RuntimeError(STOPPED.into()));
+    }
+    if run.started.elapsed() > run.limit && !run.warned {
+        run.warned = true;
+        RUNNING.set(Some(run));
+        tracing::warn!(
+            limit_ms = run.limit.as_millis() as u64,
+            "a script has run past busy-reply-threshold after writing: it cannot be stopped \
+             without losing atomicity, and runs on"
+        );
+    }
+    Ok(mlua::VmState::Continue)
+}
 
 /// The Lua state and the scripts compiled in it.
 pub struct Scripts {
@@ -95,6 +145,7 @@ impl Scripts {
             )
         };
         let bridge = setup(&lua).expect("the script environment is valid Lua");
+        lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(CHECK_EVERY), check_time);
         Scripts { lua, bridge, compiled: HashMap::new() }
     }
 
@@ -157,13 +208,24 @@ fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
             let text = match &err {
                 Value::Error(e) => match reply_error(e) {
                     Some(reply) => reply.0.to_vec(),
-                    None => format!("ERR {}", lua_message(e)).into_bytes(),
+                    None => match lua_message(e) {
+                        coded if coded.starts_with("ERR ") => coded.into_bytes(),
+                        message => format!("ERR {message}").into_bytes(),
+                    },
                 },
                 Value::String(s) => [b"ERR ".as_slice(), &s.as_bytes()].concat(),
                 other => format!("ERR {}", other.to_string().unwrap_or_default()).into_bytes(),
             };
             convert::error_table(lua, &text)
         })?,
+    )?;
+    bridge.set(
+        "stopped",
+        lua.create_function(|_, ()| Ok(RUNNING.get().is_some_and(|r| r.stopped)))?,
+    )?;
+    bridge.set(
+        "stop_reason",
+        lua.create_function(|lua, ()| convert::error_table(lua, STOPPED.as_bytes()))?,
     )?;
     lua.load(PRELUDE).set_name("=prelude").call::<()>(bridge.clone())?;
     lua.create_registry_value(bridge)
@@ -303,6 +365,14 @@ pub fn eval(
     // Inner commands see RESP2 replies whatever the client speaks, and never block.
     let resp = std::mem::replace(&mut ctx.client.resp, Protocol::Resp2);
     let in_exec = std::mem::replace(&mut ctx.in_exec, true);
+    let limit = server.config.read().settings.busy_reply_threshold;
+    RUNNING.set(Some(Running {
+        started: std::time::Instant::now(),
+        limit,
+        wrote: false,
+        warned: false,
+        stopped: false,
+    }));
     let runner = std::cell::RefCell::new(Runner { ctx: &mut *ctx, read_only, out: Vec::new() });
     let outcome = lua.scope(|scope| {
         let redis: Table = lua.globals().raw_get("redis")?;
@@ -325,6 +395,7 @@ pub fn eval(
         let (ok, value): (bool, Value) = xpcall.call((function, on_error))?;
         Ok(if ok { convert::from_lua(&value) } else { script_error(&value, &sha) })
     });
+    RUNNING.set(None);
     let mut out = runner.into_inner().out;
     ctx.client.resp = resp;
     ctx.in_exec = in_exec;
@@ -425,7 +496,14 @@ impl Runner<'_, '_> {
             feed_monitors(ctx.server, ctx.db, &"lua", &argv, ctx.now_ms);
         }
         let started = quanta::Instant::now();
+        let dirty = ctx.ks.dirty;
         let reply = run_locked(ctx, spec, &argv, &mut self.out);
+        if ctx.ks.dirty != dirty {
+            if let Some(mut run) = RUNNING.get() {
+                run.wrote = true;
+                RUNNING.set(Some(run));
+            }
+        }
         let usec = started.elapsed().as_micros() as u64;
         let failed = reply.is_error();
         ctx.client.tally.command(resolved, crate::command_stats::Counted::Call, usec, failed);
