@@ -29,6 +29,17 @@ pub struct Propagated {
     pub argv: Vec<Bytes>,
 }
 
+/// Wraps several propagated writes in MULTI … EXEC, so replicas and the AOF apply them as one
+/// unit (a transaction's or a script's writes); a single write stays as it is.
+pub fn as_one_unit(out: &mut Vec<Propagated>) {
+    if out.len() > 1 {
+        let db = out[0].db;
+        out.insert(0, Propagated { db, argv: vec![Bytes::from_static(b"MULTI")] });
+        let last_db = out.last().map_or(db, |p| p.db);
+        out.push(Propagated { db: last_db, argv: vec![Bytes::from_static(b"EXEC")] });
+    }
+}
+
 /// The keyspace-level context of one command.
 pub struct Exec<'a> {
     /// All databases (locked for the duration of the command).

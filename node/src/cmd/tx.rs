@@ -103,14 +103,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         }
     }
     ctx.in_exec = false;
-    // Several writes propagate as one MULTI … EXEC unit, so replicas apply them atomically.
-    let writes = out.len();
-    if writes > 1 {
-        let db = out[0].db;
-        out.insert(0, Propagated { db, argv: vec![Bytes::from_static(b"MULTI")] });
-        let last_db = out.last().map_or(db, |p| p.db);
-        out.push(Propagated { db: last_db, argv: vec![Bytes::from_static(b"EXEC")] });
-    }
+    crate::exec::as_one_unit(&mut out);
     // Hand the unit to the dispatcher, which propagates what a non-write command records.
     ctx.exec.rewrites = Some(out);
     // EXEC's reply is built now, in the client's protocol, because replies of queued commands

@@ -402,13 +402,7 @@ pub fn eval(
     set_arguments(lua, &[], &[]).map_err(internal)?;
     drop(scripts);
 
-    // Several writes propagate as one MULTI … EXEC unit, as EXEC's do.
-    if out.len() > 1 {
-        let db = out[0].db;
-        out.insert(0, Propagated { db, argv: vec![Bytes::from_static(b"MULTI")] });
-        let last_db = out.last().map_or(db, |p| p.db);
-        out.push(Propagated { db: last_db, argv: vec![Bytes::from_static(b"EXEC")] });
-    }
+    crate::exec::as_one_unit(&mut out);
     ctx.exec.rewrites = Some(out);
     outcome.map_err(internal)
 }
