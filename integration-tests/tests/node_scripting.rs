@@ -79,6 +79,17 @@ fn script_writes_reach_a_redis_replica_as_their_effects() {
     for _ in 0..20 {
         let _: String = cmd(&mut c, &["EVAL", body, "3", "at", "randoms", "runs"]);
     }
+    // Scripts inside a transaction (one MULTI/EXEC unit in all), and one that selects
+    // another database (only for itself).
+    let two_writes = "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[1])";
+    let mut tx = redis::pipe();
+    tx.atomic().cmd("EVAL").arg(two_writes).arg(1).arg("in-tx");
+    tx.cmd("EVAL").arg(two_writes).arg(1).arg("in-tx").cmd("INCR").arg("in-tx");
+    let (_, _, total): (i64, i64, i64) = tx.query(&mut c).expect("transaction");
+    assert_eq!(total, 5);
+    let elsewhere = "redis.call('select', 2) return redis.call('set', KEYS[1], 'db2')";
+    let _: () = cmd(&mut c, &["EVAL", elsewhere, "1", "selected"]);
+    let _: () = cmd(&mut c, &["SET", "after-select", "db0"]);
     // A script that only reads propagates nothing.
     let before = master.offset();
     let _: i64 = cmd(&mut c, &["EVAL", "return redis.call('llen', KEYS[1])", "1", "randoms"]);
@@ -86,6 +97,8 @@ fn script_writes_reach_a_redis_replica_as_their_effects() {
     wait_in_sync(&master, &replica, Duration::from_secs(30));
     assert_eq!(dataset(&master), dataset(&replica));
     assert_eq!(cmd::<i64>(&mut replica.connect(), &["GET", "runs"]), 20);
+    // Redis logs any command of its master's stream it had to refuse (a nested MULTI …).
+    assert!(!replica.proc.log().contains("CRITICAL"), "{}", replica.proc.log());
 }
 
 /// A script holds the server while it runs. One that runs past busy-reply-threshold without

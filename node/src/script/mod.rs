@@ -364,6 +364,8 @@ pub fn eval(
 
     // Inner commands see RESP2 replies whatever the client speaks, and never block.
     let resp = std::mem::replace(&mut ctx.client.resp, Protocol::Resp2);
+    // A SELECT inside the script changes only the script's database.
+    let db = (ctx.client.db, ctx.exec.db);
     let in_exec = std::mem::replace(&mut ctx.in_exec, true);
     let limit = server.config.read().settings.busy_reply_threshold;
     RUNNING.set(Some(Running {
@@ -399,10 +401,14 @@ pub fn eval(
     let mut out = runner.into_inner().out;
     ctx.client.resp = resp;
     ctx.in_exec = in_exec;
+    (ctx.client.db, ctx.exec.db) = db;
     set_arguments(lua, &[], &[]).map_err(internal)?;
     drop(scripts);
 
-    crate::exec::as_one_unit(&mut out);
+    if !in_exec {
+        // Inside EXEC, the transaction's own MULTI/EXEC holds the script's writes already.
+        crate::exec::as_one_unit(&mut out);
+    }
     ctx.exec.rewrites = Some(out);
     outcome.map_err(internal)
 }
