@@ -195,8 +195,9 @@ impl Default for Scripts {
 
 fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
     let globals = lua.globals();
-    // No file access from scripts.
-    for name in ["loadfile", "dofile"] {
+    // No file access from scripts, nor ways around the protected globals (Redis 7.0 removes
+    // the same functions).
+    for name in ["loadfile", "dofile", "print", "setfenv", "getfenv", "newproxy"] {
         globals.raw_set(name, Value::Nil)?;
     }
     libs::install(lua)?;
