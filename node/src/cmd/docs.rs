@@ -197,6 +197,112 @@ pub static COMMANDS: &[CommandDoc] = &[
             .flags(&["optional"])],
     },
     CommandDoc {
+        name: "bitcount",
+        since: "2.6.0",
+        group: "bitmap",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("index", ArgType::Block).flags(&["optional"]).of(&[
+                arg("start", ArgType::Integer),
+                arg("end", ArgType::Integer),
+                arg("index_unit", ArgType::OneOf).since("7.0.0").flags(&["optional"]).of(&[
+                    arg("byte", ArgType::PureToken).token("BYTE"),
+                    arg("bit", ArgType::PureToken).token("BIT"),
+                ]),
+            ]),
+        ],
+    },
+    CommandDoc {
+        name: "bitfield",
+        since: "3.2.0",
+        group: "bitmap",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("operation", ArgType::OneOf).flags(&["optional", "multiple"]).of(&[
+                arg("encoding_offset", ArgType::Block)
+                    .token("GET")
+                    .of(&[arg("encoding", ArgType::String), arg("offset", ArgType::Integer)]),
+                arg("write", ArgType::Block).of(&[
+                    arg("wrap_sat_fail", ArgType::OneOf).token("OVERFLOW").flags(&["optional"]).of(
+                        &[
+                            arg("wrap", ArgType::PureToken).token("WRAP"),
+                            arg("sat", ArgType::PureToken).token("SAT"),
+                            arg("fail", ArgType::PureToken).token("FAIL"),
+                        ],
+                    ),
+                    arg("write_operation", ArgType::OneOf).of(&[
+                        arg("encoding_offset_value", ArgType::Block).token("SET").of(&[
+                            arg("encoding", ArgType::String),
+                            arg("offset", ArgType::Integer),
+                            arg("value", ArgType::Integer),
+                        ]),
+                        arg("encoding_offset_increment", ArgType::Block).token("INCRBY").of(&[
+                            arg("encoding", ArgType::String),
+                            arg("offset", ArgType::Integer),
+                            arg("increment", ArgType::Integer),
+                        ]),
+                    ]),
+                ]),
+            ]),
+        ],
+    },
+    CommandDoc {
+        name: "bitfield_ro",
+        since: "6.0.0",
+        group: "bitmap",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("encoding_offset", ArgType::Block)
+                .token("GET")
+                .flags(&["optional", "multiple", "multiple_token"])
+                .of(&[arg("encoding", ArgType::String), arg("offset", ArgType::Integer)]),
+        ],
+    },
+    CommandDoc {
+        name: "bitop",
+        since: "2.6.0",
+        group: "bitmap",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("operation", ArgType::String),
+            arg("destkey", ArgType::Key).key_spec(0),
+            arg("key", ArgType::Key).key_spec(1).flags(&["multiple"]),
+        ],
+    },
+    CommandDoc {
+        name: "bitpos",
+        since: "2.8.7",
+        group: "bitmap",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("bit", ArgType::Integer),
+            arg("index", ArgType::Block).flags(&["optional"]).of(&[
+                arg("start", ArgType::Integer),
+                arg("end_index", ArgType::Block).flags(&["optional"]).of(&[
+                    arg("end", ArgType::Integer),
+                    arg("index_unit", ArgType::OneOf).since("7.0.0").flags(&["optional"]).of(&[
+                        arg("byte", ArgType::PureToken).token("BYTE"),
+                        arg("bit", ArgType::PureToken).token("BIT"),
+                    ]),
+                ]),
+            ]),
+        ],
+    },
+    CommandDoc {
         name: "blmove",
         since: "6.2.0",
         group: "list",
@@ -883,6 +989,15 @@ pub static COMMANDS: &[CommandDoc] = &[
         deprecated_since: None,
         replaced_by: None,
         arguments: &[arg("key", ArgType::Key).key_spec(0)],
+    },
+    CommandDoc {
+        name: "getbit",
+        since: "2.2.0",
+        group: "bitmap",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("key", ArgType::Key).key_spec(0), arg("offset", ArgType::Integer)],
     },
     CommandDoc {
         name: "getdel",
@@ -2094,6 +2209,19 @@ pub static COMMANDS: &[CommandDoc] = &[
                 arg("unix-time-milliseconds", ArgType::UnixTime).token("PXAT").since("6.2.0"),
                 arg("keepttl", ArgType::PureToken).token("KEEPTTL").since("6.0.0"),
             ]),
+        ],
+    },
+    CommandDoc {
+        name: "setbit",
+        since: "2.2.0",
+        group: "bitmap",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("offset", ArgType::Integer),
+            arg("value", ArgType::Integer),
         ],
     },
     CommandDoc {

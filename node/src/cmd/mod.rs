@@ -20,6 +20,7 @@ use crate::error::CmdResult;
 use crate::exec::Ctx;
 
 pub mod args;
+pub mod bitmaps;
 pub mod client;
 pub mod command;
 pub mod command_keys;
@@ -208,11 +209,12 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 19] {
+fn families() -> [&'static [CommandSpec]; 20] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
         strings::COMMANDS,
+        bitmaps::COMMANDS,
         lists::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,

@@ -298,7 +298,7 @@ fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// Opens the existing string at `key` for in-place modification (which makes it `raw`), or
 /// creates it with `init` (APPEND to a missing key stores its argument like SET does; SETRANGE
 /// builds a raw string).
-fn string_mut<'e>(
+pub(crate) fn string_mut<'e>(
     exec: &'e mut Exec<'_>,
     key: &[u8],
     init: StrEnc,
