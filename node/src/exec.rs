@@ -272,6 +272,16 @@ impl<'a> Exec<'a> {
         self.rewrites.get_or_insert_with(Vec::new).push(Propagated { db, argv });
     }
 
+    /// A string key as a write command reads it (no hit/miss accounting, as Redis's
+    /// `lookupKeyWrite`): APPEND's or SETRANGE's current value.
+    pub fn peek_str(&mut self, key: &[u8]) -> Result<Option<&Sds>, CommandError> {
+        match self.lookup_write_ref(key) {
+            None => Ok(None),
+            Some(Value::Str { bytes, .. }) => Ok(Some(bytes)),
+            Some(_) => Err(CommandError::WrongType),
+        }
+    }
+
     /// Reads a string key.
     pub fn read_str(&mut self, key: &[u8]) -> Result<Option<&Sds>, CommandError> {
         match self.lookup_read(key) {

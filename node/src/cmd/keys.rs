@@ -284,7 +284,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if target == ctx.db && src == dst {
         return Err(CommandError::err("source and destination objects are the same"));
     }
-    let Some(mut value) = ctx.lookup_write(src).cloned() else { return Ok(Frame::Integer(0)) };
+    // The source is read as Redis reads it (a keyspace hit or miss).
+    let Some(mut value) = ctx.lookup_read(src).cloned() else { return Ok(Frame::Integer(0)) };
     // A copy is a new object: a shared small integer becomes an unshared int.
     if let Value::Str { bytes, enc: enc @ StrEnc::Auto } = &mut value {
         if bytes.len() <= 20 && common::fmt::parse_i64(bytes).is_some() {

@@ -1,0 +1,61 @@
+//! INFO's keyspace_hits and keyspace_misses, command by command, against redis-server: which
+//! lookups count (reads, and the sources some writes read) and which do not (a write's own
+//! key) is Redis's per command, and monitoring compares hit rates across servers.
+
+use integration_tests::nodes::{Kind, Node};
+
+const SETUP: &[&[&str]] = &[
+    &["FLUSHALL"],
+    &["SET", "s", "abc"],
+    &["SET", "n", "5"],
+    &["RPUSH", "l", "a", "b", "c"],
+    &["HSET", "h", "f", "1"],
+    &["SADD", "st", "a", "b"],
+    &["ZADD", "z", "1", "a", "2", "b"],
+    &["SET", "t", "x", "EX", "100"],
+];
+
+const COMMANDS: &str = "APPEND s x|APPEND nos x|SETRANGE s 1 x|INCRBYFLOAT n 1.5|INCR n|\
+DECRBY n 2|GETSET s y|GETDEL s|GETEX s EX 10|SET s v GET|SETNX s v|MSETNX s v q w|STRLEN s|\
+GETRANGE s 0 1|MGET s nos|LPUSH l x|LPUSHX l x|LPUSHX nol x|LPOP l|RPOPLPUSH l l2|\
+LMOVE l l2 LEFT RIGHT|LSET l 0 q|LINSERT l BEFORE a q|LREM l 0 a|LTRIM l 0 1|LINDEX l 0|LLEN l|\
+LRANGE l 0 -1|LPOS l a|HSET h g 2|HSETNX h f 2|HDEL h f|HINCRBY h f 1|HINCRBYFLOAT h f 1|\
+HGET h f|HMGET h f g|HGETALL h|HLEN h|HEXISTS h f|HKEYS h|HSTRLEN h f|HRANDFIELD h|SADD st c|\
+SREM st a|SPOP st|SMOVE st st2 a|SISMEMBER st a|SMEMBERS st|SCARD st|SINTER st nost|\
+SINTERSTORE d st st|SUNIONSTORE d st nost|SDIFFSTORE d st nost|SRANDMEMBER st|ZADD z 3 c|\
+ZINCRBY z 1 a|ZREM z a|ZSCORE z a|ZCARD z|ZRANGE z 0 -1|ZRANGESTORE d z 0 -1|ZPOPMIN z|\
+ZUNIONSTORE d 1 z|ZREMRANGEBYRANK z 0 0|ZRANK z a|ZMSCORE z a b|DEL s|UNLINK s|EXISTS s|TYPE s|\
+TTL t|PTTL t|EXPIRE s 10|PERSIST t|RENAME s s2|RENAMENX s s2|COPY s s3|MOVE s 1|TOUCH s|\
+OBJECT ENCODING s|DUMP s|EXPIRETIME t|SETBIT s 1 1|GETBIT s 1|BITCOUNT s|BITPOS s 1|\
+BITOP AND d s s|BITFIELD s GET u8 0|BITFIELD s SET u8 0 1|LMPOP 1 l LEFT|ZMPOP 1 z MIN|\
+SINTERCARD 1 st|RANDOMKEY|SCAN 0|KEYS *|DBSIZE|EVAL return 1 0";
+
+/// (hits, misses) after `command` on a freshly set-up server.
+fn counted(node: &Node, command: &str) -> (String, String) {
+    let mut c = node.connect();
+    for args in SETUP {
+        let _: redis::Value = redis::cmd(args[0]).arg(&args[1..]).query(&mut c).expect("setup");
+    }
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).expect("resetstat");
+    let words: Vec<&str> = command.split(' ').collect();
+    // The reply does not matter here, only what the lookups counted.
+    let _: Result<redis::Value, _> = redis::cmd(words[0]).arg(&words[1..]).query(&mut c);
+    (
+        node.info("keyspace_hits").unwrap_or_default(),
+        node.info("keyspace_misses").unwrap_or_default(),
+    )
+}
+
+#[test]
+fn keyspace_hits_and_misses_count_as_in_redis() {
+    let redis = Node::start(Kind::Redis, "redis", &[]);
+    let warden = Node::start(Kind::Warden, "warden", &[]);
+    let mut differ = Vec::new();
+    for command in COMMANDS.split('|') {
+        let (expected, got) = (counted(&redis, command), counted(&warden, command));
+        if expected != got {
+            differ.push(format!("{command}: redis {expected:?}, warden {got:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "hits/misses differ:\n{}", differ.join("\n"));
+}
