@@ -28,7 +28,8 @@ ZUNIONSTORE d 1 z|ZREMRANGEBYRANK z 0 0|ZRANK z a|ZMSCORE z a b|DEL s|UNLINK s|E
 TTL t|PTTL t|EXPIRE s 10|PERSIST t|RENAME s s2|RENAMENX s s2|COPY s s3|MOVE s 1|TOUCH s|\
 OBJECT ENCODING s|DUMP s|EXPIRETIME t|SETBIT s 1 1|GETBIT s 1|BITCOUNT s|BITPOS s 1|\
 BITOP AND d s s|BITFIELD s GET u8 0|BITFIELD s SET u8 0 1|LMPOP 1 l LEFT|ZMPOP 1 z MIN|\
-SINTERCARD 1 st|RANDOMKEY|SCAN 0|KEYS *|DBSIZE|EVAL return 1 0";
+SINTERCARD 1 st|RANDOMKEY|SCAN 0|KEYS *|DBSIZE|EVAL return 1 0|SORT l ALPHA|\
+SORT l BY w_* ALPHA GET # GET g_*|SORT l ALPHA STORE d";
 
 /// (hits, misses) after `command` on a freshly set-up server.
 fn counted(node: &Node, command: &str) -> (String, String) {

@@ -2415,6 +2415,59 @@ pub static COMMANDS: &[CommandDoc] = &[
         ],
     },
     CommandDoc {
+        name: "sort",
+        since: "1.0.0",
+        group: "generic",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("pattern", ArgType::Pattern).key_spec(1).token("BY").flags(&["optional"]),
+            arg("offset_count", ArgType::Block)
+                .token("LIMIT")
+                .flags(&["optional"])
+                .of(&[arg("offset", ArgType::Integer), arg("count", ArgType::Integer)]),
+            arg("pattern", ArgType::Pattern).key_spec(1).token("GET").flags(&[
+                "optional",
+                "multiple",
+                "multiple_token",
+            ]),
+            arg("order", ArgType::OneOf).flags(&["optional"]).of(&[
+                arg("asc", ArgType::PureToken).token("ASC"),
+                arg("desc", ArgType::PureToken).token("DESC"),
+            ]),
+            arg("sorting", ArgType::PureToken).token("ALPHA").flags(&["optional"]),
+            arg("destination", ArgType::Key).key_spec(2).token("STORE").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "sort_ro",
+        since: "7.0.0",
+        group: "generic",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("pattern", ArgType::Pattern).key_spec(1).token("BY").flags(&["optional"]),
+            arg("offset_count", ArgType::Block)
+                .token("LIMIT")
+                .flags(&["optional"])
+                .of(&[arg("offset", ArgType::Integer), arg("count", ArgType::Integer)]),
+            arg("pattern", ArgType::Pattern).key_spec(1).token("GET").flags(&[
+                "optional",
+                "multiple",
+                "multiple_token",
+            ]),
+            arg("order", ArgType::OneOf).flags(&["optional"]).of(&[
+                arg("asc", ArgType::PureToken).token("ASC"),
+                arg("desc", ArgType::PureToken).token("DESC"),
+            ]),
+            arg("sorting", ArgType::PureToken).token("ALPHA").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
         name: "spop",
         since: "1.0.0",
         group: "set",

@@ -114,12 +114,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -163,12 +158,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@bitmap", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -179,12 +169,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@bitmap", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: Some("This command allows both access and modification of the key"),
-            flags: &["RW", "access", "update", "variable_flags"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: Some("This command allows both access and modification of the key"), flags: &["RW", "access", "update", "variable_flags"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -195,12 +180,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@bitmap", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -211,20 +191,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@bitmap", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 3 },
-                find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 3 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -235,12 +202,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@bitmap", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -251,20 +213,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow", "@blocking"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "access", "delete"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RW", "insert"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -275,12 +224,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@write", "@list", "@slow", "@blocking"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -291,12 +235,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow", "@blocking"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -307,12 +246,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow", "@blocking"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -323,20 +257,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow", "@blocking"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "access", "delete"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RW", "insert"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -347,12 +268,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@write", "@sortedset", "@slow", "@blocking"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -363,12 +279,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@fast", "@blocking"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -379,12 +290,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@fast", "@blocking"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -2, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -703,20 +609,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -749,12 +642,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -765,12 +653,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -781,12 +664,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@slow"],
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RM", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RM", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -808,12 +686,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -835,39 +708,18 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@slow", "@scripting"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: Some(
-                "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
-            ),
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
         name: "eval_ro",
-        flags: &[
-            "readonly",
-            "noscript",
-            "stale",
-            "skip_monitor",
-            "no_mandatory_keys",
-            "movablekeys",
-        ],
+        flags: &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
         first_key: 0,
         last_key: 0,
         key_step: 0,
         acl_categories: &["@slow", "@scripting"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: Some(
-                "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
-            ),
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -878,35 +730,18 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@slow", "@scripting"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
         name: "evalsha_ro",
-        flags: &[
-            "readonly",
-            "noscript",
-            "stale",
-            "skip_monitor",
-            "no_mandatory_keys",
-            "movablekeys",
-        ],
+        flags: &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
         first_key: 0,
         last_key: 0,
         key_step: 0,
         acl_categories: &["@slow", "@scripting"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -928,12 +763,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -944,12 +774,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -960,12 +785,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -976,12 +796,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1025,12 +840,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1041,12 +851,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@bitmap", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1057,12 +862,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1073,12 +873,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: Some("RW and UPDATE because it changes the TTL"),
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: Some("RW and UPDATE because it changes the TTL"), flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1089,12 +884,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@string", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1105,12 +895,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1121,12 +906,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1148,12 +928,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1164,12 +939,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1180,12 +950,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1196,12 +961,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1212,12 +972,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1228,12 +983,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1244,12 +994,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1260,12 +1005,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1276,12 +1016,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1292,12 +1027,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1308,12 +1038,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1324,12 +1049,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1340,12 +1060,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1356,12 +1071,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1372,12 +1082,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@hash", "@slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1388,12 +1093,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1404,12 +1104,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1420,12 +1115,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1557,12 +1247,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1573,12 +1258,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1589,12 +1269,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@list", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1605,20 +1280,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "access", "delete"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RW", "insert"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1629,12 +1291,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@write", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -1645,12 +1302,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1661,12 +1313,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1677,12 +1324,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1693,12 +1335,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1709,12 +1346,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1725,12 +1357,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1741,12 +1368,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1757,12 +1379,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1839,12 +1456,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1855,12 +1467,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@string", "@fast"],
         tips: &["request_policy:multi_shard"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1882,12 +1489,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1898,12 +1500,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 2,
         acl_categories: &["@write", "@string", "@slow"],
         tips: &["request_policy:multi_shard", "response_policy:all_succeeded"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["OW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 2, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 2, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1914,12 +1511,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 2,
         acl_categories: &["@write", "@string", "@slow"],
         tips: &["request_policy:multi_shard", "response_policy:agg_min"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["OW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 2, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 2, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1952,12 +1544,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1968,12 +1555,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -1995,12 +1577,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2011,12 +1588,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 2 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2027,12 +1599,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2043,12 +1610,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2059,12 +1621,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2075,12 +1632,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2102,12 +1654,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["OW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2140,12 +1687,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2277,20 +1819,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "access", "delete"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2301,20 +1830,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "access", "delete"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["OW", "insert"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["OW", "insert"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2358,12 +1874,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@slow", "@dangerous"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["OW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2385,12 +1896,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2401,20 +1907,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "access", "delete"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RW", "insert"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2425,12 +1918,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2441,12 +1929,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@list", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2457,12 +1940,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@set", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2495,12 +1973,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2577,12 +2050,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2593,20 +2061,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@set", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2628,12 +2083,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: Some("RW and ACCESS due to the optional `GET` argument"),
-            flags: &["RW", "access", "update", "variable_flags"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: Some("RW and ACCESS due to the optional `GET` argument"), flags: &["RW", "access", "update", "variable_flags"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2644,12 +2094,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@bitmap", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2660,12 +2105,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["OW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2676,12 +2116,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["OW", "insert"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "insert"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2692,12 +2127,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@string", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2719,12 +2149,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2735,12 +2160,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@read", "@set", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -2751,20 +2171,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@set", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "update"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2775,12 +2182,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2857,12 +2259,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2873,12 +2270,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2889,21 +2281,30 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@set", "@fast"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["RW", "access", "delete"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RW", "insert"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
+    },
+    CommandMeta {
+        name: "sort",
+        flags: &["write", "denyoom", "movablekeys"],
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        acl_categories: &["@write", "@set", "@sortedset", "@list", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: &["RO", "access"], begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown }, KeySpec { notes: Some("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array"), flags: &["OW", "update"], begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown }],
+        movable_keys: true,
+    },
+    CommandMeta {
+        name: "sort_ro",
+        flags: &["readonly", "movablekeys"],
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        acl_categories: &["@read", "@set", "@sortedset", "@list", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"), flags: &["RO", "access"], begin_search: BeginSearch::Unknown, find_keys: FindKeys::Unknown }],
+        movable_keys: true,
     },
     CommandMeta {
         name: "spop",
@@ -2913,12 +2314,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@set", "@fast"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2929,12 +2325,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2945,12 +2336,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@set", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2961,12 +2347,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -2977,12 +2358,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@string", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3004,12 +2380,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@string", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3020,12 +2391,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@set", "@slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3036,20 +2402,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@set", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3093,12 +2446,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3109,12 +2457,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3125,12 +2468,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@read", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3141,12 +2479,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@keyspace", "@write", "@fast"],
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RM", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RM", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3190,12 +2523,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@fast", "@transaction"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: -1, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3206,12 +2534,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3222,12 +2545,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3238,12 +2556,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3254,12 +2567,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -3270,20 +2578,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -3294,12 +2589,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "update"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3310,12 +2600,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -3326,12 +2611,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -3342,20 +2622,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -3366,12 +2633,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3382,12 +2644,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -3398,12 +2655,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3414,12 +2666,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3430,12 +2677,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "access", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3446,12 +2688,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3462,12 +2699,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3478,12 +2710,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3494,12 +2721,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3510,20 +2732,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3534,12 +2743,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3550,12 +2754,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3566,12 +2765,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3582,12 +2776,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3598,12 +2787,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RW", "delete"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3614,12 +2798,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3630,12 +2809,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3646,12 +2820,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3662,12 +2831,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3678,12 +2842,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3694,12 +2853,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@read", "@sortedset", "@fast"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }],
         movable_keys: false,
     },
     CommandMeta {
@@ -3710,12 +2864,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 0,
         acl_categories: &["@read", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[KeySpec {
-            notes: None,
-            flags: &["RO", "access"],
-            begin_search: BeginSearch::Index { pos: 1 },
-            find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-        }],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
     CommandMeta {
@@ -3726,20 +2875,7 @@ pub static COMMANDS: &[CommandMeta] = &[
         key_step: 1,
         acl_categories: &["@write", "@sortedset", "@slow"],
         tips: &[],
-        key_specs: &[
-            KeySpec {
-                notes: None,
-                flags: &["OW", "update"],
-                begin_search: BeginSearch::Index { pos: 1 },
-                find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 },
-            },
-            KeySpec {
-                notes: None,
-                flags: &["RO", "access"],
-                begin_search: BeginSearch::Index { pos: 2 },
-                find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 },
-            },
-        ],
+        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 0, keystep: 1, limit: 0 } }, KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 2 }, find_keys: FindKeys::Keynum { keynumidx: 0, firstkey: 1, keystep: 1 } }],
         movable_keys: true,
     },
 ];

@@ -41,6 +41,7 @@ pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod tx;
 pub mod zsets;
@@ -209,7 +210,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 20] {
+fn families() -> [&'static [CommandSpec]; 21] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -231,6 +232,7 @@ fn families() -> [&'static [CommandSpec]; 20] {
         persistence::COMMANDS,
         replication::COMMANDS,
         scripting::COMMANDS,
+        sort::COMMANDS,
     ]
 }
 

@@ -96,6 +96,11 @@ thread_local! {
     static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
 }
 
+/// True while a script runs on this thread (its commands are the script's).
+pub fn is_running() -> bool {
+    RUNNING.get().is_some()
+}
+
 /// How often (in Lua instructions) a running script's time is checked, as Redis checks it.
 const CHECK_EVERY: u32 = 100_000;
 
