@@ -1374,6 +1374,22 @@ pub static COMMANDS: &[CommandDoc] = &[
         arguments: &[arg("event", ArgType::String).flags(&["optional", "multiple"])],
     },
     CommandDoc {
+        name: "lcs",
+        since: "7.0.0",
+        group: "string",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key1", ArgType::Key).key_spec(0),
+            arg("key2", ArgType::Key).key_spec(0),
+            arg("len", ArgType::PureToken).token("LEN").flags(&["optional"]),
+            arg("idx", ArgType::PureToken).token("IDX").flags(&["optional"]),
+            arg("len", ArgType::Integer).token("MINMATCHLEN").flags(&["optional"]),
+            arg("withmatchlen", ArgType::PureToken).token("WITHMATCHLEN").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
         name: "lindex",
         since: "1.0.0",
         group: "list",

@@ -1240,6 +1240,17 @@ pub static COMMANDS: &[CommandMeta] = &[
         movable_keys: false,
     },
     CommandMeta {
+        name: "lcs",
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 2,
+        key_step: 1,
+        acl_categories: &["@read", "@string", "@slow"],
+        tips: &[],
+        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index { pos: 1 }, find_keys: FindKeys::Range { lastkey: 1, keystep: 1, limit: 0 } }],
+        movable_keys: false,
+    },
+    CommandMeta {
         name: "lindex",
         flags: &["readonly"],
         first_key: 1,

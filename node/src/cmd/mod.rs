@@ -32,6 +32,7 @@ pub mod hashes;
 pub mod help;
 pub mod info;
 pub mod keys;
+pub mod lcs;
 pub mod lists;
 pub mod memory;
 pub mod meta;
@@ -210,12 +211,13 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 21] {
+fn families() -> [&'static [CommandSpec]; 22] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
         strings::COMMANDS,
         bitmaps::COMMANDS,
+        lcs::COMMANDS,
         lists::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
