@@ -30,6 +30,7 @@ pub mod docs;
 pub mod dump;
 pub mod hashes;
 pub mod help;
+pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod lcs;
@@ -211,13 +212,14 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 22] {
+fn families() -> [&'static [CommandSpec]; 23] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
         strings::COMMANDS,
         bitmaps::COMMANDS,
         lcs::COMMANDS,
+        hyperloglog::COMMANDS,
         lists::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod dict;
 pub mod hash;
+pub mod hll;
 pub mod keyspace;
 pub mod list;
 pub mod memory;

@@ -1,0 +1,142 @@
+//! PFADD PFCOUNT PFMERGE over HyperLogLog strings (the representation is `db::hll`).
+
+use bytes::Bytes;
+use common::resp::Frame;
+
+use crate::cmd::flags::*;
+use crate::cmd::{cmd, CommandSpec};
+use crate::db::hll::{self, HllError, Registers};
+use crate::db::{Sds, StrEnc, Value};
+use crate::error::{CmdResult, CommandError};
+use crate::exec::Ctx;
+
+/// The HyperLogLog commands.
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("pfadd", -2, WRITE | DENYOOM | FAST, (1, 1, 1), pfadd),
+    cmd("pfcount", -2, READONLY | MAY_REPLICATE, (1, -1, 1), pfcount),
+    cmd("pfmerge", -2, WRITE | DENYOOM, (1, -1, 1), pfmerge),
+];
+
+fn refusal(e: HllError) -> CommandError {
+    match e {
+        HllError::NotHll => {
+            CommandError::raw("WRONGTYPE Key is not a valid HyperLogLog string value.")
+        }
+        HllError::Corrupt => CommandError::raw("INVALIDOBJ Corrupted HLL object detected"),
+    }
+}
+
+/// Checks a stored string is a HyperLogLog (as Redis's `isHLLObjectOrReply`), without decoding
+/// its registers.
+fn check(s: &[u8]) -> Result<(), CommandError> {
+    let valid = s.len() >= 16
+        && &s[..4] == b"HYLL"
+        && (s[4] == 1 || (s[4] == 0 && s.len() == hll::DENSE_SIZE));
+    if valid {
+        Ok(())
+    } else {
+        Err(refusal(HllError::NotHll))
+    }
+}
+
+/// The registers of the HyperLogLog at `key` read as Redis reads it (hits and misses
+/// counted); `None` if missing.
+fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Registers>, CommandError> {
+    match ctx.lookup_read(key) {
+        None => Ok(None),
+        Some(Value::Str { bytes, .. }) => {
+            check(bytes)?;
+            Registers::decode(bytes).map(Some).map_err(refusal)
+        }
+        Some(_) => Err(CommandError::WrongType),
+    }
+}
+
+/// The HyperLogLog at `key` for writing, as a dense string (created empty, or converted from
+/// Redis's sparse form), and whether it was created.
+fn dense_for_write<'e>(
+    ctx: &'e mut Ctx<'_>,
+    key: &[u8],
+) -> Result<(&'e mut Sds, bool), CommandError> {
+    let created = match ctx.lookup_write(key) {
+        None => true,
+        Some(Value::Str { bytes, .. }) => {
+            check(bytes)?;
+            false
+        }
+        Some(_) => return Err(CommandError::WrongType),
+    };
+    if created {
+        let empty = Registers::new().encode_dense(Some(0));
+        ctx.set(key, Value::string_with(&empty, StrEnc::Raw));
+    }
+    let s = super::strings::string_mut(ctx, key, StrEnc::Raw)?;
+    if s[4] != 0 {
+        let registers = Registers::decode(s).map_err(refusal)?;
+        *s = Sds::from_vec(registers.encode_dense(hll::cached(s)));
+    }
+    Ok((s, created))
+}
+
+fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (s, created) = dense_for_write(ctx, &args[1])?;
+    let mut changed = false;
+    for element in &args[2..] {
+        changed |= hll::add_dense(s, element);
+    }
+    if changed {
+        hll::set_cached(s, None);
+    }
+    if changed || created {
+        ctx.dirty(1);
+        Ok(Frame::Integer(1))
+    } else {
+        Ok(Frame::Integer(0))
+    }
+}
+
+fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        // Several keys: the count of their union; nothing is cached.
+        let mut union = Registers::new();
+        for key in &args[1..] {
+            if let Some(registers) = read(ctx, key)? {
+                union.merge(&registers);
+            }
+        }
+        return Ok(Frame::Integer(union.count() as i64));
+    }
+    let key = &args[1];
+    let Some(registers) = read(ctx, key)? else { return Ok(Frame::Integer(0)) };
+    let stored = ctx.db_ref().keys.get(key);
+    if let Some(Value::Str { bytes, .. }) = stored {
+        if let Some(card) = hll::cached(bytes) {
+            return Ok(Frame::Integer(card as i64));
+        }
+    }
+    // Cache the count in the key, as Redis does: the string changes, so replicas and the AOF
+    // get this PFCOUNT too, and WATCH sees it.
+    let card = registers.count();
+    let s = super::strings::string_mut(ctx, key, StrEnc::Raw)?;
+    hll::set_cached(s, Some(card));
+    let db = ctx.db;
+    ctx.ks.watches.touch(db, key);
+    ctx.dirty(1);
+    ctx.propagate_as(args.to_vec());
+    Ok(Frame::Integer(card as i64))
+}
+
+fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // The destination takes part in the union too.
+    let mut union = Registers::new();
+    for key in &args[1..] {
+        if let Some(registers) = read(ctx, key)? {
+            union.merge(&registers);
+        }
+    }
+    let (s, _) = dense_for_write(ctx, &args[1])?;
+    *s = Sds::from_vec(union.encode_dense(None));
+    ctx.modified(&args[1]);
+    ctx.dirty(1);
+    Ok(Frame::ok())
+}
