@@ -5,7 +5,7 @@ use common::resp::Frame;
 
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, CommandSpec};
-use crate::db::hll::{self, HllError, Registers};
+use crate::db::hll::{self, HllError, Registers, SparseSet};
 use crate::db::{Sds, StrEnc, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
@@ -52,12 +52,9 @@ fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Registers>, CommandError
     }
 }
 
-/// The HyperLogLog at `key` for writing, as a dense string (created empty, or converted from
-/// Redis's sparse form), and whether it was created.
-fn dense_for_write<'e>(
-    ctx: &'e mut Ctx<'_>,
-    key: &[u8],
-) -> Result<(&'e mut Sds, bool), CommandError> {
+/// The HyperLogLog string at `key` for writing (created empty and sparse if missing), and
+/// whether it was created.
+fn for_write<'e>(ctx: &'e mut Ctx<'_>, key: &[u8]) -> Result<(&'e mut Sds, bool), CommandError> {
     let created = match ctx.lookup_write(key) {
         None => true,
         Some(Value::Str { bytes, .. }) => {
@@ -67,24 +64,45 @@ fn dense_for_write<'e>(
         Some(_) => return Err(CommandError::WrongType),
     };
     if created {
-        let empty = Registers::new().encode_dense(Some(0));
-        ctx.set(key, Value::string_with(&empty, StrEnc::Raw));
+        ctx.set(key, Value::string_with(&hll::new_sparse(), StrEnc::Raw));
     }
     let s = super::strings::string_mut(ctx, key, StrEnc::Raw)?;
-    if s[4] != 0 {
-        let registers = Registers::decode(s).map_err(refusal)?;
-        *s = Sds::from_vec(registers.encode_dense(hll::cached(s)));
-    }
     Ok((s, created))
 }
 
+/// `hll-sparse-max-bytes`: past it a sparse HyperLogLog turns dense.
+fn sparse_max_bytes(ctx: &Ctx<'_>) -> usize {
+    let config = ctx.server.config.read();
+    config.get("hll-sparse-max-bytes").and_then(|v| v.parse().ok()).unwrap_or(3000)
+}
+
+/// Raises register `index` to `value` in either encoding (turning dense when needed); true if
+/// it changed.
+fn raise(s: &mut Sds, index: usize, value: u8, max_bytes: usize) -> Result<bool, CommandError> {
+    if !hll::is_sparse(s) {
+        return Ok(hll::dense_raise(s, index, value));
+    }
+    match hll::sparse_set(s, index, value, max_bytes).map_err(refusal)? {
+        SparseSet::Unchanged => Ok(false),
+        SparseSet::Updated => Ok(true),
+        SparseSet::Promote => {
+            *s = Sds::from_vec(hll::to_dense(s).map_err(refusal)?);
+            hll::dense_raise(s, index, value);
+            Ok(true)
+        }
+    }
+}
+
 fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (s, created) = dense_for_write(ctx, &args[1])?;
+    let max_bytes = sparse_max_bytes(ctx);
+    let (s, created) = for_write(ctx, &args[1])?;
     let mut changed = false;
     for element in &args[2..] {
-        changed |= hll::add_dense(s, element);
+        let (index, value) = hll::element_pattern(element);
+        changed |= raise(s, index, value, max_bytes)?;
     }
-    if changed {
+    // A new key counts as a change too (its cached count goes stale, as in Redis).
+    if changed || created {
         hll::set_cached(s, None);
     }
     if changed || created {
@@ -127,15 +145,28 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    // The destination takes part in the union too.
+    // The destination takes part in the union too; any dense input makes the result dense.
     let mut union = Registers::new();
+    let mut dense = false;
     for key in &args[1..] {
         if let Some(registers) = read(ctx, key)? {
             union.merge(&registers);
+            if let Some(Value::Str { bytes, .. }) = ctx.db_ref().keys.get(key) {
+                dense |= !hll::is_sparse(bytes);
+            }
         }
     }
-    let (s, _) = dense_for_write(ctx, &args[1])?;
-    *s = Sds::from_vec(union.encode_dense(None));
+    let max_bytes = sparse_max_bytes(ctx);
+    let (s, _) = for_write(ctx, &args[1])?;
+    if dense && hll::is_sparse(s) {
+        *s = Sds::from_vec(hll::to_dense(s).map_err(refusal)?);
+    }
+    for (index, &value) in union.0.iter().enumerate() {
+        if value != 0 {
+            raise(s, index, value, max_bytes)?;
+        }
+    }
+    hll::set_cached(s, None);
     ctx.modified(&args[1]);
     ctx.dirty(1);
     Ok(Frame::ok())

@@ -8,8 +8,9 @@
 //! MurmurHash64A (seed 0xadc83b19); the low 14 bits pick the register, the position of the
 //! first set bit in the rest is the value. The count is Ertl's estimator, as Redis 7's.
 //!
-//! warden-node reads both encodings and writes the dense one: a key written here is 12 kB where
-//! Redis would keep a small one sparse; counts are identical.
+//! Writes follow Redis's own steps (`hllSparseSet`: split the run holding the register, merge
+//! equal neighbours, turn dense past `hll-sparse-max-bytes` or a value above 32), so a key
+//! holds the same bytes here as in Redis, and a small one stays small.
 
 /// Registers (2^14).
 pub const REGISTERS: usize = 1 << 14;
@@ -110,13 +111,189 @@ impl Default for Registers {
     }
 }
 
-/// Adds an element to a dense HyperLogLog string in place (its cached count is left for the
-/// caller to invalidate); true if a register grew.
-pub fn add_dense(s: &mut [u8], element: &[u8]) -> bool {
-    let (index, count) = pattern(element);
+/// A new, empty HyperLogLog string (sparse: one XZERO run over every register).
+pub fn new_sparse() -> Vec<u8> {
+    let mut s = vec![0u8; HEADER];
+    s[..4].copy_from_slice(b"HYLL");
+    s[4] = SPARSE;
+    let run = REGISTERS - 1;
+    s.extend_from_slice(&[0x40 | (run >> 8) as u8, (run & 0xff) as u8]);
+    s
+}
+
+/// True if the string is in the sparse encoding.
+pub fn is_sparse(s: &[u8]) -> bool {
+    s.get(4) == Some(&SPARSE)
+}
+
+/// Converts a (valid) sparse string to the dense encoding, keeping its header's cached count.
+pub fn to_dense(s: &[u8]) -> Result<Vec<u8>, HllError> {
+    let registers = decode_sparse(&s[HEADER..])?;
+    let mut dense = registers.encode_dense(None);
+    dense[8..16].copy_from_slice(&s[8..16]);
+    Ok(dense)
+}
+
+/// What a sparse update did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SparseSet {
+    /// The register already held as much.
+    Unchanged,
+    /// Updated in place.
+    Updated,
+    /// The update needs the dense encoding (a value above 32, or the string would outgrow
+    /// `hll-sparse-max-bytes`): the caller converts and sets the register there.
+    Promote,
+}
+
+const VAL_MAX_VALUE: u8 = 32;
+const VAL_MAX_LEN: usize = 4;
+const ZERO_MAX_LEN: usize = 64;
+
+fn is_zero(op: u8) -> bool {
+    op & 0xc0 == 0
+}
+
+fn is_xzero(op: u8) -> bool {
+    op & 0xc0 == 0x40
+}
+
+fn is_val(op: u8) -> bool {
+    op & 0x80 != 0
+}
+
+fn val_op(value: u8, len: usize) -> u8 {
+    0x80 | ((value - 1) << 2) | (len as u8 - 1)
+}
+
+/// The ZERO or XZERO opcode(s) for a run of `len` zero registers.
+fn zero_ops(len: usize, out: &mut Vec<u8>) {
+    if len > ZERO_MAX_LEN {
+        let l = len - 1;
+        out.extend_from_slice(&[0x40 | (l >> 8) as u8, (l & 0xff) as u8]);
+    } else {
+        out.push(len as u8 - 1);
+    }
+}
+
+/// Registers an opcode at `s[p]` covers, and its size in bytes.
+fn op_span(s: &[u8], p: usize) -> (usize, usize) {
+    let op = s[p];
+    if is_zero(op) {
+        ((op & 0x3f) as usize + 1, 1)
+    } else if is_val(op) {
+        ((op & 0x3) as usize + 1, 1)
+    } else {
+        let low = s.get(p + 1).copied().unwrap_or(0) as usize;
+        ((((op & 0x3f) as usize) << 8 | low) + 1, 2)
+    }
+}
+
+/// Raises register `index` of a sparse string to `count`, as Redis's `hllSparseSet` does it.
+pub fn sparse_set(
+    s: &mut crate::db::Sds,
+    index: usize,
+    count: u8,
+    max_bytes: usize,
+) -> Result<SparseSet, HllError> {
+    if count > VAL_MAX_VALUE {
+        return Ok(SparseSet::Promote);
+    }
+    // Find the opcode covering the register.
+    let (mut p, mut first, mut prev) = (HEADER, 0usize, None);
+    let (span, oplen) = loop {
+        if p >= s.len() {
+            return Err(HllError::Corrupt);
+        }
+        let (span, oplen) = op_span(s, p);
+        if index < first + span {
+            break (span, oplen);
+        }
+        prev = Some(p);
+        p += oplen;
+        first += span;
+    };
+    let op = s[p];
+    if is_val(op) {
+        let old = ((op >> 2) & 0x1f) + 1;
+        if old >= count {
+            return Ok(SparseSet::Unchanged);
+        }
+    }
+    if (is_val(op) || is_zero(op)) && span == 1 {
+        s[p] = val_op(count, 1);
+    } else {
+        // Split the run: what comes before the register, the register, what comes after.
+        let last = first + span - 1;
+        let mut seq = Vec::with_capacity(5);
+        if is_val(op) {
+            let value = ((op >> 2) & 0x1f) + 1;
+            if index != first {
+                seq.push(val_op(value, index - first));
+            }
+            seq.push(val_op(count, 1));
+            if index != last {
+                seq.push(val_op(value, last - index));
+            }
+        } else {
+            if index != first {
+                zero_ops(index - first, &mut seq);
+            }
+            seq.push(val_op(count, 1));
+            if index != last {
+                zero_ops(last - index, &mut seq);
+            }
+        }
+        let grows = seq.len() > oplen;
+        if grows && s.len() + seq.len() - oplen > max_bytes {
+            return Ok(SparseSet::Promote);
+        }
+        let tail = s[p + oplen..].to_vec();
+        s.truncate(p);
+        s.extend_from_slice(&seq);
+        s.extend_from_slice(&tail);
+    }
+    // Merge neighbouring VAL runs of equal value, looking at up to five opcodes from the one
+    // before the change.
+    let mut q = prev.unwrap_or(HEADER);
+    let mut scan = 5;
+    while q < s.len() && scan > 0 {
+        scan -= 1;
+        let op = s[q];
+        if is_xzero(op) {
+            q += 2;
+            continue;
+        }
+        if is_zero(op) {
+            q += 1;
+            continue;
+        }
+        if q + 1 < s.len() && is_val(s[q + 1]) {
+            let (v1, v2) = (((op >> 2) & 0x1f) + 1, ((s[q + 1] >> 2) & 0x1f) + 1);
+            let len = (op & 0x3) as usize + 1 + (s[q + 1] & 0x3) as usize + 1;
+            if v1 == v2 && len <= VAL_MAX_LEN {
+                s[q + 1] = val_op(v1, len);
+                s.remove(q);
+                // Try again from here: the merged run may merge with the next one.
+                continue;
+            }
+        }
+        q += 1;
+    }
+    set_cached(s, None);
+    Ok(SparseSet::Updated)
+}
+
+/// The register an element falls in and the value it sets.
+pub fn element_pattern(element: &[u8]) -> (usize, u8) {
+    pattern(element)
+}
+
+/// Sets register `index` of a dense string to `value` if that raises it; true if it did.
+pub fn dense_raise(s: &mut [u8], index: usize, value: u8) -> bool {
     let registers = &mut s[HEADER..];
-    if dense_get(registers, index) < count {
-        dense_set(registers, index, count);
+    if dense_get(registers, index) < value {
+        dense_set(registers, index, value);
         true
     } else {
         false
