@@ -11,6 +11,7 @@ use common::resp::Frame;
 use parking_lot::Mutex;
 
 use crate::dispatch::Resolved;
+use crate::latency_histogram::{percentile_name, Histogram};
 
 /// Redis stops tracking new error codes after this many (a client could invent endless ones).
 const MAX_ERROR_CODES: usize = 128;
@@ -53,6 +54,8 @@ pub enum Counted {
 pub struct Tally {
     commands: Vec<(Resolved, CallCounts)>,
     errors: Vec<(Vec<u8>, u64)>,
+    /// Each call's command and microseconds, for the latency histograms (kept allocated).
+    durations: Vec<(usize, u64)>,
 }
 
 impl Tally {
@@ -63,6 +66,9 @@ impl Tally {
             Counted::Rejected => CallCounts { rejected: 1, ..Default::default() },
             Counted::Call => CallCounts { calls: 1, usec, failed: u64::from(failed), rejected: 0 },
         };
+        if counted == Counted::Call {
+            self.durations.push((resolved.spec as *const _ as usize, usec));
+        }
         let spec = resolved.spec as *const _;
         match self.commands.iter_mut().find(|(r, _)| std::ptr::eq(r.spec, spec)) {
             Some((_, c)) => c.add(&counts),
@@ -86,6 +92,13 @@ impl Tally {
             return;
         }
         let mut stats = stats.lock();
+        if stats.latency_tracking {
+            // As Redis records them: the call's microseconds, in nanoseconds.
+            for &(key, usec) in &self.durations {
+                stats.latencies.entry(key).or_default().record(usec * 1000);
+            }
+        }
+        self.durations.clear();
         for (resolved, counts) in self.commands.drain(..) {
             let key = resolved.spec as *const _ as usize;
             stats.commands.entry(key).or_insert((resolved, CallCounts::default())).1.add(&counts);
@@ -108,6 +121,10 @@ impl Tally {
 pub struct CommandStats {
     commands: HashMap<usize, (Resolved, CallCounts)>,
     errors: HashMap<Vec<u8>, u64>,
+    /// `latency-tracking`.
+    pub latency_tracking: bool,
+    /// Each command's latency histogram (by the same key as `commands`).
+    latencies: HashMap<usize, Histogram, ahash::RandomState>,
 }
 
 impl CommandStats {
@@ -115,6 +132,30 @@ impl CommandStats {
     pub fn reset(&mut self) {
         self.commands.clear();
         self.errors.clear();
+        self.latencies.clear();
+    }
+
+    /// INFO latencystats lines, `latency_percentiles_usec_<name>:p50=…,p99=…`, by name.
+    pub fn latency_lines(&self, percentiles: &[f64]) -> Vec<String> {
+        let mut rows: Vec<(String, &Histogram)> = self
+            .latencies
+            .iter()
+            .filter(|(_, h)| h.total() > 0)
+            .filter_map(|(key, h)| self.commands.get(key).map(|(r, _)| (r.fullname(), h)))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.into_iter()
+            .map(|(name, h)| {
+                let values: Vec<String> = percentiles
+                    .iter()
+                    .map(|&p| {
+                        let usec = h.percentile(p) as f64 / 1000.0;
+                        format!("p{}={usec:.3}", percentile_name(p))
+                    })
+                    .collect();
+                format!("latency_percentiles_usec_{name}:{}", values.join(","))
+            })
+            .collect()
     }
 
     /// INFO commandstats lines, `cmdstat_<name>:calls=…,usec=…,usec_per_call=…,rejected_calls=…,failed_calls=…`,

@@ -339,13 +339,8 @@ static DIRECTIVES: &[Directive] = &[
     d("active-defrag-max-scan-fields", Kind::Int(1, i64::MAX), "1000", true),
     // See `cron::ExpireEffort`.
     d("active-expire-effort", Kind::Int(1, 10), "1", true),
-    pending(
-        "latency-tracking",
-        Kind::Bool,
-        "no",
-        &["no"],
-        "per-command latency percentiles (INFO latencystats) are not implemented in warden-node yet",
-    ),
+    // See `latency_histogram`.
+    d("latency-tracking", Kind::Bool, "yes", true),
     d("latency-tracking-info-percentiles", Kind::Words, "50 99 99.9", true),
     // warden-node's threads, when io-threads > 1, always do both reads and writes.
     d("io-threads-do-reads", Kind::Bool, "no", false),
@@ -533,6 +528,10 @@ pub struct Settings {
     /// `busy-reply-threshold` (`lua-time-limit`): how long a script may run before it counts
     /// as busy.
     pub busy_reply_threshold: std::time::Duration,
+    /// `latency-tracking`: per-command latency histograms (INFO latencystats).
+    pub latency_tracking: bool,
+    /// `latency-tracking-info-percentiles`.
+    pub latency_percentiles: Vec<f64>,
     /// `lfu-log-factor`.
     pub lfu_log_factor: u32,
     /// `lfu-decay-time` in minutes.
@@ -605,6 +604,14 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
         Kind::Words => {
             if dir.name == "save" {
                 validate_save(&value)?;
+            }
+            if dir.name == "latency-tracking-info-percentiles" {
+                let percentiles = crate::latency_histogram::parse_percentiles(&value)?;
+                let names: Vec<String> = percentiles
+                    .iter()
+                    .map(|&p| crate::latency_histogram::percentile_name(p))
+                    .collect();
+                return Ok(names.join(" "));
             }
             // `--replicaof "host port"` and `--replicaof host port` both work, as in Redis.
             if dir.name == "replicaof" && !value.is_empty() && value.split_whitespace().count() != 2
@@ -707,6 +714,8 @@ fn placeholder_settings() -> Settings {
         busy_poll_us: 20,
         eviction: crate::evict::Limits::default(),
         busy_reply_threshold: std::time::Duration::from_millis(5000),
+        latency_tracking: true,
+        latency_percentiles: vec![50.0, 99.0, 99.9],
         lfu_log_factor: 10,
         lfu_decay_time: 1,
     }
@@ -991,6 +1000,11 @@ impl Config {
             busy_reply_threshold: std::time::Duration::from_millis(
                 self.int("busy-reply-threshold").max(0) as u64,
             ),
+            latency_tracking: self.flag("latency-tracking"),
+            latency_percentiles: crate::latency_histogram::parse_percentiles(
+                &self.values["latency-tracking-info-percentiles"],
+            )
+            .unwrap_or_default(),
             lfu_log_factor: self.int("lfu-log-factor") as u32,
             lfu_decay_time: self.int("lfu-decay-time") as u32,
         };

@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod error;
 pub mod evict;
 pub mod exec;
+pub mod latency_histogram;
 pub mod notify;
 pub mod output_limit;
 pub mod persist;

@@ -234,6 +234,8 @@ impl Shared {
         shared.refresh_output_limits();
         shared.keyspace.lock().notify = shared.config.read().settings.notify;
         shared.refresh_eviction(&mut shared.keyspace.lock());
+        shared.command_stats.lock().latency_tracking =
+            shared.config.read().settings.latency_tracking;
         shared
     }
 

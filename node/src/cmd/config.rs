@@ -74,6 +74,8 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.server.refresh_output_limits();
     ctx.ks.notify = ctx.server.config.read().settings.notify;
     ctx.server.refresh_eviction(ctx.exec.ks);
+    let tracking = ctx.server.config.read().settings.latency_tracking;
+    ctx.server.command_stats.lock().latency_tracking = tracking;
     crate::proc_title::refresh(ctx.server);
     crate::aof::set_policy(ctx.server, fsync);
     let aof_on = ctx.server.aof_on.load(std::sync::atomic::Ordering::Relaxed);

@@ -421,8 +421,14 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "used_cpu_user_main_thread", &format!("{user:.6}"));
         }
         "modules" => out.push_str("# Modules\r\n"),
-        // Empty, as Redis's with latency-tracking off (per-command percentiles are not kept).
-        "latencystats" => out.push_str("# Latencystats\r\n"),
+        "latencystats" => {
+            out.push_str("# Latencystats\r\n");
+            let percentiles = shared.config.read().settings.latency_percentiles.clone();
+            for line in shared.command_stats.lock().latency_lines(&percentiles) {
+                out.push_str(&line);
+                out.push_str("\r\n");
+            }
+        }
         "errorstats" => {
             out.push_str("# Errorstats\r\n");
             ctx.client.tally.flush(&ctx.server.command_stats);
