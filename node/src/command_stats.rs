@@ -93,9 +93,15 @@ impl Tally {
         }
         let mut stats = stats.lock();
         if stats.latency_tracking {
-            // As Redis records them: the call's microseconds, in nanoseconds.
-            for &(key, usec) in &self.durations {
-                stats.latencies.entry(key).or_default().record(usec * 1000);
+            // As Redis records them: the call's microseconds, in nanoseconds. A run of calls
+            // of the same command (a pipeline's usual shape) looks its histogram up once.
+            let mut calls = self.durations.iter().peekable();
+            while let Some(&(key, usec)) = calls.next() {
+                let histogram = stats.latencies.entry(key).or_default();
+                histogram.record(usec * 1000);
+                while let Some(&(_, usec)) = calls.next_if(|(next, _)| *next == key) {
+                    histogram.record(usec * 1000);
+                }
             }
         }
         self.durations.clear();
