@@ -71,6 +71,27 @@ impl Histogram {
     pub fn total(&self) -> u64 {
         self.total
     }
+
+    /// LATENCY HISTOGRAM's cumulative distribution: at each power of two from 1024 ns, the
+    /// level's highest value in µs and how many calls took at most that long, listed where
+    /// the count grew (HdrHistogram's log iteration, as Redis walks it).
+    pub fn cumulative(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let (mut level, mut seen, mut i, mut previous) = (1024u64, 0u64, 0usize, 0u64);
+        while seen < self.total && level <= MAX_NS * 2 {
+            let top = highest(index(level.min(MAX_NS)));
+            while i < BUCKETS && highest(i) <= top {
+                seen += self.counts[i];
+                i += 1;
+            }
+            if seen > previous {
+                out.push((top / 1000, seen));
+                previous = seen;
+            }
+            level *= 2;
+        }
+        out
+    }
 }
 
 /// A percentile as Redis names it in INFO (`%f` without trailing zeros: 50, 99.9).
@@ -117,6 +138,11 @@ mod tests {
         }
         assert_eq!(h.percentile(50.0), 501);
         assert_eq!(h.percentile(100.0), 1003);
+        let mut h = Histogram::default();
+        for ns in [1000, 3000, 3000, 70_000] {
+            h.record(ns);
+        }
+        assert_eq!(h.cumulative(), [(1, 1), (4, 3), (132, 4)]);
         assert_eq!(percentile_name(99.9), "99.9");
         assert_eq!(percentile_name(50.0), "50");
         assert!(parse_percentiles("50 101").is_err());

@@ -408,8 +408,25 @@ fn latency_graph(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     )))
 }
 
-fn latency_histogram(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(Frame::Map(vec![]))
+fn latency_histogram(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let only: Vec<String> =
+        args[2..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let rows = ctx.server.command_stats.lock().latency_cdf(&only);
+    Ok(Frame::Map(
+        rows.into_iter()
+            .map(|(name, calls, cdf)| {
+                let cdf = cdf
+                    .into_iter()
+                    .map(|(usec, n)| (Frame::Integer(usec as i64), Frame::Integer(n as i64)))
+                    .collect();
+                let detail = Frame::Map(vec![
+                    (Frame::bulk_static("calls"), Frame::Integer(calls as i64)),
+                    (Frame::bulk_static("histogram_usec"), Frame::Map(cdf)),
+                ]);
+                (Frame::Bulk(Bytes::from(name)), detail)
+            })
+            .collect(),
+    ))
 }
 
 fn latency_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
