@@ -122,6 +122,16 @@ impl Tally {
     }
 }
 
+/// One command's LATENCY HISTOGRAM entry.
+pub struct CommandLatency {
+    /// Full name (`config|get`).
+    pub name: String,
+    /// Calls recorded.
+    pub calls: u64,
+    /// (µs, calls that took at most that long), see `Histogram::cumulative`.
+    pub cumulative: Vec<(u64, u64)>,
+}
+
 /// The server's counters (reset by CONFIG RESETSTAT).
 #[derive(Default)]
 pub struct CommandStats {
@@ -141,26 +151,25 @@ impl CommandStats {
         self.latencies.clear();
     }
 
-    /// LATENCY HISTOGRAM: for each command with recorded calls whose name is in `only` (all
-    /// when empty; a container's name takes its subcommands), its full name, calls and
-    /// cumulative distribution.
-    pub fn latency_cdf(&self, only: &[String]) -> Vec<(String, u64, Vec<(u64, u64)>)> {
-        let mut rows: Vec<(usize, String, u64, Vec<(u64, u64)>)> = self
+    /// LATENCY HISTOGRAM: each command with recorded calls whose name is in `only` (all when
+    /// empty; a container's name takes its subcommands), in the order asked, else by name.
+    pub fn latency_cdf(&self, only: &[String]) -> Vec<CommandLatency> {
+        let mut rows: Vec<(usize, CommandLatency)> = self
             .latencies
             .iter()
             .filter(|(_, h)| h.total() > 0)
             .filter_map(|(key, h)| {
                 let (resolved, _) = self.commands.get(key)?;
                 let name = resolved.fullname();
-                let top = resolved.name();
-                // Named commands come in the order they were asked for.
-                let rank = only.iter().position(|o| *o == name || *o == top);
-                (only.is_empty() || rank.is_some())
-                    .then(|| (rank.unwrap_or(0), name, h.total(), h.cumulative()))
+                let rank = only.iter().position(|o| *o == name || o == resolved.name());
+                (only.is_empty() || rank.is_some()).then(|| {
+                    let row = CommandLatency { name, calls: h.total(), cumulative: h.cumulative() };
+                    (rank.unwrap_or(0), row)
+                })
             })
             .collect();
-        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        rows.into_iter().map(|(_, name, calls, cdf)| (name, calls, cdf)).collect()
+        rows.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+        rows.into_iter().map(|(_, row)| row).collect()
     }
 
     /// INFO latencystats lines, `latency_percentiles_usec_<name>:p50=…,p99=…`, by name.

@@ -414,8 +414,10 @@ fn latency_histogram(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let rows = ctx.server.command_stats.lock().latency_cdf(&only);
     Ok(Frame::Map(
         rows.into_iter()
-            .map(|(name, calls, cdf)| {
-                let cdf = cdf
+            .map(|row| {
+                let (name, calls) = (row.name, row.calls);
+                let cdf = row
+                    .cumulative
                     .into_iter()
                     .map(|(usec, n)| (Frame::Integer(usec as i64), Frame::Integer(n as i64)))
                     .collect();
