@@ -1,6 +1,5 @@
-//! The libraries Redis gives scripts besides Lua's own: `cjson` (JSON in and out) and `bit`
-//! (32-bit operations, as LuaBitOp). Both are much used by scripts written for Redis.
-//! (`cmsgpack` and `struct` are not provided.)
+//! The libraries Redis gives scripts besides Lua's own: `cjson` (JSON in and out), `bit`
+//! (32-bit operations, as LuaBitOp) and `cmsgpack` (in `msgpack`). (`struct` is not provided.)
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
 
@@ -9,6 +8,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     let globals = lua.globals();
     globals.set("cjson", cjson(lua)?)?;
     globals.set("bit", bit(lua)?)?;
+    globals.set("cmsgpack", super::msgpack::library(lua)?)?;
     Ok(())
 }
 

@@ -15,11 +15,12 @@
 //! `busy-reply-threshold` without writing anything is stopped, as a SCRIPT KILL would stop it;
 //! one that has written is left to finish, as Redis leaves it (UNKILLABLE), with a warning.
 //!
-//! Not provided: `cmsgpack` and `struct`, the script debugger, SCRIPT KILL of a running script,
+//! Not provided: `struct`, the script debugger, SCRIPT KILL of a running script,
 //! and `redis.setresp(3)` (scripts always see RESP2 replies).
 
 mod convert;
 mod libs;
+mod msgpack;
 
 use std::collections::HashMap;
 
@@ -63,7 +64,7 @@ local lua_pcall = pcall
 local function plain(ok, ...)
   if ok then return ok, ... end
   local err = ...
-  if type(err) == 'userdata' then err = bridge.describe(err) end
+  if type(err) == 'userdata' then err = bridge.message(err) end
   if type(err) == 'table' and type(err.err) == 'string' then err = err.err end
   return false, err
 end
@@ -232,6 +233,18 @@ fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
     bridge.set(
         "stop_reason",
         lua.create_function(|lua, ()| convert::error_table(lua, STOPPED.as_bytes()))?,
+    )?;
+    // What pcall hands a script for an error raised by native code: a command's error reply
+    // as it was, anything else as its message (as a C library's luaL_error string).
+    bridge.set(
+        "message",
+        lua.create_function(|lua, err: Value| match &err {
+            Value::Error(e) => match reply_error(e) {
+                Some(reply) => lua.create_string(&reply.0),
+                None => lua.create_string(lua_message(e)),
+            },
+            other => lua.create_string(other.to_string().unwrap_or_default()),
+        })?,
     )?;
     lua.load(PRELUDE).set_name("=prelude").call::<()>(bridge.clone())?;
     lua.create_registry_value(bridge)
