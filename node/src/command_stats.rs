@@ -52,9 +52,12 @@ pub enum Counted {
 /// One client's counts since its batch began.
 #[derive(Default)]
 pub struct Tally {
-    commands: Vec<(Resolved, CallCounts)>,
+    /// Per command: its counts, and how many of its calls took under a microsecond (most
+    /// do: they go to the latency histogram in one step at the flush).
+    commands: Vec<(Resolved, CallCounts, u64)>,
     errors: Vec<(Vec<u8>, u64)>,
-    /// Each call's command and microseconds, for the latency histograms (kept allocated).
+    /// The command and microseconds of each longer call, for the latency histograms (kept
+    /// allocated).
     durations: Vec<(usize, u64)>,
 }
 
@@ -66,13 +69,17 @@ impl Tally {
             Counted::Rejected => CallCounts { rejected: 1, ..Default::default() },
             Counted::Call => CallCounts { calls: 1, usec, failed: u64::from(failed), rejected: 0 },
         };
-        if counted == Counted::Call {
+        let quick = u64::from(counted == Counted::Call && usec == 0);
+        if counted == Counted::Call && usec > 0 {
             self.durations.push((resolved.spec as *const _ as usize, usec));
         }
         let spec = resolved.spec as *const _;
-        match self.commands.iter_mut().find(|(r, _)| std::ptr::eq(r.spec, spec)) {
-            Some((_, c)) => c.add(&counts),
-            None => self.commands.push((resolved, counts)),
+        match self.commands.iter_mut().find(|(r, _, _)| std::ptr::eq(r.spec, spec)) {
+            Some((_, c, n)) => {
+                c.add(&counts);
+                *n += quick;
+            }
+            None => self.commands.push((resolved, counts, quick)),
         }
     }
 
@@ -93,8 +100,15 @@ impl Tally {
         }
         let mut stats = stats.lock();
         if stats.latency_tracking {
-            // As Redis records them: the call's microseconds, in nanoseconds. A run of calls
-            // of the same command (a pipeline's usual shape) looks its histogram up once.
+            // As Redis records them: the call's microseconds, in nanoseconds (under a
+            // microsecond reads 0, clamped to 1 ns). A run of calls of the same command (a
+            // pipeline's usual shape) looks its histogram up once.
+            for (resolved, _, quick) in &self.commands {
+                if *quick > 0 {
+                    let key = resolved.spec as *const _ as usize;
+                    stats.latencies.entry(key).or_default().record_n(0, *quick);
+                }
+            }
             let mut calls = self.durations.iter().peekable();
             while let Some(&(key, usec)) = calls.next() {
                 let histogram = stats.latencies.entry(key).or_default();
@@ -105,7 +119,7 @@ impl Tally {
             }
         }
         self.durations.clear();
-        for (resolved, counts) in self.commands.drain(..) {
+        for (resolved, counts, _) in self.commands.drain(..) {
             let key = resolved.spec as *const _ as usize;
             stats.commands.entry(key).or_insert((resolved, CallCounts::default())).1.add(&counts);
         }
@@ -255,5 +269,22 @@ mod tests {
             ["cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=1,failed_calls=1"]
         );
         assert_eq!(stats.error_lines(), ["errorstat_ERR:count=2", "errorstat_WRONGTYPE:count=1"]);
+    }
+
+    /// Calls under a microsecond count in the histogram as Redis counts them (as 1 ns), with
+    /// the longer ones at their own values.
+    #[test]
+    fn latency_percentiles_cover_quick_and_slow_calls() {
+        let stats = Mutex::new(CommandStats { latency_tracking: true, ..Default::default() });
+        let mut tally = Tally::default();
+        for usec in [0, 0, 0, 4] {
+            tally.command(resolved(b"get"), Counted::Call, usec, false);
+        }
+        tally.command(resolved(b"get"), Counted::Rejected, 0, true);
+        tally.flush(&stats);
+        assert_eq!(
+            stats.lock().latency_lines(&[50.0, 99.0]),
+            ["latency_percentiles_usec_get:p50=0.001,p99=4.015"]
+        );
     }
 }

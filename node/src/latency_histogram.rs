@@ -49,8 +49,13 @@ fn highest(i: usize) -> u64 {
 impl Histogram {
     /// Records one call of `ns` nanoseconds (clamped to 1 ns … 1 s, as Redis clamps).
     pub fn record(&mut self, ns: u64) {
-        self.counts[index(ns.clamp(MIN_NS, MAX_NS))] += 1;
-        self.total += 1;
+        self.record_n(ns, 1);
+    }
+
+    /// Records `n` calls of `ns` nanoseconds each.
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        self.counts[index(ns.clamp(MIN_NS, MAX_NS))] += n;
+        self.total += n;
     }
 
     /// The value at `percentile` (0–100), as `hdr_value_at_percentile` reads it.
