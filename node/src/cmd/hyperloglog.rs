@@ -125,13 +125,21 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(union.count() as i64));
     }
     let key = &args[1];
-    let Some(registers) = read(ctx, key)? else { return Ok(Frame::Integer(0)) };
-    let stored = ctx.db_ref().keys.get(key);
-    if let Some(Value::Str { bytes, .. }) = stored {
-        if let Some(card) = hll::cached(bytes) {
-            return Ok(Frame::Integer(card as i64));
+    // A valid cached count answers at once, as in Redis (the registers are not read).
+    match ctx.lookup_read(key) {
+        None => return Ok(Frame::Integer(0)),
+        Some(Value::Str { bytes, .. }) => {
+            check(bytes)?;
+            if let Some(card) = hll::cached(bytes) {
+                return Ok(Frame::Integer(card as i64));
+            }
         }
+        Some(_) => return Err(CommandError::WrongType),
     }
+    let registers = match ctx.db_ref().keys.get(key) {
+        Some(Value::Str { bytes, .. }) => Registers::decode(bytes).map_err(refusal)?,
+        _ => unreachable!("looked up above"),
+    };
     // Cache the count in the key, as Redis does: the string changes, so replicas and the AOF
     // get this PFCOUNT too, and WATCH sees it.
     let card = registers.count();

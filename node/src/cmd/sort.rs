@@ -206,8 +206,8 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
         if o.gets.is_empty() {
             out.push(Some(element.clone()));
         }
-        for pattern in o.gets.clone() {
-            out.push(lookup_pattern(ctx, &pattern, element));
+        for pattern in &o.gets {
+            out.push(lookup_pattern(ctx, pattern, element));
         }
     }
     let Some(dest) = o.store else {

@@ -56,17 +56,6 @@ impl Registers {
         }
     }
 
-    /// Adds an element; true if a register grew.
-    pub fn add(&mut self, element: &[u8]) -> bool {
-        let (index, count) = pattern(element);
-        if self.0[index] < count {
-            self.0[index] = count;
-            true
-        } else {
-            false
-        }
-    }
-
     /// Takes the larger of each register (PFMERGE, and PFCOUNT over several keys).
     pub fn merge(&mut self, other: &Registers) {
         for (a, b) in self.0.iter_mut().zip(&other.0) {
@@ -284,11 +273,6 @@ pub fn sparse_set(
     Ok(SparseSet::Updated)
 }
 
-/// The register an element falls in and the value it sets.
-pub fn element_pattern(element: &[u8]) -> (usize, u8) {
-    pattern(element)
-}
-
 /// Sets register `index` of a dense string to `value` if that raises it; true if it did.
 pub fn dense_raise(s: &mut [u8], index: usize, value: u8) -> bool {
     let registers = &mut s[HEADER..];
@@ -358,7 +342,7 @@ fn decode_sparse(mut ops: &[u8]) -> Result<Registers, HllError> {
 }
 
 /// The register an element falls in and the value it sets (Redis's `hllPatLen`).
-fn pattern(element: &[u8]) -> (usize, u8) {
+pub fn element_pattern(element: &[u8]) -> (usize, u8) {
     let hash = murmur64a(element, 0xadc83b19);
     let index = (hash & (REGISTERS as u64 - 1)) as usize;
     let rest = (hash >> P) | (1u64 << Q);
@@ -451,7 +435,8 @@ mod tests {
         assert_eq!(cached(s), None);
         let mut mine = Registers::new();
         for e in [b"a", b"b", b"c"] {
-            mine.add(e);
+            let (index, value) = element_pattern(e);
+            mine.0[index] = mine.0[index].max(value);
         }
         assert_eq!(mine.0, regs.0, "our hashing puts a, b, c where Redis put them");
     }

@@ -206,39 +206,33 @@ fn decode(lua: &Lua, input: &mut &[u8]) -> mlua::Result<Value> {
         0xd3 => number(be(take(input, 8)?) as i64 as f64),
         0xca => number(f32::from_bits(be(take(input, 4)?) as u32) as f64),
         0xcb => number(f64::from_bits(be(take(input, 8)?))),
-        0xa0..=0xbf => string(lua, input, (tag & 0x1f) as usize),
-        0xd9 => {
-            let n = take(input, 1)?[0] as usize;
-            string(lua, input, n)
+        _ => {
+            // A string, array or map: its size first, then its contents.
+            let (kind, n) = match tag {
+                0xa0..=0xbf => (b's', (tag & 0x1f) as usize),
+                0xd9 => (b's', length(input, 1)?),
+                0xda => (b's', length(input, 2)?),
+                0xdb => (b's', length(input, 4)?),
+                0x90..=0x9f => (b'a', (tag & 0x0f) as usize),
+                0xdc => (b'a', length(input, 2)?),
+                0xdd => (b'a', length(input, 4)?),
+                0x80..=0x8f => (b'm', (tag & 0x0f) as usize),
+                0xde => (b'm', length(input, 2)?),
+                0xdf => (b'm', length(input, 4)?),
+                _ => return Err(mlua::Error::RuntimeError("Bad data format in input.".into())),
+            };
+            match kind {
+                b's' => string(lua, input, n),
+                b'a' => array(lua, input, n),
+                _ => map(lua, input, n),
+            }
         }
-        0xda => {
-            let n = be(take(input, 2)?) as usize;
-            string(lua, input, n)
-        }
-        0xdb => {
-            let n = be(take(input, 4)?) as usize;
-            string(lua, input, n)
-        }
-        0x90..=0x9f => array(lua, input, (tag & 0x0f) as usize),
-        0xdc => {
-            let n = be(take(input, 2)?) as usize;
-            array(lua, input, n)
-        }
-        0xdd => {
-            let n = be(take(input, 4)?) as usize;
-            array(lua, input, n)
-        }
-        0x80..=0x8f => map(lua, input, (tag & 0x0f) as usize),
-        0xde => {
-            let n = be(take(input, 2)?) as usize;
-            map(lua, input, n)
-        }
-        0xdf => {
-            let n = be(take(input, 4)?) as usize;
-            map(lua, input, n)
-        }
-        _ => Err(mlua::Error::RuntimeError("Bad data format in input.".into())),
     }
+}
+
+/// A big-endian length of `width` bytes.
+fn length(input: &mut &[u8], width: usize) -> mlua::Result<usize> {
+    Ok(be(take(input, width)?) as usize)
 }
 
 fn string(lua: &Lua, input: &mut &[u8], n: usize) -> mlua::Result<Value> {
