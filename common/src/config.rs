@@ -244,12 +244,13 @@ pub fn parse_bool(line: &ConfigLine, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// A memory size as Redis's `memtoll` reads it: `1024`, `100k` (1000), `1kb` (1024), `64mb`, `1gb`.
+/// A memory size as Redis's `memtoull` reads it: `1024`, `100k` (1000), `1kb` (1024), `64mb`,
+/// `1gb`. Its quirks are kept: no digits at all (`""`, `"k"`) is 0, and a number too large for
+/// 64 bits saturates (C's `strtoull`) unless the unit then overflows it.
 pub fn parse_memory(value: &str) -> Option<u64> {
-    let lower = value.to_ascii_lowercase();
-    let split = lower.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(split);
-    let mul: u64 = match unit {
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let mul: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" => 1000,
         "kb" => 1024,
@@ -259,7 +260,12 @@ pub fn parse_memory(value: &str) -> Option<u64> {
         "gb" => 1024 * 1024 * 1024,
         _ => return None,
     };
-    number.parse::<u64>().ok()?.checked_mul(mul)
+    // memtoull copies the digits into a 128-byte buffer first.
+    if digits.len() >= 128 {
+        return None;
+    }
+    let number = if digits.is_empty() { 0 } else { digits.parse::<u64>().unwrap_or(u64::MAX) };
+    number.checked_mul(mul)
 }
 
 /// A duration given either as a plain number in `unit` (Redis's style, e.g. milliseconds) or in
@@ -316,6 +322,12 @@ mod tests {
         assert_eq!(parse_memory("1k"), Some(1000));
         assert_eq!(parse_memory("64MB"), Some(64 << 20));
         assert_eq!(parse_memory("12x"), None);
+        assert_eq!(parse_memory("-1"), None);
+        assert_eq!(parse_memory("+1"), None);
+        assert_eq!(parse_memory(""), Some(0), "memtoull reads no digits as 0");
+        assert_eq!(parse_memory("k"), Some(0));
+        assert_eq!(parse_memory("18446744073709551616"), Some(u64::MAX), "strtoull saturates");
+        assert_eq!(parse_memory("18446744073709551615k"), None, "the unit overflows it");
         assert_eq!(
             parse_duration("1500", Duration::from_millis(1)),
             Some(Duration::from_millis(1500))

@@ -19,7 +19,8 @@ use common::config::{parse_memory, ConfigError, ConfigLine};
 enum Kind {
     Bool,
     Int(i64, i64),
-    Memory,
+    /// Bytes, with an optional unit (`memtoull`), within inclusive bounds.
+    Memory(u64, u64),
     Enum(&'static [&'static str]),
     Str,
     /// Several words (save points, bind addresses, replicaof).
@@ -61,8 +62,19 @@ const fn pending(
     Directive { name, alias: None, kind, default, mutable: true, only: Some((allowed, why)) }
 }
 
-const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
+/// A row CONFIG SET may not change (Redis's `IMMUTABLE_CONFIG`): it answers "can't set
+/// immutable config" whatever the value.
+const fn fixed(directive: Directive) -> Directive {
+    Directive { mutable: false, ..directive }
+}
+
 const U31: Kind = Kind::Int(0, i32::MAX as i64);
+/// Redis's `LONG_MAX`-bounded counts (`size_t` and `long long` settings).
+const LONG: Kind = Kind::Int(0, i64::MAX);
+/// Byte sizes bounded by `LONG_MAX`, as most of Redis's memory settings are.
+const MEM: Kind = Kind::Memory(0, i64::MAX as u64);
+/// Byte sizes Redis holds as `unsigned long long`.
+const MEM_ANY: Kind = Kind::Memory(0, u64::MAX);
 
 static DIRECTIVES: &[Directive] = &[
     d("port", Kind::Int(0, 65535), "6379", false),
@@ -75,7 +87,7 @@ static DIRECTIVES: &[Directive] = &[
     d("logfile", Kind::Str, "", false),
     d(
         "loglevel",
-        Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]),
+        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
         "notice",
         true,
     ),
@@ -88,7 +100,7 @@ static DIRECTIVES: &[Directive] = &[
     d("pidfile", Kind::Str, "", false),
     d("save", Kind::Words, "3600 1 300 100 60 10000", true),
     d("rdbcompression", Kind::Bool, "yes", true),
-    d("rdbchecksum", Kind::Bool, "yes", true),
+    d("rdbchecksum", Kind::Bool, "yes", false),
     // An fsync every 4 MB while a snapshot is written (see `persistence::incremental_fsync`).
     d("rdb-save-incremental-fsync", Kind::Bool, "yes", true),
     d("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
@@ -97,7 +109,7 @@ static DIRECTIVES: &[Directive] = &[
     d("aof-load-truncated", Kind::Bool, "yes", true),
     d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d("auto-aof-rewrite-percentage", U31, "100", true),
-    d("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
+    d("auto-aof-rewrite-min-size", MEM, "67108864", true),
     d("appendfsync", Kind::Enum(&["everysec", "always", "no"]), "everysec", true),
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
@@ -111,8 +123,8 @@ static DIRECTIVES: &[Directive] = &[
     alias("replica-announce-port", "slave-announce-port", Kind::Int(0, 65535), "0", true),
     d("masterauth", Kind::Str, "", true),
     d("masteruser", Kind::Str, "", true),
-    d("repl-backlog-size", Kind::Memory, "1048576", true),
-    d("repl-backlog-ttl", U31, "3600", true),
+    d("repl-backlog-size", Kind::Memory(1, i64::MAX as u64), "1048576", true),
+    d("repl-backlog-ttl", LONG, "3600", true),
     d("repl-timeout", Kind::Int(1, i32::MAX as i64), "60", true),
     alias("repl-ping-replica-period", "repl-ping-slave-period", Kind::Int(1, i32::MAX as i64), "10", true),
     d("repl-diskless-sync", Kind::Bool, "yes", true),
@@ -121,13 +133,13 @@ static DIRECTIVES: &[Directive] = &[
     d("repl-diskless-load", Kind::Enum(&["disabled", "on-empty-db", "swapdb"]), "disabled", true),
     alias("min-replicas-to-write", "min-slaves-to-write", U31, "0", true),
     alias("min-replicas-max-lag", "min-slaves-max-lag", U31, "10", true),
-    d("proto-max-bulk-len", Kind::Memory, "536870912", true),
-    d("client-query-buffer-limit", Kind::Memory, "1073741824", true),
+    d("proto-max-bulk-len", Kind::Memory(1 << 20, i64::MAX as u64), "536870912", true),
+    d("client-query-buffer-limit", Kind::Memory(1 << 20, i64::MAX as u64), "1073741824", true),
     // Any int is accepted and then held to 1..=500, as Redis does.
     d("hz", U31, "10", true),
     d("activerehashing", Kind::Bool, "yes", true),
     // See `evict`.
-    d("maxmemory", Kind::Memory, "0", true),
+    d("maxmemory", MEM_ANY, "0", true),
     d("maxmemory-samples", Kind::Int(1, i32::MAX as i64), "5", true),
     d(
         "maxmemory-policy",
@@ -144,16 +156,16 @@ static DIRECTIVES: &[Directive] = &[
         "noeviction",
         true,
     ),
-    alias("hash-max-listpack-entries", "hash-max-ziplist-entries", U31, "512", true),
-    alias("hash-max-listpack-value", "hash-max-ziplist-value", U31, "64", true),
-    d("set-max-intset-entries", U31, "512", true),
-    alias("zset-max-listpack-entries", "zset-max-ziplist-entries", U31, "128", true),
-    alias("zset-max-listpack-value", "zset-max-ziplist-value", U31, "64", true),
-    alias("list-max-listpack-size", "list-max-ziplist-size", I64, "-2", true),
+    alias("hash-max-listpack-entries", "hash-max-ziplist-entries", LONG, "512", true),
+    alias("hash-max-listpack-value", "hash-max-ziplist-value", MEM, "64", true),
+    d("set-max-intset-entries", LONG, "512", true),
+    alias("zset-max-listpack-entries", "zset-max-ziplist-entries", LONG, "128", true),
+    alias("zset-max-listpack-value", "zset-max-ziplist-value", MEM, "64", true),
+    alias("list-max-listpack-size", "list-max-ziplist-size", Kind::Int(i32::MIN as i64, i32::MAX as i64), "-2", true),
     d("list-compress-depth", U31, "0", true),
-    d("slowlog-log-slower-than", I64, "10000", true),
-    d("slowlog-max-len", U31, "128", true),
-    d("latency-monitor-threshold", U31, "0", true),
+    d("slowlog-log-slower-than", Kind::Int(-1, i64::MAX), "10000", true),
+    d("slowlog-max-len", LONG, "128", true),
+    d("latency-monitor-threshold", LONG, "0", true),
     // Expired-key events only; see `notify`.
     d("notify-keyspace-events", Kind::Str, "", true),
     d("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
@@ -167,16 +179,13 @@ static DIRECTIVES: &[Directive] = &[
     d("io-threads", Kind::Int(1, 128), "1", false),
     // warden-node's own: see `busy_poll`.
     d("busy-poll-us", Kind::Int(0, 1000), "20", true),
-    Directive {
-        mutable: false,
-        ..pending(
+    fixed(pending(
             "supervised",
             Kind::Enum(&["no", "upstart", "systemd", "auto"]),
             "no",
             &["no", "systemd", "auto"],
             "upstart supervision is not implemented in warden-node",
-        )
-    },
+    )),
     d("shutdown-timeout", U31, "10", true),
     d("always-show-logo", Kind::Bool, "no", false),
     d("lazyfree-lazy-expire", Kind::Bool, "no", true),
@@ -188,10 +197,10 @@ static DIRECTIVES: &[Directive] = &[
     alias("replica-lazy-flush", "slave-lazy-flush", Kind::Bool, "no", true),
     // Tuning of structures warden-node does not hold (HyperLogLog, streams) or of a feature
     // it does not have (the ACL log): no value changes what it does, as in a Redis build.
-    d("hll-sparse-max-bytes", Kind::Memory, "3000", true),
-    d("stream-node-max-bytes", Kind::Memory, "4096", true),
-    d("stream-node-max-entries", I64, "100", true),
-    d("acllog-max-len", U31, "128", true),
+    d("hll-sparse-max-bytes", MEM, "3000", true),
+    d("stream-node-max-bytes", MEM, "4096", true),
+    d("stream-node-max-entries", LONG, "100", true),
+    d("acllog-max-len", LONG, "128", true),
     // Redis ignores it when built without jemalloc, and warden-node has no jemalloc.
     d("jemalloc-bg-thread", Kind::Bool, "yes", true),
     // Applied at startup (`main`): prctl(PR_SET_THP_DISABLE), as Redis does.
@@ -250,15 +259,15 @@ static DIRECTIVES: &[Directive] = &[
     // setting it refuses (cluster-enabled, tls-port, syslog-enabled, maxmemory, LFU policies,
     // scripting, client tracking, ACL users): any value changes nothing, as in a Redis whose
     // feature is off. They exist so CONFIG GET * and Redis config files match Redis.
-    pending(
+    fixed(pending(
         "cluster-enabled",
         Kind::Bool,
         "no",
         &["no"],
         "cluster mode is not implemented in warden-node",
-    ),
+    )),
     d("cluster-config-file", Kind::Str, "nodes.conf", false),
-    d("cluster-node-timeout", I64, "15000", true),
+    d("cluster-node-timeout", LONG, "15000", true),
     d("cluster-port", Kind::Int(0, 65535), "0", false),
     d("cluster-announce-ip", Kind::Str, "", true),
     d("cluster-announce-hostname", Kind::Str, "", true),
@@ -272,7 +281,7 @@ static DIRECTIVES: &[Directive] = &[
     d("cluster-allow-reads-when-down", Kind::Bool, "no", true),
     d("cluster-allow-pubsubshard-when-down", Kind::Bool, "yes", true),
     d("cluster-allow-replica-migration", Kind::Bool, "yes", true),
-    d("cluster-link-sendbuf-limit", Kind::Memory, "0", true),
+    d("cluster-link-sendbuf-limit", MEM_ANY, "0", true),
     d(
         "cluster-preferred-endpoint-type",
         Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
@@ -299,26 +308,26 @@ static DIRECTIVES: &[Directive] = &[
     d("tls-session-cache-size", U31, "20480", true),
     d("tls-session-cache-timeout", U31, "300", true),
     d("tls-auth-clients", Kind::Enum(&["no", "yes", "optional"]), "yes", true),
-    pending(
+    fixed(pending(
         "syslog-enabled",
         Kind::Bool,
         "no",
         &["no"],
         "logging to syslog is not implemented in warden-node; use logfile or the journal",
-    ),
+    )),
     d("syslog-ident", Kind::Str, "redis", false),
     d("syslog-facility", Kind::Str, "local0", false),
     d("unixsocketperm", Kind::Int(0, 0o777), "0", false),
-    alias("busy-reply-threshold", "lua-time-limit", I64, "5000", true),
+    alias("busy-reply-threshold", "lua-time-limit", LONG, "5000", true),
     d("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000", true),
     d("acl-pubsub-default", Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", true),
-    pending("aclfile", Kind::Str, "", &[""], "ACL users are not implemented in warden-node yet"),
+    fixed(pending("aclfile", Kind::Str, "", &[""], "ACL users are not implemented in warden-node yet")),
     d("lfu-log-factor", U31, "10", true),
     d("lfu-decay-time", U31, "1", true),
     d("maxmemory-eviction-tenacity", Kind::Int(0, 100), "10", true),
     pending(
         "maxmemory-clients",
-        Kind::Memory,
+        MEM,
         "0",
         &["0"],
         "client eviction is not implemented in warden-node yet",
@@ -331,7 +340,7 @@ static DIRECTIVES: &[Directive] = &[
         &["no"],
         "active defragmentation is not implemented in warden-node",
     ),
-    d("active-defrag-ignore-bytes", Kind::Memory, "104857600", true),
+    d("active-defrag-ignore-bytes", Kind::Memory(1, i64::MAX as u64), "104857600", true),
     d("active-defrag-threshold-lower", Kind::Int(0, 1000), "10", true),
     d("active-defrag-threshold-upper", Kind::Int(0, 1000), "100", true),
     d("active-defrag-cycle-min", Kind::Int(1, 99), "1", true),
@@ -374,7 +383,7 @@ static DIRECTIVES: &[Directive] = &[
         &["default"],
         "choosing what SIGTERM does is not implemented in warden-node yet",
     ),
-    pending("socket-mark-id", U31, "0", &["0"], "socket marks are not implemented in warden-node"),
+    fixed(pending("socket-mark-id", U31, "0", &["0"], "socket marks are not implemented in warden-node")),
     pending(
         "bind-source-addr",
         Kind::Str,
@@ -382,22 +391,22 @@ static DIRECTIVES: &[Directive] = &[
         &[""],
         "choosing the source address of replication links is not implemented in warden-node",
     ),
-    pending("server_cpulist", Kind::Str, "", &[""], "CPU affinity is not implemented in warden-node"),
-    pending("bio_cpulist", Kind::Str, "", &[""], "CPU affinity is not implemented in warden-node"),
-    pending(
+    fixed(pending("server_cpulist", Kind::Str, "", &[""], "CPU affinity is not implemented in warden-node")),
+    fixed(pending("bio_cpulist", Kind::Str, "", &[""], "CPU affinity is not implemented in warden-node")),
+    fixed(pending(
         "aof_rewrite_cpulist",
         Kind::Str,
         "",
         &[""],
         "CPU affinity is not implemented in warden-node",
-    ),
-    pending(
+    )),
+    fixed(pending(
         "bgsave_cpulist",
         Kind::Str,
         "",
         &[""],
         "CPU affinity is not implemented in warden-node",
-    ),
+    )),
     pending(
         "aof-disable-auto-gc",
         Kind::Bool,
@@ -571,7 +580,17 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             }
             n.to_string()
         }
-        Kind::Memory => parse_memory(&value).ok_or("argument must be a memory value")?.to_string(),
+        Kind::Memory(min, max) => {
+            let n = parse_memory(&value).ok_or(if dir.name == "maxmemory-clients" {
+                "argument must be a memory or percent value"
+            } else {
+                "argument must be a memory value"
+            })?;
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            n.to_string()
+        }
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
             if !options.contains(&lower.as_str()) {
@@ -605,6 +624,9 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             if dir.name == "save" {
                 validate_save(&value)?;
             }
+            if dir.name == "oom-score-adj-values" {
+                validate_oom_score_adj(&value)?;
+            }
             if dir.name == "latency-tracking-info-percentiles" {
                 let percentiles = crate::latency_histogram::parse_percentiles(&value)?;
                 let names: Vec<String> = percentiles
@@ -618,7 +640,11 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             {
                 return Err("wrong number of arguments".into());
             }
-            value
+            if dir.name.starts_with("shutdown-on-sig") {
+                validate_shutdown_flags(&value)?
+            } else {
+                value
+            }
         }
     };
     if let Some((allowed, why)) = dir.only {
@@ -644,6 +670,32 @@ fn quote_value(value: &str) -> String {
     } else {
         value.to_string()
     }
+}
+
+/// `shutdown-on-sigint` / `shutdown-on-sigterm`: any of Redis's flags, SAVE and NOSAVE not
+/// together; the canonical form is lower case.
+fn validate_shutdown_flags(value: &str) -> Result<String, String> {
+    const FLAGS: [&str; 5] = ["default", "save", "nosave", "now", "force"];
+    let words: Vec<String> = value.split_whitespace().map(str::to_ascii_lowercase).collect();
+    if words.is_empty() || words.iter().any(|w| !FLAGS.contains(&w.as_str())) {
+        return Err(format!("argument(s) must be one of the following: {}", FLAGS.join(", ")));
+    }
+    if words.iter().any(|w| w == "save") && words.iter().any(|w| w == "nosave") {
+        return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+    }
+    Ok(words.join(" "))
+}
+
+/// `oom-score-adj-values`: three integers within -2000..=2000, as Redis checks them.
+fn validate_oom_score_adj(value: &str) -> Result<(), String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() != 3 {
+        return Err("wrong number of arguments".into());
+    }
+    if words.iter().any(|w| !w.parse::<i64>().is_ok_and(|n| (-2000..=2000).contains(&n))) {
+        return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into());
+    }
+    Ok(())
 }
 
 fn validate_save(value: &str) -> Result<(), String> {
@@ -990,7 +1042,7 @@ impl Config {
             io_threads: self.int("io-threads") as usize,
             busy_poll_us: self.int("busy-poll-us") as u64,
             eviction: crate::evict::Limits {
-                maxmemory: self.int("maxmemory") as u64,
+                maxmemory: self.values["maxmemory"].parse().expect("memory values are normalised"),
                 policy: crate::evict::Policy::parse(&self.values["maxmemory-policy"]),
                 samples: self.int("maxmemory-samples") as usize,
                 tenacity: self.int("maxmemory-eviction-tenacity") as u32,
@@ -1008,9 +1060,6 @@ impl Config {
             lfu_log_factor: self.int("lfu-log-factor") as u32,
             lfu_decay_time: self.int("lfu-decay-time") as u32,
         };
-        if settings.proto_max_bulk_len < 1024 * 1024 {
-            return Err(ConfigError::general("proto-max-bulk-len must be at least 1mb"));
-        }
         use crate::db::value::LIMITS;
         use std::sync::atomic::Ordering::Relaxed;
         LIMITS.hash_entries.store(self.int("hash-max-listpack-entries") as usize, Relaxed);
@@ -1018,6 +1067,7 @@ impl Config {
         LIMITS.set_intset_entries.store(self.int("set-max-intset-entries") as usize, Relaxed);
         LIMITS.zset_entries.store(self.int("zset-max-listpack-entries") as usize, Relaxed);
         LIMITS.zset_value.store(self.int("zset-max-listpack-value") as usize, Relaxed);
+        LIMITS.list_fill.store(self.int("list-max-listpack-size").clamp(-5, 32767), Relaxed);
         Ok(settings)
     }
 }

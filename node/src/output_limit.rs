@@ -64,7 +64,8 @@ impl OutputLimits {
     /// limits (one config-file line per class, as in Redis). Nothing changes on an error, and
     /// the errors are Redis's sentences.
     pub fn update(&self, words: &[&str]) -> Result<OutputLimits, String> {
-        if words.is_empty() || !words.len().is_multiple_of(4) {
+        // No groups at all (`CONFIG SET client-output-buffer-limit ""`) changes nothing, as in Redis.
+        if !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.".into());
         }
         let mut next = *self;

@@ -62,9 +62,13 @@ pub fn name(argv: &[Bytes]) -> String {
 
 /// A SCAN-family cursor, read as C's `strtoul` reads it (as Redis does): an optional `+` or `-`
 /// (a negative value wraps around modulo 2^64), decimal digits, nothing else
-/// (`ERR invalid cursor`).
+/// (`ERR invalid cursor`). The empty string is cursor 0: `strtoul` reads no digits and stops at
+/// its end, which Redis accepts.
 pub fn cursor(arg: &[u8]) -> Result<u64, CommandError> {
     let invalid = || CommandError::err("invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
+    }
     let (negative, digits) = match arg.first() {
         Some(b'-') => (true, &arg[1..]),
         Some(b'+') => (false, &arg[1..]),

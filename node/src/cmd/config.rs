@@ -60,8 +60,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             SetError::Unknown => CommandError::err(format!(
                 "Unknown option or number of arguments for CONFIG SET - '{name}'"
             )),
-            SetError::Invalid(n, why) => CommandError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{n}') - {why}"
+            // Redis names the setting as it was given (an alias stays an alias), lower-cased.
+            SetError::Invalid(_, why) => CommandError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{}') - {why}",
+                name.to_ascii_lowercase()
             )),
         })?;
     }

@@ -339,6 +339,9 @@ pub fn feed_monitors(
 }
 
 fn slowlog_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(subcommand_syntax(&args[1], "SLOWLOG"));
+    }
     let count = match args.get(2) {
         None => 10,
         Some(a) => match int(a) {

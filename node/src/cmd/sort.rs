@@ -120,6 +120,14 @@ fn sort_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn run(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
     let mut o = parse(args, read_only)?;
+    // Redis's SORT (and SORT_RO) converts a listpack sorted set to a skiplist before reading it,
+    // and leaves it so: OBJECT ENCODING and DUMP show it afterwards.
+    if matches!(ctx.lookup_write_ref(&args[1]), Some(Value::ZSet(z)) if z.encoding() == "listpack")
+    {
+        if let Some(Value::ZSet(z)) = ctx.lookup_write(&args[1]) {
+            z.convert_to_skiplist();
+        }
+    }
     // The elements, in the source's own order.
     let (mut elements, is_set): (Vec<Sds>, bool) = match ctx.lookup_read(&args[1]) {
         None => (Vec::new(), false),

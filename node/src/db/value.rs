@@ -5,7 +5,7 @@
 //! That keeps `OBJECT ENCODING` and, more importantly, the element order of replies for small
 //! collections (HGETALL, SMEMBERS of an intset, ZRANGE ties) identical to Redis.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use smallvec::SmallVec;
 
@@ -113,6 +113,9 @@ pub struct EncodingLimits {
     pub zset_entries: AtomicUsize,
     /// `zset-max-listpack-value`
     pub zset_value: AtomicUsize,
+    /// `list-max-listpack-size`, clamped to -5..=32767 as `quicklistSetFill` clamps it: a
+    /// positive value caps a quicklist node's entries, -1..-5 its bytes (4 KB .. 64 KB).
+    pub list_fill: AtomicI64,
 }
 
 /// The process-wide encoding thresholds (Redis keeps them in its global config too).
@@ -122,11 +125,17 @@ pub static LIMITS: EncodingLimits = EncodingLimits {
     set_intset_entries: AtomicUsize::new(512),
     zset_entries: AtomicUsize::new(128),
     zset_value: AtomicUsize::new(64),
+    list_fill: AtomicI64::new(-2),
 };
 
 impl EncodingLimits {
     /// Reads one threshold.
     pub fn get(limit: &AtomicUsize) -> usize {
         limit.load(Ordering::Relaxed)
+    }
+
+    /// `list-max-listpack-size`, clamped as a quicklist's fill.
+    pub fn get_fill() -> i64 {
+        LIMITS.list_fill.load(Ordering::Relaxed)
     }
 }

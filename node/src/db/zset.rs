@@ -187,7 +187,9 @@ impl ZSet {
         }
     }
 
-    fn convert(&mut self) {
+    /// Switches to the skiplist encoding (no-op if already there). Besides growth, Redis's SORT
+    /// does this to any sorted set it reads, and the set stays converted.
+    pub fn convert_to_skiplist(&mut self) {
         if let Repr::Listpack(v) = &mut self.repr {
             let entries = std::mem::take(v);
             let mut dict = Dict::new();
@@ -218,7 +220,7 @@ impl ZSet {
             }
             if let Repr::Listpack(v) = &self.repr {
                 if !limits.fit(v.len() + 1, member.len()) {
-                    self.convert();
+                    self.convert_to_skiplist();
                 }
             }
             self.insert_new(member, score);
@@ -441,7 +443,7 @@ mod tests {
             add(&mut small, m, *s);
         }
         let mut big = small.clone();
-        big.convert();
+        big.convert_to_skiplist();
         assert_eq!((small.encoding(), big.encoding()), ("listpack", "skiplist"));
         [small, big]
     }
@@ -500,7 +502,7 @@ mod tests {
             let mut small = ZSet::default();
             add(&mut small, "a", -0.0);
             let mut big = ZSet::default();
-            big.convert();
+            big.convert_to_skiplist();
             add(&mut big, "a", -0.0);
             [small, big]
         };

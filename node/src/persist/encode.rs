@@ -11,9 +11,9 @@
 //! - strings (and keys, AUX names and values, members, fields …) via `rdbSaveRawString`: a
 //!   canonical integer of at most 11 characters in the i32 range as INT8/16/32; otherwise, with
 //!   compression on and more than 20 bytes, LZF if that saves at least 4 bytes; else raw;
-//! - lists as QUICKLIST_2 (18): listpack nodes split as a tail-pushed Redis quicklist with the
-//!   default `list-max-listpack-size -2` splits them (a node takes an element while its size
-//!   plus the element plus 8 stays within 8 KB), elements of 1 GB or more as PLAIN nodes;
+//! - lists as QUICKLIST_2 (18): listpack nodes split as a tail-pushed Redis quicklist under the
+//!   current `list-max-listpack-size` splits them (see [`node_takes`]), elements of 1 GB or more
+//!   as PLAIN nodes;
 //! - intsets as type 11, hash-table sets as type 2 (members in table order);
 //! - listpack hashes as type 16, hash-table hashes as type 4;
 //! - listpack zsets as type 17 (integral scores as integers, others as `%.17g`), skiplist
@@ -31,15 +31,28 @@ use super::{intset, opcode as op, rdb_type as t, RDB_VERSION};
 use crate::db::hash::Hash;
 use crate::db::list::List;
 use crate::db::set::Set;
+use crate::db::value::EncodingLimits;
 use crate::db::zset::ZSet;
 use crate::db::{Keyspace, Value};
 
 /// The writer flushes its buffer once it holds this much.
 pub const FLUSH_AT: usize = 256 * 1024;
-/// `SIZE_SAFETY_LIMIT` / the -2 fill level of `list-max-listpack-size`: bytes per quicklist node.
-const QUICKLIST_NODE_BYTES: usize = 8192;
+/// `SIZE_SAFETY_LIMIT` of quicklist.c: the most bytes a count-limited node grows to.
+const QUICKLIST_SAFETY_BYTES: usize = 8192;
 /// `SIZE_ESTIMATE_OVERHEAD` of quicklist.c.
 const QUICKLIST_OVERHEAD: usize = 8;
+
+/// Redis 7.0's `_quicklistNodeAllowInsert`: whether a node of `node_bytes` bytes and `count`
+/// entries takes one more entry of `len` bytes under `fill` (`list-max-listpack-size`, already
+/// clamped to -5..=32767). -1..-5 cap the node at 4, 8, 16, 32 or 64 KB; a positive fill caps its
+/// entries, within 8 KB; 0 leaves one entry per node.
+fn node_takes(fill: i64, node_bytes: usize, count: usize, len: usize) -> bool {
+    let new_bytes = node_bytes + len + QUICKLIST_OVERHEAD;
+    if fill < 0 {
+        return new_bytes <= 4096 << (-fill - 1).min(4);
+    }
+    new_bytes <= QUICKLIST_SAFETY_BYTES && (count as i64) < fill
+}
 /// Elements this large get a PLAIN quicklist node (`packed_threshold`).
 const PLAIN_ELEMENT: usize = 1 << 30;
 
@@ -275,10 +288,11 @@ impl ValueEncoder {
     fn list(&mut self, out: &mut Vec<u8>, l: &List) {
         self.scratch.clear();
         self.nodes.clear();
-        let mut open: Option<Builder> = None;
+        let fill = EncodingLimits::get_fill();
+        let mut open: Option<(Builder, usize)> = None;
         for (i, item) in l.items.iter().enumerate() {
             if item.len() >= PLAIN_ELEMENT {
-                if let Some(lp) = open.take() {
+                if let Some((lp, _)) = open.take() {
                     let start = lp.start();
                     lp.finish(&mut self.scratch);
                     self.nodes.push(Node::Packed(start..self.scratch.len()));
@@ -286,20 +300,22 @@ impl ValueEncoder {
                 self.nodes.push(Node::Plain(i));
                 continue;
             }
-            let fits = open.as_ref().is_some_and(|lp| {
-                lp.bytes(&self.scratch) + item.len() + QUICKLIST_OVERHEAD <= QUICKLIST_NODE_BYTES
+            let fits = open.as_ref().is_some_and(|(lp, count)| {
+                node_takes(fill, lp.bytes(&self.scratch), *count, item.len())
             });
             if !fits {
-                if let Some(lp) = open.take() {
+                if let Some((lp, _)) = open.take() {
                     let start = lp.start();
                     lp.finish(&mut self.scratch);
                     self.nodes.push(Node::Packed(start..self.scratch.len()));
                 }
-                open = Some(Builder::new(&mut self.scratch));
+                open = Some((Builder::new(&mut self.scratch), 0));
             }
-            open.as_mut().expect("opened above").push(&mut self.scratch, item);
+            let (lp, count) = open.as_mut().expect("opened above");
+            lp.push(&mut self.scratch, item);
+            *count += 1;
         }
-        if let Some(lp) = open.take() {
+        if let Some((lp, _)) = open.take() {
             let start = lp.start();
             lp.finish(&mut self.scratch);
             self.nodes.push(Node::Packed(start..self.scratch.len()));
