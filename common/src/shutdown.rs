@@ -46,15 +46,36 @@ impl Shutdown {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn signal() {
+/// The signal that asked the process to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM.
+    Term,
+    /// SIGINT.
+    Int,
+}
+
+impl Signal {
+    /// `SIGTERM` or `SIGINT`, as logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Int => "SIGINT",
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM, saying which.
+pub async fn signal() -> Signal {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
-        _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
-    }
+    let which = tokio::select! {
+        _ = term.recv() => Signal::Term,
+        _ = int.recv() => Signal::Int,
+    };
+    tracing::info!("received {}, shutting down", which.name());
+    which
 }
 
 #[cfg(test)]

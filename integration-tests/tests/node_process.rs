@@ -307,3 +307,76 @@ fn info_has_redis_sections_and_fields() {
     };
     assert_eq!(names(Kind::Warden), names(Kind::Redis));
 }
+
+fn query(port: u16, args: &[&str]) -> Result<redis::Value, String> {
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+    let mut conn =
+        client.get_connection_with_timeout(Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut conn).map_err(|e| e.to_string())
+}
+
+/// As Redis: SIGTERM whose final save fails does not stop the server (the writes since the last
+/// snapshot would be lost); `shutdown-on-sigterm` with FORCE exits anyway, and NOSAVE exits
+/// without saving.
+#[test]
+fn sigterm_keeps_serving_when_the_final_save_fails_unless_forced() {
+    let data = tempfile::tempdir().expect("a temp dir");
+    let port = ports::allocate();
+    let args: Vec<String> =
+        ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "3600 1"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--dir".to_string(), data.path().display().to_string()])
+            .collect();
+    let mut node = Proc::start("node", &node_bin(), &args);
+    wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
+    query(port, &["SET", "k", "v"]).expect("SET");
+    // The save cannot create its file in a directory that no longer exists (permissions would
+    // not stop root).
+    std::fs::remove_dir_all(data.path()).expect("removing the data dir");
+    node.signal(libc::SIGTERM);
+    wait::until("the refused shutdown in the log", Duration::from_secs(10), || {
+        let log = node.log();
+        if log.contains("SIGTERM received but errors trying to shut down the server") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    assert_eq!(ping(port).as_deref(), Ok("PONG"), "still serving\n{}", node.log());
+
+    query(port, &["CONFIG", "SET", "shutdown-on-sigterm", "force"]).expect("CONFIG SET");
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit(Duration::from_secs(10)).expect("it stops when forced");
+    assert!(status.success(), "exit status: {status:?}\n{}", node.log());
+}
+
+#[test]
+fn sigterm_with_nosave_exits_without_saving() {
+    let port = ports::allocate();
+    let data = tempfile::tempdir().expect("a temp dir");
+    let args: Vec<String> = vec![
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        "3600 1".into(),
+        "--dir".into(),
+        data.path().display().to_string(),
+        "--shutdown-on-sigterm".into(),
+        "nosave".into(),
+    ];
+    let mut node = Proc::start("node", &node_bin(), &args);
+    wait::until("warden-node to answer PING", Duration::from_secs(10), || ping(port));
+    query(port, &["SET", "k", "v"]).expect("SET");
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit(Duration::from_secs(10)).expect("it stops");
+    assert!(status.success(), "exit status: {status:?}\n{}", node.log());
+    assert!(!data.path().join("dump.rdb").exists(), "NOSAVE wrote a snapshot\n{}", node.log());
+}

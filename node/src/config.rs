@@ -166,7 +166,7 @@ static DIRECTIVES: &[Directive] = &[
     d("slowlog-log-slower-than", Kind::Int(-1, i64::MAX), "10000", true),
     d("slowlog-max-len", LONG, "128", true),
     d("latency-monitor-threshold", LONG, "0", true),
-    // Expired-key events only; see `notify`.
+    // See `notify`.
     d("notify-keyspace-events", Kind::Str, "", true),
     d("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
     pending(
@@ -369,20 +369,9 @@ static DIRECTIVES: &[Directive] = &[
     ),
     // RESTORE payloads and RDB files are always checked in full as they are decoded.
     d("sanitize-dump-payload", Kind::Enum(&["no", "yes", "clients"]), "no", true),
-    pending(
-        "shutdown-on-sigint",
-        Kind::Words,
-        "default",
-        &["default"],
-        "choosing what SIGINT does is not implemented in warden-node yet",
-    ),
-    pending(
-        "shutdown-on-sigterm",
-        Kind::Words,
-        "default",
-        &["default"],
-        "choosing what SIGTERM does is not implemented in warden-node yet",
-    ),
+    // SHUTDOWN's flags for a signal; see `main::stop_on_signal`.
+    d("shutdown-on-sigint", Kind::Words, "default", true),
+    d("shutdown-on-sigterm", Kind::Words, "default", true),
     fixed(pending("socket-mark-id", U31, "0", &["0"], "socket marks are not implemented in warden-node")),
     pending(
         "bind-source-addr",
@@ -602,15 +591,7 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
         }
         Kind::Str => {
             if dir.name == "notify-keyspace-events" {
-                let flags = crate::notify::EventFlags::parse(&value)?;
-                let canonical = flags.canonical();
-                if flags.unsupported() {
-                    return Err(format!(
-                        "'notify-keyspace-events {canonical}' is not supported: only expired-key \
-                         events (class x, with K and/or E) are implemented in warden-node yet"
-                    ));
-                }
-                return Ok(canonical);
+                return Ok(crate::notify::EventFlags::parse(&value)?.canonical());
             }
             if dir.name == "dbfilename" && value.contains(['/', '\\']) {
                 return Err("dbfilename can't be a path, just a filename".into());
@@ -673,7 +654,7 @@ fn quote_value(value: &str) -> String {
 }
 
 /// `shutdown-on-sigint` / `shutdown-on-sigterm`: any of Redis's flags, SAVE and NOSAVE not
-/// together; the canonical form is lower case.
+/// together.
 fn validate_shutdown_flags(value: &str) -> Result<String, String> {
     const FLAGS: [&str; 5] = ["default", "save", "nosave", "now", "force"];
     let words: Vec<String> = value.split_whitespace().map(str::to_ascii_lowercase).collect();
@@ -683,7 +664,10 @@ fn validate_shutdown_flags(value: &str) -> Result<String, String> {
     if words.iter().any(|w| w == "save") && words.iter().any(|w| w == "nosave") {
         return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
     }
-    Ok(words.join(" "))
+    // Printed as Redis prints a flag set: in its order, `default` (no flag) only when alone.
+    let set: Vec<&str> =
+        FLAGS[1..].iter().copied().filter(|f| words.iter().any(|w| w == f)).collect();
+    Ok(if set.is_empty() { "default".to_string() } else { set.join(" ") })
 }
 
 /// `oom-score-adj-values`: three integers within -2000..=2000, as Redis checks them.

@@ -178,7 +178,7 @@ pub fn active_expire(shared: &Shared) {
             }
         }
     }
-    crate::notify::flush_expired(shared, &mut ks);
+    crate::notify::flush(shared, &mut ks);
     shared.propagate(&mut ks, out);
 }
 

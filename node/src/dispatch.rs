@@ -290,6 +290,12 @@ fn execute(
 ) -> Outcome {
     let spec = resolved.spec;
     let found = Some(resolved);
+    if ks.stopped {
+        // Closed without a reply, as if the process had already exited.
+        let mut outcome = Outcome::reply(Frame::Raw(Bytes::new()), found);
+        outcome.effect = Some(Effect::Shutdown);
+        return outcome;
+    }
 
     let db = client.db;
     let replica = shared.is_replica();
@@ -320,7 +326,7 @@ fn execute(
         other => outcome.effect = other,
     }
     serve_blocked(ks, now_ms, shared.is_propagating(), replica, &mut out);
-    crate::notify::flush_expired(shared, ks);
+    crate::notify::flush(shared, ks);
     let done = shared.propagate(ks, out);
     if let Some(offset) = done.repl {
         client.woff = offset;

@@ -372,6 +372,9 @@ fn evict(
         freed += (released + handed_over).max(1);
         ks.eviction.evicted += 1;
         ks.watches.touch(db, &key);
+        if ks.notify.wants(crate::notify::class::EVICTED) {
+            ks.events.push(crate::notify::Event { db, name: "evicted", key: key.clone() });
+        }
         if propagating {
             let del: &'static [u8] = if limits.lazy { b"UNLINK" } else { b"DEL" };
             out.push(Propagated {

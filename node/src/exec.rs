@@ -89,6 +89,7 @@ macro_rules! typed_access {
         /// Opens the key as this type for writing, creating an empty one if absent.
         pub fn $create(&mut self, key: &[u8]) -> Result<&mut $ty, CommandError> {
             self.expire_if_needed(key);
+            self.notify_if_new(key);
             match self.db_mut().keys.get_or_insert_with(key, || Value::$variant(Default::default()))
             {
                 Value::$variant(v) => Ok(v),
@@ -134,9 +135,7 @@ impl<'a> Exec<'a> {
             self.ks.dbs[self.db].remove(key);
             self.ks.stats.expired += 1;
             self.ks.watches.touch(self.db, key);
-            if self.ks.notify.expired() {
-                self.ks.expired_events.push((self.db, Sds::from_slice(key)));
-            }
+            self.notify(crate::notify::class::EXPIRED, "expired", key);
             if self.propagating {
                 self.expired.push(Propagated {
                     db: self.db,
@@ -147,15 +146,47 @@ impl<'a> Exec<'a> {
         true
     }
 
+    /// Records a keyspace event about `key` in the current database, if the setting asks for
+    /// its class (see `crate::notify`).
+    #[inline]
+    pub fn notify(&mut self, class: u16, event: &'static str, key: &[u8]) {
+        if self.ks.notify.wants(class) {
+            let db = self.db;
+            self.notify_in(db, class, event, key);
+        }
+    }
+
+    /// [`Exec::notify`] for a key of another database (MOVE's destination).
+    pub fn notify_in(&mut self, db: usize, class: u16, event: &'static str, key: &[u8]) {
+        if self.ks.notify.wants(class) {
+            self.ks.events.push(crate::notify::Event {
+                db,
+                name: event,
+                key: Sds::from_slice(key),
+            });
+        }
+    }
+
+    /// Records `new` (class `n`) when `key` does not exist yet: call before adding it.
+    #[inline]
+    fn notify_if_new(&mut self, key: &[u8]) {
+        if self.ks.notify.wants(crate::notify::class::NEW) && !self.db_ref().keys.contains_key(key)
+        {
+            self.notify(crate::notify::class::NEW, "new", key);
+        }
+    }
+
     /// Looks a key up for reading (counts a keyspace hit or miss).
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire_if_needed(key) {
             self.ks.stats.misses += 1;
+            self.notify(crate::notify::class::KEY_MISS, "keymiss", key);
             return None;
         }
         let ks = &mut *self.ks;
+        let db = self.db;
         // Only the access stamp changes: a snapshot in progress need not keep a copy.
-        match ks.dbs[self.db].keys.get_touch(key) {
+        match ks.dbs[db].keys.get_touch(key) {
             Some((value, lru)) => {
                 lru.touch();
                 ks.stats.hits += 1;
@@ -163,6 +194,11 @@ impl<'a> Exec<'a> {
             }
             None => {
                 ks.stats.misses += 1;
+                // `Exec::notify` would borrow all of `self`; the tables are still borrowed here.
+                if ks.notify.wants(crate::notify::class::KEY_MISS) {
+                    let key = Sds::from_slice(key);
+                    ks.events.push(crate::notify::Event { db, name: "keymiss", key });
+                }
                 None
             }
         }
@@ -182,16 +218,35 @@ impl<'a> Exec<'a> {
     /// Looks a key up without counting as an access (OBJECT, TYPE, TTL … do not change a key's
     /// idle time in Redis); hits and misses are still counted.
     pub fn lookup_notouch(&mut self, key: &[u8]) -> Option<&Value> {
+        self.lookup_untouched(key, true)
+    }
+
+    /// [`Exec::lookup_notouch`] without the `keymiss` event (Redis's `LOOKUP_NONOTIFY`, which
+    /// OBJECT uses).
+    pub fn lookup_quiet(&mut self, key: &[u8]) -> Option<&Value> {
+        self.lookup_untouched(key, false)
+    }
+
+    fn lookup_untouched(&mut self, key: &[u8], notify_miss: bool) -> Option<&Value> {
+        let miss_event = notify_miss && self.ks.notify.wants(crate::notify::class::KEY_MISS);
         if self.expire_if_needed(key) {
             self.ks.stats.misses += 1;
+            if miss_event {
+                self.notify(crate::notify::class::KEY_MISS, "keymiss", key);
+            }
             return None;
         }
         let ks = &mut *self.ks;
-        let found = ks.dbs[self.db].keys.get(key);
+        let db = self.db;
+        let found = ks.dbs[db].keys.get(key);
         if found.is_some() {
             ks.stats.hits += 1;
         } else {
             ks.stats.misses += 1;
+            if miss_event {
+                let key = Sds::from_slice(key);
+                ks.events.push(crate::notify::Event { db, name: "keymiss", key });
+            }
         }
         found
     }
@@ -215,6 +270,10 @@ impl<'a> Exec<'a> {
 
     /// Stores `value` at `key`, dropping any TTL (SET semantics).
     pub fn set(&mut self, key: &[u8], value: Value) {
+        // An expired key being overwritten is deleted as expired first (its `expired` event,
+        // then `new`), as Redis's lookup before the write does.
+        self.expire_if_needed(key);
+        self.notify_if_new(key);
         let db = self.db_mut();
         db.keys.insert(key, value);
         db.expires.remove(key);
@@ -222,6 +281,8 @@ impl<'a> Exec<'a> {
 
     /// Stores `value` at `key`, keeping an existing TTL (KEEPTTL, in-place updates).
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
+        self.expire_if_needed(key);
+        self.notify_if_new(key);
         self.db_mut().keys.insert(key, value);
     }
 
@@ -234,7 +295,7 @@ impl<'a> Exec<'a> {
     }
 
     /// Deletes `key` if it now holds an empty collection (Redis never stores empty ones).
-    pub fn remove_if_empty(&mut self, key: &[u8]) {
+    pub fn remove_if_empty(&mut self, key: &[u8]) -> bool {
         let empty = match self.db_ref().keys.get(key) {
             Some(Value::List(l)) => l.is_empty(),
             Some(Value::Hash(h)) => h.is_empty(),
@@ -244,7 +305,9 @@ impl<'a> Exec<'a> {
         };
         if empty {
             self.db_mut().remove(key);
+            self.notify(crate::notify::class::GENERIC, "del", key);
         }
+        empty
     }
 
     /// Counts `n` changes toward the dirty counter. A write command that counts nothing is

@@ -138,8 +138,59 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// SIGTERM/SIGINT stop the server as SHUTDOWN without arguments does: with save points
-/// configured, the data is saved first (a failed save is logged; the process still exits).
+/// What `shutdown-on-sigterm` / `shutdown-on-sigint` ask of a signal: SHUTDOWN's flags
+/// (`default` is SHUTDOWN without arguments).
+struct SignalShutdown {
+    save: bool,
+    nosave: bool,
+    now: bool,
+    force: bool,
+}
+
+impl SignalShutdown {
+    fn configured(shared: &Shared, which: common::shutdown::Signal) -> SignalShutdown {
+        let name = match which {
+            common::shutdown::Signal::Term => "shutdown-on-sigterm",
+            common::shutdown::Signal::Int => "shutdown-on-sigint",
+        };
+        let config = shared.config.read();
+        let words: Vec<&str> = config.get(name).unwrap_or("default").split_whitespace().collect();
+        let has = |flag: &str| words.contains(&flag);
+        SignalShutdown {
+            save: has("save"),
+            nosave: has("nosave"),
+            now: has("now"),
+            force: has("force"),
+        }
+    }
+}
+
+/// A signal's last save, as SHUTDOWN does it: SAVE saves, NOSAVE does not, otherwise the save
+/// points decide. It runs with the keyspace locked and then marks it stopped, so no command
+/// changes the data after the save. False when the save failed without FORCE: the server keeps
+/// running, as Redis does, rather than exit and lose the writes since the last snapshot.
+fn stop_on_signal(shared: &Shared, flags: &SignalShutdown) -> bool {
+    use std::sync::atomic::Ordering;
+    let points = !shared.config.read().settings.save_points.is_empty();
+    let mut ks = shared.keyspace.lock();
+    if flags.save || (points && !flags.nosave) {
+        info!("saving the final RDB snapshot before exiting");
+        if let Err(e) =
+            node::cmd::persistence::save_blocking(shared, &mut ks, node::server::unix_ms())
+        {
+            tracing::warn!(cause = %e, "error trying to save the DB");
+            if !flags.force {
+                return false;
+            }
+        }
+    }
+    ks.stopped = true;
+    shared.shutdown_handled.store(true, Ordering::Relaxed);
+    true
+}
+
+/// A stop that did not go through SHUTDOWN or a signal's [`stop_on_signal`] still saves as
+/// SHUTDOWN without arguments would (with save points configured).
 fn save_on_signal(shared: &Shared) {
     use std::sync::atomic::Ordering;
     if shared.shutdown_handled.load(Ordering::Relaxed)
@@ -214,15 +265,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let signals = {
         let shared = shared.clone();
         tokio::spawn(async move {
-            common::shutdown::signal().await;
-            // Like SHUTDOWN: a master lets its replicas catch up first (shutdown-timeout).
-            if let Some(deadline) = node::repl::catch_up::deadline(&shared) {
-                node::repl::catch_up::begin(&shared, deadline);
-                if !node::repl::catch_up::wait(&shared, deadline).await {
-                    tracing::warn!("replicas did not catch up before shutdown-timeout");
+            loop {
+                let which = common::shutdown::signal().await;
+                let flags = SignalShutdown::configured(&shared, which);
+                // Like SHUTDOWN: unless NOW, a master lets its replicas catch up first
+                // (shutdown-timeout).
+                if let Some(deadline) =
+                    node::repl::catch_up::deadline(&shared).filter(|_| !flags.now)
+                {
+                    node::repl::catch_up::begin(&shared, deadline);
+                    if !node::repl::catch_up::wait(&shared, deadline).await {
+                        tracing::warn!("replicas did not catch up before shutdown-timeout");
+                    }
                 }
+                if stop_on_signal(&shared, &flags) {
+                    trigger.fire();
+                    break;
+                }
+                tracing::warn!(
+                    "{} received but errors trying to shut down the server, check the logs for \
+                     more information",
+                    which.name()
+                );
             }
-            trigger.fire();
         })
     };
     let server = tokio::spawn(server::run(shared.clone(), listeners, stop));

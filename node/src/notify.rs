@@ -1,10 +1,12 @@
 //! Keyspace notifications (`notify-keyspace-events`): pub/sub messages about changes to keys.
 //!
-//! Of Redis's event classes, expired-key events (`x`) are implemented: when a key is deleted
-//! because its time ran out (found expired by a command, or by the active expiry cycle),
-//! `__keyspace@<db>__:<key>` receives `expired` (with `K`) and `__keyevent@<db>__:expired`
-//! receives the key (with `E`). A setting asking for another class is refused by name, so no
-//! application waits for events that never come.
+//! Commands record events as they change keys ([`crate::exec::Exec::notify`], Redis's
+//! `notifyKeyspaceEvent` with the same event names and classes); expiry and eviction record
+//! `expired` and `evicted`. Recording is skipped for classes the setting leaves out, so a server
+//! without notifications pays one flag test per event. After each command (a whole transaction
+//! or script) and each expiry cycle, [`flush`] publishes the recorded events in order:
+//! `__keyspace@<db>__:<key>` receives the event name (with `K`) and `__keyevent@<db>__:<event>`
+//! receives the key (with `E`).
 
 use bytes::Bytes;
 
@@ -30,6 +32,41 @@ const KEY_MISS: u16 = 1 << 12;
 const KEYSPACE: u16 = 1;
 const KEYEVENT: u16 = 1 << 1;
 const EXPIRED: u16 = 1 << 8;
+
+/// The event classes a command names when it records an event (Redis's `NOTIFY_*`).
+pub mod class {
+    /// `g`: generic commands (DEL, EXPIRE, RENAME …).
+    pub const GENERIC: u16 = 1 << 2;
+    /// `$`: string commands.
+    pub const STRING: u16 = 1 << 3;
+    /// `l`: list commands.
+    pub const LIST: u16 = 1 << 4;
+    /// `s`: set commands.
+    pub const SET: u16 = 1 << 5;
+    /// `h`: hash commands.
+    pub const HASH: u16 = 1 << 6;
+    /// `z`: sorted-set commands.
+    pub const ZSET: u16 = 1 << 7;
+    /// `x`: a key deleted because its time ran out.
+    pub const EXPIRED: u16 = super::EXPIRED;
+    /// `e`: a key evicted for `maxmemory`.
+    pub const EVICTED: u16 = 1 << 9;
+    /// `m`: a read of a missing key.
+    pub const KEY_MISS: u16 = super::KEY_MISS;
+    /// `n`: a key added to a database.
+    pub const NEW: u16 = 1 << 13;
+}
+
+/// One recorded event, published at the next [`flush`].
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The database of the key.
+    pub db: usize,
+    /// Redis's event name (`set`, `lpush`, `expired` …).
+    pub name: &'static str,
+    /// The key.
+    pub key: Sds,
+}
 /// `A`: every class but `m` (key misses) and `n` (new keys), as in Redis.
 const ALL: u16 = (1 << 2)
     | (1 << 3)
@@ -93,38 +130,38 @@ impl EventFlags {
         out
     }
 
-    /// Classes asked for that warden-node does not emit.
-    pub fn unsupported(&self) -> bool {
-        self.0 & !(KEYSPACE | KEYEVENT | EXPIRED) != 0
+    /// Whether events of `class` go out: the class is on, and at least one of K and E.
+    #[inline]
+    pub fn wants(&self, class: u16) -> bool {
+        self.0 & class != 0 && self.0 & (KEYSPACE | KEYEVENT) != 0
     }
 
-    /// Whether expired-key events go out (the class and at least one of K and E).
+    /// Whether expired-key events go out.
     pub fn expired(&self) -> bool {
-        self.0 & EXPIRED != 0 && self.0 & (KEYSPACE | KEYEVENT) != 0
+        self.wants(EXPIRED)
     }
 }
 
-/// Publishes the `expired` events of keys the last command or expiry cycle deleted. Called
-/// with the keyspace locked, after each command and each active expiry cycle.
-pub fn flush_expired(shared: &Shared, ks: &mut crate::db::Keyspace) {
-    if ks.expired_events.is_empty() {
+/// Publishes the events recorded since the last round, in order. Called with the keyspace
+/// locked, after each command and each active expiry cycle.
+pub fn flush(shared: &Shared, ks: &mut crate::db::Keyspace) {
+    if ks.events.is_empty() {
         return;
     }
-    let keys = std::mem::take(&mut ks.expired_events);
-    expired(shared, ks.notify, &keys);
-}
-
-/// Publishes `expired` events for keys deleted by expiry, by database.
-fn expired(shared: &Shared, flags: EventFlags, keys: &[(usize, Sds)]) {
-    for (db, key) in keys {
+    let flags = ks.notify;
+    for event in std::mem::take(&mut ks.events) {
         if flags.0 & KEYSPACE != 0 {
-            let mut channel = format!("__keyspace@{db}__:").into_bytes();
-            channel.extend_from_slice(key);
-            crate::pubsub::publish(shared, &Bytes::from(channel), &Bytes::from_static(b"expired"));
+            let mut channel = format!("__keyspace@{}__:", event.db).into_bytes();
+            channel.extend_from_slice(&event.key);
+            crate::pubsub::publish(
+                shared,
+                &Bytes::from(channel),
+                &Bytes::from_static(event.name.as_bytes()),
+            );
         }
         if flags.0 & KEYEVENT != 0 {
-            let channel = Bytes::from(format!("__keyevent@{db}__:expired"));
-            crate::pubsub::publish(shared, &channel, &Bytes::copy_from_slice(key));
+            let channel = Bytes::from(format!("__keyevent@{}__:{}", event.db, event.name));
+            crate::pubsub::publish(shared, &channel, &Bytes::copy_from_slice(&event.key));
         }
     }
 }
@@ -142,8 +179,6 @@ mod tests {
         assert_eq!(canon("KEx$"), "$xKE");
         assert_eq!(canon(""), "");
         assert!(EventFlags::parse("Eq").unwrap_err().starts_with("Invalid event class"));
-        assert!(!EventFlags::parse("KEx").unwrap().unsupported());
-        assert!(EventFlags::parse("KEA").unwrap().unsupported());
         assert!(EventFlags::parse("Ex").unwrap().expired());
         assert!(!EventFlags::parse("x").unwrap().expired());
     }

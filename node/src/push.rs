@@ -52,10 +52,14 @@ impl PushSender {
     /// Queues `frame` and checks what now waits for the client against `limit`.
     pub fn send(&self, frame: Frame, limit: &BufferLimit) -> Delivery {
         let cost = cost(&frame);
+        // Counted before it is queued: the receiver may take the frame (and subtract its cost)
+        // the moment it is in the channel, and must never subtract what was not added yet (the
+        // counter would wrap, and the client look over its limit).
+        let waiting = self.waiting.bytes.fetch_add(cost, Ordering::Relaxed) + cost;
         if self.tx.send(frame).is_err() {
+            self.waiting.bytes.fetch_sub(cost, Ordering::Relaxed);
             return Delivery::Closed;
         }
-        let waiting = self.waiting.bytes.fetch_add(cost, Ordering::Relaxed) + cost;
         if waiting < limit.threshold() {
             if self.waiting.clock_running.load(Ordering::Relaxed) {
                 self.waiting.clock.lock().over(limit, waiting, Instant::now());
@@ -144,6 +148,31 @@ mod tests {
         assert_eq!(tx.send(message(4000), &limit), Delivery::Queued);
         drop(rx);
         assert_eq!(tx.send(message(1), &limit), Delivery::Closed);
+    }
+
+    /// A receiver draining concurrently never sees the counter go below zero (it used to wrap
+    /// when a frame was taken before its cost was added), so a subscriber kept up to date is
+    /// never taken for one over its limit.
+    #[test]
+    fn a_concurrent_receiver_never_unbalances_the_count() {
+        let (tx, mut rx) = queue();
+        let limit = BufferLimit { hard: 1 << 20, soft: 0, soft_seconds: 0 };
+        const FRAMES: usize = 50_000;
+        let receiver = std::thread::spawn(move || {
+            let mut taken = 0;
+            while taken < FRAMES {
+                if rx.try_recv().is_some() {
+                    taken += 1;
+                    assert!(rx.waiting() < 1 << 20, "the count wrapped: {}", rx.waiting());
+                }
+            }
+            rx
+        });
+        for _ in 0..FRAMES {
+            assert_eq!(tx.send(message(8), &limit), Delivery::Queued);
+        }
+        let rx = receiver.join().expect("the receiver thread");
+        assert_eq!(rx.waiting(), 0);
     }
 
     #[test]

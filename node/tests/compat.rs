@@ -4,12 +4,14 @@
 //!
 //! How it runs:
 //! - ONE `redis-server` child process (`/usr/bin/redis-server`, or `$REDIS_SERVER`) on a free
-//!   loopback port with its own temp dir and log file; a [`RedisProcess`] guard kills it and, when
-//!   the test is failing, prints the tail of its log.
+//!   loopback port with its own temp dir and log file; a [`RedisProcess`] guard (shared with the
+//!   differential test, in `tests/support/`) kills it and, when the test is failing, prints the
+//!   tail of its log.
 //! - ONE warden-node started in this process with [`TestServer::start`].
 //! - For each script (sorted by name): a fresh connection to each server, `FLUSHALL` on both (not
 //!   compared), then every line is sent as a RESP multibulk built by `split_args`, and the frames
-//!   it produces are read raw (bounded by [`READ_TIMEOUT`]) and compared byte for byte.
+//!   it produces are read raw (each bounded by [`support::wire::IO_TIMEOUT`]) and compared byte
+//!   for byte.
 //! - How many frames a line produces (none after `CLIENT REPLY OFF`, one per channel for
 //!   SUBSCRIBE …) follows Redis's rules, tracked in [`SessionState`]. After a mismatch both
 //!   connections are brought back in step with a `PING <token>`, so one extra or missing frame
@@ -31,36 +33,22 @@
 //! - `COMPAT_VERBOSE=1` — print every line with Redis's reply (with `--nocapture`), to check that
 //!   a script tests what it means to.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::config::split_args;
 use common::resp::decode;
 use node::testing::TestServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// How long one reply may take before the line is reported as a missing reply.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long `redis-server` may take to answer its first PING.
-const START_DEADLINE: Duration = Duration::from_secs(10);
-/// Ports tried when the one we picked is taken before `redis-server` binds it.
-const START_ATTEMPTS: usize = 5;
-const DEFAULT_REDIS: &str = "/usr/bin/redis-server";
-const INSTALL_HINT: &str = "the comparison suite needs Debian's redis-server 7.0: run \
-     `./scripts/test` (the README's test command, which installs it), or \
-     `apt-get update && apt-get install -y redis-server` and then \
-     `cargo test -p warden-node --test compat`";
+use support::redis_process::{check_version, redis_binary, RedisProcess};
+use support::wire::{escape, Wire};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compat_scripts_match_redis() {
-    let binary =
-        std::env::var_os("REDIS_SERVER").map(PathBuf::from).unwrap_or_else(|| DEFAULT_REDIS.into());
-    assert!(binary.is_file(), "redis-server not found at {}: {INSTALL_HINT}", binary.display());
+    let binary = redis_binary();
     let redis = RedisProcess::start(&binary).await.unwrap_or_else(|e| panic!("{e}"));
     check_version(redis.addr).await;
 
@@ -189,7 +177,7 @@ async fn run_script(
             reply.as_deref(),
             Ok(&b"+OK\r\n"[..]),
             "FLUSHALL on {} before {file}",
-            conn.name
+            conn.wire.name
         );
     }
     let verbose = std::env::var_os("COMPAT_VERBOSE").is_some();
@@ -355,19 +343,14 @@ impl SessionState {
 // ---------------------------------------------------------------------------------------------
 // Raw connections
 
+/// A raw connection that replays script lines and knows how to get back in step.
 struct Conn {
-    name: &'static str,
-    stream: TcpStream,
-    buf: Vec<u8>,
+    wire: Wire,
 }
 
 impl Conn {
     async fn connect(addr: SocketAddr, name: &'static str) -> Conn {
-        let stream = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {name} at {addr}: {e}"));
-        stream.set_nodelay(true).expect("set TCP_NODELAY");
-        Conn { name, stream, buf: Vec::new() }
+        Conn { wire: Wire::connect(addr, name).await }
     }
 
     /// Sends one request and returns the raw bytes of the `expected` frames it produces, plus
@@ -380,17 +363,11 @@ impl Conn {
         expected: usize,
         counts_pushes: bool,
     ) -> Result<Vec<u8>, String> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg);
-            request.extend_from_slice(b"\r\n");
-        }
-        self.stream.write_all(&request).await.map_err(|e| format!("write failed: {e}"))?;
+        self.wire.send(args).await?;
         let mut out = Vec::new();
         let mut counted = 0;
         while counted < expected {
-            let frame = self.read_frame().await?;
+            let frame = self.wire.read_frame().await?;
             let is_push = frame.first() == Some(&b'>');
             let is_error = frame.first() == Some(&b'-');
             let is_message = [&b">3\r\n$7\r\nmessage\r\n"[..], b">4\r\n$8\r\npmessage\r\n"]
@@ -416,7 +393,7 @@ impl Conn {
         let mut extra = Vec::new();
         let mut discarded = false;
         for _ in 0..1000 {
-            let frame = self.read_frame().await?;
+            let frame = self.wire.read_frame().await?;
             if frame.windows(token.len()).any(|w| w == token) {
                 return Ok(extra);
             }
@@ -432,33 +409,6 @@ impl Conn {
             extra.extend_from_slice(&frame);
         }
         Err(format!("no reply to PING {} among 1000 frames", escape(token)))
-    }
-
-    /// The raw bytes of the next frame.
-    async fn read_frame(&mut self) -> Result<Vec<u8>, String> {
-        let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
-        loop {
-            match decode(&self.buf) {
-                Ok(Some((_, used))) => return Ok(self.buf.drain(..used).collect()),
-                Ok(None) => {}
-                Err(e) => return Err(format!("undecodable reply ({e}): {}", escape(&self.buf))),
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await;
-            let partial = || {
-                if self.buf.is_empty() {
-                    String::new()
-                } else {
-                    format!("; partial: {}", escape(&self.buf))
-                }
-            };
-            match read {
-                Err(_) => return Err(format!("no reply within {READ_TIMEOUT:?}{}", partial())),
-                Ok(Ok(0)) => return Err(format!("connection closed{}", partial())),
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(Err(e)) => return Err(format!("read failed: {e}")),
-            }
-        }
     }
 }
 
@@ -505,173 +455,4 @@ fn sort_one(frame: &[u8]) -> Vec<u8> {
     let mut out = frame[..header_end].to_vec();
     items.iter().for_each(|i| out.extend_from_slice(i));
     out
-}
-
-/// Reply bytes as one readable line: printable ASCII as is, `\r` `\n` and the rest escaped.
-fn escape(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    for &c in bytes {
-        match c {
-            b'\r' => s.push_str("\\r"),
-            b'\n' => s.push_str("\\n"),
-            b'\\' => s.push_str("\\\\"),
-            c if c == b' ' || c.is_ascii_graphic() => s.push(c as char),
-            c => {
-                let _ = write!(s, "\\x{c:02x}");
-            }
-        }
-    }
-    s
-}
-
-// ---------------------------------------------------------------------------------------------
-// The reference server
-
-/// A `redis-server` child process; dropping it kills the process (and prints the tail of its
-/// log if the test is failing).
-struct RedisProcess {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisProcess {
-    async fn start(binary: &Path) -> Result<RedisProcess, String> {
-        let mut last_error = String::new();
-        for attempt in 1..=START_ATTEMPTS {
-            let dir = tempfile::tempdir().map_err(|e| format!("create a temp dir: {e}"))?;
-            let port = free_port();
-            let log = dir.path().join("redis.log");
-            let out = std::fs::File::create(&log)
-                .map_err(|e| format!("create {}: {e}", log.display()))?;
-            let err = out.try_clone().map_err(|e| format!("clone log handle: {e}"))?;
-            let child = Command::new(binary)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--enable-debug-command", "yes", "--daemonize", "no", "--dir"])
-                .arg(dir.path())
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .map_err(|e| format!("start {}: {e}; {INSTALL_HINT}", binary.display()))?;
-            let mut process = RedisProcess {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                log,
-                _dir: dir,
-            };
-            match process.wait_ready().await {
-                Ok(()) => return Ok(process),
-                Err(e) => {
-                    let tail = process.log_tail();
-                    if tail.contains("Address already in use") {
-                        last_error = format!("attempt {attempt}: port {port} was taken");
-                        continue;
-                    }
-                    return Err(format!(
-                        "redis-server did not start: {e}\n--- redis.log (tail) ---\n{tail}"
-                    ));
-                }
-            }
-        }
-        Err(format!(
-            "redis-server did not start after {START_ATTEMPTS} attempts; last: {last_error}"
-        ))
-    }
-
-    /// PINGs until `+PONG`, the process exits, or [`START_DEADLINE`] passes.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("redis-server exited with {status}"));
-            }
-            let last = match ping(self.addr).await {
-                Ok(pid) if pid == self.child.id() => return Ok(()),
-                // Another server took the port first; ours will fail to bind and exit.
-                Ok(pid) => format!("the port answers as another process (pid {pid})"),
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no +PONG from {} within {START_DEADLINE:?}; last error: {last}",
-                    self.addr
-                ));
-            }
-            // A poll interval, not a synchronisation: the loop above is what decides.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- redis-server {} log ({}), tail ---\n{}",
-                self.addr,
-                self.log.display(),
-                self.log_tail()
-            );
-        }
-    }
-}
-
-/// A loopback port that was free a moment ago (the caller retries if it is taken by then).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("bound address").port()
-}
-
-/// PINGs `addr`; on `+PONG`, returns the `process_id` of the server that answered.
-async fn ping(addr: SocketAddr) -> Result<u32, String> {
-    let attempt = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let mut conn = Conn { name: "redis", stream, buf: Vec::new() };
-        let reply = conn.roundtrip(&[b"PING".to_vec()], 1, false).await?;
-        if reply != b"+PONG\r\n" {
-            return Err(format!("PING answered {}", escape(&reply)));
-        }
-        let info = conn.roundtrip(&[b"INFO".to_vec(), b"server".to_vec()], 1, false).await?;
-        let info = String::from_utf8_lossy(&info);
-        let pid = info.lines().find_map(|l| l.strip_prefix("process_id:"));
-        pid.and_then(|p| p.trim().parse().ok()).ok_or_else(|| "INFO has no process_id".to_string())
-    };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
-        .await
-        .unwrap_or_else(|_| Err("PING timed out".into()))
-}
-
-/// The suite's scripts are written against 7.0; another version answers differently in places.
-async fn check_version(addr: SocketAddr) {
-    let mut conn = Conn::connect(addr, "redis").await;
-    let info = conn
-        .roundtrip(&[b"INFO".to_vec(), b"server".to_vec()], 1, false)
-        .await
-        .expect("INFO server");
-    let info = String::from_utf8_lossy(&info);
-    let version =
-        info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("unknown").trim();
-    assert!(
-        version.starts_with("7.0."),
-        "the scripts are written for redis-server 7.0, found {version}; {INSTALL_HINT}"
-    );
 }

@@ -99,7 +99,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let (trigger, stop) = common::shutdown::channel();
     tokio::spawn(async move {
-        common::shutdown::signal().await;
+        let _ = common::shutdown::signal().await;
         trigger.fire();
     });
     sentinel::supervisor::run_with_http(config, clients, http, raft, stop).await

@@ -3,6 +3,7 @@
 //! Bits are numbered from the most significant bit of the first byte, as in Redis. Writes grow
 //! the string with zero bytes; reads past its end see zeros.
 
+use crate::notify::class;
 use bytes::Bytes;
 use common::resp::Frame;
 
@@ -91,6 +92,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // As in Redis, a SETBIT that changes nothing is not a write (nor propagated).
     if !existed || grown || was != on {
         ctx.dirty(1);
+        ctx.notify(class::STRING, "setbit", &args[1]);
     }
     Ok(Frame::Integer(was as i64))
 }
@@ -235,6 +237,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if longest == 0 {
         if ctx.delete(dest) {
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", dest);
         }
         return Ok(Frame::Integer(0));
     }
@@ -253,6 +256,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .collect();
     ctx.set(dest, Value::string_with(&result, StrEnc::Raw));
     ctx.dirty(1);
+    ctx.notify(class::STRING, "set", dest);
     Ok(Frame::Integer(longest as i64))
 }
 
@@ -432,6 +436,7 @@ fn bitfield_run(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult
     }
     if changes > 0 {
         ctx.dirty(changes);
+        ctx.notify(class::STRING, "setbit", &args[1]);
     }
     Ok(Frame::Array(replies))
 }

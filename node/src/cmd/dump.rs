@@ -7,6 +7,7 @@
 //! (`… <unix ms> … ABSTTL`) so replicas and the AOF expire the key at the same instant; a TTL
 //! already in the past creates nothing, and propagates as DEL only if REPLACE deleted a key.
 
+use crate::notify::class;
 use bytes::Bytes;
 use common::resp::Frame;
 
@@ -94,6 +95,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if deleted {
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", key);
         }
         return Ok(Frame::ok());
     }
@@ -108,6 +110,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "restore", key);
     Ok(Frame::ok())
 }
 

@@ -17,6 +17,7 @@ use crate::cmd::{cmd, CommandSpec};
 use crate::db::hash::Hash;
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Exec};
+use crate::notify::class::HASH;
 
 /// The hash commands.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -47,6 +48,7 @@ fn set_pairs(ctx: &mut Exec<'_>, args: &[Bytes]) -> Result<i64, CommandError> {
     let hash = ctx.hash_or_create(&args[1])?;
     let created = args[2..].chunks(2).filter(|pair| hash.set(&pair[0], &pair[1])).count();
     ctx.dirty((args.len() as u64 - 2) / 2);
+    ctx.notify(HASH, "hset", &args[1]);
     Ok(created as i64)
 }
 
@@ -67,6 +69,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     hash.set(&args[2], &args[3]);
     ctx.dirty(1);
+    ctx.notify(HASH, "hset", &args[1]);
     Ok(Frame::Integer(1))
 }
 
@@ -94,6 +97,10 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn delete_fields(ctx: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
     let Some(hash) = ctx.write_hash(&args[1])? else { return Ok(Frame::Integer(0)) };
     let deleted = args[2..].iter().filter(|f| hash.remove(f)).count();
+    if deleted > 0 {
+        ctx.notify(HASH, "hdel", &args[1]);
+    }
+    // Records `del` when it empties the hash, after `hdel` as in Redis.
     ctx.remove_if_empty(&args[1]);
     ctx.dirty(deleted as u64);
     Ok(Frame::Integer(deleted as i64))
@@ -144,6 +151,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let next = current.checked_add(incr).ok_or(CommandError::Overflow)?;
     ctx.hash_or_create(key)?.set(field, itoa::Buffer::new().format(next).as_bytes());
     ctx.dirty(1);
+    ctx.notify(HASH, "hincrby", key);
     Ok(Frame::Integer(next))
 }
 
@@ -167,6 +175,7 @@ fn incr_by_float(ctx: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
         .ok_or_else(|| CommandError::err("increment would produce NaN or Infinity"))?;
     ctx.hash_or_create(key)?.set(field, text.as_bytes());
     ctx.dirty(1);
+    ctx.notify(HASH, "hincrbyfloat", key);
     // Replicas must not redo the float arithmetic: they get the result.
     let text = Bytes::from(text);
     ctx.propagate_as(vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), text.clone()]);
@@ -318,5 +327,21 @@ mod tests {
         let mut exec = Exec::new(&mut ks, 0, 0, false);
         exec.propagating = true;
         assert_eq!(set_pairs(&mut exec, &argv("HSET s a 1")), Err(CommandError::WrongType));
+    }
+
+    #[test]
+    fn hash_writes_record_their_events_before_the_del_of_an_emptied_key() {
+        let mut ks = Keyspace::new(1);
+        ks.notify = crate::notify::EventFlags::parse("KEA").expect("valid flags");
+        let mut exec = Exec::new(&mut ks, 0, 0, false);
+        set_pairs(&mut exec, &argv("HSET h a 1")).expect("ok");
+        incr_by_float(&mut exec, &argv("HINCRBYFLOAT h b 1")).expect("ok");
+        // Deleting nothing records nothing.
+        delete_fields(&mut exec, &argv("HDEL h zz")).expect("ok");
+        delete_fields(&mut exec, &argv("HDEL h a b")).expect("ok");
+        let events: Vec<(&str, &[u8])> =
+            exec.ks.events.iter().map(|e| (e.name, e.key.as_slice())).collect();
+        let h = &b"h"[..];
+        assert_eq!(events, [("hset", h), ("hincrbyfloat", h), ("hdel", h), ("del", h)]);
     }
 }

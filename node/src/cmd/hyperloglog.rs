@@ -1,5 +1,6 @@
 //! PFADD PFCOUNT PFMERGE over HyperLogLog strings (the representation is `db::hll`).
 
+use crate::notify::class;
 use bytes::Bytes;
 use common::resp::Frame;
 
@@ -107,6 +108,7 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if changed || created {
         ctx.dirty(1);
+        ctx.notify(class::STRING, "pfadd", &args[1]);
         Ok(Frame::Integer(1))
     } else {
         Ok(Frame::Integer(0))
@@ -177,5 +179,6 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     hll::set_cached(s, None);
     ctx.modified(&args[1]);
     ctx.dirty(1);
+    ctx.notify(class::STRING, "pfadd", &args[1]);
     Ok(Frame::ok())
 }

@@ -1,5 +1,6 @@
 //! Generic key commands, expiry, and the SCAN machinery the collection SCANs share.
 
+use crate::notify::class;
 use bytes::Bytes;
 use common::resp::Frame;
 
@@ -50,6 +51,7 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if ctx.delete(key) {
             // Only keys really deleted count as modified (a WATCH on a missing key survives).
             ctx.modified(key);
+            ctx.notify(class::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -217,6 +219,10 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     db.keys.insert(dst, value);
     db.set_expiry(dst, expiry);
     ctx.dirty(1);
+    // Redis deletes the destination and adds it anew: `new` even when it existed.
+    ctx.notify(class::NEW, "new", dst);
+    ctx.notify(class::GENERIC, "rename_from", src);
+    ctx.notify(class::GENERIC, "rename_to", dst);
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
 }
 
@@ -236,6 +242,14 @@ fn target_db(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CommandError> {
     Ok(db as usize)
 }
 
+/// Deletes `key` of database `db` if its time ran out, as a lookup there would (stats, the
+/// `expired` event, and a DEL for replicas and the AOF, which would otherwise still hold it).
+fn expire_in(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) {
+    let current = std::mem::replace(&mut ctx.exec.db, db);
+    ctx.expire_if_needed(key);
+    ctx.exec.db = current;
+}
+
 fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let dst = target_db(ctx, &args[2])?;
@@ -245,11 +259,8 @@ fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if ctx.lookup_write(key).is_none() {
         return Ok(Frame::Integer(0));
     }
-    let now = ctx.now_ms;
+    expire_in(ctx, dst, key);
     let ks = &mut *ctx.exec.ks;
-    if ks.dbs[dst].is_expired(key, now) {
-        ks.dbs[dst].remove(key);
-    }
     if ks.dbs[dst].keys.contains_key(key) {
         return Ok(Frame::Integer(0));
     }
@@ -262,6 +273,9 @@ fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ks.blocking.signal(dst, key);
     ctx.modified(key);
     ctx.dirty(1);
+    ctx.notify_in(dst, class::NEW, "new", key);
+    ctx.notify(class::GENERIC, "move_from", key);
+    ctx.notify_in(dst, class::GENERIC, "move_to", key);
     Ok(Frame::Integer(1))
 }
 
@@ -293,11 +307,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let expiry = ctx.db_ref().expiry(src);
-    let now = ctx.now_ms;
+    expire_in(ctx, target, dst);
     let ks = &mut *ctx.exec.ks;
-    if ks.dbs[target].is_expired(dst, now) {
-        ks.dbs[target].remove(dst);
-    }
     if ks.dbs[target].keys.contains_key(dst) {
         if !replace {
             return Ok(Frame::Integer(0));
@@ -313,6 +324,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.modified(dst);
     }
     ctx.dirty(1);
+    ctx.notify_in(target, class::NEW, "new", dst);
+    ctx.notify_in(target, class::GENERIC, "copy_to", dst);
     Ok(Frame::Integer(1))
 }
 
@@ -366,11 +379,13 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], relative: bool, seconds: bo
     if when <= ctx.now_ms {
         ctx.delete(key);
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "del", key);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
         return Ok(Frame::Integer(1));
     }
     ctx.db_mut().set_expiry(key, Some(when));
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "expire", key);
     if relative || seconds {
         let mut argv =
             vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), Bytes::from(when.to_string())];
@@ -442,18 +457,19 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.db_mut().set_expiry(key, None);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "persist", key);
     Ok(Frame::Integer(1))
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.lookup_notouch(&args[2]) {
+    Ok(match ctx.lookup_quiet(&args[2]) {
         Some(v) => Frame::bulk_static(v.encoding()),
         None => Frame::Null,
     })
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if ctx.lookup_notouch(&args[2]).is_none() {
+    if ctx.lookup_quiet(&args[2]).is_none() {
         return Ok(Frame::Null);
     }
     if !access::is_lfu() {
@@ -464,7 +480,7 @@ fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if ctx.lookup_notouch(&args[2]).is_none() {
+    if ctx.lookup_quiet(&args[2]).is_none() {
         return Ok(Frame::Null);
     }
     if access::is_lfu() {
@@ -476,7 +492,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let unshared = shares_no_integers(&ctx.ks.eviction.limits);
-    Ok(match ctx.lookup_notouch(&args[2]) {
+    Ok(match ctx.lookup_quiet(&args[2]) {
         // Redis shares the integers 0..9999 (refcount INT_MAX) unless each key needs its own
         // access stamp: under maxmemory with an LRU or LFU policy.
         Some(Value::Str { bytes, enc: StrEnc::Auto })

@@ -9,6 +9,7 @@
 //! `blocking` (`lists/blocking.rs`) holds the moves and multi-key pops with their blocking
 //! forms, which share one implementation for serving at once and serving when woken.
 
+use crate::notify::class;
 use bytes::Bytes;
 use common::resp::Frame;
 
@@ -129,6 +130,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool
     }
     let len = list.len();
     ctx.dirty(args.len() as u64 - 2);
+    ctx.notify(class::LIST, end.push_event(), &args[1]);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -173,6 +175,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
             None => return Ok(Frame::Null),
         },
     };
+    ctx.notify(class::LIST, end.pop_event(), key);
     ctx.remove_if_empty(key);
     ctx.dirty(popped as u64);
     Ok(reply)
@@ -203,6 +206,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::IndexOutOfRange);
     }
     ctx.dirty(1);
+    ctx.notify(class::LIST, "lset", &args[1]);
     Ok(Frame::ok())
 }
 
@@ -218,6 +222,8 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (start, end) = (int(&args[2])?, int(&args[3])?);
     let Some(list) = ctx.write_list(&args[1])? else { return Ok(Frame::ok()) };
     let removed = list.trim(start, end);
+    // Redis reports the trim even when it removed nothing.
+    ctx.notify(class::LIST, "ltrim", &args[1]);
     ctx.remove_if_empty(&args[1]);
     // Like Redis, a trim that removes nothing does not count as a change (nothing propagates),
     // yet it still invalidates WATCH on the key.
@@ -241,6 +247,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let len = list.len();
     ctx.dirty(1);
+    ctx.notify(class::LIST, "linsert", &args[1]);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -248,6 +255,9 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let count = int(&args[2])?;
     let Some(list) = ctx.write_list(&args[1])? else { return Ok(Frame::Integer(0)) };
     let removed = list.remove(count, &args[3]);
+    if removed > 0 {
+        ctx.notify(class::LIST, "lrem", &args[1]);
+    }
     ctx.remove_if_empty(&args[1]);
     ctx.dirty(removed as u64);
     Ok(Frame::Integer(removed as i64))

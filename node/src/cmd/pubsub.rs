@@ -158,6 +158,9 @@ pub fn unsubscribe_all(ctx: &mut Ctx<'_>) {
 }
 
 fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Redis publishes keyspace events as they happen: inside a transaction or a script, the
+    // events of earlier commands reach subscribers before this message.
+    crate::notify::flush(ctx.server, ctx.exec.ks);
     let receivers = crate::pubsub::publish(ctx.server, &args[1], &args[2]);
     // As Redis: the message goes down the replication stream too, so subscribers of replicas
     // receive it (it never goes to the AOF; see `aof::AofState::feed`).

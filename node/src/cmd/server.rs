@@ -283,6 +283,7 @@ pub fn finish_shutdown(ctx: &mut Ctx<'_>, save: bool, nosave: bool, force: bool)
         return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
     }
     ctx.server.shutdown_handled.store(true, Ordering::Relaxed);
+    ctx.exec.ks.stopped = true;
     tracing::warn!("user requested shutdown");
     ctx.effect = Some(Effect::Shutdown);
     // The connection closes without a reply when the shutdown proceeds, as in Redis.

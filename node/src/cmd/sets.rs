@@ -19,6 +19,7 @@ use crate::db::set::{self, Set};
 use crate::db::{Db, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Exec};
+use crate::notify::class::{GENERIC, SET};
 
 /// The set commands.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -50,12 +51,19 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let set = ctx.set_or_create(&args[1])?;
     let added = args[2..].iter().filter(|m| set.insert(m)).count();
     ctx.dirty(added as u64);
+    if added > 0 {
+        ctx.notify(SET, "sadd", &args[1]);
+    }
     Ok(Frame::Integer(added as i64))
 }
 
 fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(set) = ctx.write_set(&args[1])? else { return Ok(Frame::Integer(0)) };
     let removed = args[2..].iter().filter(|m| set.remove(m)).count();
+    if removed > 0 {
+        ctx.notify(SET, "srem", &args[1]);
+    }
+    // `del` (when emptied) follows `srem`, as in Redis.
     ctx.remove_if_empty(&args[1]);
     ctx.dirty(removed as u64);
     Ok(Frame::Integer(removed as i64))
@@ -101,6 +109,7 @@ fn pop(ctx: &mut Exec<'_>, args: &[Bytes], rng: &mut impl Rng) -> CmdResult {
     let key = &args[1];
     let Some(set) = ctx.write_set(key)? else { return Ok(Frame::Null) };
     let member = set.pop_random(rng).expect("stored sets are never empty");
+    ctx.notify(SET, "spop", key);
     ctx.remove_if_empty(key);
     ctx.dirty(1);
     // Even when it empties the set, a single SPOP is replicated as SREM.
@@ -125,13 +134,16 @@ fn pop_count(ctx: &mut Exec<'_>, args: &[Bytes], rng: &mut impl Rng) -> CmdResul
         let members = bulks(set::union(&[&*set]).iter());
         // Redis counts `count` changes; capped so absurd counts cannot overflow the counter.
         let changes = count.min(u32::MAX as usize) as u64;
+        ctx.notify(SET, "spop", key);
         ctx.delete(key);
+        ctx.notify(GENERIC, "del", key);
         ctx.dirty(changes);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
         return Ok(Frame::Set(members));
     }
     let popped = set.pop_many(count, rng);
     ctx.dirty(count as u64);
+    ctx.notify(SET, "spop", key);
     for m in &popped {
         ctx.propagate_as(vec![Bytes::from_static(b"SREM"), key.clone(), Bytes::copy_from_slice(m)]);
     }
@@ -193,10 +205,12 @@ fn move_member(ctx: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
     if !source.remove(member) {
         return Ok(Frame::Integer(0));
     }
+    ctx.notify(SET, "srem", src);
     ctx.remove_if_empty(src);
     ctx.dirty(1);
     if ctx.set_or_create(dst)?.insert(member) {
         ctx.dirty(1);
+        ctx.notify(SET, "sadd", dst);
     }
     Ok(Frame::Integer(1))
 }
@@ -224,21 +238,23 @@ fn sets_at<'d>(db: &'d Db, keys: &[Bytes]) -> Vec<Option<&'d Set>> {
         .collect()
 }
 
-/// Stores a STORE command's result at `dst` (dropping its TTL and whatever it held), or
-/// deletes `dst` when the result is empty. Only a real change counts, so an empty result over
-/// a missing destination is not propagated.
-fn store(ctx: &mut Exec<'_>, dst: &[u8], result: Set) -> CmdResult {
+/// Stores a STORE command's result at `dst` (dropping its TTL and whatever it held) and
+/// records `event`, or deletes `dst` when the result is empty (recording `del`). Only a real
+/// change counts, so an empty result over a missing destination is not propagated.
+fn store(ctx: &mut Exec<'_>, dst: &[u8], result: Set, event: &'static str) -> CmdResult {
     // Only the destination changes: a WATCH on a source key survives, as in Redis.
     ctx.modified(dst);
     if result.is_empty() {
         if ctx.delete(dst) {
             ctx.dirty(1);
+            ctx.notify(GENERIC, "del", dst);
         }
         return Ok(Frame::Integer(0));
     }
     let len = result.len();
     ctx.set(dst, Value::Set(Box::new(result)));
     ctx.dirty(1);
+    ctx.notify(SET, event, dst);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -252,7 +268,7 @@ fn inter_generic(ctx: &mut Exec<'_>, keys: &[Bytes], dst: Option<&[u8]>) -> CmdR
     };
     match dst {
         None => Ok(Frame::Set(bulks(members))),
-        Some(dst) => store(ctx, dst, Set::from_members(members)),
+        Some(dst) => store(ctx, dst, Set::from_members(members), "sinterstore"),
     }
 }
 
@@ -319,7 +335,10 @@ fn union_diff_generic(ctx: &mut Exec<'_>, keys: &[Bytes], dst: Option<&[u8]>, op
     };
     match dst {
         None => Ok(Frame::Set(bulks(result.iter()))),
-        Some(dst) => store(ctx, dst, result),
+        Some(dst) => {
+            let event = if op == Op::Union { "sunionstore" } else { "sdiffstore" };
+            store(ctx, dst, result, event)
+        }
     }
 }
 
@@ -464,5 +483,20 @@ mod tests {
         assert_eq!(move_member(&mut exec, &argv("SMOVE a b 2")), Ok(Frame::Integer(0)));
         assert_eq!(move_member(&mut exec, &argv("SMOVE b b 2")), Ok(Frame::Integer(1)));
         assert_eq!(exec.ks.dirty, 3);
+    }
+
+    #[test]
+    fn smove_records_srem_and_del_on_the_source_then_sadd_on_the_destination() {
+        let mut ks = keyspace_with("a", &["1"]);
+        ks.notify = crate::notify::EventFlags::parse("KEAn").expect("valid flags");
+        let mut exec = Exec::new(&mut ks, 0, 0, false);
+        move_member(&mut exec, &argv("SMOVE a b 1")).expect("ok");
+        // Same key, or a member that is not there: no event.
+        move_member(&mut exec, &argv("SMOVE b b 1")).expect("ok");
+        move_member(&mut exec, &argv("SMOVE b c 2")).expect("ok");
+        let events: Vec<(&str, &[u8])> =
+            exec.ks.events.iter().map(|e| (e.name, e.key.as_slice())).collect();
+        let (a, b) = (&b"a"[..], &b"b"[..]);
+        assert_eq!(events, [("srem", a), ("del", a), ("new", b), ("sadd", b)]);
     }
 }

@@ -3,6 +3,7 @@
 //! `BY obj_*->field`), with `GET` patterns, LIMIT and STORE — Redis 7.0's rules, including its
 //! tie-break (equal weights order by the elements' bytes, so results are deterministic).
 
+use crate::notify::class;
 use std::cmp::Ordering;
 
 use bytes::Bytes;
@@ -227,6 +228,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
     if out.is_empty() {
         if ctx.delete(&dest) {
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", &dest);
         }
         return Ok(Frame::Integer(0));
     }
@@ -236,5 +238,6 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
     list.items.extend(out.into_iter().map(Option::unwrap_or_default));
     ctx.set(&dest, Value::List(Box::new(list)));
     ctx.dirty(stored as u64);
+    ctx.notify(class::LIST, "sortstore", &dest);
     Ok(Frame::Integer(stored as i64))
 }

@@ -1,5 +1,6 @@
 //! String commands.
 
+use crate::notify::class;
 use bytes::Bytes;
 use common::fmt::parse_i64;
 use common::longdouble::LongDouble;
@@ -164,6 +165,10 @@ fn write_string(exec: &mut Exec<'_>, key: &[u8], value: &[u8], ttl: Ttl) {
         Ttl::None | Ttl::Persist => exec.set(key, v),
     }
     exec.dirty(1);
+    exec.notify(class::STRING, "set", key);
+    if let Ttl::At(_) = ttl {
+        exec.notify(class::GENERIC, "expire", key);
+    }
 }
 
 fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -205,6 +210,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(old) = ctx.read_str(&args[1])?.map(|v| Frame::bulk(v)) else { return Ok(Frame::Null) };
     ctx.delete(&args[1]);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "del", &args[1]);
     ctx.propagate_as(vec![Bytes::from_static(b"DEL"), args[1].clone()]);
     Ok(old)
 }
@@ -240,11 +246,13 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Ttl::At(at) if at <= ctx.now_ms => {
             ctx.delete(key);
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", key);
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
         }
         Ttl::At(at) => {
             ctx.db_mut().set_expiry(key, Some(at));
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "expire", key);
             ctx.propagate_as(vec![
                 Bytes::from_static(b"PEXPIREAT"),
                 key.clone(),
@@ -254,6 +262,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Ttl::Persist if ctx.db_ref().expiry(key).is_some() => {
             ctx.db_mut().set_expiry(key, None);
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "persist", key);
             ctx.propagate_as(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
         }
         _ => {}
@@ -324,6 +333,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     s.extend_from_slice(&args[2]);
     let len = s.len();
     ctx.dirty(1);
+    ctx.notify(class::STRING, "append", &args[1]);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -370,6 +380,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     s[offset as usize..end].copy_from_slice(value);
     let len = s.len();
     ctx.dirty(1);
+    ctx.notify(class::STRING, "setrange", &args[1]);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -394,6 +405,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
         Some(_) => return Err(CommandError::WrongType),
     };
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrby", key);
     Ok(Frame::Integer(next))
 }
 
@@ -431,6 +443,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .ok_or_else(|| CommandError::err("increment would produce NaN or Infinity"))?;
     ctx.set_keep_ttl(&args[1], Value::string_with(text.as_bytes(), StrEnc::Embstr));
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrbyfloat", &args[1]);
     ctx.propagate_as(vec![
         Bytes::from_static(b"SET"),
         args[1].clone(),

@@ -30,6 +30,7 @@ use crate::db::zset::{listpack_score_text, Added, Limits, ZSet};
 use crate::db::{Sds, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Effect, Exec};
+use crate::notify::class::{GENERIC, ZSET};
 
 /// The sorted-set commands.
 ///
@@ -100,17 +101,25 @@ fn owned(items: &[(Sds, f64)]) -> impl Iterator<Item = (&[u8], f64)> {
     items.iter().map(|(m, s)| (m.as_slice(), *s))
 }
 
-/// Stores a *STORE result at `dst` (replacing whatever is there, TTL included) or, when it is
-/// empty, deletes `dst`; replies with the result's size.
-fn store(ctx: &mut Ctx<'_>, dst: &[u8], entries: Vec<(Sds, f64)>) -> CmdResult {
+/// Stores a *STORE result at `dst` (replacing whatever is there, TTL included) and records
+/// `event` or, when it is empty, deletes `dst` (recording `del`); replies with the result's
+/// size.
+fn store(
+    ctx: &mut Ctx<'_>,
+    dst: &[u8],
+    entries: Vec<(Sds, f64)>,
+    event: &'static str,
+) -> CmdResult {
     let n = entries.len() as i64;
     if entries.is_empty() {
         if ctx.delete(dst) {
             ctx.dirty(1);
+            ctx.notify(GENERIC, "del", dst);
         }
     } else {
         ctx.set(dst, Value::ZSet(Box::new(ZSet::from_sorted(entries, Limits::current()))));
         ctx.dirty(1);
+        ctx.notify(ZSET, event, dst);
     }
     Ok(Frame::Integer(n))
 }
@@ -144,6 +153,9 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr: bool) -> CmdResult {
             }
         }
         ctx.dirty(added + updated);
+        if added + updated > 0 {
+            ctx.notify(ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
+        }
     }
     Ok(match (flags.incr, last) {
         (true, Some(score)) => Frame::Double(score),
@@ -161,6 +173,10 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             break;
         }
     }
+    if deleted > 0 {
+        ctx.notify(ZSET, "zrem", &args[1]);
+    }
+    // `del` (when emptied) follows `zrem`, as in Redis.
     ctx.remove_if_empty(&args[1]);
     ctx.dirty(deleted);
     Ok(Frame::Integer(deleted as i64))
@@ -262,10 +278,15 @@ fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if q.reverse {
         entries.reverse();
     }
-    store(ctx, &args[1], entries)
+    store(ctx, &args[1], entries, "zrangestore")
 }
 
 fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes], by: By) -> CmdResult {
+    let event = match by {
+        By::Rank => "zremrangebyrank",
+        By::Score => "zremrangebyscore",
+        By::Lex => "zremrangebylex",
+    };
     let bounds = Bounds::parse(&args[2], &args[3], by)?;
     let Some(z) = ctx.write_zset(&args[1])? else { return Ok(Frame::Integer(0)) };
     let deleted = match &bounds {
@@ -276,6 +297,9 @@ fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes], by: By) -> CmdResult {
         Bounds::Score(r) => z.remove_in_range(r),
         Bounds::Lex(r) => z.remove_in_range(r),
     };
+    if deleted > 0 {
+        ctx.notify(ZSET, event, &args[1]);
+    }
     ctx.remove_if_empty(&args[1]);
     ctx.dirty(deleted as u64);
     Ok(Frame::Integer(deleted as i64))
@@ -320,6 +344,9 @@ fn pop(
     let Ok(Some(z)) = exec.write_zset(key) else { return Vec::new() };
     let take = count.min(z.len());
     let popped: Vec<(Sds, f64)> = (0..take).map_while(|_| z.pop(max)).collect();
+    if !popped.is_empty() {
+        exec.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
     exec.remove_if_empty(key);
     exec.dirty(popped.len() as u64);
     exec.ks.watches.touch(exec.db, key);
@@ -471,7 +498,15 @@ fn setop(ctx: &mut Ctx<'_>, args: &[Bytes], op: SetOp, dst: Option<&Bytes>) -> C
         SetOp::InterCard => return Ok(Frame::Integer(ops::inter_card(weighted(), o.limit) as i64)),
     };
     match dst {
-        Some(dst) => store(ctx, dst, result),
+        Some(dst) => {
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+                SetOp::InterCard => unreachable!("ZINTERCARD replied above"),
+            };
+            store(ctx, dst, result, event)
+        }
         None => Ok(scored(owned(&result), o.withscores, resp3)),
     }
 }
@@ -612,6 +647,20 @@ mod tests {
         let mut exec = Exec::new(&mut ks, 0, 0, false);
         exec.propagating = true;
         assert!(single.try_serve(&mut exec, &b("s")).is_none(), "another type does not serve");
+    }
+
+    #[test]
+    fn served_waiters_record_their_pop_then_the_del_of_the_emptied_key() {
+        let mut ks = Keyspace::new(1);
+        ks.notify = crate::notify::EventFlags::parse("KEA").expect("valid flags");
+        ks.dbs[0].keys.insert(b"k", zset(&[("a", 1.0), ("b", 2.0)]));
+        let mut exec = Exec::new(&mut ks, 0, 0, false);
+        ZPopWaiter { max: false, count: None }.try_serve(&mut exec, &b("k")).expect("served");
+        ZPopWaiter { max: true, count: Some(5) }.try_serve(&mut exec, &b("k")).expect("served");
+        let events: Vec<(&str, &[u8])> =
+            exec.ks.events.iter().map(|e| (e.name, e.key.as_slice())).collect();
+        let k = &b"k"[..];
+        assert_eq!(events, [("zpopmin", k), ("zpopmax", k), ("del", k)]);
     }
 
     async fn send(s: &mut TcpStream, line: &str) {

@@ -22,7 +22,7 @@ pub struct Db {
 impl Db {
     /// True if `key` has an expiry at or before `now_ms`.
     pub fn is_expired(&self, key: &[u8], now_ms: i64) -> bool {
-        self.expires.get(key).is_some_and(|at| *at <= now_ms)
+        !self.expires.is_empty() && self.expires.get(key).is_some_and(|at| *at <= now_ms)
     }
 
     /// Removes `key` and its expiry. Returns the value.
@@ -140,13 +140,16 @@ pub struct Keyspace {
     /// Signalled whenever the frozen view is released (see `persist::snapshot::thaw`), so a
     /// replica's full sync waiting for it starts at once.
     pub thawed: std::sync::Arc<tokio::sync::Notify>,
-    /// `notify-keyspace-events`, kept here for the expiry paths.
+    /// `notify-keyspace-events`, kept here so commands and expiry can test it cheaply.
     pub notify: crate::notify::EventFlags,
-    /// Keys deleted by expiry since the last notification round (only with expired-key
-    /// events on), by database.
-    pub expired_events: Vec<(usize, Sds)>,
+    /// Keyspace events recorded since the last notification round (only for classes the
+    /// setting asks for).
+    pub events: Vec<crate::notify::Event>,
     /// `maxmemory` eviction (see `crate::evict`).
     pub eviction: crate::evict::Eviction,
+    /// The server is stopping and its last save (if any) is done: no command runs any more,
+    /// so none can change the data after that save, as none runs after Redis exits.
+    pub stopped: bool,
 }
 
 impl Keyspace {
@@ -162,8 +165,9 @@ impl Keyspace {
             views: 0,
             thawed: Default::default(),
             notify: Default::default(),
-            expired_events: Vec::new(),
+            events: Vec::new(),
             eviction: Default::default(),
+            stopped: false,
         }
     }
 
@@ -195,7 +199,11 @@ impl Keyspace {
             self.watches.touch(db, key);
         }
         if self.notify.expired() {
-            self.expired_events.extend(expired.iter().map(|k| (db, k.clone())));
+            self.events.extend(expired.iter().map(|k| crate::notify::Event {
+                db,
+                name: "expired",
+                key: k.clone(),
+            }));
         }
         self.stats.expired += expired.len() as u64;
         let again = expired.len() * 100 > effort.acceptable_stale_pct * samples;

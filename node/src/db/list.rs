@@ -20,6 +20,22 @@ pub enum End {
 }
 
 impl End {
+    /// The keyspace event of a push at this end (`lpush` / `rpush`).
+    pub fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
+    /// The keyspace event of a pop at this end (`lpop` / `rpop`).
+    pub fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+
     /// Parses `LEFT` or `RIGHT`, ignoring case.
     pub fn parse(arg: &[u8]) -> Option<End> {
         if arg.eq_ignore_ascii_case(b"left") {
@@ -41,10 +57,19 @@ impl End {
 }
 
 /// A list value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct List {
     /// The elements, head first.
     pub items: VecDeque<Sds>,
+    /// `list-max-listpack-size` when the list was made: Redis fixes a quicklist's fill at
+    /// creation, and it decides how DUMP and RDB files split the list into nodes.
+    pub fill: i64,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List::with_items(VecDeque::new())
+    }
 }
 
 /// Where LINSERT puts the new element relative to the pivot.
@@ -94,6 +119,11 @@ pub fn index_position(len: usize, index: i64) -> Option<usize> {
 }
 
 impl List {
+    /// A list of `items`, made now (under the current `list-max-listpack-size`).
+    pub fn with_items(items: VecDeque<Sds>) -> List {
+        List { items, fill: super::value::EncodingLimits::get_fill() }
+    }
+
     /// The number of elements.
     pub fn len(&self) -> usize {
         self.items.len()

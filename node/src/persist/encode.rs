@@ -12,7 +12,7 @@
 //!   canonical integer of at most 11 characters in the i32 range as INT8/16/32; otherwise, with
 //!   compression on and more than 20 bytes, LZF if that saves at least 4 bytes; else raw;
 //! - lists as QUICKLIST_2 (18): listpack nodes split as a tail-pushed Redis quicklist under the
-//!   current `list-max-listpack-size` splits them (see [`node_takes`]), elements of 1 GB or more
+//!   `list-max-listpack-size` the list was made under splits them (see [`node_takes`]), elements of 1 GB or more
 //!   as PLAIN nodes;
 //! - intsets as type 11, hash-table sets as type 2 (members in table order);
 //! - listpack hashes as type 16, hash-table hashes as type 4;
@@ -31,7 +31,6 @@ use super::{intset, opcode as op, rdb_type as t, RDB_VERSION};
 use crate::db::hash::Hash;
 use crate::db::list::List;
 use crate::db::set::Set;
-use crate::db::value::EncodingLimits;
 use crate::db::zset::ZSet;
 use crate::db::{Keyspace, Value};
 
@@ -288,7 +287,7 @@ impl ValueEncoder {
     fn list(&mut self, out: &mut Vec<u8>, l: &List) {
         self.scratch.clear();
         self.nodes.clear();
-        let fill = EncodingLimits::get_fill();
+        let fill = l.fill;
         let mut open: Option<(Builder, usize)> = None;
         for (i, item) in l.items.iter().enumerate() {
             if item.len() >= PLAIN_ELEMENT {

@@ -123,7 +123,7 @@ fn is_empty(value: &Value) -> bool {
 }
 
 fn list(items: VecDeque<Sds>) -> Value {
-    Value::List(Box::new(List { items }))
+    Value::List(Box::new(List::with_items(items)))
 }
 
 fn read_set<R: Read>(

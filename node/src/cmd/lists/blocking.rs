@@ -19,6 +19,7 @@ use crate::cmd::args::{block_timeout, int_with, is};
 use crate::db::list::End;
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Effect, Exec};
+use crate::notify::class;
 
 /// The parsed form of `LMPOP numkeys key… LEFT|RIGHT [COUNT n]` (BLMPOP: after the timeout).
 #[derive(Debug, PartialEq, Eq)]
@@ -78,6 +79,9 @@ fn move_element(
     };
     // Push before deleting an emptied source: with src == dst the element goes back in.
     exec.list_or_create(dst)?.push(to, &value);
+    // Redis's order: the push on the destination, the pop on the source, then `del`.
+    exec.notify(class::LIST, to.push_event(), dst);
+    exec.notify(class::LIST, from.pop_event(), src);
     exec.remove_if_empty(src);
     exec.dirty(1);
     Ok(Some(Frame::bulk(&value)))
@@ -129,6 +133,7 @@ impl PopOp {
                 let Some(value) = exec.write_list(key)?.and_then(|list| list.pop(*end)) else {
                     return Ok(Frame::NullArray);
                 };
+                exec.notify(class::LIST, end.pop_event(), key);
                 exec.remove_if_empty(key);
                 exec.dirty(1);
                 exec.propagate_as(vec![pop_name(*end), key.clone()]);
@@ -142,6 +147,7 @@ impl PopOp {
                 if items.is_empty() {
                     return Ok(Frame::NullArray);
                 }
+                exec.notify(class::LIST, end.pop_event(), key);
                 exec.remove_if_empty(key);
                 exec.dirty(items.len() as u64);
                 exec.propagate_as(vec![
