@@ -11,9 +11,9 @@
 //! - strings (and keys, AUX names and values, members, fields …) via `rdbSaveRawString`: a
 //!   canonical integer of at most 11 characters in the i32 range as INT8/16/32; otherwise, with
 //!   compression on and more than 20 bytes, LZF if that saves at least 4 bytes; else raw;
-//! - lists as QUICKLIST_2 (18): listpack nodes split as a tail-pushed Redis quicklist under the
-//!   `list-max-listpack-size` the list was made under splits them (see [`node_takes`]), elements of 1 GB or more
-//!   as PLAIN nodes;
+//! - lists as QUICKLIST_2 (18): listpack nodes split as a tail-pushed Redis quicklist splits
+//!   them under the `list-max-listpack-size` the list was made under (see `node_takes`), and
+//!   elements of 1 GB or more as PLAIN nodes;
 //! - intsets as type 11, hash-table sets as type 2 (members in table order);
 //! - listpack hashes as type 16, hash-table hashes as type 4;
 //! - listpack zsets as type 17 (integral scores as integers, others as `%.17g`), skiplist
