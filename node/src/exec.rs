@@ -294,6 +294,13 @@ impl<'a> Exec<'a> {
         self.db_mut().remove(key).is_some()
     }
 
+    /// Deletes `key` as it is stored, even if its time ran out (Redis's `dbDelete` without a
+    /// lookup first): what the STORE commands, BITOP and RESTORE REPLACE do to a destination.
+    /// An expired destination is then reported as deleted (`del`), not as `expired`.
+    pub fn delete_stored(&mut self, key: &[u8]) -> bool {
+        self.db_mut().remove(key).is_some()
+    }
+
     /// Deletes `key` if it now holds an empty collection (Redis never stores empty ones).
     pub fn remove_if_empty(&mut self, key: &[u8]) -> bool {
         let empty = match self.db_ref().keys.get(key) {

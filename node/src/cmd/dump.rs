@@ -88,7 +88,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         PayloadError::BadData(_) => CommandError::err("Bad data format"),
         PayloadError::Unsupported(what) => CommandError::err(format!("Bad data format: {what}")),
     })?;
-    let deleted = opts.replace && ctx.delete(key);
+    let deleted = opts.replace && ctx.delete_stored(key);
     // Redis adds the clock with C's (in practice wrapping) signed arithmetic.
     let when = if ttl != 0 && !opts.absttl { ttl.wrapping_add(ctx.now_ms) } else { ttl };
     if when != 0 && when <= ctx.now_ms && !ctx.replica {

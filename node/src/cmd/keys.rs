@@ -209,7 +209,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     if src == dst {
         return Ok(if nx { Frame::Integer(0) } else { Frame::ok() });
     }
-    if nx && ctx.exists(dst) {
+    // Looked up even without NX, as Redis does: an expired destination is deleted as expired.
+    if ctx.exists(dst) && nx {
         return Ok(Frame::Integer(0));
     }
     let db = ctx.db_mut();

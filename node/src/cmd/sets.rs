@@ -245,7 +245,7 @@ fn store(ctx: &mut Exec<'_>, dst: &[u8], result: Set, event: &'static str) -> Cm
     // Only the destination changes: a WATCH on a source key survives, as in Redis.
     ctx.modified(dst);
     if result.is_empty() {
-        if ctx.delete(dst) {
+        if ctx.delete_stored(dst) {
             ctx.dirty(1);
             ctx.notify(GENERIC, "del", dst);
         }

@@ -226,7 +226,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
     };
     ctx.modified(&dest);
     if out.is_empty() {
-        if ctx.delete(&dest) {
+        if ctx.delete_stored(&dest) {
             ctx.dirty(1);
             ctx.notify(class::GENERIC, "del", &dest);
         }

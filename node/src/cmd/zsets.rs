@@ -112,7 +112,7 @@ fn store(
 ) -> CmdResult {
     let n = entries.len() as i64;
     if entries.is_empty() {
-        if ctx.delete(dst) {
+        if ctx.delete_stored(dst) {
             ctx.dirty(1);
             ctx.notify(GENERIC, "del", dst);
         }
