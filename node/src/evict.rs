@@ -372,9 +372,7 @@ fn evict(
         freed += (released + handed_over).max(1);
         ks.eviction.evicted += 1;
         ks.watches.touch(db, &key);
-        if ks.notify.wants(crate::notify::class::EVICTED) {
-            ks.events.push(crate::notify::Event { db, name: "evicted", key: key.clone() });
-        }
+        ks.notify.record(&mut ks.events, db, crate::notify::class::EVICTED, "evicted", &key);
         if propagating {
             let del: &'static [u8] = if limits.lazy { b"UNLINK" } else { b"DEL" };
             out.push(Propagated {

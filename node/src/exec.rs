@@ -150,21 +150,14 @@ impl<'a> Exec<'a> {
     /// its class (see `crate::notify`).
     #[inline]
     pub fn notify(&mut self, class: u16, event: &'static str, key: &[u8]) {
-        if self.ks.notify.wants(class) {
-            let db = self.db;
-            self.notify_in(db, class, event, key);
-        }
+        self.notify_in(self.db, class, event, key);
     }
 
     /// [`Exec::notify`] for a key of another database (MOVE's destination).
+    #[inline]
     pub fn notify_in(&mut self, db: usize, class: u16, event: &'static str, key: &[u8]) {
-        if self.ks.notify.wants(class) {
-            self.ks.events.push(crate::notify::Event {
-                db,
-                name: event,
-                key: Sds::from_slice(key),
-            });
-        }
+        let ks = &mut *self.ks;
+        ks.notify.record(&mut ks.events, db, class, event, key);
     }
 
     /// Records `new` (class `n`) when `key` does not exist yet: call before adding it.
@@ -194,11 +187,14 @@ impl<'a> Exec<'a> {
             }
             None => {
                 ks.stats.misses += 1;
-                // `Exec::notify` would borrow all of `self`; the tables are still borrowed here.
-                if ks.notify.wants(crate::notify::class::KEY_MISS) {
-                    let key = Sds::from_slice(key);
-                    ks.events.push(crate::notify::Event { db, name: "keymiss", key });
-                }
+                // Not `Exec::notify`, which borrows all of `self`: the tables still are here.
+                ks.notify.record(
+                    &mut ks.events,
+                    db,
+                    crate::notify::class::KEY_MISS,
+                    "keymiss",
+                    key,
+                );
                 None
             }
         }
@@ -228,24 +224,17 @@ impl<'a> Exec<'a> {
     }
 
     fn lookup_untouched(&mut self, key: &[u8], notify_miss: bool) -> Option<&Value> {
-        let miss_event = notify_miss && self.ks.notify.wants(crate::notify::class::KEY_MISS);
-        if self.expire_if_needed(key) {
-            self.ks.stats.misses += 1;
-            if miss_event {
-                self.notify(crate::notify::class::KEY_MISS, "keymiss", key);
-            }
-            return None;
-        }
+        let expired = self.expire_if_needed(key);
         let ks = &mut *self.ks;
         let db = self.db;
-        let found = ks.dbs[db].keys.get(key);
+        let found = if expired { None } else { ks.dbs[db].keys.get(key) };
         if found.is_some() {
             ks.stats.hits += 1;
         } else {
             ks.stats.misses += 1;
-            if miss_event {
-                let key = Sds::from_slice(key);
-                ks.events.push(crate::notify::Event { db, name: "keymiss", key });
+            if notify_miss {
+                let class = crate::notify::class::KEY_MISS;
+                ks.notify.record(&mut ks.events, db, class, "keymiss", key);
             }
         }
         found
@@ -301,8 +290,18 @@ impl<'a> Exec<'a> {
         self.db_mut().remove(key).is_some()
     }
 
+    /// What a STORE command (or BITOP) does with an empty result: deletes the destination as
+    /// stored ([`Exec::delete_stored`]) and, if it was there, counts the change and records
+    /// `del`.
+    pub fn clear_destination(&mut self, dst: &[u8]) {
+        if self.delete_stored(dst) {
+            self.dirty(1);
+            self.notify(crate::notify::class::GENERIC, "del", dst);
+        }
+    }
+
     /// Deletes `key` if it now holds an empty collection (Redis never stores empty ones).
-    pub fn remove_if_empty(&mut self, key: &[u8]) -> bool {
+    pub fn remove_if_empty(&mut self, key: &[u8]) {
         let empty = match self.db_ref().keys.get(key) {
             Some(Value::List(l)) => l.is_empty(),
             Some(Value::Hash(h)) => h.is_empty(),
@@ -314,7 +313,6 @@ impl<'a> Exec<'a> {
             self.db_mut().remove(key);
             self.notify(crate::notify::class::GENERIC, "del", key);
         }
-        empty
     }
 
     /// Counts `n` changes toward the dirty counter. A write command that counts nothing is

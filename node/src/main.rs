@@ -170,7 +170,6 @@ impl SignalShutdown {
 /// changes the data after the save. False when the save failed without FORCE: the server keeps
 /// running, as Redis does, rather than exit and lose the writes since the last snapshot.
 fn stop_on_signal(shared: &Shared, flags: &SignalShutdown) -> bool {
-    use std::sync::atomic::Ordering;
     let points = !shared.config.read().settings.save_points.is_empty();
     let mut ks = shared.keyspace.lock();
     if flags.save || (points && !flags.nosave) {
@@ -185,25 +184,7 @@ fn stop_on_signal(shared: &Shared, flags: &SignalShutdown) -> bool {
         }
     }
     ks.stopped = true;
-    shared.shutdown_handled.store(true, Ordering::Relaxed);
     true
-}
-
-/// A stop that did not go through SHUTDOWN or a signal's [`stop_on_signal`] still saves as
-/// SHUTDOWN without arguments would (with save points configured).
-fn save_on_signal(shared: &Shared) {
-    use std::sync::atomic::Ordering;
-    if shared.shutdown_handled.load(Ordering::Relaxed)
-        || shared.config.read().settings.save_points.is_empty()
-    {
-        return;
-    }
-    info!("saving the final RDB snapshot before exiting");
-    let mut ks = shared.keyspace.lock();
-    if let Err(e) = node::cmd::persistence::save_blocking(shared, &mut ks, node::server::unix_ms())
-    {
-        tracing::warn!(cause = %e, "error trying to save the DB, can't exit cleanly");
-    }
 }
 
 /// Sends a readiness message to systemd's NOTIFY_SOCKET, if there is one (Type=notify units).
@@ -332,8 +313,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         notify_systemd("READY=1\nSTATUS=Ready to accept connections\n");
     }
     let _ = server.await;
+    // The final save, if one was due, already ran: in SHUTDOWN or `stop_on_signal`, with the
+    // keyspace locked and then marked stopped, so nothing ran after it.
     node::aof::close(&shared);
-    save_on_signal(&shared);
     signals.abort();
     if let Some(path) = &pidfile {
         let _ = std::fs::remove_file(path);

@@ -136,9 +136,21 @@ impl EventFlags {
         self.0 & class != 0 && self.0 & (KEYSPACE | KEYEVENT) != 0
     }
 
-    /// Whether expired-key events go out.
-    pub fn expired(&self) -> bool {
-        self.wants(EXPIRED)
+    /// Records `name` about `key` of database `db` in `events` if events of `class` go out.
+    /// (A method of the flags rather than of the keyspace, so callers still holding its tables
+    /// can record into its other field.)
+    #[inline]
+    pub fn record(
+        self,
+        events: &mut Vec<Event>,
+        db: usize,
+        class: u16,
+        name: &'static str,
+        key: &[u8],
+    ) {
+        if self.wants(class) {
+            events.push(Event { db, name, key: Sds::from_slice(key) });
+        }
     }
 }
 
@@ -179,7 +191,7 @@ mod tests {
         assert_eq!(canon("KEx$"), "$xKE");
         assert_eq!(canon(""), "");
         assert!(EventFlags::parse("Eq").unwrap_err().starts_with("Invalid event class"));
-        assert!(EventFlags::parse("Ex").unwrap().expired());
-        assert!(!EventFlags::parse("x").unwrap().expired());
+        assert!(EventFlags::parse("Ex").unwrap().wants(EXPIRED));
+        assert!(!EventFlags::parse("x").unwrap().wants(EXPIRED), "neither K nor E");
     }
 }

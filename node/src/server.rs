@@ -155,8 +155,6 @@ pub struct Shared {
     /// On a replica with the AOF on: the replication offset whose writes are fsynced in our
     /// AOF (sent to the master as `FACK`, for WAITAOF).
     pub aof_synced_repl: std::sync::atomic::AtomicI64,
-    /// SHUTDOWN ran (and saved as it was asked); a signal-driven stop saves by save points.
-    pub shutdown_handled: std::sync::atomic::AtomicBool,
     /// While loading at startup: when it started (unix s) and the bytes to load.
     pub loading: Mutex<Option<(i64, u64)>>,
     /// While loading at startup: the bytes read so far (of the RDB, or of the AOF's files).
@@ -205,7 +203,6 @@ impl Shared {
             aof_always: std::sync::atomic::AtomicBool::new(false),
             aof_written: AtomicU64::new(0),
             aof_synced_repl: std::sync::atomic::AtomicI64::new(0),
-            shutdown_handled: std::sync::atomic::AtomicBool::new(false),
             loading: Mutex::new(None),
             loading_loaded: Default::default(),
             eviction: Default::default(),

@@ -235,10 +235,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let longest = sources.iter().map(|s| s.len()).max().unwrap_or(0);
     let dest = &args[2];
     if longest == 0 {
-        if ctx.delete_stored(dest) {
-            ctx.dirty(1);
-            ctx.notify(class::GENERIC, "del", dest);
-        }
+        ctx.clear_destination(dest);
         return Ok(Frame::Integer(0));
     }
     let byte = |s: &Sds, i: usize| s.get(i).copied().unwrap_or(0);

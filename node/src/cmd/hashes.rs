@@ -339,8 +339,7 @@ mod tests {
         // Deleting nothing records nothing.
         delete_fields(&mut exec, &argv("HDEL h zz")).expect("ok");
         delete_fields(&mut exec, &argv("HDEL h a b")).expect("ok");
-        let events: Vec<(&str, &[u8])> =
-            exec.ks.events.iter().map(|e| (e.name, e.key.as_slice())).collect();
+        let events = exec.ks.event_log();
         let h = &b"h"[..];
         assert_eq!(events, [("hset", h), ("hincrbyfloat", h), ("hdel", h), ("del", h)]);
     }

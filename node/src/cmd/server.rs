@@ -282,7 +282,6 @@ pub fn finish_shutdown(ctx: &mut Ctx<'_>, save: bool, nosave: bool, force: bool)
     if (save || (points && !nosave)) && super::persistence::save_now(ctx).is_err() && !force {
         return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
     }
-    ctx.server.shutdown_handled.store(true, Ordering::Relaxed);
     ctx.exec.ks.stopped = true;
     tracing::warn!("user requested shutdown");
     ctx.effect = Some(Effect::Shutdown);

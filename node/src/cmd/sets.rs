@@ -245,10 +245,7 @@ fn store(ctx: &mut Exec<'_>, dst: &[u8], result: Set, event: &'static str) -> Cm
     // Only the destination changes: a WATCH on a source key survives, as in Redis.
     ctx.modified(dst);
     if result.is_empty() {
-        if ctx.delete_stored(dst) {
-            ctx.dirty(1);
-            ctx.notify(GENERIC, "del", dst);
-        }
+        ctx.clear_destination(dst);
         return Ok(Frame::Integer(0));
     }
     let len = result.len();
@@ -494,8 +491,7 @@ mod tests {
         // Same key, or a member that is not there: no event.
         move_member(&mut exec, &argv("SMOVE b b 1")).expect("ok");
         move_member(&mut exec, &argv("SMOVE b c 2")).expect("ok");
-        let events: Vec<(&str, &[u8])> =
-            exec.ks.events.iter().map(|e| (e.name, e.key.as_slice())).collect();
+        let events = exec.ks.event_log();
         let (a, b) = (&b"a"[..], &b"b"[..]);
         assert_eq!(events, [("srem", a), ("del", a), ("new", b), ("sadd", b)]);
     }

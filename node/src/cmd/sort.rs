@@ -226,10 +226,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
     };
     ctx.modified(&dest);
     if out.is_empty() {
-        if ctx.delete_stored(&dest) {
-            ctx.dirty(1);
-            ctx.notify(class::GENERIC, "del", &dest);
-        }
+        ctx.clear_destination(&dest);
         return Ok(Frame::Integer(0));
     }
     let stored = out.len();

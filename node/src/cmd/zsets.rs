@@ -30,7 +30,7 @@ use crate::db::zset::{listpack_score_text, Added, Limits, ZSet};
 use crate::db::{Sds, Value};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Effect, Exec};
-use crate::notify::class::{GENERIC, ZSET};
+use crate::notify::class::ZSET;
 
 /// The sorted-set commands.
 ///
@@ -112,10 +112,7 @@ fn store(
 ) -> CmdResult {
     let n = entries.len() as i64;
     if entries.is_empty() {
-        if ctx.delete_stored(dst) {
-            ctx.dirty(1);
-            ctx.notify(GENERIC, "del", dst);
-        }
+        ctx.clear_destination(dst);
     } else {
         ctx.set(dst, Value::ZSet(Box::new(ZSet::from_sorted(entries, Limits::current()))));
         ctx.dirty(1);
@@ -657,8 +654,7 @@ mod tests {
         let mut exec = Exec::new(&mut ks, 0, 0, false);
         ZPopWaiter { max: false, count: None }.try_serve(&mut exec, &b("k")).expect("served");
         ZPopWaiter { max: true, count: Some(5) }.try_serve(&mut exec, &b("k")).expect("served");
-        let events: Vec<(&str, &[u8])> =
-            exec.ks.events.iter().map(|e| (e.name, e.key.as_slice())).collect();
+        let events = exec.ks.event_log();
         let k = &b"k"[..];
         assert_eq!(events, [("zpopmin", k), ("zpopmax", k), ("del", k)]);
     }

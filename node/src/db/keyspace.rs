@@ -198,15 +198,19 @@ impl Keyspace {
             d.remove(key);
             self.watches.touch(db, key);
         }
-        if self.notify.expired() {
-            self.events.extend(expired.iter().map(|k| crate::notify::Event {
-                db,
-                name: "expired",
-                key: k.clone(),
-            }));
+        for key in &expired {
+            self.notify.record(&mut self.events, db, crate::notify::class::EXPIRED, "expired", key);
         }
         self.stats.expired += expired.len() as u64;
         let again = expired.len() * 100 > effort.acceptable_stale_pct * samples;
         (expired, again)
+    }
+}
+
+#[cfg(test)]
+impl Keyspace {
+    /// The events recorded so far as (name, key), for tests to compare with Redis's order.
+    pub fn event_log(&self) -> Vec<(&'static str, &[u8])> {
+        self.events.iter().map(|e| (e.name, e.key.as_slice())).collect()
     }
 }
