@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use integration_tests::nodes::{Kind, Node};
 use integration_tests::{bin_dir, ports, process::Proc, wait};
 
 /// A connection to a node that finished loading (PING answers -LOADING until then).
@@ -282,4 +283,92 @@ fn flushall_during_bgsave_abandons_it_and_saves_the_empty_dataset() {
     let mut c =
         wait::until("the restarted node to load", Duration::from_secs(30), || connect(port));
     assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 0);
+}
+
+/// `count` keys `key:0` … in one MSET, each value 100 bytes (`key_value`).
+fn mset_keys(c: &mut redis::Connection, count: usize) {
+    let mut command = redis::cmd("MSET");
+    for i in 0..count {
+        command.arg(format!("key:{i}")).arg(key_value(i));
+    }
+    let _: () = command.query(c).unwrap();
+}
+
+/// SHUTDOWN while a BGSAVE runs stops that save and saves now, as Redis kills its child and
+/// saves (SAVE, unlike SHUTDOWN, refuses to run beside it): every write acknowledged before
+/// SHUTDOWN survives the restart. `rdb-key-save-delay` holds the BGSAVE open; the running save
+/// keeps the pace it started with. The same scenario runs against redis-server first, so the
+/// expectations are Redis's.
+#[test]
+fn shutdown_during_bgsave_abandons_it_and_saves_every_acknowledged_write() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let mut node = Node::start(kind, &format!("{kind:?}"), &["--save", "3600 1"]);
+        let mut c = node.connect();
+        mset_keys(&mut c, 50);
+        // 100 ms per key: this BGSAVE would take 5 s.
+        let _: () = cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "100000"]);
+        assert_eq!(cmd::<String>(&mut c, &["BGSAVE"]), "Background saving started", "{kind:?}");
+        let _: () = cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+        assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "1", "{kind:?}");
+        let _: () = cmd(&mut c, &["SET", "written", "during the bgsave"]);
+        let refused = redis::cmd("SAVE").query::<String>(&mut c).unwrap_err();
+        assert_eq!(refused.detail(), Some("Background save already in progress"), "{kind:?}");
+        // The connection closes without a reply when the shutdown proceeds.
+        let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+        let status = node.proc.wait_exit(Duration::from_secs(10));
+        assert!(status.is_some_and(|s| s.success()), "{kind:?} exited with {status:?}");
+        node.proc.restart();
+        let mut c =
+            wait::until("the restarted node", Duration::from_secs(10), || node.try_connect());
+        assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 51, "{kind:?}");
+        assert_eq!(cmd::<String>(&mut c, &["GET", "written"]), "during the bgsave", "{kind:?}");
+    }
+}
+
+fn key_value(i: usize) -> String {
+    format!("{i:0>100}")
+}
+
+/// `key-load-delay` slows a load down key by key, as Redis's test suites use it: meanwhile the
+/// node answers -LOADING and INFO says `loading:1`, and then serves the whole dataset. (Redis
+/// serves clients during a load only every `loading-process-events-interval-bytes`, so its
+/// suites lower that too; warden-node serves them throughout.)
+#[test]
+fn key_load_delay_holds_a_load_open_and_clients_see_loading() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        // 50 ms per key: loading 40 keys (4 KB) takes 2 s.
+        let extra = [
+            "--save",
+            "3600 1",
+            "--key-load-delay",
+            "50000",
+            "--loading-process-events-interval-bytes",
+            "1024",
+            "--rdbcompression",
+            "no",
+        ];
+        let mut node = Node::start(kind, &format!("{kind:?}"), &extra);
+        mset_keys(&mut node.connect(), 40);
+        let _ = redis::cmd("SHUTDOWN").query::<()>(&mut node.connect());
+        assert!(node.proc.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()));
+        node.proc.restart();
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", node.port)).unwrap();
+        let mut loading_seen = None;
+        let value = wait::until("the restarted node to serve", Duration::from_secs(20), || {
+            let mut c = client.get_connection().map_err(|e| e.to_string())?;
+            match redis::cmd("GET").arg("key:39").query::<Option<String>>(&mut c) {
+                Ok(v) => Ok(v),
+                Err(e) if e.code() == Some("LOADING") => {
+                    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+                    loading_seen.get_or_insert(info);
+                    Err("loading".to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        assert_eq!(value, Some(key_value(39)), "{kind:?}");
+        let info = loading_seen.unwrap_or_else(|| panic!("{kind:?} never answered -LOADING"));
+        assert!(info.contains("loading:1"), "{kind:?}: {info}");
+        assert_eq!(cmd::<i64>(&mut node.connect(), &["DBSIZE"]), 40, "{kind:?}");
+    }
 }

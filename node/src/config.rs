@@ -36,10 +36,13 @@ struct Directive {
     mutable: bool,
     /// `Some((allowed, why))`: only `allowed` values are accepted until the feature lands.
     only: Option<(&'static [&'static str], &'static str)>,
+    /// Left out of glob patterns (`CONFIG GET *`) but found by its exact name, as Redis's
+    /// `HIDDEN_CONFIG` testing knobs are.
+    hidden: bool,
 }
 
 const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
-    Directive { name, alias: None, kind, default, mutable, only: None }
+    Directive { name, alias: None, kind, default, mutable, only: None, hidden: false }
 }
 
 const fn alias(
@@ -49,7 +52,7 @@ const fn alias(
     default: &'static str,
     mutable: bool,
 ) -> Directive {
-    Directive { name, alias: Some(alias), kind, default, mutable, only: None }
+    Directive { name, alias: Some(alias), kind, default, mutable, only: None, hidden: false }
 }
 
 const fn pending(
@@ -59,13 +62,26 @@ const fn pending(
     allowed: &'static [&'static str],
     why: &'static str,
 ) -> Directive {
-    Directive { name, alias: None, kind, default, mutable: true, only: Some((allowed, why)) }
+    Directive {
+        name,
+        alias: None,
+        kind,
+        default,
+        mutable: true,
+        only: Some((allowed, why)),
+        hidden: false,
+    }
 }
 
 /// A row CONFIG SET may not change (Redis's `IMMUTABLE_CONFIG`): it answers "can't set
 /// immutable config" whatever the value.
 const fn fixed(directive: Directive) -> Directive {
     Directive { mutable: false, ..directive }
+}
+
+/// A row glob patterns skip (Redis's `HIDDEN_CONFIG`): testing and debugging knobs.
+const fn hidden(directive: Directive) -> Directive {
+    Directive { hidden: true, ..directive }
 }
 
 const U31: Kind = Kind::Int(0, i32::MAX as i64);
@@ -101,6 +117,29 @@ static DIRECTIVES: &[Directive] = &[
     d("save", Kind::Words, "3600 1 300 100 60 10000", true),
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", false),
+    // Redis's testing knobs: microseconds to wait per key written by a save (every kind: SAVE,
+    // BGSAVE, a replica's full sync, an AOF rewrite) or read by a load; a negative `-n` waits
+    // 1 µs once per `n` keys on average. See `persist::pace`.
+    hidden(d("rdb-key-save-delay", Kind::Int(i32::MIN as i64, i32::MAX as i64), "0", true)),
+    hidden(d("key-load-delay", Kind::Int(i32::MIN as i64, i32::MAX as i64), "0", true)),
+    // How often Redis's loader stops to serve clients. warden-node loads off the event loop
+    // and serves clients throughout a load (`-LOADING`, INFO), so no interval applies.
+    hidden(d("loading-process-events-interval-bytes", Kind::Int(1024, i32::MAX as i64), "2097152", true)),
+    hidden(pending("watchdog-period", U31, "0", &["0"], "the software watchdog is not implemented in warden-node")),
+    hidden(pending(
+        "use-exit-on-panic",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "warden-node reports a panic and keeps serving; it does not exit on one",
+    )),
+    hidden(fixed(pending(
+        "lua-enable-deprecated-api",
+        Kind::Bool,
+        "no",
+        &["no"],
+        "scripts cannot reach Lua's deprecated functions in warden-node",
+    ))),
     // An fsync every 4 MB while a snapshot is written (see `persistence::incremental_fsync`).
     d("rdb-save-incremental-fsync", Kind::Bool, "yes", true),
     d("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
@@ -814,7 +853,7 @@ impl Config {
             .filter(|p| p.iter().any(|c| matches!(c, b'*' | b'?' | b'[')))
             .collect();
         // Old names (slave-*, *-ziplist-*) match patterns too, as in Redis 7.0.
-        for d in DIRECTIVES {
+        for d in DIRECTIVES.iter().filter(|d| !d.hidden) {
             for name in std::iter::once(d.name).chain(d.alias) {
                 let hit = patterns.iter().any(|p| common::glob::matches(p, name.as_bytes(), true));
                 if hit && !out.iter().any(|(n, _)| n == name) {
@@ -1052,6 +1091,8 @@ impl Config {
         LIMITS.zset_entries.store(self.int("zset-max-listpack-entries") as usize, Relaxed);
         LIMITS.zset_value.store(self.int("zset-max-listpack-value") as usize, Relaxed);
         LIMITS.list_fill.store(self.int("list-max-listpack-size").clamp(-5, 32767), Relaxed);
+        crate::persist::pace::SAVE_DELAY.store(self.int("rdb-key-save-delay"), Relaxed);
+        crate::persist::pace::LOAD_DELAY.store(self.int("key-load-delay"), Relaxed);
         Ok(settings)
     }
 }

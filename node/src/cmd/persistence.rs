@@ -126,20 +126,13 @@ pub fn snapshot_aux(now_ms: i64, repl: &Option<(usize, String, i64)>, aof_base: 
 
 /// Saves the keyspace to `dir/dbfilename` now, holding the keyspace lock (like Redis's SAVE,
 /// it blocks every client for the duration). Updates LASTSAVE, the dirty counter and INFO.
-pub fn save_now(ctx: &mut Ctx<'_>) -> Result<(), std::io::Error> {
-    if ctx.server.persist.lock().bgsave_in_progress {
-        return Err(std::io::Error::other("Background save already in progress"));
-    }
-    save_blocking(ctx.server, ctx.exec.ks, ctx.now_ms)
-}
-
-/// [`save_now`] for callers outside a command (shutdown on a signal).
+/// A background save in progress is abandoned first: SHUTDOWN, FLUSHALL and DEBUG RELOAD save
+/// over it, as Redis kills its child (SAVE itself refuses to run beside one).
 pub fn save_blocking(
     server: &crate::server::Shared,
     ks: &mut crate::db::Keyspace,
     now_ms: i64,
 ) -> Result<(), std::io::Error> {
-    // SHUTDOWN and FLUSHALL save now, superseding a background save, as Redis kills its child.
     abandon_bgsave(server, ks);
     let (dir, dbfilename, options) = dump_target(server);
     let repl = repl_info(server);
@@ -165,7 +158,10 @@ pub fn save_blocking(
 }
 
 fn save(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    match save_now(ctx) {
+    if ctx.server.persist.lock().bgsave_in_progress {
+        return Err(CommandError::err("Background save already in progress"));
+    }
+    match save_blocking(ctx.server, ctx.exec.ks, ctx.now_ms) {
         Ok(()) => Ok(Frame::ok()),
         // Redis answers a bare `-ERR` and logs the reason.
         Err(_) => Err(CommandError::raw("ERR")),
@@ -329,7 +325,7 @@ fn write_snapshot<F: Format<Out = Vec<u8>> + Send + 'static>(
                 snapshot.abandon(&mut owner.keyspace.lock());
                 return;
             }
-            tokio::task::yield_now().await;
+            crate::persist::pace::between_chunks(snapshot.pause()).await;
         }
     });
     let mut unsynced = 0u64;

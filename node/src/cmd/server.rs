@@ -279,7 +279,10 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub fn finish_shutdown(ctx: &mut Ctx<'_>, save: bool, nosave: bool, force: bool) -> CmdResult {
     // As in Redis: SAVE saves, NOSAVE does not, and otherwise save points decide.
     let points = !ctx.server.config.read().settings.save_points.is_empty();
-    if (save || (points && !nosave)) && super::persistence::save_now(ctx).is_err() && !force {
+    // A background save in progress is abandoned for this one, as Redis kills its child.
+    let failed = (save || (points && !nosave))
+        && super::persistence::save_blocking(ctx.server, ctx.exec.ks, ctx.now_ms).is_err();
+    if failed && !force {
         return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
     }
     ctx.exec.ks.stopped = true;

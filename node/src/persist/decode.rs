@@ -159,6 +159,8 @@ pub fn load<R: Read>(
         });
     }
     let limits = Limits::current();
+    let pace = super::pace::Pace::load();
+    let mut keys_read = 0u64;
     let mut scratch = Scratch::default();
     let mut key = Vec::new();
     let mut summary = LoadSummary {
@@ -238,6 +240,8 @@ pub fn load<R: Read>(
                     return Err(object::refused(&key, what, at));
                 }
                 let value = object::read_value(&mut inp, rdb_type, &limits, &mut scratch)?;
+                pace.wait_one(keys_read);
+                keys_read += 1;
                 let at_expiry = expiry.take();
                 let at_hint = hint.take();
                 let Some(value) = value else {

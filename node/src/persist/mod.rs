@@ -78,6 +78,7 @@ pub mod intset;
 pub mod listpack;
 pub mod lzf;
 mod object;
+pub mod pace;
 pub mod payload;
 pub mod snapshot;
 pub mod ziplist;

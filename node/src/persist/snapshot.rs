@@ -16,6 +16,7 @@
 use std::io::{self, Write};
 
 use super::encode::{Aux, RdbWriter};
+use super::pace::Pace;
 use crate::db::{Keyspace, Value};
 
 /// A file format a snapshot is written in: an RDB file, or the AOF's command form (an AOF
@@ -92,6 +93,10 @@ pub struct Snapshot<F: Format> {
     pub keys_written: u64,
     /// Keys at T0.
     pub keys_total: u64,
+    /// `rdb-key-save-delay` when the snapshot began.
+    pace: Pace,
+    /// The keys written before the last chunk, and by it (what [`Snapshot::pause`] paces).
+    last_chunk: (u64, u64),
 }
 
 impl<F: Format> Snapshot<F> {
@@ -122,6 +127,8 @@ impl<F: Format> Snapshot<F> {
             begun: false,
             keys_written: 0,
             keys_total,
+            pace: Pace::save(),
+            last_chunk: (0, 0),
         })
     }
 
@@ -134,7 +141,9 @@ impl<F: Format> Snapshot<F> {
             self.writer = None;
             return Ok(Progress::Interrupted);
         }
+        let before = self.keys_written;
         let result = self.step(ks);
+        self.last_chunk = (before, self.keys_written - before);
         if !matches!(result, Ok(Progress::More)) {
             thaw(ks);
         }
@@ -151,7 +160,7 @@ impl<F: Format> Snapshot<F> {
 
     fn step(&mut self, ks: &mut Keyspace) -> io::Result<Progress> {
         let Some(writer) = self.writer.as_mut() else { return Ok(Progress::Interrupted) };
-        let mut budget = CHUNK_KEYS;
+        let mut budget = self.pace.keys_per_chunk(CHUNK_KEYS);
         while let Some(p) = self.plan.get(self.next).copied() {
             // SWAPDB moves a frozen table to another index; it is still written as `index`.
             let Some(db) = ks.dbs.iter_mut().find(|d| d.keys.frozen_as() == Some(p.index)) else {
@@ -193,6 +202,12 @@ impl<F: Format> Snapshot<F> {
         Ok(Progress::Done)
     }
 
+    /// How long to wait, with the keyspace lock released, before the next chunk: zero unless
+    /// `rdb-key-save-delay` is set (see [`super::pace`]).
+    pub fn pause(&self) -> std::time::Duration {
+        self.pace.after(self.last_chunk.0, self.last_chunk.1)
+    }
+
     /// The finished output (after `Done`).
     pub fn into_output(self) -> Option<F::Out> {
         self.output
@@ -226,6 +241,7 @@ impl<F: Format<Out = Vec<u8>>> Snapshot<F> {
             let step = self.write_chunk(&mut keyspace.lock())?;
             file.write_all(&self.drain())?;
             progress(self.keys_written);
+            std::thread::sleep(self.pause());
             if step != Progress::More {
                 return Ok(step);
             }
@@ -233,9 +249,12 @@ impl<F: Format<Out = Vec<u8>>> Snapshot<F> {
     }
 }
 
-/// Writes the whole of `ks` at once (the caller holds the keyspace lock), for when the frozen
-/// view is taken by another snapshot.
+/// Writes the whole of `ks` at once (the caller holds the keyspace lock): a foreground save,
+/// or a background one when the frozen view is taken by another snapshot. Paced by
+/// `rdb-key-save-delay` in place, as Redis's SAVE is.
 pub fn write_whole<F: Format>(ks: &Keyspace, mut format: F, aux: &Aux<'_>) -> io::Result<F::Out> {
+    let pace = Pace::save();
+    let mut written = 0u64;
     format.header(aux)?;
     for (index, db) in ks.dbs.iter().enumerate() {
         if db.keys.is_empty() {
@@ -244,6 +263,8 @@ pub fn write_whole<F: Format>(ks: &Keyspace, mut format: F, aux: &Aux<'_>) -> io
         format.begin_db(index, db.keys.len(), db.expires.len())?;
         for (key, value) in db.keys.iter() {
             format.entry(key, value, db.expires.get(key).copied())?;
+            pace.wait_one(written);
+            written += 1;
         }
     }
     format.finish()

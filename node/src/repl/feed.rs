@@ -319,7 +319,7 @@ async fn send_chunks(
         let step = snapshot.write_chunk(&mut shared.keyspace.lock())?;
         socket.write_all(&snapshot.drain()).await?;
         match step {
-            Progress::More => tokio::task::yield_now().await,
+            Progress::More => crate::persist::pace::between_chunks(snapshot.pause()).await,
             Progress::Done => break,
             Progress::Interrupted => {
                 return Err(std::io::Error::other("the dataset was replaced during the transfer"))
