@@ -16,6 +16,16 @@ pub enum Kind {
     Redis,
 }
 
+impl Kind {
+    /// The server's executable.
+    pub fn program(self) -> std::path::PathBuf {
+        match self {
+            Kind::Warden => bin_dir().join("warden-node"),
+            Kind::Redis => "/usr/bin/redis-server".into(),
+        }
+    }
+}
+
 /// A running node.
 pub struct Node {
     /// The process (logs printed if the test fails).
@@ -39,10 +49,7 @@ impl Node {
             String::new(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let program = match kind {
-            Kind::Warden => bin_dir().join("warden-node"),
-            Kind::Redis => "/usr/bin/redis-server".into(),
-        };
+        let program = kind.program();
         // The process runs in its own temp dir, which is where both servers keep their files.
         let proc = Proc::start(name, Path::new(&program), &args);
         let node = Node { proc, port, kind };

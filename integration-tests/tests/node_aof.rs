@@ -364,3 +364,60 @@ fn a_loading_node_answers_loading_never_partial_data() {
     );
     assert_eq!(cmd::<i64>(&mut node.connect(), &["DBSIZE"]), 100_001);
 }
+
+/// A Redis 6 single-file AOF (`dir/appendonly.aof`, no appendonlydir) is taken over as Redis 7
+/// takes it over: it moves into appendonlydir as the manifest's base, and loads. A command in
+/// it that fails (INCR of a non-number) means the data diverged: with
+/// `propagation-error-behavior ignore` it is logged and counted (`unexpected_error_replies`),
+/// with `panic` the node refuses to start. Each case runs on redis-server first.
+#[test]
+fn an_old_style_aof_is_migrated_and_its_failed_commands_reported() {
+    const OLD_AOF: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n\
+        *2\r\n$4\r\nINCR\r\n$1\r\nk\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n";
+    for kind in [Kind::Redis, Kind::Warden] {
+        for behaviour in ["ignore", "panic"] {
+            let data = tempfile::tempdir().unwrap();
+            std::fs::write(data.path().join("appendonly.aof"), OLD_AOF).unwrap();
+            let port = integration_tests::ports::allocate();
+            let args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                &data.path().display().to_string(),
+                "--appendonly",
+                "yes",
+                "--propagation-error-behavior",
+                behaviour,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let name = format!("{kind:?}-{behaviour}");
+            let mut proc = integration_tests::process::Proc::start(&name, &kind.program(), &args);
+            let moved = data.path().join("appendonlydir").join("appendonly.aof");
+            if behaviour == "panic" {
+                let status = proc.wait_exit(UP);
+                assert!(status.is_some_and(|s| !s.success()), "{name}: {status:?}");
+                assert!(moved.exists(), "{name}: the old AOF was not migrated");
+                continue;
+            }
+            let node = Node { proc, port, kind };
+            let mut c = wait::until(&format!("{name} to load"), UP, || node.try_connect());
+            assert_eq!(cmd::<String>(&mut c, &["GET", "k2"]), "v2", "{name}");
+            assert_eq!(node.info("unexpected_error_replies").as_deref(), Some("1"), "{name}");
+            assert!(!data.path().join("appendonly.aof").exists(), "{name}: not moved");
+            let manifest = std::fs::read_to_string(
+                data.path().join("appendonlydir").join("appendonly.aof.manifest"),
+            )
+            .unwrap();
+            assert!(
+                manifest.starts_with("file appendonly.aof seq 1 type b\n"),
+                "{name}: {manifest}"
+            );
+        }
+    }
+}

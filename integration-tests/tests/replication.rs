@@ -693,3 +693,36 @@ fn a_stopping_master_does_not_wait_for_a_replica_that_left() {
         master.proc.log()
     );
 }
+
+/// A command from the master that fails on the replica means their data diverged (here: a
+/// writable replica overwrote a counter with text). The replica logs it and counts it in
+/// `unexpected_error_replies`; once it is read-only, `propagation-error-behavior
+/// panic-on-replicas` makes it stop rather than serve diverged data. Each kind of replica
+/// behaves as redis-server does.
+#[test]
+fn a_failed_command_from_the_master_is_reported_and_can_stop_the_replica() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let master = Node::start(Kind::Redis, "master", MASTER);
+        let args = replica_of(&master, &["--replica-read-only", "no"]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut replica = Node::start(kind, &format!("{kind:?}-replica"), &refs);
+        let mut m = master.connect();
+        let _: () = cmd(&mut m, &["SET", "counter", "1"]);
+        wait_in_sync(&master, &replica, SYNC);
+        let _: () = cmd(&mut replica.connect(), &["SET", "counter", "text"]);
+        let _: i64 = cmd(&mut m, &["INCR", "counter"]);
+        wait::until("the replica to count the failed INCR", SYNC, || {
+            match replica.info("unexpected_error_replies").as_deref() {
+                Some("1") => Ok(()),
+                other => Err(format!("unexpected_error_replies {other:?}")),
+            }
+        });
+        let mut r = replica.connect();
+        let _: () = cmd(&mut r, &["CONFIG", "SET", "replica-read-only", "yes"]);
+        let _: () =
+            cmd(&mut r, &["CONFIG", "SET", "propagation-error-behavior", "panic-on-replicas"]);
+        let _: i64 = cmd(&mut m, &["INCR", "counter"]);
+        let status = replica.proc.wait_exit(SYNC);
+        assert!(status.is_some_and(|s| !s.success()), "{kind:?} replica: {status:?}");
+    }
+}

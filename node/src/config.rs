@@ -392,12 +392,12 @@ static DIRECTIVES: &[Directive] = &[
     d("latency-tracking-info-percentiles", Kind::Words, "50 99 99.9", true),
     // warden-node's threads, when io-threads > 1, always do both reads and writes.
     d("io-threads-do-reads", Kind::Bool, "no", false),
-    pending(
+    // See `unexpected_error`.
+    d(
         "propagation-error-behavior",
         Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
-        &["ignore"],
-        "only ignoring errors in the replication stream is implemented in warden-node",
+        true,
     ),
     pending(
         "replica-ignore-disk-write-errors",

@@ -42,3 +42,4 @@ pub mod script;
 pub mod server;
 pub mod slowlog;
 pub mod testing;
+pub mod unexpected_error;

@@ -237,6 +237,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // PING-less health checks and the like still work), as with Redis.
     let aof = shared.config.read().get("appendonly") == Some("yes");
     let (aof_dir, prefix) = node::aof::paths(&shared);
+    if aof {
+        // A Redis 6 AOF in `dir` becomes the base of a manifest first, as Redis 7 does.
+        node::aof::upgrade::migrate_old_style(&dir, &aof_dir, &prefix)?;
+    }
     let total = if aof {
         dir_size(&aof_dir)
     } else {

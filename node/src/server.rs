@@ -30,6 +30,8 @@ pub struct Stats {
     pub net_output: AtomicU64,
     /// `total_error_replies`
     pub errors: AtomicU64,
+    /// `unexpected_error_replies`: see [`crate::unexpected_error`].
+    pub unexpected_errors: AtomicU64,
     /// Commands handed to propagation.
     pub propagated: AtomicU64,
     /// `total_net_repl_input_bytes`: bytes read from our master.

@@ -149,11 +149,13 @@ fn run_file(
             continue;
         }
         let outcome = crate::dispatch::call(shared, client, &argv, unix_ms());
-        if let Some(reply) = outcome.reply.filter(|r| r.is_error()) {
-            // Redis also stops on an unknown command; a failed write would diverge the data.
+        if let Some(common::resp::Frame::Error(text)) = &outcome.reply {
+            // Redis stops on an unknown command: the file is not an AOF it can read.
             if crate::dispatch::resolve(&argv).is_err() {
-                return Err(corrupt(offset, format!("{reply:?}")));
+                return Err(corrupt(offset, String::from_utf8_lossy(text).into_owned()));
             }
+            let source = crate::unexpected_error::Source::AofLoading;
+            crate::unexpected_error::report(shared, source, text, outcome.resolved);
         }
         count += 1;
         if client.multi.is_none() {

@@ -20,6 +20,7 @@
 pub mod commands;
 pub mod load;
 pub mod manifest;
+pub mod upgrade;
 
 use std::fs::File;
 use std::io::Write;

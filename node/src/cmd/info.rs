@@ -399,7 +399,11 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "tracking_total_keys", &0);
             w(out, "tracking_total_items", &0);
             w(out, "tracking_total_prefixes", &0);
-            w(out, "unexpected_error_replies", &0);
+            w(
+                out,
+                "unexpected_error_replies",
+                &shared.stats.unexpected_errors.load(Ordering::Relaxed),
+            );
             w(out, "total_error_replies", &shared.stats.errors.load(Ordering::Relaxed));
             w(out, "dump_payload_sanitizations", &0);
             w(out, "total_reads_processed", &0);

@@ -138,7 +138,7 @@ impl PendingSave {
         let result = (|| {
             let bytes = self.file.metadata()?.len();
             std::fs::rename(&self.tmp, &self.path)?;
-            File::open(&self.dir)?.sync_all()?;
+            sync_dir(&self.dir)?;
             Ok(bytes)
         })();
         match result {
@@ -149,6 +149,11 @@ impl PendingSave {
             }
         }
     }
+}
+
+/// Fsyncs a directory, so a rename or a new file in it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Why the dump file could not be loaded at startup.

@@ -101,6 +101,10 @@ impl Applier {
                 let outcome =
                     crate::dispatch::call_locked(shared, &mut ks, &mut self.client, &argv, now);
                 crate::server::count_command(shared);
+                if let Some(Frame::Error(text)) = &outcome.reply {
+                    use crate::unexpected_error::{report, Source};
+                    report(shared, Source::Master, text, outcome.resolved);
+                }
                 if let Some(resolved) = outcome.resolved {
                     let failed = outcome.reply.as_ref().is_some_and(Frame::is_error);
                     let usec = started.elapsed().as_micros() as u64;
