@@ -191,13 +191,15 @@ fn randomkey(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let mut rng = rand::thread_rng();
     // Bounded tries: a database full of expired keys must not loop forever.
     for _ in 0..100 {
-        let Some((key, _)) = ctx.db_ref().keys.random(&mut rng) else { return Ok(Frame::Null) };
+        let Some((key, _)) = ctx.db_ref().keys.fair_random(&mut rng) else {
+            return Ok(Frame::Null);
+        };
         let key = key.clone();
         if !ctx.expire_if_needed(&key) {
             return Ok(Frame::bulk(&key));
         }
     }
-    let any = ctx.db_ref().keys.random(&mut rng).map(|(k, _)| k.clone());
+    let any = ctx.db_ref().keys.fair_random(&mut rng).map(|(k, _)| k.clone());
     Ok(any.map(|k| Frame::bulk(&k)).unwrap_or(Frame::Null))
 }
 
@@ -270,7 +272,7 @@ fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let value = ks.dbs[src].remove(key).expect("looked up above");
     ks.dbs[dst].keys.insert(key, value);
     ks.dbs[dst].set_expiry(key, expiry);
-    ks.watches.touch(dst, key);
+    ks.touch_watched(dst, key);
     ks.blocking.signal(dst, key);
     ctx.modified(key);
     ctx.dirty(1);
@@ -319,7 +321,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ks.dbs[target].keys.insert(dst, value);
     ks.dbs[target].set_expiry(dst, expiry);
     if target != ctx.exec.db {
-        ks.watches.touch(target, dst);
+        ks.touch_watched(target, dst);
         ks.blocking.signal(target, dst);
     } else {
         ctx.modified(dst);

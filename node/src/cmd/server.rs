@@ -10,6 +10,7 @@ use common::resp::Frame;
 use crate::cmd::args::{int, int32, is};
 use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, repr, CommandSpec};
+use crate::db::keyspace::WholeDbChange;
 use crate::error::{CmdResult, CommandError};
 use crate::exec::{Ctx, Effect};
 use crate::push::Delivery;
@@ -80,7 +81,10 @@ fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
     let ks = &mut *ctx.exec.ks;
     let removed = ks.dbs[db].keys.len();
     let keys = &ks.dbs[db].keys;
-    ks.watches.touch_db(db, |k| keys.contains_key(k));
+    ks.watches.touch_db(db, |k| WholeDbChange {
+        was_present: keys.contains_key(k),
+        ..Default::default()
+    });
     ks.dbs[db].clear();
     removed
 }
@@ -121,14 +125,18 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if a == b {
         return Ok(Frame::ok());
     }
+    let now = ctx.now_ms;
     let ks = &mut *ctx.exec.ks;
-    ks.dbs.swap(a, b);
-    // As Redis's touchAllWatchedKeysInDb: a watched key changes only if it exists on either
-    // side of the swap.
+    // Each side's watchers see their database's table replaced by the other's.
     let (dbs, watches) = (&ks.dbs, &mut ks.watches);
-    let exists = |k: &[u8]| dbs[a].keys.get(k).is_some() || dbs[b].keys.get(k).is_some();
-    watches.touch_db(a, exists);
-    watches.touch_db(b, exists);
+    for (db, incoming) in [(a, b), (b, a)] {
+        watches.touch_db(db, |k| WholeDbChange {
+            was_present: dbs[db].keys.contains_key(k),
+            incoming: dbs[incoming].keys.contains_key(k),
+            incoming_expired: dbs[incoming].is_expired(k, now),
+        });
+    }
+    ks.dbs.swap(a, b);
     // Clients blocked in either database may now find their keys.
     for db in [a, b] {
         let ready: Vec<Bytes> = ks.dbs[db].keys.keys().map(|k| Bytes::copy_from_slice(k)).collect();

@@ -56,10 +56,14 @@ fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
-/// True if a watched key that existed at WATCH has logically expired since (Redis 7 rule).
+/// True if a watched key has logically expired since WATCH (Redis's `isWatchedKeyExpired`):
+/// one already expired at WATCH does not count.
 fn watched_key_expired(ctx: &mut Ctx<'_>) -> bool {
-    let now = ctx.now_ms;
-    ctx.client.watched.iter().any(|(db, key)| ctx.exec.ks.dbs[*db].is_expired(key, now))
+    let (now, id) = (ctx.now_ms, ctx.client.id);
+    let ks = &ctx.exec.ks;
+    ctx.client.watched.iter().any(|(db, key)| {
+        !ks.watches.watched_expired(id, *db, key) && ks.dbs[*db].is_expired(key, now)
+    })
 }
 
 fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -124,10 +128,9 @@ fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if ctx.client.watched.iter().any(|(d, k)| *d == db && k == key) {
             continue;
         }
-        // A key already expired at WATCH time is deleted now, before we register, so its
-        // deletion does not abort our own EXEC.
-        ctx.exec.expire_if_needed(key);
-        ctx.ks.watches.watch(id, db, key.clone());
+        // Redis only looks: a key already expired is flagged, not deleted (see `Watches`).
+        let expired = ctx.db_ref().is_expired(key, ctx.now_ms);
+        ctx.ks.watches.watch(id, db, key.clone(), expired);
         ctx.client.watched.push((db, key.clone()));
     }
     Ok(Frame::ok())

@@ -147,7 +147,7 @@ impl Hash {
                 let (f, v) = &v[rng.gen_range(0..v.len())];
                 Some((f, v))
             }
-            Hash::Table(d) => d.random(rng),
+            Hash::Table(d) => d.fair_random(rng),
         }
     }
 
@@ -165,7 +165,8 @@ impl Hash {
                 let mut seen = HashSet::with_capacity(count);
                 let mut out = Vec::with_capacity(count);
                 while out.len() < count {
-                    let (f, v) = d.random(rng).expect("count < len, so the table is not empty");
+                    let (f, v) =
+                        d.fair_random(rng).expect("count < len, so the table is not empty");
                     if seen.insert(f.clone()) {
                         out.push((f.clone(), v.clone()));
                     }

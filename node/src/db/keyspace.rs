@@ -57,25 +57,45 @@ impl Db {
 }
 
 /// Who is WATCHing which keys, and which of those clients have seen a watched key change.
+///
+/// A key that was already expired (its TTL passed, not yet deleted) when a client watched it is
+/// flagged for that client, as Redis 7.0's `watchedKey.expired`: its deletion is no logical
+/// change, and neither is SWAPDB bringing in another expired copy. Once it is gone the flag
+/// clears, and any later change counts.
 #[derive(Default)]
 pub struct Watches {
-    by_key: HashMap<(usize, Bytes), HashSet<u64>>,
+    /// For each watched key, its watchers and their "expired at WATCH" flags.
+    by_key: HashMap<(usize, Bytes), HashMap<u64, bool>>,
     /// Clients whose transaction must fail at EXEC.
     dirty: HashSet<u64>,
 }
 
+/// What a database-wide change (FLUSHDB, FLUSHALL, SWAPDB, a full sync) does to one watched
+/// key: whether the key was in the database's table, and for SWAPDB whether the incoming
+/// database has it and whether that copy is expired.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WholeDbChange {
+    /// The key was in the table that goes away.
+    pub was_present: bool,
+    /// The key is in the table that comes in.
+    pub incoming: bool,
+    /// That incoming copy's TTL has passed.
+    pub incoming_expired: bool,
+}
+
 impl Watches {
-    /// Registers `client` as watching `key` in `db`.
-    pub fn watch(&mut self, client: u64, db: usize, key: Bytes) {
-        self.by_key.entry((db, key)).or_default().insert(client);
+    /// Registers `client` as watching `key` in `db`; `expired`: the key is there but its TTL
+    /// has passed.
+    pub fn watch(&mut self, client: u64, db: usize, key: Bytes, expired: bool) {
+        self.by_key.entry((db, key)).or_default().insert(client, expired);
     }
 
     /// Forgets everything `client` watches.
     pub fn unwatch(&mut self, client: u64, keys: &[(usize, Bytes)]) {
         for k in keys {
-            if let Some(set) = self.by_key.get_mut(k) {
-                set.remove(&client);
-                if set.is_empty() {
+            if let Some(watchers) = self.by_key.get_mut(k) {
+                watchers.remove(&client);
+                if watchers.is_empty() {
                     self.by_key.remove(k);
                 }
             }
@@ -83,23 +103,69 @@ impl Watches {
         self.dirty.remove(&client);
     }
 
-    /// Marks every client watching `key` in `db`.
-    pub fn touch(&mut self, db: usize, key: &[u8]) {
+    /// Nobody watches anything.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// `key` in `db` was written or deleted; `present`: it is in the table now. Marks every
+    /// watcher, except those that watched it already expired (Redis's `touchWatchedKey`).
+    pub fn touch(&mut self, db: usize, key: &[u8], present: bool) {
         if self.by_key.is_empty() {
             return;
         }
-        if let Some(clients) = self.by_key.get(&(db, Bytes::copy_from_slice(key))) {
-            self.dirty.extend(clients.iter().copied());
+        let Some(watchers) = self.by_key.get_mut(&(db, Bytes::copy_from_slice(key))) else {
+            return;
+        };
+        for (client, expired) in watchers.iter_mut() {
+            if *expired {
+                // The already-expired key is gone now: no change, but the next one counts.
+                if !present {
+                    *expired = false;
+                }
+                continue;
+            }
+            self.dirty.insert(*client);
         }
     }
 
-    /// Marks every client watching a key of `db` for which `filter` holds.
-    pub fn touch_db(&mut self, db: usize, mut filter: impl FnMut(&[u8]) -> bool) {
-        for ((d, key), clients) in &self.by_key {
-            if *d == db && filter(key) {
-                self.dirty.extend(clients.iter().copied());
+    /// `db` was emptied or given another database's contents; `change(key)` says what that did
+    /// to each watched key (Redis's `touchAllWatchedKeysInDb`).
+    pub fn touch_db(&mut self, db: usize, mut change: impl FnMut(&[u8]) -> WholeDbChange) {
+        let Watches { by_key, dirty } = self;
+        for ((d, key), watchers) in by_key.iter_mut() {
+            if *d != db {
+                continue;
+            }
+            let c = change(key);
+            if !c.was_present && !c.incoming {
+                continue;
+            }
+            for (client, expired) in watchers.iter_mut() {
+                if *expired {
+                    if !c.incoming {
+                        // The expired key is deleted: no logical change.
+                        *expired = false;
+                        continue;
+                    }
+                    if c.incoming_expired {
+                        // Expired before, expired after.
+                        continue;
+                    }
+                } else if !c.was_present && c.incoming_expired {
+                    // A missing key replaced by an expired one: still missing, logically.
+                    *expired = true;
+                    continue;
+                }
+                dirty.insert(*client);
             }
         }
+    }
+
+    /// Whether `client` watched `key` in `db` when it was already expired (and it has not been
+    /// deleted since).
+    pub fn watched_expired(&self, client: u64, db: usize, key: &Bytes) -> bool {
+        self.by_key.get(&(db, key.clone())).and_then(|w| w.get(&client)).copied().unwrap_or(false)
     }
 
     /// True if a key `client` watches has changed since WATCH.
@@ -171,6 +237,15 @@ impl Keyspace {
         }
     }
 
+    /// Marks the clients watching `key` in `db` (it was just written or deleted).
+    pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        if self.watches.is_empty() {
+            return;
+        }
+        let present = self.dbs[db].keys.contains_key(key);
+        self.watches.touch(db, key, present);
+    }
+
     /// Samples volatile keys of `db` and deletes the expired ones, as Redis's active expiry
     /// cycle does. Returns the deleted keys (for propagation as DEL) and whether more than a
     /// quarter of the sample had expired (the caller may run again).
@@ -196,7 +271,7 @@ impl Keyspace {
         }
         for key in &expired {
             d.remove(key);
-            self.watches.touch(db, key);
+            self.watches.touch(db, key, false);
         }
         for key in &expired {
             self.notify.record(&mut self.events, db, crate::notify::class::EXPIRED, "expired", key);

@@ -162,7 +162,7 @@ impl Set {
         match self {
             Set::Intset(v) if v.is_empty() => None,
             Set::Intset(v) => Some(int_member(v[rng.gen_range(0..v.len())])),
-            Set::Table(d) => d.random(rng).map(|(k, _)| k.clone()),
+            Set::Table(d) => d.fair_random(rng).map(|(k, _)| k.clone()),
         }
     }
 
