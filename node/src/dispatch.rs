@@ -245,7 +245,7 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
     }
     // A protected command is refused before it could be queued, as in Redis.
     if name == "debug" {
-        if let Some(refusal) = cmd::server::debug_refusal(shared, client) {
+        if let Some(refusal) = cmd::debug::refusal(shared, client) {
             return Done(Box::new(Outcome::rejected(reject(shared, client, argv, refusal), found)));
         }
     }

@@ -287,7 +287,8 @@ fn write(ks: &Keyspace, options: WriteOptions, repl: Option<ReplAux<'_>>) -> Vec
 
 fn load(bytes: &[u8]) -> Result<(Keyspace, persist::LoadSummary), RdbError> {
     let mut ks = Keyspace::new(16);
-    let options = LoadOptions { expired_before: None, total_len: Some(bytes.len() as u64) };
+    let options =
+        LoadOptions { expired_before: None, total_len: Some(bytes.len() as u64), merge: false };
     let summary = persist::load(bytes, &mut ks, &options)?;
     Ok((ks, summary))
 }
@@ -638,7 +639,7 @@ fn expired_keys_are_dropped_only_when_asked() {
     let (all, summary) = load(&bytes).expect("loads");
     assert_eq!((all.dbs[2].keys.len(), summary.keys_expired), (2, 0));
     let mut fresh = Keyspace::new(16);
-    let options = LoadOptions { expired_before: Some(2_000), total_len: None };
+    let options = LoadOptions { expired_before: Some(2_000), total_len: None, merge: false };
     let summary = persist::load(&bytes[..], &mut fresh, &options).expect("loads");
     assert_eq!((summary.keys_loaded, summary.keys_expired), (1, 1));
     assert!(fresh.dbs[2].keys.contains_key(b"kept"));
@@ -660,7 +661,8 @@ fn nothing_after_the_rdb_is_lost() {
     assert_eq!(summary.trailing, &stream[file.len()..]);
     // Known length: the loader reads exactly that much.
     let mut rest: &[u8] = &stream;
-    let options = LoadOptions { expired_before: None, total_len: Some(file.len() as u64) };
+    let options =
+        LoadOptions { expired_before: None, total_len: Some(file.len() as u64), merge: false };
     let summary = persist::load(&mut rest, &mut Keyspace::new(16), &options).expect("loads");
     assert!(summary.trailing.is_empty());
     assert_eq!(rest, &stream[file.len()..]);
@@ -1284,8 +1286,11 @@ fn truncation_at_every_offset_is_an_end_of_file_error() {
         for cut in 0..file.len() {
             for sized in [true, false] {
                 let mut ks = Keyspace::new(16);
-                let options =
-                    LoadOptions { expired_before: None, total_len: sized.then_some(cut as u64) };
+                let options = LoadOptions {
+                    expired_before: None,
+                    total_len: sized.then_some(cut as u64),
+                    merge: false,
+                };
                 match persist::load(&file[..cut], &mut ks, &options) {
                     Err(RdbError::Truncated { offset }) => assert_eq!(offset, cut as u64),
                     other => panic!("cut at {cut} (sized {sized}): {other:?}"),
@@ -1473,6 +1478,7 @@ fn twenty_thousand_mutations_never_panic() {
         let options = LoadOptions {
             expired_before: None,
             total_len: (i % 2 == 0).then_some(input.len() as u64),
+            merge: false,
         };
         match persist::load(&input[..], &mut ks, &options) {
             Ok(_) => ok += 1,

@@ -26,6 +26,7 @@ pub mod command;
 pub mod command_keys;
 pub mod config;
 pub mod connection;
+pub mod debug;
 pub mod docs;
 pub mod dump;
 pub mod hashes;

@@ -2,7 +2,6 @@
 //! SLOWLOG LATENCY COMMAND.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::resp::Frame;
@@ -25,7 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), time),
     cmd("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), lastsave),
     cmd("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), role),
-    cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), debug),
+    cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), super::debug::debug),
     cmd(
         "shutdown",
         -1,
@@ -77,7 +76,7 @@ fn flush_mode(args: &[Bytes]) -> Result<(), CommandError> {
 }
 
 /// Empties one database, marking its watchers. Returns how many keys it held.
-fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
+pub fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
     let ks = &mut *ctx.exec.ks;
     let removed = ks.dbs[db].keys.len();
     let keys = &ks.dbs[db].keys;
@@ -164,90 +163,6 @@ fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 /// ROLE: master with its online replicas, or replica with its link state.
 fn role(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(crate::repl::report::role(ctx.server))
-}
-
-/// `enable-debug-command`: whether this client may run DEBUG; the refusal is Redis's.
-pub fn debug_refusal(shared: &Shared, client: &crate::client::ClientState) -> Option<CommandError> {
-    let allowed = match shared.config.read().settings.enable_debug_command.as_str() {
-        "yes" => true,
-        "local" => client.addr.ip().is_loopback(),
-        _ => false,
-    };
-    (!allowed).then(|| {
-        CommandError::err(
-            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-        )
-    })
-}
-
-fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if let Some(refusal) = debug_refusal(ctx.server, ctx.client) {
-        return Err(refusal);
-    }
-    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    match (sub.as_str(), args.len()) {
-        ("sleep", 3) => {
-            let secs = common::fmt::parse_f64(&args[2]).ok_or(CommandError::NotFloat)?;
-            // DEBUG SLEEP freezes the whole server, as in Redis (it holds the keyspace lock
-            // every command needs); tests use it to simulate a hung node.
-            std::thread::sleep(Duration::from_secs_f64(secs.max(0.0)));
-            Ok(Frame::ok())
-        }
-        ("set-active-expire", 3) => {
-            ctx.server.active_expire.store(&args[2][..] != b"0", Ordering::Relaxed);
-            Ok(Frame::ok())
-        }
-        ("object", 3) => {
-            let Some(value) = ctx.lookup_write(&args[2]) else {
-                return Err(CommandError::NoSuchKey);
-            };
-            let text = format!(
-                "Value at:0x0 refcount:1 encoding:{} serializedlength:0 lru:0 lru_seconds_idle:0",
-                value.encoding()
-            );
-            Ok(Frame::Simple(Bytes::from(text)))
-        }
-        ("populate", 3..=5) => {
-            let count = crate::cmd::args::int(&args[2])?;
-            if count < 0 {
-                return Err(CommandError::err("value is out of range, must be positive"));
-            }
-            let prefix = args.get(3).map_or(&b"key"[..], |p| &p[..]);
-            let size = match args.get(4) {
-                Some(s) => match crate::cmd::args::int(s)? {
-                    n if n >= 0 => Some(n as usize),
-                    _ => return Err(CommandError::err("value is out of range, must be positive")),
-                },
-                None => None,
-            };
-            for j in 0..count {
-                let key = [prefix, b":", j.to_string().as_bytes()].concat();
-                if ctx.db_ref().keys.get(&key).is_some() {
-                    continue;
-                }
-                let mut value = format!("value:{j}").into_bytes();
-                if let Some(size) = size {
-                    // Padded with zero bytes or cut to `size`, as Redis does.
-                    value.resize(size, 0);
-                }
-                ctx.db_mut().keys.insert(&key, crate::db::Value::string(&value));
-            }
-            Ok(Frame::ok())
-        }
-        ("help", _) => Ok(super::help::reply(
-            "DEBUG",
-            &[
-                ("OBJECT <key>", "Internal details of a key's value."),
-                (
-                    "POPULATE <count> [<prefix>] [<size>]",
-                    "Create <count> string keys named <prefix>:<n> (test data; not replicated).",
-                ),
-                ("SET-ACTIVE-EXPIRE 0|1", "Turn the background expiry of keys off or on."),
-                ("SLEEP <seconds>", "Freeze the whole server for that long (fractions allowed)."),
-            ],
-        )),
-        _ => Err(subcommand_syntax(&args[1], "DEBUG")),
-    }
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

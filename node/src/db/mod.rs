@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod dict;
+pub mod digest;
 pub mod hash;
 pub mod hll;
 pub mod keyspace;

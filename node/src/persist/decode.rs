@@ -29,6 +29,9 @@ pub struct LoadOptions {
     /// The size of the input when known (a file, a `$<len>` replication transfer): lengths are
     /// then checked against it before anything is allocated, and nothing past it is read.
     pub total_len: Option<u64>,
+    /// A key already in the keyspace is replaced instead of failing the load (DEBUG RELOAD
+    /// MERGE, Redis's `RDBFLAGS_ALLOW_DUP`).
+    pub merge: bool,
 }
 
 /// What the checksum said.
@@ -100,10 +103,19 @@ pub fn load_file(
     expired_before: Option<i64>,
     progress: Option<&AtomicU64>,
 ) -> Result<LoadSummary, RdbError> {
+    load_file_with(path, ks, LoadOptions { expired_before, ..Default::default() }, progress)
+}
+
+/// [`load_file`] with every option (the file's size is filled in).
+pub fn load_file_with(
+    path: &Path,
+    ks: &mut Keyspace,
+    mut options: LoadOptions,
+    progress: Option<&AtomicU64>,
+) -> Result<LoadSummary, RdbError> {
     let io = |source| RdbError::Io { offset: 0, source };
     let file = File::open(path).map_err(io)?;
-    let total = file.metadata().map_err(io)?.len();
-    let options = LoadOptions { expired_before, total_len: Some(total) };
+    options.total_len = Some(file.metadata().map_err(io)?.len());
     match progress {
         Some(loaded) => load(Counted { inner: file, loaded }, ks, &options),
         None => load(file, ks, &options),
@@ -255,6 +267,9 @@ pub fn load<R: Read>(
                     }
                 }
                 let d = &mut ks.dbs[db];
+                if options.merge {
+                    d.remove(&key);
+                }
                 if d.keys.insert(&key, value).is_some() {
                     return Err(RdbError::Corrupt {
                         offset: at,

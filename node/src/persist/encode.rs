@@ -52,8 +52,10 @@ fn node_takes(fill: i64, node_bytes: usize, count: usize, len: usize) -> bool {
     }
     new_bytes <= QUICKLIST_SAFETY_BYTES && (count as i64) < fill
 }
-/// Elements this large get a PLAIN quicklist node (`packed_threshold`).
-const PLAIN_ELEMENT: usize = 1 << 30;
+/// Elements this large get a PLAIN quicklist node (Redis's `packed_threshold`, 1 GB unless
+/// DEBUG QUICKLIST-PACKED-THRESHOLD changes it).
+pub static PACKED_THRESHOLD: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(1 << 30);
 
 /// Writer settings.
 #[derive(Debug, Clone, Copy)]
@@ -289,8 +291,9 @@ impl ValueEncoder {
         self.nodes.clear();
         let fill = l.fill;
         let mut open: Option<(Builder, usize)> = None;
+        let plain = PACKED_THRESHOLD.load(std::sync::atomic::Ordering::Relaxed);
         for (i, item) in l.items.iter().enumerate() {
-            if item.len() >= PLAIN_ELEMENT {
+            if item.len() >= plain {
                 if let Some((lp, _)) = open.take() {
                     let start = lp.start();
                     lp.finish(&mut self.scratch);

@@ -85,7 +85,7 @@ pub mod ziplist;
 
 use std::borrow::Cow;
 
-pub use decode::{load, load_file, Checksum, LoadOptions, LoadSummary};
+pub use decode::{load, load_file, load_file_with, Checksum, LoadOptions, LoadSummary};
 pub use encode::{write_keyspace, Aux, RdbWriter, ReplAux, WriteOptions};
 
 /// The RDB version we write and the newest we read (Redis 7.0).

@@ -355,7 +355,7 @@ mod tests {
             assert!(ks.dbs.iter().all(|d| d.keys.frozen_as().is_none()), "left frozen");
             let bytes = snap.into_output().expect("finished");
             let mut loaded = Keyspace::new(4);
-            let options = LoadOptions { expired_before: None, total_len: Some(bytes.len() as u64) };
+            let options = LoadOptions { total_len: Some(bytes.len() as u64), ..Default::default() };
             load(&bytes[..], &mut loaded, &options).unwrap();
             assert_eq!(dump(&loaded), t0, "seed {seed}");
         }

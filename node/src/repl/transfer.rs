@@ -177,8 +177,8 @@ impl Received {
         match self {
             Received::Memory(bytes) => {
                 let options = crate::persist::LoadOptions {
-                    expired_before: None,
                     total_len: Some(bytes.len() as u64),
+                    ..Default::default()
                 };
                 crate::persist::load(&bytes[..], ks, &options)
             }
@@ -186,7 +186,7 @@ impl Received {
                 let file = File::open(path)
                     .map_err(|source| crate::persist::RdbError::Io { offset: 0, source })?;
                 let total_len = file.metadata().ok().map(|m| m.len());
-                let options = crate::persist::LoadOptions { expired_before: None, total_len };
+                let options = crate::persist::LoadOptions { total_len, ..Default::default() };
                 crate::persist::load(BufReader::with_capacity(1 << 16, file), ks, &options)
             }
         }
