@@ -377,6 +377,42 @@ async fn object_idletime_counts_from_the_last_access_and_object_does_not_touch()
     server.stop().await;
 }
 
+/// RESTORE's IDLETIME sets the key's idle time under an LRU policy, and FREQ its counter under
+/// an LFU one (Redis's test suite checks both).
+#[tokio::test]
+async fn restore_sets_the_access_history_it_is_given() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let run = |args: &[&str]| {
+        let mut command = redis::cmd(args[0]);
+        for a in &args[1..] {
+            command.arg(*a);
+        }
+        command
+    };
+    let _: () = run(&["SET", "foo", "bar"]).query_async(&mut c).await.unwrap();
+    let payload: Vec<u8> = run(&["DUMP", "foo"]).query_async(&mut c).await.unwrap();
+    for (policy, option, value, report) in
+        [("allkeys-lru", "IDLETIME", 1000, "IDLETIME"), ("allkeys-lfu", "FREQ", 100, "FREQ")]
+    {
+        let _: () =
+            run(&["CONFIG", "SET", "maxmemory-policy", policy]).query_async(&mut c).await.unwrap();
+        let _: () = redis::cmd("RESTORE")
+            .arg("foo")
+            .arg(0)
+            .arg(&payload)
+            .arg("REPLACE")
+            .arg(option)
+            .arg(value)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let got: i64 = run(&["OBJECT", report, "foo"]).query_async(&mut c).await.unwrap();
+        assert!((value..=value + 2).contains(&got), "{policy}: OBJECT {report} is {got}");
+    }
+    server.stop().await;
+}
+
 /// Inside EXEC, SUBSCRIBE runs (the client is then in pub/sub mode, so PING answers the
 /// pub/sub way; in RESP3 the confirmation is a push inside EXEC's array), while MONITOR is
 /// refused: Redis's bytes, taken from redis-server 7.0.15.

@@ -100,6 +100,15 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::ok());
     }
     ctx.set(key, value);
+    use crate::persist::decode::AccessHint;
+    let hint = match (opts.idletime, opts.freq) {
+        (Some(idle), _) => Some(AccessHint::IdleSeconds(idle as u64)),
+        (_, Some(freq)) => Some(AccessHint::Freq(freq as u8)),
+        _ => None,
+    };
+    if let (Some(hint), Some((_, stamp))) = (hint, ctx.db_mut().keys.get_touch(key)) {
+        hint.apply(stamp);
+    }
     if when != 0 {
         ctx.db_mut().set_expiry(key, Some(when));
         if !opts.absttl {

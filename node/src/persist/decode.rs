@@ -307,9 +307,10 @@ pub fn load<R: Read>(
 }
 
 /// The access history a file may carry for its next key (written by Redis under an LRU or LFU
-/// `maxmemory-policy`), so eviction after a restart or a full sync knows which keys were idle.
+/// `maxmemory-policy`), so eviction after a restart or a full sync knows which keys were idle;
+/// RESTORE's IDLETIME and FREQ give the same.
 #[derive(Debug, Clone, Copy)]
-enum AccessHint {
+pub enum AccessHint {
     /// RDB_OPCODE_FREQ: the LFU counter.
     Freq(u8),
     /// RDB_OPCODE_IDLE: seconds since the last access.
@@ -319,7 +320,7 @@ enum AccessHint {
 impl AccessHint {
     /// Sets the key's stamp from the hint when it matches how stamps are kept now (Redis's
     /// `objectSetLRUOrLFU`); a hint of the other kind is dropped.
-    fn apply(self, stamp: &mut crate::db::Lru) {
+    pub fn apply(self, stamp: &mut crate::db::Lru) {
         let lfu = crate::db::access::is_lfu();
         match self {
             AccessHint::Freq(counter) if lfu => *stamp = crate::db::Lru::with_count(counter),
