@@ -325,7 +325,12 @@ fn execute(
         }
         other => outcome.effect = other,
     }
-    serve_blocked(ks, now_ms, shared.is_propagating(), replica, &mut out);
+    if !ks.blocking.ready.is_empty() {
+        // Served after the command, on the clock as it is now (as Redis's
+        // handleClientsBlockedOnKeys): a key that expired meanwhile (a transaction that slept)
+        // leaves its waiters blocked.
+        serve_blocked(ks, crate::server::unix_ms(), shared.is_propagating(), replica, &mut out);
+    }
     crate::notify::flush(shared, ks);
     let done = shared.propagate(ks, out);
     if let Some(offset) = done.repl {

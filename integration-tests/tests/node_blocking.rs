@@ -1,0 +1,41 @@
+//! Blocked clients served after a command, checked on redis-server and warden-node alike.
+
+use std::time::Duration;
+
+use integration_tests::nodes::{cmd, Kind, Node};
+use integration_tests::wait;
+
+/// A transaction pushes to the key a client waits on, gives it a short TTL and then sleeps
+/// past it: by the time the waiter would be served the key has expired, so it stays blocked
+/// (Redis serves waiters on the clock as it is after the command, not when it began).
+#[test]
+fn a_waiter_stays_blocked_when_its_key_expired_before_it_could_be_served() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &["--enable-debug-command", "yes"]);
+        let mut c = node.connect();
+        let _: () = cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        let mut waiter = node.connect();
+        let id: i64 = cmd(&mut waiter, &["CLIENT", "ID"]);
+        let blocked = std::thread::spawn(move || {
+            redis::cmd("BRPOP").arg("k").arg(0).query::<Option<Vec<String>>>(&mut waiter)
+        });
+        wait::until("the waiter to block", Duration::from_secs(10), || {
+            match node.info("blocked_clients").as_deref() {
+                Some("1") => Ok(()),
+                other => Err(format!("blocked_clients {other:?}")),
+            }
+        });
+        let _: () = cmd(&mut c, &["MULTI"]);
+        for args in
+            [&["RPUSH", "k", "hello"][..], &["PEXPIRE", "k", "100"], &["DEBUG", "SLEEP", "0.2"]]
+        {
+            let _: String = cmd(&mut c, args);
+        }
+        let _: redis::Value = cmd(&mut c, &["EXEC"]);
+        assert_eq!(node.info("blocked_clients").as_deref(), Some("1"), "{kind:?}: waiter served");
+        let unblocked: i64 = cmd(&mut c, &["CLIENT", "UNBLOCK", &id.to_string()]);
+        assert_eq!(unblocked, 1, "{kind:?}");
+        assert_eq!(blocked.join().unwrap().unwrap(), None, "{kind:?}");
+        assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "k"]), 0, "{kind:?}");
+    }
+}
