@@ -136,13 +136,21 @@ fn keyword_position(argv: &[Bytes], keyword: &str, startfrom: i32) -> Option<i64
 }
 
 /// A command's own key finder (a `getkeys_proc` in Redis's db.c), used when its key specs
-/// cannot be followed (a bad key count) or their flags depend on the arguments (SET … GET).
-/// Redis also has finders for SORT, MIGRATE, GEORADIUS, XREAD and BITFIELD; warden-node
-/// implements none of those, so they are not ported.
+/// cannot be followed (a bad key count, keys found by keyword) or their flags depend on the
+/// arguments (SET … GET). Redis also has finders for MIGRATE, GEORADIUS and XREAD; warden-node
+/// implements none of those commands, so they are not ported.
 #[derive(Debug, Clone, Copy)]
 enum NativeKeys {
     /// `setGetKeys`: the key at 1, read as well as written when a GET argument is present.
     Set,
+    /// `sortGetKeys`: the key at 1, and the argument after the last STORE (LIMIT's two
+    /// arguments and BY's and GET's one are skipped over).
+    Sort,
+    /// `sortROGetKeys`: the key at 1.
+    SortRo,
+    /// `bitfieldGetKeys`: the key at 1, read-only while every operation is a GET (or
+    /// OVERFLOW), otherwise written.
+    Bitfield,
     /// `genericGetKeys`: a key count at `count`, keys from `first` every `step`, and a
     /// destination key at `store` (0: none) listed last. These keys carry no flags.
     Counted { store: usize, count: usize, first: usize, step: usize },
@@ -152,6 +160,9 @@ fn native_keys(fullname: &str) -> Option<NativeKeys> {
     let counted = |store, count, first| Some(NativeKeys::Counted { store, count, first, step: 1 });
     match fullname {
         "set" => Some(NativeKeys::Set),
+        "sort" => Some(NativeKeys::Sort),
+        "sort_ro" => Some(NativeKeys::SortRo),
+        "bitfield" => Some(NativeKeys::Bitfield),
         "lmpop" | "zmpop" | "sintercard" | "zunion" | "zinter" | "zdiff" | "zintercard" => {
             counted(0, 1, 2)
         }
@@ -172,6 +183,47 @@ impl NativeKeys {
                     .any(|a| crate::dispatch::c_str(a).eq_ignore_ascii_case(b"get"));
                 let flags: &'static [&'static str] =
                     if get { &["RW", "access", "update"] } else { &["OW", "update"] };
+                vec![FoundKey { pos: 1, flags }]
+            }
+            NativeKeys::Sort => {
+                const READ: &[&str] = &["RO", "access"];
+                let mut keys = vec![FoundKey { pos: 1, flags: READ }];
+                let mut store = None;
+                let mut i = 2;
+                while i < argv.len() {
+                    let word = crate::dispatch::c_str(&argv[i]).to_ascii_lowercase();
+                    match word.as_slice() {
+                        b"limit" => i += 2,
+                        b"get" | b"by" => i += 1,
+                        // The store key itself is looked at as an option next, as Redis does.
+                        b"store" if i + 1 < argv.len() => store = Some(i + 1),
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                keys.extend(store.map(|pos| FoundKey { pos, flags: &["OW", "update"] }));
+                keys
+            }
+            NativeKeys::SortRo => vec![FoundKey { pos: 1, flags: &["RO", "access"] }],
+            NativeKeys::Bitfield => {
+                let mut read_only = true;
+                let mut i = 2;
+                while i < argv.len() {
+                    let rest = argv.len() - i - 1;
+                    let op = crate::dispatch::c_str(&argv[i]).to_ascii_lowercase();
+                    match op.as_slice() {
+                        b"get" if rest >= 2 => i += 2,
+                        b"overflow" if rest >= 1 => i += 1,
+                        // SET, INCRBY, or a syntax error: assume a write, as Redis does.
+                        _ => {
+                            read_only = false;
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                let flags: &'static [&'static str] =
+                    if read_only { &["RO", "access"] } else { &["RW", "access", "update"] };
                 vec![FoundKey { pos: 1, flags }]
             }
             NativeKeys::Counted { store, count, first, step } => {
