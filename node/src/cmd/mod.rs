@@ -29,6 +29,7 @@ pub mod connection;
 pub mod debug;
 pub mod docs;
 pub mod dump;
+pub mod functions;
 pub mod hashes;
 pub mod help;
 pub mod hyperloglog;
@@ -213,7 +214,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 23] {
+fn families() -> [&'static [CommandSpec]; 24] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -237,6 +238,7 @@ fn families() -> [&'static [CommandSpec]; 23] {
         persistence::COMMANDS,
         replication::COMMANDS,
         scripting::COMMANDS,
+        functions::COMMANDS,
         sort::COMMANDS,
     ]
 }
