@@ -1,6 +1,7 @@
 //! INFO's keyspace_hits and keyspace_misses, command by command, against redis-server: which
 //! lookups count (reads, and the sources some writes read) and which do not (a write's own
-//! key) is Redis's per command, and monitoring compares hit rates across servers.
+//! key) is Redis's per command, and monitoring compares hit rates across servers. Also the
+//! latency monitor (LATENCY LATEST and co.) against redis-server.
 
 use integration_tests::nodes::{Kind, Node};
 
@@ -59,4 +60,39 @@ fn keyspace_hits_and_misses_count_as_in_redis() {
         }
     }
     assert!(differ.is_empty(), "hits/misses differ:\n{}", differ.join("\n"));
+}
+
+/// The latency monitor, on redis-server and warden-node alike: with
+/// `latency-monitor-threshold` set, a slow command is recorded under `command` (LATEST,
+/// HISTORY, GRAPH, DOCTOR), RESET forgets it, and nothing is recorded below the threshold.
+#[test]
+fn the_latency_monitor_records_slow_commands() {
+    use integration_tests::nodes::cmd;
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &["--enable-debug-command", "yes"]);
+        let mut c = node.connect();
+        let _: () = cmd(&mut c, &["DEBUG", "SLEEP", "0.12"]);
+        let none: Vec<redis::Value> = cmd(&mut c, &["LATENCY", "LATEST"]);
+        assert!(none.is_empty(), "{kind:?}: recorded with the monitor off");
+        let _: () = cmd(&mut c, &["CONFIG", "SET", "latency-monitor-threshold", "100"]);
+        let _: () = cmd(&mut c, &["DEBUG", "SLEEP", "0.12"]);
+        let _: String = cmd(&mut c, &["PING"]);
+        let latest: Vec<(String, i64, i64, i64)> = cmd(&mut c, &["LATENCY", "LATEST"]);
+        assert_eq!(latest.len(), 1, "{kind:?}: {latest:?}");
+        let (event, _, last, max) = &latest[0];
+        assert_eq!(event, "command", "{kind:?}");
+        assert!(*last >= 120 && *max >= 120, "{kind:?}: {latest:?}");
+        let history: Vec<(i64, i64)> = cmd(&mut c, &["LATENCY", "HISTORY", "command"]);
+        assert_eq!(history.len(), 1, "{kind:?}: {history:?}");
+        let graph: String = cmd(&mut c, &["LATENCY", "GRAPH", "command"]);
+        assert!(graph.starts_with("command - high "), "{kind:?}: {graph}");
+        let doctor: String = cmd(&mut c, &["LATENCY", "DOCTOR"]);
+        assert!(doctor.contains("command"), "{kind:?}: {doctor}");
+        assert_eq!(cmd::<i64>(&mut c, &["LATENCY", "RESET"]), 1, "{kind:?}");
+        let none: Vec<redis::Value> = cmd(&mut c, &["LATENCY", "LATEST"]);
+        assert!(none.is_empty(), "{kind:?}: RESET left {none:?}");
+        let missing = redis::cmd("LATENCY").arg("GRAPH").arg("command").query::<String>(&mut c);
+        let text = missing.unwrap_err().to_string();
+        assert!(text.contains("No samples available for event 'command'"), "{kind:?}: {text}");
+    }
 }

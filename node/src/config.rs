@@ -556,6 +556,8 @@ pub struct Settings {
     pub slowlog_slower_than: i64,
     /// SLOWLOG length.
     pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` in ms (0: the latency monitor is off).
+    pub latency_monitor_threshold: u64,
     /// Threads that run client connections.
     pub io_threads: usize,
     /// How long the event loop keeps polling after serving requests (see `busy_poll`).
@@ -785,6 +787,7 @@ fn placeholder_settings() -> Settings {
         min_replicas_max_lag: 10,
         slowlog_slower_than: 10000,
         slowlog_max_len: 128,
+        latency_monitor_threshold: 0,
         io_threads: 1,
         busy_poll_us: 20,
         eviction: crate::evict::Limits::default(),
@@ -1062,6 +1065,7 @@ impl Config {
             min_replicas_max_lag: self.int("min-replicas-max-lag") as u64,
             slowlog_slower_than: self.int("slowlog-log-slower-than"),
             slowlog_max_len: self.int("slowlog-max-len") as usize,
+            latency_monitor_threshold: self.int("latency-monitor-threshold") as u64,
             io_threads: self.int("io-threads") as usize,
             busy_poll_us: self.int("busy-poll-us") as u64,
             eviction: crate::evict::Limits {

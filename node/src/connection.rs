@@ -160,6 +160,7 @@ struct BatchLimits {
     max_bulk_len: usize,
     slowlog_slower_than: i64,
     slowlog_max_len: usize,
+    latency_monitor_threshold: u64,
 }
 
 /// Completes when the client is killed or the server shuts down. Built once per connection
@@ -246,6 +247,7 @@ impl Connection {
                 max_bulk_len: s.proto_max_bulk_len,
                 slowlog_slower_than: s.slowlog_slower_than,
                 slowlog_max_len: s.slowlog_max_len,
+                latency_monitor_threshold: s.latency_monitor_threshold,
             }
         };
         let mut last = None;
@@ -375,7 +377,8 @@ impl Connection {
         }
     }
 
-    /// SLOWLOG and MONITOR after each command (both cost nothing unless in use).
+    /// SLOWLOG, the latency monitor and MONITOR after each command (each costs nothing unless
+    /// in use).
     fn after_command(
         &mut self,
         argv: &[bytes::Bytes],
@@ -411,6 +414,13 @@ impl Connection {
                 },
                 limits.slowlog_max_len,
             );
+        }
+        if let Some(r) = resolved {
+            // Redis's latency monitor: `fast-command` for commands flagged fast.
+            let fast = r.spec.has(crate::cmd::flags::FAST);
+            let event = if fast { "fast-command" } else { "command" };
+            let threshold = limits.latency_monitor_threshold;
+            crate::latency_monitor::record(&self.shared, event, took, threshold);
         }
         if self.shared.monitoring.load(Ordering::Relaxed) > 0 {
             let skip = resolved.is_none_or(|r| {

@@ -158,7 +158,10 @@ fn replication_cron(shared: &Shared) {
 
 /// Deletes expired keys by sampling, like Redis's active expire cycle, within a time budget.
 pub fn active_expire(shared: &Shared) {
-    let effort = ExpireEffort::new(shared.config.read().settings.active_expire_effort);
+    let (effort, latency_threshold) = {
+        let s = &shared.config.read().settings;
+        (ExpireEffort::new(s.active_expire_effort), s.latency_monitor_threshold)
+    };
     let started = Instant::now();
     let mut rng = rand::thread_rng();
     let mut ks = shared.keyspace.lock();
@@ -180,6 +183,8 @@ pub fn active_expire(shared: &Shared) {
     }
     crate::notify::flush(shared, &mut ks);
     shared.propagate(&mut ks, out);
+    drop(ks);
+    crate::latency_monitor::record(shared, "expire-cycle", started.elapsed(), latency_threshold);
 }
 
 #[cfg(test)]

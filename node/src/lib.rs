@@ -30,6 +30,7 @@ pub mod error;
 pub mod evict;
 pub mod exec;
 pub mod latency_histogram;
+pub mod latency_monitor;
 pub mod notify;
 pub mod output_limit;
 pub mod persist;

@@ -87,6 +87,8 @@ pub struct Shared {
     pub stats: Stats,
     /// SLOWLOG entries.
     pub slowlog: Mutex<SlowLog>,
+    /// The latency monitor's samples (LATENCY LATEST and co.).
+    pub latency: Mutex<crate::latency_monitor::LatencyMonitor>,
     /// 40 hex characters, new on every start.
     pub run_id: String,
     /// When the server started.
@@ -216,6 +218,7 @@ impl Shared {
             command_stats: Mutex::new(Default::default()),
             stats: Stats::default(),
             slowlog: Mutex::new(SlowLog::default()),
+            latency: Mutex::default(),
             run_id: new_run_id(),
             started: Instant::now(),
             startup_memory: crate::alloc::in_use() as u64,

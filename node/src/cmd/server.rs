@@ -45,8 +45,8 @@ static SLOWLOG: &[CommandSpec] = &[
 ];
 
 static LATENCY: &[CommandSpec] = &[
-    cmd("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_empty),
-    cmd("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_empty),
+    cmd("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_latest),
+    cmd("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_history),
     cmd("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_reset),
     cmd("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_doctor),
     cmd("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), latency_graph),
@@ -315,26 +315,53 @@ fn slowlog_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     ))
 }
 
-fn latency_empty(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(Frame::Array(vec![]))
-}
-
-fn latency_reset(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(Frame::Integer(0))
-}
-
-fn latency_doctor(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(Frame::Verbatim(
-        "txt",
-        Bytes::from_static(b"No latency spikes have been recorded since this server started.\n"),
+fn latency_latest(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let rows = ctx.server.latency.lock().latest();
+    Ok(Frame::Array(
+        rows.into_iter()
+            .map(|(event, time, latest, max)| {
+                Frame::Array(vec![
+                    Frame::bulk(event.as_bytes()),
+                    Frame::Integer(time),
+                    Frame::Integer(latest as i64),
+                    Frame::Integer(max as i64),
+                ])
+            })
+            .collect(),
     ))
 }
 
-fn latency_graph(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Err(CommandError::err(format!(
-        "No samples available for event '{}'",
-        String::from_utf8_lossy(&args[2])
-    )))
+fn latency_history(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let event = String::from_utf8_lossy(&args[2]);
+    let monitor = ctx.server.latency.lock();
+    let samples = monitor.series(&event).map(|s| s.samples.clone()).unwrap_or_default();
+    Ok(Frame::Array(
+        samples
+            .into_iter()
+            .map(|(time, ms)| Frame::Array(vec![Frame::Integer(time), Frame::Integer(ms as i64)]))
+            .collect(),
+    ))
+}
+
+fn latency_reset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let events: Vec<String> =
+        args[2..].iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    Ok(Frame::Integer(ctx.server.latency.lock().reset(&events) as i64))
+}
+
+fn latency_doctor(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let report = crate::latency_monitor::doctor(&ctx.server.latency.lock());
+    Ok(Frame::Verbatim("txt", Bytes::from(report)))
+}
+
+fn latency_graph(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let event = String::from_utf8_lossy(&args[2]);
+    match ctx.server.latency.lock().series(&event) {
+        Some(series) => {
+            Ok(Frame::Verbatim("txt", Bytes::from(crate::latency_monitor::graph(&event, series))))
+        }
+        None => Err(CommandError::err(format!("No samples available for event '{event}'"))),
+    }
 }
 
 fn latency_histogram(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -366,7 +393,7 @@ fn latency_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         &[
             (
                 "LATEST | HISTORY <event> | GRAPH <event>",
-                "Recorded latency spikes (none are recorded yet).",
+                "Latency spikes recorded while latency-monitor-threshold is set: the latest of each event, an event's samples, or its graph.",
             ),
             ("RESET [<event> ...]", "Forget recorded samples."),
             ("DOCTOR", "A readable summary."),
