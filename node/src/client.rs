@@ -176,6 +176,9 @@ pub struct ClientState {
     pub multi_failed: bool,
     /// Keys this client WATCHes.
     pub watched: Vec<(usize, Bytes)>,
+    /// The query buffer while a command runs: that command's bytes and whatever follows
+    /// them (Redis's `qbuf` as the client sees it in its own CLIENT LIST line).
+    pub query_pending: usize,
     /// Subscribed channels.
     pub channels: BTreeSet<Bytes>,
     /// Subscribed patterns.
@@ -237,6 +240,7 @@ impl ClientState {
             multi: None,
             multi_failed: false,
             watched: Vec::new(),
+            query_pending: 0,
             channels: Default::default(),
             patterns: Default::default(),
             reply_mode: ReplyMode::Off,

@@ -98,6 +98,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         multi: None,
         multi_failed: false,
         watched: Vec::new(),
+        query_pending: 0,
         channels: Default::default(),
         patterns: Default::default(),
         reply_mode: ReplyMode::On,
@@ -263,6 +264,7 @@ impl Connection {
                 max_bulk_len: limits.max_bulk_len,
                 unauthenticated: !self.client.authenticated,
             };
+            let pending = self.input.len();
             let argv = match parse_request(&mut self.input, request_limits) {
                 Ok(Some(argv)) => argv,
                 Ok(None) => break Ok(None),
@@ -274,6 +276,7 @@ impl Connection {
             if argv.is_empty() {
                 continue;
             }
+            self.client.query_pending = pending;
             if self.shared.is_pausing() {
                 self.wait_if_paused(&argv).await?;
                 mark = quanta::Instant::now();

@@ -377,6 +377,19 @@ async fn object_idletime_counts_from_the_last_access_and_object_does_not_touch()
     server.stop().await;
 }
 
+/// A client's own CLIENT LIST / CLIENT INFO line shows its query buffer as Redis does while
+/// the command runs: the command's 26 bytes (`*2 $6 client $4 info` in RESP) are still in it.
+#[tokio::test]
+async fn a_clients_own_line_counts_the_running_command_in_qbuf() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    for sub in ["INFO", "LIST"] {
+        let text: String = redis::cmd("CLIENT").arg(sub).query_async(&mut c).await.unwrap();
+        assert!(text.contains(" qbuf=26 "), "CLIENT {sub}: {text}");
+    }
+    server.stop().await;
+}
+
 /// RESTORE's IDLETIME sets the key's idle time under an LRU policy, and FREQ its counter under
 /// an LFU one (Redis's test suite checks both).
 #[tokio::test]

@@ -60,9 +60,12 @@ fn getname(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(ctx.client.name.clone().map(Frame::Bulk).unwrap_or(Frame::Null))
 }
 
-/// One CLIENT LIST line in Redis 7.0's field order.
-fn line(c: &ClientHandle, now_ms: i64, own: Option<&str>) -> String {
+/// One CLIENT LIST line in Redis 7.0's field order. `own`: this is the asking client's line,
+/// with the command it runs and its query buffer now (which still holds that command, as
+/// Redis's does while the command runs).
+fn line(c: &ClientHandle, now_ms: i64, own: Option<(&str, usize)>) -> String {
     let s = c.snapshot.lock();
+    let qbuf = own.map_or(s.qbuf, |(_, pending)| pending);
     let mut flags = String::new();
     match s.kind {
         ClientKind::Replica => flags.push('S'),
@@ -82,7 +85,7 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<&str>) -> String {
     if flags.is_empty() {
         flags.push('N');
     }
-    let cmd = own.map(str::to_string).unwrap_or_else(|| match s.last_cmd {
+    let cmd = own.map(|(name, _)| name.to_string()).unwrap_or_else(|| match s.last_cmd {
         None => "NULL".into(),
         Some((name, None)) => name.to_string(),
         Some((name, Some(sub))) => format!("{name}|{sub}"),
@@ -107,10 +110,10 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<&str>) -> String {
         s.sub,
         s.psub,
         s.multi,
-        s.qbuf,
-        BUFFER.saturating_sub(s.qbuf),
+        qbuf,
+        BUFFER.saturating_sub(qbuf),
         BUFFER,
-        2 * BUFFER + s.qbuf,
+        2 * BUFFER + qbuf,
         cmd,
         s.resp
     )
@@ -155,7 +158,7 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let now = unix_ms();
-    let me = ctx.client.id;
+    let (me, pending) = (ctx.client.id, ctx.client.query_pending);
     let clients = ctx.server.clients.lock();
     let mut out = String::new();
     for c in clients.iter() {
@@ -165,16 +168,19 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
             continue;
         }
-        out.push_str(&line(c, now, (c.id == me).then_some("client|list")));
+        out.push_str(&line(c, now, (c.id == me).then_some(("client|list", pending))));
     }
     Ok(Frame::Verbatim("txt", Bytes::from(out)))
 }
 
 fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let now = unix_ms();
+    let pending = ctx.client.query_pending;
     let clients = ctx.server.clients.lock();
-    let me =
-        clients.get(ctx.client.id).map(|c| line(c, now, Some("client|info"))).unwrap_or_default();
+    let me = clients
+        .get(ctx.client.id)
+        .map(|c| line(c, now, Some(("client|info", pending))))
+        .unwrap_or_default();
     Ok(Frame::Verbatim("txt", Bytes::from(me)))
 }
 
