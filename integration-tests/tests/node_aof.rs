@@ -421,3 +421,48 @@ fn an_old_style_aof_is_migrated_and_its_failed_commands_reported() {
         }
     }
 }
+
+/// BGREWRITEAOF with the AOF off still writes a base, as Redis does: appendonlydir gets the
+/// dataset as of that moment under a manifest that lists only it, a second rewrite replaces
+/// the first, and a node started on that directory with `appendonly yes` loads it.
+#[test]
+fn bgrewriteaof_with_the_aof_off_writes_a_base_a_later_start_loads() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let name = format!("{kind:?}");
+        let mut node = Node::start(kind, &name, &[]);
+        let dir = node.proc.dir().join("appendonlydir");
+        let mut c = node.connect();
+        for value in ["1", "2"] {
+            let _: () = cmd(&mut c, &["SET", "a", value]);
+            let started: String = cmd(&mut c, &["BGREWRITEAOF"]);
+            assert_eq!(started, "Background append only file rewriting started", "{name}");
+            let done = value.parse::<u64>().unwrap().to_string();
+            wait::until("the rewrite to finish", UP, || {
+                let (running, count) =
+                    (node.info("aof_rewrite_in_progress"), node.info("aof_rewrites"));
+                match (running.as_deref(), count) {
+                    (Some("0"), Some(n)) if n == done => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            });
+        }
+        assert_eq!(node.info("aof_last_bgrewrite_status").as_deref(), Some("ok"), "{name}");
+        let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).unwrap();
+        assert_eq!(manifest, "file appendonly.aof.2.base.rdb seq 2 type b\n", "{name}");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["appendonly.aof.2.base.rdb", "appendonly.aof.manifest"], "{name}");
+        // Not in the base: the AOF is off, so this write is in no file.
+        let _: () = cmd(&mut c, &["SET", "b", "after"]);
+        node.proc.kill();
+        let data = node.proc.dir().display().to_string();
+        let aof =
+            Node::start(kind, &format!("{name}-aof"), &["--dir", &data, "--appendonly", "yes"]);
+        let mut c = aof.connect();
+        assert_eq!(cmd::<String>(&mut c, &["GET", "a"]), "2", "{name}");
+        assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "b"]), 0, "{name}");
+    }
+}

@@ -141,6 +141,8 @@ pub struct Shared {
     pub aof_io: Mutex<()>,
     /// Held for the whole of an AOF rewrite: one at a time.
     pub aof_rewrite: Mutex<()>,
+    /// AOF rewrite outcomes (INFO persistence).
+    pub aof_rewrite_stats: Mutex<crate::aof::RewriteStats>,
     /// The runtime serving clients (set when serving starts): snapshot chunks run on it,
     /// between rounds of client commands.
     pub runtime: std::sync::OnceLock<tokio::runtime::Handle>,
@@ -199,6 +201,7 @@ impl Shared {
             aof: Mutex::new(None),
             aof_io: Mutex::new(()),
             aof_rewrite: Mutex::new(()),
+            aof_rewrite_stats: Mutex::default(),
             runtime: std::sync::OnceLock::new(),
             busy_poll: Default::default(),
             aof_wake: parking_lot::Condvar::new(),

@@ -82,8 +82,6 @@ pub struct AofState {
     pub prefix: String,
     /// A write or fsync failed (INFO `aof_last_write_status:err`).
     pub write_failed: bool,
-    /// Rewrites done (INFO `aof_rewrites`).
-    pub rewrites: u64,
     /// Stop the writer thread.
     closing: bool,
     /// The AOF's size right after the last rewrite (`aof_base_size`), for
@@ -114,6 +112,36 @@ impl AofState {
             .filter_map(|e| std::fs::metadata(self.dir.join(&e.name)).ok())
             .map(|m| m.len())
             .sum()
+    }
+}
+
+/// AOF rewrite outcomes for INFO persistence, server-wide (they outlive turning the AOF off
+/// and on, as Redis's do).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RewriteStats {
+    /// Rewrites that completed (`aof_rewrites`).
+    pub done: u64,
+    /// Failures since the last success (`aof_rewrites_consecutive_failures`).
+    pub consecutive_failures: u64,
+    /// The last rewrite failed (`aof_last_bgrewrite_status:err`).
+    pub last_failed: bool,
+    /// A rewrite with the AOF off is running (`aof_rewrite_in_progress`).
+    pub running_while_off: bool,
+}
+
+impl RewriteStats {
+    fn record(&mut self, result: &std::io::Result<()>) {
+        match result {
+            Ok(()) => {
+                self.done += 1;
+                self.consecutive_failures = 0;
+                self.last_failed = false;
+            }
+            Err(_) => {
+                self.consecutive_failures += 1;
+                self.last_failed = true;
+            }
+        }
     }
 }
 
@@ -235,7 +263,6 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
         dir: dir.clone(),
         prefix: prefix.clone(),
         write_failed: false,
-        rewrites: 0,
         closing: false,
         base_size: 0,
         rewriting: false,
@@ -379,7 +406,91 @@ pub fn rewrite(shared: &Shared) -> std::io::Result<()> {
             st.rewriting = false;
         }
     }
+    shared.aof_rewrite_stats.lock().record(&result);
     result
+}
+
+/// BGREWRITEAOF with the AOF off: as Redis does, a new base is written anyway (the dataset
+/// as of now, in the AOF directory, under a manifest that lists only it) and the files the
+/// old manifest listed are deleted, so the directory is ready for `appendonly yes` or for
+/// tools. Waits first while another snapshot holds the frozen view, as a scheduled rewrite.
+pub fn rewrite_while_off(shared: &Shared) -> std::io::Result<()> {
+    while shared.keyspace.lock().frozen.is_some() {
+        std::thread::sleep(SCHEDULED_POLL);
+    }
+    let result = write_base_while_off(shared);
+    let mut stats = shared.aof_rewrite_stats.lock();
+    stats.running_while_off = false;
+    stats.record(&result);
+    result
+}
+
+fn write_base_while_off(shared: &Shared) -> std::io::Result<()> {
+    let _one = shared.aof_rewrite.lock();
+    let started = Instant::now();
+    let (dir, prefix) = paths(shared);
+    std::fs::create_dir_all(&dir)?;
+    let old = match std::fs::read_to_string(manifest_file(&dir, &prefix)) {
+        Ok(text) => Manifest::parse(&text).map_err(std::io::Error::other)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
+        Err(e) => return Err(e),
+    };
+    let base_seq = old.base().map_or(1, |b| b.seq + 1);
+    let (job, base) = begin_base(shared, &mut shared.keyspace.lock(), &dir, &prefix, base_seq)?;
+    let bytes = finish_base(shared, job, &dir, &base)?;
+    let manifest = Manifest {
+        entries: vec![Entry { name: base.clone(), seq: base_seq, kind: FileType::Base }],
+    };
+    write_atomically(&dir, &format!("{prefix}.manifest"), manifest.render().as_bytes())?;
+    for entry in old.entries.iter().filter(|e| e.name != base) {
+        let _ = std::fs::remove_file(dir.join(&entry.name));
+    }
+    info!(bytes, took_ms = started.elapsed().as_millis() as u64, "AOF rewritten (the AOF is off)");
+    Ok(())
+}
+
+/// Starts writing a base file `seq` of the dataset as of now (the caller holds the keyspace
+/// lock): frozen and written in chunks afterwards, or serialised at once when another
+/// snapshot holds the frozen view. Returns the job and the base's file name.
+fn begin_base(
+    shared: &Shared,
+    ks: &mut crate::db::Keyspace,
+    dir: &Path,
+    prefix: &str,
+    seq: u64,
+) -> std::io::Result<(BaseWrite, String)> {
+    let repl = crate::cmd::persistence::repl_info(shared);
+    let aux = crate::cmd::persistence::snapshot_aux(unix_ms(), &repl, true);
+    let options = crate::cmd::persistence::rdb_options(&shared.config.read());
+    let preamble = shared.config.read().get("aof-use-rdb-preamble") != Some("no");
+    let base = base_name(prefix, seq, preamble);
+    let rdb = || RdbWriter::new(Vec::with_capacity(1 << 17), options);
+    let job = match (ks.frozen.is_some(), preamble) {
+        (true, true) => BaseWrite::Bytes(snapshot::write_whole(ks, rdb(), &aux)?),
+        (true, false) => BaseWrite::Bytes(snapshot::write_whole(ks, CommandWriter::new(), &aux)?),
+        (false, true) => {
+            let pending = dumpfile::begin_empty(dir, &base)?;
+            BaseWrite::Rdb(pending, Box::new(Snapshot::freeze(ks, rdb(), &aux)?))
+        }
+        (false, false) => {
+            let pending = dumpfile::begin_empty(dir, &base)?;
+            let snapshot = Snapshot::freeze(ks, CommandWriter::new(), &aux)?;
+            BaseWrite::Commands(pending, Box::new(snapshot))
+        }
+    };
+    Ok((job, base))
+}
+
+/// Completes a [`begin_base`] job: the base is durable in `dir/base`. Returns its size.
+fn finish_base(shared: &Shared, job: BaseWrite, dir: &Path, base: &str) -> std::io::Result<u64> {
+    match job {
+        BaseWrite::Bytes(bytes) => {
+            write_atomically(dir, base, &bytes)?;
+            Ok(bytes.len() as u64)
+        }
+        BaseWrite::Rdb(pending, snapshot) => write_base(shared, pending, *snapshot),
+        BaseWrite::Commands(pending, snapshot) => write_base(shared, pending, *snapshot),
+    }
 }
 
 /// How the new base gets written: from a frozen keyspace in chunks (writers keep going), or,
@@ -447,38 +558,11 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
             .map(|e| e.name.clone())
             .collect();
         // The base is the dataset at this instant, the instant the new incremental file starts.
-        let repl = crate::cmd::persistence::repl_info(shared);
-        let aux = crate::cmd::persistence::snapshot_aux(unix_ms(), &repl, true);
-        let options = crate::cmd::persistence::rdb_options(&shared.config.read());
-        let preamble = shared.config.read().get("aof-use-rdb-preamble") != Some("no");
-        let base = base_name(&st.prefix, base_seq, preamble);
-        let rdb = || RdbWriter::new(Vec::with_capacity(1 << 17), options);
-        let job = match (ks.frozen.is_some(), preamble) {
-            (true, true) => BaseWrite::Bytes(snapshot::write_whole(&ks, rdb(), &aux)?),
-            (true, false) => {
-                BaseWrite::Bytes(snapshot::write_whole(&ks, CommandWriter::new(), &aux)?)
-            }
-            (false, true) => {
-                let pending = dumpfile::begin_empty(&st.dir, &base)?;
-                BaseWrite::Rdb(pending, Box::new(Snapshot::freeze(&mut ks, rdb(), &aux)?))
-            }
-            (false, false) => {
-                let pending = dumpfile::begin_empty(&st.dir, &base)?;
-                let snapshot = Snapshot::freeze(&mut ks, CommandWriter::new(), &aux)?;
-                BaseWrite::Commands(pending, Box::new(snapshot))
-            }
-        };
+        let (job, base) = begin_base(shared, &mut ks, &st.dir, &st.prefix, base_seq)?;
         (job, st.dir.clone(), st.prefix.clone(), base, base_seq, new_incr, old)
     };
     // Step 2: the new base, durable; then a manifest of just the new base and incr file.
-    let bytes = match job {
-        BaseWrite::Bytes(bytes) => {
-            write_atomically(&dir, &base, &bytes)?;
-            bytes.len() as u64
-        }
-        BaseWrite::Rdb(pending, snapshot) => write_base(shared, pending, *snapshot)?,
-        BaseWrite::Commands(pending, snapshot) => write_base(shared, pending, *snapshot)?,
-    };
+    let bytes = finish_base(shared, job, &dir, &base)?;
     let manifest = {
         let mut g = shared.aof.lock();
         let Some(st) = g.as_mut() else { return Ok(()) };
@@ -489,7 +573,6 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
                 Entry { name: incr_name_new, seq: incr_seq, kind: FileType::Incr },
             ],
         };
-        st.rewrites += 1;
         st.rewriting = false;
         st.base_size = st.current_size();
         st.manifest.render()

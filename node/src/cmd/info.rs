@@ -296,21 +296,20 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "rdb_last_cow_size", &0);
             w(out, "rdb_last_load_keys_expired", &stats.keys_expired);
             w(out, "rdb_last_load_keys_loaded", &stats.keys_loaded);
-            let (aof_on, rewrites, write_failed, rewriting, scheduled) =
-                match shared.aof.lock().as_ref() {
-                    Some(st) => {
-                        (1, st.rewrites, st.write_failed, st.rewriting, st.rewrite_scheduled)
-                    }
-                    None => (0, 0, false, false, false),
-                };
+            let (aof_on, write_failed, rewriting, scheduled) = match shared.aof.lock().as_ref() {
+                Some(st) => (1, st.write_failed, st.rewriting, st.rewrite_scheduled),
+                None => (0, false, false, false),
+            };
+            let rewrites = *shared.aof_rewrite_stats.lock();
             w(out, "aof_enabled", &aof_on);
-            w(out, "aof_rewrite_in_progress", &u8::from(rewriting));
+            let running = rewriting || rewrites.running_while_off;
+            w(out, "aof_rewrite_in_progress", &u8::from(running));
             w(out, "aof_rewrite_scheduled", &u8::from(scheduled));
             w(out, "aof_last_rewrite_time_sec", &-1);
             w(out, "aof_current_rewrite_time_sec", &-1);
-            w(out, "aof_last_bgrewrite_status", &"ok");
-            w(out, "aof_rewrites", &rewrites);
-            w(out, "aof_rewrites_consecutive_failures", &0);
+            w(out, "aof_last_bgrewrite_status", &if rewrites.last_failed { "err" } else { "ok" });
+            w(out, "aof_rewrites", &rewrites.done);
+            w(out, "aof_rewrites_consecutive_failures", &rewrites.consecutive_failures);
             w(out, "aof_last_write_status", &if write_failed { "err" } else { "ok" });
             w(out, "aof_last_cow_size", &0);
             w(out, "module_fork_in_progress", &0);

@@ -36,8 +36,24 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// reply comes once the new base is durable.
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     if !ctx.server.aof_on.load(Ordering::Relaxed) {
-        // Redis would write a one-off AOF; without the AOF on there is nothing to rewrite here.
-        return Err(CommandError::err("BGREWRITEAOF needs appendonly yes in warden-node"));
+        // As Redis: a base is written anyway (see `aof::rewrite_while_off`).
+        if std::mem::replace(&mut ctx.server.aof_rewrite_stats.lock().running_while_off, true) {
+            return Err(CommandError::err(
+                "Background append only file rewriting already in progress",
+            ));
+        }
+        let scheduled = ctx.ks.frozen.is_some();
+        let shared = ctx.server.self_arc();
+        std::thread::spawn(move || {
+            if let Err(e) = crate::aof::rewrite_while_off(&shared) {
+                warn!(cause = %e, "AOF rewrite failed");
+            }
+        });
+        return Ok(Frame::simple(if scheduled {
+            "Background append only file rewriting scheduled"
+        } else {
+            "Background append only file rewriting started"
+        }));
     }
     let busy =
         ctx.server.aof.lock().as_ref().is_some_and(|st| st.rewriting || st.rewrite_scheduled);
