@@ -1,4 +1,5 @@
-//! Blocked clients served after a command, checked on redis-server and warden-node alike.
+//! Blocked clients (on keys, or held by CLIENT PAUSE), checked on redis-server and
+//! warden-node alike.
 
 use std::time::Duration;
 
@@ -37,5 +38,32 @@ fn a_waiter_stays_blocked_when_its_key_expired_before_it_could_be_served() {
         assert_eq!(unblocked, 1, "{kind:?}");
         assert_eq!(blocked.join().unwrap().unwrap(), None, "{kind:?}");
         assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "k"]), 0, "{kind:?}");
+    }
+}
+
+/// A client whose write waits out CLIENT PAUSE WRITE counts as blocked (INFO blocked_clients,
+/// flag `b` in CLIENT LIST) until CLIENT UNPAUSE lets the write through.
+#[test]
+fn a_client_held_by_client_pause_counts_as_blocked() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let mut c = node.connect();
+        let _: () = cmd(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]);
+        let mut writer = node.connect();
+        let id: i64 = cmd(&mut writer, &["CLIENT", "ID"]);
+        let held = std::thread::spawn(move || {
+            redis::cmd("SET").arg("foo").arg("bar").query::<String>(&mut writer)
+        });
+        wait::until("the write to be held", Duration::from_secs(10), || {
+            match node.info("blocked_clients").as_deref() {
+                Some("1") => Ok(()),
+                other => Err(format!("blocked_clients {other:?}")),
+            }
+        });
+        let line: String = cmd(&mut c, &["CLIENT", "LIST", "ID", &id.to_string()]);
+        assert!(line.contains(" flags=b "), "{kind:?}: {line}");
+        let _: () = cmd(&mut c, &["CLIENT", "UNPAUSE"]);
+        assert_eq!(held.join().unwrap().unwrap(), "OK", "{kind:?}");
+        assert_eq!(node.info("blocked_clients").as_deref(), Some("0"), "{kind:?}");
     }
 }

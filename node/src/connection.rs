@@ -156,6 +156,27 @@ fn protected(settings: &crate::config::Settings, addr: &SocketAddr) -> bool {
     settings.protected_mode && settings.requirepass.is_none() && !addr.ip().is_loopback()
 }
 
+/// A client waiting out CLIENT PAUSE, counted until dropped.
+struct PausedClient<'a> {
+    shared: &'a Shared,
+    client: &'a ClientState,
+}
+
+impl<'a> PausedClient<'a> {
+    fn enter(shared: &'a Shared, client: &'a ClientState) -> PausedClient<'a> {
+        shared.paused_clients.fetch_add(1, Ordering::Relaxed);
+        client.snapshot.lock().blocked = true;
+        PausedClient { shared, client }
+    }
+}
+
+impl Drop for PausedClient<'_> {
+    fn drop(&mut self) {
+        self.shared.paused_clients.fetch_sub(1, Ordering::Relaxed);
+        self.client.snapshot.lock().blocked = false;
+    }
+}
+
 /// Settings a batch of pipelined requests reads, copied once per batch.
 struct BatchLimits {
     max_bulk_len: usize,
@@ -466,6 +487,9 @@ impl Connection {
                 return Ok(());
             }
             self.flush().await.map_err(|_| ())?;
+            // Counted as blocked meanwhile (INFO blocked_clients, CLIENT LIST flag b), as Redis
+            // counts its postponed clients.
+            let _blocked = PausedClient::enter(&self.shared, &self.client);
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => return Ok(()),
                 _ = pause.changed() => {}

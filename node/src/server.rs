@@ -111,6 +111,8 @@ pub struct Shared {
     pub propagating: std::sync::atomic::AtomicBool,
     /// How many clients run MONITOR (checked on every command without taking a lock).
     pub monitoring: std::sync::atomic::AtomicUsize,
+    /// Clients whose command waits for CLIENT PAUSE to end: blocked clients, for INFO.
+    pub paused_clients: std::sync::atomic::AtomicUsize,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: std::sync::atomic::AtomicBool,
     /// Unix seconds of the last successful save (LASTSAVE): the start time until one happens.
@@ -230,6 +232,7 @@ impl Shared {
             pause: watch::channel(Pause::None).0,
             pausing: std::sync::atomic::AtomicBool::new(false),
             monitoring: std::sync::atomic::AtomicUsize::new(0),
+            paused_clients: Default::default(),
             propagating: std::sync::atomic::AtomicBool::new(false),
             persist: Mutex::new(Default::default()),
             active_expire: std::sync::atomic::AtomicBool::new(true),

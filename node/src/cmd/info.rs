@@ -191,7 +191,8 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "maxclients", &maxclients);
             w(out, "client_recent_max_input_buffer", &0);
             w(out, "client_recent_max_output_buffer", &0);
-            w(out, "blocked_clients", &ctx.exec.ks.blocking.len());
+            let paused = ctx.server.paused_clients.load(Ordering::Relaxed);
+            w(out, "blocked_clients", &(ctx.exec.ks.blocking.len() + paused));
             w(out, "tracking_clients", &0);
             w(out, "clients_in_timeout_table", &ctx.exec.ks.blocking.len());
         }
