@@ -96,3 +96,37 @@ fn the_latency_monitor_records_slow_commands() {
         assert!(text.contains("No samples available for event 'command'"), "{kind:?}: {text}");
     }
 }
+
+/// A 100,000-member SADD and its UNLINK give their memory back (Redis's lazyfree test):
+/// nothing keeps the huge command alive afterwards, neither the slow log (it keeps trimmed
+/// copies) nor the connection's grown buffers (they shrink once empty).
+#[test]
+fn memory_of_a_huge_command_and_its_key_is_given_back() {
+    use integration_tests::nodes::cmd;
+    use std::time::Duration;
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &["--slowlog-log-slower-than", "0"]);
+        let mut c = node.connect();
+        let used = |c: &mut redis::Connection| -> u64 {
+            let info: String = cmd(c, &["INFO", "memory"]);
+            let field = info.lines().find_map(|l| l.strip_prefix("used_memory:"));
+            field.and_then(|v| v.trim().parse().ok()).expect("used_memory")
+        };
+        let before = used(&mut c);
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg("myset");
+        for i in 0..100_000 {
+            sadd.arg(i);
+        }
+        let _: i64 = sadd.query(&mut c).unwrap();
+        let peak = used(&mut c);
+        assert!(peak > before + 1_000_000, "{kind:?}: {before} -> {peak}");
+        assert_eq!(cmd::<i64>(&mut c, &["UNLINK", "myset"]), 1);
+        integration_tests::wait::until("the memory to come back", Duration::from_secs(10), || {
+            match used(&mut c) {
+                now if now < before + 1_000_000 => Ok(()),
+                now => Err(format!("used_memory {now}, was {before} before, {peak} at peak")),
+            }
+        });
+    }
+}

@@ -124,8 +124,8 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         output_clock: SoftLimitClock::default(),
         stop,
         monitor: false,
-        input: BytesMut::with_capacity(16 * 1024),
-        output: BytesMut::with_capacity(16 * 1024),
+        input: BytesMut::with_capacity(BUFFER_START),
+        output: BytesMut::with_capacity(BUFFER_START),
     };
     let close = conn.run().await;
     match close {
@@ -177,6 +177,11 @@ impl Drop for PausedClient<'_> {
     }
 }
 
+/// A connection's buffers start this large.
+const BUFFER_START: usize = 16 * 1024;
+/// An empty buffer larger than this is given back (see `Connection::shrink_buffers`).
+const BUFFER_KEEP: usize = 64 * 1024;
+
 /// Settings a batch of pipelined requests reads, copied once per batch.
 struct BatchLimits {
     max_bulk_len: usize,
@@ -224,6 +229,7 @@ impl Connection {
             if self.flush().await.is_err() {
                 return Close::Done;
             }
+            self.shrink_buffers();
             self.shared.busy_poll.served();
             let idle = self.shared.config.read().settings.timeout;
             let idle = async {
@@ -427,7 +433,7 @@ impl Connection {
                     id: 0,
                     time: unix_ms() / 1000,
                     micros,
-                    argv: crate::redact::redacted(argv).into_owned(),
+                    argv: crate::slowlog::kept_args(&crate::redact::redacted(argv)),
                     addr: self.client.addr.to_string(),
                     name: self
                         .client
@@ -568,6 +574,18 @@ impl Connection {
             self.shared.keyspace.lock().blocking.unblock(blocked.ticket);
         }
         result
+    }
+
+    /// Gives memory back after a large request or reply: a buffer left empty but grown past
+    /// [`BUFFER_KEEP`] is replaced by a fresh small one, as Redis resizes its query buffers, so
+    /// one 10 MB command does not pin 10 MB for the connection's lifetime.
+    fn shrink_buffers(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > BUFFER_KEEP {
+            self.input = BytesMut::with_capacity(BUFFER_START);
+        }
+        if self.output.is_empty() && self.output.capacity() > BUFFER_KEEP {
+            self.output = BytesMut::with_capacity(BUFFER_START);
+        }
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

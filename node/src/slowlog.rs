@@ -21,6 +21,33 @@ pub struct SlowEntry {
     pub name: String,
 }
 
+/// The arguments an entry keeps, as Redis trims them: at most 32 (the last saying how many
+/// more there were), each at most 128 bytes (saying how many more). They are copied, so an
+/// entry never holds on to the connection's input buffer or a huge argument list: a
+/// 100,000-argument SADD keeps 32 small strings, not megabytes.
+pub fn kept_args(argv: &[Bytes]) -> Vec<Bytes> {
+    const MAX_ARGC: usize = 32;
+    const MAX_ARG_LEN: usize = 128;
+    let shown = if argv.len() > MAX_ARGC { MAX_ARGC - 1 } else { argv.len() };
+    let mut kept: Vec<Bytes> = argv[..shown]
+        .iter()
+        .map(|arg| {
+            if arg.len() > MAX_ARG_LEN {
+                let more = arg.len() - MAX_ARG_LEN;
+                let mut trimmed = arg[..MAX_ARG_LEN].to_vec();
+                trimmed.extend_from_slice(format!("... ({more} more bytes)").as_bytes());
+                Bytes::from(trimmed)
+            } else {
+                Bytes::copy_from_slice(arg)
+            }
+        })
+        .collect();
+    if argv.len() > MAX_ARGC {
+        kept.push(Bytes::from(format!("... ({} more arguments)", argv.len() - shown)));
+    }
+    kept
+}
+
 /// The slow log.
 #[derive(Debug, Default)]
 pub struct SlowLog {
@@ -30,23 +57,9 @@ pub struct SlowLog {
 }
 
 impl SlowLog {
-    /// Records a slow command, keeping at most `max_len` entries.
+    /// Records a slow command, keeping at most `max_len` entries. Its arguments should come
+    /// from [`kept_args`].
     pub fn push(&mut self, mut entry: SlowEntry, max_len: usize) {
-        const MAX_ARGC: usize = 32;
-        const MAX_ARG_LEN: usize = 128;
-        if entry.argv.len() > MAX_ARGC {
-            let more = entry.argv.len() - MAX_ARGC + 1;
-            entry.argv.truncate(MAX_ARGC - 1);
-            entry.argv.push(Bytes::from(format!("... ({more} more arguments)")));
-        }
-        for arg in &mut entry.argv {
-            if arg.len() > MAX_ARG_LEN {
-                let more = arg.len() - MAX_ARG_LEN;
-                let mut trimmed = arg[..MAX_ARG_LEN].to_vec();
-                trimmed.extend_from_slice(format!("... ({more} more bytes)").as_bytes());
-                *arg = Bytes::from(trimmed);
-            }
-        }
         entry.id = self.next_id;
         self.next_id += 1;
         self.entries.push_front(entry);
@@ -56,5 +69,26 @@ impl SlowLog {
     /// Forgets every entry.
     pub fn reset(&mut self) {
         self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_args_are_trimmed_copies() {
+        let input = Bytes::from(vec![b'x'; 1 << 20]);
+        let argv: Vec<Bytes> = (0..100_000).map(|i| input.slice(i..i + 2)).collect();
+        let kept = kept_args(&argv);
+        assert_eq!(kept.len(), 32);
+        assert_eq!(&kept[31][..], b"... (99969 more arguments)");
+        // Copies: the megabyte input is not kept alive by the entry.
+        assert!(kept[..31]
+            .iter()
+            .all(|a| a.as_ptr() < input.as_ptr() || a.as_ptr() >= input[input.len()..].as_ptr()));
+        let long = [Bytes::from(vec![b'v'; 300])];
+        let kept = kept_args(&long);
+        assert_eq!(kept[0].len(), 128 + b"... (172 more bytes)".len());
     }
 }
