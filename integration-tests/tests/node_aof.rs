@@ -466,3 +466,29 @@ fn bgrewriteaof_with_the_aof_off_writes_a_base_a_later_start_loads() {
         assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "b"]), 0, "{name}");
     }
 }
+
+/// DEBUG LOADAOF empties the dataset and loads the AOF back (TTLs included), without
+/// appending the replayed commands to the AOF again, as Redis does.
+#[test]
+fn debug_loadaof_reloads_the_dataset_from_the_aof() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let name = format!("{kind:?}");
+        let args = ["--appendonly", "yes", "--enable-debug-command", "yes"];
+        let mut node = Node::start(kind, &name, &args);
+        let mut c = node.connect();
+        let _: () = cmd(&mut c, &["SET", "a", "1"]);
+        let _: () = cmd(&mut c, &["SET", "b", "2", "EX", "100"]);
+        let _: i64 = cmd(&mut c, &["RPUSH", "l", "x", "y"]);
+        let _: () = cmd(&mut c, &["DEBUG", "LOADAOF"]);
+        assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 3, "{name}");
+        assert_eq!(cmd::<String>(&mut c, &["GET", "a"]), "1", "{name}");
+        let ttl: i64 = cmd(&mut c, &["TTL", "b"]);
+        assert!((1..=100).contains(&ttl), "{name}: TTL {ttl}");
+        assert_eq!(cmd::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["x", "y"], "{name}");
+        // Had the replay been appended again, the restart would push x and y twice.
+        node.proc.kill();
+        node.proc.restart();
+        let mut c = wait::until("the restart", UP, || node.try_connect());
+        assert_eq!(cmd::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["x", "y"], "{name}");
+    }
+}

@@ -369,6 +369,17 @@ impl Connection {
                     self.reply(reply);
                     mark = quanta::Instant::now();
                 }
+                Some(Effect::LoadAof) => {
+                    let shared = self.shared.clone();
+                    let loaded = tokio::task::spawn_blocking(move || crate::aof::reload(&shared))
+                        .await
+                        .map_err(|_| ())?;
+                    match loaded {
+                        Ok(()) => self.reply(Frame::ok()),
+                        Err(why) => self.reply(Frame::error(format!("ERR {why}"))),
+                    }
+                    mark = quanta::Instant::now();
+                }
                 Some(Effect::Monitor) => {
                     self.monitor = true;
                     let count = self.shared.clients.lock().set_monitor(self.client.id, true);

@@ -388,6 +388,8 @@ pub enum Effect {
     Sync(crate::repl::feed::SyncRequest),
     /// Wait for replicas to acknowledge (WAIT, WAITAOF).
     Wait(crate::cmd::replication::WaitFor),
+    /// Empty the dataset and load the AOF back, then reply (DEBUG LOADAOF).
+    LoadAof,
     /// SHUTDOWN on a master with replicas: wait (writes paused) until they acknowledged
     /// everything or `deadline`, then save as asked and stop.
     ShutdownAfterReplicas {

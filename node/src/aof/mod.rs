@@ -587,17 +587,58 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
 
 /// Flushes and fsyncs everything buffered, then stops the writer (shutdown).
 pub fn close(shared: &Shared) {
+    let _ = flush_and_sync(shared, true);
+    shared.aof_wake.notify_all();
+}
+
+/// Writes what is buffered and fsyncs it; with `closing`, the writer thread then stops.
+fn flush_and_sync(shared: &Shared, closing: bool) -> std::io::Result<()> {
     let _io = shared.aof_io.lock();
     let mut g = shared.aof.lock();
-    if let Some(st) = g.as_mut() {
-        let _ = (&*st.file).write_all(&st.buf);
-        let _ = st.file.sync_data();
-        st.buf.clear();
-        st.closing = true;
-        shared.aof_written.fetch_max(st.appended, Ordering::Relaxed);
-        shared.aof_synced.send_replace(st.appended);
+    let Some(st) = g.as_mut() else { return Ok(()) };
+    let written = (&*st.file).write_all(&st.buf).and_then(|()| st.file.sync_data());
+    st.buf.clear();
+    st.closing |= closing;
+    shared.aof_written.fetch_max(st.appended, Ordering::Relaxed);
+    shared.aof_synced.send_replace(st.appended);
+    written
+}
+
+/// DEBUG LOADAOF: makes everything appended durable, empties the dataset and loads the AOF
+/// back, as Redis does. Clients get -LOADING meanwhile; the replayed commands run as the
+/// AOF's pseudo master client, whose writes are not appended or replicated again. A failure leaves the server unable to serve its data, so,
+/// as Redis does, the process exits (the files on disk are untouched).
+pub fn reload(shared: &Shared) -> Result<(), String> {
+    if shared.aof_on.load(Ordering::Relaxed) {
+        flush_and_sync(shared, false).map_err(|e| format!("can't fsync the AOF: {e}"))?;
     }
-    shared.aof_wake.notify_all();
+    let (dir, prefix) = paths(shared);
+    let size = std::fs::read_dir(&dir)
+        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
+    shared.set_loading(Some(size));
+    {
+        let mut ks = shared.keyspace.lock();
+        for db in 0..ks.dbs.len() {
+            let changed =
+                crate::db::keyspace::WholeDbChange { was_present: true, ..Default::default() };
+            ks.watches.touch_db(db, |_| changed);
+            ks.dbs[db].clear();
+        }
+    }
+    let truncate_ok = shared.config.read().get("aof-load-truncated") == Some("yes");
+    let loaded = load::load(shared, &dir, &prefix, truncate_ok);
+    shared.set_loading(None);
+    match loaded {
+        Ok(loaded) => {
+            warn!(commands = loaded.commands, "Append Only File loaded by DEBUG LOADAOF");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "DEBUG LOADAOF could not load the AOF: exiting");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// CONFIG SET appendonly no: flush, fsync and close the AOF; writes are no longer logged.

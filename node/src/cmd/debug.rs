@@ -56,6 +56,12 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         ("populate", 3..=5) => populate(ctx, args),
         ("reload", _) => reload(ctx, args),
+        ("loadaof", 2) => {
+            // Runs after the command, without the keyspace lock: the AOF's commands are
+            // replayed like any client's (see `aof::reload`).
+            ctx.effect = Some(crate::exec::Effect::LoadAof);
+            Ok(Frame::Raw(Bytes::new()))
+        }
         ("digest", 2) => {
             let digest = crate::db::digest::dataset_digest(ctx.exec.ks);
             Ok(Frame::Simple(Bytes::from(crate::db::digest::hex(&digest))))
@@ -94,6 +100,7 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             &[
                 ("DIGEST", "Output a hex signature representing the current DB content."),
                 ("DIGEST-VALUE <key> [<key> ...]", "Output a hex signature of the values of all the specified keys."),
+                ("LOADAOF", "Flush the AOF to disk, empty the dataset and load the AOF back."),
                 ("OBJECT <key>", "Internal details of a key's value."),
                 (
                     "POPULATE <count> [<prefix>] [<size>]",
