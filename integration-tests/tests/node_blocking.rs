@@ -67,3 +67,37 @@ fn a_client_held_by_client_pause_counts_as_blocked() {
         assert_eq!(node.info("blocked_clients").as_deref(), Some("0"), "{kind:?}");
     }
 }
+
+/// CLIENT PAUSE WRITE holds what may write, as Redis judges it: EXEC of a transaction with a
+/// write queued, and scripts that may write (no shebang, or a shebang without `no-writes`),
+/// while EVAL_RO and `no-writes` scripts run at once.
+#[test]
+fn client_pause_write_holds_transactions_and_scripts_that_may_write() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let mut c = node.connect();
+        let mut tx = node.connect();
+        let _: () = cmd(&mut tx, &["MULTI"]);
+        let _: String = cmd(&mut tx, &["SET", "foo", "bar"]);
+        let _: () = cmd(&mut c, &["CLIENT", "PAUSE", "60000", "WRITE"]);
+        let held_exec =
+            std::thread::spawn(move || redis::cmd("EXEC").query::<Vec<String>>(&mut tx));
+        let mut script = node.connect();
+        let held_script = std::thread::spawn(move || {
+            redis::cmd("EVAL").arg("#!lua\nreturn 1").arg(0).query::<i64>(&mut script)
+        });
+        wait::until("EXEC and the script to be held", Duration::from_secs(10), || {
+            match node.info("blocked_clients").as_deref() {
+                Some("2") => Ok(()),
+                other => Err(format!("blocked_clients {other:?}")),
+            }
+        });
+        let ro: i64 = cmd(&mut c, &["EVAL_RO", "return 1", "0"]);
+        let no_writes: i64 = cmd(&mut c, &["EVAL", "#!lua flags=no-writes\nreturn 2", "0"]);
+        assert_eq!((ro, no_writes), (1, 2), "{kind:?}");
+        assert_eq!(node.info("blocked_clients").as_deref(), Some("2"), "{kind:?}");
+        let _: () = cmd(&mut c, &["CLIENT", "UNPAUSE"]);
+        assert_eq!(held_exec.join().unwrap().unwrap(), ["OK"], "{kind:?}");
+        assert_eq!(held_script.join().unwrap().unwrap(), 1, "{kind:?}");
+    }
+}

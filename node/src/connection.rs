@@ -490,11 +490,7 @@ impl Connection {
                 Pause::None => return Ok(()),
                 Pause::All(until) => until,
                 Pause::Write(until) => {
-                    let write = crate::dispatch::resolve(argv).is_ok_and(|r| {
-                        r.spec.has(crate::cmd::flags::WRITE)
-                            || r.spec.has(crate::cmd::flags::MAY_REPLICATE)
-                    });
-                    if !write {
+                    if !crate::dispatch::may_replicate(&self.shared, &self.client, argv) {
                         return Ok(());
                     }
                     until

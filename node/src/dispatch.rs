@@ -416,6 +416,32 @@ fn refused_on_oom(resolved: Resolved, client: &ClientState) -> bool {
     }
 }
 
+/// Whether a command may change the dataset or the replication stream, as CLIENT PAUSE WRITE
+/// judges it (Redis's `is_may_replicate_command`): write and may-replicate commands, EXEC of a
+/// transaction that holds one, and EVAL/EVALSHA of a script that may write (see
+/// [`crate::script::shebang::ScriptFlags::may_write`]).
+pub fn may_replicate(shared: &Shared, client: &ClientState, argv: &[Bytes]) -> bool {
+    match resolve(argv) {
+        Ok(r) if r.spec.name == "exec" => client
+            .multi
+            .as_ref()
+            .is_some_and(|queue| queue.iter().any(|queued| may_replicate_one(shared, queued))),
+        Ok(_) => may_replicate_one(shared, argv),
+        Err(_) => false,
+    }
+}
+
+fn may_replicate_one(shared: &Shared, argv: &[Bytes]) -> bool {
+    let Ok(r) = resolve(argv) else { return false };
+    let source = match r.spec.name {
+        "eval" => crate::script::Source::Body(&argv[1]),
+        "evalsha" => crate::script::Source::Sha(&argv[1]),
+        _ => return r.spec.has(flags::WRITE) || r.spec.has(flags::MAY_REPLICATE),
+    };
+    // An unknown script or a bad shebang fails when it runs; until then it may write.
+    shared.scripts.lock().flags_of(source).is_none_or(|f| f.may_write())
+}
+
 /// True if a queued transaction holds a write command.
 fn queued_write(queue: &[Vec<Bytes>]) -> bool {
     queue.iter().any(|argv| resolve(argv).is_ok_and(|r| r.spec.has(flags::WRITE)))

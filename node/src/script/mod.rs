@@ -21,6 +21,7 @@
 mod convert;
 mod libs;
 mod msgpack;
+pub mod shebang;
 
 use std::collections::HashMap;
 
@@ -129,13 +130,22 @@ fn check_time(_: &Lua, _: mlua::Debug) -> mlua::Result<mlua::VmState> {
     Ok(mlua::VmState::Continue)
 }
 
+/// A cached script.
+struct Compiled {
+    function: RegistryKey,
+    /// Its source's size (INFO memory).
+    size: usize,
+    /// What its shebang declares.
+    flags: shebang::ScriptFlags,
+}
+
 /// The Lua state and the scripts compiled in it.
 pub struct Scripts {
     lua: Lua,
     /// The table `redis.call` reaches the engine through.
     bridge: RegistryKey,
     /// Compiled scripts by SHA1 (lower-case hex), with their source's size.
-    compiled: HashMap<String, (RegistryKey, usize)>,
+    compiled: HashMap<String, Compiled>,
 }
 
 impl Scripts {
@@ -160,13 +170,16 @@ impl Scripts {
         self.compiled.contains_key(&sha.to_ascii_lowercase())
     }
 
-    /// Compiles and caches `body` (if not already) and returns its SHA1.
+    /// Compiles and caches `body` (if not already) and returns its SHA1. A shebang line is
+    /// read for the script's flags and left out of the Lua (its newline stays, so lines keep
+    /// their numbers).
     pub fn load(&mut self, body: &[u8]) -> Result<String, CommandError> {
         let sha = sha1_hex(body);
         if !self.compiled.contains_key(&sha) {
+            let (flags, shebang) = shebang::parse(body).map_err(CommandError::err)?;
             let function = self
                 .lua
-                .load(body)
+                .load(&body[shebang..])
                 .set_name(CHUNK)
                 .set_mode(mlua::ChunkMode::Text)
                 .into_function()
@@ -176,15 +189,27 @@ impl Scripts {
                         lua_message(&e)
                     ))
                 })?;
-            let key = self.lua.create_registry_value(function).map_err(internal)?;
-            self.compiled.insert(sha.clone(), (key, body.len()));
+            let function = self.lua.create_registry_value(function).map_err(internal)?;
+            self.compiled.insert(sha.clone(), Compiled { function, size: body.len(), flags });
         }
         Ok(sha)
     }
 
+    /// The flags of the script an EVAL-family command would run: its body's shebang, or the
+    /// cached script's for EVALSHA (`None`: not cached, or a malformed shebang).
+    pub fn flags_of(&self, source: Source<'_>) -> Option<shebang::ScriptFlags> {
+        match source {
+            Source::Body(body) => shebang::parse(body).ok().map(|(flags, _)| flags),
+            Source::Sha(sha) => {
+                let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                self.compiled.get(&sha).map(|c| c.flags)
+            }
+        }
+    }
+
     /// How many scripts are cached and the bytes of their sources (INFO memory).
     pub fn usage(&self) -> (usize, usize) {
-        (self.compiled.len(), self.compiled.values().map(|(_, n)| n).sum())
+        (self.compiled.len(), self.compiled.values().map(|c| c.size).sum())
     }
 
     /// The memory the Lua state uses.
@@ -377,7 +402,16 @@ pub fn eval(
         }
     };
     let lua = &scripts.lua;
-    let function: Function = lua.registry_value(&scripts.compiled[&sha].0).map_err(internal)?;
+    let compiled = &scripts.compiled[&sha];
+    let function: Function = lua.registry_value(&compiled.function).map_err(internal)?;
+    // A script that declared `no-writes` runs as EVAL_RO does; the _RO forms refuse one that
+    // declared it may write.
+    if read_only && !compiled.flags.compat && !compiled.flags.no_writes {
+        return Err(CommandError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let read_only = read_only || compiled.flags.no_writes;
     let bridge: Table = lua.registry_value(&scripts.bridge).map_err(internal)?;
     set_arguments(lua, keys, args).map_err(internal)?;
 
