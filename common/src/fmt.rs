@@ -67,6 +67,13 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
 /// Formats a double as C's `printf("%.17g")`, which Redis 7.0 uses for double replies
 /// (ZSCORE, WITHSCORES, RESP3 doubles). Infinities print as `inf`/`-inf`.
 pub fn format_double(d: f64) -> String {
+    format_g(d, 17)
+}
+
+/// Formats a double as C's `printf("%.<precision>g")` (precision 1 to 17): that many
+/// significant digits, trailing zeros dropped, exponent form below 1e-4 or from
+/// 10^precision on. NaN prints as `nan`, infinities as `inf`/`-inf`.
+pub fn format_g(d: f64, precision: i32) -> String {
     if d.is_nan() {
         return "nan".into();
     }
@@ -76,16 +83,16 @@ pub fn format_double(d: f64) -> String {
     if d == 0.0 {
         return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    const P: i32 = 17;
-    let sci = format!("{:.*e}", (P - 1) as usize, d);
+    let p = precision.clamp(1, 17);
+    let sci = format!("{:.*e}", (p - 1) as usize, d);
     let (mantissa, exp) = sci.split_once('e').expect("{:e} output always has an exponent");
     let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    if !(-4..P).contains(&exp) {
+    if !(-4..p).contains(&exp) {
         let mantissa = trim_fraction(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
     } else {
-        let fixed = format!("{:.*}", (P - 1 - exp) as usize, d);
+        let fixed = format!("{:.*}", (p - 1 - exp) as usize, d);
         trim_fraction(&fixed).to_string()
     }
 }
@@ -119,6 +126,25 @@ pub fn incr_float(current: &[u8], incr: &[u8]) -> Option<(f64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_g_matches_printf() {
+        // %.14g, as Lua prints numbers (and cjson encodes them).
+        for (n, text) in [
+            (5.0, "5"),
+            (-3.0, "-3"),
+            (0.1, "0.1"),
+            (1.0 / 3.0, "0.33333333333333"),
+            (1e20, "1e+20"),
+            (1.5e-7, "1.5e-07"),
+            (123456789012.25, "123456789012.25"),
+            (std::f64::consts::PI, "3.1415926535898"),
+            (-0.0, "-0"),
+        ] {
+            assert_eq!(format_g(n, 14), text, "{n}");
+        }
+        assert_eq!(format_g(0.1, 17), "0.10000000000000001");
+    }
 
     #[test]
     fn integers_follow_string2ll() {

@@ -117,49 +117,9 @@ fn one_line(text: &[u8]) -> Vec<u8> {
     text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect()
 }
 
-/// A Lua number as Lua's `tostring` prints it (`%.14g`): cjson's object keys.
-pub fn lua_tostring(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        return format!("{}", n as i64);
-    }
-    if !n.is_finite() {
-        return if n.is_nan() {
-            "nan".into()
-        } else if n > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    // %.14g: 14 significant digits, trailing zeros dropped, exponent form outside 1e-5..1e14.
-    let exponent = n.abs().log10().floor() as i32;
-    if !(-5..14).contains(&exponent) {
-        let text = format!("{:.13e}", n);
-        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
-        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
-        let exp: i32 = exp.parse().unwrap_or(0);
-        return format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-    }
-    let decimals = (13 - exponent).max(0) as usize;
-    let text = format!("{n:.decimals$}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_print_as_lua_prints_them() {
-        assert_eq!(lua_tostring(5.0), "5");
-        assert_eq!(lua_tostring(-3.0), "-3");
-        assert_eq!(lua_tostring(0.1), "0.1");
-        assert_eq!(lua_tostring(3.5), "3.5");
-        assert_eq!(lua_tostring(1.0 / 3.0), "0.33333333333333");
-        assert_eq!(lua_tostring(1e20), "1e+20");
-        assert_eq!(lua_tostring(1.5e-7), "1.5e-07");
-        assert_eq!(lua_tostring(123456789012.25), "123456789012.25");
-    }
 
     #[test]
     fn script_values_become_replies() {

@@ -18,6 +18,7 @@
 //! Not provided: `struct`, the script debugger, SCRIPT KILL of a running script,
 //! and `redis.setresp(3)` (scripts always see RESP2 replies).
 
+mod cjson;
 mod convert;
 mod libs;
 mod msgpack;
@@ -328,6 +329,19 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     Ok(redis)
+}
+
+/// An error as C's `luaL_error` raises it: prefixed with where in the calling Lua code.
+pub(super) fn located(lua: &Lua, message: &str) -> mlua::Error {
+    let place = lua
+        .inspect_stack(1)
+        .and_then(|frame| {
+            let line = frame.curr_line();
+            let source = frame.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
+            (line > 0).then(|| format!("{source}:{line}: "))
+        })
+        .unwrap_or_default();
+    mlua::Error::RuntimeError(format!("{place}{message}"))
 }
 
 /// Lower-case hex SHA1, as script ids are written.

@@ -8,18 +8,7 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-/// An error as C's `luaL_error` raises it: prefixed with where in the calling Lua code.
-fn located(lua: &Lua, message: &str) -> mlua::Error {
-    let place = lua
-        .inspect_stack(1)
-        .and_then(|frame| {
-            let line = frame.curr_line();
-            let source = frame.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
-            (line > 0).then(|| format!("{source}:{line}: "))
-        })
-        .unwrap_or_default();
-    mlua::Error::RuntimeError(format!("{place}{message}"))
-}
+use super::located;
 
 /// Tables nested deeper than this encode as nil, as in Redis's library.
 const MAX_NESTING: usize = 16;
