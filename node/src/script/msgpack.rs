@@ -35,19 +35,66 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "unpack",
         lua.create_function(|lua, bytes: mlua::String| {
-            let bytes = bytes.as_bytes();
-            let mut input: &[u8] = &bytes;
-            let mut values = Vec::new();
-            while !input.is_empty() {
-                values.push(decode(lua, &mut input).map_err(|e| match e {
-                    mlua::Error::RuntimeError(m) => located(lua, &m),
-                    other => other,
-                })?);
-            }
+            let (_, values) = unpack(lua, &bytes.as_bytes(), usize::MAX, 0)?;
             Ok(MultiValue::from_iter(values))
         })?,
     )?;
+    // `unpack_one(s [, offset])` and `unpack_limit(s, limit [, offset])`: the next offset
+    // (-1 once the input is used up), then the objects decoded.
+    t.set(
+        "unpack_one",
+        lua.create_function(|lua, (bytes, offset): (mlua::String, Option<i64>)| {
+            let bytes = bytes.as_bytes();
+            let (next, values) = unpack_from(lua, &bytes, 1, offset.unwrap_or(0))?;
+            Ok(MultiValue::from_iter(std::iter::once(Value::Integer(next)).chain(values)))
+        })?,
+    )?;
+    t.set(
+        "unpack_limit",
+        lua.create_function(|lua, (bytes, limit, offset): (mlua::String, i64, Option<i64>)| {
+            let bytes = bytes.as_bytes();
+            let (next, values) = unpack_from(lua, &bytes, limit, offset.unwrap_or(0))?;
+            Ok(MultiValue::from_iter(std::iter::once(Value::Integer(next)).chain(values)))
+        })?,
+    )?;
     Ok(t)
+}
+
+/// Decodes up to `limit` objects from `bytes` at `offset`, with the library's checks and
+/// words (its offset error names the input length where the limit belongs, as the library
+/// does). Returns the next offset (-1 at the end) and the objects.
+fn unpack_from(
+    lua: &Lua,
+    bytes: &[u8],
+    limit: i64,
+    offset: i64,
+) -> mlua::Result<(i64, Vec<Value>)> {
+    if offset < 0 || limit < 0 {
+        let message = format!(
+            "Invalid request to unpack with offset of {offset} and limit of {}.",
+            bytes.len()
+        );
+        return Err(located(lua, &message));
+    }
+    if offset as u64 > bytes.len() as u64 {
+        let message = format!("Start offset {offset} greater than input length {}.", bytes.len());
+        return Err(located(lua, &message));
+    }
+    unpack(lua, bytes, limit as usize, offset as usize)
+}
+
+/// Decodes up to `limit` objects from `bytes[offset..]`.
+fn unpack(lua: &Lua, bytes: &[u8], limit: usize, offset: usize) -> mlua::Result<(i64, Vec<Value>)> {
+    let mut input: &[u8] = &bytes[offset..];
+    let mut values = Vec::new();
+    while !input.is_empty() && values.len() < limit {
+        values.push(decode(lua, &mut input).map_err(|e| match e {
+            mlua::Error::RuntimeError(m) => located(lua, &m),
+            other => other,
+        })?);
+    }
+    let next = if input.is_empty() { -1 } else { (bytes.len() - input.len()) as i64 };
+    Ok((next, values))
 }
 
 fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
@@ -124,22 +171,28 @@ fn int(n: i64, out: &mut Vec<u8>) {
 }
 
 fn table(t: &Table, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
-    let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-    // An array when the keys are exactly 1..n (a table without keys is one too).
-    let mut max = 0usize;
-    let array = pairs.iter().all(|(k, _)| {
+    // A first pass over the keys alone (values are dropped as it goes: holding a whole big
+    // table's values at once exhausts Lua's stack): an array when the keys are exactly 1..n
+    // (a table without keys is one too).
+    let (mut max, mut len, mut array) = (0usize, 0usize, true);
+    for pair in t.clone().pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        len += 1;
         let index = match k {
-            Value::Integer(i) => *i as f64,
-            Value::Number(n) => *n,
-            _ => return false,
+            Value::Integer(i) => i as f64,
+            Value::Number(n) => n,
+            _ => {
+                array = false;
+                continue;
+            }
         };
         if index < 1.0 || index.fract() != 0.0 {
-            return false;
+            array = false;
+        } else {
+            max = max.max(index as usize);
         }
-        max = max.max(index as usize);
-        true
-    }) && max == pairs.len();
-    let len = pairs.len();
+    }
+    let array = array && max == len;
     let (small, mid, big) = if array { (0x90, 0xdc, 0xdd) } else { (0x80, 0xde, 0xdf) };
     if len <= 15 {
         out.push(small | len as u8);
@@ -155,9 +208,10 @@ fn table(t: &Table, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
             encode(&t.raw_get::<Value>(i)?, depth + 1, out)?;
         }
     } else {
-        for (k, v) in &pairs {
-            encode(k, depth + 1, out)?;
-            encode(v, depth + 1, out)?;
+        for pair in t.clone().pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            encode(&k, depth + 1, out)?;
+            encode(&v, depth + 1, out)?;
         }
     }
     Ok(())
