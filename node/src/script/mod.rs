@@ -279,15 +279,38 @@ fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
 /// The `redis` library, except `call` and `pcall` (the prelude adds those).
 fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     let redis = lua.create_table()?;
-    redis.set("sha1hex", lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?)?;
+    // Argument checks and words as Redis's helpers have them: sha1hex and log raise, while
+    // error_reply and status_reply return an error reply for bad arguments.
     redis.set(
-        "error_reply",
-        lua.create_function(|lua, s: mlua::String| convert::error_table(lua, &s.as_bytes()))?,
+        "sha1hex",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError("wrong number of arguments".into()));
+            }
+            // Like lua_tolstring: strings and numbers as text, anything else as nothing.
+            let text = match &args[0] {
+                Value::String(s) => s.as_bytes().to_vec(),
+                Value::Integer(n) => n.to_string().into_bytes(),
+                Value::Number(n) => common::fmt::format_g(*n, 14).into_bytes(),
+                _ => Vec::new(),
+            };
+            Ok(sha1_hex(&text))
+        })?,
     )?;
-    redis.set(
-        "status_reply",
-        lua.create_function(|lua, s: mlua::String| lua.create_table_from([("ok", s)]))?,
-    )?;
+    let reply_helper = |kind: &'static str| {
+        lua.create_function(move |lua, args: MultiValue| match args.iter().next() {
+            Some(Value::String(s)) if args.len() == 1 => {
+                if kind == "err" {
+                    convert::error_table(lua, &s.as_bytes())
+                } else {
+                    lua.create_table_from([("ok", s.clone())])
+                }
+            }
+            _ => convert::error_table(lua, b"ERR wrong number or type of arguments"),
+        })
+    };
+    redis.set("error_reply", reply_helper("err")?)?;
+    redis.set("status_reply", reply_helper("ok")?)?;
     for (name, level) in
         [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)]
     {
@@ -295,13 +318,41 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     }
     redis.set(
         "log",
-        lua.create_function(|_, (level, parts): (i64, mlua::Variadic<mlua::String>)| {
-            let text: Vec<String> =
-                parts.iter().map(|p| String::from_utf8_lossy(&p.as_bytes()).into_owned()).collect();
-            let text = text.join(" ");
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() < 2 {
+                return Err(mlua::Error::RuntimeError(
+                    "redis.log() requires two arguments or more.".into(),
+                ));
+            }
+            let level = match &args[0] {
+                Value::Integer(n) => Some(*n as f64),
+                Value::Number(n) => Some(*n),
+                Value::String(s) => s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()),
+                _ => None,
+            };
+            let Some(level) = level else {
+                return Err(mlua::Error::RuntimeError(
+                    "First argument must be a number (log level).".into(),
+                ));
+            };
+            let level = level as i64;
+            if !(0..=3).contains(&level) {
+                return Err(mlua::Error::RuntimeError("Invalid debug level.".into()));
+            }
+            // Strings and numbers are logged, anything else is left out, joined by spaces.
+            let parts: Vec<String> = args
+                .iter()
+                .skip(1)
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+                    Value::Integer(n) => Some(n.to_string()),
+                    Value::Number(n) => Some(common::fmt::format_g(*n, 14)),
+                    _ => None,
+                })
+                .collect();
+            let text = parts.join(" ");
             match level {
-                0 => tracing::debug!(target: "script", "{text}"),
-                1 => tracing::debug!(target: "script", "{text}"),
+                0 | 1 => tracing::debug!(target: "script", "{text}"),
                 2 => tracing::info!(target: "script", "{text}"),
                 _ => tracing::warn!(target: "script", "{text}"),
             }
@@ -318,12 +369,27 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
     redis.set(
         "setresp",
-        lua.create_function(|_, version: i64| match version {
-            2 => Ok(()),
-            3 => Err(mlua::Error::RuntimeError(
-                "RESP3 replies in scripts are not supported by warden-node".into(),
-            )),
-            _ => Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "redis.setresp() requires one argument.".into(),
+                ));
+            }
+            let version = match &args[0] {
+                Value::Integer(n) => *n,
+                Value::Number(n) => *n as i64,
+                Value::String(s) => {
+                    s.to_str().ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+                }
+                _ => 0,
+            };
+            match version {
+                2 => Ok(()),
+                3 => Err(mlua::Error::RuntimeError(
+                    "RESP3 replies in scripts are not supported by warden-node".into(),
+                )),
+                _ => Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+            }
         })?,
     )?;
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
