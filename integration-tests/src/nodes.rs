@@ -26,6 +26,12 @@ impl Kind {
     }
 }
 
+/// A node's command line: loopback `port`, no save points, then `extra` directives.
+pub fn args(port: u16, extra: &[&str]) -> Vec<String> {
+    let base = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""].map(String::from);
+    base.into_iter().chain(extra.iter().map(|s| s.to_string())).collect()
+}
+
 /// A running node.
 pub struct Node {
     /// The process (logs printed if the test fails).
@@ -40,15 +46,7 @@ impl Node {
     /// Starts a node with `extra` directives (`["--replicaof", "127.0.0.1 6379"]` style).
     pub fn start(kind: Kind, name: &str, extra: &[&str]) -> Node {
         let port = ports::allocate();
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--save".into(),
-            String::new(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = args(port, extra);
         let program = kind.program();
         // The process runs in its own temp dir, which is where both servers keep their files.
         let proc = Proc::start(name, Path::new(&program), &args);

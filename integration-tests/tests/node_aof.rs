@@ -379,23 +379,11 @@ fn an_old_style_aof_is_migrated_and_its_failed_commands_reported() {
             let data = tempfile::tempdir().unwrap();
             std::fs::write(data.path().join("appendonly.aof"), OLD_AOF).unwrap();
             let port = integration_tests::ports::allocate();
-            let args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                &data.path().display().to_string(),
-                "--appendonly",
-                "yes",
-                "--propagation-error-behavior",
-                behaviour,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let dir = data.path().display().to_string();
+            let args = integration_tests::nodes::args(
+                port,
+                &["--dir", &dir, "--appendonly", "yes", "--propagation-error-behavior", behaviour],
+            );
             let name = format!("{kind:?}-{behaviour}");
             let mut proc = integration_tests::process::Proc::start(&name, &kind.program(), &args);
             let moved = data.path().join("appendonlydir").join("appendonly.aof");
