@@ -5,6 +5,11 @@
 //! `{}` for an empty table. The configuration functions (`encode_max_depth`,
 //! `encode_number_precision`, `encode_sparse_array`, …) change the same settings and answer
 //! the same way.
+//!
+//! Decoding is standard JSON (serde_json) into the same Lua shapes; unlike Lua CJSON it refuses
+//! the non-JSON number literals (`nan`, `inf`, hex) whatever `decode_invalid_numbers` says, and
+//! its error messages are serde_json's after Lua CJSON's first words. `encode_keep_buffer`
+//! only tunes Lua CJSON's buffer reuse, so it is answered and has nothing to change here.
 
 use std::sync::Arc;
 
