@@ -80,6 +80,24 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             Ok(Frame::Array(digests.collect()))
         }
         ("protocol", 3) => protocol(ctx, &args[2]),
+        ("htstats-key", 3) => {
+            use crate::db::Value;
+            let Some(value) = ctx.lookup_quiet(&args[2]) else {
+                return Err(CommandError::NoSuchKey);
+            };
+            let stats = match value {
+                Value::Set(s) => s.table_stats(),
+                Value::Hash(h) => h.table_stats(),
+                Value::ZSet(z) => z.table_stats(),
+                _ => None,
+            };
+            match stats {
+                Some(text) => Ok(Frame::Verbatim("txt", Bytes::from(text))),
+                None => Err(CommandError::err(
+                    "The value stored at the specified key is not represented using an hash table",
+                )),
+            }
+        }
         ("quicklist-packed-threshold", 3) => {
             // Redis's `quicklistisSetPackedThreshold`: 0 restores the default, and anything at
             // or above 4 GB - 1 MB is refused.
@@ -100,6 +118,7 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             &[
                 ("DIGEST", "Output a hex signature representing the current DB content."),
                 ("DIGEST-VALUE <key> [<key> ...]", "Output a hex signature of the values of all the specified keys."),
+                ("HTSTATS-KEY <key>", "Hash table statistics of the value at <key>, if it is a hash table."),
                 ("LOADAOF", "Flush the AOF to disk, empty the dataset and load the AOF back."),
                 ("OBJECT <key>", "Internal details of a key's value."),
                 (

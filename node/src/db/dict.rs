@@ -531,6 +531,16 @@ impl<V, M: Copy + Default> Dict<V, M> {
         chosen.or_else(|| self.random(rng))
     }
 
+    /// Redis's `dictGetStats` text (DEBUG HTSTATS-KEY): the main table's size, elements, used
+    /// slots and chain lengths, then the rehashing target's while a resize runs.
+    pub fn stats(&self) -> String {
+        let mut out = table_stats(0, &self.old[self.moved.min(self.old.len())..], self.old.len());
+        if self.resizing() {
+            out.push_str(&table_stats(1, &self.new, self.new.len()));
+        }
+        out
+    }
+
     /// Every element, in bucket order.
     pub fn iter(&self) -> Iter<'_, V, M> {
         Iter { buckets: &self.old, then: &self.new, bucket: 0, node: None }
@@ -551,6 +561,44 @@ impl<V, M: Copy + Default> Dict<V, M> {
             }
         }
     }
+}
+
+/// One table's part of [`Dict::stats`]: `buckets` are the live ones of a table of `size`.
+fn table_stats<V, M>(index: usize, buckets: &[Link<V, M>], size: usize) -> String {
+    const VECTOR: usize = 50; // Redis's DICT_STATS_VECTLEN
+    let mut lengths = [0usize; VECTOR];
+    lengths[0] = size - buckets.len();
+    let (mut slots, mut max, mut total) = (0usize, 0usize, 0usize);
+    for bucket in buckets {
+        let mut chain = 0;
+        let mut link = bucket.as_deref();
+        while let Some(node) = link {
+            chain += 1;
+            link = node.next.as_deref();
+        }
+        lengths[chain.min(VECTOR - 1)] += 1;
+        if chain > 0 {
+            slots += 1;
+            max = max.max(chain);
+            total += chain;
+        }
+    }
+    if total == 0 {
+        return "No stats available for empty dictionaries\n".into();
+    }
+    let name = if index == 0 { "main hash table" } else { "rehashing target" };
+    let mut out = format!(
+        "Hash table {index} stats ({name}):\n table size: {size}\n number of elements: {total}\n different slots: {slots}\n max chain length: {max}\n avg chain length (counted): {:.2}\n avg chain length (computed): {:.2}\n Chain length distribution:\n",
+        total as f32 / slots as f32,
+        total as f32 / slots as f32,
+    );
+    for (length, count) in lengths.iter().enumerate().take(VECTOR - 1) {
+        if *count > 0 {
+            let share = *count as f32 / size as f32 * 100.0;
+            out.push_str(&format!("   {length}: {count} ({share:.2}%)\n"));
+        }
+    }
+    out
 }
 
 /// The reverse-binary increment of `cursor` over the bits of `mask`.
@@ -839,6 +887,26 @@ mod tests {
                 d.remove(&k);
             }
         }
+    }
+
+    /// DEBUG HTSTATS-KEY's text, in Redis's format, for both tables while a resize runs.
+    #[test]
+    fn stats_read_as_redis_prints_them() {
+        let mut d: Dict<()> = Dict::new();
+        assert_eq!(d.stats(), "No stats available for empty dictionaries\n");
+        for i in 0..20 {
+            d.insert(format!("m{i}").as_bytes(), ());
+        }
+        let text = d.stats();
+        assert!(text.starts_with("Hash table 0 stats (main hash table):\n table size: "), "{text}");
+        let elements: usize = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(" number of elements: "))
+            .map(|n| n.parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(elements, 20, "{text}");
+        assert_eq!(text.contains("(rehashing target)"), d.resizing(), "{text}");
+        assert!(text.contains(" Chain length distribution:\n   0: "), "{text}");
     }
 
     #[test]

@@ -139,6 +139,14 @@ impl Hash {
         }
     }
 
+    /// The hash table's stats (DEBUG HTSTATS-KEY), if the hash is one.
+    pub fn table_stats(&self) -> Option<String> {
+        match self {
+            Hash::Table(d) => Some(d.stats()),
+            Hash::Listpack(_) => None,
+        }
+    }
+
     /// One random field and its value (`None` when empty).
     pub fn random_pair(&self, rng: &mut impl Rng) -> Option<(&Sds, &Sds)> {
         match self {

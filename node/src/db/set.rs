@@ -157,6 +157,14 @@ impl Set {
         self.iter().collect()
     }
 
+    /// The hash table's stats (DEBUG HTSTATS-KEY), if the set is one.
+    pub fn table_stats(&self) -> Option<String> {
+        match self {
+            Set::Table(d) => Some(d.stats()),
+            Set::Intset(_) => None,
+        }
+    }
+
     /// One random member (`None` when empty).
     pub fn random_member(&self, rng: &mut impl Rng) -> Option<Sds> {
         match self {

@@ -140,6 +140,14 @@ impl ZSet {
         }
     }
 
+    /// The member table's stats (DEBUG HTSTATS-KEY), if the sorted set has one.
+    pub fn table_stats(&self) -> Option<String> {
+        match &self.repr {
+            Repr::Skiplist { dict, .. } => Some(dict.stats()),
+            Repr::Listpack(_) => None,
+        }
+    }
+
     /// The number of members.
     pub fn len(&self) -> usize {
         match &self.repr {
