@@ -421,19 +421,13 @@ fn refused_on_oom(resolved: Resolved, client: &ClientState) -> bool {
 /// transaction that holds one, and EVAL/EVALSHA of a script that may write (see
 /// [`crate::script::shebang::ScriptFlags::may_write`]).
 pub fn may_replicate(shared: &Shared, client: &ClientState, argv: &[Bytes]) -> bool {
-    match resolve(argv) {
-        Ok(r) if r.spec.name == "exec" => client
-            .multi
-            .as_ref()
-            .is_some_and(|queue| queue.iter().any(|queued| may_replicate_one(shared, queued))),
-        Ok(_) => may_replicate_one(shared, argv),
-        Err(_) => false,
-    }
-}
-
-fn may_replicate_one(shared: &Shared, argv: &[Bytes]) -> bool {
     let Ok(r) = resolve(argv) else { return false };
     let source = match r.spec.name {
+        // The queue never holds an EXEC (EXEC inside MULTI runs), so this goes one level deep.
+        "exec" => {
+            let queue = client.multi.as_deref().unwrap_or_default();
+            return queue.iter().any(|queued| may_replicate(shared, client, queued));
+        }
         "eval" => crate::script::Source::Body(&argv[1]),
         "evalsha" => crate::script::Source::Sha(&argv[1]),
         _ => return r.spec.has(flags::WRITE) || r.spec.has(flags::MAY_REPLICATE),

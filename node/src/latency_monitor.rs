@@ -96,7 +96,7 @@ pub fn doctor(monitor: &LatencyMonitor) -> String {
         let span = s.samples.back().map_or(0, |l| l.0) - s.samples.front().map_or(0, |f| f.0);
         let period = if s.samples.len() > 1 { span as f64 / (n - 1.0) } else { 0.0 };
         out.push_str(&format!(
-            "{}. {name}: {} latency spikes (average {:.0}ms, mean deviation {:.0}ms, period {:.2} sec). Worst all time event {}ms.\n",
+            "{}. {name}: {} spikes recorded, {:.0} ms on average (mean deviation {:.0} ms), one every {:.2} s; the worst ever took {} ms.\n",
             i + 1,
             s.samples.len(),
             avg,

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use common::config::{parse_command_line, read_file};
+use node::cmd::server::{final_save, StopFlags};
 use node::config::Config;
 use node::server::{self, Shared};
 use tracing::{error, info};
@@ -131,20 +132,11 @@ fn load_dump(
     Ok(loaded)
 }
 
-/// Bytes of the files in `dir` (what an AOF load reads).
-fn dir_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
-        .unwrap_or(0)
-}
-
 /// What `shutdown-on-sigterm` / `shutdown-on-sigint` ask of a signal: SHUTDOWN's flags
 /// (`default` is SHUTDOWN without arguments).
 struct SignalShutdown {
-    save: bool,
-    nosave: bool,
+    stop: StopFlags,
     now: bool,
-    force: bool,
 }
 
 impl SignalShutdown {
@@ -157,34 +149,17 @@ impl SignalShutdown {
         let words: Vec<&str> = config.get(name).unwrap_or("default").split_whitespace().collect();
         let has = |flag: &str| words.contains(&flag);
         SignalShutdown {
-            save: has("save"),
-            nosave: has("nosave"),
+            stop: StopFlags { save: has("save"), nosave: has("nosave"), force: has("force") },
             now: has("now"),
-            force: has("force"),
         }
     }
 }
 
-/// A signal's last save, as SHUTDOWN does it: SAVE saves, NOSAVE does not, otherwise the save
-/// points decide. It runs with the keyspace locked and then marks it stopped, so no command
-/// changes the data after the save. False when the save failed without FORCE: the server keeps
-/// running, as Redis does, rather than exit and lose the writes since the last snapshot.
+/// A signal's last save, exactly as SHUTDOWN's (see `final_save`). False: the save failed
+/// without FORCE and the server keeps running.
 fn stop_on_signal(shared: &Shared, flags: &SignalShutdown) -> bool {
-    let points = !shared.config.read().settings.save_points.is_empty();
     let mut ks = shared.keyspace.lock();
-    if flags.save || (points && !flags.nosave) {
-        info!("saving the final RDB snapshot before exiting");
-        if let Err(e) =
-            node::cmd::persistence::save_blocking(shared, &mut ks, node::server::unix_ms())
-        {
-            tracing::warn!(cause = %e, "error trying to save the DB");
-            if !flags.force {
-                return false;
-            }
-        }
-    }
-    ks.stopped = true;
-    true
+    final_save(shared, &mut ks, node::server::unix_ms(), flags.stop)
 }
 
 /// Sends a readiness message to systemd's NOTIFY_SOCKET, if there is one (Type=notify units).
@@ -242,7 +217,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         node::aof::upgrade::migrate_old_style(&dir, &aof_dir, &prefix)?;
     }
     let total = if aof {
-        dir_size(&aof_dir)
+        node::aof::dir_size(&aof_dir)
     } else {
         std::fs::metadata(dir.join(&dbfilename)).map(|m| m.len()).unwrap_or(0)
     };

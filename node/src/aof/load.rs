@@ -57,6 +57,19 @@ pub struct Loaded {
     pub commands: u64,
 }
 
+/// The manifest in `dir` (the AOF directory), if there is one.
+pub fn read_manifest(dir: &Path, prefix: &str) -> Result<Option<Manifest>, AofError> {
+    let path = super::manifest_file(dir, prefix);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(AofError::Io { path: path.display().to_string(), source }),
+    };
+    Manifest::parse(&text)
+        .map(Some)
+        .map_err(|why| AofError::Manifest { path: path.display().to_string(), why })
+}
+
 /// Loads `dir` (the AOF directory) into the keyspace. No manifest: nothing to load.
 pub fn load(
     shared: &Shared,
@@ -64,14 +77,7 @@ pub fn load(
     prefix: &str,
     truncate_ok: bool,
 ) -> Result<Loaded, AofError> {
-    let path = super::manifest_file(dir, prefix);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
-        Err(source) => return Err(AofError::Io { path: path.display().to_string(), source }),
-    };
-    let manifest = Manifest::parse(&text)
-        .map_err(|why| AofError::Manifest { path: path.display().to_string(), why })?;
+    let Some(manifest) = read_manifest(dir, prefix)? else { return Ok(Loaded::default()) };
     let mut client = ClientState::pseudo(u64::MAX, ClientKind::Master);
     let mut commands = 0;
     if let Some(base) = manifest.base() {

@@ -430,11 +430,8 @@ fn write_base_while_off(shared: &Shared) -> std::io::Result<()> {
     let started = Instant::now();
     let (dir, prefix) = paths(shared);
     std::fs::create_dir_all(&dir)?;
-    let old = match std::fs::read_to_string(manifest_file(&dir, &prefix)) {
-        Ok(text) => Manifest::parse(&text).map_err(std::io::Error::other)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
-        Err(e) => return Err(e),
-    };
+    let old =
+        load::read_manifest(&dir, &prefix).map_err(std::io::Error::other)?.unwrap_or_default();
     let base_seq = old.base().map_or(1, |b| b.seq + 1);
     let (job, base) = begin_base(shared, &mut shared.keyspace.lock(), &dir, &prefix, base_seq)?;
     let bytes = finish_base(shared, job, &dir, &base)?;
@@ -606,24 +603,20 @@ fn flush_and_sync(shared: &Shared, closing: bool) -> std::io::Result<()> {
 
 /// DEBUG LOADAOF: makes everything appended durable, empties the dataset and loads the AOF
 /// back, as Redis does. Clients get -LOADING meanwhile; the replayed commands run as the
-/// AOF's pseudo master client, whose writes are not appended or replicated again. A failure leaves the server unable to serve its data, so,
-/// as Redis does, the process exits (the files on disk are untouched).
+/// AOF's pseudo master client, whose writes are not appended or replicated again. A failure
+/// leaves the server unable to serve its data, so, as Redis does, the process exits (the files
+/// on disk are untouched).
 pub fn reload(shared: &Shared) -> Result<(), String> {
     if shared.aof_on.load(Ordering::Relaxed) {
         flush_and_sync(shared, false).map_err(|e| format!("can't fsync the AOF: {e}"))?;
     }
     let (dir, prefix) = paths(shared);
-    let size = std::fs::read_dir(&dir)
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
-        .unwrap_or(0);
-    shared.set_loading(Some(size));
+    shared.set_loading(Some(dir_size(&dir)));
     {
         let mut ks = shared.keyspace.lock();
-        for db in 0..ks.dbs.len() {
-            let changed =
-                crate::db::keyspace::WholeDbChange { was_present: true, ..Default::default() };
-            ks.watches.touch_db(db, |_| changed);
-            ks.dbs[db].clear();
+        ks.watches.touch_all();
+        for db in &mut ks.dbs {
+            db.clear();
         }
     }
     let truncate_ok = shared.config.read().get("aof-load-truncated") == Some("yes");
@@ -662,6 +655,14 @@ pub fn set_policy(shared: &Shared, policy: Fsync) {
         shared.aof_always.store(policy == Fsync::Always, Ordering::Relaxed);
     }
     shared.aof_wake.notify_one();
+}
+
+/// The bytes of the files in `dir` (the AOF directory): what a load reads, for INFO's
+/// loading progress.
+pub fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
 }
 
 /// The AOF manifest path for a config (for loading).

@@ -24,14 +24,7 @@ pub fn migrate_old_style(data_dir: &Path, aof_dir: &Path, prefix: &str) -> Resul
         let path = path.display().to_string();
         move |source| AofError::Io { path, source }
     };
-    let existing = match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => Some(Manifest::parse(&text).map_err(|why| AofError::Manifest {
-            path: manifest_path.display().to_string(),
-            why,
-        })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io(&manifest_path)(e)),
-    };
+    let existing = super::load::read_manifest(aof_dir, prefix)?;
     let needed = match &existing {
         None => true,
         Some(m) if m.base().is_none() && m.incrs().is_empty() => true,

@@ -116,8 +116,8 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ("help", _) => Ok(super::help::reply(
             "DEBUG",
             &[
-                ("DIGEST", "Output a hex signature representing the current DB content."),
-                ("DIGEST-VALUE <key> [<key> ...]", "Output a hex signature of the values of all the specified keys."),
+                ("DIGEST", "A SHA-1 fingerprint of the whole dataset (the same as Redis's for the same data)."),
+                ("DIGEST-VALUE <key> [<key> ...]", "The fingerprint of each key's value (zeros for a missing key)."),
                 ("HTSTATS-KEY <key>", "Hash table statistics of the value at <key>, if it is a hash table."),
                 ("LOADAOF", "Flush the AOF to disk, empty the dataset and load the AOF back."),
                 ("OBJECT <key>", "Internal details of a key's value."),
@@ -125,9 +125,9 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     "POPULATE <count> [<prefix>] [<size>]",
                     "Create <count> string keys named <prefix>:<n> (test data; not replicated).",
                 ),
-                ("PROTOCOL <type>", "Reply with a test value of the specified type (string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false)."),
+                ("PROTOCOL <type>", "A sample reply of that RESP type: string, integer, double, bignum, null, array, set, map, attrib, push, verbatim, true or false."),
                 ("QUICKLIST-PACKED-THRESHOLD <size>", "Lists' elements from this size on are kept as plain nodes in RDB files and DUMP payloads."),
-                ("RELOAD [MERGE] [NOFLUSH] [NOSAVE]", "Save the RDB on disk and reload it back to memory (MERGE: replace keys the file also has; NOFLUSH: keep the dataset; NOSAVE: load the file as it is)."),
+                ("RELOAD [MERGE] [NOFLUSH] [NOSAVE]", "Save the dump file, empty the dataset and load the file back (MERGE: replace keys the file also has; NOFLUSH: keep the dataset; NOSAVE: load the file as it is)."),
                 ("SET-ACTIVE-EXPIRE 0|1", "Turn the background expiry of keys off or on."),
                 ("SLEEP <seconds>", "Freeze the whole server for that long (fractions allowed)."),
             ],

@@ -200,19 +200,50 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// The last part of SHUTDOWN (also run after waiting for replicas): save as asked, then stop.
 pub fn finish_shutdown(ctx: &mut Ctx<'_>, save: bool, nosave: bool, force: bool) -> CmdResult {
-    // As in Redis: SAVE saves, NOSAVE does not, and otherwise save points decide.
-    let points = !ctx.server.config.read().settings.save_points.is_empty();
-    // A background save in progress is abandoned for this one, as Redis kills its child.
-    let failed = (save || (points && !nosave))
-        && super::persistence::save_blocking(ctx.server, ctx.exec.ks, ctx.now_ms).is_err();
-    if failed && !force {
+    if !final_save(ctx.server, ctx.exec.ks, ctx.now_ms, StopFlags { save, nosave, force }) {
         return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
     }
-    ctx.exec.ks.stopped = true;
     tracing::warn!("user requested shutdown");
     ctx.effect = Some(Effect::Shutdown);
     // The connection closes without a reply when the shutdown proceeds, as in Redis.
     Ok(Frame::Raw(Bytes::new()))
+}
+
+/// SHUTDOWN's flags that decide its last save (a signal's come from `shutdown-on-sig*`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopFlags {
+    /// SAVE: save even without save points.
+    pub save: bool,
+    /// NOSAVE: do not save.
+    pub nosave: bool,
+    /// FORCE: stop even if the save failed.
+    pub force: bool,
+}
+
+/// The last save of a stop, SHUTDOWN's or a signal's: SAVE saves, NOSAVE does not, otherwise
+/// the save points decide, as in Redis; a background save in progress is abandoned for it, as
+/// Redis kills its child. It runs with the keyspace locked (the caller holds it) and then marks
+/// it stopped, so no command changes the data after the save. False when the save failed
+/// without FORCE: the server keeps running rather than exit and lose the writes since the last
+/// snapshot.
+pub fn final_save(
+    shared: &Shared,
+    ks: &mut crate::db::Keyspace,
+    now_ms: i64,
+    flags: StopFlags,
+) -> bool {
+    let points = !shared.config.read().settings.save_points.is_empty();
+    if flags.save || (points && !flags.nosave) {
+        tracing::info!("saving the final RDB snapshot before exiting");
+        if let Err(e) = super::persistence::save_blocking(shared, ks, now_ms) {
+            tracing::warn!(cause = %e, "error trying to save the DB");
+            if !flags.force {
+                return false;
+            }
+        }
+    }
+    ks.stopped = true;
+    true
 }
 
 fn monitor(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {

@@ -134,31 +134,19 @@ impl Watches {
     pub fn touch_db(&mut self, db: usize, mut change: impl FnMut(&[u8]) -> WholeDbChange) {
         let Watches { by_key, dirty } = self;
         for ((d, key), watchers) in by_key.iter_mut() {
-            if *d != db {
-                continue;
+            if *d == db {
+                mark_changed(watchers, change(key), dirty);
             }
-            let c = change(key);
-            if !c.was_present && !c.incoming {
-                continue;
-            }
-            for (client, expired) in watchers.iter_mut() {
-                if *expired {
-                    if !c.incoming {
-                        // The expired key is deleted: no logical change.
-                        *expired = false;
-                        continue;
-                    }
-                    if c.incoming_expired {
-                        // Expired before, expired after.
-                        continue;
-                    }
-                } else if !c.was_present && c.incoming_expired {
-                    // A missing key replaced by an expired one: still missing, logically.
-                    *expired = true;
-                    continue;
-                }
-                dirty.insert(*client);
-            }
+        }
+    }
+
+    /// The whole dataset was replaced (a full sync, DEBUG LOADAOF): every database is emptied
+    /// with each watched key present, as far as its watchers can tell.
+    pub fn touch_all(&mut self) {
+        let emptied = WholeDbChange { was_present: true, ..Default::default() };
+        let Watches { by_key, dirty } = self;
+        for watchers in by_key.values_mut() {
+            mark_changed(watchers, emptied, dirty);
         }
     }
 
@@ -171,6 +159,31 @@ impl Watches {
     /// True if a key `client` watches has changed since WATCH.
     pub fn is_dirty(&self, client: u64) -> bool {
         self.dirty.contains(&client)
+    }
+}
+
+/// One watched key's part of [`Watches::touch_db`]: which of its `watchers` see a change.
+fn mark_changed(watchers: &mut HashMap<u64, bool>, c: WholeDbChange, dirty: &mut HashSet<u64>) {
+    if !c.was_present && !c.incoming {
+        return;
+    }
+    for (client, expired) in watchers.iter_mut() {
+        if *expired {
+            if !c.incoming {
+                // The expired key is deleted: no logical change.
+                *expired = false;
+                continue;
+            }
+            if c.incoming_expired {
+                // Expired before, expired after.
+                continue;
+            }
+        } else if !c.was_present && c.incoming_expired {
+            // A missing key replaced by an expired one: still missing, logically.
+            *expired = true;
+            continue;
+        }
+        dirty.insert(*client);
     }
 }
 

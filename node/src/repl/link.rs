@@ -510,12 +510,7 @@ async fn receive_snapshot(
         let mut ks = shared.keyspace.lock();
         crate::cmd::persistence::abandon_bgsave(shared, &mut ks);
         std::mem::swap(&mut ks.dbs, &mut fresh.dbs);
-        // Every watched key may have changed: the whole dataset was replaced.
-        for index in 0..ks.dbs.len() {
-            let changed =
-                crate::db::keyspace::WholeDbChange { was_present: true, ..Default::default() };
-            ks.watches.touch_db(index, |_| changed);
-        }
+        ks.watches.touch_all();
         let mut r = shared.repl.lock();
         if r.master.as_ref().is_none_or(|l| l.generation != generation) {
             return Err(LinkError::Cancelled);

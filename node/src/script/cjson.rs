@@ -213,15 +213,15 @@ fn encode(value: &Value, cfg: &Config, depth: i64, out: &mut Vec<u8>) -> Result<
                             out.push(b',');
                         }
                         first = false;
-                        match &k {
-                            Value::String(s) => encode_string(&s.as_bytes(), out),
-                            Value::Integer(_) | Value::Number(_) => {
+                        let number = match &k {
+                            Value::Integer(i) => Some(*i as f64),
+                            Value::Number(n) => Some(*n),
+                            _ => None,
+                        };
+                        match (&k, number) {
+                            (Value::String(s), _) => encode_string(&s.as_bytes(), out),
+                            (_, Some(n)) => {
                                 out.push(b'"');
-                                let n = match k {
-                                    Value::Integer(i) => i as f64,
-                                    Value::Number(n) => n,
-                                    _ => unreachable!("matched a number above"),
-                                };
                                 encode_number(n, cfg, out)?;
                                 out.push(b'"');
                             }
@@ -251,12 +251,8 @@ fn array_length(t: &Table, cfg: &Config) -> Result<Option<usize>, String> {
     let (mut max, mut items) = (0usize, 0usize);
     for pair in t.clone().pairs::<Value, Value>() {
         let (k, _) = pair.map_err(|e| e.to_string())?;
-        let index = match k {
-            Value::Integer(i) if i >= 1 => i as f64,
-            Value::Number(n) if n >= 1.0 && n.floor() == n => n,
-            _ => return Ok(None),
-        };
-        max = max.max(index as usize);
+        let Some(index) = super::array_index(&k) else { return Ok(None) };
+        max = max.max(index);
         items += 1;
     }
     let safe = cfg.sparse_safe as usize;

@@ -287,14 +287,8 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
             if args.len() != 1 {
                 return Err(mlua::Error::RuntimeError("wrong number of arguments".into()));
             }
-            // Like lua_tolstring: strings and numbers as text, anything else as nothing.
-            let text = match &args[0] {
-                Value::String(s) => s.as_bytes().to_vec(),
-                Value::Integer(n) => n.to_string().into_bytes(),
-                Value::Number(n) => common::fmt::format_g(*n, 14).into_bytes(),
-                _ => Vec::new(),
-            };
-            Ok(sha1_hex(&text))
+            // Anything but a string or a number hashes as nothing, as lua_tolstring gives NULL.
+            Ok(sha1_hex(&lua_text(&args[0]).unwrap_or_default()))
         })?,
     )?;
     let reply_helper = |kind: &'static str| {
@@ -324,13 +318,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
                     "redis.log() requires two arguments or more.".into(),
                 ));
             }
-            let level = match &args[0] {
-                Value::Integer(n) => Some(*n as f64),
-                Value::Number(n) => Some(*n),
-                Value::String(s) => s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()),
-                _ => None,
-            };
-            let Some(level) = level else {
+            let Some(level) = lua_number(&args[0]) else {
                 return Err(mlua::Error::RuntimeError(
                     "First argument must be a number (log level).".into(),
                 ));
@@ -343,12 +331,8 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
             let parts: Vec<String> = args
                 .iter()
                 .skip(1)
-                .filter_map(|v| match v {
-                    Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
-                    Value::Integer(n) => Some(n.to_string()),
-                    Value::Number(n) => Some(common::fmt::format_g(*n, 14)),
-                    _ => None,
-                })
+                .filter_map(lua_text)
+                .map(|text| String::from_utf8_lossy(&text).into_owned())
                 .collect();
             let text = parts.join(" ");
             match level {
@@ -375,15 +359,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
                     "redis.setresp() requires one argument.".into(),
                 ));
             }
-            let version = match &args[0] {
-                Value::Integer(n) => *n,
-                Value::Number(n) => *n as i64,
-                Value::String(s) => {
-                    s.to_str().ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
-                }
-                _ => 0,
-            };
-            match version {
+            match lua_number(&args[0]).unwrap_or(0.0) as i64 {
                 2 => Ok(()),
                 3 => Err(mlua::Error::RuntimeError(
                     "RESP3 replies in scripts are not supported by warden-node".into(),
@@ -395,6 +371,37 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     Ok(redis)
+}
+
+/// A value as `lua_tolstring` reads it: a string, or a number as text; `None` otherwise.
+pub(super) fn lua_text(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(n) => Some(n.to_string().into_bytes()),
+        Value::Number(n) => Some(common::fmt::format_g(*n, 14).into_bytes()),
+        _ => None,
+    }
+}
+
+/// A value as `lua_tonumber` reads it: a number, or a string holding one.
+pub(super) fn lua_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Integer(n) => Some(*n as f64),
+        Value::Number(n) => Some(*n),
+        Value::String(s) => s.to_str().ok().and_then(|t| t.trim().parse().ok()),
+        _ => None,
+    }
+}
+
+/// A table key that can index an array (a positive integral number), as the JSON and
+/// MessagePack encoders decide between an array and a map.
+pub(super) fn array_index(key: &Value) -> Option<usize> {
+    let n = match key {
+        Value::Integer(i) => *i as f64,
+        Value::Number(n) => *n,
+        _ => return None,
+    };
+    (n >= 1.0 && n.fract() == 0.0).then_some(n as usize)
 }
 
 /// An error as C's `luaL_error` raises it: prefixed with where in the calling Lua code.

@@ -178,18 +178,9 @@ fn table(t: &Table, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
     for pair in t.clone().pairs::<Value, Value>() {
         let (k, _) = pair?;
         len += 1;
-        let index = match k {
-            Value::Integer(i) => i as f64,
-            Value::Number(n) => n,
-            _ => {
-                array = false;
-                continue;
-            }
-        };
-        if index < 1.0 || index.fract() != 0.0 {
-            array = false;
-        } else {
-            max = max.max(index as usize);
+        match super::array_index(&k) {
+            Some(index) => max = max.max(index),
+            None => array = false,
         }
     }
     let array = array && max == len;
