@@ -1,11 +1,21 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark of warden-node and Debian's redis-server.
 
-Runs redis-benchmark against both servers in the same run, alternating, for several rounds,
-and prints the median ops/s of each and the ratio (warden / redis). Also measures the RSS of
-each after loading 1,000,000 keys `SET key:N <10-byte value>`.
+Runs redis-benchmark against both servers in the same run for several rounds and prints the
+median ops/s of each and the ratio (warden / redis). Also measures the RSS of each after
+loading 1,000,000 keys `SET key:N <10-byte value>`.
 
-Usage: bench/compare.py [--rounds 3] [--requests 200000] [--tests set,get,...] [--skip-memory]
+Each round starts a fresh pair of servers and runs every test on both back to back (which goes
+first alternates), so each warden sample has a redis sample taken seconds apart. The ratio is
+the median of those paired ratios: on a shared VM whose speed drifts by ±25 % over minutes, a
+pair sees the same machine, while medians of samples taken far apart do not.
+
+At -P 16 each run sends 10x the requests (--requests-pipelined), so that it lasts seconds like
+a -P 1 run: a 200,000-request run at -P 16 lasts a third of a second, and one stall of the VM
+swings its result by a third.
+
+Usage: bench/compare.py [--rounds 3] [--requests 200000] [--requests-pipelined 2000000]
+                        [--tests set,get,...] [--skip-memory] [--pin]
 Needs: redis-server and redis-benchmark on PATH, and target/release/warden-node
 (cargo build --release -p warden-node).
 """
@@ -124,31 +134,41 @@ def measured_run(server, test, requests, pipeline):
 
 def throughput(args):
     tests = args.tests.split(",")
-    print(f"redis-benchmark -c 50 -n {args.requests}, {args.rounds} rounds, alternating servers")
-    print("(srv us/req: the server's CPU per request; client %: how busy redis-benchmark was)")
-    print(f"{'test':<12}{'-P':>4}{'redis ops/s':>13}{'warden ops/s':>14}{'ratio':>7}"
+    print(f"redis-benchmark -c 50 -n {args.requests} (-P 1) / {args.requests_pipelined} (-P 16), "
+          f"{args.rounds} rounds, each test run on both servers back to back")
+    print("(ratio: median of the rounds' paired warden/redis ratios, their range in brackets;")
+    print(" srv us/req: the server's CPU per request; client %: how busy redis-benchmark was)")
+    print(f"{'test':<12}{'-P':>4}{'redis ops/s':>13}{'warden ops/s':>14}{'ratio':>7}{'(range)':>13}"
           f"{'srv us/req r/w':>17}{'client % r/w':>15}")
     worst = None
     for pipeline in (1, 16):
+        requests = args.requests if pipeline == 1 else args.requests_pipelined
         samples = {k: {t: [] for t in tests} for k in ("redis", "warden")}
+        ratios = {t: [] for t in tests}
         for round_no in range(args.rounds):
-            # Alternate which server goes first, so a drift of the machine over a round does
-            # not always favour the same one.
-            order = ("redis", "warden") if round_no % 2 == 0 else ("warden", "redis")
-            for kind in order:
-                server = Server(kind)
-                try:
-                    for t in tests:
-                        samples[kind][t].append(measured_run(server, t, args.requests, pipeline))
-                finally:
+            servers = {kind: Server(kind) for kind in ("redis", "warden")}
+            try:
+                for i, t in enumerate(tests):
+                    # Which goes first alternates by round and by test, so neither server
+                    # always runs on a machine warmed (or slowed) by the other.
+                    order = ("redis", "warden") if (round_no + i) % 2 == 0 else ("warden", "redis")
+                    pair = {}
+                    for kind in order:
+                        pair[kind] = measured_run(servers[kind], t, requests, pipeline)
+                        samples[kind][t].append(pair[kind])
+                    if pair["redis"]["ops"]:
+                        ratios[t].append(pair["warden"]["ops"] / pair["redis"]["ops"])
+            finally:
+                for server in servers.values():
                     server.stop()
         for t in tests:
             def med(kind, field):
                 return statistics.median(x[field] for x in samples[kind][t])
             r, w = med("redis", "ops"), med("warden", "ops")
-            ratio = w / r if r else 0
+            ratio = statistics.median(ratios[t]) if ratios[t] else 0
+            spread = f"({min(ratios[t]):.2f}-{max(ratios[t]):.2f})" if ratios[t] else ""
             worst = ratio if worst is None else min(worst, ratio)
-            print(f"{t:<12}{pipeline:>4}{r:>13.0f}{w:>14.0f}{ratio:>7.2f}"
+            print(f"{t:<12}{pipeline:>4}{r:>13.0f}{w:>14.0f}{ratio:>7.2f}{spread:>13}"
                   f"{med('redis', 'server_us'):>9.1f}/{med('warden', 'server_us'):<7.1f}"
                   f"{med('redis', 'client_busy') * 100:>8.0f}/{med('warden', 'client_busy') * 100:<6.0f}")
     print(f"worst ratio: {worst:.2f}")
@@ -187,6 +207,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--requests", type=int, default=200000)
+    p.add_argument("--requests-pipelined", type=int, default=2000000)
     p.add_argument("--tests", default=TESTS)
     p.add_argument("--keys", type=int, default=1000000)
     p.add_argument("--skip-memory", action="store_true")

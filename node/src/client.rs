@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::resp::Protocol;
 use parking_lot::Mutex;
-use tokio::sync::watch;
 
 /// How a client wants replies (CLIENT REPLY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,8 +84,8 @@ pub struct ClientHandle {
     pub fd: i32,
     /// Fields other connections may read.
     pub snapshot: Arc<Mutex<ClientSnapshot>>,
-    /// Set to true to make the connection close (CLIENT KILL).
-    pub kill: watch::Sender<bool>,
+    /// Flipped to make the connection close (CLIENT KILL, output limits, shutdown).
+    pub kill: crate::kill_switch::KillSwitch,
     /// Out-of-band frames (pub/sub messages, MONITOR lines).
     pub push: crate::push::PushSender,
 }

@@ -149,7 +149,7 @@ pub struct CommandLatency {
 /// The server's counters (reset by CONFIG RESETSTAT).
 #[derive(Default)]
 pub struct CommandStats {
-    commands: HashMap<usize, (Resolved, CallCounts)>,
+    commands: HashMap<usize, (Resolved, CallCounts), ahash::RandomState>,
     errors: HashMap<Vec<u8>, u64>,
     /// `latency-tracking`.
     pub latency_tracking: bool,

@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::resp::{parse_request, Frame, Protocol, RequestLimits};
+use common::resp::{parse_request_into, Frame, Protocol, RequestLimits};
 use common::shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::client::{ClientHandle, ClientSnapshot, ClientState, ReplyMode};
 use crate::command_stats::Counted;
 use crate::dispatch::{self, Blocked};
 use crate::exec::Effect;
+use crate::kill_switch::{KillSwitch, Killed};
 use crate::output_limit::{BufferLimit, OutputLimits, SoftLimitClock};
 use crate::push::PushReceiver;
 use crate::server::{unix_ms, Pause, Shared};
@@ -51,7 +51,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
     }
     let laddr = socket.local_addr().unwrap_or(addr);
     let (push_tx, push_rx) = crate::push::queue();
-    let (kill_tx, kill_rx) = watch::channel(false);
+    let kill = KillSwitch::new();
     let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
         multi: -1,
         resp: 2,
@@ -77,12 +77,17 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
                 created_ms: unix_ms(),
                 fd: std::os::fd::AsRawFd::as_raw_fd(&socket),
                 snapshot: snapshot.clone(),
-                kill: kill_tx,
+                kill: kill.clone(),
                 push: push_tx.clone(),
             });
         }
         (id, refused)
     };
+    // Registered after the server began stopping: its sweep of the registry (see
+    // `server::run`) may have come too early to find this client.
+    if shutdown.is_triggered() {
+        kill.kill();
+    }
     let mut socket = socket;
     if let Some(text) = refused {
         let _ = socket.write_all(&Frame::error(text).to_bytes(Protocol::Resp2)).await;
@@ -114,7 +119,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         aof_woff: 0,
         tally: Default::default(),
     };
-    let stop = Box::pin(stopped(kill_rx, shutdown));
+    let stop = kill.killed();
     let mut conn = Connection {
         shared: shared.clone(),
         socket,
@@ -126,6 +131,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         monitor: false,
         input: BytesMut::with_capacity(BUFFER_START),
         output: BytesMut::with_capacity(BUFFER_START),
+        argv: Vec::new(),
     };
     let close = conn.run().await;
     match close {
@@ -182,21 +188,15 @@ const BUFFER_START: usize = 16 * 1024;
 /// An empty buffer larger than this is given back (see `Connection::shrink_buffers`).
 const BUFFER_KEEP: usize = 64 * 1024;
 
+/// An argument vector with room for more than this many arguments is given back.
+const ARGV_KEEP: usize = 1024;
+
 /// Settings a batch of pipelined requests reads, copied once per batch.
 struct BatchLimits {
     max_bulk_len: usize,
     slowlog_slower_than: i64,
     slowlog_max_len: usize,
     latency_monitor_threshold: u64,
-}
-
-/// Completes when the client is killed or the server shuts down. Built once per connection
-/// and polled in place, so the hot loop does not re-register wakers on every request.
-async fn stopped(mut kill: watch::Receiver<bool>, mut shutdown: Shutdown) {
-    tokio::select! {
-        _ = kill.changed() => {}
-        _ = shutdown.wait() => {}
-    }
 }
 
 struct Connection {
@@ -207,12 +207,14 @@ struct Connection {
     /// `client-output-buffer-limit`, read with each batch.
     output_limits: OutputLimits,
     output_clock: SoftLimitClock,
-    /// See [`stopped`].
-    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// Completes when the client is killed, or the server stops (it kills every client).
+    stop: Killed,
     /// This client ran MONITOR (it receives command lines through the push queue).
     monitor: bool,
     input: BytesMut,
     output: BytesMut,
+    /// The request being run (kept allocated between requests).
+    argv: Vec<bytes::Bytes>,
 }
 
 impl Connection {
@@ -292,15 +294,21 @@ impl Connection {
                 unauthenticated: !self.client.authenticated,
             };
             let pending = self.input.len();
-            let argv = match parse_request(&mut self.input, request_limits) {
-                Ok(Some(argv)) => argv,
-                Ok(None) => break Ok(None),
+            // One argument vector for the connection's life: no allocation per request.
+            let mut argv = std::mem::take(&mut self.argv);
+            match parse_request_into(&mut self.input, request_limits, &mut argv) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.argv = argv;
+                    break Ok(None);
+                }
                 Err(e) => {
                     Frame::error(format!("ERR {e}")).encode(self.client.resp, &mut self.output);
                     break Ok(Some(Close::Done));
                 }
-            };
+            }
             if argv.is_empty() {
+                self.argv = argv;
                 continue;
             }
             self.client.query_pending = pending;
@@ -327,6 +335,10 @@ impl Connection {
             // What was refused before running is neither logged nor shown to MONITOR.
             let ran = outcome.resolved.filter(|_| outcome.counted != Counted::Rejected);
             self.after_command(&argv, ran, took, &limits);
+            // Emptied now: the arguments share the input buffer's memory, which the next read
+            // can reuse only once nothing points into it.
+            argv.clear();
+            self.argv = argv;
             if self.monitor || self.client.in_pubsub() {
                 while let Some(push) = self.push_rx.try_recv() {
                     push.encode(self.client.resp, &mut self.output);
@@ -397,7 +409,8 @@ impl Connection {
         self.client.tally.flush(&self.shared.command_stats);
         if let Some(resolved) = last {
             let mut snap = self.client.snapshot.lock();
-            snap.last_interaction_ms = unix_ms();
+            snap.last_interaction_ms =
+                batch_wall_ms + mark.duration_since(batch_start).as_millis() as i64;
             snap.db = self.client.db;
             snap.last_cmd = Some((resolved.name(), resolved.parent.map(|_| resolved.spec.name)));
             snap.qbuf = self.input.len();
@@ -592,6 +605,11 @@ impl Connection {
         }
         if self.output.is_empty() && self.output.capacity() > BUFFER_KEEP {
             self.output = BytesMut::with_capacity(BUFFER_START);
+        }
+        // A 100,000-argument request leaves a 3 MB vector behind; a few dozen slots serve
+        // any ordinary command.
+        if self.argv.capacity() > ARGV_KEEP {
+            self.argv = Vec::new();
         }
     }
 

@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod error;
 pub mod evict;
 pub mod exec;
+pub mod kill_switch;
 pub mod latency_histogram;
 pub mod latency_monitor;
 pub mod notify;

@@ -107,7 +107,7 @@ pub fn publish(shared: &crate::server::Shared, channel: &Bytes, message: &Bytes)
                 "client scheduled to be closed ASAP for overcoming of output buffer limits"
             );
             if let Some(c) = clients.get(id) {
-                let _ = c.kill.send(true);
+                c.kill.kill();
             }
         }
     }

@@ -548,6 +548,13 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown:
     }
     accepts.abort_all();
     info!("shutting down: no longer accepting connections");
+    // Every client's loop waits on its own kill switch only (one cheap wait per request, see
+    // `kill_switch`), so stopping the server flips them all. A connection that registers after
+    // this sweep sees the shutdown itself (`connection::serve`). The master's pseudo-client
+    // (no socket) is left alone: its link stops with the replication jobs.
+    for client in shared.clients.lock().iter().filter(|c| c.fd >= 0) {
+        client.kill.kill();
+    }
     // Connections finish the command in flight and close; give them a bounded time.
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {

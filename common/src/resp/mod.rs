@@ -14,4 +14,6 @@ mod request;
 
 pub use decode::{decode, DecodeError};
 pub use frame::{Frame, Protocol};
-pub use request::{parse_request, RequestError, RequestLimits, INLINE_MAX_SIZE};
+pub use request::{
+    parse_request, parse_request_into, RequestError, RequestLimits, INLINE_MAX_SIZE,
+};

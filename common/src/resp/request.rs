@@ -49,35 +49,51 @@ pub fn parse_request(
     buf: &mut BytesMut,
     limits: RequestLimits,
 ) -> Result<Option<Vec<Bytes>>, RequestError> {
+    let mut args = Vec::new();
+    Ok(parse_request_into(buf, limits, &mut args)?.then_some(args))
+}
+
+/// [`parse_request`] into a caller's vector, so a connection reuses one allocation for every
+/// request: `Ok(true)` after removing one complete request from `buf` and replacing the
+/// contents of `args` with its arguments, `Ok(false)` (with `args` untouched) when more bytes
+/// are needed.
+pub fn parse_request_into(
+    buf: &mut BytesMut,
+    limits: RequestLimits,
+    args: &mut Vec<Bytes>,
+) -> Result<bool, RequestError> {
     match buf.first() {
-        None => Ok(None),
-        Some(b'*') => parse_multibulk(buf, limits),
-        Some(_) => parse_inline(buf),
+        None => Ok(false),
+        Some(b'*') => parse_multibulk(buf, limits, args),
+        Some(_) => parse_inline(buf, args),
     }
 }
 
-fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, RequestError> {
+fn parse_inline(buf: &mut BytesMut, args: &mut Vec<Bytes>) -> Result<bool, RequestError> {
     let Some(newline) = memchr(b'\n', buf) else {
         if buf.len() > INLINE_MAX_SIZE {
             return Err(RequestError::new("too big inline request"));
         }
-        return Ok(None);
+        return Ok(false);
     };
     let line = buf.split_to(newline + 1);
     let mut text = &line[..newline];
     if text.last() == Some(&b'\r') {
         text = &text[..text.len() - 1];
     }
-    let args = split_args(text).map_err(|_| RequestError::new("unbalanced quotes in request"))?;
-    Ok(Some(args.into_iter().map(Bytes::from).collect()))
+    let words = split_args(text).map_err(|_| RequestError::new("unbalanced quotes in request"))?;
+    args.clear();
+    args.extend(words.into_iter().map(Bytes::from));
+    Ok(true)
 }
 
 fn parse_multibulk(
     buf: &mut BytesMut,
     limits: RequestLimits,
-) -> Result<Option<Vec<Bytes>>, RequestError> {
+    args: &mut Vec<Bytes>,
+) -> Result<bool, RequestError> {
     let Some((count, mut pos)) = header_line(buf, 0, "too big mbulk count string")? else {
-        return Ok(None);
+        return Ok(false);
     };
     let count = match parse_i64(count) {
         Some(n) if n <= i32::MAX as i64 => n,
@@ -88,18 +104,19 @@ fn parse_multibulk(
     }
     if count <= 0 {
         let _ = buf.split_to(pos);
-        return Ok(Some(Vec::new()));
+        args.clear();
+        return Ok(true);
     }
     // First pass: find every argument's span without copying; bail out early when incomplete.
     // Most commands have a handful of arguments: keep their spans on the stack.
     let mut spans: smallvec::SmallVec<[(usize, usize); 8]> = smallvec::SmallVec::new();
     for _ in 0..count {
-        let Some(&tag) = buf.get(pos) else { return Ok(None) };
+        let Some(&tag) = buf.get(pos) else { return Ok(false) };
         if tag != b'$' {
             return Err(RequestError(format!("expected '$', got '{}'", tag as char)));
         }
         let Some((len, after)) = header_line(buf, pos, "too big bulk count string")? else {
-            return Ok(None);
+            return Ok(false);
         };
         let len = match parse_i64(len) {
             Some(n) if n >= 0 && (n as u64) <= limits.max_bulk_len as u64 => n as usize,
@@ -109,13 +126,18 @@ fn parse_multibulk(
             return Err(RequestError::new("unauthenticated bulk length"));
         }
         if buf.len() < after + len + 2 {
-            return Ok(None);
+            return Ok(false);
         }
         spans.push((after, after + len));
         pos = after + len + 2;
     }
     let frame = buf.split_to(pos).freeze();
-    Ok(Some(spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect()))
+    args.clear();
+    args.reserve(spans.len());
+    for &(start, end) in &spans {
+        args.push(frame.slice(start..end));
+    }
+    Ok(true)
 }
 
 /// Reads the header line starting at `start` (the tag byte is at `start`). Returns its body
@@ -195,6 +217,19 @@ mod tests {
         assert_eq!(parse_request(&mut buf, RequestLimits::default()).unwrap(), None);
         let too_big = &b"*1\r\n$536870913\r\n"[..];
         assert!(parse(too_big).is_err());
+    }
+
+    #[test]
+    fn parsing_into_a_vector_replaces_its_contents_only_for_a_whole_request() {
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\na\r\nping\r\n*1\r\n$4"[..]);
+        let l = RequestLimits::default();
+        let mut argv = vec![Bytes::from_static(b"stale")];
+        assert!(parse_request_into(&mut buf, l, &mut argv).unwrap());
+        assert_eq!(Some(argv.clone()), args(&["GET", "a"]));
+        assert!(parse_request_into(&mut buf, l, &mut argv).unwrap());
+        assert_eq!(Some(argv.clone()), args(&["ping"]));
+        assert!(!parse_request_into(&mut buf, l, &mut argv).unwrap());
+        assert_eq!(Some(argv), args(&["ping"]), "an incomplete request must leave argv alone");
     }
 
     #[test]

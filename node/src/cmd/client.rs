@@ -193,7 +193,7 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let Some(c) = clients.iter().find(|c| c.addr.to_string() == target) else {
             return Err(CommandError::err("No such client"));
         };
-        let _ = c.kill.send(true);
+        c.kill.kill();
         if c.id == me {
             ctx.effect = Some(Effect::Close);
         }
@@ -252,7 +252,7 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
             && !(skipme && c.id == me);
         if matches {
-            let _ = c.kill.send(true);
+            c.kill.kill();
             killed += 1;
             if c.id == me {
                 ctx.effect = Some(Effect::Close);

@@ -243,8 +243,9 @@ fn families() -> [&'static [CommandSpec]; 24] {
     ]
 }
 
-/// The command table's map type: a fast hash, since every request looks a command up.
-pub type Table = HashMap<&'static str, &'static CommandSpec, ahash::RandomState>;
+/// The command table's map type: a fast hash, since every request looks a command up, keyed
+/// by bytes so a lookup needs no UTF-8 check.
+pub type Table = HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>;
 
 /// Every command, by lower-case name.
 pub fn table() -> &'static Table {
@@ -253,7 +254,7 @@ pub fn table() -> &'static Table {
         let mut map = Table::default();
         for family in families() {
             for spec in family {
-                let previous = map.insert(spec.name, spec);
+                let previous = map.insert(spec.name.as_bytes(), spec);
                 assert!(previous.is_none(), "command {} is defined twice", spec.name);
             }
         }
@@ -268,7 +269,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     for (d, s) in lower.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
-    table().get(std::str::from_utf8(lower).ok()?).copied()
+    table().get(&*lower).copied()
 }
 
 /// Looks a subcommand of `spec` up by name, case-insensitively.

@@ -289,7 +289,7 @@ pub fn feed_monitors(
                     client = id,
                     "client scheduled to be closed ASAP for overcoming of output buffer limits"
                 );
-                let _ = c.kill.send(true);
+                c.kill.kill();
             }
         }
     }

@@ -13,15 +13,15 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use common::resp::{parse_request, Frame, RequestError, RequestLimits};
-use tokio::sync::watch;
 
 use crate::client::{ClientHandle, ClientKind, ClientSnapshot, ClientState};
+use crate::kill_switch::{KillSwitch, Killed};
 use crate::server::{unix_ms, Shared};
 
 /// The master's pseudo-client on a replica.
 pub struct Applier {
     client: ClientState,
-    kill: watch::Receiver<bool>,
+    kill: KillSwitch,
     shared: Arc<Shared>,
 }
 
@@ -31,7 +31,7 @@ impl Applier {
     pub fn new(shared: &Arc<Shared>) -> Applier {
         let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
         let (push, _) = crate::push::queue();
-        let (kill_tx, kill) = watch::channel(false);
+        let kill = KillSwitch::new();
         let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
             multi: -1,
             resp: 2,
@@ -48,7 +48,7 @@ impl Applier {
                 created_ms: unix_ms(),
                 fd: -1,
                 snapshot: snapshot.clone(),
-                kill: kill_tx,
+                kill: kill.clone(),
                 push: push.clone(),
             });
             id
@@ -59,8 +59,8 @@ impl Applier {
     }
 
     /// Fires when CLIENT KILL targets the master's client.
-    pub fn kill_signal(&self) -> watch::Receiver<bool> {
-        self.kill.clone()
+    pub fn kill_signal(&self) -> Killed {
+        self.kill.killed()
     }
 
     /// Selects the stream's database (after a sync, or from the cached master).

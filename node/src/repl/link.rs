@@ -580,7 +580,7 @@ async fn stream(
                 }
                 wire.socket.write_all(&shared.ack_command()).await?;
             }
-            _ = kill.changed() => {
+            _ = &mut kill => {
                 return Err(LinkError::Protocol("the master link was killed".into()));
             }
         }
