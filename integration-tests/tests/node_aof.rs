@@ -480,3 +480,21 @@ fn debug_loadaof_reloads_the_dataset_from_the_aof() {
         assert_eq!(cmd::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["x", "y"], "{name}");
     }
 }
+
+/// PUBLISH and SPUBLISH are never written to the AOF (replaying them would resend old
+/// messages), while the writes around them are; the same on Redis.
+#[test]
+fn published_messages_stay_out_of_the_aof() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = aof_node(kind, &format!("{kind:?}"), "always");
+        let mut c = node.connect();
+        let _: () = cmd(&mut c, &["SET", "before", "1"]);
+        let _: i64 = cmd(&mut c, &["PUBLISH", "news", "plain-message"]);
+        let _: i64 = cmd(&mut c, &["SPUBLISH", "news", "shard-message"]);
+        let _: () = cmd(&mut c, &["SET", "after", "2"]);
+        let text = String::from_utf8_lossy(&std::fs::read(last_incr(&aof_dir(&node))).unwrap())
+            .to_lowercase();
+        assert!(text.contains("before") && text.contains("after"), "{kind:?}: {text:?}");
+        assert!(!text.contains("publish") && !text.contains("message"), "{kind:?}: {text:?}");
+    }
+}

@@ -611,9 +611,9 @@ fn a_disk_based_sync_waits_for_the_frozen_view_then_sends_dump_rdb() {
     });
 }
 
-/// PUBLISH goes down the replication stream, as in Redis: a subscriber of a replica (here a
-/// Redis replica of a warden-node master, and a warden-node replica of it in a chain)
-/// receives what was published on the master, and the offsets still agree.
+/// PUBLISH and SPUBLISH go down the replication stream, as in Redis: a subscriber of a
+/// replica (here a Redis replica of a warden-node master, and a warden-node replica of it in a
+/// chain) receives what was published on the master, and the offsets still agree.
 #[test]
 fn publish_reaches_subscribers_of_replicas() {
     let master = Node::start(Kind::Warden, "master", MASTER);
@@ -621,43 +621,51 @@ fn publish_reaches_subscribers_of_replicas() {
     let chained = start_replica(Kind::Warden, "chained-replica", &redis);
     wait_in_sync(&master, &redis, Duration::from_secs(30));
     wait_in_sync(&redis, &chained, Duration::from_secs(30));
-    let subscribe = |node: &Node| {
-        let mut sub = node.connect();
-        sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _: redis::Value = redis::cmd("SUBSCRIBE").arg("news").query(&mut sub).unwrap();
-        sub
-    };
-    let mut on_redis = subscribe(&redis);
-    let mut on_chained = subscribe(&chained);
     let mut c = master.connect();
-    // The subscribers are registered once the replicas report them.
-    for node in [&redis, &chained] {
-        wait::until("the subscriber to be registered", Duration::from_secs(10), || {
-            let mut c = node.connect();
-            let n: (String, i64) =
-                redis::cmd("PUBSUB").arg("NUMSUB").arg("news").query(&mut c).unwrap();
-            if n.1 == 1 {
-                Ok(())
-            } else {
-                Err(format!("{n:?}"))
-            }
-        });
+    // (subscribe with, count with, publish with, the message's kind)
+    let families = [
+        ("SUBSCRIBE", "NUMSUB", "PUBLISH", "message"),
+        ("SSUBSCRIBE", "SHARDNUMSUB", "SPUBLISH", "smessage"),
+    ];
+    for (subscribe_with, count_with, publish_with, kind) in families {
+        let subscribe = |node: &Node| {
+            let mut sub = node.connect();
+            sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let _: redis::Value = redis::cmd(subscribe_with).arg("news").query(&mut sub).unwrap();
+            sub
+        };
+        let mut on_redis = subscribe(&redis);
+        let mut on_chained = subscribe(&chained);
+        // The subscribers are registered once the replicas report them.
+        for node in [&redis, &chained] {
+            wait::until("the subscriber to be registered", Duration::from_secs(10), || {
+                let mut c = node.connect();
+                let n: (String, i64) =
+                    redis::cmd("PUBSUB").arg(count_with).arg("news").query(&mut c).unwrap();
+                if n.1 == 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{count_with}: {n:?}"))
+                }
+            });
+        }
+        let receivers: i64 = cmd(&mut c, &[publish_with, "news", "hello"]);
+        assert_eq!(receivers, 0, "{publish_with}: nobody subscribes on the master itself");
+        for sub in [&mut on_redis, &mut on_chained] {
+            let msg = sub.recv_response().unwrap();
+            assert_eq!(
+                msg,
+                redis::Value::Array(vec![
+                    redis::Value::BulkString(kind.as_bytes().to_vec()),
+                    redis::Value::BulkString(b"news".to_vec()),
+                    redis::Value::BulkString(b"hello".to_vec()),
+                ]),
+                "{publish_with}"
+            );
+        }
+        wait_in_sync(&master, &redis, Duration::from_secs(30));
+        wait_in_sync(&redis, &chained, Duration::from_secs(30));
     }
-    let receivers: i64 = cmd(&mut c, &["PUBLISH", "news", "hello"]);
-    assert_eq!(receivers, 0, "nobody subscribes on the master itself");
-    for sub in [&mut on_redis, &mut on_chained] {
-        let msg = sub.recv_response().unwrap();
-        assert_eq!(
-            msg,
-            redis::Value::Array(vec![
-                redis::Value::BulkString(b"message".to_vec()),
-                redis::Value::BulkString(b"news".to_vec()),
-                redis::Value::BulkString(b"hello".to_vec()),
-            ])
-        );
-    }
-    wait_in_sync(&master, &redis, Duration::from_secs(30));
-    wait_in_sync(&redis, &chained, Duration::from_secs(30));
 }
 
 /// A master stopping on SIGTERM waits (up to shutdown-timeout) for its replicas to catch up;

@@ -52,6 +52,8 @@ pub struct ClientSnapshot {
     pub sub: usize,
     /// Pattern subscriptions.
     pub psub: usize,
+    /// Shard channel subscriptions.
+    pub ssub: usize,
     /// Queued commands in MULTI (-1 outside MULTI).
     pub multi: i64,
     /// Protocol version.
@@ -182,6 +184,8 @@ pub struct ClientState {
     pub channels: BTreeSet<Bytes>,
     /// Subscribed patterns.
     pub patterns: BTreeSet<Bytes>,
+    /// Subscribed shard channels (SSUBSCRIBE).
+    pub shard_channels: BTreeSet<Bytes>,
     /// CLIENT REPLY.
     pub reply_mode: ReplyMode,
     /// What other connections see.
@@ -242,6 +246,7 @@ impl ClientState {
             query_pending: 0,
             channels: Default::default(),
             patterns: Default::default(),
+            shard_channels: Default::default(),
             reply_mode: ReplyMode::Off,
             snapshot: Arc::new(Mutex::new(ClientSnapshot {
                 multi: -1,
@@ -264,6 +269,6 @@ impl ClientState {
 
     /// True while subscribed to anything (RESP2 then only allows pub/sub commands).
     pub fn in_pubsub(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty()
+        !self.channels.is_empty() || !self.patterns.is_empty() || !self.shard_channels.is_empty()
     }
 }

@@ -106,6 +106,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         query_pending: 0,
         channels: Default::default(),
         patterns: Default::default(),
+        shard_channels: Default::default(),
         reply_mode: ReplyMode::On,
         snapshot,
         addr,
@@ -723,6 +724,9 @@ impl Connection {
         }
         for pattern in &self.client.patterns {
             pubsub.punsubscribe(self.client.id, pattern);
+        }
+        for channel in &self.client.shard_channels {
+            pubsub.sunsubscribe(self.client.id, channel);
         }
     }
 }

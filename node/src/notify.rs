@@ -167,13 +167,14 @@ pub fn flush(shared: &Shared, ks: &mut crate::db::Keyspace) {
             channel.extend_from_slice(&event.key);
             crate::pubsub::publish(
                 shared,
+                false,
                 &Bytes::from(channel),
                 &Bytes::from_static(event.name.as_bytes()),
             );
         }
         if flags.0 & KEYEVENT != 0 {
             let channel = Bytes::from(format!("__keyevent@{}__:{}", event.db, event.name));
-            crate::pubsub::publish(shared, &channel, &Bytes::copy_from_slice(&event.key));
+            crate::pubsub::publish(shared, false, &channel, &Bytes::copy_from_slice(&event.key));
         }
     }
 }

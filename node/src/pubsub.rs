@@ -1,4 +1,6 @@
-//! Pub/sub channels and patterns: who receives a PUBLISH.
+//! Pub/sub channels and patterns: who receives a PUBLISH, and shard channels: who receives an
+//! SPUBLISH (Redis 7's sharded pub/sub; on a server without cluster mode a shard channel is a
+//! second, separate namespace of channels that patterns never match).
 
 use std::collections::HashMap;
 
@@ -13,6 +15,7 @@ use crate::push::{Delivery, PushSender};
 pub struct PubSub {
     channels: HashMap<Bytes, HashMap<u64, PushSender>>,
     patterns: HashMap<Bytes, HashMap<u64, PushSender>>,
+    shard_channels: HashMap<Bytes, HashMap<u64, PushSender>>,
     /// `client-output-buffer-limit pubsub`, kept here so PUBLISH needs no config lock.
     pub limit: BufferLimit,
 }
@@ -36,6 +39,32 @@ impl PubSub {
     /// Unsubscribes `client` from `pattern`.
     pub fn punsubscribe(&mut self, client: u64, pattern: &Bytes) -> bool {
         remove(&mut self.patterns, client, pattern)
+    }
+
+    /// Subscribes `client` to shard channel `channel` (SSUBSCRIBE).
+    pub fn ssubscribe(&mut self, client: u64, channel: Bytes, tx: PushSender) -> bool {
+        self.shard_channels.entry(channel).or_default().insert(client, tx).is_none()
+    }
+
+    /// Unsubscribes `client` from shard channel `channel`.
+    pub fn sunsubscribe(&mut self, client: u64, channel: &Bytes) -> bool {
+        remove(&mut self.shard_channels, client, channel)
+    }
+
+    /// Delivers an SPUBLISH message (`smessage`) to the shard channel's subscribers; returns
+    /// the same as [`PubSub::publish`].
+    pub fn spublish(&self, channel: &Bytes, message: &Bytes) -> (usize, Vec<u64>) {
+        let mut count = 0;
+        let mut overflow = Vec::new();
+        for (id, tx) in self.shard_channels.get(channel).into_iter().flatten() {
+            let frame = Frame::Push(vec![
+                Frame::bulk_static("smessage"),
+                Frame::Bulk(channel.clone()),
+                Frame::Bulk(message.clone()),
+            ]);
+            deliver(tx, frame, &self.limit, *id, &mut count, &mut overflow);
+        }
+        (count, overflow)
     }
 
     /// Delivers a message; returns the number of receivers and the subscribers that went over
@@ -70,18 +99,20 @@ impl PubSub {
         (count, overflow)
     }
 
-    /// Active channels matching `pattern` (PUBSUB CHANNELS).
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.channels
-            .keys()
+    /// Active channels, or shard channels, matching `pattern` (PUBSUB CHANNELS,
+    /// SHARDCHANNELS).
+    pub fn channels(&self, shard: bool, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let map = if shard { &self.shard_channels } else { &self.channels };
+        map.keys()
             .filter(|c| pattern.is_none_or(|p| common::glob::matches(p, c, false)))
             .cloned()
             .collect()
     }
 
-    /// Subscribers of `channel` (PUBSUB NUMSUB).
-    pub fn numsub(&self, channel: &Bytes) -> usize {
-        self.channels.get(channel).map_or(0, HashMap::len)
+    /// Subscribers of `channel`, or of shard channel `channel` (PUBSUB NUMSUB, SHARDNUMSUB).
+    pub fn numsub(&self, shard: bool, channel: &Bytes) -> usize {
+        let map = if shard { &self.shard_channels } else { &self.channels };
+        map.get(channel).map_or(0, HashMap::len)
     }
 
     /// Number of distinct patterns (PUBSUB NUMPAT).
@@ -93,12 +124,30 @@ impl PubSub {
     pub fn channel_count(&self) -> usize {
         self.channels.len()
     }
+
+    /// Number of shard channels with subscribers (INFO `pubsub_shardchannels`).
+    pub fn shard_channel_count(&self) -> usize {
+        self.shard_channels.len()
+    }
 }
 
-/// Delivers a message (PUBLISH, keyspace notifications) and drops the subscribers that went
-/// over `client-output-buffer-limit pubsub`. Returns the number of receivers.
-pub fn publish(shared: &crate::server::Shared, channel: &Bytes, message: &Bytes) -> usize {
-    let (receivers, overflow) = shared.pubsub.lock().publish(channel, message);
+/// Delivers a message (PUBLISH, keyspace notifications; SPUBLISH when `shard`) and drops the
+/// subscribers that went over `client-output-buffer-limit pubsub`. Returns the number of
+/// receivers.
+pub fn publish(
+    shared: &crate::server::Shared,
+    shard: bool,
+    channel: &Bytes,
+    message: &Bytes,
+) -> usize {
+    let (receivers, overflow) = {
+        let pubsub = shared.pubsub.lock();
+        if shard {
+            pubsub.spublish(channel, message)
+        } else {
+            pubsub.publish(channel, message)
+        }
+    };
     if !overflow.is_empty() {
         let clients = shared.clients.lock();
         for id in overflow {

@@ -250,6 +250,7 @@ async fn run_script(
 struct SessionState {
     channels: BTreeSet<Vec<u8>>,
     patterns: BTreeSet<Vec<u8>>,
+    shard_channels: BTreeSet<Vec<u8>>,
     in_multi: bool,
     reply: ReplyMode,
 }
@@ -306,10 +307,11 @@ impl SessionState {
         }
         let n = args.len() - 1;
         match &name[..] {
-            b"SUBSCRIBE" | b"PSUBSCRIBE" => (n.max(1), true),
+            b"SUBSCRIBE" | b"PSUBSCRIBE" | b"SSUBSCRIBE" => (n.max(1), true),
             b"UNSUBSCRIBE" if n == 0 => (self.channels.len().max(1), true),
             b"PUNSUBSCRIBE" if n == 0 => (self.patterns.len().max(1), true),
-            b"UNSUBSCRIBE" | b"PUNSUBSCRIBE" => (n, true),
+            b"SUNSUBSCRIBE" if n == 0 => (self.shard_channels.len().max(1), true),
+            b"UNSUBSCRIBE" | b"PUNSUBSCRIBE" | b"SUNSUBSCRIBE" => (n, true),
             _ => (1, false),
         }
     }
@@ -331,6 +333,9 @@ impl SessionState {
             _ if self.in_multi => {}
             b"SUBSCRIBE" if ok => self.channels.extend(args[1..].iter().cloned()),
             b"PSUBSCRIBE" if ok => self.patterns.extend(args[1..].iter().cloned()),
+            b"SSUBSCRIBE" if ok => self.shard_channels.extend(args[1..].iter().cloned()),
+            b"SUNSUBSCRIBE" if args.len() == 1 => self.shard_channels.clear(),
+            b"SUNSUBSCRIBE" => self.shard_channels.retain(|c| !args[1..].contains(c)),
             b"UNSUBSCRIBE" if args.len() == 1 => self.channels.clear(),
             b"PUNSUBSCRIBE" if args.len() == 1 => self.patterns.clear(),
             b"UNSUBSCRIBE" => self.channels.retain(|c| !args[1..].contains(c)),
@@ -370,9 +375,13 @@ impl Conn {
             let frame = self.wire.read_frame().await?;
             let is_push = frame.first() == Some(&b'>');
             let is_error = frame.first() == Some(&b'-');
-            let is_message = [&b">3\r\n$7\r\nmessage\r\n"[..], b">4\r\n$8\r\npmessage\r\n"]
-                .iter()
-                .any(|m| frame.starts_with(m));
+            let is_message = [
+                &b">3\r\n$7\r\nmessage\r\n"[..],
+                b">4\r\n$8\r\npmessage\r\n",
+                b">3\r\n$8\r\nsmessage\r\n",
+            ]
+            .iter()
+            .any(|m| frame.starts_with(m));
             out.extend_from_slice(&frame);
             if !is_push || (counts_pushes && !is_message) {
                 counted += 1;

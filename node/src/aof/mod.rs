@@ -181,8 +181,12 @@ impl AofState {
     /// Appends commands (with SELECTs) to the buffer; returns the new logical offset.
     pub fn feed(&mut self, commands: &[Propagated]) -> u64 {
         for c in commands {
-            // PUBLISH is propagated to replicas only: replaying it would resend old messages.
-            if c.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"publish")) {
+            // PUBLISH and SPUBLISH go to replicas only: replaying them would resend old
+            // messages.
+            let publish = |name: &Bytes| {
+                name.eq_ignore_ascii_case(b"publish") || name.eq_ignore_ascii_case(b"spublish")
+            };
+            if c.argv.first().is_some_and(publish) {
                 continue;
             }
             if self.db != Some(c.db) {

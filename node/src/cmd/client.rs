@@ -97,7 +97,7 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<(&str, usize)>) -> String {
         now_ms - s.last_interaction_ms
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -109,6 +109,7 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<(&str, usize)>) -> String {
         s.db,
         s.sub,
         s.psub,
+        s.ssub,
         s.multi,
         qbuf,
         BUFFER.saturating_sub(qbuf),

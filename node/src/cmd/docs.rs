@@ -2589,6 +2589,15 @@ pub static COMMANDS: &[CommandDoc] = &[
         ],
     },
     CommandDoc {
+        name: "spublish",
+        since: "7.0.0",
+        group: "pubsub",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("shardchannel", ArgType::String), arg("message", ArgType::String)],
+    },
+    CommandDoc {
         name: "srandmember",
         since: "1.0.0",
         group: "set",
@@ -2625,6 +2634,15 @@ pub static COMMANDS: &[CommandDoc] = &[
             arg("pattern", ArgType::Pattern).token("MATCH").flags(&["optional"]),
             arg("count", ArgType::Integer).token("COUNT").flags(&["optional"]),
         ],
+    },
+    CommandDoc {
+        name: "ssubscribe",
+        since: "7.0.0",
+        group: "pubsub",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("shardchannel", ArgType::String).flags(&["multiple"])],
     },
     CommandDoc {
         name: "strlen",
@@ -2677,6 +2695,15 @@ pub static COMMANDS: &[CommandDoc] = &[
             arg("destination", ArgType::Key).key_spec(0),
             arg("key", ArgType::Key).key_spec(1).flags(&["multiple"]),
         ],
+    },
+    CommandDoc {
+        name: "sunsubscribe",
+        since: "7.0.0",
+        group: "pubsub",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("shardchannel", ArgType::String).flags(&["optional", "multiple"])],
     },
     CommandDoc {
         name: "swapdb",

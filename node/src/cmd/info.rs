@@ -385,7 +385,7 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "keyspace_misses", &ks.misses);
             w(out, "pubsub_channels", &shared.pubsub.lock().channel_count());
             w(out, "pubsub_patterns", &shared.pubsub.lock().numpat());
-            w(out, "pubsubshard_channels", &0);
+            w(out, "pubsubshard_channels", &shared.pubsub.lock().shard_channel_count());
             w(out, "latest_fork_usec", &0);
             w(out, "total_forks", &0);
             w(out, "migrate_cached_sockets", &0);

@@ -1,4 +1,5 @@
-//! Pub/sub commands: SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB.
+//! Pub/sub commands: SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB, and the
+//! sharded SSUBSCRIBE SUNSUBSCRIBE SPUBLISH.
 //!
 //! Confirmations are sent as out-of-band frames (RESP3 pushes, RESP2 arrays) through the
 //! client's own push queue, one per channel, exactly as Redis sends them; the command itself
@@ -19,6 +20,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), psubscribe),
     cmd("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), punsubscribe),
     cmd("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, (0, 0, 0), publish),
+    // A shard channel is a key to cluster routing (COMMAND GETKEYS names it).
+    cmd("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, (1, -1, 1), ssubscribe),
+    cmd("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (1, -1, 1), sunsubscribe),
+    cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, (1, 1, 1), spublish),
     container("pubsub", -2, 0, PUBSUB_SUBCOMMANDS),
 ];
 
@@ -52,6 +57,7 @@ fn sync_snapshot(ctx: &mut Ctx<'_>) {
     let mut snap = ctx.client.snapshot.lock();
     snap.sub = ctx.client.channels.len();
     snap.psub = ctx.client.patterns.len();
+    snap.ssub = ctx.client.shard_channels.len();
     snap.kind = if ctx.client.in_pubsub() {
         crate::client::ClientKind::Pubsub
     } else {
@@ -144,6 +150,51 @@ fn punsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(raw(ctx, frames))
 }
 
+fn ssubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Unlike SUBSCRIBE, which Redis lets a transaction run for old clients' sake, SSUBSCRIBE
+    // refuses to run where no push can follow a reply.
+    if ctx.in_exec {
+        return Err(crate::error::CommandError::err(
+            "SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
+        ));
+    }
+    let mut frames = Vec::new();
+    for channel in &args[1..] {
+        if ctx.client.shard_channels.insert(channel.clone()) {
+            ctx.server.pubsub.lock().ssubscribe(
+                ctx.client.id,
+                channel.clone(),
+                ctx.client.push.clone(),
+            );
+        }
+        // The count is of shard channels only, as Redis's shard confirmations count.
+        let n = ctx.client.shard_channels.len();
+        frames.push(confirm("ssubscribe", Some(channel.clone()), n));
+    }
+    sync_snapshot(ctx);
+    Ok(raw(ctx, frames))
+}
+
+fn sunsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let targets: Vec<Bytes> = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        ctx.client.shard_channels.iter().cloned().collect()
+    };
+    let mut frames = Vec::new();
+    for channel in targets {
+        if ctx.client.shard_channels.remove(&channel) {
+            ctx.server.pubsub.lock().sunsubscribe(ctx.client.id, &channel);
+        }
+        frames.push(confirm("sunsubscribe", Some(channel), ctx.client.shard_channels.len()));
+    }
+    if frames.is_empty() {
+        frames.push(confirm("sunsubscribe", None, 0));
+    }
+    sync_snapshot(ctx);
+    Ok(raw(ctx, frames))
+}
+
 /// Drops every subscription of the client (RESET).
 pub fn unsubscribe_all(ctx: &mut Ctx<'_>) {
     let mut pubsub = ctx.server.pubsub.lock();
@@ -153,15 +204,26 @@ pub fn unsubscribe_all(ctx: &mut Ctx<'_>) {
     for p in std::mem::take(&mut ctx.client.patterns) {
         pubsub.punsubscribe(ctx.client.id, &p);
     }
+    for c in std::mem::take(&mut ctx.client.shard_channels) {
+        pubsub.sunsubscribe(ctx.client.id, &c);
+    }
     drop(pubsub);
     sync_snapshot(ctx);
 }
 
 fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    publish_to(ctx, false, args)
+}
+
+fn spublish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    publish_to(ctx, true, args)
+}
+
+fn publish_to(ctx: &mut Ctx<'_>, shard: bool, args: &[Bytes]) -> CmdResult {
     // Redis publishes keyspace events as they happen: inside a transaction or a script, the
     // events of earlier commands reach subscribers before this message.
     crate::notify::flush(ctx.server, ctx.exec.ks);
-    let receivers = crate::pubsub::publish(ctx.server, &args[1], &args[2]);
+    let receivers = crate::pubsub::publish(ctx.server, shard, &args[1], &args[2]);
     // As Redis: the message goes down the replication stream too, so subscribers of replicas
     // receive it (it never goes to the AOF; see `aof::AofState::feed`).
     ctx.propagate_as(args.to_vec());
@@ -169,41 +231,41 @@ fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn pubsub_channels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    channel_list(ctx, false, args)
+}
+
+fn pubsub_shardchannels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    channel_list(ctx, true, args)
+}
+
+fn channel_list(ctx: &mut Ctx<'_>, shard: bool, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(super::server::subcommand_syntax(&args[1], "PUBSUB"));
     }
-    let channels = ctx.server.pubsub.lock().channels(args.get(2).map(|p| &p[..]));
+    let channels = ctx.server.pubsub.lock().channels(shard, args.get(2).map(|p| &p[..]));
     Ok(Frame::Array(channels.into_iter().map(Frame::Bulk).collect()))
 }
 
 fn pubsub_numsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    subscriber_counts(ctx, false, args)
+}
+
+fn pubsub_shardnumsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    subscriber_counts(ctx, true, args)
+}
+
+fn subscriber_counts(ctx: &mut Ctx<'_>, shard: bool, args: &[Bytes]) -> CmdResult {
     let pubsub = ctx.server.pubsub.lock();
     let mut out = Vec::new();
     for channel in &args[2..] {
         out.push(Frame::Bulk(channel.clone()));
-        out.push(Frame::Integer(pubsub.numsub(channel) as i64));
+        out.push(Frame::Integer(pubsub.numsub(shard, channel) as i64));
     }
     Ok(Frame::Array(out))
 }
 
 fn pubsub_numpat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(ctx.server.pubsub.lock().numpat() as i64))
-}
-
-fn pubsub_shardchannels(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() > 3 {
-        return Err(super::server::subcommand_syntax(&args[1], "PUBSUB"));
-    }
-    Ok(Frame::Array(vec![]))
-}
-
-fn pubsub_shardnumsub(_: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut out = Vec::new();
-    for channel in &args[2..] {
-        out.push(Frame::Bulk(channel.clone()));
-        out.push(Frame::Integer(0));
-    }
-    Ok(Frame::Array(out))
 }
 
 fn pubsub_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
