@@ -3,7 +3,8 @@
 //! Crate map:
 //! - [`server`]: shared state, listeners, accept loop, shutdown; [`connection`]: one client.
 //! - [`dispatch`]: the order of checks around every command and the write rules after it.
-//! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context.
+//! - [`cmd`]: the command table, one file per family; [`exec`]: a command's context;
+//!   [`geo`]: the geohash math behind the GEO commands.
 //! - [`db`]: the keyspace (hash table, value types, expiry, WATCH); [`blocking`]: blocked
 //!   clients; [`pubsub`]: channels and patterns; [`client`]: connection state and registry;
 //!   [`push`]: a client's queue of pub/sub messages and MONITOR lines; [`redact`]: secrets
@@ -29,6 +30,7 @@ pub mod dispatch;
 pub mod error;
 pub mod evict;
 pub mod exec;
+pub mod geo;
 pub mod kill_switch;
 pub mod latency_histogram;
 pub mod latency_monitor;

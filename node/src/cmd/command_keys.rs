@@ -137,8 +137,9 @@ fn keyword_position(argv: &[Bytes], keyword: &str, startfrom: i32) -> Option<i64
 
 /// A command's own key finder (a `getkeys_proc` in Redis's db.c), used when its key specs
 /// cannot be followed (a bad key count, keys found by keyword) or their flags depend on the
-/// arguments (SET … GET). Redis also has finders for MIGRATE, GEORADIUS and XREAD; warden-node
-/// implements none of those commands, so they are not ported.
+/// arguments (SET … GET). Redis also has finders for MIGRATE, GEORADIUS and XREAD: warden-node
+/// has no MIGRATE or XREAD, and GEORADIUS's key specs, followed above, give the keys its
+/// finder would (its STORE destination included), so none of them is ported.
 #[derive(Debug, Clone, Copy)]
 enum NativeKeys {
     /// `setGetKeys`: the key at 1, read as well as written when a GET argument is present.

@@ -30,6 +30,7 @@ pub mod debug;
 pub mod docs;
 pub mod dump;
 pub mod functions;
+pub mod geo;
 pub mod hashes;
 pub mod help;
 pub mod hyperloglog;
@@ -214,7 +215,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 24] {
+fn families() -> [&'static [CommandSpec]; 25] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -226,6 +227,7 @@ fn families() -> [&'static [CommandSpec]; 24] {
         hashes::COMMANDS,
         sets::COMMANDS,
         zsets::COMMANDS,
+        geo::COMMANDS,
         tx::COMMANDS,
         pubsub::COMMANDS,
         connection::COMMANDS,
