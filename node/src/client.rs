@@ -54,6 +54,10 @@ pub struct ClientSnapshot {
     pub psub: usize,
     /// Shard channel subscriptions.
     pub ssub: usize,
+    /// CLIENT TRACKING is on (flag `t`), in BCAST mode (`B`), with a vanished redirect (`R`).
+    pub tracking: bool,
+    pub tracking_bcast: bool,
+    pub tracking_broken: bool,
     /// Queued commands in MULTI (-1 outside MULTI).
     pub multi: i64,
     /// Protocol version.
@@ -186,6 +190,9 @@ pub struct ClientState {
     pub patterns: BTreeSet<Bytes>,
     /// Subscribed shard channels (SSUBSCRIBE).
     pub shard_channels: BTreeSet<Bytes>,
+    /// Pushes that must follow the reply of the command that caused them (tracking messages
+    /// about the client's own changes).
+    pub after_reply: Vec<common::resp::Frame>,
     /// CLIENT REPLY.
     pub reply_mode: ReplyMode,
     /// What other connections see.
@@ -247,6 +254,7 @@ impl ClientState {
             channels: Default::default(),
             patterns: Default::default(),
             shard_channels: Default::default(),
+            after_reply: Vec::new(),
             reply_mode: ReplyMode::Off,
             snapshot: Arc::new(Mutex::new(ClientSnapshot {
                 multi: -1,

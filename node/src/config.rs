@@ -558,6 +558,8 @@ pub struct Settings {
     pub slowlog_max_len: usize,
     /// `latency-monitor-threshold` in ms (0: the latency monitor is off).
     pub latency_monitor_threshold: u64,
+    /// `tracking-table-max-keys` (0: no limit).
+    pub tracking_table_max_keys: usize,
     /// Threads that run client connections.
     pub io_threads: usize,
     /// How long the event loop keeps polling after serving requests (see `busy_poll`).
@@ -788,6 +790,7 @@ fn placeholder_settings() -> Settings {
         slowlog_slower_than: 10000,
         slowlog_max_len: 128,
         latency_monitor_threshold: 0,
+        tracking_table_max_keys: 1_000_000,
         io_threads: 1,
         busy_poll_us: 20,
         eviction: crate::evict::Limits::default(),
@@ -1066,6 +1069,7 @@ impl Config {
             slowlog_slower_than: self.int("slowlog-log-slower-than"),
             slowlog_max_len: self.int("slowlog-max-len") as usize,
             latency_monitor_threshold: self.int("latency-monitor-threshold") as u64,
+            tracking_table_max_keys: self.int("tracking-table-max-keys") as usize,
             io_threads: self.int("io-threads") as usize,
             busy_poll_us: self.int("busy-poll-us") as u64,
             eviction: crate::evict::Limits {

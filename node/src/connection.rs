@@ -107,6 +107,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         channels: Default::default(),
         patterns: Default::default(),
         shard_channels: Default::default(),
+        after_reply: Vec::new(),
         reply_mode: ReplyMode::On,
         snapshot,
         addr,
@@ -243,8 +244,9 @@ impl Connection {
                 }
             };
             // Biased: the socket first, and no per-wake-up random branch order. Only clients
-            // that can receive pushes (subscribers, MONITOR) wait on the push queue at all.
-            let pushes = self.monitor || self.client.in_pubsub();
+            // that can receive pushes (subscribers, MONITOR, RESP3 clients, which may be sent
+            // tracking invalidations) wait on the push queue at all.
+            let pushes = self.receives_pushes();
             tokio::select! {
                 biased;
                 read = self.socket.read_buf(&mut self.input) => match read {
@@ -340,13 +342,16 @@ impl Connection {
             // can reuse only once nothing points into it.
             argv.clear();
             self.argv = argv;
-            if self.monitor || self.client.in_pubsub() {
+            if self.receives_pushes() {
                 while let Some(push) = self.push_rx.try_recv() {
                     push.encode(self.client.resp, &mut self.output);
                 }
             }
             if let Some(reply) = outcome.reply {
                 self.reply(reply);
+            }
+            for push in self.client.after_reply.drain(..) {
+                push.encode(self.client.resp, &mut self.output);
             }
             if let Some(blocked) = outcome.blocked {
                 let reply = self.wait_blocked(blocked).await?;
@@ -417,6 +422,12 @@ impl Connection {
             snap.qbuf = self.input.len();
         }
         result
+    }
+
+    /// Whether out-of-band frames can reach this client: subscribers and MONITOR, and any
+    /// RESP3 client (CLIENT TRACKING invalidations, its own or redirected to it).
+    fn receives_pushes(&self) -> bool {
+        self.monitor || self.client.in_pubsub() || self.client.resp == Protocol::Resp3
     }
 
     fn reply(&mut self, frame: Frame) {
@@ -709,6 +720,7 @@ impl Connection {
         {
             let mut ks = shared.keyspace.lock();
             ks.watches.unwatch(self.client.id, &self.client.watched);
+            ks.tracking.disable(self.client.id);
             if let Some(ticket) = ks.blocking.ticket_of(self.client.id) {
                 ks.blocking.unblock(ticket);
             }

@@ -182,6 +182,11 @@ pub fn active_expire(shared: &Shared) {
         }
     }
     crate::notify::flush(shared, &mut ks);
+    if !ks.tracking.is_idle() {
+        let max = shared.config.read().settings.tracking_table_max_keys;
+        ks.tracking.limit(max, &mut rng);
+        crate::tracking::deliver(shared, &mut ks, None);
+    }
     shared.propagate(&mut ks, out);
     drop(ks);
     crate::latency_monitor::record(shared, "expire-cycle", started.elapsed(), latency_threshold);

@@ -299,12 +299,14 @@ fn execute(
 
     let db = client.db;
     let replica = shared.is_replica();
+    ks.tracking.current = Some(client.id);
     let mut exec = Exec::new(ks, db, now_ms, replica);
     exec.propagating = shared.is_propagating();
     exec.from_master = client.kind == ClientKind::Master;
     let mut ctx = Ctx { exec, server: shared, client, in_exec: false, effect: None };
     let mut out = Vec::new();
     let reply = run_locked(&mut ctx, spec, argv, &mut out);
+    remember_reads(&mut ctx, spec, argv);
     let effect = ctx.effect.take();
     let client_id = ctx.client.id;
     drop(ctx);
@@ -332,6 +334,14 @@ fn execute(
         serve_blocked(ks, crate::server::unix_ms(), shared.is_propagating(), replica, &mut out);
     }
     crate::notify::flush(shared, ks);
+    if !ks.tracking.is_idle() {
+        // CLIENT CACHING applies to the one command after it (a transaction counts as one).
+        if resolved.parent.unwrap_or(spec).name != "client" {
+            ks.tracking.command_done(client.id);
+        }
+        crate::tracking::deliver(shared, ks, Some(client));
+    }
+    ks.tracking.current = None;
     let done = shared.propagate(ks, out);
     if let Some(offset) = done.repl {
         client.woff = offset;
@@ -468,6 +478,22 @@ fn reject(shared: &Shared, client: &mut ClientState, argv: &[Bytes], error: Comm
 /// AUTH, HELLO and QUIT work before authentication (HELLO carries its own AUTH).
 fn is_auth_exempt(name: &str) -> bool {
     matches!(name, "auth" | "hello" | "quit")
+}
+
+/// CLIENT TRACKING: after a read-only command of the client (on its own or in EXEC), the keys
+/// it named may be cached by the client (a read that failed counts too, as in Redis). The
+/// read-only script commands are left out: their scripts' reads count instead (see
+/// `script::Runner::command`).
+pub fn remember_reads(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[Bytes]) {
+    let read_only_script = matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro");
+    if !spec.has(flags::READONLY) || read_only_script {
+        return;
+    }
+    let id = ctx.client.id;
+    if ctx.exec.ks.tracking.remembers(id) {
+        let keys = crate::cmd::command_keys::positions(argv);
+        ctx.exec.ks.tracking.remember(id, keys.into_iter().map(|i| &argv[i]));
+    }
 }
 
 /// Runs a resolved command with the keyspace locked, then applies the write rules. Propagated

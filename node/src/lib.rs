@@ -46,4 +46,5 @@ pub mod script;
 pub mod server;
 pub mod slowlog;
 pub mod testing;
+pub mod tracking;
 pub mod unexpected_error;

@@ -619,6 +619,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
     {
         let mut ks = shared.keyspace.lock();
         ks.watches.touch_all();
+        ks.tracking.flushed();
         for db in &mut ks.dbs {
             db.clear();
         }

@@ -31,7 +31,10 @@ static SUBCOMMANDS: &[CommandSpec] = &[
     cmd("reply", 3, CONN, (0, 0, 0), reply),
     cmd("no-evict", 3, ADMIN | CONN, (0, 0, 0), no_evict),
     cmd("unblock", -3, ADMIN | CONN, (0, 0, 0), unblock),
+    cmd("tracking", -3, CONN, (0, 0, 0), tracking),
+    cmd("caching", 3, CONN, (0, 0, 0), caching),
     cmd("getredir", 2, CONN, (0, 0, 0), getredir),
+    cmd("trackinginfo", 2, CONN, (0, 0, 0), trackinginfo),
     cmd("help", 2, LOADING | STALE, (0, 0, 0), help),
 ];
 
@@ -78,6 +81,15 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<(&str, usize)>) -> String {
     }
     if s.blocked {
         flags.push('b');
+    }
+    if s.tracking {
+        flags.push('t');
+    }
+    if s.tracking_broken {
+        flags.push('R');
+    }
+    if s.tracking_bcast {
+        flags.push('B');
     }
     if s.no_evict {
         flags.push('e');
@@ -375,8 +387,174 @@ fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(1))
 }
 
-fn getredir(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
-    Ok(Frame::Integer(-1))
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN] [OPTOUT] [NOLOOP], with
+/// Redis's checks in Redis's order (see `crate::tracking`).
+fn tracking(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut options = crate::tracking::Options::default();
+    let mut i = 3;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"redirect") && more {
+            i += 1;
+            if options.redirect != 0 {
+                return Err(CommandError::err(
+                    "A client can only redirect to a single other client",
+                ));
+            }
+            let id = int(&args[i])?;
+            if id <= 0 || ctx.server.clients.lock().get(id as u64).is_none() {
+                return Err(CommandError::err("The client ID you want redirect to does not exist"));
+            }
+            options.redirect = id as u64;
+        } else if a.eq_ignore_ascii_case(b"bcast") {
+            options.bcast = true;
+        } else if a.eq_ignore_ascii_case(b"optin") {
+            options.optin = true;
+        } else if a.eq_ignore_ascii_case(b"optout") {
+            options.optout = true;
+        } else if a.eq_ignore_ascii_case(b"noloop") {
+            options.noloop = true;
+        } else if a.eq_ignore_ascii_case(b"prefix") && more {
+            i += 1;
+            options.prefixes.push(args[i].clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    let id = ctx.client.id;
+    if args[2].eq_ignore_ascii_case(b"on") {
+        let current = ctx.ks.tracking.tracker(id);
+        if !options.bcast && !options.prefixes.is_empty() {
+            return Err(CommandError::err("PREFIX option requires BCAST mode to be enabled"));
+        }
+        if current.is_some_and(|t| t.bcast != options.bcast) {
+            return Err(CommandError::err(
+                "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+            ));
+        }
+        if options.bcast && (options.optin || options.optout) {
+            return Err(CommandError::err("OPTIN and OPTOUT are not compatible with BCAST"));
+        }
+        if options.optin && options.optout {
+            return Err(CommandError::err("You can't specify both OPTIN mode and OPTOUT mode"));
+        }
+        if current.is_some_and(|t| (options.optin && t.optout) || (options.optout && t.optin)) {
+            return Err(CommandError::err(
+                "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+            ));
+        }
+        if options.bcast {
+            let existing = current.map(|t| &t.prefixes);
+            check_prefixes(existing, &options.prefixes)?;
+        }
+        let bcast = options.bcast;
+        ctx.ks.tracking.enable(id, options);
+        let mut snap = ctx.client.snapshot.lock();
+        snap.tracking = true;
+        snap.tracking_bcast = bcast;
+        snap.tracking_broken = false;
+    } else if args[2].eq_ignore_ascii_case(b"off") {
+        disable_tracking(ctx);
+    } else {
+        return Err(CommandError::Syntax);
+    }
+    Ok(Frame::ok())
+}
+
+/// BCAST prefixes of one client must not overlap (one a prefix of another), among the new
+/// ones or with those it has.
+fn check_prefixes(
+    existing: Option<&std::collections::BTreeSet<Bytes>>,
+    new: &[Bytes],
+) -> Result<(), CommandError> {
+    let overlap = |a: &[u8], b: &[u8]| a.starts_with(b) || b.starts_with(a);
+    let text = |b: &[u8]| String::from_utf8_lossy(crate::dispatch::c_str(b)).into_owned();
+    for (i, p) in new.iter().enumerate() {
+        if let Some(old) = existing.into_iter().flatten().find(|old| overlap(old, p)) {
+            return Err(CommandError::err(format!(
+                "Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                text(p),
+                text(old)
+            )));
+        }
+        if let Some(other) = new[i + 1..].iter().find(|other| overlap(p, other)) {
+            return Err(CommandError::err(format!(
+                "Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                text(p),
+                text(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Turns tracking off for the calling client (CLIENT TRACKING OFF, RESET).
+pub fn disable_tracking(ctx: &mut Ctx<'_>) {
+    let id = ctx.client.id;
+    ctx.ks.tracking.disable(id);
+    let mut snap = ctx.client.snapshot.lock();
+    snap.tracking = false;
+    snap.tracking_bcast = false;
+    snap.tracking_broken = false;
+}
+
+fn caching(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let Some(t) = ctx.ks.tracking.tracker(ctx.client.id) else {
+        return Err(CommandError::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ));
+    };
+    if args[2].eq_ignore_ascii_case(b"yes") {
+        if !t.optin {
+            return Err(CommandError::err(
+                "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
+        }
+    } else if args[2].eq_ignore_ascii_case(b"no") {
+        if !t.optout {
+            return Err(CommandError::err(
+                "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
+        }
+    } else {
+        return Err(CommandError::Syntax);
+    }
+    let id = ctx.client.id;
+    ctx.ks.tracking.set_caching(id);
+    Ok(Frame::ok())
+}
+
+fn getredir(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let redirect = ctx.ks.tracking.tracker(ctx.client.id).map_or(-1, |t| t.redirect as i64);
+    Ok(Frame::Integer(redirect))
+}
+
+fn trackinginfo(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
+    let t = ctx.ks.tracking.tracker(ctx.client.id);
+    let mut flags = vec![if t.is_some() { "on" } else { "off" }];
+    if let Some(t) = t {
+        let listed = [
+            (t.bcast, "bcast"),
+            (t.optin, "optin"),
+            (t.optin && t.caching, "caching-yes"),
+            (t.optout, "optout"),
+            (t.optout && t.caching, "caching-no"),
+            (t.noloop, "noloop"),
+            (t.broken_redirect, "broken_redirect"),
+        ];
+        flags.extend(listed.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
+    }
+    let prefixes = t.map(|t| t.prefixes.iter().cloned().map(Frame::Bulk).collect());
+    Ok(Frame::Map(vec![
+        (
+            Frame::bulk_static("flags"),
+            Frame::Set(flags.into_iter().map(Frame::bulk_static).collect()),
+        ),
+        (Frame::bulk_static("redirect"), Frame::Integer(t.map_or(-1, |t| t.redirect as i64))),
+        (Frame::bulk_static("prefixes"), Frame::Array(prefixes.unwrap_or_default())),
+    ]))
 }
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {

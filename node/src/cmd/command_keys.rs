@@ -44,6 +44,18 @@ pub(super) fn keys_of_line(argv: &[Bytes]) -> Result<Vec<FoundKey>, CommandError
     Ok(keys)
 }
 
+/// The positions of the keys of a valid command line (none for a line Redis would find no
+/// keys in), for CLIENT TRACKING. Shard channels (SSUBSCRIBE's "keys") are not keys here, as
+/// Redis skips pub/sub commands.
+pub fn positions(argv: &[Bytes]) -> Vec<usize> {
+    match by_command_line(argv) {
+        Some((spec, _)) if spec.has(crate::cmd::flags::PUBSUB) => Vec::new(),
+        _ => keys_of_line(argv)
+            .map(|keys| keys.into_iter().map(|k| k.pos).collect())
+            .unwrap_or_default(),
+    }
+}
+
 /// Redis's `getKeysFromCommandWithSpecs`: the key specs when their flags do not depend on the
 /// arguments and they can be followed; otherwise the command's own key finder, if any.
 fn keys_from_meta(m: &CommandMeta, native: Option<NativeKeys>, argv: &[Bytes]) -> Vec<FoundKey> {

@@ -193,7 +193,7 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "client_recent_max_output_buffer", &0);
             let paused = ctx.server.paused_clients.load(Ordering::Relaxed);
             w(out, "blocked_clients", &(ctx.exec.ks.blocking.len() + paused));
-            w(out, "tracking_clients", &0);
+            w(out, "tracking_clients", &ctx.exec.ks.tracking.clients());
             w(out, "clients_in_timeout_table", &ctx.exec.ks.blocking.len());
         }
         "memory" => {
@@ -396,9 +396,10 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "active_defrag_key_misses", &0);
             w(out, "total_active_defrag_time", &0);
             w(out, "current_active_defrag_time", &0);
-            w(out, "tracking_total_keys", &0);
-            w(out, "tracking_total_items", &0);
-            w(out, "tracking_total_prefixes", &0);
+            let tracking = &ctx.exec.ks.tracking;
+            w(out, "tracking_total_keys", &tracking.total_keys());
+            w(out, "tracking_total_items", &tracking.total_items());
+            w(out, "tracking_total_prefixes", &tracking.total_prefixes());
             w(
                 out,
                 "unexpected_error_replies",

@@ -85,6 +85,7 @@ pub fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
         ..Default::default()
     });
     ks.dbs[db].clear();
+    ks.tracking.flushed();
     removed
 }
 

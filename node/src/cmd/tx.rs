@@ -90,6 +90,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
                 // Each command counts in INFO commandstats as it runs, as in Redis.
                 let started = quanta::Instant::now();
                 let reply = run_locked(ctx, resolved.spec, argv, &mut out);
+                crate::dispatch::remember_reads(ctx, resolved.spec, argv);
                 let usec = started.elapsed().as_micros() as u64;
                 ctx.client.tally.command(resolved, Counted::Call, usec, reply.is_error());
                 reply

@@ -206,6 +206,8 @@ pub struct Keyspace {
     pub dirty: u64,
     /// WATCH registry.
     pub watches: Watches,
+    /// CLIENT TRACKING: who may have cached which key.
+    pub tracking: crate::tracking::Tracking,
     /// Clients blocked on keys (BLPOP & co.).
     pub blocking: Blocking,
     /// Hit/miss/expiry counters.
@@ -238,6 +240,7 @@ impl Keyspace {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             dirty: 0,
             watches: Watches::default(),
+            tracking: Default::default(),
             blocking: Blocking::default(),
             stats: KeyspaceStats::default(),
             frozen: None,
@@ -250,8 +253,11 @@ impl Keyspace {
         }
     }
 
-    /// Marks the clients watching `key` in `db` (it was just written or deleted).
+    /// Marks the clients watching `key` in `db` and tells the clients tracking it (it was
+    /// just written, deleted, expired or evicted: Redis's `signalModifiedKey`).
     pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        let by = self.tracking.current;
+        self.tracking.invalidate(key, by);
         if self.watches.is_empty() {
             return;
         }
@@ -285,6 +291,7 @@ impl Keyspace {
         for key in &expired {
             d.remove(key);
             self.watches.touch(db, key, false);
+            self.tracking.invalidate(key, None);
         }
         for key in &expired {
             self.notify.record(&mut self.events, db, crate::notify::class::EXPIRED, "expired", key);

@@ -511,6 +511,7 @@ async fn receive_snapshot(
         crate::cmd::persistence::abandon_bgsave(shared, &mut ks);
         std::mem::swap(&mut ks.dbs, &mut fresh.dbs);
         ks.watches.touch_all();
+        ks.tracking.flushed();
         let mut r = shared.repl.lock();
         if r.master.as_ref().is_none_or(|l| l.generation != generation) {
             return Err(LinkError::Cancelled);

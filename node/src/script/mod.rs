@@ -515,7 +515,12 @@ pub fn eval(
         warned: false,
         stopped: false,
     }));
-    let runner = std::cell::RefCell::new(Runner { ctx: &mut *ctx, read_only, out: Vec::new() });
+    let runner = std::cell::RefCell::new(Runner {
+        ctx: &mut *ctx,
+        read_only,
+        keys: keys.to_vec(),
+        out: Vec::new(),
+    });
     let outcome = lua.scope(|scope| {
         let redis: Table = lua.globals().raw_get("redis")?;
         let call = scope.create_function(|lua, argv: MultiValue| {
@@ -590,6 +595,8 @@ fn command_args(argv: MultiValue) -> Result<Vec<Bytes>, CommandError> {
 struct Runner<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
     read_only: bool,
+    /// The script's KEYS.
+    keys: Vec<Bytes>,
     /// What the script's commands propagate.
     out: Vec<Propagated>,
 }
@@ -638,6 +645,13 @@ impl Runner<'_, '_> {
         let started = quanta::Instant::now();
         let dirty = ctx.ks.dirty;
         let reply = run_locked(ctx, spec, &argv, &mut self.out);
+        // CLIENT TRACKING: a read inside a script makes the calling client's command line
+        // count as read, as Redis's `trackingRememberKeys(script_caller)` does: the keys
+        // remembered are the script's KEYS, not what the read named.
+        let id = ctx.client.id;
+        if spec.has(flags::READONLY) && ctx.ks.tracking.remembers(id) {
+            ctx.ks.tracking.remember(id, self.keys.iter());
+        }
         if ctx.ks.dirty != dirty {
             if let Some(mut run) = RUNNING.get() {
                 run.wrote = true;
