@@ -577,6 +577,12 @@ fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
             ("REPLY ON|OFF|SKIP", "Choose whether this connection gets replies."),
             ("NO-EVICT ON|OFF", "Mark this connection as exempt from client eviction."),
             ("UNBLOCK <id> [TIMEOUT|ERROR]", "Wake a client blocked in a blocking command."),
+            (
+                "TRACKING ON|OFF [REDIRECT <id>] [BCAST] [PREFIX <p> ...] [OPTIN] [OPTOUT] [NOLOOP]",
+                "Be told when keys this connection may have cached change.",
+            ),
+            ("CACHING YES|NO", "Under OPTIN / OPTOUT: whether the next command's reads count."),
+            ("TRACKINGINFO | GETREDIR", "This connection's tracking mode, or its redirect."),
         ],
     ))
 }

@@ -430,6 +430,18 @@ pub static COMMANDS: &[CommandDoc] = &[
         arguments: &[],
     },
     CommandDoc {
+        name: "client|caching",
+        since: "6.0.0",
+        group: "connection",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("mode", ArgType::OneOf).of(&[
+            arg("yes", ArgType::PureToken).token("YES"),
+            arg("no", ArgType::PureToken).token("NO"),
+        ])],
+    },
+    CommandDoc {
         name: "client|getname",
         since: "2.6.9",
         group: "connection",
@@ -576,6 +588,39 @@ pub static COMMANDS: &[CommandDoc] = &[
         deprecated_since: None,
         replaced_by: None,
         arguments: &[arg("connection-name", ArgType::String)],
+    },
+    CommandDoc {
+        name: "client|tracking",
+        since: "6.0.0",
+        group: "connection",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("status", ArgType::OneOf).of(&[
+                arg("on", ArgType::PureToken).token("ON"),
+                arg("off", ArgType::PureToken).token("OFF"),
+            ]),
+            arg("client-id", ArgType::Integer).token("REDIRECT").flags(&["optional"]),
+            arg("prefix", ArgType::String).token("PREFIX").flags(&[
+                "optional",
+                "multiple",
+                "multiple_token",
+            ]),
+            arg("bcast", ArgType::PureToken).token("BCAST").flags(&["optional"]),
+            arg("optin", ArgType::PureToken).token("OPTIN").flags(&["optional"]),
+            arg("optout", ArgType::PureToken).token("OPTOUT").flags(&["optional"]),
+            arg("noloop", ArgType::PureToken).token("NOLOOP").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "client|trackinginfo",
+        since: "6.2.0",
+        group: "connection",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[],
     },
     CommandDoc {
         name: "client|unblock",
