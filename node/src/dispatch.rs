@@ -484,7 +484,11 @@ fn is_auth_exempt(name: &str) -> bool {
 /// it named may be cached by the client (a read that failed counts too, as in Redis). The
 /// read-only script commands are left out: their scripts' reads count instead (see
 /// `script::Runner::command`).
+#[inline]
 pub fn remember_reads(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[Bytes]) {
+    if ctx.exec.ks.tracking.is_idle() {
+        return;
+    }
     let read_only_script = matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro");
     if !spec.has(flags::READONLY) || read_only_script {
         return;

@@ -101,7 +101,9 @@ impl Tracking {
         self.trackers.get(&client)
     }
 
-    /// Whether any client tracks (nothing to do on a change otherwise).
+    /// Whether no client tracks and no key is remembered (nothing to do on a change then):
+    /// checked on every write and every read, so it stays two loads.
+    #[inline]
     pub fn is_idle(&self) -> bool {
         self.trackers.is_empty() && self.keys.is_empty()
     }
