@@ -30,16 +30,21 @@ impl Raw {
         self.expect(&format!("reply to {line}"), expect);
     }
 
-    /// Waits up to 10 s for the next bytes to be exactly `expect`.
-    fn expect(&mut self, what: &str, expect: &str) {
+    /// Reads until `done(bytes so far)` or 10 s have passed.
+    fn read_until(&mut self, what: &str, done: impl Fn(&[u8]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 4096];
-        while self.seen.len() < expect.len() && Instant::now() < deadline {
+        while !done(&self.seen) && Instant::now() < deadline {
             if let Ok(n) = self.stream.read(&mut buf) {
                 assert!(n > 0, "{what}: connection closed after {:?}", self.text());
                 self.seen.extend_from_slice(&buf[..n]);
             }
         }
+    }
+
+    /// Waits up to 10 s for the next bytes to be exactly `expect`.
+    fn expect(&mut self, what: &str, expect: &str) {
+        self.read_until(what, |seen| seen.len() >= expect.len());
         assert_eq!(self.text(), expect, "{what}");
         self.seen.clear();
     }
@@ -59,13 +64,7 @@ impl Raw {
 
     fn id(&mut self) -> String {
         self.stream.write_all(b"CLIENT ID\r\n").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 64];
-        while !self.seen.ends_with(b"\r\n") && Instant::now() < deadline {
-            if let Ok(n) = self.stream.read(&mut buf) {
-                self.seen.extend_from_slice(&buf[..n]);
-            }
-        }
+        self.read_until("CLIENT ID", |seen| seen.ends_with(b"\r\n"));
         let id = self.text().trim_start_matches(':').trim().to_string();
         self.seen.clear();
         id
@@ -76,13 +75,7 @@ fn hello3(node: &Node) -> Raw {
     let mut c = Raw::open(node);
     c.stream.write_all(b"HELLO 3\r\n").unwrap();
     // The HELLO map ends with the (empty) modules array.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 4096];
-    while !c.seen.ends_with(b"modules\r\n*0\r\n") && Instant::now() < deadline {
-        if let Ok(n) = c.stream.read(&mut buf) {
-            c.seen.extend_from_slice(&buf[..n]);
-        }
-    }
+    c.read_until("HELLO 3", |seen| seen.ends_with(b"modules\r\n*0\r\n"));
     assert!(c.seen.ends_with(b"modules\r\n*0\r\n"), "HELLO 3: {:?}", c.text());
     c.seen.clear();
     c

@@ -78,76 +78,69 @@ fn raw(ctx: &Ctx<'_>, frames: Vec<Frame>) -> Frame {
     }
 }
 
-fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut frames = Vec::new();
-    for channel in &args[1..] {
-        if ctx.client.channels.insert(channel.clone()) {
-            ctx.server.pubsub.lock().subscribe(
-                ctx.client.id,
-                channel.clone(),
-                ctx.client.push.clone(),
-            );
+/// The three kinds of subscription: they share their commands' shape and differ in the set
+/// they fill, the words of their confirmations and what those count.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Channels,
+    Patterns,
+    Shard,
+}
+
+impl Family {
+    /// The confirmation words (SUBSCRIBE's and UNSUBSCRIBE's).
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Family::Channels => ("subscribe", "unsubscribe"),
+            Family::Patterns => ("psubscribe", "punsubscribe"),
+            Family::Shard => ("ssubscribe", "sunsubscribe"),
         }
-        frames.push(confirm("subscribe", Some(channel.clone()), count(ctx)));
     }
-    sync_snapshot(ctx);
-    Ok(raw(ctx, frames))
+
+    fn set<'c>(self, ctx: &'c mut Ctx<'_>) -> &'c mut std::collections::BTreeSet<Bytes> {
+        match self {
+            Family::Channels => &mut ctx.client.channels,
+            Family::Patterns => &mut ctx.client.patterns,
+            Family::Shard => &mut ctx.client.shard_channels,
+        }
+    }
+
+    /// What a confirmation counts: channels and patterns together, or (as Redis's shard
+    /// confirmations do) shard channels alone.
+    fn count(self, ctx: &Ctx<'_>) -> usize {
+        match self {
+            Family::Shard => ctx.client.shard_channels.len(),
+            _ => count(ctx),
+        }
+    }
+
+    fn register(self, ctx: &Ctx<'_>, name: Bytes) {
+        let (id, push) = (ctx.client.id, ctx.client.push.clone());
+        let mut pubsub = ctx.server.pubsub.lock();
+        match self {
+            Family::Channels => pubsub.subscribe(id, name, push),
+            Family::Patterns => pubsub.psubscribe(id, name, push),
+            Family::Shard => pubsub.ssubscribe(id, name, push),
+        };
+    }
+
+    fn unregister(self, ctx: &Ctx<'_>, name: &Bytes) {
+        let id = ctx.client.id;
+        let mut pubsub = ctx.server.pubsub.lock();
+        match self {
+            Family::Channels => pubsub.unsubscribe(id, name),
+            Family::Patterns => pubsub.punsubscribe(id, name),
+            Family::Shard => pubsub.sunsubscribe(id, name),
+        };
+    }
+}
+
+fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    subscribe_to(ctx, Family::Channels, args)
 }
 
 fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut frames = Vec::new();
-    for pattern in &args[1..] {
-        if ctx.client.patterns.insert(pattern.clone()) {
-            ctx.server.pubsub.lock().psubscribe(
-                ctx.client.id,
-                pattern.clone(),
-                ctx.client.push.clone(),
-            );
-        }
-        frames.push(confirm("psubscribe", Some(pattern.clone()), count(ctx)));
-    }
-    sync_snapshot(ctx);
-    Ok(raw(ctx, frames))
-}
-
-fn unsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let targets: Vec<Bytes> = if args.len() > 1 {
-        args[1..].to_vec()
-    } else {
-        ctx.client.channels.iter().cloned().collect()
-    };
-    let mut frames = Vec::new();
-    for channel in targets {
-        if ctx.client.channels.remove(&channel) {
-            ctx.server.pubsub.lock().unsubscribe(ctx.client.id, &channel);
-        }
-        frames.push(confirm("unsubscribe", Some(channel), count(ctx)));
-    }
-    if frames.is_empty() {
-        frames.push(confirm("unsubscribe", None, count(ctx)));
-    }
-    sync_snapshot(ctx);
-    Ok(raw(ctx, frames))
-}
-
-fn punsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let targets: Vec<Bytes> = if args.len() > 1 {
-        args[1..].to_vec()
-    } else {
-        ctx.client.patterns.iter().cloned().collect()
-    };
-    let mut frames = Vec::new();
-    for pattern in targets {
-        if ctx.client.patterns.remove(&pattern) {
-            ctx.server.pubsub.lock().punsubscribe(ctx.client.id, &pattern);
-        }
-        frames.push(confirm("punsubscribe", Some(pattern), count(ctx)));
-    }
-    if frames.is_empty() {
-        frames.push(confirm("punsubscribe", None, count(ctx)));
-    }
-    sync_snapshot(ctx);
-    Ok(raw(ctx, frames))
+    subscribe_to(ctx, Family::Patterns, args)
 }
 
 fn ssubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -158,38 +151,48 @@ fn ssubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
         ));
     }
+    subscribe_to(ctx, Family::Shard, args)
+}
+
+fn unsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    unsubscribe_from(ctx, Family::Channels, args)
+}
+
+fn punsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    unsubscribe_from(ctx, Family::Patterns, args)
+}
+
+fn sunsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    unsubscribe_from(ctx, Family::Shard, args)
+}
+
+/// (P|S)SUBSCRIBE: one confirmation per name, in order, repeated names included.
+fn subscribe_to(ctx: &mut Ctx<'_>, family: Family, args: &[Bytes]) -> CmdResult {
     let mut frames = Vec::new();
-    for channel in &args[1..] {
-        if ctx.client.shard_channels.insert(channel.clone()) {
-            ctx.server.pubsub.lock().ssubscribe(
-                ctx.client.id,
-                channel.clone(),
-                ctx.client.push.clone(),
-            );
+    for name in &args[1..] {
+        if family.set(ctx).insert(name.clone()) {
+            family.register(ctx, name.clone());
         }
-        // The count is of shard channels only, as Redis's shard confirmations count.
-        let n = ctx.client.shard_channels.len();
-        frames.push(confirm("ssubscribe", Some(channel.clone()), n));
+        frames.push(confirm(family.words().0, Some(name.clone()), family.count(ctx)));
     }
     sync_snapshot(ctx);
     Ok(raw(ctx, frames))
 }
 
-fn sunsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let targets: Vec<Bytes> = if args.len() > 1 {
-        args[1..].to_vec()
-    } else {
-        ctx.client.shard_channels.iter().cloned().collect()
-    };
+/// (P|S)UNSUBSCRIBE: the names given, or every one the client has; with none at all, one
+/// confirmation with a null name.
+fn unsubscribe_from(ctx: &mut Ctx<'_>, family: Family, args: &[Bytes]) -> CmdResult {
+    let targets: Vec<Bytes> =
+        if args.len() > 1 { args[1..].to_vec() } else { family.set(ctx).iter().cloned().collect() };
     let mut frames = Vec::new();
-    for channel in targets {
-        if ctx.client.shard_channels.remove(&channel) {
-            ctx.server.pubsub.lock().sunsubscribe(ctx.client.id, &channel);
+    for name in targets {
+        if family.set(ctx).remove(&name) {
+            family.unregister(ctx, &name);
         }
-        frames.push(confirm("sunsubscribe", Some(channel), ctx.client.shard_channels.len()));
+        frames.push(confirm(family.words().1, Some(name), family.count(ctx)));
     }
     if frames.is_empty() {
-        frames.push(confirm("sunsubscribe", None, 0));
+        frames.push(confirm(family.words().1, None, family.count(ctx)));
     }
     sync_snapshot(ctx);
     Ok(raw(ctx, frames))
