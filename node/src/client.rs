@@ -54,10 +54,6 @@ pub struct ClientSnapshot {
     pub psub: usize,
     /// Shard channel subscriptions.
     pub ssub: usize,
-    /// CLIENT TRACKING is on (flag `t`), in BCAST mode (`B`), with a vanished redirect (`R`).
-    pub tracking: bool,
-    pub tracking_bcast: bool,
-    pub tracking_broken: bool,
     /// Queued commands in MULTI (-1 outside MULTI).
     pub multi: i64,
     /// Protocol version.

@@ -531,13 +531,13 @@ pub fn run_locked(
         match ctx.exec.modified.take() {
             Some(keys) => {
                 for key in keys {
-                    ctx.exec.ks.touch_watched(db_before, &key);
+                    ctx.exec.ks.signal_modified_key(db_before, &key);
                     ctx.exec.ks.blocking.signal(db_before, &key);
                 }
             }
             None => {
                 for i in spec.key_positions(argv.len()) {
-                    ctx.exec.ks.touch_watched(db_before, &argv[i]);
+                    ctx.exec.ks.signal_modified_key(db_before, &argv[i]);
                     ctx.exec.ks.blocking.signal(db_before, &argv[i]);
                 }
             }
@@ -573,7 +573,7 @@ pub fn serve_blocked(
             match served {
                 Some(frame) => {
                     if ks.dirty != dirty_before {
-                        ks.touch_watched(db, &key);
+                        ks.signal_modified_key(db, &key);
                         out.extend(rewrites.unwrap_or_default());
                     }
                     if let Some(waiter) = ks.blocking.unblock(ticket) {

@@ -371,7 +371,7 @@ fn evict(
         let handed_over = kept_by_snapshot(ks).saturating_sub(kept);
         freed += (released + handed_over).max(1);
         ks.eviction.evicted += 1;
-        ks.touch_watched(db, &key);
+        ks.signal_modified_key(db, &key);
         ks.notify.record(&mut ks.events, db, crate::notify::class::EVICTED, "evicted", &key);
         if propagating {
             let del: &'static [u8] = if limits.lazy { b"UNLINK" } else { b"DEL" };

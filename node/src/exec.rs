@@ -134,7 +134,7 @@ impl<'a> Exec<'a> {
         if !self.replica {
             self.ks.dbs[self.db].remove(key);
             self.ks.stats.expired += 1;
-            self.ks.touch_watched(self.db, key);
+            self.ks.signal_modified_key(self.db, key);
             self.notify(crate::notify::class::EXPIRED, "expired", key);
             if self.propagating {
                 self.expired.push(Propagated {

@@ -317,17 +317,13 @@ pub fn deliver(shared: &Shared, ks: &mut Keyspace, mut current: Option<&mut Clie
         }
         let Some(target) = clients.get(t.redirect) else {
             t.broken_redirect = true;
-            if let Some(origin) = clients.get(message.client) {
-                let mut snap = origin.snapshot.lock();
-                snap.tracking_broken = true;
-                if snap.resp == 3 {
-                    let broken = Frame::Push(vec![
-                        Frame::bulk_static("tracking-redir-broken"),
-                        Frame::Integer(t.redirect as i64),
-                    ]);
-                    drop(snap);
-                    origin.push.send(broken, &BufferLimit::default());
-                }
+            let origin = clients.get(message.client);
+            if let Some(origin) = origin.filter(|o| o.snapshot.lock().resp == 3) {
+                let broken = Frame::Push(vec![
+                    Frame::bulk_static("tracking-redir-broken"),
+                    Frame::Integer(t.redirect as i64),
+                ]);
+                origin.push.send(broken, &BufferLimit::default());
             }
             continue;
         };

@@ -63,10 +63,15 @@ fn getname(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(ctx.client.name.clone().map(Frame::Bulk).unwrap_or(Frame::Null))
 }
 
-/// One CLIENT LIST line in Redis 7.0's field order. `own`: this is the asking client's line,
-/// with the command it runs and its query buffer now (which still holds that command, as
-/// Redis's does while the command runs).
-fn line(c: &ClientHandle, now_ms: i64, own: Option<(&str, usize)>) -> String {
+/// One CLIENT LIST line in Redis 7.0's field order. `tracker`: the client's CLIENT TRACKING
+/// mode, if on. `own`: this is the asking client's line, with the command it runs and its
+/// query buffer now (which still holds that command, as Redis's does while the command runs).
+fn line(
+    c: &ClientHandle,
+    tracker: Option<&crate::tracking::Tracker>,
+    now_ms: i64,
+    own: Option<(&str, usize)>,
+) -> String {
     let s = c.snapshot.lock();
     let qbuf = own.map_or(s.qbuf, |(_, pending)| pending);
     let mut flags = String::new();
@@ -82,14 +87,14 @@ fn line(c: &ClientHandle, now_ms: i64, own: Option<(&str, usize)>) -> String {
     if s.blocked {
         flags.push('b');
     }
-    if s.tracking {
+    if let Some(t) = tracker {
         flags.push('t');
-    }
-    if s.tracking_broken {
-        flags.push('R');
-    }
-    if s.tracking_bcast {
-        flags.push('B');
+        if t.broken_redirect {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
     }
     if s.no_evict {
         flags.push('e');
@@ -181,7 +186,8 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
             continue;
         }
-        out.push_str(&line(c, now, (c.id == me).then_some(("client|list", pending))));
+        let tracker = ctx.exec.ks.tracking.tracker(c.id);
+        out.push_str(&line(c, tracker, now, (c.id == me).then_some(("client|list", pending))));
     }
     Ok(Frame::Verbatim("txt", Bytes::from(out)))
 }
@@ -192,7 +198,7 @@ fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let clients = ctx.server.clients.lock();
     let me = clients
         .get(ctx.client.id)
-        .map(|c| line(c, now, Some(("client|info", pending))))
+        .map(|c| line(c, ctx.exec.ks.tracking.tracker(c.id), now, Some(("client|info", pending))))
         .unwrap_or_default();
     Ok(Frame::Verbatim("txt", Bytes::from(me)))
 }
@@ -449,14 +455,9 @@ fn tracking(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let existing = current.map(|t| &t.prefixes);
             check_prefixes(existing, &options.prefixes)?;
         }
-        let bcast = options.bcast;
         ctx.ks.tracking.enable(id, options);
-        let mut snap = ctx.client.snapshot.lock();
-        snap.tracking = true;
-        snap.tracking_bcast = bcast;
-        snap.tracking_broken = false;
     } else if args[2].eq_ignore_ascii_case(b"off") {
-        disable_tracking(ctx);
+        ctx.ks.tracking.disable(id);
     } else {
         return Err(CommandError::Syntax);
     }
@@ -488,16 +489,6 @@ fn check_prefixes(
         }
     }
     Ok(())
-}
-
-/// Turns tracking off for the calling client (CLIENT TRACKING OFF, RESET).
-pub fn disable_tracking(ctx: &mut Ctx<'_>) {
-    let id = ctx.client.id;
-    ctx.ks.tracking.disable(id);
-    let mut snap = ctx.client.snapshot.lock();
-    snap.tracking = false;
-    snap.tracking_bcast = false;
-    snap.tracking_broken = false;
 }
 
 fn caching(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -148,8 +148,8 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     super::tx::discard_transaction(ctx);
     super::pubsub::unsubscribe_all(ctx);
-    super::client::disable_tracking(ctx);
     let id = ctx.client.id;
+    ctx.ks.tracking.disable(id);
     let watched = std::mem::take(&mut ctx.client.watched);
     ctx.ks.watches.unwatch(id, &watched);
     ctx.client.db = 0;

@@ -148,7 +148,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let s = super::strings::string_mut(ctx, key, StrEnc::Raw)?;
     hll::set_cached(s, Some(card));
     let db = ctx.db;
-    ctx.ks.touch_watched(db, key);
+    ctx.ks.signal_modified_key(db, key);
     ctx.dirty(1);
     ctx.propagate_as(args.to_vec());
     Ok(Frame::Integer(card as i64))

@@ -272,7 +272,7 @@ fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let value = ks.dbs[src].remove(key).expect("looked up above");
     ks.dbs[dst].keys.insert(key, value);
     ks.dbs[dst].set_expiry(key, expiry);
-    ks.touch_watched(dst, key);
+    ks.signal_modified_key(dst, key);
     ks.blocking.signal(dst, key);
     ctx.modified(key);
     ctx.dirty(1);
@@ -321,7 +321,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ks.dbs[target].keys.insert(dst, value);
     ks.dbs[target].set_expiry(dst, expiry);
     if target != ctx.exec.db {
-        ks.touch_watched(target, dst);
+        ks.signal_modified_key(target, dst);
         ks.blocking.signal(target, dst);
     } else {
         ctx.modified(dst);

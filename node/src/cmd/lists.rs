@@ -229,7 +229,7 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // yet it still invalidates WATCH on the key.
     ctx.dirty(removed as u64);
     let db = ctx.db;
-    ctx.ks.touch_watched(db, &args[1]);
+    ctx.ks.signal_modified_key(db, &args[1]);
     Ok(Frame::ok())
 }
 

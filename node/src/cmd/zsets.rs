@@ -346,7 +346,7 @@ fn pop(
     }
     exec.remove_if_empty(key);
     exec.dirty(popped.len() as u64);
-    exec.ks.touch_watched(exec.db, key);
+    exec.ks.signal_modified_key(exec.db, key);
     let name = Bytes::from_static(if max { b"ZPOPMAX" } else { b"ZPOPMIN" });
     match propagate {
         Propagate::AsSent => {}

@@ -255,7 +255,7 @@ impl Keyspace {
 
     /// Marks the clients watching `key` in `db` and tells the clients tracking it (it was
     /// just written, deleted, expired or evicted: Redis's `signalModifiedKey`).
-    pub fn touch_watched(&mut self, db: usize, key: &[u8]) {
+    pub fn signal_modified_key(&mut self, db: usize, key: &[u8]) {
         let by = self.tracking.current;
         self.tracking.invalidate(key, by);
         if self.watches.is_empty() {
@@ -289,9 +289,8 @@ impl Keyspace {
             }
         }
         for key in &expired {
-            d.remove(key);
-            self.watches.touch(db, key, false);
-            self.tracking.invalidate(key, None);
+            self.dbs[db].remove(key);
+            self.signal_modified_key(db, key);
         }
         for key in &expired {
             self.notify.record(&mut self.events, db, crate::notify::class::EXPIRED, "expired", key);

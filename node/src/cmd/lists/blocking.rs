@@ -157,7 +157,7 @@ impl PopOp {
                 ]);
                 if let Origin::Handler(_) = origin {
                     // LMPOP's key spec is empty (movable keys), so the dispatcher touches nothing.
-                    exec.ks.touch_watched(exec.db, key);
+                    exec.ks.signal_modified_key(exec.db, key);
                 }
                 Ok(Frame::Array(vec![Frame::Bulk(key.clone()), bulk_array(&items)]))
             }
@@ -190,7 +190,7 @@ impl PopOp {
                 if let Origin::Woken = origin {
                     // The dispatcher touches the woken key only; the destination changed too,
                     // and may be what another client waits on.
-                    exec.ks.touch_watched(exec.db, dst);
+                    exec.ks.signal_modified_key(exec.db, dst);
                     exec.ks.blocking.signal(exec.db, dst);
                 }
                 Ok(reply)
