@@ -13,6 +13,7 @@ pub mod list;
 pub mod memory;
 pub mod set;
 pub mod snapshot_dict;
+pub mod stream;
 pub mod value;
 pub mod zset;
 
