@@ -1856,6 +1856,15 @@ pub static COMMANDS: &[CommandDoc] = &[
         ],
     },
     CommandDoc {
+        name: "lolwut",
+        since: "5.0.0",
+        group: "server",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("version", ArgType::Integer).token("VERSION").flags(&["optional"])],
+    },
+    CommandDoc {
         name: "lpop",
         since: "1.0.0",
         group: "list",

@@ -1515,6 +1515,17 @@ pub static COMMANDS: &[CommandMeta] = &[
         movable_keys: true,
     },
     CommandMeta {
+        name: "lolwut",
+        flags: &["readonly", "fast"],
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        acl_categories: &["@read", "@fast"],
+        tips: &[],
+        key_specs: &[],
+        movable_keys: false,
+    },
+    CommandMeta {
         name: "lpop",
         flags: &["write", "fast"],
         first_key: 1,

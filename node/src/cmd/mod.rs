@@ -38,6 +38,7 @@ pub mod info;
 pub mod keys;
 pub mod lcs;
 pub mod lists;
+pub mod lolwut;
 pub mod memory;
 pub mod meta;
 pub mod persistence;
@@ -215,7 +216,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 25] {
+fn families() -> [&'static [CommandSpec]; 26] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -242,6 +243,7 @@ fn families() -> [&'static [CommandSpec]; 25] {
         scripting::COMMANDS,
         functions::COMMANDS,
         sort::COMMANDS,
+        lolwut::COMMANDS,
     ]
 }
 
