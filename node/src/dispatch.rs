@@ -229,17 +229,19 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
             found,
         )));
     }
+    // A script that declared its flags is refused as the command they make it.
+    let checked = checked_flags(shared, spec, argv);
     // Our master's stream is never refused: a replica evicts, if at all, from the cron.
     if client.kind != ClientKind::Master
         && crate::evict::before_command(shared)
-        && refused_on_oom(resolved, client)
+        && refused_on_oom(resolved, checked, client)
     {
         let oom = CommandError::raw("OOM command not allowed when used memory > 'maxmemory'.");
         return Done(Box::new(Outcome::rejected(reject(shared, client, argv, oom), found)));
     }
     let gates = shared.gates.load(std::sync::atomic::Ordering::Relaxed);
     if gates != 0 && client.kind != ClientKind::Master {
-        if let Some(refusal) = role_refusal(gates, spec, client) {
+        if let Some(refusal) = role_refusal(gates, spec, checked, client) {
             return Done(Box::new(Outcome::rejected(reject(shared, client, argv, refusal), found)));
         }
     }
@@ -387,9 +389,14 @@ pub struct Propagation {
 
 /// Refusals that depend on the server's state, in Redis's order: `-MISCONF`, `-NOREPLICAS`,
 /// `-READONLY`, `-MASTERDOWN`, then `-LOADING`.
-fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<CommandError> {
+fn role_refusal(
+    gates: u8,
+    spec: &CommandSpec,
+    checked: u32,
+    client: &ClientState,
+) -> Option<CommandError> {
     use crate::server::gate;
-    let write = spec.has(flags::WRITE)
+    let write = checked & flags::WRITE != 0
         || (spec.name == "exec" && client.multi.as_ref().is_some_and(|q| queued_write(q)));
     if write && gates & gate::MISCONF != 0 {
         return Some(CommandError::raw("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
@@ -400,7 +407,7 @@ fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<C
     if write && gates & gate::READ_ONLY != 0 {
         return Some(CommandError::raw("READONLY You can't write against a read only replica."));
     }
-    if gates & gate::MASTER_DOWN != 0 && !spec.has(flags::STALE) {
+    if gates & gate::MASTER_DOWN != 0 && checked & flags::STALE == 0 {
         return Some(CommandError::raw(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         ));
@@ -414,7 +421,7 @@ fn role_refusal(gates: u8, spec: &CommandSpec, client: &ClientState) -> Option<C
 /// Whether a command is refused while memory is over `maxmemory` and nothing can be evicted:
 /// one that may grow memory (EXEC when it holds one), and anything queued in MULTI (the queue
 /// itself grows) except what ends the transaction, as in Redis.
-fn refused_on_oom(resolved: Resolved, client: &ClientState) -> bool {
+fn refused_on_oom(resolved: Resolved, checked: u32, client: &ClientState) -> bool {
     let queued = client.multi.as_ref();
     let top_level = if resolved.parent.is_none() { resolved.spec.name } else { "" };
     match top_level {
@@ -422,28 +429,74 @@ fn refused_on_oom(resolved: Resolved, client: &ClientState) -> bool {
             q.iter().any(|argv| resolve(argv).is_ok_and(|r| r.spec.has(flags::DENYOOM)))
         }),
         "discard" | "quit" | "reset" => false,
-        _ => resolved.spec.has(flags::DENYOOM) || queued.is_some(),
+        _ => checked & flags::DENYOOM != 0 || queued.is_some(),
+    }
+}
+
+/// The flags a command is refused by. A script that declared flags (a shebang script, every
+/// function) counts as a write unless it declared `no-writes`, may not grow memory unless it
+/// declared `allow-oom` or `no-writes`, and runs on a stale replica only with `allow-stale`,
+/// as Redis's `scriptFlagsToCmdFlags` decides before any other check: a replica then answers
+/// FCALL of a writing function with the plain READONLY error, as Redis does. Only the script
+/// commands (the ones flagged `skip_monitor`) pay for the lookup.
+fn checked_flags(shared: &Shared, spec: &CommandSpec, argv: &[Bytes]) -> u32 {
+    match script_flags(shared, spec, argv) {
+        Some(declared) if !declared.compat => {
+            let mut checked = spec.flags & !(flags::STALE | flags::DENYOOM | flags::WRITE);
+            if !(declared.allow_oom || declared.no_writes) {
+                checked |= flags::DENYOOM;
+            }
+            if !declared.no_writes {
+                checked |= flags::WRITE;
+            }
+            if declared.allow_stale {
+                checked |= flags::STALE;
+            }
+            checked
+        }
+        _ => spec.flags,
+    }
+}
+
+/// The flags of the script an EVAL-family or FCALL command names (`None`: not a script
+/// command, an unknown script or function, or a malformed shebang).
+fn script_flags(
+    shared: &Shared,
+    spec: &CommandSpec,
+    argv: &[Bytes],
+) -> Option<crate::script::shebang::ScriptFlags> {
+    if !spec.has(flags::SKIP_MONITOR) || argv.len() < 2 {
+        return None;
+    }
+    match spec.name {
+        "eval" | "eval_ro" => shared.scripts.lock().flags_of(crate::script::Source::Body(&argv[1])),
+        "evalsha" | "evalsha_ro" => {
+            shared.scripts.lock().flags_of(crate::script::Source::Sha(&argv[1]))
+        }
+        "fcall" | "fcall_ro" => shared.functions.lock().find(&argv[1]).map(|(_, f, _)| f.flags),
+        _ => None,
     }
 }
 
 /// Whether a command may change the dataset or the replication stream, as CLIENT PAUSE WRITE
 /// judges it (Redis's `is_may_replicate_command`): write and may-replicate commands, EXEC of a
-/// transaction that holds one, and EVAL/EVALSHA of a script that may write (see
+/// transaction that holds one, and EVAL/EVALSHA/FCALL of a script that may write (see
 /// [`crate::script::shebang::ScriptFlags::may_write`]).
 pub fn may_replicate(shared: &Shared, client: &ClientState, argv: &[Bytes]) -> bool {
     let Ok(r) = resolve(argv) else { return false };
-    let source = match r.spec.name {
+    match r.spec.name {
         // The queue never holds an EXEC (EXEC inside MULTI runs), so this goes one level deep.
         "exec" => {
             let queue = client.multi.as_deref().unwrap_or_default();
-            return queue.iter().any(|queued| may_replicate(shared, client, queued));
+            queue.iter().any(|queued| may_replicate(shared, client, queued))
         }
-        "eval" => crate::script::Source::Body(&argv[1]),
-        "evalsha" => crate::script::Source::Sha(&argv[1]),
-        _ => return r.spec.has(flags::WRITE) || r.spec.has(flags::MAY_REPLICATE),
-    };
-    // An unknown script or a bad shebang fails when it runs; until then it may write.
-    shared.scripts.lock().flags_of(source).is_none_or(|f| f.may_write())
+        "eval" | "evalsha" | "fcall" => {
+            // An unknown script or function, or a bad shebang, fails when it runs; until then
+            // it may write.
+            script_flags(shared, r.spec, argv).is_none_or(|f| f.may_write())
+        }
+        _ => r.spec.has(flags::WRITE) || r.spec.has(flags::MAY_REPLICATE),
+    }
 }
 
 /// True if a queued transaction holds a write command.

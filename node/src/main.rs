@@ -117,6 +117,11 @@ fn load_dump(
         node::server::unix_ms(),
         Some(&shared.loading_loaded),
     )?;
+    if let Some(summary) = &loaded {
+        let libraries = node::script::library::Libraries::from_loaded(&summary.functions)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(dbfilename).display()))?;
+        *shared.functions.lock() = libraries;
+    }
     std::mem::swap(&mut shared.keyspace.lock().dbs, &mut fresh.dbs);
     if let Some(summary) = &loaded {
         let mut stats = shared.persist.lock();

@@ -156,14 +156,16 @@ mod tests {
     #[test]
     fn a_concurrent_receiver_never_unbalances_the_count() {
         let (tx, mut rx) = queue();
-        let limit = BufferLimit { hard: 1 << 20, soft: 0, soft_seconds: 0 };
+        // No limit in reach: a receiver starved of CPU may legitimately fall megabytes behind
+        // (the test once failed that way on a loaded machine); only a wrap is a bug.
+        let limit = BufferLimit { hard: usize::MAX / 4, soft: 0, soft_seconds: 0 };
         const FRAMES: usize = 50_000;
         let receiver = std::thread::spawn(move || {
             let mut taken = 0;
             while taken < FRAMES {
                 if rx.try_recv().is_some() {
                     taken += 1;
-                    assert!(rx.waiting() < 1 << 20, "the count wrapped: {}", rx.waiting());
+                    assert!(rx.waiting() < usize::MAX / 2, "the count wrapped: {}", rx.waiting());
                 }
             }
             rx

@@ -171,6 +171,9 @@ pub struct Shared {
     pub eviction: crate::evict::Gate,
     /// The Lua state and cached scripts. Lock order: `keyspace` before `scripts`.
     pub scripts: Mutex<crate::script::Scripts>,
+    /// The function libraries (FUNCTION LOAD, FCALL). Lock order: `keyspace` before
+    /// `functions`; never held together with `scripts`.
+    pub functions: Mutex<crate::script::library::Libraries>,
 }
 
 /// The current unix time in milliseconds.
@@ -216,6 +219,7 @@ impl Shared {
             loading_loaded: Default::default(),
             eviction: Default::default(),
             scripts: Default::default(),
+            functions: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),

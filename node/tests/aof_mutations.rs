@@ -73,7 +73,7 @@ fn rdb_base() -> Vec<u8> {
         node::dispatch::call(&s, &mut client, &argv, unix_ms());
     }
     let ks = s.keyspace.lock();
-    let aux = Aux { ctime: 0, used_mem: 0, repl: None, aof_base: true };
+    let aux = Aux { ctime: 0, used_mem: 0, repl: None, aof_base: true, functions: &[] };
     write_keyspace(Vec::new(), &ks, &aux, WriteOptions::default()).expect("in-memory write")
 }
 

@@ -281,7 +281,8 @@ fn sample_keyspace(now_ms: i64, big: bool) -> Keyspace {
 }
 
 fn write(ks: &Keyspace, options: WriteOptions, repl: Option<ReplAux<'_>>) -> Vec<u8> {
-    let aux = Aux { ctime: 1_700_000_000, used_mem: 1 << 20, repl, aof_base: false };
+    let aux =
+        Aux { ctime: 1_700_000_000, used_mem: 1 << 20, repl, aof_base: false, functions: &[] };
     write_keyspace(Vec::new(), ks, &aux, options).expect("writing to a Vec cannot fail")
 }
 
@@ -1221,23 +1222,53 @@ fn redis_restores_our_payloads() {
     assert_same(&expected, &redis_snapshot(&mut c, 1), "RESTORE of our payloads");
 }
 
-/// Redis files holding functions or streams are refused with errors that say so.
+/// Function libraries travel in RDB files both ways: a Redis file's libraries are read in
+/// file order, and a file we write with libraries loads in Redis with the same libraries.
 #[test]
-fn functions_and_streams_in_redis_files_are_refused() {
+fn function_libraries_travel_in_rdb_files_both_ways() {
+    let short = b"#!lua name=mylib\nredis.register_function('f', function() return 1 end)";
+    // Long enough for Redis to LZF-compress it in the file.
+    let long = format!(
+        "#!lua name=big\n{}redis.register_function('g', function() return 2 end)",
+        "-- a comment line that repeats\n".repeat(20)
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let redis = Redis::start(dir.path(), &[]);
+        let mut c = redis.client();
+        c.cmds("SET k v");
+        c.cmd(&[b"FUNCTION", b"LOAD", short]);
+        c.cmd(&[b"FUNCTION", b"LOAD", long.as_bytes()]);
+        c.cmds("SAVE");
+    }
+    let file = std::fs::read(dir.path().join("dump.rdb")).expect("read");
+    let (_, summary) = load(&file).expect("loads");
+    let mut sources = summary.functions.clone();
+    sources.sort();
+    assert_eq!(sources, vec![long.as_bytes().to_vec(), short.to_vec()]);
+
+    // Ours, written with both libraries, loads in Redis with both.
+    let ks = Keyspace::new(16);
+    let functions: Vec<bytes::Bytes> =
+        sources.iter().map(|s| bytes::Bytes::copy_from_slice(s)).collect();
+    let aux = Aux { ctime: 0, used_mem: 0, repl: None, aof_base: false, functions: &functions };
+    let ours = write_keyspace(Vec::new(), &ks, &aux, WriteOptions::default()).expect("written");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("dump.rdb"), ours).expect("write");
+    let redis = Redis::start(dir.path(), &[]);
+    let mut c = redis.client();
+    let stats = c.cmds("FUNCTION STATS");
+    assert!(format!("{stats:?}").contains("Integer(2)"), "Redis loaded: {stats:?}");
+    assert_eq!(c.cmds("FCALL g 0"), Frame::Integer(2));
+}
+
+/// Redis files holding streams are refused with errors that say so.
+#[test]
+fn streams_in_redis_files_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = Redis::start(dir.path(), &[]);
     let mut c = redis.client();
     c.cmds("SET k v");
-    c.cmd(&[
-        b"FUNCTION",
-        b"LOAD",
-        b"#!lua name=mylib\nredis.register_function('f', function() return 1 end)",
-    ]);
-    c.cmds("SAVE");
-    let err =
-        load(&std::fs::read(dir.path().join("dump.rdb")).expect("read")).err().expect("refused");
-    assert!(err.to_string().contains("functions are not supported"), "{err}");
-    c.cmds("FUNCTION FLUSH");
     c.cmds("XADD events * field value");
     c.cmds("SAVE");
     let err =
@@ -1388,8 +1419,7 @@ fn refused_content_is_named() {
         err(base().bytes(&[15]).str(b"s\xff").finish(true)).contains("key 's\\xff' holds a stream")
     );
     assert!(err(base().bytes(&[7]).str(b"m").finish(true)).contains("key 'm' holds a module value"));
-    assert!(err(RawRdb::new(10).bytes(&[0xF5]).str(b"#!lua name=x").finish(true))
-        .contains("functions are not supported"));
+    assert!(err(RawRdb::new(10).bytes(&[0xF6]).str(b"x").finish(true)).contains("pre-GA format"));
     assert!(err(RawRdb::new(10).bytes(&[0xF7]).len(1).finish(true)).contains("module data"));
     assert!(
         err(base().bytes(&[20]).str(b"k").finish(true)).contains("unknown value type or opcode 20")
@@ -1515,7 +1545,8 @@ fn speed_one_million_string_keys() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("dump.rdb");
-    let aux = Aux { ctime: 1_700_000_000, used_mem: 0, repl: None, aof_base: false };
+    let aux =
+        Aux { ctime: 1_700_000_000, used_mem: 0, repl: None, aof_base: false, functions: &[] };
     let t = Instant::now();
     let file = std::fs::File::create(&path).expect("create");
     let file = write_keyspace(file, &ks, &aux, WriteOptions::default()).expect("write");

@@ -93,6 +93,7 @@ fn snapshot(offset: i64) -> Vec<u8> {
         used_mem: 0,
         repl: Some(ReplAux { stream_db: 0, id: MASTER_ID, offset }),
         aof_base: false,
+        functions: &[],
     };
     write_keyspace(Vec::new(), &ks, &aux, WriteOptions::default()).unwrap()
 }
@@ -266,6 +267,7 @@ async fn repl_diskless_load_decides_where_the_transfer_is_kept() {
         used_mem: 0,
         repl: Some(ReplAux { stream_db: 0, id: MASTER_ID, offset: 1000 }),
         aof_base: false,
+        functions: &[],
     };
     let rdb = write_keyspace(Vec::new(), &ks, &aux, WriteOptions::default()).unwrap();
     for (mode, preload, on_disk) in [

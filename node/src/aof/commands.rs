@@ -1,7 +1,8 @@
 //! The AOF base in command form (`aof-use-rdb-preamble no`): the dataset as the commands that
 //! rebuild it, as Redis's rewrite writes them — SELECT per database; SET, RPUSH, SADD, ZADD
 //! (score then member) or HMSET per key, collections in batches of 64 items
-//! (`AOF_REWRITE_ITEMS_PER_CMD`); PEXPIREAT for a key with a TTL.
+//! (`AOF_REWRITE_ITEMS_PER_CMD`); PEXPIREAT for a key with a TTL. Function libraries come
+//! first, as FUNCTION LOAD commands.
 
 use std::io;
 
@@ -47,7 +48,12 @@ impl CommandWriter {
 impl Format for CommandWriter {
     type Out = Vec<u8>;
 
-    fn header(&mut self, _: &Aux<'_>) -> io::Result<()> {
+    /// The function libraries first, as Redis's rewrite starts with them: keys' commands may
+    /// be replayed only after them (nothing in a base calls a function, but an AOF tail may).
+    fn header(&mut self, aux: &Aux<'_>) -> io::Result<()> {
+        for source in aux.functions {
+            self.command(&[b"FUNCTION", b"LOAD", source]);
+        }
         Ok(())
     }
 

@@ -86,13 +86,16 @@ pub fn load(
         if head.starts_with(b"REDIS") {
             let mut ks = shared.keyspace.lock();
             let progress = Some(&shared.loading_loaded);
-            crate::persist::load_file(&file, &mut ks, Some(unix_ms()), progress).map_err(|e| {
-                AofError::Corrupt {
-                    path: file.display().to_string(),
-                    offset: 0,
-                    why: e.to_string(),
-                }
-            })?;
+            let corrupt = |why: String| AofError::Corrupt {
+                path: file.display().to_string(),
+                offset: 0,
+                why,
+            };
+            let summary = crate::persist::load_file(&file, &mut ks, Some(unix_ms()), progress)
+                .map_err(|e| corrupt(e.to_string()))?;
+            *shared.functions.lock() =
+                crate::script::library::Libraries::from_loaded(&summary.functions)
+                    .map_err(corrupt)?;
         } else {
             commands += run_file(shared, &mut client, &file, head, false, truncate_ok)?;
         }

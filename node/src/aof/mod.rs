@@ -461,7 +461,8 @@ fn begin_base(
     seq: u64,
 ) -> std::io::Result<(BaseWrite, String)> {
     let repl = crate::cmd::persistence::repl_info(shared);
-    let aux = crate::cmd::persistence::snapshot_aux(unix_ms(), &repl, true);
+    let functions = shared.functions.lock().sources();
+    let aux = crate::cmd::persistence::snapshot_aux(unix_ms(), &repl, true, &functions);
     let options = crate::cmd::persistence::rdb_options(&shared.config.read());
     let preamble = shared.config.read().get("aof-use-rdb-preamble") != Some("no");
     let base = base_name(prefix, seq, preamble);

@@ -196,9 +196,15 @@ fn reload(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ..Default::default()
     };
     let path = dir.join(dbfilename);
-    if let Err(e) = crate::persist::load_file_with(&path, ctx.exec.ks, options, None) {
-        tracing::warn!(path = %path.display(), cause = %e, "DEBUG RELOAD could not load the dump");
-        return Err(CommandError::err("Error trying to load the RDB dump"));
+    let loaded = crate::persist::load_file_with(&path, ctx.exec.ks, options, None)
+        .map_err(|e| e.to_string())
+        .and_then(|summary| crate::script::library::Libraries::from_loaded(&summary.functions));
+    match loaded {
+        Ok(libraries) => *ctx.server.functions.lock() = libraries,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), cause = %e, "DEBUG RELOAD could not load the dump");
+            return Err(CommandError::err("Error trying to load the RDB dump"));
+        }
     }
     tracing::warn!("DB reloaded by DEBUG RELOAD");
     Ok(Frame::ok())

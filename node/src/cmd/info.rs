@@ -238,16 +238,20 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "used_memory_lua_human", &human(lua));
             w(out, "used_memory_scripts_eval", &script_bytes);
             w(out, "number_of_cached_scripts", &scripts);
-            // No Redis Functions.
-            for field in ["number_of_functions", "number_of_libraries", "used_memory_vm_functions"]
-            {
-                w(out, field, &0);
-            }
-            w(out, "used_memory_vm_total", &lua);
-            w(out, "used_memory_vm_total_human", &human(lua));
-            w(out, "used_memory_functions", &0);
-            w(out, "used_memory_scripts", &script_bytes);
-            w(out, "used_memory_scripts_human", &human(script_bytes));
+            let (functions, lua_functions, function_bytes) = {
+                let f = shared.functions.lock();
+                let bytes: usize = f.libraries().map(|l| l.code.len() + l.name.len()).sum();
+                (f.counts().1, f.lua_memory() as u64, bytes as u64)
+            };
+            w(out, "number_of_functions", &functions);
+            w(out, "used_memory_vm_functions", &lua_functions);
+            w(out, "used_memory_vm_total", &(lua + lua_functions));
+            w(out, "used_memory_vm_total_human", &human(lua + lua_functions));
+            // What the libraries' bookkeeping holds beyond their Lua state (Redis counts its
+            // structures; their sources and names are ours).
+            w(out, "used_memory_functions", &function_bytes);
+            w(out, "used_memory_scripts", &(script_bytes + function_bytes));
+            w(out, "used_memory_scripts_human", &human(script_bytes + function_bytes));
             let maxmemory = ctx.exec.ks.eviction.limits.maxmemory;
             w(out, "maxmemory", &maxmemory);
             w(out, "maxmemory_human", &human(maxmemory));

@@ -131,8 +131,14 @@ pub fn repl_info(shared: &crate::server::Shared) -> Option<(usize, String, i64)>
 }
 
 /// A snapshot's AUX fields.
-pub fn snapshot_aux(now_ms: i64, repl: &Option<(usize, String, i64)>, aof_base: bool) -> Aux<'_> {
+pub fn snapshot_aux<'a>(
+    now_ms: i64,
+    repl: &'a Option<(usize, String, i64)>,
+    aof_base: bool,
+    functions: &'a [Bytes],
+) -> Aux<'a> {
     Aux {
+        functions,
         ctime: now_ms / 1000,
         used_mem: crate::alloc::in_use() as u64,
         repl: repl.as_ref().map(|(db, id, offset)| ReplAux { stream_db: *db, id, offset: *offset }),
@@ -152,7 +158,8 @@ pub fn save_blocking(
     abandon_bgsave(server, ks);
     let (dir, dbfilename, options) = dump_target(server);
     let repl = repl_info(server);
-    let aux = snapshot_aux(now_ms, &repl, false);
+    let functions = server.functions.lock().sources();
+    let aux = snapshot_aux(now_ms, &repl, false, &functions);
     match dumpfile::save(ks, &dir, &dbfilename, &aux, options) {
         Ok(saved) => {
             ks.dirty = 0;
@@ -233,7 +240,8 @@ pub fn start_bgsave(
     let (dir, dbfilename, options) = dump_target(shared);
     let started = std::time::Instant::now();
     let repl = repl_info(shared);
-    let aux = snapshot_aux(now_ms, &repl, false);
+    let functions = shared.functions.lock().sources();
+    let aux = snapshot_aux(now_ms, &repl, false, &functions);
     let dirty_at_snapshot = ks.dirty;
     let generation = {
         let mut stats = shared.persist.lock();

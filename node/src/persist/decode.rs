@@ -52,6 +52,9 @@ pub struct LoadSummary {
     pub version: u16,
     /// Every AUX field, in file order.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The function libraries' sources, in file order (for the caller to compile: the loader
+    /// only reads data).
+    pub functions: Vec<Vec<u8>>,
     /// Keys stored.
     pub keys_loaded: u64,
     /// Keys dropped because they had expired.
@@ -178,6 +181,7 @@ pub fn load<R: Read>(
     let mut summary = LoadSummary {
         version,
         aux: Vec::new(),
+        functions: Vec::new(),
         keys_loaded: 0,
         keys_expired: 0,
         empty_keys_skipped: 0,
@@ -233,10 +237,16 @@ pub fn load<R: Read>(
                     what: "the file holds module data, and modules are not supported".into(),
                 })
             }
-            op::FUNCTION2 | op::FUNCTION_PRE_GA => {
+            op::FUNCTION2 => {
+                let mut source = Vec::new();
+                inp.string(&mut source)?;
+                summary.functions.push(source);
+            }
+            op::FUNCTION_PRE_GA => {
                 return Err(RdbError::Unsupported {
                     offset: at,
-                    what: "the file holds Redis Functions libraries: functions are not supported"
+                    what: "the file holds functions in the pre-GA format of Redis 7.0's release \
+                           candidates, which Redis 7.0 does not load either"
                         .into(),
                 })
             }

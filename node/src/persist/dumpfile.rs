@@ -190,7 +190,7 @@ mod tests {
     use crate::db::Value;
 
     fn aux() -> Aux<'static> {
-        Aux { ctime: 0, used_mem: 0, repl: None, aof_base: false }
+        Aux { ctime: 0, used_mem: 0, repl: None, aof_base: false, functions: &[] }
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Aux<'a> {
     pub repl: Option<ReplAux<'a>>,
     /// `aof-base`: the file is the base of an AOF.
     pub aof_base: bool,
+    /// The function libraries' sources, written after the AUX fields.
+    pub functions: &'a [bytes::Bytes],
 }
 
 /// Appends an RDB length.
@@ -421,6 +423,7 @@ impl<W: Write> RdbWriter<W> {
             self.aux("repl-offset", n.format(repl.offset).as_bytes());
         }
         self.aux("aof-base", if aux.aof_base { b"1" } else { b"0" });
+        super::functions::write(&mut self.enc, &mut self.buf, aux.functions);
         self.maybe_flush()
     }
 

@@ -73,6 +73,7 @@ pub mod crc64;
 pub mod decode;
 pub mod dumpfile;
 pub mod encode;
+pub mod functions;
 mod input;
 pub mod intset;
 pub mod listpack;
@@ -93,9 +94,9 @@ pub const RDB_VERSION: u16 = 10;
 
 /// Top-level opcodes (at the position of a value type).
 pub mod opcode {
-    /// A Redis Functions library (7.0+): refused.
+    /// A Redis Functions library (7.0+): its source.
     pub const FUNCTION2: u8 = 0xF5;
-    /// The pre-GA functions format (7.0 release candidates): refused.
+    /// The pre-GA functions format (7.0 release candidates): refused, as Redis 7.0 refuses it.
     pub const FUNCTION_PRE_GA: u8 = 0xF6;
     /// Module data not tied to a key: refused.
     pub const MODULE_AUX: u8 = 0xF7;

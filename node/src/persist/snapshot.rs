@@ -289,7 +289,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn aux() -> Aux<'static> {
-        Aux { ctime: 0, used_mem: 0, repl: None, aof_base: false }
+        Aux { ctime: 0, used_mem: 0, repl: None, aof_base: false, functions: &[] }
     }
 
     fn dump(ks: &Keyspace) -> Vec<(usize, Vec<u8>, String, Option<i64>)> {

@@ -251,7 +251,9 @@ fn freeze_for_sync(
     }
     let replid = r.replid.clone();
     drop(r);
+    let functions = shared.functions.lock().sources();
     let aux = Aux {
+        functions: &functions,
         ctime: unix_ms() / 1000,
         used_mem: crate::alloc::in_use() as u64,
         repl: Some(ReplAux { stream_db: 0, id: &replid, offset }),

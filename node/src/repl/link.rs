@@ -498,11 +498,14 @@ async fn receive_snapshot(
     shared.repl_data.notify_waiters();
     let loaded = tokio::task::spawn_blocking(move || {
         let mut fresh = Keyspace::new(databases);
-        received.load(&mut fresh).map(|summary| (fresh, summary))
+        let summary = received.load(&mut fresh).map_err(|e| e.to_string())?;
+        // The master's libraries replace ours, as its keys replace our keys.
+        let libraries = crate::script::library::Libraries::from_loaded(&summary.functions)?;
+        Ok::<_, String>((fresh, summary, libraries))
     })
     .await
     .map_err(|e| LinkError::Load(e.to_string()))?;
-    let (mut fresh, summary) = loaded.map_err(|e| LinkError::Load(e.to_string()))?;
+    let (mut fresh, summary, libraries) = loaded.map_err(LinkError::Load)?;
     let db = summary.repl_stream_db().filter(|&d| d >= 0 && (d as usize) < databases).unwrap_or(0)
         as usize;
     let backlog_size = shared.config.read().settings.repl_backlog_size;
@@ -510,6 +513,7 @@ async fn receive_snapshot(
         let mut ks = shared.keyspace.lock();
         crate::cmd::persistence::abandon_bgsave(shared, &mut ks);
         std::mem::swap(&mut ks.dbs, &mut fresh.dbs);
+        *shared.functions.lock() = libraries;
         ks.watches.touch_all();
         ks.tracking.flushed();
         let mut r = shared.repl.lock();

@@ -20,6 +20,7 @@
 
 mod cjson;
 mod convert;
+pub mod library;
 mod libs;
 mod msgpack;
 pub mod shebang;
@@ -52,7 +53,7 @@ bridge.on_error = function(err)
   while true do
     local frame = getinfo(level, 'Sl')
     if not frame then break end
-    if frame.source == '@user_script' then
+    if frame.source == '@user_script' or frame.source == '@user_function' then
       err.source, err.line = frame.source, frame.currentline
       break
     end
@@ -62,6 +63,11 @@ bridge.on_error = function(err)
 end
 -- Scripts catch command errors as text, as in Redis 7: a caught {err = text} (or an error
 -- raised by redis.call) becomes text.
+-- Calls f(...) under xpcall (Lua 5.1's xpcall passes no arguments on).
+bridge.invoke = function(f, handler, ...)
+  local args, n = {...}, select('#', ...)
+  return xpcall(function() return f(unpack(args, 1, n)) end, handler)
+end
 local lua_pcall = pcall
 local function plain(ok, ...)
   if ok then return ok, ... end
@@ -97,6 +103,9 @@ struct Running {
 
 thread_local! {
     static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
+    /// While a function library's top level runs: when it must have finished by.
+    static LOAD_DEADLINE: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// True while a script runs on this thread (its commands are the script's).
@@ -112,7 +121,10 @@ const STOPPED: &str = "ERR Script stopped after running longer than busy-reply-t
 
 /// Called every [`CHECK_EVERY`] instructions: stops a script past its time limit that has not
 /// written; warns once about one that has.
-fn check_time(_: &Lua, _: mlua::Debug) -> mlua::Result<mlua::VmState> {
+fn check_time(lua: &Lua, _: mlua::Debug) -> mlua::Result<mlua::VmState> {
+    if LOAD_DEADLINE.get().is_some_and(|deadline| std::time::Instant::now() > deadline) {
+        return Err(located(lua, "FUNCTION LOAD timeout"));
+    }
     let Some(mut run) = RUNNING.get() else { return Ok(mlua::VmState::Continue) };
     if run.stopped || (run.started.elapsed() > run.limit && !run.wrote) {
         run.stopped = true;
@@ -140,18 +152,17 @@ struct Compiled {
     flags: shebang::ScriptFlags,
 }
 
-/// The Lua state and the scripts compiled in it.
-pub struct Scripts {
-    lua: Lua,
+/// A Lua state with Redis's libraries, the `redis` table and protected globals: one runs the
+/// EVAL scripts, another the function libraries (as in Redis, so neither sees the other).
+pub(crate) struct Engine {
+    pub(crate) lua: Lua,
     /// The table `redis.call` reaches the engine through.
     bridge: RegistryKey,
-    /// Compiled scripts by SHA1 (lower-case hex), with their source's size.
-    compiled: HashMap<String, Compiled>,
 }
 
-impl Scripts {
-    /// A fresh state with Redis's libraries and helpers.
-    pub fn new() -> Scripts {
+impl Engine {
+    /// A fresh state.
+    pub(crate) fn new() -> Engine {
         // SAFETY: mlua calls `debug` unsafe because it can reach into other functions' state;
         // Redis gives it to scripts too, and our error handler needs `debug.getinfo`. No
         // library that loads native code (`package`, `require`) is opened.
@@ -163,7 +174,21 @@ impl Scripts {
         };
         let bridge = setup(&lua).expect("the script environment is valid Lua");
         lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(CHECK_EVERY), check_time);
-        Scripts { lua, bridge, compiled: HashMap::new() }
+        Engine { lua, bridge }
+    }
+}
+
+/// The EVAL engine and the scripts compiled in it.
+pub struct Scripts {
+    engine: Engine,
+    /// Compiled scripts by SHA1 (lower-case hex), with their source's size.
+    compiled: HashMap<String, Compiled>,
+}
+
+impl Scripts {
+    /// A fresh state with Redis's libraries and helpers.
+    pub fn new() -> Scripts {
+        Scripts { engine: Engine::new(), compiled: HashMap::new() }
     }
 
     /// True if a script with this SHA1 is cached.
@@ -179,6 +204,7 @@ impl Scripts {
         if !self.compiled.contains_key(&sha) {
             let (flags, shebang) = shebang::parse(body).map_err(CommandError::err)?;
             let function = self
+                .engine
                 .lua
                 .load(&body[shebang..])
                 .set_name(CHUNK)
@@ -190,7 +216,7 @@ impl Scripts {
                         lua_message(&e)
                     ))
                 })?;
-            let function = self.lua.create_registry_value(function).map_err(internal)?;
+            let function = self.engine.lua.create_registry_value(function).map_err(internal)?;
             self.compiled.insert(sha.clone(), Compiled { function, size: body.len(), flags });
         }
         Ok(sha)
@@ -215,7 +241,7 @@ impl Scripts {
 
     /// The memory the Lua state uses.
     pub fn lua_memory(&self) -> usize {
-        self.lua.used_memory()
+        self.engine.lua.used_memory()
     }
 }
 
@@ -369,6 +395,8 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.set("REDIS_VERSION", crate::cmd::info::REDIS_VERSION)?;
+    redis.set("REDIS_VERSION_NUM", library::version_num(crate::cmd::info::REDIS_VERSION))?;
     redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     Ok(redis)
 }
@@ -488,26 +516,103 @@ pub fn eval(
             sha
         }
     };
-    let lua = &scripts.lua;
     let compiled = &scripts.compiled[&sha];
-    let function: Function = lua.registry_value(&compiled.function).map_err(internal)?;
-    // A script that declared `no-writes` runs as EVAL_RO does; the _RO forms refuse one that
-    // declared it may write.
-    if read_only && !compiled.flags.compat && !compiled.flags.no_writes {
-        return Err(CommandError::err(
-            "Can not execute a script with write flag using *_ro command.",
+    if !compiled.flags.compat {
+        prepare(ctx, compiled.flags, read_only)?;
+    }
+    let call = Call {
+        keys,
+        args,
+        as_globals: true,
+        name: &sha,
+        read_only: read_only || compiled.flags.no_writes,
+    };
+    let function: Function =
+        scripts.engine.lua.registry_value(&compiled.function).map_err(internal)?;
+    let outcome = run(ctx, &scripts.engine, function, &call);
+    scripts.engine.set_arguments(&[], &[]).map_err(internal)?;
+    outcome
+}
+
+/// The checks Redis makes before running a script that declared its flags (a shebang script,
+/// every function), in Redis's order (`scriptPrepareForRun`): one that may write is refused on
+/// a read-only replica, by the `_RO` commands, and (unless `allow-oom`) over `maxmemory`.
+/// A script that declared `no-writes` then runs as EVAL_RO does.
+pub(crate) fn prepare(
+    ctx: &Ctx<'_>,
+    flags: shebang::ScriptFlags,
+    read_only: bool,
+) -> Result<(), CommandError> {
+    if !flags.no_writes {
+        let gates = ctx.server.gates.load(std::sync::atomic::Ordering::Relaxed);
+        if gates & crate::server::gate::READ_ONLY != 0
+            && ctx.client.kind != crate::client::ClientKind::Master
+        {
+            return Err(CommandError::raw(
+                "READONLY Can not run script with write flag on readonly replica",
+            ));
+        }
+        if read_only {
+            return Err(CommandError::err(
+                "Can not execute a script with write flag using *_ro command.",
+            ));
+        }
+    }
+    if !flags.allow_oom && !flags.no_writes && ctx.server.eviction.is_out_of_memory() {
+        return Err(CommandError::raw(
+            "OOM allow-oom flag is not set on the script, can not run it when used memory > \
+             'maxmemory'",
         ));
     }
-    let read_only = read_only || compiled.flags.no_writes;
-    let bridge: Table = lua.registry_value(&scripts.bridge).map_err(internal)?;
-    set_arguments(lua, keys, args).map_err(internal)?;
+    Ok(())
+}
+
+/// How a script or function is called.
+pub(crate) struct Call<'a> {
+    /// KEYS.
+    pub keys: &'a [Bytes],
+    /// ARGV.
+    pub args: &'a [Bytes],
+    /// EVAL sets KEYS and ARGV as globals; a function gets them as its two arguments.
+    pub as_globals: bool,
+    /// What errors name the script by: its SHA1, or the function's name.
+    pub name: &'a str,
+    /// Whether write commands are refused.
+    pub read_only: bool,
+}
+
+/// Runs `function` (a script's body or a registered function) in `engine`, atomically, its
+/// `redis.call`s going through the command path, and leaves what it propagates in
+/// `ctx.exec.rewrites`.
+pub(crate) fn run(
+    ctx: &mut Ctx<'_>,
+    engine: &Engine,
+    function: Function,
+    call: &Call<'_>,
+) -> Result<Frame, CommandError> {
+    let lua = &engine.lua;
+    let bridge: Table = lua.registry_value(&engine.bridge).map_err(internal)?;
+    let arguments = if call.as_globals {
+        engine.set_arguments(call.keys, call.args).map_err(internal)?;
+        MultiValue::new()
+    } else {
+        let mut pair = MultiValue::new();
+        for values in [call.keys, call.args] {
+            let table = lua.create_table_with_capacity(values.len(), 0).map_err(internal)?;
+            for (i, v) in values.iter().enumerate() {
+                table.raw_set(i + 1, lua.create_string(v).map_err(internal)?).map_err(internal)?;
+            }
+            pair.push_back(Value::Table(table));
+        }
+        pair
+    };
 
     // Inner commands see RESP2 replies whatever the client speaks, and never block.
     let resp = std::mem::replace(&mut ctx.client.resp, Protocol::Resp2);
     // A SELECT inside the script changes only the script's database.
     let db = (ctx.client.db, ctx.exec.db);
     let in_exec = std::mem::replace(&mut ctx.in_exec, true);
-    let limit = server.config.read().settings.busy_reply_threshold;
+    let limit = ctx.server.config.read().settings.busy_reply_threshold;
     RUNNING.set(Some(Running {
         started: std::time::Instant::now(),
         limit,
@@ -517,38 +622,40 @@ pub fn eval(
     }));
     let runner = std::cell::RefCell::new(Runner {
         ctx: &mut *ctx,
-        read_only,
-        keys: keys.to_vec(),
+        read_only: call.read_only,
+        keys: call.keys.to_vec(),
         out: Vec::new(),
     });
     let outcome = lua.scope(|scope| {
         let redis: Table = lua.globals().raw_get("redis")?;
-        let call = scope.create_function(|lua, argv: MultiValue| {
+        let redis_call = scope.create_function(|lua, argv: MultiValue| {
             match runner.borrow_mut().command(argv) {
                 Frame::Error(text) => Err(mlua::Error::external(ReplyError(text))),
                 frame => convert::to_lua(lua, frame),
             }
         })?;
-        let pcall = scope.create_function(|lua, argv: MultiValue| {
+        let redis_pcall = scope.create_function(|lua, argv: MultiValue| {
             match runner.borrow_mut().command(argv) {
                 Frame::Error(text) => Ok(Value::Table(convert::error_table(lua, &text)?)),
                 frame => convert::to_lua(lua, frame),
             }
         })?;
-        redis.raw_set("call", call)?;
-        redis.raw_set("pcall", pcall)?;
+        redis.raw_set("call", redis_call)?;
+        redis.raw_set("pcall", redis_pcall)?;
         let on_error: Function = bridge.raw_get("on_error")?;
-        let xpcall: Function = lua.globals().raw_get("xpcall")?;
-        let (ok, value): (bool, Value) = xpcall.call((function, on_error))?;
-        Ok(if ok { convert::from_lua(&value) } else { script_error(&value, &sha) })
+        let invoke: Function = bridge.raw_get("invoke")?;
+        let mut xargs = MultiValue::new();
+        xargs.push_back(Value::Function(function));
+        xargs.push_back(Value::Function(on_error));
+        xargs.extend(arguments);
+        let (ok, value): (bool, Value) = invoke.call(xargs)?;
+        Ok(if ok { convert::from_lua(&value) } else { script_error(&value, call.name) })
     });
     RUNNING.set(None);
     let mut out = runner.into_inner().out;
     ctx.client.resp = resp;
     ctx.in_exec = in_exec;
     (ctx.client.db, ctx.exec.db) = db;
-    set_arguments(lua, &[], &[]).map_err(internal)?;
-    drop(scripts);
 
     if !in_exec {
         // Inside EXEC, the transaction's own MULTI/EXEC holds the script's writes already.
@@ -558,17 +665,20 @@ pub fn eval(
     outcome.map_err(internal)
 }
 
-/// Sets KEYS and ARGV (past the globals' protection).
-fn set_arguments(lua: &Lua, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<()> {
-    let globals = lua.globals();
-    for (name, values) in [("KEYS", keys), ("ARGV", args)] {
-        let table = lua.create_table_with_capacity(values.len(), 0)?;
-        for (i, v) in values.iter().enumerate() {
-            table.raw_set(i + 1, lua.create_string(v)?)?;
+impl Engine {
+    /// Sets KEYS and ARGV (past the globals' protection).
+    fn set_arguments(&self, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<()> {
+        let lua = &self.lua;
+        let globals = lua.globals();
+        for (name, values) in [("KEYS", keys), ("ARGV", args)] {
+            let table = lua.create_table_with_capacity(values.len(), 0)?;
+            for (i, v) in values.iter().enumerate() {
+                table.raw_set(i + 1, lua.create_string(v)?)?;
+            }
+            globals.raw_set(name, table)?;
         }
-        globals.raw_set(name, table)?;
+        Ok(())
     }
-    Ok(())
 }
 
 /// A `redis.call` argument list as command words: strings and numbers only.
