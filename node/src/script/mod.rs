@@ -15,8 +15,11 @@
 //! `busy-reply-threshold` without writing anything is stopped, as a SCRIPT KILL would stop it;
 //! one that has written is left to finish, as Redis leaves it (UNKILLABLE), with a warning.
 //!
-//! Not provided: `struct`, the script debugger, SCRIPT KILL of a running script,
-//! and `redis.setresp(3)` (scripts always see RESP2 replies).
+//! `redis.setresp(3)` switches the rest of the run to RESP3: `redis.call` replies arrive in
+//! RESP3 shapes (maps, sets, doubles, booleans, nil for null) and the script's booleans reply as
+//! RESP3 booleans, as in Redis 7.0.
+//!
+//! Not provided: `struct`, the script debugger, SCRIPT KILL of a running script.
 
 mod cjson;
 mod convert;
@@ -99,6 +102,13 @@ struct Running {
     wrote: bool,
     warned: bool,
     stopped: bool,
+    /// `redis.setresp(3)` was called.
+    resp3: bool,
+}
+
+/// Whether the running script asked for RESP3 replies.
+fn script_resp3() -> bool {
+    RUNNING.get().is_some_and(|r| r.resp3)
 }
 
 thread_local! {
@@ -385,13 +395,16 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
                     "redis.setresp() requires one argument.".into(),
                 ));
             }
-            match lua_number(&args[0]).unwrap_or(0.0) as i64 {
-                2 => Ok(()),
-                3 => Err(mlua::Error::RuntimeError(
-                    "RESP3 replies in scripts are not supported by warden-node".into(),
-                )),
-                _ => Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+            let resp3 = match lua_number(&args[0]).unwrap_or(0.0) as i64 {
+                2 => false,
+                3 => true,
+                _ => return Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+            };
+            if let Some(mut run) = RUNNING.get() {
+                run.resp3 = resp3;
+                RUNNING.set(Some(run));
             }
+            Ok(())
         })?,
     )?;
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
@@ -619,6 +632,7 @@ pub(crate) fn run(
         wrote: false,
         warned: false,
         stopped: false,
+        resp3: false,
     }));
     let runner = std::cell::RefCell::new(Runner {
         ctx: &mut *ctx,
@@ -631,13 +645,13 @@ pub(crate) fn run(
         let redis_call = scope.create_function(|lua, argv: MultiValue| {
             match runner.borrow_mut().command(argv) {
                 Frame::Error(text) => Err(mlua::Error::external(ReplyError(text))),
-                frame => convert::to_lua(lua, frame),
+                frame => convert::to_lua(lua, frame, script_resp3()),
             }
         })?;
         let redis_pcall = scope.create_function(|lua, argv: MultiValue| {
             match runner.borrow_mut().command(argv) {
                 Frame::Error(text) => Ok(Value::Table(convert::error_table(lua, &text)?)),
-                frame => convert::to_lua(lua, frame),
+                frame => convert::to_lua(lua, frame, script_resp3()),
             }
         })?;
         redis.raw_set("call", redis_call)?;
@@ -649,7 +663,11 @@ pub(crate) fn run(
         xargs.push_back(Value::Function(on_error));
         xargs.extend(arguments);
         let (ok, value): (bool, Value) = invoke.call(xargs)?;
-        Ok(if ok { convert::from_lua(&value) } else { script_error(&value, call.name) })
+        Ok(if ok {
+            convert::from_lua(&value, script_resp3())
+        } else {
+            script_error(&value, call.name)
+        })
     });
     RUNNING.set(None);
     let mut out = runner.into_inner().out;
@@ -754,6 +772,8 @@ impl Runner<'_, '_> {
         }
         let started = quanta::Instant::now();
         let dirty = ctx.ks.dirty;
+        // The command replies in the protocol the script chose with redis.setresp.
+        ctx.client.resp = if script_resp3() { Protocol::Resp3 } else { Protocol::Resp2 };
         let reply = run_locked(ctx, spec, &argv, &mut self.out);
         // CLIENT TRACKING: a read inside a script makes the calling client's command line
         // count as read, as Redis's `trackingRememberKeys(script_caller)` does: the keys
