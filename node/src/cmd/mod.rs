@@ -47,6 +47,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod tx;
 pub mod zsets;
@@ -215,7 +216,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 25] {
+fn families() -> [&'static [CommandSpec]; 26] {
     [
         keys::COMMANDS,
         dump::COMMANDS,
@@ -228,6 +229,7 @@ fn families() -> [&'static [CommandSpec]; 25] {
         sets::COMMANDS,
         zsets::COMMANDS,
         geo::COMMANDS,
+        streams::COMMANDS,
         tx::COMMANDS,
         pubsub::COMMANDS,
         connection::COMMANDS,

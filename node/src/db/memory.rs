@@ -61,6 +61,24 @@ pub fn usage(key: &[u8], value: &Value, samples: usize) -> u64 {
             });
             size_of_val(&**zset) + extrapolate(members, zset.len(), samples)
         }
+        Value::Stream(stream) => {
+            let nodes = stream.nodes.values().map(|lp| 16 + NODE + lp.len());
+            let groups: usize = stream
+                .groups
+                .iter()
+                .map(|(name, g)| {
+                    let pel = g.pel.len()
+                        * (16 + 2 * NODE + size_of::<crate::db::stream::PendingEntry>());
+                    let consumers: usize = g
+                        .consumers
+                        .iter()
+                        .map(|(c, cons)| c.len() + NODE + cons.pel.len() * (16 + NODE))
+                        .sum();
+                    name.len() + NODE + pel + consumers
+                })
+                .sum();
+            size_of_val(&**stream) + extrapolate(nodes, stream.nodes.len(), samples) + groups
+        }
     };
     (own + inner) as u64
 }

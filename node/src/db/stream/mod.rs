@@ -34,11 +34,18 @@
 //! Every integer is stored as a listpack integer (`lpAppendInteger`), every field and value as
 //! `lpAppend` stores a string (a canonical decimal becomes an integer element).
 
+pub mod entries;
+pub mod group;
 pub mod id;
+pub mod node;
+pub mod rax;
+pub mod trim;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use entries::{AppendError, Entry, NodeLimits};
 pub use id::StreamId;
+pub use trim::{Trim, TrimTo};
 
 /// `entries_read` of a consumer group whose read counter is unknown (`SCG_INVALID_ENTRIES_READ`).
 pub const ENTRIES_READ_UNKNOWN: i64 = -1;
