@@ -323,7 +323,7 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let Some(stream) = ctx.write_stream(&args[1])? else { return Err(CommandError::NoSuchKey) };
-    if stream.len() > 0 {
+    if !stream.is_empty() {
         let top = stream.last_valid_id().expect("a non-empty stream has a last entry");
         if id < top {
             return Err(CommandError::err(

@@ -79,7 +79,7 @@ fn parse(ctx: &Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, Co
         } else if is(opt, "streams") && more > 0 {
             parsed.streams_at = i + 1;
             let n = args.len() - parsed.streams_at;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(CommandError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be \
                      specified.",

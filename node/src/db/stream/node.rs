@@ -166,7 +166,7 @@ pub fn edge_id(master: StreamId, lp: &[u8], first: bool) -> Option<StreamId> {
 pub fn mark_deleted(lp: &mut Vec<u8>, flagged: &[(usize, i64)]) {
     let mut flagged = flagged.to_vec();
     // Back to front, so that re-encoding an element never moves one still to be rewritten.
-    flagged.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    flagged.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
     for (at, flags) in &flagged {
         replace_int(lp, *at, flags | FLAG_DELETED);
     }
