@@ -300,3 +300,32 @@ fn stream_writes_propagate_and_apply_as_redis_does() {
     assert_same("masters", &warden_master, &redis_master);
     assert_same("replicas", &redis_replica, &warden_replica);
 }
+
+/// XSETID and XGROUP SETID can make a waiting reader servable, but only XADD (or the group or
+/// key going) wakes it: it stays blocked until the next entry arrives.
+#[test]
+fn only_xadd_wakes_readers_made_servable_by_setid() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let mut c = node.connect();
+        let _: String = cmd(&mut c, &["XADD", "s", "1-1", "f", "v"]);
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "s", "g", "$"]);
+        let mut reader = Raw::open(&node);
+        let mut member = Raw::open(&node);
+        reader.send("XREAD BLOCK 0 STREAMS s $");
+        member.send("XREADGROUP GROUP g alice BLOCK 0 STREAMS s >");
+        wait_blocked(&node, 2);
+        let _: String = cmd(&mut c, &["XSETID", "s", "5-0"]);
+        let _: String = cmd(&mut c, &["XGROUP", "SETID", "s", "g", "0"]);
+        reader.quiet(&format!("{kind:?}: reader after XSETID"));
+        member.quiet(&format!("{kind:?}: group reader after XGROUP SETID"));
+        assert_eq!(node.info("blocked_clients").as_deref(), Some("2"), "{kind:?}");
+        let _: String = cmd(&mut c, &["XADD", "s", "6-1", "g", "w"]);
+        reader.expect(&format!("{kind:?}: reader"), &one_entry_resp2("s", "6-1", "g", "w"));
+        member.expect(
+            &format!("{kind:?}: group reader"),
+            "*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n\
+             *2\r\n$3\r\n6-1\r\n*2\r\n$1\r\ng\r\n$1\r\nw\r\n",
+        );
+    }
+}

@@ -62,7 +62,17 @@ pub fn usage(key: &[u8], value: &Value, samples: usize) -> u64 {
             size_of_val(&**zset) + extrapolate(members, zset.len(), samples)
         }
         Value::Stream(stream) => {
-            let nodes = stream.nodes.values().map(|lp| 16 + NODE + lp.len());
+            // Redis allocates a new (tail) node's listpack 4 KB up front, and counts allocations.
+            let prealloc = match crate::db::stream::NodeLimits::current().max_bytes {
+                0 => 4096,
+                n => n.min(4096),
+            };
+            let last = stream.nodes.keys().next_back().copied();
+            let nodes = stream.nodes.iter().map(|(master, lp)| {
+                let allocated =
+                    if Some(*master) == last { lp.len().max(prealloc) } else { lp.len() };
+                16 + NODE + allocated
+            });
             let groups: usize = stream
                 .groups
                 .iter()

@@ -127,6 +127,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             group.last_id = id;
             group.entries_read = entries_read;
             ctx.dirty(1);
+            ctx.keep_waiters = true;
             ctx.notify(STREAM, "xgroup-setid", key);
             Ok(Frame::ok())
         }

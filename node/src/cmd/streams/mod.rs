@@ -344,6 +344,7 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         stream.max_deleted_entry_id = max_deleted;
     }
     ctx.dirty(1);
+    ctx.keep_waiters = true;
     ctx.notify(STREAM, "xsetid", &args[1]);
     Ok(Frame::ok())
 }
