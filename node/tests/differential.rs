@@ -3,7 +3,7 @@
 //! byte for byte as RESP2 or RESP3 frames.
 //!
 //! What it guarantees: for the commands in `differential/generator.rs` (strings, keys, lists,
-//! hashes, sets, sorted sets, bitmaps, HyperLogLog, LCS, SORT, DUMP, collections that cross
+//! hashes, sets, sorted sets, streams, bitmaps, HyperLogLog, LCS, SORT, DUMP, collections that cross
 //! encoding thresholds, CONFIG SET of those thresholds, and known command names with random
 //! tokens), over five shared keys, warden-node answers as Redis 7.0 does: same values, same
 //! error texts, same encodings (OBJECT ENCODING, DUMP payloads), in both protocols.

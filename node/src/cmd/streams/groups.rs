@@ -407,6 +407,13 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (key, name, consumer) = (&args[1], &args[2], &args[3]);
+    // Redis looks the key up first (a miss is recorded even if the arguments are then refused),
+    // and checks what it found only after parsing them.
+    let found = match ctx.lookup_read(key) {
+        None => Ok(false),
+        Some(crate::db::Value::Stream(s)) => Ok(s.groups.contains_key(&**name)),
+        Some(_) => Err(CommandError::WrongType),
+    };
     let min_idle =
         int_with(&args[4], CommandError::err("Invalid min-idle-time argument for XAUTOCLAIM"))?
             .max(0);
@@ -430,8 +437,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         j += 1;
     }
-    let found = ctx.read_stream(key)?.is_some_and(|s| s.groups.contains_key(&**name));
-    if !found {
+    if !found? {
         return Err(no_key_or_group(key, name));
     }
     // Redis allocates room for COUNT deleted IDs up front and refuses what it cannot allocate.
