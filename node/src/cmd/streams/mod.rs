@@ -2,12 +2,14 @@
 //!
 //! This file has the table and the commands on entries (XADD, XRANGE, XREVRANGE, XLEN, XDEL,
 //! XTRIM, XSETID); reading (XREAD, XREADGROUP and their blocking) is in `read`, consumer groups
-//! (XGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM) in `groups`, XINFO in `info`.
+//! (XGROUP, XACK, XPENDING) in `groups`, claims (XCLAIM, XAUTOCLAIM) in `claim`, XINFO in
+//! `info`.
 //!
 //! Propagation follows `t_stream.c`: XADD sends the ID it generated instead of `*`/`ms-*`, and
 //! an approximate trim (`~`) is sent as the exact trim it turned out to be (`= <length>` or
 //! `= <first id>`), so replicas and the AOF end with the same entries.
 
+mod claim;
 mod groups;
 pub mod id;
 mod info;
@@ -38,8 +40,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("xreadgroup", -7, WRITE | BLOCKING, (0, 0, 0), read::xreadgroup),
     cmd("xack", -4, WRITE | FAST, (1, 1, 1), groups::xack),
     cmd("xpending", -3, READONLY, (1, 1, 1), groups::xpending),
-    cmd("xclaim", -6, WRITE | FAST, (1, 1, 1), groups::xclaim),
-    cmd("xautoclaim", -6, WRITE | FAST, (1, 1, 1), groups::xautoclaim),
+    cmd("xclaim", -6, WRITE | FAST, (1, 1, 1), claim::xclaim),
+    cmd("xautoclaim", -6, WRITE | FAST, (1, 1, 1), claim::xautoclaim),
     container("xgroup", -2, 0, groups::XGROUP),
     container("xinfo", -2, 0, info::XINFO),
 ];
