@@ -225,6 +225,9 @@ fn stream_writes(master: &Node) {
         run(&mut c, &["XADD", "s", "MAXLEN", "~", "120", "*", "n", &i.to_string()]);
     }
     run(&mut c, &["XADD", "s", "MINID", "~", "0-1", "*", "x", "y"]);
+    // Sent on as `MAXLEN = <n> LIMIT 100`: a replica ignores the LIMIT, as Redis's does.
+    run(&mut c, &["XADD", "s", "MAXLEN", "~", "130", "LIMIT", "100", "*", "x", "y"]);
+    run(&mut c, &["XTRIM", "s", "MAXLEN", "~", "125", "LIMIT", "200"]);
     run(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
     run(&mut c, &["XGROUP", "CREATE", "s", "h", "$"]);
     run(&mut c, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "5", "STREAMS", "s", ">"]);

@@ -261,10 +261,15 @@ fn decode_entry(p: &[u8]) -> Elem<'_> {
 /// The elements of a listpack known to be valid (one we built, or one [`parse`] accepted),
 /// each with the offset where its encoding starts.
 pub fn elements(lp: &[u8]) -> Vec<(usize, Elem<'_>)> {
+    first_elements(lp, usize::MAX)
+}
+
+/// The first `n` elements (fewer if there are fewer) of a valid listpack, as [`elements`].
+pub fn first_elements(lp: &[u8], n: usize) -> Vec<(usize, Elem<'_>)> {
     let last = lp.len() - 1;
     let mut out = Vec::new();
     let mut p = HEADER;
-    while p < last {
+    while p < last && out.len() < n {
         let size = entry_size(&lp[p..last]).expect("a valid listpack");
         out.push((p, decode_entry(&lp[p..p + size])));
         p += size + backlen_size(size);

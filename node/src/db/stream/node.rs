@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::StreamId;
-use crate::persist::listpack::{elements, replace_int, Builder};
+use crate::persist::listpack::{elements, first_elements, replace_int, Builder};
 use crate::persist::Elem;
 
 /// Entry flag: deleted (XDEL, exact trimming), kept until the node goes.
@@ -92,21 +92,21 @@ pub fn create(id: StreamId, pairs: &[Bytes]) -> Vec<u8> {
 
 /// The number of entries (live and deleted) a node holds.
 pub fn total_entries(lp: &[u8]) -> i64 {
-    let els = elements(lp);
+    let els = first_elements(lp, 2);
     int(els[0].1) + int(els[1].1)
 }
 
 /// The number of live entries of a node.
 pub fn live_entries(lp: &[u8]) -> i64 {
-    int(elements(lp)[0].1)
+    int(first_elements(lp, 1)[0].1)
 }
 
 /// Appends an entry to the node `lp` whose master ID is `master`.
 pub fn append(lp: &mut Vec<u8>, master: StreamId, id: StreamId, pairs: &[Bytes]) {
-    let els = elements(lp);
+    let master_fields = int(first_elements(lp, 3)[2].1) as usize;
+    let els = first_elements(lp, 3 + master_fields);
     let count = int(els[0].1);
     let count_at = els[0].0;
-    let master_fields = int(els[2].1) as usize;
     let same_fields = pairs.len() / 2 == master_fields
         && pairs
             .chunks(2)
@@ -170,7 +170,7 @@ pub fn mark_deleted(lp: &mut Vec<u8>, flagged: &[(usize, i64)]) {
     for (at, flags) in &flagged {
         replace_int(lp, *at, flags | FLAG_DELETED);
     }
-    let els = elements(lp);
+    let els = first_elements(lp, 2);
     let (count_at, count) = (els[0].0, int(els[0].1));
     let (deleted_at, deleted) = (els[1].0, int(els[1].1));
     drop(els);
