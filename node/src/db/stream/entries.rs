@@ -333,6 +333,24 @@ mod tests {
         assert_eq!(s.last_valid_id(), Some(StreamId::new(150, 0)));
     }
 
+    /// The node Redis 7.0.15 dumps (DUMP, rdbcompression no) after `XADD d 1-1 a 1 b hello`,
+    /// `XADD d 1-2 a 300 b x`, `XADD d 5-0 c -7`, `XADD d 5-1 a 1 b 2`, `XDEL d 1-2`.
+    #[test]
+    fn nodes_are_byte_identical_to_redis() {
+        let mut s = Stream::default();
+        add(&mut s, 1, 1, &["a", "1", "b", "hello"]);
+        add(&mut s, 1, 2, &["a", "300", "b", "x"]);
+        add(&mut s, 5, 0, &["c", "-7"]);
+        add(&mut s, 5, 1, &["a", "1", "b", "2"]);
+        s.delete_ids(&[StreamId::new(1, 2)]);
+        let redis = "510000001f00030101010201816102816202000102010001000101018568656c6c6f06050103\
+                     0100010101c12c02817802050100010401dfff020101816302dff90206010201040100010101\
+                     02010501ff";
+        let hex: String =
+            s.nodes[&StreamId::new(1, 1)].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, redis.replace(' ', ""));
+    }
+
     #[test]
     fn a_node_goes_with_its_last_live_entry() {
         let mut s = Stream::default();
