@@ -332,3 +332,40 @@ fn only_xadd_wakes_readers_made_servable_by_setid() {
         );
     }
 }
+
+/// WATCH sees a stream change when its entries change (XADD, XDEL, XTRIM) or the key is made
+/// (XGROUP CREATE … MKSTREAM), not when only consumer groups or the last ID do, as in Redis.
+#[test]
+fn watch_sees_entry_changes_not_group_changes() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let mut c = node.connect();
+        let mut w = node.connect();
+        let _: String = cmd(&mut c, &["XADD", "w", "1-1", "f", "v"]);
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "w", "g", "0"]);
+        let commands: &[(&[&str], bool)] = &[
+            (&["XGROUP", "CREATECONSUMER", "w", "g", "c1"], false),
+            (&["XSETID", "w", "5-0"], false),
+            (&["XGROUP", "SETID", "w", "g", "0"], false),
+            (&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "w", ">"], false),
+            (&["XCLAIM", "w", "g", "c2", "0", "1-1"], false),
+            (&["XAUTOCLAIM", "w", "g", "c3", "0", "0"], false),
+            (&["XACK", "w", "g", "1-1"], false),
+            (&["XGROUP", "DELCONSUMER", "w", "g", "c1"], false),
+            (&["XGROUP", "DESTROY", "w", "g"], false),
+            (&["XGROUP", "CREATE", "w", "g", "0"], false),
+            (&["XGROUP", "CREATE", "w2", "g", "0", "MKSTREAM"], true),
+            (&["XADD", "w", "9-9", "a", "b"], true),
+            (&["XDEL", "w", "9-9"], true),
+            (&["XTRIM", "w", "MAXLEN", "0"], true),
+        ];
+        for (args, aborts) in commands {
+            let _: () = cmd(&mut w, &["WATCH", "w", "w2"]);
+            let _: () = cmd(&mut w, &["MULTI"]);
+            let _: String = cmd(&mut w, &["PING"]);
+            let _: redis::Value = cmd(&mut c, args);
+            let exec: Option<Vec<String>> = cmd(&mut w, &["EXEC"]);
+            assert_eq!(exec.is_none(), *aborts, "{kind:?}: {args:?}");
+        }
+    }
+}

@@ -512,7 +512,6 @@ pub fn run_locked(
     ctx.exec.expired.clear();
     ctx.exec.rewrites = None;
     ctx.exec.modified = None;
-    ctx.exec.keep_waiters = false;
     let db_before = ctx.db;
     let mut reply = match (spec.handler)(ctx, argv) {
         Ok(frame) => frame,
@@ -533,17 +532,13 @@ pub fn run_locked(
             Some(keys) => {
                 for key in keys {
                     ctx.exec.ks.signal_modified_key(db_before, &key);
-                    if !ctx.exec.keep_waiters {
-                        ctx.exec.ks.blocking.signal(db_before, &key);
-                    }
+                    ctx.exec.ks.blocking.signal(db_before, &key);
                 }
             }
             None => {
                 for i in spec.key_positions(argv.len()) {
                     ctx.exec.ks.signal_modified_key(db_before, &argv[i]);
-                    if !ctx.exec.keep_waiters {
-                        ctx.exec.ks.blocking.signal(db_before, &argv[i]);
-                    }
+                    ctx.exec.ks.blocking.signal(db_before, &argv[i]);
                 }
             }
         }

@@ -64,10 +64,6 @@ pub struct Exec<'a> {
     /// The keys the command actually modified, when that is narrower than its key positions
     /// (COPY writes only its destination; BLPOP k1 k2 pops only one key).
     pub modified: Option<Vec<Bytes>>,
-    /// The command's changes must not wake clients blocked on its keys (Redis wakes stream
-    /// readers only from XADD, XGROUP DESTROY and key deletion; XSETID or XGROUP SETID make a
-    /// reader servable yet leave it waiting for the next of those).
-    pub keep_waiters: bool,
 }
 
 /// Typed access to a key: `Ok(None)` if absent, `Err(WrongType)` if it holds another type.
@@ -117,7 +113,6 @@ impl<'a> Exec<'a> {
             expired: Vec::new(),
             rewrites: None,
             modified: None,
-            keep_waiters: false,
         }
     }
 

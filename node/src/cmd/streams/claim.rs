@@ -95,6 +95,7 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         j += 1;
     }
     ctx.propagate_nothing();
+    super::touch_nothing(ctx);
     let (mut group, now_u) = take_group(ctx, key, name);
     let mut propagate_last_id = false;
     if last_id > group.last_id {
@@ -206,6 +207,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     ctx.propagate_nothing();
+    super::touch_nothing(ctx);
     let now = ctx.now_ms;
     let (mut group, now_u) = take_group(ctx, key, name);
     let mut attempts = count.saturating_mul(10);

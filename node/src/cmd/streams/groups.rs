@@ -80,6 +80,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let (key, name) = (&args[2], &args[3]);
+    super::touch_nothing(ctx);
     if !mkstream {
         let Some(stream) = ctx.write_stream(key)? else {
             return Err(CommandError::err(
@@ -101,6 +102,10 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             } else {
                 strict_id(&args[4])?
             };
+            if ctx.write_stream(key)?.is_none() {
+                // MKSTREAM made the key: that is a change WATCH sees.
+                ctx.modified(key);
+            }
             let stream = ctx.stream_or_create(key)?;
             if stream.groups.contains_key(&**name) {
                 return Err(CommandError::raw("BUSYGROUP Consumer Group name already exists"));
@@ -121,7 +126,6 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             group.last_id = id;
             group.entries_read = entries_read;
             ctx.dirty(1);
-            ctx.keep_waiters = true;
             ctx.notify(STREAM, "xgroup-setid", key);
             Ok(Frame::ok())
         }
@@ -132,6 +136,9 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
             ctx.dirty(1);
             ctx.notify(STREAM, "xgroup-destroy", key);
+            // Its blocked readers learn that the group is gone.
+            let db = ctx.db;
+            ctx.ks.blocking.signal(db, key);
             Ok(Frame::Integer(1))
         }
         b"createconsumer" => {
@@ -167,6 +174,7 @@ pub(super) fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     let ids = args[3..].iter().map(|a| strict_id(a)).collect::<Result<Vec<_>, _>>()?;
+    super::touch_nothing(ctx);
     let stream = ctx.write_stream(&args[1])?.expect("read above");
     let group = stream.groups.get_mut(&*args[2]).expect("found above");
     let acked = ids.iter().filter(|id| group.ack(**id).is_some()).count();

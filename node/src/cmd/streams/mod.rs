@@ -24,7 +24,7 @@ use crate::cmd::flags::*;
 use crate::cmd::{cmd, container, CommandSpec};
 use crate::db::stream::{AppendError, Entry, NodeLimits, StreamId, Trim, TrimTo};
 use crate::error::{CmdResult, CommandError};
-use crate::exec::Ctx;
+use crate::exec::{Ctx, Exec};
 use crate::notify::class::STREAM;
 
 /// The stream commands.
@@ -45,6 +45,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("xgroup", -2, 0, groups::XGROUP),
     container("xinfo", -2, 0, info::XINFO),
 ];
+
+/// Records that the command changed no key as far as WATCH, client-side caching and blocked
+/// readers are concerned. Redis signals a stream key only when its entries change (XADD, XDEL,
+/// XTRIM) or it is created; XSETID and the consumer-group commands leave WATCH alone and wake
+/// nobody (XGROUP DESTROY wakes its group's readers itself).
+pub fn touch_nothing(exec: &mut Exec<'_>) {
+    exec.modified.get_or_insert_with(Vec::new);
+}
 
 /// An entry as replies carry it: `[id, [field, value, …]]`.
 pub fn entry_frame(entry: &Entry) -> Frame {
@@ -346,7 +354,7 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         stream.max_deleted_entry_id = max_deleted;
     }
     ctx.dirty(1);
-    ctx.keep_waiters = true;
+    touch_nothing(ctx);
     ctx.notify(STREAM, "xsetid", &args[1]);
     Ok(Frame::ok())
 }
