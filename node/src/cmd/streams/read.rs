@@ -414,14 +414,7 @@ impl Unblock for StreamWait {
             return None;
         }
         let entries = match &self.group {
-            Some(g) => {
-                let frame = serve_group(exec, key, g, After::New, self.count);
-                if !matches!(&frame, Frame::Array(items) if items.is_empty()) {
-                    // The group moved: count a change, so what it propagates goes out.
-                    exec.dirty(1);
-                }
-                frame
-            }
+            Some(g) => serve_group(exec, key, g, After::New, self.count),
             None => {
                 let start = next_id(gt).unwrap_or(StreamId::MIN);
                 let entries = stream.range(start, StreamId::MAX, false, self.count);
