@@ -171,6 +171,17 @@ fn a_waiting_group_reader_is_told_when_its_group_or_key_goes() {
             &format!("{kind:?}: key deleted"),
             "-UNBLOCKED the stream key no longer exists\r\n",
         );
+        for flush in [&["FLUSHALL"][..], &["FLUSHDB"], &["SWAPDB", "0", "1"]] {
+            let _: String = cmd(&mut c, &["XGROUP", "CREATE", "q", "grp", "$", "MKSTREAM"]);
+            a.send("XREADGROUP GROUP grp alice BLOCK 0 STREAMS q >");
+            wait_blocked(&node, 1);
+            let _: String = cmd(&mut c, flush);
+            a.expect(
+                &format!("{kind:?}: {flush:?}"),
+                "-UNBLOCKED the stream key no longer exists\r\n",
+            );
+            let _: String = cmd(&mut c, &["FLUSHALL"]);
+        }
         // A plain reader keeps waiting when its key goes, and is served once it comes back.
         a.send("XREAD BLOCK 0 STREAMS q 0");
         wait_blocked(&node, 1);
