@@ -30,14 +30,13 @@ impl Stream {
     /// Trims as `trim` asks. Returns the number of entries removed.
     pub fn trim(&mut self, trim: Trim) -> i64 {
         let mut deleted: i64 = 0;
-        let masters: Vec<StreamId> = self.nodes.keys().copied().collect();
-        for master in masters {
+        // Always the first node: each step either drops it or ends the trim.
+        while let Some((&master, lp)) = self.nodes.first_key_value() {
             if let TrimTo::MaxLen(max) = trim.to {
                 if self.length <= max {
                     break;
                 }
             }
-            let lp = self.nodes.get(&master).expect("a node listed above");
             let entries = node::live_entries(lp);
             if trim.limit > 0 && deleted + entries > trim.limit {
                 break;
@@ -72,7 +71,7 @@ impl Stream {
                 }
             }
             if !flagged.is_empty() {
-                let lp = self.nodes.get_mut(&master).expect("a node listed above");
+                let lp = self.nodes.get_mut(&master).expect("the first node");
                 node::mark_deleted(lp, &flagged);
             }
             deleted += flagged.len() as i64;
