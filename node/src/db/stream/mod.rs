@@ -33,6 +33,14 @@
 //!
 //! Every integer is stored as a listpack integer (`lpAppendInteger`), every field and value as
 //! `lpAppend` stores a string (a canonical decimal becomes an integer element).
+//!
+//! # Where things are
+//!
+//! [`node`] reads and writes one node's listpack; [`entries`] adds, reads and deletes entries
+//! across nodes (with Redis's node-splitting rules); [`trim`] is XTRIM's algorithm; [`group`]
+//! keeps consumer groups' pending entries and read counters (lag); [`rax`] counts the radix
+//! tree nodes XINFO reports. All of it is synchronous and clock-free: times come in as
+//! arguments.
 
 pub mod entries;
 pub mod group;
