@@ -1099,6 +1099,8 @@ impl Config {
         LIMITS.zset_entries.store(self.int("zset-max-listpack-entries") as usize, Relaxed);
         LIMITS.zset_value.store(self.int("zset-max-listpack-value") as usize, Relaxed);
         LIMITS.list_fill.store(self.int("list-max-listpack-size").clamp(-5, 32767), Relaxed);
+        LIMITS.stream_node_bytes.store(self.int("stream-node-max-bytes") as usize, Relaxed);
+        LIMITS.stream_node_entries.store(self.int("stream-node-max-entries"), Relaxed);
         crate::persist::pace::SAVE_DELAY.store(self.int("rdb-key-save-delay"), Relaxed);
         crate::persist::pace::LOAD_DELAY.store(self.int("key-load-delay"), Relaxed);
         Ok(settings)

@@ -627,8 +627,10 @@ pub fn serve_blocked(
                 Some(frame) => {
                     if ks.dirty != dirty_before {
                         ks.signal_modified_key(db, &key);
-                        out.extend(rewrites.unwrap_or_default());
                     }
+                    // What a served op asks to propagate goes out even when it counted no
+                    // change (a woken XREADGROUP's XCLAIMs: Redis counts none for them).
+                    out.extend(rewrites.unwrap_or_default());
                     if let Some(waiter) = ks.blocking.unblock(ticket) {
                         // The client may have just gone; like a reply lost in a closing socket.
                         let _ = waiter.reply.send(frame);

@@ -15,6 +15,7 @@ use crate::client::ClientState;
 use crate::db::hash::Hash;
 use crate::db::list::List;
 use crate::db::set::Set;
+use crate::db::stream::Stream;
 use crate::db::zset::ZSet;
 use crate::db::{Db, Keyspace, Sds, Value};
 use crate::error::CommandError;
@@ -340,6 +341,12 @@ impl<'a> Exec<'a> {
         self.rewrites.get_or_insert_with(Vec::new).push(Propagated { db, argv });
     }
 
+    /// Records that the command propagates nothing of its own, only what it asks for with
+    /// [`Exec::propagate_as`] (Redis's `preventCommandPropagation`).
+    pub fn propagate_nothing(&mut self) {
+        self.rewrites.get_or_insert_with(Vec::new);
+    }
+
     /// A string key as a write command reads it (no hit/miss accounting, as Redis's
     /// `lookupKeyWrite`): APPEND's or SETRANGE's current value.
     pub fn peek_str(&mut self, key: &[u8]) -> Result<Option<&Sds>, CommandError> {
@@ -363,6 +370,7 @@ impl<'a> Exec<'a> {
     typed_access!(read_hash, write_hash, hash_or_create, Hash, Hash);
     typed_access!(read_set, write_set, set_or_create, Set, Set);
     typed_access!(read_zset, write_zset, zset_or_create, ZSet, ZSet);
+    typed_access!(read_stream, write_stream, stream_or_create, Stream, Stream);
 }
 
 /// What a command asks the connection to do after its reply.

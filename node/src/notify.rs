@@ -47,6 +47,8 @@ pub mod class {
     pub const HASH: u16 = 1 << 6;
     /// `z`: sorted-set commands.
     pub const ZSET: u16 = 1 << 7;
+    /// `t`: stream commands.
+    pub const STREAM: u16 = 1 << 10;
     /// `x`: a key deleted because its time ran out.
     pub const EXPIRED: u16 = super::EXPIRED;
     /// `e`: a key evicted for `maxmemory`.

@@ -5,8 +5,9 @@
 //! What it guarantees: for the commands in `differential/generator.rs` (strings, keys, lists,
 //! hashes, sets, sorted sets, bitmaps, HyperLogLog, LCS, SORT, DUMP, collections that cross
 //! encoding thresholds, CONFIG SET of those thresholds, and known command names with random
-//! tokens), over five shared keys, warden-node answers as Redis 7.0 does: same values, same
-//! error texts, same encodings (OBJECT ENCODING, DUMP payloads), in both protocols.
+//! tokens), over five shared keys, and streams over three keys of their own, warden-node
+//! answers as Redis 7.0 does: same values, same error texts, same encodings (OBJECT ENCODING,
+//! DUMP payloads), in both protocols.
 //!
 //! How it runs: `DIFF_ROUNDS` rounds (default 6) of `DIFF_COMMANDS` commands (default 1500).
 //! Round `r` uses the seed `DIFF_SEED + r` (default seed 1000); the seed alone makes the round:

@@ -66,6 +66,9 @@ impl Format for CommandWriter {
         let per = ITEMS_PER_COMMAND;
         match value {
             Value::Str { bytes, .. } => self.command(&[b"SET", key, bytes]),
+            Value::Stream(_) => {
+                return Err(io::Error::other("streams cannot be rewritten into the AOF yet"))
+            }
             Value::List(l) => {
                 let items = l.items.iter().map(|i| i.to_vec()).collect();
                 self.batched(b"RPUSH", key, items, per);

@@ -3222,6 +3222,376 @@ pub static COMMANDS: &[CommandDoc] = &[
         arguments: &[arg("key", ArgType::Key).key_spec(0).flags(&["multiple"])],
     },
     CommandDoc {
+        name: "xack",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("group", ArgType::String),
+            arg("id", ArgType::String).flags(&["multiple"]),
+        ],
+    },
+    CommandDoc {
+        name: "xadd",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("nomkstream", ArgType::PureToken)
+                .token("NOMKSTREAM")
+                .since("6.2.0")
+                .flags(&["optional"]),
+            arg("trim", ArgType::Block).flags(&["optional"]).of(&[
+                arg("strategy", ArgType::OneOf).of(&[
+                    arg("maxlen", ArgType::PureToken).token("MAXLEN"),
+                    arg("minid", ArgType::PureToken).token("MINID").since("6.2.0"),
+                ]),
+                arg("operator", ArgType::OneOf).flags(&["optional"]).of(&[
+                    arg("equal", ArgType::PureToken).token("="),
+                    arg("approximately", ArgType::PureToken).token("~"),
+                ]),
+                arg("threshold", ArgType::String),
+                arg("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(&["optional"]),
+            ]),
+            arg("id_or_auto", ArgType::OneOf)
+                .of(&[arg("auto_id", ArgType::PureToken).token("*"), arg("id", ArgType::String)]),
+            arg("field_value", ArgType::Block)
+                .flags(&["multiple"])
+                .of(&[arg("field", ArgType::String), arg("value", ArgType::String)]),
+        ],
+    },
+    CommandDoc {
+        name: "xautoclaim",
+        since: "6.2.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("group", ArgType::String),
+            arg("consumer", ArgType::String),
+            arg("min-idle-time", ArgType::String),
+            arg("start", ArgType::String),
+            arg("count", ArgType::Integer).token("COUNT").flags(&["optional"]),
+            arg("justid", ArgType::PureToken).token("JUSTID").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "xclaim",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("group", ArgType::String),
+            arg("consumer", ArgType::String),
+            arg("min-idle-time", ArgType::String),
+            arg("id", ArgType::String).flags(&["multiple"]),
+            arg("ms", ArgType::Integer).token("IDLE").flags(&["optional"]),
+            arg("unix-time-milliseconds", ArgType::UnixTime).token("TIME").flags(&["optional"]),
+            arg("count", ArgType::Integer).token("RETRYCOUNT").flags(&["optional"]),
+            arg("force", ArgType::PureToken).token("FORCE").flags(&["optional"]),
+            arg("justid", ArgType::PureToken).token("JUSTID").flags(&["optional"]),
+            arg("id", ArgType::String).token("LASTID").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "xdel",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("id", ArgType::String).flags(&["multiple"]),
+        ],
+    },
+    CommandDoc {
+        name: "xgroup",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[],
+    },
+    CommandDoc {
+        name: "xgroup|create",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("groupname", ArgType::String),
+            arg("id", ArgType::OneOf)
+                .of(&[arg("id", ArgType::String), arg("new_id", ArgType::PureToken).token("$")]),
+            arg("mkstream", ArgType::PureToken).token("MKSTREAM").flags(&["optional"]),
+            arg("entries_read", ArgType::Integer).token("ENTRIESREAD").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "xgroup|createconsumer",
+        since: "6.2.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("groupname", ArgType::String),
+            arg("consumername", ArgType::String),
+        ],
+    },
+    CommandDoc {
+        name: "xgroup|delconsumer",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("groupname", ArgType::String),
+            arg("consumername", ArgType::String),
+        ],
+    },
+    CommandDoc {
+        name: "xgroup|destroy",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("key", ArgType::Key).key_spec(0), arg("groupname", ArgType::String)],
+    },
+    CommandDoc {
+        name: "xgroup|help",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[],
+    },
+    CommandDoc {
+        name: "xgroup|setid",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("groupname", ArgType::String),
+            arg("id", ArgType::OneOf)
+                .of(&[arg("id", ArgType::String), arg("new_id", ArgType::PureToken).token("$")]),
+            arg("entries_read", ArgType::Integer).token("ENTRIESREAD").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "xinfo",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[],
+    },
+    CommandDoc {
+        name: "xinfo|consumers",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("key", ArgType::Key).key_spec(0), arg("groupname", ArgType::String)],
+    },
+    CommandDoc {
+        name: "xinfo|groups",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("key", ArgType::Key).key_spec(0)],
+    },
+    CommandDoc {
+        name: "xinfo|help",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[],
+    },
+    CommandDoc {
+        name: "xinfo|stream",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("full", ArgType::Block).token("FULL").flags(&["optional"]).of(&[arg(
+                "count",
+                ArgType::Integer,
+            )
+            .token("COUNT")
+            .flags(&["optional"])]),
+        ],
+    },
+    CommandDoc {
+        name: "xlen",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("key", ArgType::Key).key_spec(0)],
+    },
+    CommandDoc {
+        name: "xpending",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("group", ArgType::String),
+            arg("filters", ArgType::Block).flags(&["optional"]).of(&[
+                arg("min-idle-time", ArgType::Integer)
+                    .token("IDLE")
+                    .since("6.2.0")
+                    .flags(&["optional"]),
+                arg("start", ArgType::String),
+                arg("end", ArgType::String),
+                arg("count", ArgType::Integer),
+                arg("consumer", ArgType::String).flags(&["optional"]),
+            ]),
+        ],
+    },
+    CommandDoc {
+        name: "xrange",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("start", ArgType::String),
+            arg("end", ArgType::String),
+            arg("count", ArgType::Integer).token("COUNT").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "xread",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("count", ArgType::Integer).token("COUNT").flags(&["optional"]),
+            arg("milliseconds", ArgType::Integer).token("BLOCK").flags(&["optional"]),
+            arg("streams", ArgType::Block).token("STREAMS").of(&[
+                arg("key", ArgType::Key).key_spec(0).flags(&["multiple"]),
+                arg("id", ArgType::String).flags(&["multiple"]),
+            ]),
+        ],
+    },
+    CommandDoc {
+        name: "xreadgroup",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("group_consumer", ArgType::Block)
+                .token("GROUP")
+                .of(&[arg("group", ArgType::String), arg("consumer", ArgType::String)]),
+            arg("count", ArgType::Integer).token("COUNT").flags(&["optional"]),
+            arg("milliseconds", ArgType::Integer).token("BLOCK").flags(&["optional"]),
+            arg("noack", ArgType::PureToken).token("NOACK").flags(&["optional"]),
+            arg("streams", ArgType::Block).token("STREAMS").of(&[
+                arg("key", ArgType::Key).key_spec(0).flags(&["multiple"]),
+                arg("id", ArgType::String).flags(&["multiple"]),
+            ]),
+        ],
+    },
+    CommandDoc {
+        name: "xrevrange",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("end", ArgType::String),
+            arg("start", ArgType::String),
+            arg("count", ArgType::Integer).token("COUNT").flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "xsetid",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("last-id", ArgType::String),
+            arg("entries_added", ArgType::Integer)
+                .token("ENTRIESADDED")
+                .since("7.0.0")
+                .flags(&["optional"]),
+            arg("max_deleted_entry_id", ArgType::String)
+                .token("MAXDELETEDID")
+                .since("7.0.0")
+                .flags(&["optional"]),
+        ],
+    },
+    CommandDoc {
+        name: "xtrim",
+        since: "5.0.0",
+        group: "stream",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("key", ArgType::Key).key_spec(0),
+            arg("trim", ArgType::Block).of(&[
+                arg("strategy", ArgType::OneOf).of(&[
+                    arg("maxlen", ArgType::PureToken).token("MAXLEN"),
+                    arg("minid", ArgType::PureToken).token("MINID").since("6.2.0"),
+                ]),
+                arg("operator", ArgType::OneOf).flags(&["optional"]).of(&[
+                    arg("equal", ArgType::PureToken).token("="),
+                    arg("approximately", ArgType::PureToken).token("~"),
+                ]),
+                arg("threshold", ArgType::String),
+                arg("count", ArgType::Integer).token("LIMIT").since("6.2.0").flags(&["optional"]),
+            ]),
+        ],
+    },
+    CommandDoc {
         name: "zadd",
         since: "1.2.0",
         group: "sorted-set",

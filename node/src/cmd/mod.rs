@@ -48,6 +48,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod tx;
 pub mod zsets;
@@ -229,6 +230,7 @@ fn families() -> [&'static [CommandSpec]; 26] {
         sets::COMMANDS,
         zsets::COMMANDS,
         geo::COMMANDS,
+        streams::COMMANDS,
         tx::COMMANDS,
         pubsub::COMMANDS,
         connection::COMMANDS,

@@ -84,9 +84,27 @@ pub fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
         was_present: keys.contains_key(k),
         ..Default::default()
     });
+    signal_streams(ks, db);
     ks.dbs[db].clear();
     ks.tracking.flushed();
     removed
+}
+
+/// Readers blocked in XREADGROUP on a stream of `db` that is about to go must learn it (they
+/// are answered `-UNBLOCKED`), as Redis signals every stream of an emptied or swapped database.
+fn signal_streams(ks: &mut crate::db::Keyspace, db: usize) {
+    if ks.blocking.is_empty() {
+        return;
+    }
+    let streams: Vec<Bytes> = ks.dbs[db]
+        .keys
+        .iter()
+        .filter(|(_, v)| matches!(v, crate::db::Value::Stream(_)))
+        .map(|(k, _)| Bytes::copy_from_slice(k))
+        .collect();
+    for key in streams {
+        ks.blocking.signal(db, &key);
+    }
 }
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -136,6 +154,10 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             incoming_expired: dbs[incoming].is_expired(k, now),
         });
     }
+    // A stream that leaves a database is signalled there as well (the keys now present are
+    // signalled below).
+    signal_streams(ks, a);
+    signal_streams(ks, b);
     ks.dbs.swap(a, b);
     // Clients blocked in either database may now find their keys.
     for db in [a, b] {

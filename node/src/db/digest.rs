@@ -38,6 +38,7 @@ fn type_number(value: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -71,6 +72,18 @@ pub fn value_digest(digest: &mut Digest, value: &Value, has_ttl: bool) {
                 mix(&mut element, field);
                 mix(&mut element, value);
                 xor(digest, &element);
+            }
+        }
+        // Live entries in ID order, each as `<ms>.<seq>` then its fields and values; consumer
+        // groups are not part of the digest.
+        Value::Stream(stream) => {
+            use crate::db::stream::StreamId;
+            for entry in stream.range(StreamId::MIN, StreamId::MAX, false, 0) {
+                mix(digest, format!("{}.{}", entry.id.ms, entry.id.seq).as_bytes());
+                for (field, value) in &entry.fields {
+                    mix(digest, field);
+                    mix(digest, value);
+                }
             }
         }
     }

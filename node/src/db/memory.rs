@@ -61,6 +61,34 @@ pub fn usage(key: &[u8], value: &Value, samples: usize) -> u64 {
             });
             size_of_val(&**zset) + extrapolate(members, zset.len(), samples)
         }
+        Value::Stream(stream) => {
+            // Redis allocates a new (tail) node's listpack 4 KB up front, and counts allocations.
+            let prealloc = match crate::db::stream::NodeLimits::current().max_bytes {
+                0 => 4096,
+                n => n.min(4096),
+            };
+            let last = stream.nodes.keys().next_back().copied();
+            let nodes = stream.nodes.iter().map(|(master, lp)| {
+                let allocated =
+                    if Some(*master) == last { lp.len().max(prealloc) } else { lp.len() };
+                16 + NODE + allocated
+            });
+            let groups: usize = stream
+                .groups
+                .iter()
+                .map(|(name, g)| {
+                    let pel = g.pel.len()
+                        * (16 + 2 * NODE + size_of::<crate::db::stream::PendingEntry>());
+                    let consumers: usize = g
+                        .consumers
+                        .iter()
+                        .map(|(c, cons)| c.len() + NODE + cons.pel.len() * (16 + NODE))
+                        .sum();
+                    name.len() + NODE + pel + consumers
+                })
+                .sum();
+            size_of_val(&**stream) + extrapolate(nodes, stream.nodes.len(), samples) + groups
+        }
     };
     (own + inner) as u64
 }

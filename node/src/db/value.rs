@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use smallvec::SmallVec;
 
-use super::{hash::Hash, list::List, set::Set, zset::ZSet};
+use super::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 
 /// A byte string stored inline up to 16 bytes (most keys and small values), on the heap beyond.
 pub type Sds = SmallVec<[u8; 16]>;
@@ -32,6 +32,8 @@ pub enum Value {
     Set(Box<Set>),
     /// A sorted set.
     ZSet(Box<ZSet>),
+    /// A stream.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -53,6 +55,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -81,6 +84,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }
@@ -116,6 +120,10 @@ pub struct EncodingLimits {
     /// `list-max-listpack-size`, clamped to -5..=32767 as `quicklistSetFill` clamps it: a
     /// positive value caps a quicklist node's entries, -1..-5 its bytes (4 KB .. 64 KB).
     pub list_fill: AtomicI64,
+    /// `stream-node-max-bytes` (0: no limit but the listpack's own 1 GB).
+    pub stream_node_bytes: AtomicUsize,
+    /// `stream-node-max-entries` (0: no limit), live and deleted entries alike.
+    pub stream_node_entries: AtomicI64,
 }
 
 /// The process-wide encoding thresholds (Redis keeps them in its global config too).
@@ -126,6 +134,8 @@ pub static LIMITS: EncodingLimits = EncodingLimits {
     zset_entries: AtomicUsize::new(128),
     zset_value: AtomicUsize::new(64),
     list_fill: AtomicI64::new(-2),
+    stream_node_bytes: AtomicUsize::new(4096),
+    stream_node_entries: AtomicI64::new(100),
 };
 
 impl EncodingLimits {

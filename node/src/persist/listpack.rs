@@ -54,6 +54,16 @@ impl Builder {
         Builder { start, count: 0 }
     }
 
+    /// Reopens a finished listpack that is the whole of `lp` to append more elements (Redis's
+    /// `lpAppend` on an existing listpack): the terminator is dropped until [`Builder::finish`]
+    /// writes it back with the header. A header count of 65535 ("unknown") stays unknown.
+    pub fn reopen(lp: &mut Vec<u8>) -> Builder {
+        debug_assert_eq!(lp.last(), Some(&0xFF), "a finished listpack");
+        lp.pop();
+        let count = u16::from_le_bytes([lp[4], lp[5]]) as usize;
+        Builder { start: 0, count }
+    }
+
     /// Where the listpack starts in the buffer.
     pub fn start(&self) -> usize {
         self.start
@@ -246,6 +256,38 @@ fn decode_entry(p: &[u8]) -> Elem<'_> {
         0xF3 => Elem::Int(i32::from_le_bytes([p[1], p[2], p[3], p[4]]) as i64),
         _ => Elem::Int(i64::from_le_bytes(p[1..9].try_into().expect("9-byte entry"))),
     }
+}
+
+/// The elements of a listpack known to be valid (one we built, or one [`parse`] accepted),
+/// each with the offset where its encoding starts.
+pub fn elements(lp: &[u8]) -> Vec<(usize, Elem<'_>)> {
+    first_elements(lp, usize::MAX)
+}
+
+/// The first `n` elements (fewer if there are fewer) of a valid listpack, as [`elements`].
+pub fn first_elements(lp: &[u8], n: usize) -> Vec<(usize, Elem<'_>)> {
+    let last = lp.len() - 1;
+    let mut out = Vec::new();
+    let mut p = HEADER;
+    while p < last && out.len() < n {
+        let size = entry_size(&lp[p..last]).expect("a valid listpack");
+        out.push((p, decode_entry(&lp[p..p + size])));
+        p += size + backlen_size(size);
+    }
+    out
+}
+
+/// Replaces the element at offset `at` of the valid listpack `lp` with the integer `v`, in
+/// its smallest form, as `lpReplaceInteger` does (the element count is unchanged).
+pub fn replace_int(lp: &mut Vec<u8>, at: usize, v: i64) {
+    let size = entry_size(&lp[at..lp.len() - 1]).expect("a valid listpack");
+    let old_end = at + size + backlen_size(size);
+    let mut encoded = Vec::with_capacity(10);
+    let mut b = Builder { start: 0, count: 0 };
+    b.push_int(&mut encoded, v);
+    lp.splice(at..old_end, encoded);
+    let total = lp.len() as u32;
+    lp[..4].copy_from_slice(&total.to_le_bytes());
 }
 
 /// Validates `lp` deeply and calls `each` on every element in order. Returns the count.

@@ -119,6 +119,7 @@ fn is_empty(value: &Value) -> bool {
         Value::Hash(h) => h.is_empty(),
         Value::Set(s) => s.is_empty(),
         Value::ZSet(z) => z.is_empty(),
+        Value::Stream(_) => false,
     }
 }
 

@@ -57,6 +57,8 @@ pub const THRESHOLDS: &[&str] = &[
     "hash-max-listpack-value",
     "zset-max-listpack-value",
     "list-compress-depth",
+    "stream-node-max-entries",
+    "stream-node-max-bytes",
 ];
 
 /// Settings every round runs under (restored at the end like [`THRESHOLDS`]).
@@ -155,6 +157,26 @@ impl Gen {
 
     fn key(&mut self) -> String {
         self.one(&["k0", "k1", "k2", "k3", "k4"])
+    }
+
+    /// A stream key. Streams get keys of their own: DUMP (drawn over `key`) does not write
+    /// streams yet.
+    fn skey(&mut self) -> String {
+        self.one(&["s0", "s1", "s2"])
+    }
+
+    /// A stream ID: mostly growing with the position (so XADD keeps succeeding and ranges
+    /// find entries), sometimes small, incomplete or invalid.
+    fn sid(&mut self) -> String {
+        let pos = self.position + 1;
+        let near = pos.saturating_sub(self.rng.below(40));
+        match self.rng.below(10) {
+            0..=2 => format!("{pos}-{}", self.rng.below(3)),
+            3 => format!("{pos}-*"),
+            4 => format!("{near}"),
+            5..=7 => format!("{near}-{}", self.rng.below(3)),
+            _ => self.one(&["0-1", "1-1", "5", "abc", "-", "+", "(3", "$", ">", "0"]),
+        }
     }
 
     /// A member, field or value: small integers (intset, listpack integers), a float, short
@@ -331,11 +353,33 @@ const RECIPES: &[Recipe] = {
     // Encodings: big collections and changed thresholds
     r(2, Exact, bulk),
     // THRESHOLDS[0] is list-max-listpack-size, drawn on its own below.
-    r(1, Exact, |g| cmd!["CONFIG", "SET", g.one(&THRESHOLDS[1..]), g.one(&["0", "1", "2", "4", "128", "-2", "64", "512"])]),
+    r(1, Exact, |g| cmd!["CONFIG", "SET", g.one(&THRESHOLDS[1..THRESHOLDS.len() - 2]), g.one(&["0", "1", "2", "4", "128", "-2", "64", "512"])]),
     // A list's quicklist nodes (DUMP) depend on which end its elements were pushed at when the
     // fill caps entries (positive values); warden-node splits as if pushed at the tail, so only
     // byte-capped fills, where every list here fits one node's worth either way, are drawn.
     r(1, Exact, |g| cmd!["CONFIG", "SET", "list-max-listpack-size", g.one(&["-1", "-2", "-5", "-3"])]),
+    // Streams (explicit IDs only: `*` would read each server's clock)
+    r(4, Exact, |g| [cmd!["XADD", g.skey()], g.tail(&[&[], &[], &["NOMKSTREAM"], &["MAXLEN", "5"], &["MAXLEN", "~", "3"], &["MINID", "~", "10"], &["MAXLEN", "~", "2", "LIMIT", "1"], &["MAXLEN", "=", "4"], &["LIMIT", "1"]]), vec![g.sid()], g.pairs(1, 3, Gen::mem, Gen::mem)].concat()),
+    r(1, Exact, |g| [cmd![g.one(&["XRANGE", "XREVRANGE"]), g.skey(), g.one(&["-", "+", "(5", "10"]), g.sid()], g.tail(&[&[], &["COUNT", "2"], &["COUNT", "0"], &["COUNT", "x"]])].concat()),
+    r(1, Exact, |g| cmd![g.one(&["XLEN", "TYPE", "OBJECT"]), g.skey()]),
+    r(1, Exact, |g| [cmd!["XDEL", g.skey()], g.many(1, 3, Gen::sid)].concat()),
+    r(1, Exact, |g| [cmd!["XTRIM", g.skey()], g.tail(&[&["MAXLEN", "3"], &["MAXLEN", "~", "2"], &["MINID", "~", "50"], &["MINID", "20"], &["MAXLEN", "~", "0", "LIMIT", "2"], &["LIMIT", "2"], &[]])].concat()),
+    r(1, Exact, |g| [cmd!["XSETID", g.skey(), g.sid()], g.tail(&[&[], &["ENTRIESADDED", "100"], &["MAXDELETEDID", "2-0"], &["ENTRIESADDED", "-1"]])].concat()),
+    r(1, Exact, |g| [cmd!["XGROUP", "CREATE", g.skey(), g.one(&["g0", "g1"]), g.one(&["0", "$", "5"])], g.tail(&[&[], &["MKSTREAM"], &["ENTRIESREAD", "3"], &["MKSTREAM", "ENTRIESREAD", "-1"]])].concat()),
+    r(1, Exact, |g| [cmd!["XGROUP", "SETID", g.skey(), g.one(&["g0", "g1"]), g.one(&["0", "$", "5", "-"])], g.tail(&[&[], &["ENTRIESREAD", "2"]])].concat()),
+    r(1, Exact, |g| cmd!["XGROUP", g.one(&["CREATECONSUMER", "DELCONSUMER"]), g.skey(), g.one(&["g0", "g1"]), g.one(&["c0", "c1", "c2"])]),
+    r(1, Exact, |g| cmd!["XGROUP", "DESTROY", g.skey(), g.one(&["g0", "g1"])]),
+    r(3, Exact, |g| [cmd!["XREADGROUP", "GROUP", g.one(&["g0", "g1"]), g.one(&["c0", "c1", "c2"])], g.tail(&[&[], &["COUNT", "2"], &["NOACK"], &["COUNT", "1", "NOACK"]]), cmd!["STREAMS", g.skey(), g.one(&[">", ">", "0", "3-0"])]].concat()),
+    r(1, Exact, |g| [cmd!["XREAD"], g.tail(&[&[], &["COUNT", "2"]]), cmd!["STREAMS", g.skey(), g.skey()], vec![g.sid(), g.sid()]].concat()),
+    r(1, Exact, |g| [cmd!["XACK", g.skey(), g.one(&["g0", "g1"])], g.many(1, 3, Gen::sid)].concat()),
+    r(1, Exact, |g| cmd!["XPENDING", g.skey(), g.one(&["g0", "g1"])]),
+    r(1, Exact, |g| [cmd!["XCLAIM", g.skey(), g.one(&["g0", "g1"]), g.one(&["c0", "c1", "c2"]), "0"], g.many(1, 3, Gen::sid), cmd!["JUSTID"], g.tail(&[&[], &["FORCE"], &["RETRYCOUNT", "3"], &["LASTID", "30-0"]])].concat()),
+    r(1, Exact, |g| [cmd!["XAUTOCLAIM", g.skey(), g.one(&["g0", "g1"]), g.one(&["c0", "c1", "c2"]), "0", g.one(&["0", "5", "(3"]), "JUSTID"], g.tail(&[&[], &["COUNT", "1"], &["COUNT", "0"]])].concat()),
+    r(1, Exact, |g| cmd!["XINFO", g.one(&["STREAM", "GROUPS"]), g.skey()]),
+    // Small nodes, so trims and deletions cross node boundaries. stream-node-max-bytes (and an
+    // entries limit of 0) are not drawn: with tiny byte limits Redis 7.0.15 itself crashed
+    // (listpack.c assertion under streamLastValidID, seed 2003 of an earlier generator).
+    r(1, Exact, |g| cmd!["CONFIG", "SET", "stream-node-max-entries", g.one(&["2", "3", "100"])]),
     // Anything with random arguments
     r(15, ErrorsOnly, junk),
     ]

@@ -33,12 +33,27 @@
 //!
 //! Every integer is stored as a listpack integer (`lpAppendInteger`), every field and value as
 //! `lpAppend` stores a string (a canonical decimal becomes an integer element).
+//!
+//! # Where things are
+//!
+//! [`node`] reads and writes one node's listpack; [`entries`] adds, reads and deletes entries
+//! across nodes (with Redis's node-splitting rules); [`trim`] is XTRIM's algorithm; [`group`]
+//! keeps consumer groups' pending entries and read counters (lag); [`rax`] counts the radix
+//! tree nodes XINFO reports. All of it is synchronous and clock-free: times come in as
+//! arguments.
 
+pub mod entries;
+pub mod group;
 pub mod id;
+pub mod node;
+pub mod rax;
+pub mod trim;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use entries::{AppendError, Entry, NodeLimits};
 pub use id::StreamId;
+pub use trim::{Trim, TrimTo};
 
 /// `entries_read` of a consumer group whose read counter is unknown (`SCG_INVALID_ENTRIES_READ`).
 pub const ENTRIES_READ_UNKNOWN: i64 = -1;
