@@ -35,6 +35,7 @@
 //! `lpAppend` stores a string (a canonical decimal becomes an integer element).
 
 pub mod id;
+pub mod read;
 
 use std::collections::{BTreeMap, BTreeSet};
 
