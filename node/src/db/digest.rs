@@ -38,6 +38,7 @@ fn type_number(value: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -71,6 +72,12 @@ pub fn value_digest(digest: &mut Digest, value: &Value, has_ttl: bool) {
                 mix(&mut element, field);
                 mix(&mut element, value);
                 xor(digest, &element);
+            }
+        }
+        Value::Stream(stream) => {
+            for (master, listpack) in &stream.nodes {
+                mix(digest, &master.to_be_bytes());
+                mix(digest, listpack);
             }
         }
     }

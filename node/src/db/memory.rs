@@ -61,6 +61,9 @@ pub fn usage(key: &[u8], value: &Value, samples: usize) -> u64 {
             });
             size_of_val(&**zset) + extrapolate(members, zset.len(), samples)
         }
+        Value::Stream(stream) => {
+            size_of_val(&**stream) + stream.nodes.values().map(|lp| 16 + heap(lp)).sum::<usize>()
+        }
     };
     (own + inner) as u64
 }
