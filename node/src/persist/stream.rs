@@ -139,6 +139,13 @@ fn read_id<R: Read>(inp: &mut Input<R>) -> Result<StreamId, RdbError> {
     Ok(StreamId::new(inp.len()?, inp.len()?))
 }
 
+/// A group PEL entry before the consumers say whose it is.
+struct Unowned {
+    delivery_time: u64,
+    delivery_count: u64,
+    owner: Option<Box<[u8]>>,
+}
+
 fn read_group<R: Read>(
     inp: &mut Input<R>,
     last_id: StreamId,
@@ -146,7 +153,7 @@ fn read_group<R: Read>(
     buf: &mut Vec<u8>,
 ) -> Result<ConsumerGroup, RdbError> {
     // The PEL as loaded, owners resolved while the consumers are read.
-    let mut pel: BTreeMap<StreamId, (u64, u64, Option<Box<[u8]>>)> = BTreeMap::new();
+    let mut pel: BTreeMap<StreamId, Unowned> = BTreeMap::new();
     let n = inp.len()?;
     inp.check_room(n, 16 + 8 + 1)?;
     for _ in 0..n {
@@ -154,7 +161,7 @@ fn read_group<R: Read>(
         let id = StreamId::from_be_bytes(inp.array()?);
         let delivery_time = i64::from_le_bytes(inp.array()?) as u64;
         let delivery_count = inp.len()?;
-        if pel.insert(id, (delivery_time, delivery_count, None)).is_some() {
+        if pel.insert(id, Unowned { delivery_time, delivery_count, owner: None }).is_some() {
             return Err(RdbError::Corrupt {
                 offset: at,
                 reason: format!("duplicate entry {id} in a consumer group's PEL"),
@@ -185,23 +192,24 @@ fn read_group<R: Read>(
             let entry = pel.get_mut(&id).ok_or_else(|| {
                 corrupt(format!("consumer's pending entry {id} is not in the group's PEL"))
             })?;
-            if let Some(owner) = &entry.2 {
+            if let Some(owner) = &entry.owner {
                 return Err(corrupt(if *owner == name {
                     format!("duplicate entry {id} in a consumer's PEL")
                 } else {
                     format!("pending entry {id} is owned by two consumers")
                 }));
             }
-            entry.2 = Some(name.clone());
+            entry.owner = Some(name.clone());
             consumer.pel.insert(id);
         }
         consumers.insert(name, consumer);
     }
     let mut group = ConsumerGroup { last_id, entries_read, pel: BTreeMap::new(), consumers };
-    for (id, (delivery_time, delivery_count, owner)) in pel {
-        let consumer = owner.ok_or_else(|| {
+    for (id, p) in pel {
+        let consumer = p.owner.ok_or_else(|| {
             inp.corrupt(format!("pending entry {id} of a consumer group has no consumer"))
         })?;
+        let (delivery_time, delivery_count) = (p.delivery_time, p.delivery_count);
         group.pel.insert(id, PendingEntry { delivery_time, delivery_count, consumer });
     }
     Ok(group)
@@ -608,7 +616,7 @@ mod tests {
         for (entry, owner) in [(id(5, 0), &b"ca"[..]), (id(6, 0), b"ca"), (id(7, 0), b"cb")] {
             let p = PendingEntry { delivery_time: 1000, delivery_count: 2, consumer: owner.into() };
             g.pel.insert(entry, p);
-            g.consumers.entry(owner.into()).or_insert_with(Consumer::default).pel.insert(entry);
+            g.consumers.entry(owner.into()).or_default().pel.insert(entry);
         }
         s.groups.insert(b"ga"[..].into(), g.clone());
         s.groups.insert(b"gb"[..].into(), g);
