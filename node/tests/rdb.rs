@@ -1754,6 +1754,49 @@ fn aof_rewrite_of_streams_matches_redis() {
     }
 }
 
+/// Through a running warden-node: Redis's stream payloads RESTORE as streams, DUMP back to
+/// Redis's bytes, survive DEBUG RELOAD, and a SAVE of them loads into redis-server with the
+/// same XINFO STREAM FULL as the streams it came from.
+#[test]
+fn warden_node_restores_dumps_and_saves_streams() {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let warden_dir = dir.path().join("warden");
+    std::fs::create_dir(&warden_dir).expect("mkdir");
+    let config =
+        format!("enable-debug-command yes\nrdbcompression no\ndir {}\n", warden_dir.display());
+    let server = rt.block_on(node::testing::TestServer::start(&config));
+    let redis = Redis::start(dir.path(), &["--rdbcompression", "no"]);
+    let mut theirs = redis.client();
+    populate_streams(&mut theirs);
+    let mut ours = Client::connect(server.addr).expect("connect to warden-node");
+    let keys = array(theirs.cmd(&[b"KEYS", b"x:*"]));
+    assert_eq!(keys.len(), 5);
+    let mut expected = BTreeMap::new();
+    for key in &keys {
+        let payload = bulk(theirs.cmd(&[b"DUMP", key]));
+        ours.cmd(&[b"RESTORE", key, b"0", &payload]);
+        assert_eq!(bulk(ours.cmd(&[b"TYPE", key])), b"stream");
+        assert_eq!(bulk(ours.cmd(&[b"OBJECT", b"ENCODING", key])), b"stream");
+        assert_eq!(bulk(ours.cmd(&[b"DUMP", key])), payload, "DUMP of {key:?}");
+        expected.insert(key.clone(), (payload, xinfo_full(&mut theirs, key)));
+    }
+    ours.cmds("DEBUG RELOAD");
+    for (key, (payload, _)) in &expected {
+        assert_eq!(&bulk(ours.cmd(&[b"DUMP", key])), payload, "DUMP of {key:?} after a reload");
+    }
+    ours.cmds("SAVE");
+    let copy = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(warden_dir.join("dump.rdb"), copy.path().join("dump.rdb")).expect("copy");
+    check_rdb(&copy.path().join("dump.rdb"));
+    let reloaded = Redis::start(copy.path(), &[]);
+    let mut c = reloaded.client();
+    for (key, (_, facts)) in &expected {
+        assert_eq!(&xinfo_full(&mut c, key), facts, "{}", String::from_utf8_lossy(key));
+    }
+    rt.block_on(server.stop());
+}
+
 /// A numeric field of INFO.
 fn integer_field(c: &mut Client, name: &str) -> i64 {
     let info = String::from_utf8(bulk(c.cmd(&[b"INFO", b"persistence"]))).expect("ascii");

@@ -214,7 +214,7 @@ pub enum RdbError {
     Unsupported {
         /// Where.
         offset: u64,
-        /// What, e.g. "key 'x' holds a stream, which warden-node does not support".
+        /// What, e.g. "key 'x' holds a module value, which warden-node does not support".
         what: String,
     },
     /// The stored CRC-64 does not match the content.
