@@ -1755,7 +1755,7 @@ fn aof_rewrite_of_streams_matches_redis() {
 }
 
 /// Through a running warden-node: Redis's stream payloads RESTORE as streams, DUMP back to
-/// Redis's bytes, survive DEBUG RELOAD, and a SAVE of them loads into redis-server with the
+/// Redis's bytes, digest as Redis digests them, survive DEBUG RELOAD, and a SAVE of them loads into redis-server with the
 /// same XINFO STREAM FULL as the streams it came from.
 #[test]
 fn warden_node_restores_dumps_and_saves_streams() {
@@ -1766,7 +1766,8 @@ fn warden_node_restores_dumps_and_saves_streams() {
     let config =
         format!("enable-debug-command yes\nrdbcompression no\ndir {}\n", warden_dir.display());
     let server = rt.block_on(node::testing::TestServer::start(&config));
-    let redis = Redis::start(dir.path(), &["--rdbcompression", "no"]);
+    let redis =
+        Redis::start(dir.path(), &["--rdbcompression", "no", "--enable-debug-command", "yes"]);
     let mut theirs = redis.client();
     populate_streams(&mut theirs);
     let mut ours = Client::connect(server.addr).expect("connect to warden-node");
@@ -1779,6 +1780,8 @@ fn warden_node_restores_dumps_and_saves_streams() {
         assert_eq!(bulk(ours.cmd(&[b"TYPE", key])), b"stream");
         assert_eq!(bulk(ours.cmd(&[b"OBJECT", b"ENCODING", key])), b"stream");
         assert_eq!(bulk(ours.cmd(&[b"DUMP", key])), payload, "DUMP of {key:?}");
+        let digest = |c: &mut Client| array(c.cmd(&[b"DEBUG", b"DIGEST-VALUE", key]));
+        assert_eq!(digest(&mut ours), digest(&mut theirs), "DEBUG DIGEST-VALUE of {key:?}");
         expected.insert(key.clone(), (payload, xinfo_full(&mut theirs, key)));
     }
     ours.cmds("DEBUG RELOAD");

@@ -75,9 +75,12 @@ pub fn value_digest(digest: &mut Digest, value: &Value, has_ttl: bool) {
             }
         }
         Value::Stream(stream) => {
-            for (master, listpack) in &stream.nodes {
-                mix(digest, &master.to_be_bytes());
-                mix(digest, listpack);
+            for (id, fields) in super::stream::read::live_entries(stream) {
+                mix(digest, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for (field, value) in &fields {
+                    mix(digest, field);
+                    mix(digest, value);
+                }
             }
         }
     }
