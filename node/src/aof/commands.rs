@@ -1,8 +1,9 @@
 //! The AOF base in command form (`aof-use-rdb-preamble no`): the dataset as the commands that
 //! rebuild it, as Redis's rewrite writes them — SELECT per database; SET, RPUSH, SADD, ZADD
 //! (score then member) or HMSET per key, collections in batches of 64 items
-//! (`AOF_REWRITE_ITEMS_PER_CMD`); a stream as Redis's `rewriteStreamObject` (see
-//! [`CommandWriter::stream`]); PEXPIREAT for a key with a TTL.
+//! (`AOF_REWRITE_ITEMS_PER_CMD`); a stream as Redis's `rewriteStreamObject` (XADD per entry,
+//! XSETID, XGROUP CREATE, XCLAIM per pending entry, XGROUP CREATECONSUMER); PEXPIREAT for a key
+//! with a TTL.
 
 use std::io;
 

@@ -18,7 +18,7 @@
 //! - listpack hashes as type 16, hash-table hashes as type 4;
 //! - listpack zsets as type 17 (integral scores as integers, others as `%.17g`), skiplist
 //!   zsets as ZSET_2 (5), highest score first, with binary doubles (so `-0`, `inf` survive);
-//! - streams as STREAM_LISTPACKS_2 (19), their node listpacks verbatim ([`super::stream`]).
+//! - streams as STREAM_LISTPACKS_2 (19), their node listpacks verbatim (see `stream.rs`).
 //!
 //! Blobs (listpacks, intsets) are strings too, so they get LZF like any long string. Empty
 //! collections are never written (redis-check-rdb rejects them); the keyspace never holds one

@@ -41,7 +41,7 @@
 //! | **11** | set as an intset blob ([`intset`])                                         |
 //! | 12, 13 | zset / hash as a ziplist blob of pairs                                     |
 //! | 14   | list: `<len nodes>` + ziplist blobs                                          |
-//! | 15, **19** | stream: nodes (master ID, listpack blob), metadata, consumer groups ([`stream`]) |
+//! | 15, **19** | stream: nodes (master ID + listpack blob), metadata, groups (`stream.rs`) |
 //! | 21   | stream of Redis 7.2 (RDB version 11): refused                                |
 //! | **16**, **17** | hash / zset as a listpack blob of pairs ([`listpack`])             |
 //! | **18** | list: `<len nodes>` + nodes × (`<len>` 2 = listpack blob, 1 = one plain element) |
