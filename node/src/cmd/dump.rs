@@ -27,10 +27,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 fn dump(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let compression = ctx.server.config.read().get("rdbcompression") != Some("no");
     Ok(match ctx.lookup_read(&args[1]) {
-        // Stream payloads come with the stream RDB encoder, written separately.
-        Some(crate::db::Value::Stream(_)) => {
-            return Err(CommandError::err("streams cannot be dumped yet"))
-        }
         Some(value) => Frame::Bulk(Bytes::from(payload::dump(value, compression))),
         None => Frame::Null,
     })

@@ -217,7 +217,7 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 26] {
+fn families() -> [&'static [CommandSpec]; 27] {
     [
         keys::COMMANDS,
         dump::COMMANDS,

@@ -6,7 +6,7 @@
 //! empty collections are skipped (Redis logs and skips them); keys whose expiry is before
 //! [`LoadOptions::expired_before`] are dropped (a master loading its own file does that, a
 //! replica does not). Unlike Redis, which exits or panics, a database number out of range, a
-//! duplicate key, functions and module data are errors, as are streams and module values.
+//! duplicate key, functions and module data are errors, as are module values.
 //!
 //! On error the keyspace holds whatever was loaded before the error: load into a fresh
 //! [`Keyspace`] and swap it in on success.

@@ -17,10 +17,12 @@
 //! - intsets as type 11, hash-table sets as type 2 (members in table order);
 //! - listpack hashes as type 16, hash-table hashes as type 4;
 //! - listpack zsets as type 17 (integral scores as integers, others as `%.17g`), skiplist
-//!   zsets as ZSET_2 (5), highest score first, with binary doubles (so `-0`, `inf` survive).
+//!   zsets as ZSET_2 (5), highest score first, with binary doubles (so `-0`, `inf` survive);
+//! - streams as STREAM_LISTPACKS_2 (19), their node listpacks verbatim (see `stream.rs`).
 //!
 //! Blobs (listpacks, intsets) are strings too, so they get LZF like any long string. Empty
-//! collections are never written (redis-check-rdb rejects them); the keyspace never holds one.
+//! collections are never written (redis-check-rdb rejects them); the keyspace never holds one
+//! (an empty stream is not an empty collection: Redis keeps and writes those).
 
 use std::io::{self, Write};
 
@@ -213,7 +215,7 @@ impl ValueEncoder {
                 None => t::ZSET_LISTPACK,
                 Some(_) => t::ZSET_2,
             },
-            Value::Stream(_) => t::STREAM_LISTPACKS_3,
+            Value::Stream(_) => t::STREAM_LISTPACKS_2,
         }
     }
 
@@ -260,8 +262,7 @@ impl ValueEncoder {
                 }
             },
             Value::ZSet(z) => self.zset(out, z),
-            // Not written yet: `RdbWriter::entry` and DUMP refuse streams before getting here.
-            Value::Stream(_) => {}
+            Value::Stream(s) => super::stream::write(self, out, s),
         }
     }
 
@@ -450,9 +451,6 @@ impl<W: Write> RdbWriter<W> {
     ) -> io::Result<()> {
         if is_empty(value) {
             return Ok(());
-        }
-        if let Value::Stream(_) = value {
-            return Err(io::Error::other("streams cannot be saved yet"));
         }
         if let Some(at) = expiry {
             self.buf.push(op::EXPIRETIME_MS);

@@ -333,6 +333,58 @@ pub fn parse<'a>(
     Ok(count)
 }
 
+/// The elements of a listpack, in order, without validating it first: for blobs already
+/// validated by [`parse`] (or built by [`Builder`]). On malformed input it stops early instead
+/// of reading outside the blob, so it never panics; call [`Elems::ended_cleanly`] to tell the
+/// two apart.
+pub struct Elems<'a> {
+    lp: &'a [u8],
+    pos: usize,
+    clean: bool,
+}
+
+impl<'a> Elems<'a> {
+    /// Iterates the elements of `lp`.
+    pub fn new(lp: &'a [u8]) -> Elems<'a> {
+        Elems { lp, pos: HEADER, clean: false }
+    }
+
+    /// True once the iterator reached the terminator (rather than stopping at bad bytes).
+    pub fn ended_cleanly(&self) -> bool {
+        self.clean
+    }
+}
+
+impl<'a> Iterator for Elems<'a> {
+    type Item = Elem<'a>;
+
+    fn next(&mut self) -> Option<Elem<'a>> {
+        let lp = self.lp;
+        let p = self.pos;
+        match lp.get(p) {
+            None => return None,
+            Some(0xFF) => {
+                self.clean = p + 1 == lp.len();
+                self.pos = lp.len();
+                return None;
+            }
+            Some(_) => {}
+        }
+        let Ok(size) = entry_size(&lp[p..]) else {
+            self.pos = lp.len();
+            return None;
+        };
+        let end = p.saturating_add(size);
+        let next = end.saturating_add(backlen_size(size));
+        if next > lp.len() {
+            self.pos = lp.len();
+            return None;
+        }
+        self.pos = next;
+        Some(decode_entry(&lp[p..end]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +457,20 @@ mod tests {
         items.extend([&b""[..], b"007", b"-0", b"+1", &mid, &long]);
         let lp = build(&items);
         assert_eq!(elems(&lp), items.iter().map(|i| i.to_vec()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn elems_iterate_and_stop_on_bad_bytes() {
+        let lp = build(&[b"a", b"1000", b"hello"]);
+        let mut it = Elems::new(&lp);
+        let all: Vec<Vec<u8>> = it.by_ref().map(|e| e.to_bytes().to_vec()).collect();
+        assert_eq!(all, [&b"a"[..], b"1000", b"hello"]);
+        assert!(it.ended_cleanly());
+        for cut in 0..lp.len() {
+            let mut it = Elems::new(&lp[..cut]);
+            let _ = it.by_ref().count();
+            assert!(!it.ended_cleanly(), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@
 //! | **11** | set as an intset blob ([`intset`])                                         |
 //! | 12, 13 | zset / hash as a ziplist blob of pairs                                     |
 //! | 14   | list: `<len nodes>` + ziplist blobs                                          |
-//! | 15, 19, 21 | streams: refused                                                     |
+//! | 15, **19** | stream: nodes (master ID + listpack blob), metadata, groups (`stream.rs`) |
+//! | 21   | stream of Redis 7.2 (RDB version 11): refused                                |
 //! | **16**, **17** | hash / zset as a listpack blob of pairs ([`listpack`])             |
 //! | **18** | list: `<len nodes>` + nodes × (`<len>` 2 = listpack blob, 1 = one plain element) |
 //!
@@ -50,7 +51,8 @@
 //! # What we write
 //!
 //! Exactly what Redis 7.0.15 writes for the same values (see [`encode`]): the compact types
-//! 11/16/17 for values in their compact encodings, 2/4/5 for hashed ones, 18 for every list,
+//! 11/16/17 for values in their compact encodings, 2/4/5 for hashed ones, 18 for every list, 19
+//! for every stream,
 //! integer and LZF string forms under Redis's rules. So `redis-server` 7.0 and
 //! `redis-check-rdb` (whose deep checks we mirror when reading) accept our files, and a DUMP
 //! payload ([`payload`]) is byte-identical to Redis's for a value Redis encodes the same way.
@@ -82,6 +84,7 @@ mod object;
 pub mod pace;
 pub mod payload;
 pub mod snapshot;
+mod stream;
 pub mod ziplist;
 
 use std::borrow::Cow;
@@ -212,7 +215,7 @@ pub enum RdbError {
     Unsupported {
         /// Where.
         offset: u64,
-        /// What, e.g. "key 'x' holds a stream, which warden-node does not support".
+        /// What, e.g. "key 'x' holds a module value, which warden-node does not support".
         what: String,
     },
     /// The stored CRC-64 does not match the content.

@@ -59,11 +59,11 @@ pub enum Kind {
 /// Classifies a value type byte.
 pub fn kind(rdb_type: u8) -> Kind {
     match rdb_type {
-        0..=5 | 9..=14 | 16..=18 => Kind::Supported,
+        0..=5 | 9..=19 => Kind::Supported,
         t::MODULE | t::MODULE_2 => Kind::Refused("a module value"),
-        t::STREAM_LISTPACKS | t::STREAM_LISTPACKS_2 | t::STREAM_LISTPACKS_3 => {
-            Kind::Refused("a stream")
-        }
+        // Only Redis 7.2 writes it, in RDB version 11 files, which are refused as a whole; in
+        // an older file it cannot be anything else.
+        t::STREAM_LISTPACKS_3 => Kind::Refused("a stream in Redis 7.2's format"),
         _ => Kind::Unknown,
     }
 }
@@ -102,6 +102,9 @@ pub fn read_value<R: Read>(
         t::ZSET | t::ZSET_2 => read_zset(inp, rdb_type == t::ZSET_2, limits, s)?,
         t::HASH => read_hash(inp, limits, s)?,
         t::LIST_QUICKLIST | t::LIST_QUICKLIST_2 => read_quicklist(inp, rdb_type, s)?,
+        t::STREAM_LISTPACKS | t::STREAM_LISTPACKS_2 => {
+            Value::Stream(Box::new(super::stream::read(inp, rdb_type, &mut s.a)?))
+        }
         _ => {
             let at = inp.offset();
             inp.string(&mut s.a)?;
@@ -119,6 +122,7 @@ fn is_empty(value: &Value) -> bool {
         Value::Hash(h) => h.is_empty(),
         Value::Set(s) => s.is_empty(),
         Value::ZSet(z) => z.is_empty(),
+        // A stream may be empty (XDEL, XTRIM, XGROUP CREATE … MKSTREAM) and is kept.
         Value::Stream(_) => false,
     }
 }
@@ -360,7 +364,9 @@ mod tests {
     fn kinds() {
         assert!(matches!(kind(0), Kind::Supported));
         assert!(matches!(kind(18), Kind::Supported));
-        assert!(matches!(kind(19), Kind::Refused("a stream")));
+        assert!(matches!(kind(15), Kind::Supported));
+        assert!(matches!(kind(19), Kind::Supported));
+        assert!(matches!(kind(21), Kind::Refused(_)));
         assert!(matches!(kind(7), Kind::Refused("a module value")));
         assert!(matches!(kind(8), Kind::Unknown));
         assert!(matches!(kind(20), Kind::Unknown));

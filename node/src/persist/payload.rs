@@ -25,7 +25,7 @@ pub enum PayloadError {
     Footer,
     /// The value does not decode (`Bad data format`).
     BadData(RdbError),
-    /// A valid value of a type warden-node does not hold (streams, modules).
+    /// A valid value of a type warden-node does not hold (module values).
     Unsupported(String),
 }
 

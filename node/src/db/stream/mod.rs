@@ -47,6 +47,7 @@ pub mod group;
 pub mod id;
 pub mod node;
 pub mod rax;
+pub mod read;
 pub mod trim;
 
 use std::collections::{BTreeMap, BTreeSet};
