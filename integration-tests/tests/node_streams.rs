@@ -380,3 +380,55 @@ fn watch_sees_entry_changes_not_group_changes() {
         }
     }
 }
+
+/// XINFO STREAM FULL and XINFO CONSUMERS print times (delivery, seen, idle); with those masked,
+/// both servers give the same reply.
+#[test]
+fn xinfo_full_and_consumers_match_with_times_masked() {
+    fn masked(v: &redis::Value) -> String {
+        match v {
+            redis::Value::Int(n) if *n > 1_000_000_000_000 => "<time>".to_string(),
+            redis::Value::Array(items) => {
+                format!("[{}]", items.iter().map(masked).collect::<Vec<_>>().join(", "))
+            }
+            other => format!("{other:?}"),
+        }
+    }
+    let mut replies = Vec::new();
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let mut c = node.connect();
+        for i in 1..=12 {
+            let _: String = cmd(&mut c, &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()]);
+        }
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "s", "h", "5"]);
+        let _: redis::Value =
+            cmd(&mut c, &["XREADGROUP", "GROUP", "g", "a", "COUNT", "3", "STREAMS", "s", ">"]);
+        let _: redis::Value =
+            cmd(&mut c, &["XREADGROUP", "GROUP", "g", "b", "COUNT", "4", "STREAMS", "s", ">"]);
+        let _: redis::Value = cmd(&mut c, &["XREADGROUP", "GROUP", "h", "a", "STREAMS", "s", ">"]);
+        let _: i64 = cmd(&mut c, &["XDEL", "s", "2-0"]);
+        let _: i64 = cmd(&mut c, &["XGROUP", "CREATECONSUMER", "s", "h", "idle"]);
+        let mut out = Vec::new();
+        for args in [
+            &["XINFO", "STREAM", "s", "FULL"][..],
+            &["XINFO", "STREAM", "s", "FULL", "COUNT", "2"],
+            &["XINFO", "STREAM", "s", "FULL", "COUNT", "0"],
+        ] {
+            let v: redis::Value = cmd(&mut c, args);
+            out.push(masked(&v));
+        }
+        for group in ["g", "h"] {
+            let consumers: Vec<Vec<redis::Value>> =
+                cmd(&mut c, &["XINFO", "CONSUMERS", "s", group]);
+            for mut consumer in consumers {
+                // name, pending, idle: the idle time is each server's own.
+                consumer.truncate(5);
+                out.push(format!("{group} {consumer:?}"));
+            }
+        }
+        replies.push(out);
+    }
+    assert_same("XINFO", &replies[0], &replies[1]);
+}
