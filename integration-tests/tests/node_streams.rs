@@ -152,7 +152,7 @@ fn xreadgroup_block_serves_waiters_in_order_and_records_pending_entries() {
 #[test]
 fn a_waiting_group_reader_is_told_when_its_group_or_key_goes() {
     for kind in [Kind::Redis, Kind::Warden] {
-        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let node = Node::start(kind, &format!("{kind:?}"), &["--enable-debug-command", "yes"]);
         let mut c = node.connect();
         let _: String = cmd(&mut c, &["XGROUP", "CREATE", "q", "grp", "$", "MKSTREAM"]);
         let mut a = Raw::open(&node);
@@ -182,6 +182,20 @@ fn a_waiting_group_reader_is_told_when_its_group_or_key_goes() {
             );
             let _: String = cmd(&mut c, &["FLUSHALL"]);
         }
+        // A stream that expires (here found expired by a read) goes as a deleted one does.
+        let _: () = cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "q", "grp", "$", "MKSTREAM"]);
+        a.send("XREADGROUP GROUP grp alice BLOCK 0 STREAMS q >");
+        wait_blocked(&node, 1);
+        let _: i64 = cmd(&mut c, &["PEXPIRE", "q", "1"]);
+        wait::until("the stream to expire", Duration::from_secs(10), || {
+            match cmd::<i64>(&mut c, &["EXISTS", "q"]) {
+                0 => Ok(()),
+                n => Err(format!("EXISTS {n}")),
+            }
+        });
+        a.expect(&format!("{kind:?}: expired"), "-UNBLOCKED the stream key no longer exists\r\n");
+        let _: () = cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
         // A plain reader keeps waiting when its key goes, and is served once it comes back.
         a.send("XREAD BLOCK 0 STREAMS q 0");
         wait_blocked(&node, 1);
