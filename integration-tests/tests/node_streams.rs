@@ -196,6 +196,15 @@ fn a_waiting_group_reader_is_told_when_its_group_or_key_goes() {
         });
         a.expect(&format!("{kind:?}: expired"), "-UNBLOCKED the stream key no longer exists\r\n");
         let _: () = cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+        // … and so does one the active expiry cycle finds.
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "q", "grp", "$", "MKSTREAM"]);
+        a.send("XREADGROUP GROUP grp alice BLOCK 0 STREAMS q >");
+        wait_blocked(&node, 1);
+        let _: i64 = cmd(&mut c, &["PEXPIRE", "q", "1"]);
+        a.expect(
+            &format!("{kind:?}: actively expired"),
+            "-UNBLOCKED the stream key no longer exists\r\n",
+        );
         // A plain reader keeps waiting when its key goes, and is served once it comes back.
         a.send("XREAD BLOCK 0 STREAMS q 0");
         wait_blocked(&node, 1);
