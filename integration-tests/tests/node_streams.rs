@@ -152,7 +152,7 @@ fn xreadgroup_block_serves_waiters_in_order_and_records_pending_entries() {
 #[test]
 fn a_waiting_group_reader_is_told_when_its_group_or_key_goes() {
     for kind in [Kind::Redis, Kind::Warden] {
-        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let node = Node::start(kind, &format!("{kind:?}"), &["--enable-debug-command", "yes"]);
         let mut c = node.connect();
         let _: String = cmd(&mut c, &["XGROUP", "CREATE", "q", "grp", "$", "MKSTREAM"]);
         let mut a = Raw::open(&node);
@@ -182,6 +182,29 @@ fn a_waiting_group_reader_is_told_when_its_group_or_key_goes() {
             );
             let _: String = cmd(&mut c, &["FLUSHALL"]);
         }
+        // A stream that expires (here found expired by a read) goes as a deleted one does.
+        let _: () = cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "q", "grp", "$", "MKSTREAM"]);
+        a.send("XREADGROUP GROUP grp alice BLOCK 0 STREAMS q >");
+        wait_blocked(&node, 1);
+        let _: i64 = cmd(&mut c, &["PEXPIRE", "q", "1"]);
+        wait::until("the stream to expire", Duration::from_secs(10), || {
+            match cmd::<i64>(&mut c, &["EXISTS", "q"]) {
+                0 => Ok(()),
+                n => Err(format!("EXISTS {n}")),
+            }
+        });
+        a.expect(&format!("{kind:?}: expired"), "-UNBLOCKED the stream key no longer exists\r\n");
+        let _: () = cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+        // … and so does one the active expiry cycle finds.
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "q", "grp", "$", "MKSTREAM"]);
+        a.send("XREADGROUP GROUP grp alice BLOCK 0 STREAMS q >");
+        wait_blocked(&node, 1);
+        let _: i64 = cmd(&mut c, &["PEXPIRE", "q", "1"]);
+        a.expect(
+            &format!("{kind:?}: actively expired"),
+            "-UNBLOCKED the stream key no longer exists\r\n",
+        );
         // A plain reader keeps waiting when its key goes, and is served once it comes back.
         a.send("XREAD BLOCK 0 STREAMS q 0");
         wait_blocked(&node, 1);
@@ -379,4 +402,56 @@ fn watch_sees_entry_changes_not_group_changes() {
             assert_eq!(exec.is_none(), *aborts, "{kind:?}: {args:?}");
         }
     }
+}
+
+/// XINFO STREAM FULL and XINFO CONSUMERS print times (delivery, seen, idle); with those masked,
+/// both servers give the same reply.
+#[test]
+fn xinfo_full_and_consumers_match_with_times_masked() {
+    fn masked(v: &redis::Value) -> String {
+        match v {
+            redis::Value::Int(n) if *n > 1_000_000_000_000 => "<time>".to_string(),
+            redis::Value::Array(items) => {
+                format!("[{}]", items.iter().map(masked).collect::<Vec<_>>().join(", "))
+            }
+            other => format!("{other:?}"),
+        }
+    }
+    let mut replies = Vec::new();
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let mut c = node.connect();
+        for i in 1..=12 {
+            let _: String = cmd(&mut c, &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()]);
+        }
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
+        let _: String = cmd(&mut c, &["XGROUP", "CREATE", "s", "h", "5"]);
+        let _: redis::Value =
+            cmd(&mut c, &["XREADGROUP", "GROUP", "g", "a", "COUNT", "3", "STREAMS", "s", ">"]);
+        let _: redis::Value =
+            cmd(&mut c, &["XREADGROUP", "GROUP", "g", "b", "COUNT", "4", "STREAMS", "s", ">"]);
+        let _: redis::Value = cmd(&mut c, &["XREADGROUP", "GROUP", "h", "a", "STREAMS", "s", ">"]);
+        let _: i64 = cmd(&mut c, &["XDEL", "s", "2-0"]);
+        let _: i64 = cmd(&mut c, &["XGROUP", "CREATECONSUMER", "s", "h", "idle"]);
+        let mut out = Vec::new();
+        for args in [
+            &["XINFO", "STREAM", "s", "FULL"][..],
+            &["XINFO", "STREAM", "s", "FULL", "COUNT", "2"],
+            &["XINFO", "STREAM", "s", "FULL", "COUNT", "0"],
+        ] {
+            let v: redis::Value = cmd(&mut c, args);
+            out.push(masked(&v));
+        }
+        for group in ["g", "h"] {
+            let consumers: Vec<Vec<redis::Value>> =
+                cmd(&mut c, &["XINFO", "CONSUMERS", "s", group]);
+            for mut consumer in consumers {
+                // name, pending, idle: the idle time is each server's own.
+                consumer.truncate(5);
+                out.push(format!("{group} {consumer:?}"));
+            }
+        }
+        replies.push(out);
+    }
+    assert_same("XINFO", &replies[0], &replies[1]);
 }

@@ -170,6 +170,10 @@ pub fn active_expire(shared: &Shared) {
     for db in 0..ks.dbs.len() {
         loop {
             let (expired, again) = ks.expire_sample(db, now, &mut rng, &effort);
+            // Readers blocked in XREADGROUP on an expired stream learn that it is gone.
+            for key in &expired {
+                ks.blocking.signal(db, key);
+            }
             if shared.is_propagating() {
                 out.extend(expired.into_iter().map(|key| Propagated {
                     db,
@@ -180,6 +184,9 @@ pub fn active_expire(shared: &Shared) {
                 break;
             }
         }
+    }
+    if !ks.blocking.ready.is_empty() {
+        crate::dispatch::serve_blocked(&mut ks, now, shared.is_propagating(), false, &mut out);
     }
     crate::notify::flush(shared, &mut ks);
     if !ks.tracking.is_idle() {

@@ -136,6 +136,8 @@ impl<'a> Exec<'a> {
             self.ks.dbs[self.db].remove(key);
             self.ks.stats.expired += 1;
             self.ks.signal_modified_key(self.db, key);
+            // Readers blocked in XREADGROUP on an expired stream learn that it is gone.
+            self.ks.blocking.signal(self.db, key);
             self.notify(crate::notify::class::EXPIRED, "expired", key);
             if self.propagating {
                 self.expired.push(Propagated {

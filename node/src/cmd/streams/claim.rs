@@ -200,8 +200,9 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !found? {
         return Err(no_key_or_group(key, name));
     }
-    // Redis allocates room for COUNT deleted IDs up front and refuses what it cannot allocate.
-    if count > (1i64 << 36) {
+    // Redis allocates 16 bytes per COUNT up front (room for the deleted IDs) and refuses what it
+    // cannot allocate; on a 64-bit Linux with 47-bit addresses that is from about 64 TB on.
+    if count > (1i64 << 42) {
         return Err(CommandError::err(
             "Insufficient memory, failed allocating transient memory, COUNT too high.",
         ));

@@ -28,9 +28,10 @@ fn xgroup_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(crate::cmd::help::reply(
         "XGROUP",
         &[
-            ("CREATE <key> <groupname> <id|$> [option]", "Create a new consumer group."),
-            ("    * MKSTREAM", "  Create the empty stream if it does not exist."),
-            ("    * ENTRIESREAD entries_read", "  Set the group's entries_read counter."),
+            (
+                "CREATE <key> <groupname> <id|$> [MKSTREAM] [ENTRIESREAD entries_read]",
+                "Create a new consumer group (MKSTREAM: create the empty stream if missing).",
+            ),
             ("CREATECONSUMER <key> <groupname> <consumer>", "Create a new consumer."),
             ("DELCONSUMER <key> <groupname> <consumer>", "Remove the specified consumer."),
             ("DESTROY <key> <groupname>", "Remove the specified group."),
