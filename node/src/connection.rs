@@ -327,7 +327,10 @@ impl Connection {
             last = outcome.resolved.or(last);
             let failed = outcome.reply.as_ref().is_some_and(Frame::is_error);
             let took = mark.duration_since(started);
-            if let Some(resolved) = outcome.resolved {
+            // A command that blocked is counted when it is answered, failed or not (Redis's
+            // updateStatsOnUnblock): a reader woken with -NOGROUP is a failed call.
+            let tally_now = outcome.blocked.is_none();
+            if let Some(resolved) = outcome.resolved.filter(|_| tally_now) {
                 self.client.tally.command(
                     resolved,
                     outcome.counted,
@@ -355,6 +358,10 @@ impl Connection {
             }
             if let Some(blocked) = outcome.blocked {
                 let reply = self.wait_blocked(blocked).await?;
+                if let Some(resolved) = outcome.resolved {
+                    let usec = took.as_micros() as u64;
+                    self.client.tally.command(resolved, outcome.counted, usec, reply.is_error());
+                }
                 self.reply(reply);
                 // Time spent blocked is not the next command's processing time.
                 mark = quanta::Instant::now();

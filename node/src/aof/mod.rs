@@ -127,6 +127,10 @@ pub struct RewriteStats {
     pub last_failed: bool,
     /// A rewrite with the AOF off is running (`aof_rewrite_in_progress`).
     pub running_while_off: bool,
+    /// CONFIG SET appendonly yes is writing the AOF's first base: counted as a rewrite in
+    /// progress from the moment the command returns, as Redis forks before it replies (tests
+    /// and tools wait on `aof_rewrite_in_progress` before relying on the new AOF).
+    pub starting: bool,
 }
 
 impl RewriteStats {
@@ -227,6 +231,14 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     File::options().create(true).append(true).open(path)
 }
 
+/// Opens a new incremental file, empty: a file of the same name left by an earlier period of
+/// the AOF (turned off, then on again, restarting the sequence) holds commands that must never
+/// be replayed after the new base.
+fn open_new_incr(path: &Path) -> std::io::Result<File> {
+    File::create(path)?;
+    open_append(path)
+}
+
 /// Opens the AOF after loading (or creates it: a base snapshot of the current data and a
 /// first incremental file), and starts the writer thread.
 pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<()> {
@@ -250,7 +262,7 @@ pub fn start(shared: &Arc<Shared>, loaded: Option<Manifest>) -> std::io::Result<
         None => {
             let mut m = manifest.clone();
             let name = incr_name(&prefix, 1);
-            let file = open_append(&dir.join(&name))?;
+            let file = open_new_incr(&dir.join(&name))?;
             m.entries.push(Entry { name, seq: 1, kind: FileType::Incr });
             (m, file)
         }
@@ -538,7 +550,7 @@ fn rewrite_now(shared: &Shared) -> std::io::Result<()> {
         let base_seq = st.manifest.base().map_or(1, |b| b.seq + 1);
         let incr_seq = st.manifest.incrs().last().map_or(1, |e| e.seq + 1);
         let new_incr = incr_name(&st.prefix, incr_seq);
-        st.file = Arc::new(open_append(&st.dir.join(&new_incr))?);
+        st.file = Arc::new(open_new_incr(&st.dir.join(&new_incr))?);
         st.db = None;
         // Step 1: the manifest lists the new incremental file next to the old ones, so every
         // write is covered whatever happens next.

@@ -85,9 +85,14 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         // As in Redis: turning the AOF on writes a base snapshot of the current data in the
         // background; turning it off flushes and closes it.
         let shared = ctx.server.self_arc();
+        if aof_wanted {
+            shared.aof_rewrite_stats.lock().starting = true;
+        }
         std::thread::spawn(move || {
             let result = if aof_wanted {
-                crate::aof::start(&shared, None)
+                let started = crate::aof::start(&shared, None);
+                shared.aof_rewrite_stats.lock().starting = false;
+                started
             } else {
                 crate::aof::stop(&shared)
             };

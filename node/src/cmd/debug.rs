@@ -196,11 +196,24 @@ fn reload(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ..Default::default()
     };
     let path = dir.join(dbfilename);
+    // The file's libraries replace ours when the dataset was emptied first (emptying it drops
+    // the libraries too, as Redis's emptyData does); with NOFLUSH they are added, replacing
+    // ones of the same name only with MERGE, as keys are.
     let loaded = crate::persist::load_file_with(&path, ctx.exec.ks, options, None)
         .map_err(|e| e.to_string())
-        .and_then(|summary| crate::script::library::Libraries::from_loaded(&summary.functions));
+        .and_then(|summary| {
+            let mut libraries = ctx.server.functions.lock();
+            if flush {
+                *libraries = crate::script::library::Libraries::from_loaded(&summary.functions)?;
+                return Ok(());
+            }
+            summary
+                .functions
+                .iter()
+                .try_for_each(|code| libraries.load(code, merge, None).map(drop))
+        });
     match loaded {
-        Ok(libraries) => *ctx.server.functions.lock() = libraries,
+        Ok(()) => {}
         Err(e) => {
             tracing::warn!(path = %path.display(), cause = %e, "DEBUG RELOAD could not load the dump");
             return Err(CommandError::err("Error trying to load the RDB dump"));

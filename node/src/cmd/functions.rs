@@ -228,6 +228,7 @@ fn call(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
         as_globals: false,
         name: &info.name,
         read_only: read_only || info.flags.no_writes,
+        allow_oom: info.flags.allow_oom,
     };
     crate::script::run(ctx, engine, function, &call)
 }

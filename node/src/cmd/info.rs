@@ -307,7 +307,7 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             };
             let rewrites = *shared.aof_rewrite_stats.lock();
             w(out, "aof_enabled", &aof_on);
-            let running = rewriting || rewrites.running_while_off;
+            let running = rewriting || rewrites.running_while_off || rewrites.starting;
             w(out, "aof_rewrite_in_progress", &u8::from(running));
             w(out, "aof_rewrite_scheduled", &u8::from(scheduled));
             w(out, "aof_last_rewrite_time_sec", &-1);

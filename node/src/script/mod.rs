@@ -539,6 +539,7 @@ pub fn eval(
         as_globals: true,
         name: &sha,
         read_only: read_only || compiled.flags.no_writes,
+        allow_oom: compiled.flags.allow_oom,
     };
     let function: Function =
         scripts.engine.lua.registry_value(&compiled.function).map_err(internal)?;
@@ -592,6 +593,8 @@ pub(crate) struct Call<'a> {
     pub name: &'a str,
     /// Whether write commands are refused.
     pub read_only: bool,
+    /// `allow-oom`: its commands run even over `maxmemory`.
+    pub allow_oom: bool,
 }
 
 /// Runs `function` (a script's body or a registered function) in `engine`, atomically, its
@@ -637,6 +640,7 @@ pub(crate) fn run(
     let runner = std::cell::RefCell::new(Runner {
         ctx: &mut *ctx,
         read_only: call.read_only,
+        allow_oom: call.allow_oom,
         keys: call.keys.to_vec(),
         out: Vec::new(),
     });
@@ -723,6 +727,7 @@ fn command_args(argv: MultiValue) -> Result<Vec<Bytes>, CommandError> {
 struct Runner<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
     read_only: bool,
+    allow_oom: bool,
     /// The script's KEYS.
     keys: Vec<Bytes>,
     /// What the script's commands propagate.
@@ -762,7 +767,14 @@ impl Runner<'_, '_> {
                     .into_frame();
             }
         }
-        if spec.has(flags::DENYOOM) && ctx.server.eviction.is_out_of_memory() {
+        // Over maxmemory a script may not start writing (Redis's scriptVerifyOOM): unless it
+        // declared allow-oom, or has written already (refusing now would break its atomicity).
+        let wrote = RUNNING.get().is_some_and(|r| r.wrote);
+        if spec.has(flags::DENYOOM)
+            && !self.allow_oom
+            && !wrote
+            && ctx.server.eviction.is_out_of_memory()
+        {
             return CommandError::raw("OOM command not allowed when used memory > 'maxmemory'.")
                 .into_frame();
         }
