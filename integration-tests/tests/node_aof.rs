@@ -498,3 +498,43 @@ fn published_messages_stay_out_of_the_aof() {
         assert!(!text.contains("publish") && !text.contains("message"), "{kind:?}: {text:?}");
     }
 }
+
+/// Turning the AOF off and on again starts a new AOF from what is in memory: nothing written
+/// to the AOF of the earlier period is replayed afterwards (its file names come round again
+/// with the new sequence), whether the AOF is reloaded with DEBUG LOADAOF or by a restart.
+#[test]
+fn an_aof_turned_off_and_on_again_replays_nothing_from_before() {
+    let mut node = Node::start(
+        Kind::Warden,
+        "node",
+        &["--appendonly", "yes", "--enable-debug-command", "yes"],
+    );
+    let mut c = node.connect();
+    let wait_rewritten = |c: &mut redis::Connection| {
+        wait::until("the first base of the AOF to be written", UP, || {
+            let info: String = cmd(c, &["INFO", "persistence"]);
+            match info.contains("aof_rewrite_in_progress:0") {
+                true => Ok(()),
+                false => Err(info),
+            }
+        })
+    };
+    // The first period: commands that must not come back.
+    for _ in 0..50 {
+        let _: i64 = cmd(&mut c, &["RPUSH", "list", "old"]);
+    }
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "appendonly", "no"]);
+    let _: () = cmd(&mut c, &["DEL", "list"]);
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "appendonly", "yes"]);
+    wait_rewritten(&mut c);
+    for _ in 0..3 {
+        let _: i64 = cmd(&mut c, &["RPUSH", "list", "new"]);
+    }
+    let expected = dataset(&node);
+    let _: () = cmd(&mut c, &["DEBUG", "LOADAOF"]);
+    assert_eq!(dataset(&node), expected, "after DEBUG LOADAOF");
+    node.proc.kill();
+    node.proc.restart();
+    wait::until("the node to restart from its AOF", UP, || node.try_connect());
+    assert_eq!(dataset(&node), expected, "after a restart");
+}

@@ -666,6 +666,27 @@ pub fn stop(shared: &Shared) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Turns the AOF on or off until it is as `appendonly` says, after a CONFIG SET changed it.
+/// One caller at a time, each reading the setting afresh: `appendonly no` then `yes` in quick
+/// succession ends with the AOF on and started over, whatever order the threads run in.
+pub fn follow_config(shared: &Arc<Shared>) {
+    static TOGGLING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _one = TOGGLING.lock();
+    loop {
+        let wanted = shared.config.read().get("appendonly") == Some("yes");
+        let on = shared.aof_on.load(Ordering::Relaxed);
+        if wanted == on {
+            break;
+        }
+        let result = if wanted { start(shared, None) } else { stop(shared) };
+        if let Err(e) = result {
+            warn!(cause = %e, "changing appendonly failed");
+            break;
+        }
+    }
+    shared.aof_rewrite_stats.lock().starting = false;
+}
+
 /// CONFIG SET appendfsync.
 pub fn set_policy(shared: &Shared, policy: Fsync) {
     if let Some(st) = shared.aof.lock().as_mut() {

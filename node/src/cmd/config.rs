@@ -70,6 +70,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let backlog_size = config.settings.repl_backlog_size;
     let fsync = crate::aof::Fsync::parse(config.get("appendfsync").unwrap_or("everysec"));
     let aof_wanted = config.get("appendonly") == Some("yes");
+    let aof_was_wanted = ctx.server.config.read().get("appendonly") == Some("yes");
     *ctx.server.config.write() = config;
     // Settings the replication layer caches take effect now.
     ctx.server.refresh_gates();
@@ -80,26 +81,15 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.server.command_stats.lock().latency_tracking = tracking;
     crate::proc_title::refresh(ctx.server);
     crate::aof::set_policy(ctx.server, fsync);
-    let aof_on = ctx.server.aof_on.load(std::sync::atomic::Ordering::Relaxed);
-    if aof_wanted != aof_on {
+    if aof_wanted != aof_was_wanted {
         // As in Redis: turning the AOF on writes a base snapshot of the current data in the
-        // background; turning it off flushes and closes it.
+        // background; turning it off flushes and closes it. Both need locks this command
+        // holds, so they run after it, in order (see `aof::follow_config`).
         let shared = ctx.server.self_arc();
         if aof_wanted {
             shared.aof_rewrite_stats.lock().starting = true;
         }
-        std::thread::spawn(move || {
-            let result = if aof_wanted {
-                let started = crate::aof::start(&shared, None);
-                shared.aof_rewrite_stats.lock().starting = false;
-                started
-            } else {
-                crate::aof::stop(&shared)
-            };
-            if let Err(e) = result {
-                tracing::warn!(cause = %e, "changing appendonly failed");
-            }
-        });
+        std::thread::spawn(move || crate::aof::follow_config(&shared));
     }
     if let Some(b) = ctx.server.repl.lock().backlog.as_mut() {
         b.resize(backlog_size);
