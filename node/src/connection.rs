@@ -55,6 +55,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
     let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
         multi: -1,
         resp: 2,
+        user: (bytes::Bytes::from_static(b"default"), crate::acl::DEFAULT_INCARNATION),
         ..Default::default()
     }));
     let (id, refused) = {
@@ -93,12 +94,14 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         let _ = socket.write_all(&Frame::error(text).to_bytes(Protocol::Resp2)).await;
         return;
     }
-    let authenticated = shared.config.read().settings.requirepass.is_none();
+    let user = shared.acl.default_user();
+    let authenticated = !shared.acl.acl.read().auth_required();
     let client = ClientState {
         id,
         db: 0,
         resp: Protocol::Resp2,
         authenticated,
+        user,
         name: None,
         multi: None,
         multi_failed: false,

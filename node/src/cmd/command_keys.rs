@@ -56,6 +56,14 @@ pub fn positions(argv: &[Bytes]) -> Vec<usize> {
     }
 }
 
+/// The keys of a command line that passed arity checks, with their key-spec flags, as the
+/// ACL check reads them (Redis's `getKeysFromCommandWithSpecs`): none when it has no keys.
+pub fn keys_with_flags(argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+    keys_of_line(argv)
+        .map(|keys| keys.into_iter().map(|k| (k.pos, k.flags)).collect())
+        .unwrap_or_default()
+}
+
 /// Redis's `getKeysFromCommandWithSpecs`: the key specs when their flags do not depend on the
 /// arguments and they can be followed; otherwise the command's own key finder, if any.
 fn keys_from_meta(m: &CommandMeta, native: Option<NativeKeys>, argv: &[Bytes]) -> Vec<FoundKey> {

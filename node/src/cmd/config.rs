@@ -67,6 +67,9 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             )),
         })?;
     }
+    let new_password = (config.settings.requirepass
+        != ctx.server.config.read().settings.requirepass)
+        .then(|| config.settings.requirepass.clone());
     let backlog_size = config.settings.repl_backlog_size;
     let fsync = crate::aof::Fsync::parse(config.get("appendfsync").unwrap_or("everysec"));
     let aof_wanted = config.get("appendonly") == Some("yes");
@@ -74,6 +77,11 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Settings the replication layer caches take effect now.
     ctx.server.refresh_gates();
     ctx.server.refresh_output_limits();
+    ctx.server.refresh_acl_settings();
+    if let Some(password) = new_password {
+        ctx.server.acl.acl.write().set_default_password(password.as_deref());
+        ctx.server.acl.changed();
+    }
     ctx.ks.notify = ctx.server.config.read().settings.notify;
     ctx.server.refresh_eviction(ctx.exec.ks);
     let tracking = ctx.server.config.read().settings.latency_tracking;

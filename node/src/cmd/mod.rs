@@ -19,6 +19,7 @@ use bytes::Bytes;
 use crate::error::CmdResult;
 use crate::exec::Ctx;
 
+pub mod acl;
 pub mod args;
 pub mod bitmaps;
 pub mod client;
@@ -215,8 +216,9 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 25] {
+fn families() -> [&'static [CommandSpec]; 26] {
     [
+        acl::COMMANDS,
         keys::COMMANDS,
         dump::COMMANDS,
         strings::COMMANDS,

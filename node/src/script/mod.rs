@@ -621,6 +621,15 @@ impl Runner<'_, '_> {
         if spec.has(flags::NOSCRIPT) {
             return CommandError::err("This Redis command is not allowed from script").into_frame();
         }
+        if let Some(user) = ctx.client.user.user.as_deref().filter(|u| !u.unrestricted) {
+            if let Err(denied) = crate::acl::check::check(user, resolved, &argv) {
+                let context = crate::acl::log::Context::Lua;
+                crate::acl::log_denied(ctx.server, ctx.client, resolved, &argv, denied, context);
+                let why = denied.script_message();
+                return CommandError::err(format!("The user executing the script {why}"))
+                    .into_frame();
+            }
+        }
         if spec.has(flags::WRITE) {
             if self.read_only {
                 return CommandError::err("Write commands are not allowed from read-only scripts.")

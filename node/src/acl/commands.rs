@@ -1,0 +1,187 @@
+//! The commands ACL rules talk about: every command and subcommand of the command table with
+//! a small integer id (a bit in a selector's command bitmap) and its ACL categories.
+//!
+//! Categories come from the generated COMMAND INFO metadata (`cmd::meta`), which holds Redis's
+//! categories including the implicit ones (`@write` for a write command …). A command Redis
+//! 7.0 lacks has no metadata row; its categories are derived from its flags as Redis's
+//! `setImplicitACLCategories` does.
+//!
+//! Ids follow name order (containers before their subcommands), so everything that walks the
+//! commands (ACL CAT, the category fitting of ACL LIST) is deterministic. Redis walks a hash
+//! table seeded at random on every start, so where Redis's order is unspecified ours is one of
+//! its possible orders.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::cmd::{self, flags, CommandSpec};
+
+/// Redis 7.0's ACL categories, in its order (ACL CAT, COMMAND INFO).
+pub const CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// The bit of a category named without its `@` (case-insensitive), if it exists.
+pub fn category(name: &[u8]) -> Option<u32> {
+    CATEGORIES.iter().position(|c| c.as_bytes().eq_ignore_ascii_case(name)).map(|i| 1 << i)
+}
+
+/// The most commands a bitmap holds.
+pub const MAX_COMMANDS: usize = 1024;
+
+/// One command or subcommand.
+#[derive(Debug)]
+pub struct Entry {
+    /// `get`, or `client|list` for a subcommand.
+    pub fullname: String,
+    /// Its bit in a selector's bitmap.
+    pub id: usize,
+    /// Bitwise-or of category bits (see [`category`]).
+    pub categories: u32,
+    /// The container's id, for a subcommand.
+    pub parent: Option<usize>,
+    /// The subcommands' ids, for a container.
+    pub subs: Vec<usize>,
+    /// Its row in the command table.
+    pub spec: &'static CommandSpec,
+}
+
+/// Every command and subcommand.
+pub struct Commands {
+    /// By id.
+    pub entries: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+    by_spec: HashMap<usize, usize>,
+}
+
+impl Commands {
+    /// The top-level commands, in id order.
+    pub fn top_level(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.parent.is_none())
+    }
+
+    /// A command by `name` or `container|sub`, case-insensitively.
+    pub fn lookup(&self, name: &[u8]) -> Option<&Entry> {
+        let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+        self.by_name.get(&name).map(|&id| &self.entries[id])
+    }
+
+    /// The id of a command table row.
+    pub fn id_of(&self, spec: &'static CommandSpec) -> usize {
+        self.by_spec[&(spec as *const CommandSpec as usize)]
+    }
+}
+
+/// Categories as Redis's `setImplicitACLCategories` derives them from flags.
+fn implicit_categories(spec: &CommandSpec) -> u32 {
+    let bit = |name: &str| category(name.as_bytes()).expect("a known category");
+    let mut c = 0;
+    if spec.has(flags::WRITE) {
+        c |= bit("write");
+    }
+    if spec.has(flags::READONLY) {
+        c |= bit("read");
+    }
+    if spec.has(flags::ADMIN) {
+        c |= bit("admin") | bit("dangerous");
+    }
+    if spec.has(flags::PUBSUB) {
+        c |= bit("pubsub");
+    }
+    if spec.has(flags::FAST) {
+        c |= bit("fast");
+    }
+    if spec.has(flags::BLOCKING) {
+        c |= bit("blocking");
+    }
+    if c & bit("fast") == 0 {
+        c |= bit("slow");
+    }
+    c
+}
+
+fn categories_of(fullname: &str, spec: &CommandSpec) -> u32 {
+    match cmd::meta::find(fullname) {
+        Some(m) => m
+            .acl_categories
+            .iter()
+            .filter_map(|c| category(c.trim_start_matches('@').as_bytes()))
+            .fold(0, |a, b| a | b),
+        None => implicit_categories(spec),
+    }
+}
+
+/// The command universe, built once from the command table.
+pub fn commands() -> &'static Commands {
+    static COMMANDS: OnceLock<Commands> = OnceLock::new();
+    COMMANDS.get_or_init(|| {
+        let mut top: Vec<&'static CommandSpec> = cmd::table().values().copied().collect();
+        top.sort_by_key(|s| s.name);
+        let mut all =
+            Commands { entries: Vec::new(), by_name: HashMap::new(), by_spec: HashMap::new() };
+        for spec in top {
+            let id = all.entries.len();
+            let mut subs: Vec<&'static CommandSpec> = spec.subcommands.iter().collect();
+            subs.sort_by_key(|s| s.name);
+            all.push(spec.name.to_string(), spec, None);
+            for sub in subs {
+                let sub_id = all.push(format!("{}|{}", spec.name, sub.name), sub, Some(id));
+                all.entries[id].subs.push(sub_id);
+            }
+        }
+        assert!(all.entries.len() < MAX_COMMANDS, "the ACL command bitmap is too small");
+        all
+    })
+}
+
+impl Commands {
+    fn push(
+        &mut self,
+        fullname: String,
+        spec: &'static CommandSpec,
+        parent: Option<usize>,
+    ) -> usize {
+        let id = self.entries.len();
+        let categories = categories_of(&fullname, spec);
+        self.by_name.insert(fullname.clone(), id);
+        self.by_spec.insert(spec as *const CommandSpec as usize, id);
+        self.entries.push(Entry { fullname, id, categories, parent, subs: Vec::new(), spec });
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_an_id_and_categories() {
+        let all = commands();
+        let get = all.lookup(b"GET").expect("get exists");
+        assert_eq!(get.categories & category(b"read").unwrap(), category(b"read").unwrap());
+        let list = all.lookup(b"client|LIST").expect("client|list exists");
+        assert_eq!(list.parent, Some(all.lookup(b"client").unwrap().id));
+        assert!(all.entries.iter().all(|e| e.categories != 0), "a command without category");
+        assert!(all.lookup(b"client|list|x").is_none());
+    }
+}
