@@ -137,7 +137,21 @@ fn rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         let r = ctx.server.repl.lock();
         r.master.as_ref().map(|m| (m.host.clone(), m.port))
     };
-    let out = config.rewrite_text(&text, master.as_ref().map(|(h, p)| (h.as_str(), *p)));
+    let users: Vec<String> = {
+        let acl = ctx.server.acl.acl.read();
+        if acl.filename.is_empty() {
+            acl.iter()
+                .map(|e| {
+                    let rules = e.user.describe();
+                    format!("user {} {}", lossy(&e.user.name), lossy(&rules))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let master = master.as_ref().map(|(h, p)| (h.as_str(), *p));
+    let out = config.rewrite_text(&text, master, &users);
     let result = (|| -> std::io::Result<()> {
         let tmp = path.with_extension("rewrite.tmp");
         let mut f = std::fs::File::create(&tmp)?;
@@ -151,6 +165,10 @@ fn rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         CommandError::err(format!("Rewriting config file: {e}"))
     })?;
     Ok(Frame::ok())
+}
+
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
 }
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
