@@ -227,7 +227,8 @@ impl ClientUser {
 /// The registry and its generation, as the server holds them.
 #[derive(Default)]
 pub struct AclState {
-    /// The users. Lock order: after `keyspace`, before `clients`.
+    /// The users. Lock order: after `keyspace`; `clients` and `pubsub` are never taken while
+    /// it is held, nor it while they are.
     pub acl: parking_lot::RwLock<Acl>,
     /// Bumped after every change to a user (see the module docs).
     pub generation: AtomicU64,

@@ -264,3 +264,69 @@ pub fn merge_selectors(rules: &[Bytes]) -> Result<Vec<Bytes>, usize> {
         None => Ok(merged),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(rules: &str) -> String {
+        let mut u = User::new(Bytes::from_static(b"u"), false);
+        let rules: Vec<Bytes> = rules
+            .split(' ')
+            .filter(|r| !r.is_empty())
+            .map(|r| Bytes::from(r.to_string()))
+            .collect();
+        u.apply_all(&rules, false).expect("valid rules");
+        String::from_utf8(u.describe()).expect("descriptions are text")
+    }
+
+    /// Each expected text is what Redis 7.0.15's ACL LIST printed for the same ACL SETUSER.
+    #[test]
+    fn descriptions_match_redis() {
+        assert_eq!(described(""), "off resetchannels -@all");
+        assert_eq!(described("reset"), "off sanitize-payload resetchannels -@all");
+        assert_eq!(described("+@all -@dangerous"), "off resetchannels +@all -@dangerous");
+        assert_eq!(
+            described("-@all +@hash +@string -hset"),
+            "off resetchannels -@all +@string +@hash -hset"
+        );
+        assert_eq!(described("allkeys allchannels allcommands -config"), "off ~* &* +@all -config");
+        assert_eq!(
+            described("+@all -client +client|id"),
+            "off resetchannels +@all -client +client|id"
+        );
+        assert_eq!(
+            described("on >p1 ~k* %R~r* %W~w* %RW~x* &ch* (+get ~g*)"),
+            "on #f64551fcd6f07823cb87971cfb91446425da18286b3ab1ef935e0cbd7a69f68a ~k* %R~r* %W~w* ~x* resetchannels &ch* -@all (~g* resetchannels -@all +get)"
+        );
+        assert_eq!(
+            described("-@all +select|0 +select|1 +SELECT|1"),
+            "off resetchannels -@all +select|0 +select|1"
+        );
+        assert_eq!(described("nocommands +@set +@list"), "off resetchannels -@all +@list +@set");
+    }
+
+    #[test]
+    fn bad_rules_change_nothing_and_say_why() {
+        let mut u = User::default_user();
+        let rules = [Bytes::from_static(b"resetpass"), Bytes::from_static(b"~more")];
+        let e = u.apply_all(&rules, false).unwrap_err();
+        assert!(e.starts_with("Error in ACL SETUSER modifier '~more': Adding a pattern"), "{e}");
+        assert_eq!(u, User::default_user());
+        let e = u.apply_all(&[Bytes::from_static(b"(~x"), Bytes::from_static(b"+get")], false);
+        assert_eq!(e.unwrap_err(), "Unmatched parenthesis in acl selector starting at '(~x'.");
+    }
+
+    #[test]
+    fn passwords_are_hashed_and_checked() {
+        let mut u = User::new(Bytes::from_static(b"u"), false);
+        u.apply_all(&[Bytes::from_static(b">secret")], false).unwrap();
+        assert!(!u.accepts(b"secret"), "an off user never logs in");
+        u.apply(b"on", false).unwrap();
+        assert!(u.accepts(b"secret"));
+        assert!(!u.accepts(b"other"));
+        assert_eq!(u.passwords, [hash_password(b"secret")]);
+        u.apply(b"nopass", false).unwrap();
+        assert!(u.accepts(b"anything"));
+    }
+}
