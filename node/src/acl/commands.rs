@@ -6,6 +6,11 @@
 //! 7.0 lacks has no metadata row; its categories are derived from its flags as Redis's
 //! `setImplicitACLCategories` does.
 //!
+//! Commands Redis 7.0.15 has and warden-node lacks (`cmd::meta::REDIS_ONLY`: CLUSTER,
+//! MODULE, the stream commands until they land …) are in the universe too, with Redis's
+//! categories and no command table row: rules may name them and categories count them exactly
+//! as in Redis, so operators' rules are accepted and ACL LIST describes them as Redis does.
+//!
 //! Ids follow name order (containers before their subcommands), so everything that walks the
 //! commands (ACL CAT, the category fitting of ACL LIST) is deterministic. Redis walks a hash
 //! table seeded at random on every start, so where Redis's order is unspecified ours is one of
@@ -62,8 +67,8 @@ pub struct Entry {
     pub parent: Option<usize>,
     /// The subcommands' ids, for a container.
     pub subs: Vec<usize>,
-    /// Its row in the command table.
-    pub spec: &'static CommandSpec,
+    /// Its row in the command table (`None` for a command only Redis has).
+    pub spec: Option<&'static CommandSpec>,
 }
 
 /// Every command and subcommand.
@@ -122,30 +127,56 @@ fn implicit_categories(spec: &CommandSpec) -> u32 {
 
 fn categories_of(fullname: &str, spec: &CommandSpec) -> u32 {
     match cmd::meta::find(fullname) {
-        Some(m) => m
-            .acl_categories
-            .iter()
-            .filter_map(|c| category(c.trim_start_matches('@').as_bytes()))
-            .fold(0, |a, b| a | b),
+        Some(m) => categories_from_names(m.acl_categories),
         None => implicit_categories(spec),
     }
 }
 
-/// The command universe, built once from the command table.
+fn categories_from_names(names: &[&str]) -> u32 {
+    names
+        .iter()
+        .filter_map(|c| category(c.trim_start_matches('@').as_bytes()))
+        .fold(0, |a, b| a | b)
+}
+
+/// One command as the universe is built: its row, or Redis's categories for a command only
+/// Redis has.
+#[derive(Clone, Copy)]
+enum Source {
+    Table(&'static CommandSpec),
+    RedisOnly(u32),
+}
+
+/// The command universe, built once from the command table and `REDIS_ONLY`.
 pub fn commands() -> &'static Commands {
     static COMMANDS: OnceLock<Commands> = OnceLock::new();
     COMMANDS.get_or_init(|| {
-        let mut top: Vec<&'static CommandSpec> = cmd::table().values().copied().collect();
-        top.sort_by_key(|s| s.name);
+        use std::collections::BTreeMap;
+        // Top-level name → (source, subcommands by name).
+        let mut tree: BTreeMap<String, (Source, BTreeMap<String, Source>)> = BTreeMap::new();
+        for spec in cmd::table().values().copied() {
+            let subs = spec.subcommands.iter().map(|s| (s.name.to_string(), Source::Table(s)));
+            tree.insert(spec.name.to_string(), (Source::Table(spec), subs.collect()));
+        }
+        for (fullname, categories) in cmd::meta::REDIS_ONLY {
+            let source = Source::RedisOnly(categories_from_names(categories));
+            match fullname.split_once('|') {
+                None => {
+                    tree.entry(fullname.to_string()).or_insert((source, BTreeMap::new()));
+                }
+                Some((parent, sub)) => {
+                    if let Some((_, subs)) = tree.get_mut(parent) {
+                        subs.entry(sub.to_string()).or_insert(source);
+                    }
+                }
+            }
+        }
         let mut all =
             Commands { entries: Vec::new(), by_name: HashMap::new(), by_spec: HashMap::new() };
-        for spec in top {
-            let id = all.entries.len();
-            let mut subs: Vec<&'static CommandSpec> = spec.subcommands.iter().collect();
-            subs.sort_by_key(|s| s.name);
-            all.push(spec.name.to_string(), spec, None);
-            for sub in subs {
-                let sub_id = all.push(format!("{}|{}", spec.name, sub.name), sub, Some(id));
+        for (name, (source, subs)) in tree {
+            let id = all.push(name.clone(), source, None);
+            for (sub, source) in subs {
+                let sub_id = all.push(format!("{name}|{sub}"), source, Some(id));
                 all.entries[id].subs.push(sub_id);
             }
         }
@@ -155,16 +186,16 @@ pub fn commands() -> &'static Commands {
 }
 
 impl Commands {
-    fn push(
-        &mut self,
-        fullname: String,
-        spec: &'static CommandSpec,
-        parent: Option<usize>,
-    ) -> usize {
+    fn push(&mut self, fullname: String, source: Source, parent: Option<usize>) -> usize {
         let id = self.entries.len();
-        let categories = categories_of(&fullname, spec);
+        let (categories, spec) = match source {
+            Source::Table(spec) => {
+                self.by_spec.insert(spec as *const CommandSpec as usize, id);
+                (categories_of(&fullname, spec), Some(spec))
+            }
+            Source::RedisOnly(categories) => (categories, None),
+        };
         self.by_name.insert(fullname.clone(), id);
-        self.by_spec.insert(spec as *const CommandSpec as usize, id);
         self.entries.push(Entry { fullname, id, categories, parent, subs: Vec::new(), spec });
         id
     }
@@ -183,5 +214,8 @@ mod tests {
         assert_eq!(list.parent, Some(all.lookup(b"client").unwrap().id));
         assert!(all.entries.iter().all(|e| e.categories != 0), "a command without category");
         assert!(all.lookup(b"client|list|x").is_none());
+        // A command only Redis has can be named in rules; it has no table row.
+        let cluster = all.lookup(b"cluster").expect("Redis has CLUSTER");
+        assert!(cluster.spec.is_none() && !cluster.subs.is_empty());
     }
 }
