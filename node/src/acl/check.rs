@@ -118,7 +118,10 @@ fn check_selector(
         return Err(Denied::Command);
     }
     if !selector.allkeys {
-        let keys = keys.get_or_insert_with(|| crate::cmd::command_keys::keys_with_flags(argv));
+        let keys = keys.get_or_insert_with(|| {
+            let spec = entry.spec.expect("a command that runs has a table row");
+            crate::cmd::command_keys::keys_with_flags(&entry.fullname, spec, entry.meta, argv)
+        });
         for &(pos, flags) in keys.iter() {
             if !selector.allows_key(&argv[pos], needed_access(flags)) {
                 return Err(Denied::Key(pos));
@@ -158,11 +161,6 @@ fn channels(entry: &Entry, argv: &[Bytes]) -> (std::ops::Range<usize>, bool) {
         "psubscribe" => (1..argv.len(), true),
         _ => (0..0, false),
     }
-}
-
-/// Whether a user may use a key with the access asked (`read`/`write`).
-pub fn user_allows_key(user: &User, key: &[u8], needed: u8) -> bool {
-    user.unrestricted || user.selectors.iter().any(|s| s.allows_key(key, needed))
 }
 
 #[cfg(test)]

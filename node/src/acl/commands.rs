@@ -69,6 +69,8 @@ pub struct Entry {
     pub subs: Vec<usize>,
     /// Its row in the command table (`None` for a command only Redis has).
     pub spec: Option<&'static CommandSpec>,
+    /// Its COMMAND INFO metadata (key specs), if Redis 7.0 has it.
+    pub meta: Option<&'static cmd::meta::CommandMeta>,
 }
 
 /// Every command and subcommand.
@@ -76,7 +78,9 @@ pub struct Commands {
     /// By id.
     pub entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
-    by_spec: HashMap<usize, usize>,
+    /// Ids by the address of their command table row (looked up for every command of a
+    /// restricted user).
+    by_spec: HashMap<usize, usize, ahash::RandomState>,
 }
 
 impl Commands {
@@ -172,7 +176,7 @@ pub fn commands() -> &'static Commands {
             }
         }
         let mut all =
-            Commands { entries: Vec::new(), by_name: HashMap::new(), by_spec: HashMap::new() };
+            Commands { entries: Vec::new(), by_name: HashMap::new(), by_spec: HashMap::default() };
         for (name, (source, subs)) in tree {
             let id = all.push(name.clone(), source, None);
             for (sub, source) in subs {
@@ -196,7 +200,8 @@ impl Commands {
             Source::RedisOnly(categories) => (categories, None),
         };
         self.by_name.insert(fullname.clone(), id);
-        self.entries.push(Entry { fullname, id, categories, parent, subs: Vec::new(), spec });
+        let meta = cmd::meta::find(&fullname);
+        self.entries.push(Entry { fullname, id, categories, parent, subs: Vec::new(), spec, meta });
         id
     }
 }

@@ -68,7 +68,7 @@ impl RuleError {
 
 /// A user as the registry holds it: the current version and its incarnation.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct UserEntry {
     /// The user's rules.
     pub user: Arc<User>,
     /// Stays the same across changes; new when the user is (re)created.
@@ -77,7 +77,7 @@ pub struct Entry {
 
 /// Every user, the ACL log, and the settings the ACL code reads.
 pub struct Acl {
-    users: BTreeMap<Bytes, Entry>,
+    users: BTreeMap<Bytes, UserEntry>,
     next_incarnation: u64,
     /// Denied commands and failed logins (ACL LOG).
     pub log: log::AclLog,
@@ -101,7 +101,7 @@ impl Default for Acl {
         let default = User::default_user();
         users.insert(
             default.name.clone(),
-            Entry { user: Arc::new(default), incarnation: DEFAULT_INCARNATION },
+            UserEntry { user: Arc::new(default), incarnation: DEFAULT_INCARNATION },
         );
         Acl {
             users,
@@ -116,17 +116,17 @@ impl Default for Acl {
 
 impl Acl {
     /// A user by name.
-    pub fn get(&self, name: &[u8]) -> Option<&Entry> {
+    pub fn get(&self, name: &[u8]) -> Option<&UserEntry> {
         self.users.get(name)
     }
 
     /// The `default` user.
-    pub fn default_entry(&self) -> &Entry {
+    pub fn default_entry(&self) -> &UserEntry {
         self.users.get(b"default".as_slice()).expect("the default user always exists")
     }
 
     /// Every user, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+    pub fn iter(&self) -> impl Iterator<Item = &UserEntry> {
         self.users.values()
     }
 
@@ -147,7 +147,7 @@ impl Acl {
                 user.apply_all(rules, all)?;
                 let incarnation = self.next_incarnation;
                 self.next_incarnation += 1;
-                self.users.insert(name, Entry { user: Arc::new(user), incarnation });
+                self.users.insert(name, UserEntry { user: Arc::new(user), incarnation });
                 Ok(None)
             }
         }
@@ -189,12 +189,12 @@ impl Acl {
             }
             let incarnation = self.next_incarnation;
             self.next_incarnation += 1;
-            fresh.insert(user.name.clone(), Entry { user: Arc::new(user), incarnation });
+            fresh.insert(user.name.clone(), UserEntry { user: Arc::new(user), incarnation });
         }
         let default = default.unwrap_or_else(User::default_user);
         fresh.insert(
             default.name.clone(),
-            Entry { user: Arc::new(default), incarnation: DEFAULT_INCARNATION },
+            UserEntry { user: Arc::new(default), incarnation: DEFAULT_INCARNATION },
         );
         self.users = fresh;
     }

@@ -254,8 +254,8 @@ impl Selector {
         if self.allcommands || no_auth || self.allows(entry.id) {
             return true;
         }
-        let idx = if entry.parent.is_some() { 2 } else { 1 };
-        let Some(arg) = argv.get(idx).filter(|_| argv.len() >= 2) else { return false };
+        // Only commands without subcommands have first arguments, so this is argument 1.
+        let Some(arg) = argv.get(1) else { return false };
         self.firstargs
             .iter()
             .find(|(id, _)| *id == entry.id)
