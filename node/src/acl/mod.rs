@@ -12,7 +12,7 @@
 //! different incarnation that those clients do not inherit.
 //!
 //! The rule language is in [`user`] and [`selector`], the permission check in [`check`], the
-//! log in [`log`], and the ACL file in [`file`].
+//! log in [`log`], and the ACL file in [`mod@file`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
