@@ -266,15 +266,13 @@ impl Shared {
     }
 
     /// Hands the ACL settings (`acllog-max-len`, `acl-pubsub-default`, `aclfile`) to the ACL
-    /// registry.
+    /// registry. A shorter `acllog-max-len` trims the log at its next entry, as in Redis.
     pub fn refresh_acl_settings(&self) {
         let config = self.config.read();
         let mut acl = self.acl.acl.write();
         acl.log_max_len = config.get("acllog-max-len").and_then(|v| v.parse().ok()).unwrap_or(128);
         acl.pubsub_default_all = config.get("acl-pubsub-default") == Some("allchannels");
         acl.filename = config.get("aclfile").unwrap_or_default().to_string();
-        let max_len = acl.log_max_len;
-        acl.log.truncate(max_len);
     }
 
     /// Hands `maxmemory` and its policy to eviction, and the policy's kind of access stamps

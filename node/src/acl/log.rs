@@ -85,11 +85,6 @@ impl AclLog {
         self.entries.clear();
     }
 
-    /// Keeps the `max_len` newest entries.
-    pub fn truncate(&mut self, max_len: usize) {
-        self.entries.truncate(max_len);
-    }
-
     /// The `count` newest entries.
     pub fn newest(&self, count: usize) -> impl Iterator<Item = &LogEntry> {
         self.entries.iter().take(count)
