@@ -292,7 +292,8 @@ fn refresh_slow(state: &AclState, client: &mut ClientUser, generation: u64) -> R
     }
 }
 
-/// Records a denied command in the ACL log (Redis's `addACLLogEntry`).
+/// Records a denied command in the ACL log (Redis's `addACLLogEntry`). `running` is the
+/// command the client-info line names: the denied one, or for a script the EVAL that ran it.
 pub fn log_denied(
     shared: &crate::server::Shared,
     client: &crate::client::ClientState,
@@ -300,13 +301,14 @@ pub fn log_denied(
     argv: &[Bytes],
     denied: check::Denied,
     context: log::Context,
+    running: &str,
 ) {
     let object = match denied.position() {
         Some(at) => argv[at].clone(),
         None => Bytes::from(resolved.fullname()),
     };
     let username = Bytes::copy_from_slice(client.user.name());
-    add_log_entry(shared, client, &resolved.fullname(), denied.reason(), context, object, username);
+    add_log_entry(shared, client, running, denied.reason(), context, object, username);
 }
 
 /// Records a failed login: the object is the command as typed, the user the one asked for.

@@ -135,7 +135,8 @@ fn changed_rules_deny(
     let user = ctx.client.user.user.as_deref().filter(|u| !u.unrestricted)?;
     let denied = crate::acl::check::check(user, resolved, argv).err()?;
     let context = crate::acl::log::Context::Multi;
-    crate::acl::log_denied(ctx.server, ctx.client, resolved, argv, denied, context);
+    let fullname = resolved.fullname();
+    crate::acl::log_denied(ctx.server, ctx.client, resolved, argv, denied, context, &fullname);
     Some(denied)
 }
 

@@ -519,6 +519,7 @@ pub fn eval(
         ctx: &mut *ctx,
         read_only,
         keys: keys.to_vec(),
+        caller: String::from_utf8_lossy(&command[0]).to_ascii_lowercase(),
         out: Vec::new(),
     });
     let outcome = lua.scope(|scope| {
@@ -597,6 +598,8 @@ struct Runner<'c, 'a> {
     read_only: bool,
     /// The script's KEYS.
     keys: Vec<Bytes>,
+    /// The command that runs the script (`eval`, `evalsha` …), as the ACL log names it.
+    caller: String,
     /// What the script's commands propagate.
     out: Vec<Propagated>,
 }
@@ -624,7 +627,10 @@ impl Runner<'_, '_> {
         if let Some(user) = ctx.client.user.user.as_deref().filter(|u| !u.unrestricted) {
             if let Err(denied) = crate::acl::check::check(user, resolved, &argv) {
                 let context = crate::acl::log::Context::Lua;
-                crate::acl::log_denied(ctx.server, ctx.client, resolved, &argv, denied, context);
+                let caller = self.caller.as_str();
+                crate::acl::log_denied(
+                    ctx.server, ctx.client, resolved, &argv, denied, context, caller,
+                );
                 let why = denied.script_message();
                 return CommandError::err(format!("The user executing the script {why}"))
                     .into_frame();
