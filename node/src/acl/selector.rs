@@ -57,7 +57,8 @@ pub struct Selector {
     pub patterns: Vec<KeyPattern>,
     /// Channel patterns, in the order added.
     pub channels: Vec<Bytes>,
-    /// First arguments allowed for a command whose bit is clear: (command id, arguments).
+    /// First arguments allowed for a command whose bit is clear: (command id, arguments),
+    /// sorted by id.
     firstargs: Vec<(usize, Vec<Bytes>)>,
 }
 
@@ -233,11 +234,12 @@ impl Selector {
             "Deprecation warning: allowing a first arg of an otherwise blocked command is a misuse of ACL and may get disabled in the future"
         );
         let id = entry.id;
-        let slot = match self.firstargs.iter().position(|(i, _)| *i == id) {
-            Some(i) => i,
-            None => {
-                self.firstargs.push((id, Vec::new()));
-                self.firstargs.len() - 1
+        // Kept sorted by command id, so equal permissions compare equal.
+        let slot = match self.firstargs.binary_search_by_key(&id, |(i, _)| *i) {
+            Ok(i) => i,
+            Err(i) => {
+                self.firstargs.insert(i, (id, Vec::new()));
+                i
             }
         };
         let args = &mut self.firstargs[slot].1;
