@@ -249,7 +249,7 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
             };
             let fullname = resolved.fullname();
             crate::acl::log_denied(shared, client, resolved, argv, denied, context, &fullname);
-            let text = format!("NOPERM {}", denied.message(&resolved.fullname()));
+            let text = format!("NOPERM {}", denied.message(&fullname));
             let error = CommandError::raw(text);
             return Done(Box::new(Outcome::rejected(reject(shared, client, argv, error), found)));
         }
