@@ -394,7 +394,7 @@ pub static COMMANDS: &[CommandMeta] = &[
 """
 
 
-def render(entries):
+def render(entries, redis_only):
     out = HEADER.format(regenerate=REGENERATE)
     for e in entries:
         out += "    CommandMeta {\n"
@@ -409,7 +409,29 @@ def render(entries):
         out += "        movable_keys: %s,\n" % ("true" if e["movable"] else "false")
         out += "    },\n"
     out += "];\n"
+    out += REDIS_ONLY_HEADER
+    for name, categories in redis_only:
+        out += "    (%s, %s),\n" % (rust_str(name), rust_list(categories))
+    out += "];\n"
     return out
+
+
+REDIS_ONLY_HEADER = """
+/// Commands (and subcommands) Redis 7.0.15 has and warden-node does not, with their ACL
+/// categories, sorted by full name. ACL rules may name them and ACL categories count them as
+/// in Redis, so the same rules are accepted and described the same way; they never run.
+pub static REDIS_ONLY: &[(&str, &[&str])] = &[
+"""
+
+
+def redis_only_commands(conn, implemented):
+    """Full names and ACL categories of Redis's commands that warden-node lacks."""
+    out = []
+    for entry in conn.call("COMMAND", "INFO"):
+        for e in [entry] + list(entry[9]):
+            if e[0] not in implemented:
+                out.append((e[0], list(e[6])))
+    return sorted(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -708,6 +730,7 @@ def main():
         wc = Conn(warden.port)
         arities = warden_commands(wc)
 
+        redis_only = redis_only_commands(rc, arities)
         entries, docs, missing, arity_diffs = [], [], [], []
         for name in sorted(arities):
             (reply,) = rc.call("COMMAND", "INFO", name)
@@ -725,7 +748,7 @@ def main():
         for s in servers:
             s.stop()
 
-    for path, text, count in ((opts.out, render(entries), len(entries)),
+    for path, text, count in ((opts.out, render(entries, redis_only), len(entries)),
                               (opts.docs_out, render_docs(docs), len(docs))):
         with open(path, "w") as f:
             f.write(text)

@@ -70,6 +70,8 @@ pub struct ClientSnapshot {
     pub no_evict: bool,
     /// Bytes in the query buffer.
     pub qbuf: usize,
+    /// The ACL user's name (CLIENT LIST `user=`, CLIENT KILL USER) and incarnation.
+    pub user: (bytes::Bytes, u64),
 }
 
 /// A client as the registry holds it.
@@ -167,8 +169,10 @@ pub struct ClientState {
     pub db: usize,
     /// Protocol version.
     pub resp: Protocol,
-    /// Passed AUTH (or no password is required).
+    /// Passed AUTH (or the default user needed no password when it connected).
     pub authenticated: bool,
+    /// The ACL user it runs commands as.
+    pub user: crate::acl::ClientUser,
     /// CLIENT SETNAME.
     pub name: Option<Bytes>,
     /// Commands queued by MULTI (`None` outside MULTI).
@@ -242,6 +246,7 @@ impl ClientState {
             db: 0,
             resp: Protocol::Resp2,
             authenticated: true,
+            user: crate::acl::ClientUser::internal(),
             name: None,
             multi: None,
             multi_failed: false,
@@ -256,6 +261,7 @@ impl ClientState {
                 multi: -1,
                 resp: 2,
                 kind,
+                user: (bytes::Bytes::from_static(crate::acl::SUPERUSER), 0),
                 ..Default::default()
             })),
             addr,
@@ -269,6 +275,12 @@ impl ClientState {
             aof_woff: 0,
             tally: Default::default(),
         }
+    }
+
+    /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET).
+    pub fn set_user(&mut self, user: crate::acl::ClientUser) {
+        self.snapshot.lock().user = (bytes::Bytes::copy_from_slice(user.name()), user.incarnation);
+        self.user = user;
     }
 
     /// True while subscribed to anything (RESP2 then only allows pub/sub commands).

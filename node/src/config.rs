@@ -360,7 +360,8 @@ static DIRECTIVES: &[Directive] = &[
     alias("busy-reply-threshold", "lua-time-limit", LONG, "5000", true),
     d("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000", true),
     d("acl-pubsub-default", Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", true),
-    fixed(pending("aclfile", Kind::Str, "", &[""], "ACL users are not implemented in warden-node yet")),
+    // ACL users (see `crate::acl`); `user` lines are kept in `Config::users`, not here.
+    d("aclfile", Kind::Str, "", false),
     d("lfu-log-factor", U31, "10", true),
     d("lfu-decay-time", U31, "1", true),
     d("maxmemory-eviction-tenacity", Kind::Int(0, 100), "10", true),
@@ -587,6 +588,8 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// The typed view.
     pub settings: Settings,
+    /// `user <name> <rules…>` lines: the name, then the rules (selectors joined), checked.
+    pub users: Vec<Vec<bytes::Bytes>>,
 }
 
 fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
@@ -681,6 +684,49 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
     Ok(canonical)
 }
 
+/// Checks a `user <name> <rules…>` line (`args` is what follows `user`) as Redis does when
+/// it reads its configuration, with Redis's words for what is wrong. Returns the name and the
+/// rules, selectors joined.
+fn check_user_line(
+    users: &[Vec<bytes::Bytes>],
+    args: &[String],
+) -> Result<Vec<bytes::Bytes>, String> {
+    use crate::acl::{user::merge_selectors, RuleError, User};
+    use bytes::Bytes;
+    // Redis names the word at the failing rule's index counted from `user` (so the rule
+    // index 1 names the user name): kept as is, since operators grep for these lines.
+    let line: Vec<&str> = std::iter::once("user").chain(args.iter().map(String::as_str)).collect();
+    let declared = |index: usize, e: RuleError| {
+        format!("Error in user declaration '{}': {}", line.get(index).unwrap_or(&""), e.message())
+    };
+    let name = Bytes::copy_from_slice(args[0].as_bytes());
+    if users.iter().any(|u| u[0] == name) {
+        return Err(declared(1, RuleError::Duplicate));
+    }
+    if crate::acl::selector::has_spaces(&name) {
+        return Err("Spaces not allowed in ACL usernames".into());
+    }
+    let rules: Vec<Bytes> =
+        args[1..].iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+    let merged = merge_selectors(&rules).map_err(|at| declared(at, RuleError::Syntax))?;
+    let mut user = User::new(name.clone(), false);
+    for (j, rule) in merged.iter().enumerate() {
+        match user.apply(rule, false) {
+            Ok(()) => {}
+            Err(RuleError::UnknownCommand) => {
+                return Err(format!(
+                    "Error loading ACL rule '{}' for the user named '{}': {}",
+                    String::from_utf8_lossy(rule),
+                    args[0],
+                    RuleError::UnknownCommand.message()
+                ))
+            }
+            Err(e) => return Err(declared(j, e)),
+        }
+    }
+    Ok(std::iter::once(name).chain(merged).collect())
+}
+
 /// A directive's value in a fresh configuration.
 fn current_default(defaults: &Config, d: &Directive) -> Option<String> {
     defaults.values.get(d.name).cloned()
@@ -739,7 +785,8 @@ fn validate_save(value: &str) -> Result<(), String> {
 impl Default for Config {
     fn default() -> Self {
         let values = DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect();
-        let mut config = Config { values, file: None, settings: placeholder_settings() };
+        let mut config =
+            Config { values, file: None, settings: placeholder_settings(), users: Vec::new() };
         config.settings = config.derive().expect("the defaults are valid");
         config
     }
@@ -808,6 +855,12 @@ impl Config {
         let mut config = Config { file, ..Config::default() };
         let mut saw_save = false;
         for line in lines {
+            if line.directive == "user" && !line.args.is_empty() {
+                let user = check_user_line(&config.users, &line.args)
+                    .map_err(|e| ConfigError::at(line, e))?;
+                config.users.push(user);
+                continue;
+            }
             let dir = find(&line.directive).ok_or_else(|| {
                 ConfigError::at(line, "Bad directive or wrong number of arguments")
             })?;
@@ -825,6 +878,9 @@ impl Config {
             config.values.insert(dir.name, value);
         }
         config.settings = config.derive()?;
+        if !config.values["aclfile"].is_empty() && !config.users.is_empty() {
+            return Err(ConfigError::general("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both."));
+        }
         Ok(config)
     }
 
@@ -879,8 +935,15 @@ impl Config {
     /// directive's first line (under its name or an old alias) takes the current value and
     /// later lines of it go; settings that differ from their defaults and had no line are
     /// appended. `replicaof` is the role now (REPLICAOF and failovers change it at run time),
-    /// and its line goes for a master, so a restart keeps the topology.
-    pub fn rewrite_text(&self, original: &str, replicaof: Option<(&str, u16)>) -> String {
+    /// and its line goes for a master, so a restart keeps the topology. `users` are the ACL
+    /// users as `user` lines: they replace the file's `user` lines (at the first one's place,
+    /// or appended); with an `aclfile` the caller passes none and the lines go, as in Redis.
+    pub fn rewrite_text(
+        &self,
+        original: &str,
+        replicaof: Option<(&str, u16)>,
+        users: &[String],
+    ) -> String {
         let defaults = Config::default();
         let current = |d: &Directive| -> Option<String> {
             match d.name {
@@ -896,8 +959,16 @@ impl Config {
         };
         let mut written: Vec<&'static str> = Vec::new();
         let mut out = String::new();
+        let mut users_written = false;
         for text in original.lines() {
             let first = text.split_whitespace().next().unwrap_or("");
+            if first.eq_ignore_ascii_case("user") {
+                if !users_written {
+                    users.iter().for_each(|u| out.push_str(&format!("{u}\n")));
+                    users_written = true;
+                }
+                continue;
+            }
             let known = (!first.starts_with('#')).then(|| find(first)).flatten();
             let Some(d) = known else {
                 out.push_str(text);
@@ -927,6 +998,12 @@ impl Config {
                 header = true;
             }
             out.push_str(&line(d, &value));
+        }
+        if !users_written && !users.is_empty() {
+            if !header {
+                out.push_str("# Generated by CONFIG REWRITE\n");
+            }
+            users.iter().for_each(|u| out.push_str(&format!("{u}\n")));
         }
         out
     }

@@ -55,8 +55,10 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
     let snapshot = Arc::new(parking_lot::Mutex::new(ClientSnapshot {
         multi: -1,
         resp: 2,
+        user: (bytes::Bytes::from_static(b"default"), crate::acl::DEFAULT_INCARNATION),
         ..Default::default()
     }));
+    let default_nopass = shared.acl.acl.read().default_entry().user.nopass;
     let (id, refused) = {
         let settings = shared.config.read().settings.clone();
         let mut clients = shared.clients.lock();
@@ -64,7 +66,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         let refused = if clients.len() >= settings.maxclients {
             clients.rejected += 1;
             Some("ERR max number of clients reached")
-        } else if protected(&settings, &addr) {
+        } else if protected(&settings, default_nopass, &addr) {
             Some(PROTECTED_MODE)
         } else {
             None
@@ -93,12 +95,14 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         let _ = socket.write_all(&Frame::error(text).to_bytes(Protocol::Resp2)).await;
         return;
     }
-    let authenticated = shared.config.read().settings.requirepass.is_none();
+    let user = shared.acl.default_user();
+    let authenticated = !shared.acl.acl.read().auth_required();
     let client = ClientState {
         id,
         db: 0,
         resp: Protocol::Resp2,
         authenticated,
+        user,
         name: None,
         multi: None,
         multi_failed: false,
@@ -160,8 +164,10 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
 const PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
 /// Protected mode refuses non-loopback peers when no password is set (Redis's rule).
-fn protected(settings: &crate::config::Settings, addr: &SocketAddr) -> bool {
-    settings.protected_mode && settings.requirepass.is_none() && !addr.ip().is_loopback()
+/// Protected mode refuses remote clients while the default user needs no password, as in
+/// Redis.
+fn protected(settings: &crate::config::Settings, default_nopass: bool, addr: &SocketAddr) -> bool {
+    settings.protected_mode && default_nopass && !addr.ip().is_loopback()
 }
 
 /// A client waiting out CLIENT PAUSE, counted until dropped.

@@ -220,7 +220,16 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
     let spec = resolved.spec;
     let name = resolved.name();
     let found = Some(resolved);
-    if !client.authenticated && !spec.has(flags::NO_AUTH) && !is_auth_exempt(name) {
+    if crate::acl::refresh(&shared.acl, &mut client.user) == crate::acl::Refreshed::Deleted {
+        client.authenticated = false;
+        client.snapshot.lock().user =
+            (bytes::Bytes::from_static(b"default"), crate::acl::DEFAULT_INCARNATION);
+    }
+    if !client.authenticated
+        && !spec.has(flags::NO_AUTH)
+        && !is_auth_exempt(name)
+        && shared.acl.acl.read().auth_required()
+    {
         if client.multi.is_some() {
             client.multi_failed = true;
         }
@@ -228,6 +237,22 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
             reject(shared, client, argv, CommandError::raw("NOAUTH Authentication required.")),
             found,
         )));
+    }
+    // A command refused inside MULTI for its NO_MULTI flag says so first, as in Redis.
+    let no_multi = client.multi.is_some() && spec.has(flags::NO_MULTI);
+    if let Some(user) = client.user.user.as_deref().filter(|u| !u.unrestricted && !no_multi) {
+        if let Err(denied) = crate::acl::check::check(user, resolved, argv) {
+            let context = if client.multi.is_some() {
+                crate::acl::log::Context::Multi
+            } else {
+                crate::acl::log::Context::Toplevel
+            };
+            let fullname = resolved.fullname();
+            crate::acl::log_denied(shared, client, resolved, argv, denied, context, &fullname);
+            let text = format!("NOPERM {}", denied.message(&fullname));
+            let error = CommandError::raw(text);
+            return Done(Box::new(Outcome::rejected(reject(shared, client, argv, error), found)));
+        }
     }
     // A script that declared its flags is refused as the command they make it.
     let checked = checked_flags(shared, spec, argv);

@@ -15,6 +15,7 @@
 //! - [`alloc`]: memory accounting for INFO; [`config`]: the directive table; [`cron`]: periodic jobs; [`slowlog`];
 //!   [`proc_title`]: what `ps` shows.
 
+pub mod acl;
 pub mod alloc;
 pub mod aof;
 pub mod blocking;

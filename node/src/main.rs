@@ -206,6 +206,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (trigger, stop) = common::shutdown::channel();
     let dbfilename = config.get("dbfilename").unwrap_or("dump.rdb").to_string();
     let shared = Shared::new(config, trigger.clone());
+    node::acl::load_file_at_startup(&shared).map_err(|e| anyhow::anyhow!(e))?;
     for l in &listeners {
         info!(addr = %l.local_addr()?, "listening");
     }

@@ -115,6 +115,18 @@ impl PubSub {
         map.get(channel).map_or(0, HashMap::len)
     }
 
+    /// The channels, patterns and shard channels a client is subscribed to, as three lists
+    /// (ACL SETUSER checks them when it takes channels away). Walks every subscription.
+    pub fn subscriptions_of(&self, client: u64) -> [Vec<Bytes>; 3] {
+        let of = |map: &HashMap<Bytes, HashMap<u64, PushSender>>| -> Vec<Bytes> {
+            map.iter()
+                .filter(|(_, subs)| subs.contains_key(&client))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        [of(&self.channels), of(&self.patterns), of(&self.shard_channels)]
+    }
+
     /// Number of distinct patterns (PUBSUB NUMPAT).
     pub fn numpat(&self) -> usize {
         self.patterns.len()

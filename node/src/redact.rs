@@ -9,7 +9,7 @@ use crate::cmd::args::is;
 
 const REDACTED: Bytes = Bytes::from_static(b"(redacted)");
 
-/// `argv` with passwords replaced: AUTH's arguments, HELLO's `AUTH <user> <pass>`, MIGRATE's
+/// `argv` with passwords replaced: AUTH's arguments, ACL SETUSER's, HELLO's `AUTH <user> <pass>`, MIGRATE's
 /// `AUTH <pass>` and `AUTH2 <user> <pass>`, and the value of CONFIG SET masterauth or
 /// requirepass.
 pub fn redacted(argv: &[Bytes]) -> Cow<'_, [Bytes]> {
@@ -21,6 +21,9 @@ pub fn redacted(argv: &[Bytes]) -> Cow<'_, [Bytes]> {
         mark_after(argv, &mut secret, 2, &[("auth", 2)]);
     } else if is(name, "migrate") {
         mark_after(argv, &mut secret, 6, &[("auth", 1), ("auth2", 2)]);
+    } else if is(name, "acl") && argv.get(1).is_some_and(|a| is(a, "setuser")) {
+        // The user name too, as Redis hides everything after SETUSER.
+        secret[2..].fill(true);
     } else if is(name, "config") && argv.get(1).is_some_and(|a| is(a, "set")) {
         for i in (2..argv.len()).step_by(2) {
             let name = crate::config::canonical_name(&String::from_utf8_lossy(&argv[i]));
@@ -80,6 +83,7 @@ mod tests {
             "config set masterauth (redacted) hz 10"
         );
         assert_eq!(shown("config set requirepass p"), "config set requirepass (redacted)");
+        assert_eq!(shown("acl setuser u on >p"), "acl setuser (redacted) (redacted) (redacted)");
         assert_eq!(shown("set auth x"), "set auth x");
         assert_eq!(shown("hello 3"), "hello 3");
     }

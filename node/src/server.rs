@@ -174,6 +174,8 @@ pub struct Shared {
     /// The function libraries (FUNCTION LOAD, FCALL). Lock order: `keyspace` before
     /// `functions`; never held together with `scripts`.
     pub functions: Mutex<crate::script::library::Libraries>,
+    /// ACL users and the ACL log (see `crate::acl`).
+    pub acl: crate::acl::AclState,
 }
 
 /// The current unix time in milliseconds.
@@ -220,6 +222,7 @@ impl Shared {
             eviction: Default::default(),
             scripts: Default::default(),
             functions: Default::default(),
+            acl: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -244,11 +247,36 @@ impl Shared {
         });
         shared.refresh_gates();
         shared.refresh_output_limits();
+        shared.refresh_acl_settings();
+        {
+            // As Redis: `requirepass` first, then the `user` lines (which may redefine the
+            // default user). The lines were checked when the configuration was read.
+            let config = shared.config.read();
+            let mut acl = shared.acl.acl.write();
+            acl.set_default_password(config.settings.requirepass.as_deref());
+            for user in &config.users {
+                if user[0].as_ref() == b"default" {
+                    acl.set_user(b"default", &[bytes::Bytes::from_static(b"reset")])
+                        .expect("reset is a valid rule");
+                }
+                acl.set_user(&user[0], &user[1..]).expect("user lines are checked when read");
+            }
+        }
         shared.keyspace.lock().notify = shared.config.read().settings.notify;
         shared.refresh_eviction(&mut shared.keyspace.lock());
         shared.command_stats.lock().latency_tracking =
             shared.config.read().settings.latency_tracking;
         shared
+    }
+
+    /// Hands the ACL settings (`acllog-max-len`, `acl-pubsub-default`, `aclfile`) to the ACL
+    /// registry. A shorter `acllog-max-len` trims the log at its next entry, as in Redis.
+    pub fn refresh_acl_settings(&self) {
+        let config = self.config.read();
+        let mut acl = self.acl.acl.write();
+        acl.log_max_len = config.get("acllog-max-len").and_then(|v| v.parse().ok()).unwrap_or(128);
+        acl.pubsub_default_all = config.get("acl-pubsub-default") == Some("allchannels");
+        acl.filename = config.get("aclfile").unwrap_or_default().to_string();
     }
 
     /// Hands `maxmemory` and its policy to eviction, and the policy's kind of access stamps

@@ -562,3 +562,43 @@ async fn a_refused_debug_aborts_the_transaction_when_queued() {
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
     server.stop().await;
 }
+
+/// Clients logged in as a user are disconnected when it is deleted (the one deleting itself
+/// after its reply), while a user turned `off` keeps its connections, as in Redis 7.0; a user
+/// config file line (`user`) and CONFIG SET requirepass both shape the default user.
+#[tokio::test]
+async fn deleting_a_user_disconnects_its_clients() {
+    let server =
+        TestServer::start("user default on nopass ~* &* +@all\nuser bob on >pw ~* +@all\n").await;
+    let auth = b"*3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n$2\r\npw\r\n";
+    let mut other = TcpStream::connect(server.addr).await.unwrap();
+    other.write_all(auth).await.unwrap();
+    assert_eq!(read_n(&mut other, 5).await, b"+OK\r\n");
+    let mut own = TcpStream::connect(server.addr).await.unwrap();
+    own.write_all(auth).await.unwrap();
+    assert_eq!(read_n(&mut own, 5).await, b"+OK\r\n");
+
+    // Off: no new logins, existing connections keep working.
+    let mut admin = client(&server).await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("bob")
+        .arg("off")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    other.write_all(b"PING\r\n").await.unwrap();
+    assert_eq!(read_n(&mut other, 7).await, b"+PONG\r\n");
+    let refused = raw(&server, auth, 64).await;
+    assert_eq!(refused, b"-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+
+    // Deleted by one of its own clients: that one gets its reply, then both are closed.
+    own.write_all(b"ACL DELUSER bob\r\nPING\r\n").await.unwrap();
+    assert_eq!(read_n(&mut own, 64).await, b":1\r\n");
+    // A PING on the other client would be answered if it were still open.
+    let _ = other.write_all(b"PING\r\n").await;
+    assert_eq!(read_n(&mut other, 64).await, b"", "the other client is closed");
+    let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut admin).await.unwrap();
+    assert_eq!(users, ["default"]);
+    server.stop().await;
+}

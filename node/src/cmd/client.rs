@@ -114,7 +114,7 @@ fn line(
         now_ms - s.last_interaction_ms
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -133,8 +133,24 @@ fn line(
         BUFFER,
         2 * BUFFER + qbuf,
         cmd,
+        String::from_utf8_lossy(&s.user.0),
         s.resp
     )
+}
+
+/// The CLIENT INFO line of `client` (without its newline) as it runs `fullname`, for the ACL
+/// log. Tracking flags are left out: the keyspace may not be locked here.
+pub fn info_line(
+    shared: &crate::server::Shared,
+    client: &crate::client::ClientState,
+    fullname: &str,
+    now_ms: i64,
+) -> String {
+    let clients = shared.clients.lock();
+    let Some(handle) = clients.get(client.id) else { return String::new() };
+    let mut text = line(handle, None, now_ms, Some((fullname, client.query_pending)));
+    text.pop();
+    text
 }
 
 /// A connection's input and output buffers each start at this many bytes.
@@ -219,7 +235,7 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::ok());
     }
     let (mut id, mut kind, mut addr, mut laddr, mut skipme) = (None, None, None, None, true);
-    let mut user_ok = true;
+    let mut user: Option<(Bytes, u64)> = None;
     let mut i = 2;
     while i < args.len() {
         if i + 1 >= args.len() {
@@ -241,13 +257,14 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if is(opt, "laddr") {
             laddr = Some(String::from_utf8_lossy(val).into_owned());
         } else if is(opt, "user") {
-            if &val[..] != b"default" {
+            let acl = ctx.server.acl.acl.read();
+            let Some(entry) = acl.get(val) else {
                 return Err(CommandError::err(format!(
                     "No such user '{}'",
                     String::from_utf8_lossy(val)
                 )));
-            }
-            user_ok = true;
+            };
+            user = Some((val.clone(), entry.incarnation));
         } else if is(opt, "skipme") {
             skipme = match val.to_ascii_lowercase().as_slice() {
                 b"yes" => true,
@@ -263,8 +280,11 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let clients = ctx.server.clients.lock();
     let mut killed = 0;
     for c in clients.iter() {
-        let snap_kind = c.snapshot.lock().kind;
-        let matches = user_ok
+        let (snap_kind, snap_user) = {
+            let s = c.snapshot.lock();
+            (s.kind, s.user.clone())
+        };
+        let matches = user.as_ref().is_none_or(|u| *u == snap_user)
             && id.is_none_or(|id| c.id == id)
             && kind.is_none_or(|k| snap_kind == k)
             && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)

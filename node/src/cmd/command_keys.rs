@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::command::by_command_line;
 use crate::cmd::meta::{self, BeginSearch, CommandMeta, FindKeys, KeySpec};
+use crate::cmd::CommandSpec;
 use crate::error::CommandError;
 
 /// A key of a command line: its position (the command name is 0) and its key-spec flags.
@@ -54,6 +55,29 @@ pub fn positions(argv: &[Bytes]) -> Vec<usize> {
             .map(|keys| keys.into_iter().map(|k| k.pos).collect())
             .unwrap_or_default(),
     }
+}
+
+/// The keys of a command line that passed arity checks, with their key-spec flags, as the
+/// ACL check reads them (Redis's `getKeysFromCommandWithSpecs`): none when it has no keys.
+/// The caller has already resolved the command (`fullname`, its row and its metadata), which
+/// keeps this off the string work of a lookup: it runs on every command of a restricted user.
+pub fn keys_with_flags(
+    fullname: &str,
+    spec: &CommandSpec,
+    meta: Option<&'static CommandMeta>,
+    argv: &[Bytes],
+) -> Vec<(usize, &'static [&'static str])> {
+    let native = native_keys(fullname);
+    let keys = match meta {
+        Some(m)
+            if native.is_some() || m.key_specs.iter().any(|s| !s.flags.contains(&"not_key")) =>
+        {
+            keys_from_meta(m, native, argv)
+        }
+        Some(_) => return Vec::new(),
+        None => spec.key_positions(argv.len()).map(|pos| FoundKey { pos, flags: &[] }).collect(),
+    };
+    keys.into_iter().map(|k| (k.pos, k.flags)).collect()
 }
 
 /// Redis's `getKeysFromCommandWithSpecs`: the key specs when their flags do not depend on the

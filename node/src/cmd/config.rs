@@ -67,6 +67,9 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             )),
         })?;
     }
+    let new_password = (config.settings.requirepass
+        != ctx.server.config.read().settings.requirepass)
+        .then(|| config.settings.requirepass.clone());
     let backlog_size = config.settings.repl_backlog_size;
     let fsync = crate::aof::Fsync::parse(config.get("appendfsync").unwrap_or("everysec"));
     let aof_wanted = config.get("appendonly") == Some("yes");
@@ -75,6 +78,11 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Settings the replication layer caches take effect now.
     ctx.server.refresh_gates();
     ctx.server.refresh_output_limits();
+    ctx.server.refresh_acl_settings();
+    if let Some(password) = new_password {
+        ctx.server.acl.acl.write().set_default_password(password.as_deref());
+        ctx.server.acl.changed();
+    }
     ctx.ks.notify = ctx.server.config.read().settings.notify;
     ctx.server.refresh_eviction(ctx.exec.ks);
     let tracking = ctx.server.config.read().settings.latency_tracking;
@@ -124,7 +132,21 @@ fn rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         let r = ctx.server.repl.lock();
         r.master.as_ref().map(|m| (m.host.clone(), m.port))
     };
-    let out = config.rewrite_text(&text, master.as_ref().map(|(h, p)| (h.as_str(), *p)));
+    let users: Vec<String> = {
+        let acl = ctx.server.acl.acl.read();
+        if acl.filename.is_empty() {
+            acl.iter()
+                .map(|e| {
+                    let rules = e.user.describe();
+                    format!("user {} {}", lossy(&e.user.name), lossy(&rules))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let master = master.as_ref().map(|(h, p)| (h.as_str(), *p));
+    let out = config.rewrite_text(&text, master, &users);
     let result = (|| -> std::io::Result<()> {
         let tmp = path.with_extension("rewrite.tmp");
         let mut f = std::fs::File::create(&tmp)?;
@@ -138,6 +160,10 @@ fn rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         CommandError::err(format!("Rewriting config file: {e}"))
     })?;
     Ok(Frame::ok())
+}
+
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
 }
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {

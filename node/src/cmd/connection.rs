@@ -56,34 +56,48 @@ fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
-/// Checks a password against `requirepass`. Only the `default` user exists (no ACL users yet).
-fn check_password(
+/// Logs the client in as `user` if `password` is one of its passwords (Redis's
+/// `ACLAuthenticateUser`); a failure is recorded in the ACL log.
+fn authenticate(
     ctx: &mut Ctx<'_>,
-    user: Option<&[u8]>,
+    command: &Bytes,
+    user: &[u8],
     password: &[u8],
 ) -> Result<(), CommandError> {
-    let required = ctx.server.config.read().settings.requirepass.clone();
-    let user_ok = user.is_none_or(|u| u == b"default");
-    match required {
-        None if user.is_none() => Err(CommandError::err(
-            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        )),
-        None if user_ok => {
+    let state = &ctx.server.acl;
+    let generation = state.generation.load(std::sync::atomic::Ordering::Acquire);
+    let found = {
+        let acl = state.acl.read();
+        acl.get(user).filter(|e| e.user.accepts(password)).cloned()
+    };
+    match found {
+        Some(entry) => {
             ctx.client.authenticated = true;
+            ctx.client.set_user(crate::acl::ClientUser {
+                user: Some(entry.user),
+                incarnation: entry.incarnation,
+                generation,
+            });
             Ok(())
         }
-        Some(p) if user_ok && p.as_bytes() == password => {
-            ctx.client.authenticated = true;
-            Ok(())
+        None => {
+            crate::acl::log_failed_auth(ctx.server, ctx.client, command, user);
+            Err(CommandError::raw("WRONGPASS invalid username-password pair or user is disabled."))
         }
-        _ => Err(CommandError::raw("WRONGPASS invalid username-password pair or user is disabled.")),
     }
 }
 
 fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match args.len() {
-        2 => check_password(ctx, None, &args[1])?,
-        3 => check_password(ctx, Some(&args[1]), &args[2])?,
+        2 => {
+            if ctx.server.acl.acl.read().default_entry().user.nopass {
+                return Err(CommandError::err(
+                    "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ));
+            }
+            authenticate(ctx, &args[0], b"default", &args[1])?
+        }
+        3 => authenticate(ctx, &args[0], &args[1], &args[2])?,
         _ => return Err(CommandError::Syntax),
     }
     Ok(Frame::ok())
@@ -102,11 +116,11 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i = 2;
     }
     // Options take effect in order, as in Redis 7.0: a SETNAME before a bad option sticks.
-    let mut credentials = None;
     while i < args.len() {
         let more = args.len() - i - 1;
         if is(&args[i], "auth") && more >= 2 {
-            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
+            // Logged in at once, as in Redis 7.0: a later bad option still fails HELLO.
+            authenticate(ctx, &args[0], &args[i + 1], &args[i + 2])?;
             i += 3;
         } else if is(&args[i], "setname") && more >= 1 {
             let n = args[i + 1].clone();
@@ -120,9 +134,6 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             text.push(b'\'');
             return Err(CommandError::Bytes(Bytes::from(text)));
         }
-    }
-    if let Some((user, pass)) = credentials {
-        check_password(ctx, Some(&user), &pass)?;
     }
     if !ctx.client.authenticated {
         return Err(CommandError::raw(
@@ -157,7 +168,11 @@ fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     ctx.client.resp = Protocol::Resp2;
     ctx.client.reply_mode = ReplyMode::On;
     ctx.client.name = None;
-    ctx.client.authenticated = ctx.server.config.read().settings.requirepass.is_none();
+    // Back to the default user, logged in only if it needs no password (Redis's
+    // `clearClientConnectionState`).
+    let user = ctx.server.acl.default_user();
+    ctx.client.authenticated = !ctx.server.acl.acl.read().auth_required();
+    ctx.client.set_user(user);
     {
         let mut snap = ctx.client.snapshot.lock();
         snap.name = None;

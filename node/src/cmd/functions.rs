@@ -229,6 +229,7 @@ fn call(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
         name: &info.name,
         read_only: read_only || info.flags.no_writes,
         allow_oom: info.flags.allow_oom,
+        caller: if read_only { "fcall_ro" } else { "fcall" },
     };
     crate::script::run(ctx, engine, function, &call)
 }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use crate::error::CmdResult;
 use crate::exec::Ctx;
 
+pub mod acl;
 pub mod args;
 pub mod bitmaps;
 pub mod client;
@@ -217,8 +218,9 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 27] {
+fn families() -> [&'static [CommandSpec]; 28] {
     [
+        acl::COMMANDS,
         keys::COMMANDS,
         dump::COMMANDS,
         strings::COMMANDS,

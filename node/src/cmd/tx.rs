@@ -85,8 +85,14 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let mut out: Vec<Propagated> = Vec::new();
     ctx.in_exec = true;
     for argv in &queued {
-        let reply = match resolve(argv) {
-            Ok(resolved) => {
+        let resolved = resolve(argv).map(|r| (r, changed_rules_deny(ctx, r, argv)));
+        let reply = match resolved {
+            Ok((_, Some(denied))) => CommandError::raw(format!(
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                denied.exec_reason()
+            ))
+            .into_frame(),
+            Ok((resolved, None)) => {
                 // Each command counts in INFO commandstats as it runs, as in Redis.
                 let started = quanta::Instant::now();
                 let reply = run_locked(ctx, resolved.spec, argv, &mut out);
@@ -117,6 +123,21 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let mut encoded = Vec::new();
     Frame::Array(replies).encode(proto, &mut encoded);
     Ok(Frame::Raw(Bytes::from(encoded)))
+}
+
+/// ACL rules are checked again at EXEC, in case they changed since the command was queued;
+/// a denial is logged in the `multi` context.
+fn changed_rules_deny(
+    ctx: &mut Ctx<'_>,
+    resolved: crate::dispatch::Resolved,
+    argv: &[Bytes],
+) -> Option<crate::acl::check::Denied> {
+    let user = ctx.client.user.user.as_deref().filter(|u| !u.unrestricted)?;
+    let denied = crate::acl::check::check(user, resolved, argv).err()?;
+    let context = crate::acl::log::Context::Multi;
+    let fullname = resolved.fullname();
+    crate::acl::log_denied(ctx.server, ctx.client, resolved, argv, denied, context, &fullname);
+    Some(denied)
 }
 
 fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -36,6 +36,7 @@ impl Applier {
             multi: -1,
             resp: 2,
             kind: ClientKind::Master,
+            user: (bytes::Bytes::from_static(crate::acl::SUPERUSER), 0),
             ..Default::default()
         }));
         let id = {

@@ -540,6 +540,7 @@ pub fn eval(
         name: &sha,
         read_only: read_only || compiled.flags.no_writes,
         allow_oom: compiled.flags.allow_oom,
+        caller: &String::from_utf8_lossy(&command[0]).to_ascii_lowercase(),
     };
     let function: Function =
         scripts.engine.lua.registry_value(&compiled.function).map_err(internal)?;
@@ -595,6 +596,8 @@ pub(crate) struct Call<'a> {
     pub read_only: bool,
     /// `allow-oom`: its commands run even over `maxmemory`.
     pub allow_oom: bool,
+    /// The command that runs it (`eval`, `fcall` …), lower-case: the ACL log names it.
+    pub caller: &'a str,
 }
 
 /// Runs `function` (a script's body or a registered function) in `engine`, atomically, its
@@ -642,6 +645,7 @@ pub(crate) fn run(
         read_only: call.read_only,
         allow_oom: call.allow_oom,
         keys: call.keys.to_vec(),
+        caller: call.caller.to_string(),
         out: Vec::new(),
     });
     let outcome = lua.scope(|scope| {
@@ -730,6 +734,8 @@ struct Runner<'c, 'a> {
     allow_oom: bool,
     /// The script's KEYS.
     keys: Vec<Bytes>,
+    /// The command that runs the script (`eval`, `evalsha` …), as the ACL log names it.
+    caller: String,
     /// What the script's commands propagate.
     out: Vec<Propagated>,
 }
@@ -753,6 +759,18 @@ impl Runner<'_, '_> {
         let spec = resolved.spec;
         if spec.has(flags::NOSCRIPT) {
             return CommandError::err("This Redis command is not allowed from script").into_frame();
+        }
+        if let Some(user) = ctx.client.user.user.as_deref().filter(|u| !u.unrestricted) {
+            if let Err(denied) = crate::acl::check::check(user, resolved, &argv) {
+                let context = crate::acl::log::Context::Lua;
+                let caller = self.caller.as_str();
+                crate::acl::log_denied(
+                    ctx.server, ctx.client, resolved, &argv, denied, context, caller,
+                );
+                let why = denied.script_message();
+                return CommandError::err(format!("The user executing the script {why}"))
+                    .into_frame();
+            }
         }
         if spec.has(flags::WRITE) {
             if self.read_only {
