@@ -6,6 +6,7 @@
 //!   log tail printed when the test is failing.
 //! - [`nodes`]: warden-node or redis-server processes with a small client.
 //! - [`proxy`]: a TCP link a test can cut and heal.
+//! - [`raw`]: a raw connection that asserts on exact reply bytes.
 //! - [`wait`]: polling with a deadline that reports the last state seen.
 
 pub mod ha;
@@ -13,6 +14,7 @@ pub mod nodes;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod raw;
 pub mod wait;
 
 /// Where the workspace's binaries are: next to the test executable's `deps/` directory, unless

@@ -181,3 +181,26 @@ pub fn dataset(node: &Node) -> std::collections::BTreeMap<(u32, String), String>
     }
     out
 }
+
+/// A reply as text with unix-millisecond times (integers past 10^12) masked, so replies that
+/// carry delivery or seen times (XINFO STREAM FULL, XPENDING) compare between two servers or
+/// two moments.
+pub fn masked_times(v: &redis::Value) -> String {
+    match v {
+        redis::Value::Int(n) if *n > 1_000_000_000_000 => "<time>".to_string(),
+        redis::Value::Array(items) => {
+            format!("[{}]", items.iter().map(masked_times).collect::<Vec<_>>().join(", "))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Waits until `node` reports an AOF rewrite done and none in progress (after BGREWRITEAOF).
+pub fn wait_aof_rewritten(node: &Node, timeout: Duration) {
+    wait::until("the AOF rewrite to finish", timeout, || {
+        match node.info("aof_rewrite_in_progress").as_deref() {
+            Some("0") if node.info("aof_rewrites").as_deref() != Some("0") => Ok(()),
+            other => Err(format!("aof_rewrite_in_progress {other:?}")),
+        }
+    });
+}

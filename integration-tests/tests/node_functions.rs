@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use integration_tests::nodes::{cmd, wait_in_sync, Kind, Node};
+use integration_tests::nodes::{cmd, wait_aof_rewritten, wait_in_sync, Kind, Node};
 use integration_tests::wait;
 
 const LIBRARY: &str = "#!lua name=counters\n\
@@ -119,12 +119,7 @@ fn libraries_survive_restarts_from_the_dump_and_the_aof() {
         } else {
             // Rewrite the base (the library must be in it), then add to the tail.
             let _: String = cmd(&mut c, &["BGREWRITEAOF"]);
-            wait::until("the AOF rewrite to finish", SYNC, || {
-                match node.info("aof_rewrite_in_progress").as_deref() {
-                    Some("0") if node.info("aof_rewrites").as_deref() != Some("0") => Ok(()),
-                    other => Err(format!("aof_rewrite_in_progress {other:?}")),
-                }
-            });
+            wait_aof_rewritten(&node, SYNC);
             let _: String = cmd(&mut c, &["FUNCTION", "LOAD", LATER]);
         }
         node.proc.kill();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use integration_tests::nodes::{cmd, wait_in_sync, Kind, Node};
+use integration_tests::nodes::{cmd, masked_times, wait_aof_rewritten, wait_in_sync, Kind, Node};
 use integration_tests::wait;
 
 const SYNC: Duration = Duration::from_secs(20);
@@ -33,15 +33,6 @@ fn build(node: &Node) {
 
 /// XINFO STREAM s FULL with unix-ms times masked, or why it could not be read (for polling).
 fn full(node: &Node) -> Result<String, String> {
-    fn masked(v: &redis::Value) -> String {
-        match v {
-            redis::Value::Int(n) if *n > 1_000_000_000_000 => "<time>".to_string(),
-            redis::Value::Array(items) => {
-                format!("[{}]", items.iter().map(masked).collect::<Vec<_>>().join(", "))
-            }
-            other => format!("{other:?}"),
-        }
-    }
     let mut c = node.try_connect()?;
     let v: redis::Value = redis::cmd("XINFO")
         .arg("STREAM")
@@ -49,7 +40,7 @@ fn full(node: &Node) -> Result<String, String> {
         .arg("FULL")
         .query(&mut c)
         .map_err(|e| e.to_string())?;
-    Ok(masked(&v))
+    Ok(masked_times(&v))
 }
 
 /// XINFO STREAM FULL before and after a restart of a `kind` node with `extra` directives,
@@ -62,12 +53,7 @@ fn restarted(kind: Kind, extra: &[&str]) -> (String, String) {
         let _: () = cmd(&mut c, &["SAVE"]);
     } else {
         let _: String = cmd(&mut c, &["BGREWRITEAOF"]);
-        wait::until("the AOF rewrite to finish", SYNC, || {
-            match node.info("aof_rewrite_in_progress").as_deref() {
-                Some("0") if node.info("aof_rewrites").as_deref() != Some("0") => Ok(()),
-                other => Err(format!("aof_rewrite_in_progress {other:?}")),
-            }
-        });
+        wait_aof_rewritten(&node, SYNC);
         // And one more write on the AOF's tail.
         let _: i64 = cmd(&mut c, &["XACK", "s", "g", "1-0"]);
     }

@@ -4,57 +4,11 @@
 //! RESP3, and a waiting group reader told that its group or its key went away.
 //! (One-connection behaviour is in `node/tests/compat/streams.redis`.)
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use integration_tests::nodes::{cmd, Kind, Node};
+use integration_tests::nodes::{cmd, masked_times, Kind, Node};
+use integration_tests::raw::Raw;
 use integration_tests::wait;
-
-/// A raw connection that sends inline commands and reads exact byte sequences.
-struct Raw {
-    stream: TcpStream,
-    seen: Vec<u8>,
-}
-
-impl Raw {
-    fn open(node: &Node) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        Raw { stream, seen: Vec::new() }
-    }
-
-    fn send(&mut self, line: &str) {
-        self.stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    }
-
-    /// Waits up to 10 s for the next bytes to be exactly `expect`.
-    fn expect(&mut self, what: &str, expect: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while self.seen.len() < expect.len() && Instant::now() < deadline {
-            if let Ok(n) = self.stream.read(&mut buf) {
-                assert!(n > 0, "{what}: connection closed after {:?}", self.text());
-                self.seen.extend_from_slice(&buf[..n]);
-            }
-        }
-        assert_eq!(self.text(), expect, "{what}");
-        self.seen.clear();
-    }
-
-    /// Nothing arrives within a short while.
-    fn quiet(&mut self, what: &str) {
-        let mut buf = [0u8; 4096];
-        if let Ok(n) = self.stream.read(&mut buf) {
-            self.seen.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(self.text(), "", "{what}: unexpected bytes");
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.seen).into_owned()
-    }
-}
 
 fn wait_blocked(node: &Node, n: usize) {
     wait::until("clients to block", Duration::from_secs(10), || {
@@ -96,15 +50,7 @@ fn xread_block_is_served_by_xadd_and_times_out_with_a_null() {
         // Timeouts: a null array in RESP2, a null in RESP3.
         a.send("XREAD BLOCK 50 STREAMS s $");
         a.expect(&format!("{kind:?}: RESP2 timeout"), "*-1\r\n");
-        b.send("HELLO 3");
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !b.seen.ends_with(b"modules\r\n*0\r\n") && Instant::now() < deadline {
-            if let Ok(n) = b.stream.read(&mut buf) {
-                b.seen.extend_from_slice(&buf[..n]);
-            }
-        }
-        b.seen.clear();
+        let mut b = Raw::open_resp3(&node);
         b.send("XREAD BLOCK 50 STREAMS s $");
         b.expect(&format!("{kind:?}: RESP3 timeout"), "_\r\n");
 
@@ -298,13 +244,7 @@ fn stream_writes(master: &Node) {
     waiter.send("XREADGROUP GROUP h yan BLOCK 0 STREAMS s >");
     wait_blocked(master, 1);
     run(&mut c, &["XADD", "s", "*", "late", "1"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 4096];
-    while !waiter.text().contains("late") && Instant::now() < deadline {
-        if let Ok(n) = waiter.stream.read(&mut buf) {
-            waiter.seen.extend_from_slice(&buf[..n]);
-        }
-    }
+    waiter.read_until("the waiter to be served", |seen| seen.windows(4).any(|w| w == b"late"));
     assert!(waiter.text().contains("late"), "the waiter was served: {:?}", waiter.text());
 }
 
@@ -408,15 +348,6 @@ fn watch_sees_entry_changes_not_group_changes() {
 /// both servers give the same reply.
 #[test]
 fn xinfo_full_and_consumers_match_with_times_masked() {
-    fn masked(v: &redis::Value) -> String {
-        match v {
-            redis::Value::Int(n) if *n > 1_000_000_000_000 => "<time>".to_string(),
-            redis::Value::Array(items) => {
-                format!("[{}]", items.iter().map(masked).collect::<Vec<_>>().join(", "))
-            }
-            other => format!("{other:?}"),
-        }
-    }
     let mut replies = Vec::new();
     for kind in [Kind::Redis, Kind::Warden] {
         let node = Node::start(kind, &format!("{kind:?}"), &[]);
@@ -440,7 +371,7 @@ fn xinfo_full_and_consumers_match_with_times_masked() {
             &["XINFO", "STREAM", "s", "FULL", "COUNT", "0"],
         ] {
             let v: redis::Value = cmd(&mut c, args);
-            out.push(masked(&v));
+            out.push(masked_times(&v));
         }
         for group in ["g", "h"] {
             let consumers: Vec<Vec<redis::Value>> =

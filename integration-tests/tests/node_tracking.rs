@@ -4,81 +4,14 @@
 //! `__redis__:invalidate`, BCAST announces changes under a prefix, and a redirect to a client
 //! that left is reported. (One-connection behaviour is in `node/tests/compat/tracking.redis`.)
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use integration_tests::nodes::{cmd, Kind, Node};
+use integration_tests::raw::Raw;
 use integration_tests::wait;
 
-/// A raw connection that sends inline commands and reads exact byte sequences.
-struct Raw {
-    stream: TcpStream,
-    seen: Vec<u8>,
-}
-
-impl Raw {
-    fn open(node: &Node) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        Raw { stream, seen: Vec::new() }
-    }
-
-    /// Sends `line` and waits for exactly `expect` (reporting what came instead).
-    fn call(&mut self, line: &str, expect: &str) {
-        self.stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.expect(&format!("reply to {line}"), expect);
-    }
-
-    /// Reads until `done(bytes so far)` or 10 s have passed.
-    fn read_until(&mut self, what: &str, done: impl Fn(&[u8]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !done(&self.seen) && Instant::now() < deadline {
-            if let Ok(n) = self.stream.read(&mut buf) {
-                assert!(n > 0, "{what}: connection closed after {:?}", self.text());
-                self.seen.extend_from_slice(&buf[..n]);
-            }
-        }
-    }
-
-    /// Waits up to 10 s for the next bytes to be exactly `expect`.
-    fn expect(&mut self, what: &str, expect: &str) {
-        self.read_until(what, |seen| seen.len() >= expect.len());
-        assert_eq!(self.text(), expect, "{what}");
-        self.seen.clear();
-    }
-
-    /// Nothing more arrives within a short while.
-    fn quiet(&mut self, what: &str) {
-        let mut buf = [0u8; 4096];
-        if let Ok(n) = self.stream.read(&mut buf) {
-            self.seen.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(self.text(), "", "{what}: unexpected bytes");
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.seen).into_owned()
-    }
-
-    fn id(&mut self) -> String {
-        self.stream.write_all(b"CLIENT ID\r\n").unwrap();
-        self.read_until("CLIENT ID", |seen| seen.ends_with(b"\r\n"));
-        let id = self.text().trim_start_matches(':').trim().to_string();
-        self.seen.clear();
-        id
-    }
-}
-
 fn hello3(node: &Node) -> Raw {
-    let mut c = Raw::open(node);
-    c.stream.write_all(b"HELLO 3\r\n").unwrap();
-    // The HELLO map ends with the (empty) modules array.
-    c.read_until("HELLO 3", |seen| seen.ends_with(b"modules\r\n*0\r\n"));
-    assert!(c.seen.ends_with(b"modules\r\n*0\r\n"), "HELLO 3: {:?}", c.text());
-    c.seen.clear();
-    c
+    Raw::open_resp3(node)
 }
 
 const INVALIDATE_A: &str = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n";

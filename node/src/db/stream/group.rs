@@ -144,17 +144,10 @@ impl ConsumerGroup {
 
 #[cfg(test)]
 mod tests {
-    use super::super::entries::NodeLimits;
     use super::*;
-    use bytes::Bytes;
 
     fn stream(n: u64) -> Stream {
-        let mut s = Stream::default();
-        let pairs = [Bytes::from("f"), Bytes::from("v")];
-        for i in 1..=n {
-            s.append(&pairs, Some(StreamId::new(i, 0)), true, 0, NodeLimits::default()).unwrap();
-        }
-        s
+        Stream::numbered(n)
     }
 
     #[test]

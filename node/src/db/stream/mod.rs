@@ -110,3 +110,18 @@ pub struct Consumer {
     /// The IDs it owns in the group's pending entries list.
     pub pel: BTreeSet<StreamId>,
 }
+
+#[cfg(test)]
+impl Stream {
+    /// A stream of `n` entries `1-0` … `n-0`, each `f v`, laid out with the default node
+    /// limits (for the model's unit tests).
+    pub(crate) fn numbered(n: u64) -> Stream {
+        let mut s = Stream::default();
+        let pairs = [bytes::Bytes::from("f"), bytes::Bytes::from("v")];
+        for i in 1..=n {
+            s.append(&pairs, Some(StreamId::new(i, 0)), true, 0, NodeLimits::default())
+                .expect("ascending IDs append");
+        }
+        s
+    }
+}
