@@ -464,7 +464,17 @@ fn refused_on_oom(resolved: Resolved, checked: u32, client: &ClientState) -> boo
 /// as Redis's `scriptFlagsToCmdFlags` decides before any other check: a replica then answers
 /// FCALL of a writing function with the plain READONLY error, as Redis does. Only the script
 /// commands (the ones flagged `skip_monitor`) pay for the lookup.
+#[inline]
 fn checked_flags(shared: &Shared, spec: &CommandSpec, argv: &[Bytes]) -> u32 {
+    if !spec.has(flags::SKIP_MONITOR) {
+        return spec.flags;
+    }
+    script_checked_flags(shared, spec, argv)
+}
+
+/// [`checked_flags`] of a script command.
+#[inline(never)]
+fn script_checked_flags(shared: &Shared, spec: &CommandSpec, argv: &[Bytes]) -> u32 {
     match script_flags(shared, spec, argv) {
         Some(declared) if !declared.compat => {
             let mut checked = spec.flags & !(flags::STALE | flags::DENYOOM | flags::WRITE);

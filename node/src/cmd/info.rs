@@ -238,12 +238,14 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "used_memory_lua_human", &human(lua));
             w(out, "used_memory_scripts_eval", &script_bytes);
             w(out, "number_of_cached_scripts", &scripts);
-            let (functions, lua_functions, function_bytes) = {
+            let (libraries, functions, lua_functions, function_bytes) = {
                 let f = shared.functions.lock();
                 let bytes: usize = f.libraries().map(|l| l.code.len() + l.name.len()).sum();
-                (f.counts().1, f.lua_memory() as u64, bytes as u64)
+                let (libraries, functions) = f.counts();
+                (libraries, functions, f.lua_memory() as u64, bytes as u64)
             };
             w(out, "number_of_functions", &functions);
+            w(out, "number_of_libraries", &libraries);
             w(out, "used_memory_vm_functions", &lua_functions);
             w(out, "used_memory_vm_total", &(lua + lua_functions));
             w(out, "used_memory_vm_total_human", &human(lua + lua_functions));
