@@ -122,6 +122,9 @@ fn from_lua_at(value: &Value, depth: usize, resp3: bool) -> Frame {
         Value::Number(n) => Frame::Integer(*n as i64),
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Table(t) if depth < MAX_DEPTH => table_reply(t, depth, resp3),
+        // Cut with Redis's error where Redis runs out of Lua stack (a table that holds itself
+        // would otherwise never end), so a client reading the nesting meets an error, not nil.
+        Value::Table(_) => Frame::Error(Bytes::from_static(b"ERR reached lua stack limit")),
         _ => Frame::Null,
     }
 }
@@ -195,5 +198,13 @@ mod tests {
         assert_eq!(from_lua(&Value::Boolean(false), false), Frame::Null);
         assert_eq!(from_lua(&Value::Boolean(false), true), Frame::Boolean(false));
         assert_eq!(from_lua(&Value::Number(-3.7), false), Frame::Integer(-3));
+        // A table that holds itself nests until the cut, which is an error, as in Redis.
+        let v: Value = lua.load("local a = {} local b = {a} a[1] = b return a").eval().unwrap();
+        let mut frame = from_lua(&v, false);
+        while let Frame::Array(mut items) = frame {
+            assert_eq!(items.len(), 1);
+            frame = items.remove(0);
+        }
+        assert_eq!(frame, Frame::Error(Bytes::from_static(b"ERR reached lua stack limit")));
     }
 }

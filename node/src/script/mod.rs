@@ -485,6 +485,17 @@ impl std::fmt::Display for ReplyError {
 
 impl std::error::Error for ReplyError {}
 
+impl ReplyError {
+    /// An error reply raised into the script as a table error (Redis's luaPushError +
+    /// luaError): its text is final.
+    fn raised(frame: Frame) -> mlua::Error {
+        match frame {
+            Frame::Error(text) => mlua::Error::external(ReplyError(text)),
+            other => mlua::Error::RuntimeError(format!("{other:?}")),
+        }
+    }
+}
+
 /// The [`ReplyError`] inside an error that came back through Lua, if that is what it is.
 fn reply_error(e: &mlua::Error) -> Option<&ReplyError> {
     match e {
@@ -662,8 +673,24 @@ pub(crate) fn run(
                 frame => convert::to_lua(lua, frame, script_resp3()),
             }
         })?;
+        // redis.acl_check_cmd(command, args…): whether the calling user may run it.
+        let acl_check = scope.create_function(|_, argv: MultiValue| {
+            let argv = command_args(argv).map_err(|e| ReplyError::raised(e.into_frame()))?;
+            let Ok(resolved) = find(&argv) else {
+                return Err(ReplyError::raised(
+                    CommandError::err("Invalid command passed to redis.acl_check_cmd()")
+                        .into_frame(),
+                ));
+            };
+            let runner = runner.borrow();
+            Ok(match runner.ctx.client.user.user.as_deref() {
+                Some(user) => crate::acl::check::check(user, resolved, &argv).is_ok(),
+                None => true,
+            })
+        })?;
         redis.raw_set("call", redis_call)?;
         redis.raw_set("pcall", redis_pcall)?;
+        redis.raw_set("acl_check_cmd", acl_check)?;
         let on_error: Function = bridge.raw_get("on_error")?;
         let invoke: Function = bridge.raw_get("invoke")?;
         let mut xargs = MultiValue::new();
