@@ -29,6 +29,28 @@ fn put_group(exec: &mut Exec<'_>, key: &[u8], name: &[u8], group: ConsumerGroup)
     stream.groups.insert(name.into(), group);
 }
 
+/// Ends a claim (XCLAIM, XAUTOCLAIM): the group goes back into the stream, a consumer the
+/// claim created is announced, and the changes are counted and propagated as their XCLAIMs.
+fn finish(
+    exec: &mut Exec<'_>,
+    key: &[u8],
+    name: &[u8],
+    group: ConsumerGroup,
+    created: bool,
+    changes: u64,
+    propagate: Vec<Vec<Bytes>>,
+) {
+    put_group(exec, key, name, group);
+    if created {
+        exec.dirty(1);
+        exec.notify(STREAM, "xgroup-createconsumer", key);
+    }
+    exec.dirty(changes);
+    for argv in propagate {
+        exec.propagate_as(argv);
+    }
+}
+
 fn stream_of<'e>(exec: &'e mut Exec<'_>, key: &[u8]) -> &'e Stream {
     exec.write_stream(key).ok().flatten().expect("the caller found the stream")
 }
@@ -153,15 +175,7 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         propagate.push(setid_argv(key, name, group.last_id, group.entries_read));
         changes += 1;
     }
-    put_group(ctx, key, name, group);
-    if created {
-        ctx.dirty(1);
-        ctx.notify(STREAM, "xgroup-createconsumer", key);
-    }
-    ctx.dirty(changes);
-    for argv in propagate {
-        ctx.propagate_as(argv);
-    }
+    finish(ctx, key, name, group, created, changes, propagate);
     Ok(Frame::Array(replies))
 }
 
@@ -258,14 +272,6 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Some(id) if !exhausted => *id,
         _ => StreamId::MIN,
     };
-    put_group(ctx, key, name, group);
-    if created {
-        ctx.dirty(1);
-        ctx.notify(STREAM, "xgroup-createconsumer", key);
-    }
-    ctx.dirty(changes);
-    for argv in propagate {
-        ctx.propagate_as(argv);
-    }
+    finish(ctx, key, name, group, created, changes, propagate);
     Ok(Frame::Array(vec![id_frame(cursor), Frame::Array(claimed), Frame::Array(deleted)]))
 }
