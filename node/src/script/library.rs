@@ -141,8 +141,8 @@ impl Libraries {
                     Ok(())
                 })?
             };
-            let runtime_redis: Table = lua.globals().raw_get("redis")?;
-            let log: Function = runtime_redis.raw_get("log")?;
+            let runtime_redis: Table = lua.globals().get("redis")?;
+            let log: Function = runtime_redis.get("log")?;
             let version = crate::cmd::info::REDIS_VERSION;
             lua.load(ENVIRONMENT).set_name("=functions").call((
                 register,

@@ -84,14 +84,61 @@ local function plain_or_stopped(...)
   return plain(...)
 end
 pcall = function(...) return plain_or_stopped(lua_pcall(...)) end
-setmetatable(_G, {
+-- Read-only tables, as Redis makes the globals and the libraries: one script must not be able
+-- to change what the next one sees (redis.call, cjson.encode, the globals' protection). The
+-- libraries become read-only views of themselves; the globals table keeps a metatable that
+-- setmetatable, rawset and writes through getmetatable cannot reach.
+-- No precompiled (binary) chunks: Lua 5.1 does not verify bytecode, and a crafted chunk can
+-- corrupt the VM (Redis's Lua refuses them too). Only text reaches the compiler.
+local raw_loadstring, raw_load = loadstring, load
+loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary code not allowed' end
+  return raw_loadstring(s, name)
+end
+load = function(reader, name)
+  local first = true
+  return raw_load(function()
+    local piece = reader()
+    if first and type(piece) == 'string' and piece ~= '' then
+      first = false
+      if piece:byte(1) == 27 then return nil end
+    end
+    return piece
+  end, name)
+end
+local function refuse() error('Attempt to modify a readonly table', 2) end
+local raw_setmetatable, raw_getmetatable, raw_rawset = setmetatable, getmetatable, rawset
+local readonly = raw_setmetatable({}, { __mode = 'k' })
+local function view(t)
+  local v = raw_setmetatable({}, { __index = t, __newindex = refuse })
+  readonly[v] = true
+  return v
+end
+bridge.redis = redis
+for name, value in pairs(_G) do
+  if type(value) == 'table' and name ~= '_G' then raw_rawset(_G, name, view(value)) end
+end
+-- (Raised without a position, as Redis's C checks raise these two.)
+setmetatable = function(t, mt)
+  if readonly[t] then error('Attempt to modify a readonly table', 0) end
+  return raw_setmetatable(t, mt)
+end
+rawset = function(t, k, v)
+  if readonly[t] then error('Attempt to modify a readonly table', 0) end
+  return raw_rawset(t, k, v)
+end
+getmetatable = function(t)
+  local mt = raw_getmetatable(t)
+  if readonly[t] and mt ~= nil then return view(mt) end
+  return mt
+end
+raw_setmetatable(_G, {
   __index = function(_, name)
     error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
   end,
-  __newindex = function()
-    error('Attempt to modify a readonly table', 2)
-  end,
+  __newindex = refuse,
 })
+readonly[_G] = true
 "#;
 
 /// The script running on this thread: when it started, its time limit, whether it wrote.
@@ -660,7 +707,8 @@ pub(crate) fn run(
         out: Vec::new(),
     });
     let outcome = lua.scope(|scope| {
-        let redis: Table = lua.globals().raw_get("redis")?;
+        // The real `redis` table behind the read-only view scripts see.
+        let redis: Table = bridge.raw_get("redis")?;
         let redis_call = scope.create_function(|lua, argv: MultiValue| {
             match runner.borrow_mut().command(argv) {
                 Frame::Error(text) => Err(mlua::Error::external(ReplyError(text))),
