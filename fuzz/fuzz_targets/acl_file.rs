@@ -12,10 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(users) = file::parse(data, "fuzz.acl", false) else { return };
     let mut text = Vec::new();
     for user in &users {
-        text.extend_from_slice(b"user ");
-        text.extend_from_slice(&user.name);
-        text.push(b' ');
-        text.extend_from_slice(&user.describe());
+        text.extend_from_slice(&user.line());
         text.push(b'\n');
     }
     let again = file::parse(&text, "fuzz.acl", false).expect("a described user parses back");

@@ -350,13 +350,7 @@ fn sample_streams(now_ms: i64) -> Vec<(&'static [u8], Value)> {
     let mut big = Vec::new();
     for i in 0..250u64 {
         let ms = 1_700_000_000_000 + i / 3;
-        let value = match i % 5 {
-            0 => i.to_string().into_bytes(),
-            1 => format!("-{}", i * 100_000).into_bytes(),
-            2 => vec![b'v'; 100 + i as usize],
-            3 => vec![i as u8, 0, 255, b'\r', b'\n'],
-            _ => vec![b'L'; if i == 4 { 5000 } else { 10 }],
-        };
+        let value = stream_value(i);
         let fields = if i % 7 == 0 {
             vec![(b"other".to_vec(), value)]
         } else {
@@ -1459,6 +1453,18 @@ fn populate(c: &mut Client) {
 }
 
 /// Streams made by commands, in the current database: see [`sample_streams`] for the shapes.
+/// The `i`th value of the sample streams: every listpack encoding in turn (small and negative
+/// integers, strings that need 1-, 2- and 4-byte lengths, binary bytes).
+fn stream_value(i: u64) -> Vec<u8> {
+    match i % 5 {
+        0 => i.to_string().into_bytes(),
+        1 => format!("-{}", i * 100_000).into_bytes(),
+        2 => vec![b'v'; 100 + i as usize],
+        3 => vec![i as u8, 0, 255, b'\r', b'\n'],
+        _ => vec![b'L'; if i == 4 { 5000 } else { 10 }],
+    }
+}
+
 fn populate_streams(c: &mut Client) {
     c.cmds("XADD x:small 1-1 a 1 b two");
     c.cmds("XADD x:small 1-2 a 3 b 4");
@@ -1467,13 +1473,7 @@ fn populate_streams(c: &mut Client) {
     c.cmds("XDEL x:small 1-2");
     c.cmds("CONFIG SET stream-node-max-entries 10");
     for i in 0..120u64 {
-        let value = match i % 5 {
-            0 => i.to_string().into_bytes(),
-            1 => format!("-{}", i * 100_000).into_bytes(),
-            2 => vec![b'v'; 100 + i as usize],
-            3 => vec![i as u8, 0, 255, b'\r', b'\n'],
-            _ => vec![b'L'; if i == 4 { 5000 } else { 10 }],
-        };
+        let value = stream_value(i);
         let id = format!("{}-{}", 1_700_000_000_000 + i / 3, i % 3);
         let n = (i * 3).to_string();
         if i % 7 == 0 {

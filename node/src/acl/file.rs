@@ -115,10 +115,7 @@ pub fn strerror(e: &std::io::Error) -> String {
 pub fn render(acl: &Acl) -> Vec<u8> {
     let mut out = Vec::new();
     for entry in acl.iter() {
-        out.extend_from_slice(b"user ");
-        out.extend_from_slice(&entry.user.name);
-        out.push(b' ');
-        out.extend_from_slice(&entry.user.describe());
+        out.extend_from_slice(&entry.user.line());
         out.push(b'\n');
     }
     out
@@ -178,10 +175,7 @@ mod tests {
             let users = parse(input, "f.acl", false).expect("a valid file");
             let mut text = Vec::new();
             for u in &users {
-                text.extend_from_slice(b"user ");
-                text.extend_from_slice(&u.name);
-                text.push(b' ');
-                text.extend_from_slice(&u.describe());
+                text.extend_from_slice(&u.line());
                 text.push(b'\n');
             }
             let again = parse(&text, "f.acl", false).expect("a described user parses back");

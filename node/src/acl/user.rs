@@ -211,6 +211,15 @@ impl User {
         flags
     }
 
+    /// `user <name> <rules>`: the line ACL LIST shows and ACL SAVE writes for this user.
+    pub fn line(&self) -> Vec<u8> {
+        let mut line = b"user ".to_vec();
+        line.extend_from_slice(&self.name);
+        line.push(b' ');
+        line.extend_from_slice(&self.describe());
+        line
+    }
+
     /// The rules that rebuild this user, as ACL LIST and ACL SAVE write them (without
     /// `user <name> `).
     pub fn describe(&self) -> Vec<u8> {

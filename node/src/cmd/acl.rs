@@ -173,16 +173,7 @@ fn users(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
 
 fn list(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     let acl = ctx.server.acl.acl.read();
-    let lines = acl
-        .iter()
-        .map(|e| {
-            let mut line = b"user ".to_vec();
-            line.extend_from_slice(&e.user.name);
-            line.push(b' ');
-            line.extend_from_slice(&e.user.describe());
-            Frame::Bulk(Bytes::from(line))
-        })
-        .collect();
+    let lines = acl.iter().map(|e| Frame::Bulk(Bytes::from(e.user.line()))).collect();
     Ok(Frame::Array(lines))
 }
 
