@@ -16,7 +16,7 @@ use crate::cmd::{cmd, container, CommandSpec};
 use crate::error::{CmdResult, CommandError};
 use crate::exec::Ctx;
 use crate::persist::functions as payload;
-use crate::script::library::{self, Libraries, RestorePolicy, LOAD_TIMEOUT};
+use crate::script::library::{self, RestorePolicy, LOAD_TIMEOUT};
 
 /// FUNCTION and FCALL.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -155,9 +155,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     };
     let sources = payload::restore(&args[2]).map_err(CommandError::err)?;
-    let restored =
-        Libraries::from_sources(sources.iter().map(|s| &s[..])).map_err(CommandError::err)?;
-    ctx.server.functions.lock().restore(restored, policy).map_err(CommandError::err)?;
+    ctx.server.functions.lock().restore(&sources, policy).map_err(CommandError::err)?;
     ctx.dirty(1);
     Ok(Frame::ok())
 }

@@ -253,29 +253,31 @@ impl Libraries {
             .map_err(|e| format!("a function library in the file failed to load: {e}"))
     }
 
-    /// FUNCTION RESTORE's merge of `restored` into these libraries: all or nothing.
-    pub fn restore(&mut self, restored: Libraries, policy: RestorePolicy) -> Result<(), String> {
+    /// FUNCTION RESTORE: the libraries of a payload's `sources`, merged by `policy`, all or
+    /// nothing. Each is compiled once, into the state that will run it; as in Redis, the
+    /// payload's own errors (a bad library, a name given twice) come before conflicts with the
+    /// libraries already loaded.
+    pub fn restore(&mut self, sources: &[Bytes], policy: RestorePolicy) -> Result<(), String> {
         if policy == RestorePolicy::Flush {
-            *self = restored;
+            *self = Libraries::from_sources(sources.iter().map(|s| &s[..]))?;
             return Ok(());
         }
-        if policy == RestorePolicy::Append {
-            if let Some(name) = restored.libraries.keys().find(|n| self.libraries.contains_key(*n))
-            {
-                return Err(format!("Library {name} already exists"));
+        let mut compiled: Vec<Library> = Vec::new();
+        for code in sources {
+            let (name, body_at) = metadata(code)?;
+            if compiled.iter().any(|l| l.name == name) {
+                return Err(format!("Library '{name}' already exists"));
             }
+            let functions = self.compile(&code[body_at..], None)?;
+            if functions.is_empty() {
+                return Err("No functions registered".into());
+            }
+            compiled.push(Library { name, code: code.clone(), functions });
         }
-        // Compile into this state (functions must live in the Lua state that runs them), then
-        // link all or none.
-        let mut compiled = Vec::new();
-        for library in restored.libraries.values() {
-            let (_, body_at) = metadata(&library.code)?;
-            let functions = self.compile(&library.code[body_at..], None)?;
-            compiled.push(Library {
-                name: library.name.clone(),
-                code: library.code.clone(),
-                functions,
-            });
+        if policy == RestorePolicy::Append {
+            if let Some(l) = compiled.iter().find(|l| self.libraries.contains_key(&l.name)) {
+                return Err(format!("Library {} already exists", l.name));
+            }
         }
         let replaced: Vec<Library> = compiled.iter().filter_map(|l| self.unlink(&l.name)).collect();
         let mut linked: Vec<String> = Vec::new();
@@ -619,13 +621,12 @@ mod tests {
     fn restore_is_all_or_nothing() {
         let mut libs = Libraries::new();
         libs.load(LIB, false, None).unwrap();
-        let incoming = Libraries::from_sources([LIB]).unwrap();
+        let incoming = [Bytes::from_static(LIB)];
         assert_eq!(
-            libs.restore(incoming, RestorePolicy::Append),
+            libs.restore(&incoming, RestorePolicy::Append),
             Err("Library lib1 already exists".into())
         );
-        let incoming = Libraries::from_sources([LIB]).unwrap();
-        assert_eq!(libs.restore(incoming, RestorePolicy::Replace), Ok(()));
+        assert_eq!(libs.restore(&incoming, RestorePolicy::Replace), Ok(()));
         assert_eq!(libs.counts(), (1, 2));
     }
 }
