@@ -100,25 +100,3 @@ fn script_writes_reach_a_redis_replica_as_their_effects() {
     // Redis logs any command of its master's stream it had to refuse (a nested MULTI …).
     assert!(!replica.proc.log().contains("CRITICAL"), "{}", replica.proc.log());
 }
-
-/// A script holds the server while it runs. One that runs past busy-reply-threshold without
-/// having written is stopped (nothing else could stop it: no SCRIPT KILL can reach the server
-/// meanwhile), also when it catches errors itself; one that wrote runs to its end.
-#[test]
-fn a_runaway_script_that_wrote_nothing_is_stopped() {
-    let node = Node::start(Kind::Warden, "node", &["--busy-reply-threshold", "100"]);
-    let mut c = node.connect();
-    for body in ["while true do end", "while true do pcall(function() while true do end end) end"] {
-        let stopped: Result<(), _> = redis::cmd("EVAL").arg(body).arg(0).query(&mut c);
-        let e = stopped.unwrap_err();
-        assert!(e.to_string().contains("Script stopped after running longer"), "{e}");
-    }
-    let pong: String = cmd(&mut c, &["PING"]);
-    assert_eq!(pong, "PONG");
-    // Having written, a long script finishes: stopping it would break its atomicity.
-    let body = "redis.call('set', 'started', '1') local i = 0 \
-                while i < 20000000 do i = i + 1 end return i";
-    let done: i64 = cmd(&mut c, &["EVAL", body, "0"]);
-    assert_eq!(done, 20_000_000);
-    assert!(node.proc.log().contains("run past busy-reply-threshold after writing"));
-}

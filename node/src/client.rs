@@ -72,6 +72,8 @@ pub struct ClientSnapshot {
     pub qbuf: usize,
     /// The ACL user's name (CLIENT LIST `user=`, CLIENT KILL USER) and incarnation.
     pub user: (bytes::Bytes, u64),
+    /// Logged in (or needed no password): a busy script checks its requests by it.
+    pub authenticated: bool,
 }
 
 /// A client as the registry holds it.

@@ -39,7 +39,14 @@ enum Close {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shutdown: Shutdown) {
+/// `handoff`: what a busy script did for it before it got here (see [`crate::busy`]).
+pub async fn serve(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    handoff: Option<crate::busy::Handoff>,
+) {
     let _ = socket.set_nodelay(true);
     let keepalive = shared.config.read().settings.tcp_keepalive;
     if keepalive > 0 {
@@ -62,7 +69,8 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
     let (id, refused) = {
         let settings = shared.config.read().settings.clone();
         let mut clients = shared.clients.lock();
-        let id = clients.next_id();
+        // A connection accepted by a busy script was given its id then.
+        let id = handoff.as_ref().and_then(|h| h.id).unwrap_or_else(|| clients.next_id());
         let refused = if clients.len() >= settings.maxclients {
             clients.rejected += 1;
             Some("ERR max number of clients reached")
@@ -97,6 +105,7 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
     }
     let user = shared.acl.default_user();
     let authenticated = !shared.acl.acl.read().auth_required();
+    snapshot.lock().authenticated = authenticated;
     let client = ClientState {
         id,
         db: 0,
@@ -139,7 +148,13 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream, addr: SocketAddr, shu
         output: BytesMut::with_capacity(BUFFER_START),
         argv: Vec::new(),
     };
-    let close = conn.run().await;
+    let close = match handoff.map(|handoff| conn.absorb(handoff)) {
+        Some(true) => {
+            let _ = conn.flush().await;
+            Close::Done
+        }
+        _ => conn.run().await,
+    };
     match close {
         Close::Shutdown => shared.shutdown.fire(),
         Close::Replica(request) => {
@@ -166,7 +181,11 @@ const PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because 
 /// Protected mode refuses non-loopback peers when no password is set (Redis's rule).
 /// Protected mode refuses remote clients while the default user needs no password, as in
 /// Redis.
-fn protected(settings: &crate::config::Settings, default_nopass: bool, addr: &SocketAddr) -> bool {
+pub(crate) fn protected(
+    settings: &crate::config::Settings,
+    default_nopass: bool,
+    addr: &SocketAddr,
+) -> bool {
     settings.protected_mode && default_nopass && !addr.ip().is_loopback()
 }
 
@@ -241,18 +260,23 @@ impl Connection {
             }
             self.shrink_buffers();
             self.shared.busy_poll.served();
-            let idle = self.shared.config.read().settings.timeout;
-            let idle = async {
-                if idle == 0 || self.client.in_pubsub() {
+            let timeout = self.shared.config.read().settings.timeout;
+            let timeout = async {
+                if timeout == 0 || self.client.in_pubsub() {
                     std::future::pending::<()>().await
                 } else {
-                    tokio::time::sleep(Duration::from_secs(idle)).await
+                    tokio::time::sleep(Duration::from_secs(timeout)).await
                 }
             };
             // Biased: the socket first, and no per-wake-up random branch order. Only clients
             // that can receive pushes (subscribers, MONITOR, RESP3 clients, which may be sent
             // tracking invalidations) wait on the push queue at all.
             let pushes = self.receives_pushes();
+            // Parked with nothing buffered: a busy script may serve this socket meanwhile.
+            let idle = self.input.is_empty() && self.output.is_empty();
+            if idle {
+                self.stop.set_idle(true);
+            }
             tokio::select! {
                 biased;
                 read = self.socket.read_buf(&mut self.input) => match read {
@@ -266,13 +290,79 @@ impl Connection {
                     }
                 },
                 Some(frame) = self.push_rx.recv(), if pushes => frame.encode(self.client.resp, &mut self.output),
-                _ = &mut self.stop => return Close::Done,
-                _ = idle => {
+                _ = &mut self.stop => if self.stop.is_killed() {
+                    return Close::Done;
+                },
+                _ = timeout => {
                     debug!(client = self.client.id, "closing idle client");
                     return Close::Done;
                 }
             }
+            if idle {
+                self.stop.set_idle(false);
+                if let Some(handoff) = self.stop.take_handoff() {
+                    if self.absorb(handoff) {
+                        let _ = self.flush().await;
+                        return Close::Done;
+                    }
+                }
+            }
         }
+    }
+
+    /// Takes back what a busy script did for this connection while it was parked (or before
+    /// it existed): its input goes before anything read since, its replies before anything
+    /// written since. True: the connection ends once its replies are sent (QUIT, or a
+    /// protocol error, meanwhile).
+    fn absorb(&mut self, handoff: crate::busy::Handoff) -> bool {
+        let crate::busy::Handoff {
+            input,
+            output,
+            discard_transaction,
+            unwatch,
+            multi_started,
+            multi_failed,
+            close,
+            user,
+            resp,
+            name,
+            id: _,
+        } = handoff;
+        let since = std::mem::replace(&mut self.input, input);
+        self.input.extend_from_slice(&since);
+        let since = std::mem::replace(&mut self.output, output);
+        self.output.extend_from_slice(&since);
+        if let Some(user) = user {
+            self.client.authenticated = true;
+            self.client.snapshot.lock().authenticated = true;
+            self.client.set_user(user);
+        }
+        if let Some(resp) = resp {
+            self.client.resp = resp;
+            self.client.snapshot.lock().resp = if resp == Protocol::Resp3 { 3 } else { 2 };
+        }
+        if let Some(name) = name {
+            self.client.snapshot.lock().name = name.clone();
+            self.client.name = name;
+        }
+        if discard_transaction {
+            self.client.multi = None;
+            self.client.multi_failed = false;
+            self.client.snapshot.lock().multi = -1;
+        }
+        if (discard_transaction || unwatch) && !self.client.watched.is_empty() {
+            let watched = std::mem::take(&mut self.client.watched);
+            self.shared.keyspace.lock().watches.unwatch(self.client.id, &watched);
+        }
+        if multi_started {
+            self.client.multi = Some(Vec::new());
+            self.client.multi_failed = false;
+            self.client.snapshot.lock().multi = 0;
+        }
+        if multi_failed && self.client.multi.is_some() {
+            self.client.multi_failed = true;
+        }
+        close
     }
 
     /// Runs every complete request in the input buffer. `Ok(Some)` ends the connection after

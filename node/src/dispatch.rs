@@ -222,8 +222,9 @@ fn admit(shared: &Shared, client: &mut ClientState, argv: &[Bytes]) -> Admitted 
     let found = Some(resolved);
     if crate::acl::refresh(&shared.acl, &mut client.user) == crate::acl::Refreshed::Deleted {
         client.authenticated = false;
-        client.snapshot.lock().user =
-            (bytes::Bytes::from_static(b"default"), crate::acl::DEFAULT_INCARNATION);
+        let mut snapshot = client.snapshot.lock();
+        snapshot.user = (bytes::Bytes::from_static(b"default"), crate::acl::DEFAULT_INCARNATION);
+        snapshot.authenticated = false;
     }
     if !client.authenticated
         && !spec.has(flags::NO_AUTH)
@@ -687,8 +688,10 @@ impl Shared {
     /// Where every applied write goes after the keyspace, in apply order: the replication
     /// stream (and, later, the AOF). Called with the keyspace locked. Returns the stream
     /// offset after the writes, when they went on the stream.
-    pub fn propagate(&self, _ks: &mut Keyspace, commands: Vec<Propagated>) -> Propagation {
-        if commands.is_empty() {
+    pub fn propagate(&self, ks: &mut Keyspace, commands: Vec<Propagated>) -> Propagation {
+        // Once stopped (the server exits) nothing more goes out: a SHUTDOWN NOSAVE that
+        // stopped a busy script inside EXEC leaves none of the transaction behind.
+        if commands.is_empty() || ks.stopped {
             return Propagation::default();
         }
         self.stats

@@ -1,6 +1,12 @@
 //! A client's kill switch: CLIENT KILL, a pub/sub or output-buffer disconnect, or the server
 //! shutting down ends a client's task by flipping it.
 //!
+//! The same switch carries the one other thing that must reach a connection parked between
+//! requests: what was done on its behalf while a script was busy (see [`crate::busy`]) —
+//! the requests read and answered meanwhile, handed back when the script ends. The
+//! connection says when it is parked with nothing buffered ([`Killed::set_idle`]): only then
+//! may its socket be served by someone else.
+//!
 //! A connection waits on its switch beside the socket before every read, so waiting must cost
 //! next to nothing: one atomic flag and one registered waker. Two watch channels (the client's
 //! own and the server's shutdown) cost about 450 instructions per re-poll, since each re-poll
@@ -14,10 +20,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
+use parking_lot::Mutex;
+
+use crate::busy::Handoff;
 
 #[derive(Default)]
 struct Switch {
     killed: AtomicBool,
+    /// The connection waits for its next request with empty buffers.
+    idle: AtomicBool,
+    /// `handoff` holds something for the connection.
+    handed: AtomicBool,
+    handoff: Mutex<Option<Handoff>>,
     waker: AtomicWaker,
 }
 
@@ -42,6 +56,18 @@ impl KillSwitch {
         self.0.killed.load(Ordering::Acquire)
     }
 
+    /// True while the connection is parked between requests with empty buffers.
+    pub fn is_idle(&self) -> bool {
+        self.0.idle.load(Ordering::Acquire)
+    }
+
+    /// Gives the parked connection what was done for it meanwhile, and wakes it.
+    pub fn hand(&self, handoff: Handoff) {
+        *self.0.handoff.lock() = Some(handoff);
+        self.0.handed.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+
     /// A future that completes once the switch is flipped. One task waits on a switch at a
     /// time (the last to poll is the one woken).
     pub fn killed(&self) -> Killed {
@@ -49,19 +75,43 @@ impl KillSwitch {
     }
 }
 
-/// Completes when its [`KillSwitch`] is flipped; polled in place for the connection's life.
+/// Completes when its [`KillSwitch`] is flipped, or something is handed to the connection;
+/// polled in place for the connection's life.
 pub struct Killed(Arc<Switch>);
+
+impl Killed {
+    /// True once the switch is flipped.
+    pub fn is_killed(&self) -> bool {
+        self.0.killed.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection parked with empty buffers (or no longer).
+    pub fn set_idle(&self, idle: bool) {
+        self.0.idle.store(idle, Ordering::Release);
+    }
+
+    /// What was handed to the connection, if anything (taken once).
+    pub fn take_handoff(&self) -> Option<Handoff> {
+        if !self.0.handed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.0.handed.store(false, Ordering::Release);
+        self.0.handoff.lock().take()
+    }
+}
 
 impl Future for Killed {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.killed.load(Ordering::Acquire) {
+        let ready =
+            || self.0.killed.load(Ordering::Acquire) || self.0.handed.load(Ordering::Acquire);
+        if ready() {
             return Poll::Ready(());
         }
         self.0.waker.register(cx.waker());
         // Flipped between the check and the registration: the wake may have missed us.
-        if self.0.killed.load(Ordering::Acquire) {
+        if ready() {
             Poll::Ready(())
         } else {
             Poll::Pending

@@ -19,6 +19,7 @@ pub mod acl;
 pub mod alloc;
 pub mod aof;
 pub mod blocking;
+pub mod busy;
 pub mod busy_poll;
 pub mod client;
 pub mod cmd;

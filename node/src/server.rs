@@ -115,6 +115,8 @@ pub struct Shared {
     pub paused_clients: std::sync::atomic::AtomicUsize,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: std::sync::atomic::AtomicBool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run commands flagged `noscript`.
+    pub allow_noscript: std::sync::atomic::AtomicBool,
     /// Unix seconds of the last successful save (LASTSAVE): the start time until one happens.
     pub lastsave: std::sync::atomic::AtomicI64,
     /// Replication state. Lock order: `keyspace` before `repl`.
@@ -176,6 +178,23 @@ pub struct Shared {
     pub functions: Mutex<crate::script::library::Libraries>,
     /// ACL users and the ACL log (see `crate::acl`).
     pub acl: crate::acl::AclState,
+    /// A busy script can serve other clients here (set when serving starts, on the
+    /// single-threaded runtime only: see [`crate::busy`]).
+    pub serves_while_busy: std::sync::atomic::AtomicBool,
+    /// The listening sockets (a busy script accepts on them).
+    pub listener_fds: RwLock<Vec<std::os::fd::RawFd>>,
+    /// Where connections accepted by a busy script join the accept loop.
+    pub adopt: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Adopted>>,
+}
+
+/// A connection accepted while a script was busy, with what was done for it meanwhile.
+pub struct Adopted {
+    /// Its socket (non-blocking).
+    pub stream: std::net::TcpStream,
+    /// Its peer.
+    pub addr: SocketAddr,
+    /// Unanswered input, unsent replies, its login.
+    pub handoff: crate::busy::Handoff,
 }
 
 /// The current unix time in milliseconds.
@@ -223,6 +242,9 @@ impl Shared {
             scripts: Default::default(),
             functions: Default::default(),
             acl: Default::default(),
+            serves_while_busy: Default::default(),
+            listener_fds: RwLock::new(Vec::new()),
+            adopt: std::sync::OnceLock::new(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),
@@ -243,6 +265,7 @@ impl Shared {
             propagating: std::sync::atomic::AtomicBool::new(false),
             persist: Mutex::new(Default::default()),
             active_expire: std::sync::atomic::AtomicBool::new(true),
+            allow_noscript: std::sync::atomic::AtomicBool::new(false),
             lastsave: std::sync::atomic::AtomicI64::new(unix_ms() / 1000),
         });
         shared.refresh_gates();
@@ -528,6 +551,12 @@ fn listen(target: &str, backlog: u32) -> std::io::Result<TcpListener> {
 pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown: Shutdown) {
     let _ = shared.runtime.set(tokio::runtime::Handle::current());
     *shared.listening.write() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    *shared.listener_fds.write() = listeners.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let current_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
+    shared.serves_while_busy.store(current_thread, Ordering::Relaxed);
+    let (adopt_tx, mut adopted) = tokio::sync::mpsc::unbounded_channel();
+    let _ = shared.adopt.set(adopt_tx);
     let mut connections = JoinSet::new();
     let mut accepts = JoinSet::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(128);
@@ -572,7 +601,16 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown:
                 let shared = shared.clone();
                 let stop = shutdown.clone();
                 connections.spawn(async move {
-                    crate::connection::serve(shared, socket, addr, stop).await;
+                    crate::connection::serve(shared, socket, addr, stop, None).await;
+                });
+            }
+            Some(adopted) = adopted.recv() => {
+                let crate::server::Adopted { stream, addr, handoff } = adopted;
+                let Ok(socket) = tokio::net::TcpStream::from_std(stream) else { continue };
+                let shared = shared.clone();
+                let stop = shutdown.clone();
+                connections.spawn(async move {
+                    crate::connection::serve(shared, socket, addr, stop, Some(handoff)).await;
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

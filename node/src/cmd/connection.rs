@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use common::resp::{Frame, Protocol};
 
+use crate::acl::ClientUser;
 use crate::client::ReplyMode;
 use crate::cmd::args::{int, is};
 use crate::cmd::flags::*;
@@ -64,47 +65,128 @@ fn authenticate(
     user: &[u8],
     password: &[u8],
 ) -> Result<(), CommandError> {
-    let state = &ctx.server.acl;
-    let generation = state.generation.load(std::sync::atomic::Ordering::Acquire);
-    let found = {
-        let acl = state.acl.read();
-        acl.get(user).filter(|e| e.user.accepts(password)).cloned()
-    };
-    match found {
-        Some(entry) => {
+    match login(ctx.server, user, password) {
+        Some(user) => {
             ctx.client.authenticated = true;
-            ctx.client.set_user(crate::acl::ClientUser {
-                user: Some(entry.user),
-                incarnation: entry.incarnation,
-                generation,
-            });
+            ctx.client.snapshot.lock().authenticated = true;
+            ctx.client.set_user(user);
             Ok(())
         }
         None => {
             crate::acl::log_failed_auth(ctx.server, ctx.client, command, user);
-            Err(CommandError::raw("WRONGPASS invalid username-password pair or user is disabled."))
+            Err(wrong_pass())
         }
     }
 }
 
-fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+/// The user `user` if `password` is one of its passwords.
+fn login(shared: &crate::server::Shared, user: &[u8], password: &[u8]) -> Option<ClientUser> {
+    let state = &shared.acl;
+    let generation = state.generation.load(std::sync::atomic::Ordering::Acquire);
+    let acl = state.acl.read();
+    let entry = acl.get(user).filter(|e| e.user.accepts(password))?;
+    Some(ClientUser { user: Some(entry.user.clone()), incarnation: entry.incarnation, generation })
+}
+
+fn wrong_pass() -> CommandError {
+    CommandError::raw("WRONGPASS invalid username-password pair or user is disabled.")
+}
+
+/// AUTH's arguments: `[user] password`, the user `default` when absent.
+fn auth_args<'a>(
+    shared: &crate::server::Shared,
+    args: &'a [Bytes],
+) -> Result<(&'a [u8], &'a [u8]), CommandError> {
     match args.len() {
         2 => {
-            if ctx.server.acl.acl.read().default_entry().user.nopass {
+            if shared.acl.acl.read().default_entry().user.nopass {
                 return Err(CommandError::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
             }
-            authenticate(ctx, &args[0], b"default", &args[1])?
+            Ok((b"default", &args[1]))
         }
-        3 => authenticate(ctx, &args[0], &args[1], &args[2])?,
-        _ => return Err(CommandError::Syntax),
+        3 => Ok((&args[1], &args[2])),
+        _ => Err(CommandError::Syntax),
     }
+}
+
+fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (user, password) = auth_args(ctx.server, args)?;
+    authenticate(ctx, &args[0], user, password)?;
     Ok(Frame::ok())
 }
 
+/// AUTH for a connection a busy script serves (see `crate::busy`): the user it logs in as.
+/// A failure is not added to the ACL log, which needs the whole client.
+pub fn check_auth(
+    shared: &crate::server::Shared,
+    args: &[Bytes],
+) -> Result<ClientUser, CommandError> {
+    let (user, password) = auth_args(shared, args)?;
+    check_login(shared, user, password)
+}
+
+/// A login (AUTH's or HELLO's) for a connection a busy script serves.
+pub fn check_login(
+    shared: &crate::server::Shared,
+    user: &[u8],
+    password: &[u8],
+) -> Result<ClientUser, CommandError> {
+    login(shared, user, password).ok_or_else(wrong_pass)
+}
+
 fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut proto = None;
+    let hello = parse_hello(args)?;
+    for step in hello.steps {
+        match step {
+            // Logged in at once, as in Redis 7.0: a later bad option still fails HELLO.
+            HelloStep::Auth(user, password) => authenticate(ctx, &args[0], &user, &password)?,
+            HelloStep::SetName(name) => {
+                super::client::validate_name(&name)?;
+                ctx.client.name = (!name.is_empty()).then_some(name);
+                ctx.client.snapshot.lock().name = ctx.client.name.clone();
+            }
+        }
+    }
+    if let Some(error) = hello.error {
+        return Err(error);
+    }
+    if !ctx.client.authenticated {
+        return Err(CommandError::raw(HELLO_NOAUTH));
+    }
+    if let Some(p) = hello.proto {
+        ctx.client.resp = p;
+        ctx.client.snapshot.lock().resp = if p == Protocol::Resp3 { 3 } else { 2 };
+    }
+    Ok(hello_reply(ctx.client.id, ctx.client.resp))
+}
+
+/// HELLO's refusal for a client that is not logged in.
+pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+
+/// HELLO's request: the protocol asked for, then its options in order, up to the first bad
+/// one (options take effect in order, as in Redis 7.0: a SETNAME before a bad option sticks).
+pub struct Hello {
+    /// The protocol version asked for.
+    pub proto: Option<Protocol>,
+    /// The options before `error`.
+    pub steps: Vec<HelloStep>,
+    /// The syntax error HELLO fails with after its steps.
+    pub error: Option<CommandError>,
+}
+
+/// One HELLO option.
+pub enum HelloStep {
+    /// `AUTH user password`.
+    Auth(Bytes, Bytes),
+    /// `SETNAME name` (not yet validated).
+    SetName(Bytes),
+}
+
+/// Reads HELLO's arguments; a bad protocol version fails before anything takes effect.
+pub fn parse_hello(args: &[Bytes]) -> Result<Hello, CommandError> {
+    let mut hello = Hello { proto: None, steps: Vec::new(), error: None };
     let mut i = 1;
     if args.len() > 1 {
         let v = int(&args[1])
@@ -112,48 +194,40 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if !(2..=3).contains(&v) {
             return Err(CommandError::raw("NOPROTO unsupported protocol version"));
         }
-        proto = Some(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
+        hello.proto = Some(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
         i = 2;
     }
-    // Options take effect in order, as in Redis 7.0: a SETNAME before a bad option sticks.
     while i < args.len() {
         let more = args.len() - i - 1;
         if is(&args[i], "auth") && more >= 2 {
-            // Logged in at once, as in Redis 7.0: a later bad option still fails HELLO.
-            authenticate(ctx, &args[0], &args[i + 1], &args[i + 2])?;
+            hello.steps.push(HelloStep::Auth(args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if is(&args[i], "setname") && more >= 1 {
-            let n = args[i + 1].clone();
-            super::client::validate_name(&n)?;
-            ctx.client.name = (!n.is_empty()).then_some(n);
-            ctx.client.snapshot.lock().name = ctx.client.name.clone();
+            hello.steps.push(HelloStep::SetName(args[i + 1].clone()));
             i += 2;
         } else {
             let mut text = b"ERR Syntax error in HELLO option '".to_vec();
             text.extend_from_slice(&args[i]);
             text.push(b'\'');
-            return Err(CommandError::Bytes(Bytes::from(text)));
+            hello.error = Some(CommandError::Bytes(Bytes::from(text)));
+            break;
         }
     }
-    if !ctx.client.authenticated {
-        return Err(CommandError::raw(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
-        ));
-    }
-    if let Some(p) = proto {
-        ctx.client.resp = p;
-        ctx.client.snapshot.lock().resp = if p == Protocol::Resp3 { 3 } else { 2 };
-    }
-    let resp = if ctx.client.resp == Protocol::Resp3 { 3 } else { 2 };
-    Ok(Frame::Map(vec![
+    Ok(hello)
+}
+
+/// HELLO's reply: the server, and the connection as it now is.
+pub fn hello_reply(id: u64, resp: Protocol) -> Frame {
+    let resp = if resp == Protocol::Resp3 { 3 } else { 2 };
+    Frame::Map(vec![
         (Frame::bulk_static("server"), Frame::bulk_static("redis")),
         (Frame::bulk_static("version"), Frame::bulk_static(super::info::REDIS_VERSION)),
         (Frame::bulk_static("proto"), Frame::Integer(resp)),
-        (Frame::bulk_static("id"), Frame::Integer(ctx.client.id as i64)),
+        (Frame::bulk_static("id"), Frame::Integer(id as i64)),
         (Frame::bulk_static("mode"), Frame::bulk_static("standalone")),
         (Frame::bulk_static("role"), Frame::bulk_static("master")),
         (Frame::bulk_static("modules"), Frame::Array(vec![])),
-    ]))
+    ])
 }
 
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
@@ -178,6 +252,7 @@ fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
         snap.name = None;
         snap.resp = 2;
         snap.multi = -1;
+        snap.authenticated = ctx.client.authenticated;
     }
     let left = ctx.server.clients.lock().set_monitor(id, false);
     ctx.server.monitoring.store(left, std::sync::atomic::Ordering::Relaxed);

@@ -44,8 +44,14 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.server.active_expire.store(&args[2][..] != b"0", Ordering::Relaxed);
             Ok(Frame::ok())
         }
+        ("set-disable-deny-scripts", 3) => {
+            let on = common::fmt::parse_i64(&args[2]).unwrap_or(0) != 0;
+            ctx.server.allow_noscript.store(on, Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
         ("object", 3) => {
-            let Some(value) = ctx.lookup_write(&args[2]) else {
+            // The stored value, logically expired or not (Redis looks in the dict itself).
+            let Some(value) = ctx.db_ref().keys.get(&args[2]) else {
                 return Err(CommandError::NoSuchKey);
             };
             let text = format!(
@@ -129,6 +135,7 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 ("QUICKLIST-PACKED-THRESHOLD <size>", "Lists' elements from this size on are kept as plain nodes in RDB files and DUMP payloads."),
                 ("RELOAD [MERGE] [NOFLUSH] [NOSAVE]", "Save the dump file, empty the dataset and load the file back (MERGE: replace keys the file also has; NOFLUSH: keep the dataset; NOSAVE: load the file as it is)."),
                 ("SET-ACTIVE-EXPIRE 0|1", "Turn the background expiry of keys off or on."),
+                ("SET-DISABLE-DENY-SCRIPTS 0|1", "Let scripts run commands flagged noscript (for tests)."),
                 ("SLEEP <seconds>", "Freeze the whole server for that long (fractions allowed)."),
             ],
         )),

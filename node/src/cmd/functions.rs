@@ -228,6 +228,8 @@ fn call(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult {
         read_only: read_only || info.flags.no_writes,
         allow_oom: info.flags.allow_oom,
         caller: if read_only { "fcall_ro" } else { "fcall" },
+        command: args,
+        library_counts: libraries.counts(),
     };
     crate::script::run(ctx, engine, function, &call)
 }

@@ -152,6 +152,7 @@ impl Libraries {
             ))
         };
         let (env, env_meta, load_api) = setup().expect("the functions environment is valid Lua");
+        engine.confine_chunks_to(&env).expect("the bridge table takes a field");
         let key = |t: Table| lua.create_registry_value(t).expect("registry has room");
         let (env, env_meta, load_api) = (key(env), key(env_meta), key(load_api));
         Libraries {

@@ -9,17 +9,17 @@
 //! Globals are protected as in Redis: reading an undefined global or creating one is an error,
 //! so scripts cannot leak state into each other. SCRIPT FLUSH starts a fresh state.
 //!
-//! A script runs to completion while holding the keyspace, and no other client is served
-//! meanwhile (Redis answers them -BUSY and takes SCRIPT KILL; here nothing could deliver the
-//! KILL). So that a runaway script cannot hang the server for good, one that has run past
-//! `busy-reply-threshold` without writing anything is stopped, as a SCRIPT KILL would stop it;
-//! one that has written is left to finish, as Redis leaves it (UNKILLABLE), with a warning.
+//! A script runs to completion while holding the keyspace. Past `busy-reply-threshold`, the
+//! other clients are answered `-BUSY` from the script's instruction hook and may stop it with
+//! SCRIPT KILL or FUNCTION KILL (one that has not written) or SHUTDOWN NOSAVE (see
+//! [`crate::busy`]). A script being stopped cannot swallow the error with `pcall`: the
+//! wrapped `pcall` raises it again.
 //!
 //! `redis.setresp(3)` switches the rest of the run to RESP3: `redis.call` replies arrive in
 //! RESP3 shapes (maps, sets, doubles, booleans, nil for null) and the script's booleans reply as
 //! RESP3 booleans, as in Redis 7.0.
 //!
-//! Not provided: `struct`, the script debugger, SCRIPT KILL of a running script.
+//! Not provided: `struct`, the script debugger.
 
 mod cjson;
 mod convert;
@@ -90,21 +90,27 @@ pcall = function(...) return plain_or_stopped(lua_pcall(...)) end
 -- setmetatable, rawset and writes through getmetatable cannot reach.
 -- No precompiled (binary) chunks: Lua 5.1 does not verify bytecode, and a crafted chunk can
 -- corrupt the VM (Redis's Lua refuses them too). Only text reaches the compiler.
-local raw_loadstring, raw_load = loadstring, load
+-- A chunk compiled by a script runs in the scripts' environment (`bridge.env`), not in the
+-- raw globals.
+local raw_loadstring, raw_load, raw_setfenv = loadstring, load, bridge.setfenv
+local function confined(f, ...)
+  if f then raw_setfenv(f, bridge.env) end
+  return f, ...
+end
 loadstring = function(s, name)
   if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary code not allowed' end
-  return raw_loadstring(s, name)
+  return confined(raw_loadstring(s, name))
 end
 load = function(reader, name)
   local first = true
-  return raw_load(function()
+  return confined(raw_load(function()
     local piece = reader()
     if first and type(piece) == 'string' and piece ~= '' then
       first = false
       if piece:byte(1) == 27 then return nil end
     end
     return piece
-  end, name)
+  end, name))
 end
 local function refuse() error('Attempt to modify a readonly table', 2) end
 local raw_setmetatable, raw_getmetatable, raw_rawset = setmetatable, getmetatable, rawset
@@ -138,6 +144,20 @@ raw_setmetatable(_G, {
   end,
   __newindex = refuse,
 })
+-- Scripts run in a view of the globals, `bridge.env`: reads fall through to the globals, and
+-- every write is refused — also to a global that exists, which the globals' own metatable
+-- never sees (Redis marks the globals table itself read-only in its patched Lua). `_G` names
+-- the view; rawget, next and pairs given it look at the globals behind it.
+local globals = _G
+local env = raw_setmetatable({}, { __index = globals, __newindex = refuse })
+readonly[env] = true
+raw_rawset(globals, '_G', env)
+bridge.env = env
+local raw_rawget, raw_next = rawget, next
+local function behind(t) if t == env then return globals end return t end
+rawget = function(t, k) return raw_rawget(behind(t), k) end
+next = function(t, k) return raw_next(behind(t), k) end
+pairs = function(t) return raw_next, behind(t), nil end
 readonly[_G] = true
 "#;
 
@@ -148,9 +168,37 @@ struct Running {
     limit: std::time::Duration,
     wrote: bool,
     warned: bool,
-    stopped: bool,
+    /// Run by our master or the AOF: never stopped.
+    obeyed: bool,
+    /// Why it is being stopped, once it is.
+    halted: Option<Halt>,
     /// `redis.setresp(3)` was called.
     resp3: bool,
+}
+
+/// Why a script is stopped before its end.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Halt {
+    /// Past the threshold without writing, where no client could send SCRIPT KILL.
+    Threshold,
+    /// SCRIPT KILL or FUNCTION KILL.
+    Killed,
+    /// SHUTDOWN NOSAVE.
+    Shutdown,
+}
+
+impl Halt {
+    fn text(self) -> &'static str {
+        match self {
+            Halt::Threshold => STOPPED,
+            Halt::Killed => "ERR Script killed by user with SCRIPT KILL...",
+            Halt::Shutdown => "ERR Script killed by SHUTDOWN NOSAVE",
+        }
+    }
+
+    fn error(self) -> mlua::Error {
+        mlua::Error::RuntimeError(self.text().into())
+    }
 }
 
 /// Whether the running script asked for RESP3 replies.
@@ -174,30 +222,45 @@ pub fn is_running() -> bool {
 const CHECK_EVERY: u32 = 100_000;
 
 const STOPPED: &str = "ERR Script stopped after running longer than busy-reply-threshold \
-                       without writing (it could not be killed with SCRIPT KILL here)";
+                       without writing (no client could be served to send SCRIPT KILL)";
 
-/// Called every [`CHECK_EVERY`] instructions: stops a script past its time limit that has not
-/// written; warns once about one that has.
+/// Called every [`CHECK_EVERY`] instructions (every line once the script is being stopped):
+/// past the time limit, serves the other clients and stops the script if they asked.
 fn check_time(lua: &Lua, _: mlua::Debug) -> mlua::Result<mlua::VmState> {
     if LOAD_DEADLINE.get().is_some_and(|deadline| std::time::Instant::now() > deadline) {
         return Err(located(lua, "FUNCTION LOAD timeout"));
     }
     let Some(mut run) = RUNNING.get() else { return Ok(mlua::VmState::Continue) };
-    if run.stopped || (run.started.elapsed() > run.limit && !run.wrote) {
-        run.stopped = true;
-        RUNNING.set(Some(run));
-        return Err(mlua::Error::RuntimeError(STOPPED.into()));
+    if let Some(halt) = run.halted {
+        return Err(halt.error());
     }
-    if run.started.elapsed() > run.limit && !run.warned {
-        run.warned = true;
-        RUNNING.set(Some(run));
-        tracing::warn!(
-            limit_ms = run.limit.as_millis() as u64,
-            "a script has run past busy-reply-threshold after writing: it cannot be stopped \
-             without losing atomicity, and runs on"
-        );
+    if run.started.elapsed() <= run.limit {
+        return Ok(mlua::VmState::Continue);
     }
-    Ok(mlua::VmState::Continue)
+    let halt = match crate::busy::serve(run.wrote) {
+        crate::busy::Verdict::Continue => return Ok(mlua::VmState::Continue),
+        crate::busy::Verdict::Kill => {
+            tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            Halt::Killed
+        }
+        crate::busy::Verdict::Shutdown => Halt::Shutdown,
+        crate::busy::Verdict::Unserved if !run.wrote && !run.obeyed => Halt::Threshold,
+        crate::busy::Verdict::Unserved => {
+            if !run.warned {
+                run.warned = true;
+                RUNNING.set(Some(run));
+                tracing::warn!(
+                    limit_ms = run.limit.as_millis() as u64,
+                    "a script has run past busy-reply-threshold and cannot be stopped \
+                     (it has written, or our master or the AOF sent it): it runs on"
+                );
+            }
+            return Ok(mlua::VmState::Continue);
+        }
+    };
+    run.halted = Some(halt);
+    RUNNING.set(Some(run));
+    Err(halt.error())
 }
 
 /// A cached script.
@@ -260,12 +323,14 @@ impl Scripts {
         let sha = sha1_hex(body);
         if !self.compiled.contains_key(&sha) {
             let (flags, shebang) = shebang::parse(body).map_err(CommandError::err)?;
+            let env = self.engine.environment().map_err(internal)?;
             let function = self
                 .engine
                 .lua
                 .load(&body[shebang..])
                 .set_name(CHUNK)
                 .set_mode(mlua::ChunkMode::Text)
+                .set_environment(env)
                 .into_function()
                 .map_err(|e| {
                     CommandError::err(format!(
@@ -310,6 +375,9 @@ impl Default for Scripts {
 
 fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
     let globals = lua.globals();
+    let bridge = lua.create_table()?;
+    // Kept for the bridge only: it confines chunks that scripts compile.
+    bridge.raw_set("setfenv", globals.raw_get::<Value>("setfenv")?)?;
     // No file access from scripts, nor ways around the protected globals (Redis 7.0 removes
     // the same functions).
     for name in ["loadfile", "dofile", "print", "setfenv", "getfenv", "newproxy"] {
@@ -317,7 +385,6 @@ fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
     }
     libs::install(lua)?;
     globals.set("redis", redis_table(lua)?)?;
-    let bridge = lua.create_table()?;
     bridge.set(
         "describe",
         lua.create_function(|lua, err: Value| {
@@ -337,11 +404,14 @@ fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
     )?;
     bridge.set(
         "stopped",
-        lua.create_function(|_, ()| Ok(RUNNING.get().is_some_and(|r| r.stopped)))?,
+        lua.create_function(|_, ()| Ok(RUNNING.get().is_some_and(|r| r.halted.is_some())))?,
     )?;
     bridge.set(
         "stop_reason",
-        lua.create_function(|lua, ()| convert::error_table(lua, STOPPED.as_bytes()))?,
+        lua.create_function(|lua, ()| {
+            let halt = RUNNING.get().and_then(|r| r.halted).unwrap_or(Halt::Threshold);
+            convert::error_table(lua, halt.text().as_bytes())
+        })?,
     )?;
     // What pcall hands a script for an error raised by native code: a command's error reply
     // as it was, anything else as its message (as a C library's luaL_error string).
@@ -599,6 +669,8 @@ pub fn eval(
         read_only: read_only || compiled.flags.no_writes,
         allow_oom: compiled.flags.allow_oom,
         caller: &String::from_utf8_lossy(&command[0]).to_ascii_lowercase(),
+        command,
+        library_counts: (0, 0),
     };
     let function: Function =
         scripts.engine.lua.registry_value(&compiled.function).map_err(internal)?;
@@ -656,6 +728,10 @@ pub(crate) struct Call<'a> {
     pub allow_oom: bool,
     /// The command that runs it (`eval`, `fcall` …), lower-case: the ACL log names it.
     pub caller: &'a str,
+    /// That command's whole request, as sent (FUNCTION STATS shows it while busy).
+    pub command: &'a [Bytes],
+    /// For a function: libraries and functions loaded (FUNCTION STATS while busy).
+    pub library_counts: (usize, usize),
 }
 
 /// Runs `function` (a script's body or a registered function) in `engine`, atomically, its
@@ -690,14 +766,28 @@ pub(crate) fn run(
     let db = (ctx.client.db, ctx.exec.db);
     let in_exec = std::mem::replace(&mut ctx.in_exec, true);
     let limit = ctx.server.config.read().settings.busy_reply_threshold;
+    let started = std::time::Instant::now();
+    let obeyed = ctx.client.kind == crate::client::ClientKind::Master;
     RUNNING.set(Some(Running {
-        started: std::time::Instant::now(),
+        started,
         limit,
         wrote: false,
         warned: false,
-        stopped: false,
+        obeyed,
+        halted: None,
         resp3: false,
     }));
+    crate::busy::begin(
+        ctx.server,
+        crate::busy::Script {
+            eval: call.as_globals,
+            name: call.name.to_string(),
+            command: call.command.to_vec(),
+            library_counts: call.library_counts,
+            from_master: obeyed,
+            started,
+        },
+    );
     let runner = std::cell::RefCell::new(Runner {
         ctx: &mut *ctx,
         read_only: call.read_only,
@@ -752,12 +842,28 @@ pub(crate) fn run(
             script_error(&value, call.name)
         })
     });
+    let halted = RUNNING.get().and_then(|run| run.halted);
     RUNNING.set(None);
+    crate::busy::end();
     let mut out = runner.into_inner().out;
     ctx.client.resp = resp;
     ctx.in_exec = in_exec;
     (ctx.client.db, ctx.exec.db) = db;
 
+    if halted == Some(Halt::Shutdown) {
+        // SHUTDOWN NOSAVE while busy: the server stops as the script left the data, and
+        // nothing of the script reaches the AOF or the replicas, as if the process had
+        // exited inside it (as Redis's does).
+        ctx.exec.rewrites = Some(Vec::new());
+        crate::cmd::server::final_save(
+            ctx.server,
+            ctx.exec.ks,
+            ctx.now_ms,
+            crate::cmd::server::StopFlags { nosave: true, ..Default::default() },
+        );
+        ctx.effect = Some(crate::exec::Effect::Shutdown);
+        return Ok(Frame::Raw(Bytes::new()));
+    }
     if !in_exec {
         // Inside EXEC, the transaction's own MULTI/EXEC holds the script's writes already.
         crate::exec::as_one_unit(&mut out);
@@ -767,6 +873,16 @@ pub(crate) fn run(
 }
 
 impl Engine {
+    /// The environment scripts run in: a read-only view of the globals.
+    pub(crate) fn environment(&self) -> mlua::Result<Table> {
+        self.lua.registry_value::<Table>(&self.bridge)?.raw_get("env")
+    }
+
+    /// Makes `env` the environment of chunks that scripts compile (loadstring, load).
+    pub(crate) fn confine_chunks_to(&self, env: &Table) -> mlua::Result<()> {
+        self.lua.registry_value::<Table>(&self.bridge)?.raw_set("env", env)
+    }
+
     /// Sets KEYS and ARGV (past the globals' protection).
     fn set_arguments(&self, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<()> {
         let lua = &self.lua;
@@ -832,7 +948,9 @@ impl Runner<'_, '_> {
                 .into_frame();
         }
         let spec = resolved.spec;
-        if spec.has(flags::NOSCRIPT) {
+        if spec.has(flags::NOSCRIPT)
+            && !ctx.server.allow_noscript.load(std::sync::atomic::Ordering::Relaxed)
+        {
             return CommandError::err("This Redis command is not allowed from script").into_frame();
         }
         if let Some(user) = ctx.client.user.user.as_deref().filter(|u| !u.unrestricted) {
