@@ -222,6 +222,9 @@ pub struct ClientState {
     pub aof_woff: u64,
     /// INFO commandstats counts not yet added to the server's (see `command_stats`).
     pub tally: crate::command_stats::Tally,
+    /// The error reply of the command just run was counted already (a script's command's
+    /// error the script raised): it is not counted again as the reply goes out.
+    pub error_counted: bool,
 }
 
 /// `REPLCONF listening-port / ip-address / capa` from a replica-to-be.
@@ -276,6 +279,7 @@ impl ClientState {
             hello: Default::default(),
             aof_woff: 0,
             tally: Default::default(),
+            error_counted: false,
         }
     }
 

@@ -133,6 +133,7 @@ pub async fn serve(
         hello: Default::default(),
         aof_woff: 0,
         tally: Default::default(),
+        error_counted: false,
     };
     let stop = kill.killed();
     let mut conn = Connection {
@@ -534,7 +535,7 @@ impl Connection {
     }
 
     fn reply(&mut self, frame: Frame) {
-        if frame.is_error() {
+        if frame.is_error() && !std::mem::take(&mut self.client.error_counted) {
             self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             self.client.tally.error(&frame);
         }

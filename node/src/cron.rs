@@ -152,7 +152,17 @@ fn replication_cron(shared: &Shared) {
             "replication backlog freed after being idle"
         );
     }
-    let good = crate::repl::report::good_replicas(&r, settings.min_replicas_max_lag);
+    count_good_replicas(shared, &r, &settings);
+}
+
+/// Counts the replicas good enough for `min-replicas-to-write` (Redis's `updateGoodSlaves`):
+/// once a second, and at once when CONFIG SET changes the rule.
+pub fn count_good_replicas(
+    shared: &Shared,
+    r: &crate::repl::Replication,
+    settings: &crate::config::Settings,
+) {
+    let good = crate::repl::report::good_replicas(r, settings.min_replicas_max_lag);
     shared.set_short_of_replicas(good < settings.min_replicas_to_write);
 }
 

@@ -327,6 +327,7 @@ fn execute(
 
     let db = client.db;
     let replica = shared.is_replica();
+    client.error_counted = false;
     ks.tracking.current = Some(client.id);
     let mut exec = Exec::new(ks, db, now_ms, replica);
     exec.propagating = shared.is_propagating();
@@ -413,6 +414,12 @@ pub struct Propagation {
     pub aof: Option<u64>,
 }
 
+/// A write refused after a failed background save (`stop-writes-on-bgsave-error`).
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// A write refused for want of good replicas (`min-replicas-to-write`).
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
 /// Refusals that depend on the server's state, in Redis's order: `-MISCONF`, `-NOREPLICAS`,
 /// `-READONLY`, `-MASTERDOWN`, then `-LOADING`.
 fn role_refusal(
@@ -425,10 +432,10 @@ fn role_refusal(
     let write = checked & flags::WRITE != 0
         || (spec.name == "exec" && client.multi.as_ref().is_some_and(|q| queued_write(q)));
     if write && gates & gate::MISCONF != 0 {
-        return Some(CommandError::raw("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
+        return Some(CommandError::raw(MISCONF));
     }
     if write && gates & gate::NO_REPLICAS != 0 {
-        return Some(CommandError::raw("NOREPLICAS Not enough good replicas to write."));
+        return Some(CommandError::raw(NOREPLICAS));
     }
     if write && gates & gate::READ_ONLY != 0 {
         return Some(CommandError::raw("READONLY You can't write against a read only replica."));

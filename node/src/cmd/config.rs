@@ -76,6 +76,13 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let aof_was_wanted = ctx.server.config.read().get("appendonly") == Some("yes");
     *ctx.server.config.write() = config;
     // Settings the replication layer caches take effect now.
+    let settings = ctx.server.config.read().settings.clone();
+    {
+        let r = ctx.server.repl.lock();
+        if !r.is_replica() {
+            crate::cron::count_good_replicas(ctx.server, &r, &settings);
+        }
+    }
     ctx.server.refresh_gates();
     ctx.server.refresh_output_limits();
     ctx.server.refresh_acl_settings();

@@ -103,7 +103,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
             }
             Err(e) => e.into_frame(),
         };
-        if reply.is_error() {
+        if reply.is_error() && !std::mem::take(&mut ctx.client.error_counted) {
             ctx.client.tally.error(&reply);
             ctx.server.stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

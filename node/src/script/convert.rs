@@ -105,6 +105,22 @@ pub fn error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
     lua.create_table_from([("err", lua.create_string(text)?)])
 }
 
+/// `{err = text}` for a command's error that was counted in the error statistics when the
+/// command answered it: marked so that the script's reply does not count it again (the
+/// field Redis 7.0 sets).
+pub fn counted_error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
+    let table = error_table(lua, text)?;
+    table.raw_set("ignore_error_stats_update", true)?;
+    Ok(table)
+}
+
+/// Whether a script's result (or the error it raised) is such a counted error.
+pub fn is_counted_error(value: &Value) -> bool {
+    let Value::Table(t) = value else { return false };
+    matches!(t.raw_get::<Value>("err"), Ok(Value::String(_)))
+        && t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false)
+}
+
 /// What a script returned, as the reply to EVAL (`resp3`: the script called
 /// `redis.setresp(3)`, which makes its booleans RESP3 booleans).
 pub fn from_lua(value: &Value, resp3: bool) -> Frame {

@@ -364,7 +364,7 @@ impl Libraries {
 /// An error raised by the library API as Redis's `luaPushError` + `luaError` raise it: a
 /// table error whose text is final (no location is added).
 fn api_error(text: &str) -> mlua::Error {
-    mlua::Error::external(ReplyError(Bytes::from(format!("ERR {text}"))))
+    mlua::Error::external(ReplyError(Bytes::from(format!("ERR {text}")), false))
 }
 
 /// `redis.register_function(name, callback)` or `redis.register_function{function_name=…,

@@ -36,7 +36,7 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, RegistryKey, StdLib, Table, Va
 
 use crate::cmd::flags;
 use crate::cmd::server::feed_monitors;
-use crate::dispatch::{check_arity, find, run_locked};
+use crate::dispatch::{check_arity, find, run_locked, Resolved};
 use crate::error::CommandError;
 use crate::exec::{Ctx, Propagated};
 
@@ -50,18 +50,22 @@ const CHUNK: &str = "@user_script";
 const PRELUDE: &str = r#"
 local bridge = ...
 local type, getinfo = type, debug.getinfo
+-- Where an error was raised, as Redis's handler finds it: the function that raised it, or
+-- its caller when that is native code. Frames of this prelude's wrappers, and of the
+-- functions' environment, are passed over (Redis has none).
+local function frame_at(level)
+  local frame = getinfo(level, 'Sl')
+  while frame and (frame.source == '=prelude' or frame.source == '=functions') do
+    level = level + 1
+    frame = getinfo(level, 'Sl')
+  end
+  return frame, level
+end
 bridge.on_error = function(err)
   if type(err) ~= 'table' then err = bridge.describe(err) end
-  local level = 2
-  while true do
-    local frame = getinfo(level, 'Sl')
-    if not frame then break end
-    if frame.source == '@user_script' or frame.source == '@user_function' then
-      err.source, err.line = frame.source, frame.currentline
-      break
-    end
-    level = level + 1
-  end
+  local frame, level = frame_at(3)
+  if frame and frame.what == 'C' then frame = frame_at(level + 1) end
+  if frame then err.source, err.line = frame.source, frame.currentline end
   return err
 end
 -- Scripts catch command errors as text, as in Redis 7: a caught {err = text} (or an error
@@ -388,6 +392,11 @@ fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
     bridge.set(
         "describe",
         lua.create_function(|lua, err: Value| {
+            if let Value::Error(e) = &err {
+                if let Some(ReplyError(text, true)) = reply_error(e) {
+                    return convert::counted_error_table(lua, text);
+                }
+            }
             let text = match &err {
                 Value::Error(e) => match reply_error(e) {
                     Some(reply) => reply.0.to_vec(),
@@ -429,6 +438,21 @@ fn setup(lua: &Lua) -> mlua::Result<RegistryKey> {
     lua.create_registry_value(bridge)
 }
 
+/// The error `redis.error_reply(text)` makes, as Redis's `luaPushErrorBuff` words it: the
+/// first word (after one leading `-`) is the code if a space follows it, otherwise the code
+/// is `ERR` and the whole text the message (`""` → `ERR `, `-FOO` → `ERR FOO`).
+fn error_reply_text(text: &[u8]) -> Vec<u8> {
+    let text = text.strip_prefix(b"-").unwrap_or(text);
+    let (code, message) = match text.iter().position(|&b| b == b' ') {
+        Some(space) => (&text[..space], &text[space + 1..]),
+        None => (b"ERR".as_slice(), text),
+    };
+    let newline = |b: &u8| *b == b'\r' || *b == b'\n';
+    let start = message.iter().position(|b| !newline(b)).unwrap_or(message.len());
+    let end = message.iter().rposition(|b| !newline(b)).map_or(start, |i| i + 1);
+    [code, b" ", &message[start..end]].concat()
+}
+
 /// The `redis` library, except `call` and `pcall` (the prelude adds those).
 fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     let redis = lua.create_table()?;
@@ -448,7 +472,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(move |lua, args: MultiValue| match args.iter().next() {
             Some(Value::String(s)) if args.len() == 1 => {
                 if kind == "err" {
-                    convert::error_table(lua, &s.as_bytes())
+                    convert::error_table(lua, &error_reply_text(&s.as_bytes()))
                 } else {
                     lua.create_table_from([("ok", s.clone())])
                 }
@@ -590,9 +614,11 @@ fn lua_message(e: &mlua::Error) -> String {
     }
 }
 
-/// An error reply of a command called with `redis.call`, raised into the script.
+/// An error reply raised into the script: a command's, from `redis.call` (`.1`: already
+/// counted in the error statistics when the command answered it), or one of the script
+/// library's own.
 #[derive(Debug)]
-struct ReplyError(Bytes);
+struct ReplyError(Bytes, bool);
 
 impl std::fmt::Display for ReplyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -607,7 +633,7 @@ impl ReplyError {
     /// luaError): its text is final.
     fn raised(frame: Frame) -> mlua::Error {
         match frame {
-            Frame::Error(text) => mlua::Error::external(ReplyError(text)),
+            Frame::Error(text) => mlua::Error::external(ReplyError(text, false)),
             other => mlua::Error::RuntimeError(format!("{other:?}")),
         }
     }
@@ -801,13 +827,13 @@ pub(crate) fn run(
         let redis: Table = bridge.raw_get("redis")?;
         let redis_call = scope.create_function(|lua, argv: MultiValue| {
             match runner.borrow_mut().command(argv) {
-                Frame::Error(text) => Err(mlua::Error::external(ReplyError(text))),
+                Frame::Error(text) => Err(mlua::Error::external(ReplyError(text, true))),
                 frame => convert::to_lua(lua, frame, script_resp3()),
             }
         })?;
         let redis_pcall = scope.create_function(|lua, argv: MultiValue| {
             match runner.borrow_mut().command(argv) {
-                Frame::Error(text) => Ok(Value::Table(convert::error_table(lua, &text)?)),
+                Frame::Error(text) => Ok(Value::Table(convert::counted_error_table(lua, &text)?)),
                 frame => convert::to_lua(lua, frame, script_resp3()),
             }
         })?;
@@ -836,11 +862,12 @@ pub(crate) fn run(
         xargs.push_back(Value::Function(on_error));
         xargs.extend(arguments);
         let (ok, value): (bool, Value) = invoke.call(xargs)?;
-        Ok(if ok {
+        let reply = if ok {
             convert::from_lua(&value, script_resp3())
         } else {
             script_error(&value, call.name)
-        })
+        };
+        Ok((reply, convert::is_counted_error(&value)))
     });
     let halted = RUNNING.get().and_then(|run| run.halted);
     RUNNING.set(None);
@@ -869,7 +896,11 @@ pub(crate) fn run(
         crate::exec::as_one_unit(&mut out);
     }
     ctx.exec.rewrites = Some(out);
-    outcome.map_err(internal)
+    let (reply, counted) = outcome.map_err(internal)?;
+    // A command's error the script raised or returned was counted when the command answered
+    // it; the script's reply does not count it again (as Redis's ERR_REPLY_FLAG_NO_STATS_UPDATE).
+    ctx.client.error_counted = counted && reply.is_error();
+    Ok(reply)
 }
 
 impl Engine {
@@ -939,43 +970,75 @@ impl Runner<'_, '_> {
             Ok(argv) => argv,
             Err(e) => return e.into_frame(),
         };
-        let ctx = &mut *self.ctx;
-        let Ok(resolved) = find(&argv) else {
-            return CommandError::err("Unknown Redis command called from script").into_frame();
+        let (reply, rejected) = match self.checked(&argv) {
+            Ok(resolved) => (self.run(resolved, &argv), None),
+            Err((error, resolved)) => (error.into_frame(), resolved),
         };
+        // Counted now, as the command answers: in INFO errorstats, and as a rejected call of
+        // a command refused before it ran (Redis's scriptCall and afterErrorReply).
+        let ctx = &mut *self.ctx;
+        if let Some(resolved) = rejected {
+            ctx.client.tally.command(resolved, crate::command_stats::Counted::Rejected, 0, false);
+        }
+        if reply.is_error() {
+            ctx.server.stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.client.tally.error(&reply);
+        }
+        reply
+    }
+
+    /// The checks Redis makes on a script's command before it runs, in Redis's order; a
+    /// refusal carries the command when it is a known one.
+    fn checked(&mut self, argv: &[Bytes]) -> Result<Resolved, (CommandError, Option<Resolved>)> {
+        let ctx = &mut *self.ctx;
+        let Ok(resolved) = find(argv) else {
+            return Err((CommandError::err("Unknown Redis command called from script"), None));
+        };
+        let refuse = |e: CommandError| Err((e, Some(resolved)));
         if check_arity(resolved, argv.len()).is_err() {
-            return CommandError::err("Wrong number of args calling Redis command from script")
-                .into_frame();
+            return refuse(CommandError::err(
+                "Wrong number of args calling Redis command from script",
+            ));
         }
         let spec = resolved.spec;
         if spec.has(flags::NOSCRIPT)
             && !ctx.server.allow_noscript.load(std::sync::atomic::Ordering::Relaxed)
         {
-            return CommandError::err("This Redis command is not allowed from script").into_frame();
+            return refuse(CommandError::err("This Redis command is not allowed from script"));
         }
         if let Some(user) = ctx.client.user.user.as_deref().filter(|u| !u.unrestricted) {
-            if let Err(denied) = crate::acl::check::check(user, resolved, &argv) {
+            if let Err(denied) = crate::acl::check::check(user, resolved, argv) {
                 let context = crate::acl::log::Context::Lua;
                 let caller = self.caller.as_str();
                 crate::acl::log_denied(
-                    ctx.server, ctx.client, resolved, &argv, denied, context, caller,
+                    ctx.server, ctx.client, resolved, argv, denied, context, caller,
                 );
                 let why = denied.script_message();
-                return CommandError::err(format!("The user executing the script {why}"))
-                    .into_frame();
+                return refuse(CommandError::err(format!("The user executing the script {why}")));
             }
         }
         if spec.has(flags::WRITE) {
             if self.read_only {
-                return CommandError::err("Write commands are not allowed from read-only scripts.")
-                    .into_frame();
+                return refuse(CommandError::err(
+                    "Write commands are not allowed from read-only scripts.",
+                ));
             }
+            // Then the server's state, in Redis's order (scriptVerifyWriteCommandAllow).
             let gates = ctx.server.gates.load(std::sync::atomic::Ordering::Relaxed);
-            if gates & crate::server::gate::READ_ONLY != 0
-                && ctx.client.kind != crate::client::ClientKind::Master
-            {
-                return CommandError::raw("READONLY You can't write against a read only replica.")
-                    .into_frame();
+            let obeyed = ctx.client.kind == crate::client::ClientKind::Master;
+            let refusal = if obeyed {
+                None
+            } else if gates & crate::server::gate::READ_ONLY != 0 {
+                Some("READONLY You can't write against a read only replica.")
+            } else if gates & crate::server::gate::MISCONF != 0 {
+                Some(crate::dispatch::MISCONF)
+            } else if gates & crate::server::gate::NO_REPLICAS != 0 {
+                Some(crate::dispatch::NOREPLICAS)
+            } else {
+                None
+            };
+            if let Some(text) = refusal {
+                return refuse(CommandError::raw(text));
             }
         }
         // Over maxmemory a script may not start writing (Redis's scriptVerifyOOM): unless it
@@ -986,18 +1049,26 @@ impl Runner<'_, '_> {
             && !wrote
             && ctx.server.eviction.is_out_of_memory()
         {
-            return CommandError::raw("OOM command not allowed when used memory > 'maxmemory'.")
-                .into_frame();
+            return refuse(CommandError::raw(
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ));
         }
+        Ok(resolved)
+    }
+
+    /// Runs a checked command like a queued command of EXEC.
+    fn run(&mut self, resolved: Resolved, argv: &[Bytes]) -> Frame {
+        let ctx = &mut *self.ctx;
+        let spec = resolved.spec;
         let quiet = resolved.parent.unwrap_or(spec).has(flags::ADMIN | flags::SKIP_MONITOR);
         if !quiet {
-            feed_monitors(ctx.server, ctx.db, &"lua", &argv, ctx.now_ms);
+            feed_monitors(ctx.server, ctx.db, &"lua", argv, ctx.now_ms);
         }
         let started = quanta::Instant::now();
         let dirty = ctx.ks.dirty;
         // The command replies in the protocol the script chose with redis.setresp.
         ctx.client.resp = if script_resp3() { Protocol::Resp3 } else { Protocol::Resp2 };
-        let reply = run_locked(ctx, spec, &argv, &mut self.out);
+        let reply = run_locked(ctx, spec, argv, &mut self.out);
         // CLIENT TRACKING: a read inside a script makes the calling client's command line
         // count as read, as Redis's `trackingRememberKeys(script_caller)` does: the keys
         // remembered are the script's KEYS, not what the read named.
