@@ -113,7 +113,11 @@ fn cost(frame: &Frame) -> usize {
     const FRAMING: usize = 16;
     FRAMING
         + match frame {
-            Frame::Simple(b) | Frame::Error(b) | Frame::Bulk(b) | Frame::Raw(b) => b.len(),
+            Frame::Simple(b)
+            | Frame::Error(b)
+            | Frame::Bulk(b)
+            | Frame::Raw(b)
+            | Frame::BigNumber(b) => b.len(),
             Frame::Verbatim(_, b) => b.len() + 4,
             Frame::Integer(_) | Frame::Double(_) | Frame::Boolean(_) => 8,
             Frame::Null | Frame::NullArray => 0,

@@ -39,6 +39,8 @@ pub enum Frame {
     Double(f64),
     /// RESP3 `#t`/`#f`; in RESP2 the integer 1 or 0.
     Boolean(bool),
+    /// RESP3 `(digits`; in RESP2 a bulk string of the digits.
+    BigNumber(Bytes),
     /// RESP3 `=len\r\nfmt:text`; in RESP2 a bulk string of the text.
     Verbatim(&'static str, Bytes),
     /// RESP3 `>n` out-of-band data (pub/sub messages); in RESP2 an array.
@@ -139,6 +141,8 @@ impl Frame {
             }
             Frame::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Frame::Boolean(b) => header(out, b':', *b as i64),
+            Frame::BigNumber(digits) if resp3 => line(out, b'(', digits),
+            Frame::BigNumber(digits) => bulk(out, digits),
             Frame::Verbatim(format, text) if resp3 => {
                 header(out, b'=', (text.len() + 4) as i64);
                 out.put_slice(format.as_bytes());

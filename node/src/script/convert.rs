@@ -5,12 +5,14 @@
 //! integer becomes a number, a bulk string a string, a nil `false`, an array a table, a status
 //! `{ok = text}`, an error `{err = text}`. After `redis.setresp(3)`: a null is nil, a boolean a
 //! boolean, a map `{map = {k = v}}`, a set `{set = {member = true}}`, a double
-//! `{double = n}`, a verbatim string `{verbatim_string = {format = f, string = s}}`.
+//! `{double = n}`, a big number `{big_number = digits}`, a verbatim string
+//! `{verbatim_string = {format = f, string = s}}`.
 //!
 //! Lua → Redis (what a script returns): a number becomes an integer (truncated), a string a
 //! bulk string, `true` the integer 1 and `false` a nil (RESP3 booleans after
 //! `redis.setresp(3)`), nil a nil, a table with `err` an error, with `ok` a status, with
-//! `double`, `verbatim_string`, `map` or `set` those RESP3 types, and any other table an array
+//! `double`, `big_number`, `verbatim_string`, `map` or `set` those RESP3 types (a big number
+//! a bulk string in RESP2, line breaks made spaces), and any other table an array
 //! of its elements up to the first nil.
 
 use bytes::Bytes;
@@ -34,7 +36,9 @@ pub fn to_lua(lua: &Lua, frame: Frame, resp3: bool) -> mlua::Result<Value> {
         }
         Frame::Error(text) => Value::Table(error_table(lua, &text)?),
         Frame::Integer(n) => Value::Number(n as f64),
-        Frame::Bulk(bytes) | Frame::Verbatim(_, bytes) => Value::String(lua.create_string(&bytes)?),
+        Frame::Bulk(bytes) | Frame::Verbatim(_, bytes) | Frame::BigNumber(bytes) => {
+            Value::String(lua.create_string(&bytes)?)
+        }
         Frame::Null | Frame::NullArray => Value::Boolean(false),
         Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
             let table = lua.create_table_with_capacity(items.len(), 0)?;
@@ -76,6 +80,7 @@ fn resp3_to_lua(lua: &Lua, frame: &Frame) -> mlua::Result<Option<Value>> {
         Frame::Null | Frame::NullArray => Value::Nil,
         Frame::Boolean(b) => Value::Boolean(*b),
         Frame::Double(d) => wrap("double", Value::Number(*d))?,
+        Frame::BigNumber(digits) => wrap("big_number", Value::String(lua.create_string(digits)?))?,
         Frame::Verbatim(format, text) => {
             let inner = lua.create_table()?;
             inner.raw_set("format", *format)?;
@@ -154,6 +159,9 @@ fn table_reply(t: &Table, depth: usize, resp3: bool) -> Frame {
     }
     if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
         return Frame::Double(d);
+    }
+    if let Ok(Value::String(digits)) = t.raw_get::<Value>("big_number") {
+        return Frame::BigNumber(Bytes::from(one_line(&digits.as_bytes())));
     }
     if let Ok(Value::Table(verbatim)) = t.raw_get::<Value>("verbatim_string") {
         if let (Ok(Value::String(format)), Ok(Value::String(text))) =
