@@ -430,7 +430,8 @@ fn role_refusal(
 ) -> Option<CommandError> {
     use crate::server::gate;
     let write = checked & flags::WRITE != 0
-        || (spec.name == "exec" && client.multi.as_ref().is_some_and(|q| queued_write(q)));
+        || (spec.name == "exec"
+            && client.multi.as_ref().is_some_and(|q| queued_any(q, |s| s.has(flags::WRITE))));
     if write && gates & gate::MISCONF != 0 {
         return Some(CommandError::raw(MISCONF));
     }
@@ -440,7 +441,11 @@ fn role_refusal(
     if write && gates & gate::READ_ONLY != 0 {
         return Some(CommandError::raw("READONLY You can't write against a read only replica."));
     }
-    if gates & gate::MASTER_DOWN != 0 && checked & flags::STALE == 0 {
+    // EXEC runs on a stale replica only if every queued command may (Redis's cmd_inv_flags).
+    let stale_ok = checked & flags::STALE != 0
+        && !(spec.name == "exec"
+            && client.multi.as_ref().is_some_and(|q| queued_any(q, |s| !s.has(flags::STALE))));
+    if gates & gate::MASTER_DOWN != 0 && !stale_ok {
         return Some(CommandError::raw(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         ));
@@ -542,9 +547,9 @@ pub fn may_replicate(shared: &Shared, client: &ClientState, argv: &[Bytes]) -> b
     }
 }
 
-/// True if a queued transaction holds a write command.
-fn queued_write(queue: &[Vec<Bytes>]) -> bool {
-    queue.iter().any(|argv| resolve(argv).is_ok_and(|r| r.spec.has(flags::WRITE)))
+/// True if a queued transaction holds a command that passes `test`.
+fn queued_any(queue: &[Vec<Bytes>], test: impl Fn(&CommandSpec) -> bool) -> bool {
+    queue.iter().any(|argv| resolve(argv).is_ok_and(|r| test(r.spec)))
 }
 
 /// A command refused before running: inside MULTI the transaction is flagged to fail, and a

@@ -602,3 +602,47 @@ async fn deleting_a_user_disconnects_its_clients() {
     assert_eq!(users, ["default"]);
     server.stop().await;
 }
+
+/// On a stale replica (`replica-serve-stale-data no`, link down) EXEC is refused when any
+/// queued command is one a stale replica refuses, even if the replica went stale only after
+/// the command was queued (Redis checks the transaction's commands at EXEC).
+#[tokio::test]
+async fn exec_on_a_replica_gone_stale_since_queuing_is_refused_with_masterdown() {
+    let server = TestServer::start("replica-serve-stale-data no\n").await;
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_master = unused.local_addr().unwrap().port();
+    drop(unused);
+    let mut tx = TcpStream::connect(server.addr).await.unwrap();
+    let mut admin = client(&server).await;
+    let masterdown =
+        "-EXECABORT Transaction discarded because of: MASTERDOWN Link with MASTER is down and \
+         replica-serve-stale-data is set to 'no'.\r\n";
+    for queued in ["GET xx", "PING"] {
+        let begin = format!("MULTI\r\n{queued}\r\n");
+        tx.write_all(begin.as_bytes()).await.unwrap();
+        assert_eq!(read_n(&mut tx, 14).await, b"+OK\r\n+QUEUED\r\n");
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(dead_master)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        tx.write_all(b"EXEC\r\n").await.unwrap();
+        let reply = read_n(&mut tx, masterdown.len()).await;
+        assert_eq!(String::from_utf8_lossy(&reply), masterdown, "EXEC of {queued}");
+        let _: () =
+            redis::cmd("REPLICAOF").arg("NO").arg("ONE").query_async(&mut admin).await.unwrap();
+    }
+    // A transaction of commands allowed on a stale replica runs.
+    tx.write_all(b"MULTI\r\nINFO server\r\n").await.unwrap();
+    assert_eq!(read_n(&mut tx, 14).await, b"+OK\r\n+QUEUED\r\n");
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(dead_master)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    tx.write_all(b"EXEC\r\n").await.unwrap();
+    let reply = read_n(&mut tx, 4).await;
+    assert_eq!(&reply[..4], b"*1\r\n", "{:?}", String::from_utf8_lossy(&reply));
+}
