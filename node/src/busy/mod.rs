@@ -9,7 +9,7 @@
 //! that answers, and an operator can stop a runaway script without killing the process.
 //!
 //! We do the same from the script's instruction hook, on the same thread, with a small event
-//! loop of our own (the [`responder`]): an epoll set over the listening sockets and the
+//! loop of our own (the `responder` module): an epoll set over the listening sockets and the
 //! sockets of the connections that are parked between requests with empty buffers (a
 //! connection marks itself so; see [`crate::kill_switch`]). Such a connection's task cannot
 //! run meanwhile — the thread is inside the script — so its socket is ours to read and write
