@@ -646,3 +646,27 @@ async fn exec_on_a_replica_gone_stale_since_queuing_is_refused_with_masterdown()
     let reply = read_n(&mut tx, 4).await;
     assert_eq!(&reply[..4], b"*1\r\n", "{:?}", String::from_utf8_lossy(&reply));
 }
+
+/// Subscription confirmations are pushes, as in Redis 7.0: CLIENT REPLY OFF or SKIP does not
+/// hold them back, in RESP2 or RESP3 (the replies of other commands it does).
+#[tokio::test]
+async fn subscription_confirmations_pass_client_reply_off() {
+    let server = TestServer::start("").await;
+    let input = b"CLIENT REPLY OFF\r\nSUBSCRIBE a\r\nPSUBSCRIBE c*\r\nUNSUBSCRIBE a\r\n";
+    let expected: &[u8] = b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n\
+        *3\r\n$10\r\npsubscribe\r\n$2\r\nc*\r\n:2\r\n\
+        *3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n";
+    let got = raw(&server, input, expected.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"HELLO 3\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let hello = read_frame(&mut s, &mut buf).await;
+    assert!(matches!(hello, Frame::Map(_)), "{hello:?}");
+    s.write_all(b"CLIENT REPLY SKIP\r\nSUBSCRIBE a\r\nPING\r\n").await.unwrap();
+    let expected = ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n+PONG\r\n";
+    let got = read_n(&mut s, expected.len() - buf.len()).await;
+    buf.extend_from_slice(&got);
+    assert_eq!(String::from_utf8_lossy(&buf), expected);
+}

@@ -65,8 +65,14 @@ fn sync_snapshot(ctx: &mut Ctx<'_>) {
     };
 }
 
-/// Encodes confirmations into one raw reply, in the client's protocol, in order.
-fn raw(ctx: &Ctx<'_>, frames: Vec<Frame>) -> Frame {
+/// The confirmations, in order. They are pushes, as in Redis 7.0, so CLIENT REPLY OFF or SKIP
+/// does not hold them back: they follow the (empty) reply. Inside EXEC they are the command's
+/// place in EXEC's reply.
+fn raw(ctx: &mut Ctx<'_>, frames: Vec<Frame>) -> Frame {
+    if !ctx.in_exec {
+        ctx.client.after_reply.extend(frames);
+        return no_reply();
+    }
     let mut out = Vec::new();
     for f in frames {
         f.encode(ctx.client.resp, &mut out);
