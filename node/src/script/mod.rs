@@ -51,11 +51,12 @@ const PRELUDE: &str = r#"
 local bridge = ...
 local type, getinfo = type, debug.getinfo
 -- Where an error was raised, as Redis's handler finds it: the function that raised it, or
--- its caller when that is native code. Frames of this prelude's wrappers, and of the
--- functions' environment, are passed over (Redis has none).
+-- its caller when that is native code. Frames of this prelude's wrappers, of the functions'
+-- environment, and the tail calls they make, are passed over (Redis has none).
 local function frame_at(level)
   local frame = getinfo(level, 'Sl')
-  while frame and (frame.source == '=prelude' or frame.source == '=functions') do
+  while frame and (frame.what == 'tail' or frame.source == '=prelude'
+                   or frame.source == '=functions') do
     level = level + 1
     frame = getinfo(level, 'Sl')
   end
