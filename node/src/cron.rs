@@ -72,6 +72,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             replication_cron(&shared);
             crate::cmd::persistence::save_points_cron(&shared);
             crate::aof::auto_rewrite_cron(&shared);
+            crate::cmd::migrate::close_idle(&shared.migrate_targets);
         }
     }
 }

@@ -183,6 +183,8 @@ pub struct Shared {
     pub serves_while_busy: std::sync::atomic::AtomicBool,
     /// The listening sockets (a busy script accepts on them).
     pub listener_fds: RwLock<Vec<std::os::fd::RawFd>>,
+    /// MIGRATE's kept connections to target instances.
+    pub migrate_targets: crate::cmd::migrate::Targets,
     /// Where connections accepted by a busy script join the accept loop.
     pub adopt: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Adopted>>,
 }
@@ -245,6 +247,7 @@ impl Shared {
             serves_while_busy: Default::default(),
             listener_fds: RwLock::new(Vec::new()),
             adopt: std::sync::OnceLock::new(),
+            migrate_targets: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),

@@ -173,9 +173,9 @@ fn keyword_position(argv: &[Bytes], keyword: &str, startfrom: i32) -> Option<i64
 
 /// A command's own key finder (a `getkeys_proc` in Redis's db.c), used when its key specs
 /// cannot be followed (a bad key count, keys found by keyword) or their flags depend on the
-/// arguments (SET … GET). Redis also has finders for MIGRATE, GEORADIUS and XREAD: warden-node
-/// has no MIGRATE or XREAD, and GEORADIUS's key specs, followed above, give the keys its
-/// finder would (its STORE destination included), so none of them is ported.
+/// arguments (SET … GET). Redis also has finders for GEORADIUS and XREAD: warden-node has no
+/// XREAD finder, and GEORADIUS's key specs, followed above, give the keys its finder would
+/// (its STORE destination included), so neither is ported.
 #[derive(Debug, Clone, Copy)]
 enum NativeKeys {
     /// `setGetKeys`: the key at 1, read as well as written when a GET argument is present.
@@ -188,6 +188,9 @@ enum NativeKeys {
     /// `bitfieldGetKeys`: the key at 1, read-only while every operation is a GET (or
     /// OVERFLOW), otherwise written.
     Bitfield,
+    /// `migrateGetKeys`: the key at 3, or every argument after KEYS (none if the key at 3 is
+    /// not empty then); AUTH's and AUTH2's arguments are skipped while looking for KEYS.
+    Migrate,
     /// `genericGetKeys`: a key count at `count`, keys from `first` every `step`, and a
     /// destination key at `store` (0: none) listed last. These keys carry no flags.
     Counted { store: usize, count: usize, first: usize, step: usize },
@@ -200,6 +203,7 @@ fn native_keys(fullname: &str) -> Option<NativeKeys> {
         "sort" => Some(NativeKeys::Sort),
         "sort_ro" => Some(NativeKeys::SortRo),
         "bitfield" => Some(NativeKeys::Bitfield),
+        "migrate" => Some(NativeKeys::Migrate),
         "lmpop" | "zmpop" | "sintercard" | "zunion" | "zinter" | "zdiff" | "zintercard" => {
             counted(0, 1, 2)
         }
@@ -262,6 +266,26 @@ impl NativeKeys {
                 let flags: &'static [&'static str] =
                     if read_only { &["RO", "access"] } else { &["RW", "access", "update"] };
                 vec![FoundKey { pos: 1, flags }]
+            }
+            NativeKeys::Migrate => {
+                let (mut first, mut num) = (3, 1);
+                let mut i = 6;
+                while i < argv.len() {
+                    let word = crate::dispatch::c_str(&argv[i]).to_ascii_lowercase();
+                    match word.as_slice() {
+                        b"keys" if argv.get(3).is_some_and(|k| !k.is_empty()) => return Vec::new(),
+                        b"keys" => {
+                            first = i + 1;
+                            num = argv.len() - first;
+                            break;
+                        }
+                        b"auth" => i += 1,
+                        b"auth2" => i += 2,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                (first..first + num).map(|pos| FoundKey { pos, flags: &[] }).collect()
             }
             NativeKeys::Counted { store, count, first, step } => {
                 let num = argv.get(count).map_or(0, |a| c_atoi(a));

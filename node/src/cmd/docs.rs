@@ -2253,6 +2253,39 @@ pub static COMMANDS: &[CommandDoc] = &[
         arguments: &[arg("key", ArgType::Key).key_spec(0).flags(&["multiple"])],
     },
     CommandDoc {
+        name: "migrate",
+        since: "2.6.0",
+        group: "generic",
+        doc_flags: &[],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[
+            arg("host", ArgType::String),
+            arg("port", ArgType::Integer),
+            arg("key_or_empty_string", ArgType::OneOf).of(&[
+                arg("key", ArgType::Key).key_spec(0),
+                arg("empty_string", ArgType::PureToken).token(""),
+            ]),
+            arg("destination-db", ArgType::Integer),
+            arg("timeout", ArgType::Integer),
+            arg("copy", ArgType::PureToken).token("COPY").since("3.0.0").flags(&["optional"]),
+            arg("replace", ArgType::PureToken).token("REPLACE").since("3.0.0").flags(&["optional"]),
+            arg("authentication", ArgType::OneOf).flags(&["optional"]).of(&[
+                arg("password", ArgType::String).token("AUTH").since("4.0.7").flags(&["optional"]),
+                arg("username_password", ArgType::Block)
+                    .token("AUTH2")
+                    .since("6.0.0")
+                    .flags(&["optional"])
+                    .of(&[arg("username", ArgType::String), arg("password", ArgType::String)]),
+            ]),
+            arg("key", ArgType::Key)
+                .key_spec(1)
+                .token("KEYS")
+                .since("3.0.6")
+                .flags(&["optional", "multiple"]),
+        ],
+    },
+    CommandDoc {
         name: "monitor",
         since: "1.0.0",
         group: "server",

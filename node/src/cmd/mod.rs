@@ -42,6 +42,7 @@ pub mod lists;
 pub mod lolwut;
 pub mod memory;
 pub mod meta;
+pub mod migrate;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
@@ -218,11 +219,12 @@ fn no_handler(_: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Err(crate::error::CommandError::err("container command called without a subcommand"))
 }
 
-fn families() -> [&'static [CommandSpec]; 28] {
+fn families() -> [&'static [CommandSpec]; 29] {
     [
         acl::COMMANDS,
         keys::COMMANDS,
         dump::COMMANDS,
+        migrate::COMMANDS,
         strings::COMMANDS,
         bitmaps::COMMANDS,
         lcs::COMMANDS,
