@@ -59,7 +59,11 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             continue;
         }
         // A replica never expires keys itself: its master's DELs do (it only hides them).
-        if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !shared.is_replica() {
+        // Nor while clients are paused: the dataset stays still (`Shared::dataset_frozen`).
+        if shared.active_expire.load(std::sync::atomic::Ordering::Relaxed)
+            && !shared.is_replica()
+            && !shared.dataset_frozen()
+        {
             active_expire(&shared);
         }
         // An eviction that ran out of time carries on here, as Redis's eviction time event.

@@ -332,6 +332,7 @@ fn execute(
     let mut exec = Exec::new(ks, db, now_ms, replica);
     exec.propagating = shared.is_propagating();
     exec.from_master = client.kind == ClientKind::Master;
+    exec.frozen = shared.dataset_frozen();
     let mut ctx = Ctx { exec, server: shared, client, in_exec: false, effect: None };
     let mut out = Vec::new();
     let reply = run_locked(&mut ctx, spec, argv, &mut out);

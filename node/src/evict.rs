@@ -317,7 +317,7 @@ pub async fn cron(shared: &Shared, budget: Duration) {
 /// stand still then, expiry and eviction included).
 fn suspended(shared: &Shared, limits: &Limits) -> bool {
     let loading = shared.gates.load(Relaxed) & crate::server::gate::LOADING != 0;
-    loading || (shared.is_replica() && limits.replica_ignore) || shared.is_pausing()
+    loading || (shared.is_replica() && limits.replica_ignore) || shared.dataset_frozen()
 }
 
 /// One round of eviction (Redis's `performEvictions`), with the keyspace locked; the DELs go

@@ -54,6 +54,9 @@ pub struct Exec<'a> {
     /// The command comes from our master's stream: a key whose TTL passed is still there
     /// until the master's DEL arrives (Redis's rule for its master client).
     pub from_master: bool,
+    /// CLIENT PAUSE is in force: expired keys are hidden but not deleted (see
+    /// [`crate::server::Shared::dataset_frozen`]).
+    pub frozen: bool,
     /// Effects recorded before the command's own (lazy-expiry DELs).
     pub expired: Vec<Propagated>,
     /// The command's own propagated form when it differs from what the client sent.
@@ -109,6 +112,7 @@ impl<'a> Exec<'a> {
             now_ms,
             replica,
             from_master: false,
+            frozen: false,
             propagating: false,
             expired: Vec::new(),
             rewrites: None,
@@ -126,13 +130,13 @@ impl<'a> Exec<'a> {
         &self.ks.dbs[self.db]
     }
 
-    /// Deletes `key` if its TTL has passed (unless on a replica). Returns true if the key is
-    /// logically expired, deleted or not.
+    /// Deletes `key` if its TTL has passed (unless on a replica, or while clients are
+    /// paused). Returns true if the key is logically expired, deleted or not.
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         if self.from_master || !self.ks.dbs[self.db].is_expired(key, self.now_ms) {
             return false;
         }
-        if !self.replica {
+        if !self.replica && !self.frozen {
             self.ks.dbs[self.db].remove(key);
             self.ks.stats.expired += 1;
             self.ks.signal_modified_key(self.db, key);

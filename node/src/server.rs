@@ -373,6 +373,20 @@ impl Shared {
         self.pausing.load(Ordering::Relaxed)
     }
 
+    /// True while a CLIENT PAUSE (WRITE or ALL) is in force: the dataset stays as it is — keys
+    /// past their TTL read as missing but are not deleted, and nothing is evicted — so a
+    /// replica can catch up to an offset that no longer moves (a failover waits on that), as
+    /// Redis's `checkClientPauseTimeoutAndReturnIfPaused` keeps it.
+    pub fn dataset_frozen(&self) -> bool {
+        if !self.is_pausing() {
+            return false;
+        }
+        match *self.pause.borrow() {
+            Pause::None => false,
+            Pause::Write(until) | Pause::All(until) => Instant::now() < until,
+        }
+    }
+
     /// An owning handle to ourselves (for spawning tasks from command handlers).
     pub fn self_arc(&self) -> Arc<Shared> {
         self.me.upgrade().expect("commands run while the server is alive")

@@ -670,3 +670,38 @@ async fn subscription_confirmations_pass_client_reply_off() {
     buf.extend_from_slice(&got);
     assert_eq!(String::from_utf8_lossy(&buf), expected);
 }
+
+/// While CLIENT PAUSE is in force the dataset stays still: a key past its TTL reads as missing
+/// but is not deleted (no `expired_keys`, no DEL for replicas), as in Redis, so a failover's
+/// replica can catch up to an offset that no longer moves; after UNPAUSE it expires as usual.
+#[tokio::test]
+async fn client_pause_keeps_expired_keys_until_it_ends() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let _: () =
+        redis::cmd("SET").arg("k").arg("v").arg("PX").arg(100).query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60_000)
+        .arg("WRITE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
+        if value.is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "k never read as expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
+    assert!(info.contains("expired_keys:0\r\n"), "{info}");
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, 1, "the expired key was deleted during the pause");
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut c).await.unwrap();
+    let _: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, 0, "not expired after the pause");
+}

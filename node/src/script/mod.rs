@@ -1018,12 +1018,14 @@ impl Runner<'_, '_> {
                 return refuse(CommandError::err(format!("The user executing the script {why}")));
             }
         }
+        // A read-only script may not run what replicates either (PUBLISH …), as Redis's
+        // scriptVerifyWriteCommandAllow counts may-replicate commands as writes here.
+        if self.read_only && (spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE)) {
+            return refuse(CommandError::err(
+                "Write commands are not allowed from read-only scripts.",
+            ));
+        }
         if spec.has(flags::WRITE) {
-            if self.read_only {
-                return refuse(CommandError::err(
-                    "Write commands are not allowed from read-only scripts.",
-                ));
-            }
             // Then the server's state, in Redis's order (scriptVerifyWriteCommandAllow).
             let gates = ctx.server.gates.load(std::sync::atomic::Ordering::Relaxed);
             let obeyed = ctx.client.kind == crate::client::ClientKind::Master;
