@@ -570,6 +570,10 @@ pub struct Settings {
     /// `busy-reply-threshold` (`lua-time-limit`): how long a script may run before it counts
     /// as busy.
     pub busy_reply_threshold: std::time::Duration,
+    /// `lazyfree-lazy-user-del`: DEL frees large values in the background, as UNLINK.
+    pub lazyfree_lazy_user_del: bool,
+    /// `lazyfree-lazy-user-flush`: FLUSHALL/FLUSHDB without a mode are ASYNC.
+    pub lazyfree_lazy_user_flush: bool,
     /// `latency-tracking`: per-command latency histograms (INFO latencystats).
     pub latency_tracking: bool,
     /// `latency-tracking-info-percentiles`.
@@ -842,6 +846,8 @@ fn placeholder_settings() -> Settings {
         busy_poll_us: 20,
         eviction: crate::evict::Limits::default(),
         busy_reply_threshold: std::time::Duration::from_millis(5000),
+        lazyfree_lazy_user_del: false,
+        lazyfree_lazy_user_flush: false,
         latency_tracking: true,
         latency_percentiles: vec![50.0, 99.0, 99.9],
         lfu_log_factor: 10,
@@ -1160,6 +1166,8 @@ impl Config {
             busy_reply_threshold: std::time::Duration::from_millis(
                 self.int("busy-reply-threshold").max(0) as u64,
             ),
+            lazyfree_lazy_user_del: self.flag("lazyfree-lazy-user-del"),
+            lazyfree_lazy_user_flush: self.flag("lazyfree-lazy-user-flush"),
             latency_tracking: self.flag("latency-tracking"),
             latency_percentiles: crate::latency_histogram::parse_percentiles(
                 &self.values["latency-tracking-info-percentiles"],

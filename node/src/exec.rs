@@ -284,10 +284,16 @@ impl<'a> Exec<'a> {
 
     /// Deletes `key`. Returns true if it existed (and had not expired).
     pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.take(key).is_some()
+    }
+
+    /// Deletes `key` and gives back its value (UNLINK frees it elsewhere); `None` if it did
+    /// not exist or had expired.
+    pub fn take(&mut self, key: &[u8]) -> Option<Value> {
         if self.expire_if_needed(key) {
-            return false;
+            return None;
         }
-        self.db_mut().remove(key).is_some()
+        self.db_mut().remove(key)
     }
 
     /// Deletes `key` as it is stored, even if its time ran out (Redis's `dbDelete` without a

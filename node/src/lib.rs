@@ -36,6 +36,7 @@ pub mod geo;
 pub mod kill_switch;
 pub mod latency_histogram;
 pub mod latency_monitor;
+pub mod lazyfree;
 pub mod notify;
 pub mod output_limit;
 pub mod persist;

@@ -183,6 +183,8 @@ pub struct Shared {
     pub serves_while_busy: std::sync::atomic::AtomicBool,
     /// The listening sockets (a busy script accepts on them).
     pub listener_fds: RwLock<Vec<std::os::fd::RawFd>>,
+    /// The lazy-free thread (UNLINK, FLUSHALL ASYNC …).
+    pub lazyfree: crate::lazyfree::LazyFree,
     /// MIGRATE's kept connections to target instances.
     pub migrate_targets: crate::cmd::migrate::Targets,
     /// Where connections accepted by a busy script join the accept loop.
@@ -248,6 +250,7 @@ impl Shared {
             listener_fds: RwLock::new(Vec::new()),
             adopt: std::sync::OnceLock::new(),
             migrate_targets: Default::default(),
+            lazyfree: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
             config: RwLock::new(config),
             clients: Mutex::new(ClientRegistry::default()),

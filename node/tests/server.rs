@@ -705,3 +705,36 @@ async fn client_pause_keeps_expired_keys_until_it_ends() {
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
     assert_eq!(size, 0, "not expired after the pause");
 }
+
+/// UNLINK and FLUSHALL ASYNC hand large values and whole tables to the lazy-free thread, and
+/// INFO counts them as Redis does (a 1000-member set is one object, a flushed table its keys);
+/// small values are freed at once and not counted.
+#[tokio::test]
+async fn unlink_and_flushall_async_free_in_the_background() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let _: () = redis::cmd("SADD").arg("big").arg(&members).query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("SET").arg("small").arg("v").query_async(&mut c).await.unwrap();
+    let unlinked: i64 =
+        redis::cmd("UNLINK").arg("big").arg("small").query_async(&mut c).await.unwrap();
+    assert_eq!(unlinked, 2);
+    for i in 0..100 {
+        let _: () =
+            redis::cmd("SET").arg(format!("k{i}")).arg(i).query_async(&mut c).await.unwrap();
+    }
+    let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query_async(&mut c).await.unwrap();
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
+        if info.contains("lazyfreed_objects:101\r\n")
+            && info.contains("lazyfree_pending_objects:0\r\n")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "lazy-free counters: {info}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -120,6 +120,7 @@ fn resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     }
     ctx.ks.stats = Default::default();
     ctx.ks.eviction.reset_stats();
+    ctx.server.lazyfree.reset_stats();
     ctx.server.slowlog.lock().reset();
     ctx.client.tally = Default::default();
     ctx.server.command_stats.lock().reset();

@@ -193,7 +193,7 @@ fn reload(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if flush {
         for db in 0..ctx.ks.dbs.len() {
-            super::server::empty_db(ctx, db);
+            super::server::empty_db(ctx, db, false);
         }
     }
     let (dir, dbfilename, _) = super::persistence::dump_target(ctx.server);

@@ -275,8 +275,8 @@ fn render(ctx: &mut Ctx<'_>, section: &str, out: &mut String) {
             w(out, "mem_aof_buffer", &footprint.aof_buffer);
             w(out, "mem_allocator", &"libc");
             w(out, "active_defrag_running", &0);
-            w(out, "lazyfree_pending_objects", &0);
-            w(out, "lazyfreed_objects", &0);
+            w(out, "lazyfree_pending_objects", &shared.lazyfree.pending());
+            w(out, "lazyfreed_objects", &shared.lazyfree.freed());
         }
         "persistence" => {
             let stats = shared.persist.lock().clone();

@@ -14,7 +14,7 @@ use crate::exec::Ctx;
 /// The key commands.
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, (1, -1, 1), del),
-    cmd("unlink", -2, WRITE | FAST, (1, -1, 1), del),
+    cmd("unlink", -2, WRITE | FAST, (1, -1, 1), unlink),
     cmd("exists", -2, READONLY | FAST, (1, -1, 1), exists),
     cmd("type", 2, READONLY | FAST, (1, 1, 1), type_),
     cmd("keys", 2, READONLY, (0, 0, 0), keys),
@@ -46,14 +46,26 @@ static OBJECT: &[CommandSpec] = &[
 ];
 
 fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let lazy = ctx.server.config.read().settings.lazyfree_lazy_user_del;
+    delete_keys(ctx, args, lazy)
+}
+
+/// DEL whose large values are freed in the background (see `crate::lazyfree`).
+fn unlink(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    delete_keys(ctx, args, true)
+}
+
+fn delete_keys(ctx: &mut Ctx<'_>, args: &[Bytes], lazy: bool) -> CmdResult {
     let mut n = 0;
     for key in &args[1..] {
-        if ctx.delete(key) {
-            // Only keys really deleted count as modified (a WATCH on a missing key survives).
-            ctx.modified(key);
-            ctx.notify(class::GENERIC, "del", key);
-            n += 1;
+        // Only keys really deleted count as modified (a WATCH on a missing key survives).
+        let Some(value) = ctx.take(key) else { continue };
+        if lazy {
+            ctx.server.lazyfree.free_value(value);
         }
+        ctx.modified(key);
+        ctx.notify(class::GENERIC, "del", key);
+        n += 1;
     }
     ctx.dirty(n);
     Ok(Frame::Integer(n as i64))

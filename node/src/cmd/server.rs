@@ -67,16 +67,20 @@ fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(ctx.db_ref().keys.len() as i64))
 }
 
-fn flush_mode(args: &[Bytes]) -> Result<(), CommandError> {
+/// FLUSHALL/FLUSHDB's mode: true to free the old data in the background (ASYNC, or no mode
+/// given and `lazyfree-lazy-user-flush yes`).
+fn flush_mode(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<bool, CommandError> {
     match args.get(1) {
-        None => Ok(()),
-        Some(a) if args.len() == 2 && (is(a, "async") || is(a, "sync")) => Ok(()),
+        None => Ok(ctx.server.config.read().settings.lazyfree_lazy_user_flush),
+        Some(a) if args.len() == 2 && is(a, "async") => Ok(true),
+        Some(a) if args.len() == 2 && is(a, "sync") => Ok(false),
         Some(_) => Err(CommandError::Syntax),
     }
 }
 
-/// Empties one database, marking its watchers. Returns how many keys it held.
-pub fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
+/// Empties one database, marking its watchers (`lazy`: its tables are freed in the
+/// background). Returns how many keys it held.
+pub fn empty_db(ctx: &mut Ctx<'_>, db: usize, lazy: bool) -> usize {
     let ks = &mut *ctx.exec.ks;
     let removed = ks.dbs[db].keys.len();
     let keys = &ks.dbs[db].keys;
@@ -85,7 +89,13 @@ pub fn empty_db(ctx: &mut Ctx<'_>, db: usize) -> usize {
         ..Default::default()
     });
     signal_streams(ks, db);
-    ks.dbs[db].clear();
+    if lazy {
+        if let Some(tables) = ks.dbs[db].take_all() {
+            ctx.server.lazyfree.free_table(tables, removed as u64);
+        }
+    } else {
+        ks.dbs[db].clear();
+    }
     ks.tracking.flushed();
     removed
 }
@@ -108,22 +118,22 @@ fn signal_streams(ks: &mut crate::db::Keyspace, db: usize) {
 }
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
+    let lazy = flush_mode(ctx, args)?;
     let db = ctx.db;
-    let n = empty_db(ctx, db);
+    let n = empty_db(ctx, db, lazy);
     // FLUSHDB is always propagated, even on an empty database.
     ctx.dirty(n as u64 + 1);
     Ok(Frame::ok())
 }
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
+    let lazy = flush_mode(ctx, args)?;
     // As Redis: a background save of the old data is abandoned, and with save points the
     // empty dataset is saved at once, so a restart cannot bring the flushed keys back.
     crate::cmd::persistence::abandon_bgsave(ctx.server, ctx.exec.ks);
     let mut n = 0;
     for db in 0..ctx.ks.dbs.len() {
-        n += empty_db(ctx, db);
+        n += empty_db(ctx, db, lazy);
     }
     if !ctx.server.config.read().settings.save_points.is_empty() {
         let _ = crate::cmd::persistence::save_blocking(ctx.server, ctx.exec.ks, ctx.now_ms);

@@ -54,6 +54,17 @@ impl Db {
         self.keys.clear();
         self.expires.clear();
     }
+
+    /// Removes everything and gives back the tables, to be freed elsewhere (FLUSHALL ASYNC);
+    /// `None` where a snapshot in progress keeps them.
+    pub fn take_all(&mut self) -> Option<Box<dyn Send>> {
+        let keys = self.keys.take();
+        let expires = self.expires.take();
+        match (keys, expires) {
+            (None, None) => None,
+            tables => Some(Box::new(tables)),
+        }
+    }
 }
 
 /// Who is WATCHing which keys, and which of those clients have seen a watched key change.

@@ -184,6 +184,19 @@ impl<V: Clone + Footprint, M: Copy + Default> SnapshotDict<V, M> {
         }
     }
 
+    /// Empties the table and gives back what it held, to be freed elsewhere — unless a walk
+    /// is in progress, which keeps the detached table (as [`SnapshotDict::clear`]) and frees
+    /// it when done: then `None`.
+    pub fn take(&mut self) -> Option<Dict<V, M>> {
+        match self.frozen.as_deref() {
+            Some(f) if f.detached.is_none() => {
+                self.clear();
+                None
+            }
+            _ => Some(std::mem::take(&mut self.live)),
+        }
+    }
+
     /// Starts a point-in-time view, recorded as database `origin`. A view already in
     /// progress is dropped.
     pub fn freeze(&mut self, origin: usize) {
