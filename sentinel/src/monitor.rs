@@ -5,6 +5,13 @@
 //! fraction of `down-after-milliseconds` so that the silence threshold is crossed within one
 //! period of its expiry. The views are shared with the health check and the reconciler
 //! through a mutex that is never held across an `.await`.
+//!
+//! A node that answers `-BUSY` is held by a script that has run past `busy-reply-threshold`.
+//! Once it has answered so for longer than `down-after` (it is subjectively down), the task
+//! sends it SCRIPT KILL — or FUNCTION KILL, as the `-BUSY` text asks — as Sentinel does (and
+//! again after each further down-after while it stays busy): a script that has not written
+//! stops, and the node is back without a failover. One that has written cannot be stopped
+//! (`-UNKILLABLE`), and the failover goes ahead.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -101,6 +108,8 @@ pub struct Cadence {
     pub period: Duration,
     /// Bound on connecting and on each call.
     pub timeout: Duration,
+    /// Silence after which the node is subjectively down.
+    pub down_after: Duration,
 }
 
 impl Cadence {
@@ -108,7 +117,7 @@ impl Cadence {
     pub fn for_down_after(down_after: Duration) -> Cadence {
         let period = (down_after / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
         let timeout = (down_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
-        Cadence { period, timeout }
+        Cadence { period, timeout, down_after }
     }
 }
 
@@ -233,6 +242,23 @@ pub fn record(views: &Views, addr: &Addr, ping: Option<&Frame>, info: Option<Str
     }
 }
 
+/// The command that stops the script a `-BUSY` PING reply speaks of: FUNCTION KILL when the
+/// node says only that can, SCRIPT KILL otherwise (`None`: not busy).
+pub fn script_kill_for(ping: &Frame) -> Option<Vec<&'static [u8]>> {
+    let Frame::Error(text) = ping else { return None };
+    if !text.starts_with(b"BUSY") {
+        return None;
+    }
+    let function = text.windows(13).any(|w| w == b"FUNCTION KILL");
+    Some(if function { vec![b"FUNCTION", b"KILL"] } else { vec![b"SCRIPT", b"KILL"] })
+}
+
+/// Whether the view of `addr` is subjectively down.
+fn is_sdown(views: &Views, addr: &Addr, down_after: Duration) -> bool {
+    let views = views.lock();
+    views.get(addr).is_some_and(|v| crate::health::is_sdown(v, Instant::now(), down_after))
+}
+
 /// Polls `addr` once, now, and records what it says. An operator's request is planned from
 /// the views, which may be a poll period old (a second switchover right after a first one
 /// would otherwise see the replicas still following the previous master).
@@ -257,6 +283,10 @@ pub async fn refresh(
 async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, name: String) {
     let mut round: u64 = 0;
     let mut warned = false;
+    // When SCRIPT KILL last went out during this busy spell (cleared by any other reply). It
+    // goes out again after another down-after: the node may be busy with a later script by
+    // then (one that started before any poll saw it free), or the last attempt came too soon.
+    let mut kill_sent: Option<Instant> = None;
     loop {
         let mut link = match NodeLink::connect(&addr, &creds, &name, cadence.timeout).await {
             Ok(l) => {
@@ -292,6 +322,27 @@ async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, n
                         info.push_str(&server);
                     }
                     record(&views, &addr, Some(&replies[0]), Some(info));
+                    let due = kill_sent.is_none_or(|at| at.elapsed() > cadence.down_after);
+                    match script_kill_for(&replies[0]) {
+                        Some(kill) if due && is_sdown(&views, &addr, cadence.down_after) => {
+                            kill_sent = Some(Instant::now());
+                            let command = String::from_utf8_lossy(&kill.join(&b' ')).into_owned();
+                            tracing::warn!(
+                                node = %addr,
+                                "node busy with a script for longer than down-after: sending {command}"
+                            );
+                            match link.pipeline(&[kill]).await {
+                                Ok(replies) => {
+                                    tracing::info!(node = %addr, reply = ?replies.first(), "{command} answered")
+                                }
+                                Err(e) => {
+                                    tracing::info!(node = %addr, error = %e, "{command} failed")
+                                }
+                            }
+                        }
+                        Some(_) => {}
+                        None => kill_sent = None,
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(node = %addr, error = %e, "lost the node link");
@@ -313,6 +364,21 @@ async fn watch(addr: Addr, creds: Credentials, views: Views, cadence: Cadence, n
 mod tests {
     use super::*;
     use crate::machine::{Command, Machine};
+
+    #[test]
+    fn a_busy_reply_names_the_kill_command() {
+        let busy = |text: &str| Frame::Error(bytes::Bytes::from(text.to_string()));
+        let eval = busy(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+        );
+        let function = busy(
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+        );
+        assert_eq!(script_kill_for(&eval), Some(vec![&b"SCRIPT"[..], b"KILL"]));
+        assert_eq!(script_kill_for(&function), Some(vec![&b"FUNCTION"[..], b"KILL"]));
+        assert_eq!(script_kill_for(&Frame::Simple(bytes::Bytes::from_static(b"PONG"))), None);
+        assert_eq!(script_kill_for(&busy("LOADING Redis is loading the dataset in memory")), None);
+    }
 
     /// `refresh` replaces a stale view at once: a node the view still shows following its
     /// old master is seen following the new one.
