@@ -437,7 +437,10 @@ impl Connection {
             }
             // What was refused before running is neither logged nor shown to MONITOR.
             let ran = outcome.resolved.filter(|_| outcome.counted != Counted::Rejected);
-            self.after_command(&argv, ran, took, &limits);
+            // A command that blocked goes to the slow log when it is answered (as Redis's
+            // updateStatsOnUnblock), as it was sent: its arguments are kept until then.
+            let blocked_argv = outcome.blocked.as_ref().map(|_| argv.clone());
+            self.after_command(&argv, ran, took, &limits, blocked_argv.is_none());
             // Emptied now: the arguments share the input buffer's memory, which the next read
             // can reuse only once nothing points into it.
             argv.clear();
@@ -458,6 +461,18 @@ impl Connection {
                 if let Some(resolved) = outcome.resolved {
                     let usec = took.as_micros() as u64;
                     self.client.tally.command(resolved, outcome.counted, usec, reply.is_error());
+                }
+                if let (Some(argv), Some(_)) = (blocked_argv, ran) {
+                    let (threshold, max_len) = (limits.slowlog_slower_than, limits.slowlog_max_len);
+                    let micros = took.as_micros() as u64;
+                    crate::slowlog::log_if_slow(
+                        &self.shared,
+                        &self.client,
+                        &argv,
+                        micros,
+                        threshold,
+                        max_len,
+                    );
                 }
                 self.reply(reply);
                 // Time spent blocked is not the next command's processing time.
@@ -555,34 +570,29 @@ impl Connection {
         resolved: Option<dispatch::Resolved>,
         took: Duration,
         limits: &BatchLimits,
+        slowlog: bool,
     ) {
         let micros = took.as_micros() as u64;
         // As in Redis: only commands that ran are logged (not unknown ones or wrong arities),
         // EXEC is logged through its commands, and the threshold is the one in force after
         // the command (CONFIG SET slowlog-log-slower-than 0 logs itself).
-        let logged = resolved.is_some_and(|r| !r.spec.has(crate::cmd::flags::SKIP_SLOWLOG));
+        let logged =
+            slowlog && resolved.is_some_and(|r| !r.spec.has(crate::cmd::flags::SKIP_SLOWLOG));
         let threshold = match resolved {
             Some(r) if r.name() == "config" => {
                 self.shared.config.read().settings.slowlog_slower_than
             }
             _ => limits.slowlog_slower_than,
         };
-        if logged && threshold >= 0 && micros >= threshold as u64 {
-            self.shared.slowlog.lock().push(
-                crate::slowlog::SlowEntry {
-                    id: 0,
-                    time: unix_ms() / 1000,
-                    micros,
-                    argv: crate::slowlog::kept_args(&crate::redact::redacted(argv)),
-                    addr: self.client.addr.to_string(),
-                    name: self
-                        .client
-                        .name
-                        .as_ref()
-                        .map(|n| String::from_utf8_lossy(n).into_owned())
-                        .unwrap_or_default(),
-                },
-                limits.slowlog_max_len,
+        if logged {
+            let max_len = limits.slowlog_max_len;
+            crate::slowlog::log_if_slow(
+                &self.shared,
+                &self.client,
+                argv,
+                micros,
+                threshold,
+                max_len,
             );
         }
         if let Some(r) = resolved {

@@ -72,6 +72,34 @@ impl SlowLog {
     }
 }
 
+/// Logs `argv`, run by `client` for `micros`, if that is at least `threshold` (negative:
+/// nothing is logged), keeping `max_len` entries. Secrets are redacted first.
+pub fn log_if_slow(
+    shared: &crate::server::Shared,
+    client: &crate::client::ClientState,
+    argv: &[Bytes],
+    micros: u64,
+    threshold: i64,
+    max_len: usize,
+) {
+    if threshold < 0 || micros < threshold as u64 {
+        return;
+    }
+    let entry = SlowEntry {
+        id: 0,
+        time: crate::server::unix_ms() / 1000,
+        micros,
+        argv: kept_args(&crate::redact::redacted(argv)),
+        addr: client.addr.to_string(),
+        name: client
+            .name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default(),
+    };
+    shared.slowlog.lock().push(entry, max_len);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

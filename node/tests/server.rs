@@ -738,3 +738,59 @@ async fn unlink_and_flushall_async_free_in_the_background() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The slow log as Redis keeps it: EXEC is not logged but the commands it ran are, and a
+/// command that blocked is logged when it is answered, as it was sent (BLPOP, not the LPOP it
+/// propagates as).
+#[tokio::test]
+async fn the_slow_log_holds_a_transactions_commands_and_answered_blocked_commands() {
+    let server = TestServer::start("slowlog-log-slower-than 0\n").await;
+    let mut c = client(&server).await;
+    let logged = |entries: Vec<redis::Value>| -> Vec<String> {
+        entries
+            .into_iter()
+            .filter_map(|e| match e {
+                redis::Value::Array(fields) => match fields.get(3) {
+                    Some(redis::Value::Array(args)) => Some(
+                        args.iter()
+                            .map(|a| match a {
+                                redis::Value::BulkString(b) => {
+                                    String::from_utf8_lossy(b).into_owned()
+                                }
+                                other => format!("{other:?}"),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(&mut c).await.unwrap();
+    let _: () = redis::pipe().atomic().set("a", 1).ignore().query_async(&mut c).await.unwrap();
+    let entries: Vec<redis::Value> =
+        redis::cmd("SLOWLOG").arg("GET").query_async(&mut c).await.unwrap();
+    let entries = logged(entries);
+    assert!(entries.contains(&"SET a 1".to_string()), "{entries:?}");
+    assert!(!entries.iter().any(|e| e.eq_ignore_ascii_case("exec")), "{entries:?}");
+
+    let mut blocked = TcpStream::connect(server.addr).await.unwrap();
+    blocked.write_all(b"BLPOP l 0\r\n").await.unwrap();
+    server.wait_blocked(1).await;
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("LPUSH").arg("l").arg("x").query_async(&mut c).await.unwrap();
+    assert_eq!(read_n(&mut blocked, 18).await, b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let entries: Vec<redis::Value> =
+            redis::cmd("SLOWLOG").arg("GET").query_async(&mut c).await.unwrap();
+        let entries = logged(entries);
+        if entries.contains(&"BLPOP l 0".to_string()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "BLPOP never logged: {entries:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

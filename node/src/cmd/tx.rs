@@ -83,6 +83,11 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     }
     let mut replies = Vec::with_capacity(queued.len());
     let mut out: Vec<Propagated> = Vec::new();
+    // EXEC itself is not in the slow log; the commands it runs are, each on its own time.
+    let (slower_than, slowlog_len) = {
+        let settings = &ctx.server.config.read().settings;
+        (settings.slowlog_slower_than, settings.slowlog_max_len)
+    };
     ctx.in_exec = true;
     for argv in &queued {
         let resolved = resolve(argv).map(|r| (r, changed_rules_deny(ctx, r, argv)));
@@ -99,6 +104,10 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
                 crate::dispatch::remember_reads(ctx, resolved.spec, argv);
                 let usec = started.elapsed().as_micros() as u64;
                 ctx.client.tally.command(resolved, Counted::Call, usec, reply.is_error());
+                if !resolved.spec.has(crate::cmd::flags::SKIP_SLOWLOG) {
+                    let (server, client) = (ctx.server, &*ctx.client);
+                    crate::slowlog::log_if_slow(server, client, argv, usec, slower_than, slowlog_len);
+                }
                 reply
             }
             Err(e) => e.into_frame(),
