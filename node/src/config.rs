@@ -93,8 +93,9 @@ const MEM: Kind = Kind::Memory(0, i64::MAX as u64);
 const MEM_ANY: Kind = Kind::Memory(0, u64::MAX);
 
 static DIRECTIVES: &[Directive] = &[
-    d("port", Kind::Int(0, 65535), "6379", false),
-    d("bind", Kind::Words, "* -::*", false),
+    // CONFIG SET port listens on the new port at once; bind may be set only to what it is.
+    d("port", Kind::Int(0, 65535), "6379", true),
+    d("bind", Kind::Words, "* -::*", true),
     d("protected-mode", Kind::Bool, "yes", true),
     d("requirepass", Kind::Str, "", true),
     d("databases", Kind::Int(1, i32::MAX as i64), "16", false),
@@ -1268,8 +1269,8 @@ mod tests {
         c.set("maxclients", "50").unwrap();
         assert_eq!(c.settings.maxclients, 50);
         assert_eq!(
-            c.set("port", "1"),
-            Err(SetError::Invalid("port", "can't set immutable config".into()))
+            c.set("databases", "1"),
+            Err(SetError::Invalid("databases", "can't set immutable config".into()))
         );
         assert_eq!(c.set("nosuch", "1"), Err(SetError::Unknown));
         assert!(matches!(c.set("maxclients", "x"), Err(SetError::Invalid(..))));

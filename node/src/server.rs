@@ -187,6 +187,8 @@ pub struct Shared {
     pub lazyfree: crate::lazyfree::LazyFree,
     /// MIGRATE's kept connections to target instances.
     pub migrate_targets: crate::cmd::migrate::Targets,
+    /// Where CONFIG SET port hands the accept loop its new listeners.
+    pub relisten: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Vec<TcpListener>>>,
     /// Where connections accepted by a busy script join the accept loop.
     pub adopt: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Adopted>>,
 }
@@ -249,6 +251,7 @@ impl Shared {
             serves_while_busy: Default::default(),
             listener_fds: RwLock::new(Vec::new()),
             adopt: std::sync::OnceLock::new(),
+            relisten: std::sync::OnceLock::new(),
             migrate_targets: Default::default(),
             lazyfree: Default::default(),
             keyspace: Mutex::new(Keyspace::new(databases)),
@@ -507,6 +510,12 @@ impl Shared {
 /// fail, e.g. IPv6 on a host without it), as in Redis; `*` means every IPv4 address and `::*`
 /// every IPv6 address.
 pub async fn bind(config: &Config) -> std::io::Result<Vec<TcpListener>> {
+    bind_now(config)
+}
+
+/// [`bind`], from a command handler (CONFIG SET port): needs the runtime's context, not an
+/// `.await`.
+pub fn bind_now(config: &Config) -> std::io::Result<Vec<TcpListener>> {
     let port = config.settings.port;
     let mut listeners = Vec::new();
     for addr in &config.settings.bind {
@@ -570,8 +579,7 @@ fn listen(target: &str, backlog: u32) -> std::io::Result<TcpListener> {
 /// commands finish, and returns.
 pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown: Shutdown) {
     let _ = shared.runtime.set(tokio::runtime::Handle::current());
-    *shared.listening.write() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    *shared.listener_fds.write() = listeners.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    shared.record_listeners(&listeners);
     let current_thread = tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::CurrentThread;
     shared.serves_while_busy.store(current_thread, Ordering::Relaxed);
@@ -580,26 +588,9 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown:
     let mut connections = JoinSet::new();
     let mut accepts = JoinSet::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(128);
-    for listener in listeners {
-        let tx = conn_tx.clone();
-        accepts.spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok(conn) => {
-                        if tx.send(conn).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        warn!(cause = %e, "failed to accept");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
-    }
-    drop(conn_tx);
+    accept_on(&mut accepts, listeners, &conn_tx);
+    let (relisten_tx, mut relisten) = tokio::sync::mpsc::unbounded_channel();
+    let _ = shared.relisten.set(relisten_tx);
     let mut jobs = JoinSet::new();
     jobs.spawn(crate::cron::run(shared.clone(), shutdown.clone()));
     let single_threaded = shared.config.read().settings.io_threads <= 1;
@@ -623,6 +614,13 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown:
                 connections.spawn(async move {
                     crate::connection::serve(shared, socket, addr, stop, None).await;
                 });
+            }
+            Some(listeners) = relisten.recv() => {
+                // CONFIG SET port: the new listeners replace the old, which close.
+                shared.record_listeners(&listeners);
+                accepts.abort_all();
+                accept_on(&mut accepts, listeners, &conn_tx);
+                info!(addrs = ?*shared.listening.read(), "listening on the new port");
             }
             Some(adopted) = adopted.recv() => {
                 let crate::server::Adopted { stream, addr, handoff } = adopted;
@@ -652,6 +650,42 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, mut shutdown:
     }
     jobs.abort_all();
     info!("warden-node is now ready to exit, bye bye");
+}
+
+/// Accepts on each listener, handing connections to `tx`.
+fn accept_on(
+    accepts: &mut JoinSet<()>,
+    listeners: Vec<TcpListener>,
+    tx: &tokio::sync::mpsc::Sender<(tokio::net::TcpStream, SocketAddr)>,
+) {
+    for listener in listeners {
+        let tx = tx.clone();
+        accepts.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(conn) => {
+                        if tx.send(conn).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        warn!(cause = %e, "failed to accept");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Shared {
+    /// Notes the addresses and descriptors being listened on.
+    fn record_listeners(&self, listeners: &[TcpListener]) {
+        *self.listening.write() = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        *self.listener_fds.write() =
+            listeners.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    }
 }
 
 /// Counts served commands (called by connections).

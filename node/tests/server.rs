@@ -794,3 +794,57 @@ async fn the_slow_log_holds_a_transactions_commands_and_answered_blocked_command
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// CONFIG SET port listens on the new port at once and closes the old one, as Redis does; a
+/// port that cannot be bound is refused with Redis's words and changes nothing. The bind
+/// addresses may be set to what they are (CONFIG SET of every setting to its own value works).
+#[tokio::test]
+async fn config_set_port_moves_the_listener() {
+    let server = TestServer::start("").await;
+    let mut c = client(&server).await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let new_port = free.local_addr().unwrap().port();
+    // Taken: refused, and the old port still serves.
+    let taken: redis::RedisResult<()> =
+        redis::cmd("CONFIG").arg("SET").arg("port").arg(new_port).query_async(&mut c).await;
+    let e = taken.unwrap_err().to_string();
+    assert!(e.contains("Unable to listen on this port"), "{e}");
+    drop(free);
+    let bind: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg("bind").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("bind")
+        .arg(&bind[1])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("port")
+        .arg(new_port)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let moved = redis::Client::open(format!("redis://127.0.0.1:{new_port}/")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut on_new = loop {
+        match moved.get_multiplexed_async_connection().await {
+            Ok(conn) => break conn,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "new port never served: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let pong: String = redis::cmd("PING").query_async(&mut on_new).await.unwrap();
+    assert_eq!(pong, "PONG");
+    // The old port is closed (established connections stay).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(server.addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the old port still accepts");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pong: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+    assert_eq!(pong, "PONG");
+}

@@ -67,6 +67,30 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             )),
         })?;
     }
+    let (old_port, old_bind) = {
+        let settings = &ctx.server.config.read().settings;
+        (settings.port, settings.bind.clone())
+    };
+    if config.settings.bind != old_bind {
+        // Rebinding the same port on other addresses would need the old listeners closed
+        // first, from under the accept loop; warden-node takes a new bind at restart.
+        return Err(CommandError::err(
+            "CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to \
+             specified addresses. (warden-node changes bind addresses at restart only)",
+        ));
+    }
+    if config.settings.port != old_port {
+        let listeners = crate::server::bind_now(&config).map_err(|e| {
+            tracing::warn!(cause = %e, port = config.settings.port, "cannot listen on the new port");
+            CommandError::err(
+                "CONFIG SET failed (possibly related to argument 'port') - Unable to listen on \
+                 this port. Check server logs.",
+            )
+        })?;
+        if let Some(accept_loop) = ctx.server.relisten.get() {
+            let _ = accept_loop.send(listeners);
+        }
+    }
     let new_password = (config.settings.requirepass
         != ctx.server.config.read().settings.requirepass)
         .then(|| config.settings.requirepass.clone());
