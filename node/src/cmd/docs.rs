@@ -2464,6 +2464,15 @@ pub static COMMANDS: &[CommandDoc] = &[
         arguments: &[arg("key", ArgType::Key).key_spec(0).flags(&["multiple"])],
     },
     CommandDoc {
+        name: "pfdebug",
+        since: "2.8.9",
+        group: "hyperloglog",
+        doc_flags: &["syscmd"],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[arg("subcommand", ArgType::String), arg("key", ArgType::Key).key_spec(0)],
+    },
+    CommandDoc {
         name: "pfmerge",
         since: "2.8.9",
         group: "hyperloglog",
@@ -2474,6 +2483,15 @@ pub static COMMANDS: &[CommandDoc] = &[
             arg("destkey", ArgType::Key).key_spec(0),
             arg("sourcekey", ArgType::Key).key_spec(1).flags(&["multiple"]),
         ],
+    },
+    CommandDoc {
+        name: "pfselftest",
+        since: "2.8.9",
+        group: "hyperloglog",
+        doc_flags: &["syscmd"],
+        deprecated_since: None,
+        replaced_by: None,
+        arguments: &[],
     },
     CommandDoc {
         name: "ping",

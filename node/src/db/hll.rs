@@ -284,6 +284,31 @@ pub fn dense_raise(s: &mut [u8], index: usize, value: u8) -> bool {
     }
 }
 
+/// A sparse string's opcodes as PFDEBUG DECODE spells them: `z:<run>` (ZERO), `Z:<run>`
+/// (XZERO), `v:<value>,<run>` (VAL), space-separated.
+pub fn describe_sparse(s: &[u8]) -> Result<String, HllError> {
+    let mut ops = s.get(HEADER..).ok_or(HllError::Corrupt)?;
+    let mut words = Vec::new();
+    while let Some(&op) = ops.first() {
+        match op >> 6 {
+            0 => {
+                words.push(format!("z:{}", (op & 0x3f) as usize + 1));
+                ops = &ops[1..];
+            }
+            1 => {
+                let low = *ops.get(1).ok_or(HllError::Corrupt)? as usize;
+                words.push(format!("Z:{}", (((op & 0x3f) as usize) << 8 | low) + 1));
+                ops = &ops[2..];
+            }
+            _ => {
+                words.push(format!("v:{},{}", ((op >> 2) & 0x1f) + 1, (op & 3) + 1));
+                ops = &ops[1..];
+            }
+        }
+    }
+    Ok(words.join(" "))
+}
+
 /// The cached cardinality in a HyperLogLog string's header, if valid.
 pub fn cached(s: &[u8]) -> Option<u64> {
     let card: [u8; 8] = s.get(8..16)?.try_into().ok()?;
@@ -298,7 +323,8 @@ pub fn set_cached(s: &mut [u8], cached: Option<u64>) {
     }
 }
 
-fn dense_get(regs: &[u8], r: usize) -> u8 {
+/// Register `r` of a dense string's registers (the bytes after the header).
+pub fn dense_get(regs: &[u8], r: usize) -> u8 {
     let bit = r * BITS;
     let (byte, shift) = (bit / 8, bit % 8);
     let b0 = regs[byte] as u16;
@@ -306,7 +332,8 @@ fn dense_get(regs: &[u8], r: usize) -> u8 {
     (((b0 >> shift) | (b1 << (8 - shift))) & MAX_VALUE as u16) as u8
 }
 
-fn dense_set(regs: &mut [u8], r: usize, v: u8) {
+/// Sets register `r` of a dense string's registers to `v` (at most 63).
+pub fn dense_set(regs: &mut [u8], r: usize, v: u8) {
     let bit = r * BITS;
     let (byte, shift) = (bit / 8, bit % 8);
     let v = v as u16;
