@@ -621,15 +621,34 @@ fn normalize(dir: &Directive, args: &[String]) -> Result<String, String> {
             n.to_string()
         }
         Kind::Memory(min, max) => {
-            let n = parse_memory(&value).ok_or(if dir.name == "maxmemory-clients" {
-                "argument must be a memory or percent value"
+            // maxmemory-clients also takes a share of maxmemory, `N%` (0% is 0), as in Redis.
+            if let Some(percent) =
+                value.strip_suffix('%').filter(|_| dir.name == "maxmemory-clients")
+            {
+                let share: u64 = percent
+                    .parse()
+                    .ok()
+                    .filter(|_| percent.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or("argument must be a memory or percent value")?;
+                if share > 100 {
+                    return Err("percentage argument must be less or equal to 100".into());
+                }
+                if share == 0 {
+                    "0".to_string()
+                } else {
+                    format!("{share}%")
+                }
             } else {
-                "argument must be a memory value"
-            })?;
-            if n < min || n > max {
-                return Err(format!("argument must be between {min} and {max} inclusive"));
+                let n = parse_memory(&value).ok_or(if dir.name == "maxmemory-clients" {
+                    "argument must be a memory or percent value"
+                } else {
+                    "argument must be a memory value"
+                })?;
+                if n < min || n > max {
+                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                }
+                n.to_string()
             }
-            n.to_string()
         }
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
@@ -1261,6 +1280,23 @@ mod tests {
         );
         let e = load("client-output-buffer-limit normal 1\n").unwrap_err().to_string();
         assert!(e.contains("Wrong number of arguments in buffer limit configuration"), "{e}");
+    }
+
+    #[test]
+    fn maxmemory_clients_takes_percentages_with_redis_words() {
+        let mut c = Config::default();
+        assert_eq!(c.set("maxmemory-clients", "0%"), Ok(()));
+        let too_much = c.set("maxmemory-clients", "101%");
+        let words = "percentage argument must be less or equal to 100";
+        assert_eq!(too_much, Err(SetError::Invalid("maxmemory-clients", words.into())));
+        let bad = "argument must be a memory or percent value";
+        for value in ["-5%", "5.5%", "%", "x"] {
+            let e = c.set("maxmemory-clients", value);
+            assert_eq!(e, Err(SetError::Invalid("maxmemory-clients", bad.into())), "{value}");
+        }
+        // A real share asks for client eviction, which is refused with the reason.
+        let e = c.set("maxmemory-clients", "50%").unwrap_err();
+        assert!(format!("{e:?}").contains("client eviction is not implemented"), "{e:?}");
     }
 
     #[test]
