@@ -102,3 +102,28 @@ fn a_redirect_to_a_client_that_left_is_reported() {
         assert!(!line.is_empty(), "{kind:?}: no client with flags tR in {info}");
     }
 }
+
+/// A key evicted to make room before a command is announced before that command's reply (the
+/// eviction is not the command's doing), as Redis does.
+#[test]
+fn an_eviction_before_a_command_is_announced_before_its_reply() {
+    for kind in [Kind::Redis, Kind::Warden] {
+        let node = Node::start(kind, &format!("{kind:?}"), &[]);
+        let mut c = node.connect();
+        let mut tracker = hello3(&node);
+        tracker.call("CLIENT TRACKING on", "+OK\r\n");
+        let used: u64 = node.info("used_memory").and_then(|v| v.parse().ok()).expect("used_memory");
+        let limit = (used + 100 * 1024).to_string();
+        let _: () = cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", "volatile-random"]);
+        let _: () = cmd(&mut c, &["CONFIG", "SET", "maxmemory", &limit]);
+        tracker.call("SETEX volatile-key 10000 x", "+OK\r\n");
+        tracker.call("GET volatile-key", "$1\r\nx\r\n");
+        // About 200 KB in one value: the next command must evict first.
+        tracker.call("SETBIT big-key 1600000 0", ":0\r\n");
+        tracker.call(
+            "GETBIT big-key 0",
+            ">2\r\n$10\r\ninvalidate\r\n*1\r\n$12\r\nvolatile-key\r\n:0\r\n",
+        );
+        let _: () = cmd(&mut c, &["CONFIG", "SET", "maxmemory", "0"]);
+    }
+}

@@ -52,6 +52,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
         }
         crate::db::Lru::tick(unix_ms());
+        if shared.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            // DEBUG PAUSE-CRON 1 (tests that must not be raced by the periodic jobs).
+            continue;
+        }
         let loading =
             shared.gates.load(std::sync::atomic::Ordering::Relaxed) & crate::server::gate::LOADING;
         if loading != 0 {

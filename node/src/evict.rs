@@ -290,6 +290,9 @@ pub fn before_command(shared: &Shared) -> bool {
     let mut out = Vec::new();
     let verdict = perform(shared, &mut ks, &mut out);
     shared.propagate(&mut ks, out);
+    // Invalidations of evicted keys go out now, before the command's reply (nothing of them
+    // is the command's own doing), as Redis sends them.
+    crate::tracking::deliver(shared, &mut ks, None);
     verdict == Verdict::Fail
 }
 
@@ -303,6 +306,7 @@ pub async fn cron(shared: &Shared, budget: Duration) {
             let mut out = Vec::new();
             let verdict = perform(shared, &mut ks, &mut out);
             shared.propagate(&mut ks, out);
+            crate::tracking::deliver(shared, &mut ks, None);
             verdict
         };
         if verdict != Verdict::Running || started.elapsed() >= budget {

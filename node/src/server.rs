@@ -115,6 +115,8 @@ pub struct Shared {
     pub paused_clients: std::sync::atomic::AtomicUsize,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: std::sync::atomic::AtomicBool,
+    /// DEBUG PAUSE-CRON: the periodic jobs are skipped.
+    pub cron_paused: std::sync::atomic::AtomicBool,
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run commands flagged `noscript`.
     pub allow_noscript: std::sync::atomic::AtomicBool,
     /// Unix seconds of the last successful save (LASTSAVE): the start time until one happens.
@@ -275,6 +277,7 @@ impl Shared {
             persist: Mutex::new(Default::default()),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             allow_noscript: std::sync::atomic::AtomicBool::new(false),
+            cron_paused: std::sync::atomic::AtomicBool::new(false),
             lastsave: std::sync::atomic::AtomicI64::new(unix_ms() / 1000),
         });
         shared.refresh_gates();

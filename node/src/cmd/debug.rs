@@ -44,6 +44,11 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.server.active_expire.store(&args[2][..] != b"0", Ordering::Relaxed);
             Ok(Frame::ok())
         }
+        ("pause-cron", 3) => {
+            let paused = common::fmt::parse_i64(&args[2]).unwrap_or(0) != 0;
+            ctx.server.cron_paused.store(paused, Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
         ("set-disable-deny-scripts", 3) => {
             let on = common::fmt::parse_i64(&args[2]).unwrap_or(0) != 0;
             ctx.server.allow_noscript.store(on, Ordering::Relaxed);
@@ -136,6 +141,7 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 ("RELOAD [MERGE] [NOFLUSH] [NOSAVE]", "Save the dump file, empty the dataset and load the file back (MERGE: replace keys the file also has; NOFLUSH: keep the dataset; NOSAVE: load the file as it is)."),
                 ("SET-ACTIVE-EXPIRE 0|1", "Turn the background expiry of keys off or on."),
                 ("SET-DISABLE-DENY-SCRIPTS 0|1", "Let scripts run commands flagged noscript (for tests)."),
+                ("PAUSE-CRON 0|1", "Stop (or resume) the periodic jobs: expiry, eviction, saves, replication pings."),
                 ("SLEEP <seconds>", "Freeze the whole server for that long (fractions allowed)."),
             ],
         )),
