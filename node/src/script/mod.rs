@@ -553,6 +553,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     redis.set("REDIS_VERSION", crate::cmd::info::REDIS_VERSION)?;
     redis.set("REDIS_VERSION_NUM", library::version_num(crate::cmd::info::REDIS_VERSION))?;
     redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    install_runner_functions(lua, &redis)?;
     Ok(redis)
 }
 
@@ -602,7 +603,16 @@ pub(super) fn located(lua: &Lua, message: &str) -> mlua::Error {
 
 /// Lower-case hex SHA1, as script ids are written.
 pub fn sha1_hex(bytes: &[u8]) -> String {
-    sha1_smol::Sha1::from(bytes).digest().to_string()
+    // Spelt by hand: the digest's Display formats byte by byte, which cost more than the
+    // hashing itself for a short EVAL body.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(bytes).digest().bytes();
+    let mut text = String::with_capacity(40);
+    for b in digest {
+        text.push(HEX[(b >> 4) as usize] as char);
+        text.push(HEX[(b & 15) as usize] as char);
+    }
+    text
 }
 
 /// A Lua error's message without mlua's decoration (stack traceback, callback wrapping).
@@ -702,7 +712,12 @@ pub fn eval(
     let function: Function =
         scripts.engine.lua.registry_value(&compiled.function).map_err(internal)?;
     let outcome = run(ctx, &scripts.engine, function, &call);
-    scripts.engine.set_arguments(&[], &[]).map_err(internal)?;
+    // Large KEYS/ARGV are let go at once rather than held until the next EVAL; small ones
+    // are simply replaced then (emptying them costs two tables per EVAL).
+    let held: usize = keys.iter().chain(args).map(|a| a.len() + 16).sum();
+    if held > 4096 {
+        scripts.engine.set_arguments(&[], &[]).map_err(internal)?;
+    }
     outcome
 }
 
@@ -823,53 +838,25 @@ pub(crate) fn run(
         caller: call.caller.to_string(),
         out: Vec::new(),
     });
-    let outcome = lua.scope(|scope| {
-        // The real `redis` table behind the read-only view scripts see.
-        let redis: Table = bridge.raw_get("redis")?;
-        let redis_call = scope.create_function(|lua, argv: MultiValue| {
-            match runner.borrow_mut().command(argv) {
-                Frame::Error(text) => Err(mlua::Error::external(ReplyError(text, true))),
-                frame => convert::to_lua(lua, frame, script_resp3()),
-            }
-        })?;
-        let redis_pcall = scope.create_function(|lua, argv: MultiValue| {
-            match runner.borrow_mut().command(argv) {
-                Frame::Error(text) => Ok(Value::Table(convert::counted_error_table(lua, &text)?)),
-                frame => convert::to_lua(lua, frame, script_resp3()),
-            }
-        })?;
-        // redis.acl_check_cmd(command, args…): whether the calling user may run it.
-        let acl_check = scope.create_function(|_, argv: MultiValue| {
-            let argv = command_args(argv).map_err(|e| ReplyError::raised(e.into_frame()))?;
-            let Ok(resolved) = find(&argv) else {
-                return Err(ReplyError::raised(
-                    CommandError::err("Invalid command passed to redis.acl_check_cmd()")
-                        .into_frame(),
-                ));
+    let outcome = {
+        // redis.call and co. (made once, in `setup`) reach this runner while it is current.
+        let _current = CurrentRunner::enter(&runner);
+        (|| -> mlua::Result<(Frame, bool)> {
+            let on_error: Function = bridge.raw_get("on_error")?;
+            let invoke: Function = bridge.raw_get("invoke")?;
+            let mut xargs = MultiValue::new();
+            xargs.push_back(Value::Function(function));
+            xargs.push_back(Value::Function(on_error));
+            xargs.extend(arguments);
+            let (ok, value): (bool, Value) = invoke.call(xargs)?;
+            let reply = if ok {
+                convert::from_lua(&value, script_resp3())
+            } else {
+                script_error(&value, call.name)
             };
-            let runner = runner.borrow();
-            Ok(match runner.ctx.client.user.user.as_deref() {
-                Some(user) => crate::acl::check::check(user, resolved, &argv).is_ok(),
-                None => true,
-            })
-        })?;
-        redis.raw_set("call", redis_call)?;
-        redis.raw_set("pcall", redis_pcall)?;
-        redis.raw_set("acl_check_cmd", acl_check)?;
-        let on_error: Function = bridge.raw_get("on_error")?;
-        let invoke: Function = bridge.raw_get("invoke")?;
-        let mut xargs = MultiValue::new();
-        xargs.push_back(Value::Function(function));
-        xargs.push_back(Value::Function(on_error));
-        xargs.extend(arguments);
-        let (ok, value): (bool, Value) = invoke.call(xargs)?;
-        let reply = if ok {
-            convert::from_lua(&value, script_resp3())
-        } else {
-            script_error(&value, call.name)
-        };
-        Ok((reply, convert::is_counted_error(&value)))
-    });
+            Ok((reply, convert::is_counted_error(&value)))
+        })()
+    };
     let halted = RUNNING.get().and_then(|run| run.halted);
     RUNNING.set(None);
     crate::busy::end();
@@ -948,6 +935,85 @@ fn command_args(argv: MultiValue) -> Result<Vec<Bytes>, CommandError> {
             )),
         })
         .collect()
+}
+
+/// The runner of the script running on this thread, for the `redis.call`, `redis.pcall` and
+/// `redis.acl_check_cmd` functions, which are made once per Lua state (making them per run,
+/// as scoped closures, cost about a third of a short EVAL).
+struct CurrentRunner;
+
+thread_local! {
+    /// Set only while a script runs (see [`CurrentRunner::enter`]).
+    static CURRENT: std::cell::Cell<Option<std::ptr::NonNull<()>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+impl CurrentRunner {
+    /// Makes `runner` the current one until the guard drops (also on unwinding).
+    fn enter(runner: &std::cell::RefCell<Runner<'_, '_>>) -> CurrentRunner {
+        CURRENT.set(Some(std::ptr::NonNull::from(runner).cast()));
+        CurrentRunner
+    }
+
+    /// Runs `f` with the current runner; an error if no script runs (a function kept past
+    /// its script and called later).
+    fn with<T>(
+        f: impl FnOnce(&std::cell::RefCell<Runner<'_, '_>>) -> mlua::Result<T>,
+    ) -> mlua::Result<T> {
+        let Some(runner) = CURRENT.get() else {
+            return Err(mlua::Error::RuntimeError(
+                "redis.call is only available to a running script".into(),
+            ));
+        };
+        // SAFETY: the pointer was made from a live `&RefCell<Runner>` by `enter`, whose
+        // guard clears it before that borrow ends; these functions run only on this thread,
+        // from inside the script that `enter` was called for (scripts cannot call scripts), so
+        // the runner is alive and only reached through the RefCell here.
+        let runner = unsafe { runner.cast::<std::cell::RefCell<Runner<'_, '_>>>().as_ref() };
+        f(runner)
+    }
+}
+
+impl Drop for CurrentRunner {
+    fn drop(&mut self) {
+        CURRENT.set(None);
+    }
+}
+
+/// Puts `redis.call`, `redis.pcall` and `redis.acl_check_cmd` in the real `redis` table.
+fn install_runner_functions(lua: &Lua, redis: &Table) -> mlua::Result<()> {
+    let redis_call = lua.create_function(|lua, argv: MultiValue| {
+        CurrentRunner::with(|runner| match runner.borrow_mut().command(argv) {
+            Frame::Error(text) => Err(mlua::Error::external(ReplyError(text, true))),
+            frame => convert::to_lua(lua, frame, script_resp3()),
+        })
+    })?;
+    let redis_pcall = lua.create_function(|lua, argv: MultiValue| {
+        CurrentRunner::with(|runner| match runner.borrow_mut().command(argv) {
+            Frame::Error(text) => Ok(Value::Table(convert::counted_error_table(lua, &text)?)),
+            frame => convert::to_lua(lua, frame, script_resp3()),
+        })
+    })?;
+    // redis.acl_check_cmd(command, args…): whether the calling user may run it.
+    let acl_check = lua.create_function(|_, argv: MultiValue| {
+        let argv = command_args(argv).map_err(|e| ReplyError::raised(e.into_frame()))?;
+        let Ok(resolved) = find(&argv) else {
+            return Err(ReplyError::raised(
+                CommandError::err("Invalid command passed to redis.acl_check_cmd()").into_frame(),
+            ));
+        };
+        CurrentRunner::with(|runner| {
+            let runner = runner.borrow();
+            Ok(match runner.ctx.client.user.user.as_deref() {
+                Some(user) => crate::acl::check::check(user, resolved, &argv).is_ok(),
+                None => true,
+            })
+        })
+    })?;
+    redis.raw_set("call", redis_call)?;
+    redis.raw_set("pcall", redis_pcall)?;
+    redis.raw_set("acl_check_cmd", acl_check)?;
+    Ok(())
 }
 
 /// What `redis.call` and `redis.pcall` run commands with.
