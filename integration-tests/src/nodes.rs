@@ -96,6 +96,18 @@ impl Node {
     }
 }
 
+/// Runs a command and gives its reply, error or not, as text to compare between servers.
+pub fn ask(c: &mut redis::Connection, args: &[&str]) -> String {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    match command.query::<redis::Value>(c) {
+        Ok(value) => format!("{value:?}"),
+        Err(e) => format!("error {:?} {}", e.code(), e.detail().unwrap_or_default()),
+    }
+}
+
 /// Runs a command and converts its reply (panics with the command on error).
 pub fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
     let mut command = redis::cmd(args[0]);

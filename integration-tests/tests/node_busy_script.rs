@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use integration_tests::nodes::{cmd, Kind, Node};
+use integration_tests::nodes::{ask, cmd, Kind, Node};
 use integration_tests::wait;
 
 const BUSY: Duration = Duration::from_secs(10);
@@ -17,20 +17,6 @@ const LIBRARY: &str = "#!lua name=spin\n\
     redis.register_function('spin', function() while true do end end)\n\
     redis.register_function('write_then_spin', function(keys) \
         redis.call('set', keys[1], 'partial') while true do end end)";
-
-/// A reply as the `redis` crate gives it, error or not, as comparable text.
-fn ask(c: &mut redis::Connection, args: &[&str]) -> String {
-    let mut command = redis::cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    match command.query::<redis::Value>(c) {
-        Ok(value) => format!("{value:?}"),
-        Err(e) => {
-            format!("error {}", e.detail().map_or(e.to_string(), |d| format!("{:?} {d}", e.code())))
-        }
-    }
-}
 
 /// FUNCTION STATS with the running time masked (it differs from run to run).
 fn function_stats(c: &mut redis::Connection) -> String {

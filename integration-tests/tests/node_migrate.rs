@@ -5,19 +5,7 @@
 
 use std::time::Duration;
 
-use integration_tests::nodes::{cmd, dataset, wait_in_sync, Kind, Node};
-
-/// A reply as comparable text.
-fn ask(c: &mut redis::Connection, args: &[&str]) -> String {
-    let mut command = redis::cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    match command.query::<redis::Value>(c) {
-        Ok(value) => format!("{value:?}"),
-        Err(e) => format!("error {:?} {}", e.code(), e.detail().unwrap_or_default()),
-    }
-}
+use integration_tests::nodes::{ask, cmd, dataset, wait_in_sync, Kind, Node};
 
 /// Records a request and its reply.
 fn step(seen: &mut Vec<String>, c: &mut redis::Connection, args: &[&str]) {
