@@ -74,6 +74,21 @@ impl TestServer {
     }
 }
 
+/// Polls `probe` every 20 ms until it gives `Ok` (its value is returned), for at most 10 s;
+/// then panics with `what` and the last `Err` it gave.
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// Reads one reply frame from `stream` (up to 5 s), keeping bytes that follow it in `buf`.
 pub async fn read_frame(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Frame {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use common::resp::Frame;
-use node::testing::{read_frame, TestServer};
+use node::testing::{eventually, read_frame, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -687,15 +687,11 @@ async fn client_pause_keeps_expired_keys_until_it_ends() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("k to read as expired", async || {
         let value: Option<String> = redis::cmd("GET").arg("k").query_async(&mut c).await.unwrap();
-        if value.is_none() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "k never read as expired");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        value.map_or(Ok(()), |v| Err(format!("GET k: {v}")))
+    })
+    .await;
     let info: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
     assert!(info.contains("expired_keys:0\r\n"), "{info}");
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
@@ -726,17 +722,17 @@ async fn unlink_and_flushall_async_free_in_the_background() {
     let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query_async(&mut c).await.unwrap();
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
     assert_eq!(size, 0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the lazy-free counters", async || {
         let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
-        if info.contains("lazyfreed_objects:101\r\n")
-            && info.contains("lazyfree_pending_objects:0\r\n")
-        {
-            break;
+        let done = info.contains("lazyfreed_objects:101\r\n")
+            && info.contains("lazyfree_pending_objects:0\r\n");
+        if done {
+            Ok(())
+        } else {
+            Err(info)
         }
-        assert!(tokio::time::Instant::now() < deadline, "lazy-free counters: {info}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 /// The slow log as Redis keeps it: EXEC is not logged but the commands it ran are, and a
@@ -782,17 +778,17 @@ async fn the_slow_log_holds_a_transactions_commands_and_answered_blocked_command
     let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(&mut c).await.unwrap();
     let _: () = redis::cmd("LPUSH").arg("l").arg("x").query_async(&mut c).await.unwrap();
     assert_eq!(read_n(&mut blocked, 18).await, b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("BLPOP in the slow log", async || {
         let entries: Vec<redis::Value> =
             redis::cmd("SLOWLOG").arg("GET").query_async(&mut c).await.unwrap();
         let entries = logged(entries);
         if entries.contains(&"BLPOP l 0".to_string()) {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{entries:?}"))
         }
-        assert!(tokio::time::Instant::now() < deadline, "BLPOP never logged: {entries:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 /// CONFIG SET port listens on the new port at once and closes the old one, as Redis does; a
@@ -827,24 +823,18 @@ async fn config_set_port_moves_the_listener() {
         .await
         .unwrap();
     let moved = redis::Client::open(format!("redis://127.0.0.1:{new_port}/")).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut on_new = loop {
-        match moved.get_multiplexed_async_connection().await {
-            Ok(conn) => break conn,
-            Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "new port never served: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let mut on_new = eventually("the new port to serve", async || {
+        moved.get_multiplexed_async_connection().await.map_err(|e| e.to_string())
+    })
+    .await;
     let pong: String = redis::cmd("PING").query_async(&mut on_new).await.unwrap();
     assert_eq!(pong, "PONG");
     // The old port is closed (established connections stay).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(server.addr).await.is_ok() {
-        assert!(tokio::time::Instant::now() < deadline, "the old port still accepts");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the old port to close", async || match TcpStream::connect(server.addr).await {
+        Ok(_) => Err("the old port still accepts".to_string()),
+        Err(_) => Ok(()),
+    })
+    .await;
     let pong: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
     assert_eq!(pong, "PONG");
 }
