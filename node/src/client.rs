@@ -283,6 +283,28 @@ impl ClientState {
         }
     }
 
+    /// Starts MULTI with an empty queue.
+    pub fn enter_multi(&mut self) {
+        self.multi = Some(Vec::new());
+        self.multi_failed = false;
+        self.snapshot.lock().multi = 0;
+    }
+
+    /// Leaves MULTI, if in it: the queue and its failure go (the WATCHes stay, see
+    /// [`ClientState::unwatch_all`]).
+    pub fn leave_multi(&mut self) {
+        self.multi = None;
+        self.multi_failed = false;
+        self.snapshot.lock().multi = -1;
+    }
+
+    /// Forgets every key this client WATCHes.
+    pub fn unwatch_all(&mut self, watches: &mut crate::db::keyspace::Watches) {
+        if !self.watched.is_empty() {
+            watches.unwatch(self.id, &std::mem::take(&mut self.watched));
+        }
+    }
+
     /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET).
     pub fn set_user(&mut self, user: crate::acl::ClientUser) {
         self.snapshot.lock().user = (bytes::Bytes::copy_from_slice(user.name()), user.incarnation);

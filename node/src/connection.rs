@@ -347,18 +347,13 @@ impl Connection {
             self.client.name = name;
         }
         if discard_transaction {
-            self.client.multi = None;
-            self.client.multi_failed = false;
-            self.client.snapshot.lock().multi = -1;
+            self.client.leave_multi();
         }
         if (discard_transaction || unwatch) && !self.client.watched.is_empty() {
-            let watched = std::mem::take(&mut self.client.watched);
-            self.shared.keyspace.lock().watches.unwatch(self.client.id, &watched);
+            self.client.unwatch_all(&mut self.shared.keyspace.lock().watches);
         }
         if multi_started {
-            self.client.multi = Some(Vec::new());
-            self.client.multi_failed = false;
-            self.client.snapshot.lock().multi = 0;
+            self.client.enter_multi();
         }
         if multi_failed && self.client.multi.is_some() {
             self.client.multi_failed = true;

@@ -559,12 +559,9 @@ fn queued_any(queue: &[Vec<Bytes>], test: impl Fn(&CommandSpec) -> bool) -> bool
 fn reject(shared: &Shared, client: &mut ClientState, argv: &[Bytes], error: CommandError) -> Frame {
     if argv[0].eq_ignore_ascii_case(b"exec") {
         // Redis discards the transaction, WATCHes included, even outside MULTI.
-        client.multi = None;
-        client.multi_failed = false;
-        client.snapshot.lock().multi = -1;
+        client.leave_multi();
         if !client.watched.is_empty() {
-            let watched = std::mem::take(&mut client.watched);
-            shared.keyspace.lock().watches.unwatch(client.id, &watched);
+            client.unwatch_all(&mut shared.keyspace.lock().watches);
         }
         let text = error.to_string();
         let reason = text.strip_prefix("ERR ").unwrap_or(&text);

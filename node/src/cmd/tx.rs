@@ -28,24 +28,18 @@ fn multi(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CommandError::err("MULTI calls can not be nested"));
     }
-    ctx.client.multi = Some(Vec::new());
-    ctx.client.multi_failed = false;
-    ctx.client.snapshot.lock().multi = 0;
+    ctx.client.enter_multi();
     Ok(Frame::ok())
 }
 
 /// Leaves MULTI state and forgets watched keys.
 pub fn discard_transaction(ctx: &mut Ctx<'_>) {
-    ctx.client.multi = None;
-    ctx.client.multi_failed = false;
-    ctx.client.snapshot.lock().multi = -1;
+    ctx.client.leave_multi();
     unwatch_all(ctx);
 }
 
 fn unwatch_all(ctx: &mut Ctx<'_>) {
-    let watched = std::mem::take(&mut ctx.client.watched);
-    let id = ctx.client.id;
-    ctx.ks.watches.unwatch(id, &watched);
+    ctx.client.unwatch_all(&mut ctx.exec.ks.watches);
 }
 
 fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
