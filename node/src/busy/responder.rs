@@ -360,10 +360,10 @@ impl Responder {
             ("function", "kill") => kill(script, wrote, false),
             ("function", "stats") if script.eval => refuse(busy(), Some(resolved)),
             ("function", "stats") => reply(function_stats(script)),
-            ("shutdown", _) => match shutdown_nosave(argv) {
+            ("shutdown", _) => match crate::cmd::server::shutdown_args(argv) {
                 Err(e) => reply(e.into_frame()),
-                Ok(false) => reply(busy().into_frame()),
-                Ok(true) => {
+                Ok(flags) if !flags.nosave => reply(busy().into_frame()),
+                Ok(_) => {
                     tracing::warn!("user requested shutdown while a script was busy");
                     (Answer::Reply(Frame::Raw(Bytes::new())), Verdict::Shutdown)
                 }
@@ -546,27 +546,6 @@ fn function_stats(script: &Script) -> Frame {
         (Frame::bulk(b"running_script"), running),
         (Frame::bulk(b"engines"), Frame::Map(vec![(Frame::bulk(b"LUA"), counts)])),
     ])
-}
-
-/// SHUTDOWN's arguments, checked as the command checks them: whether NOSAVE was given.
-fn shutdown_nosave(argv: &[Bytes]) -> Result<bool, CommandError> {
-    let (mut nosave, mut save, mut abort) = (false, false, false);
-    for a in &argv[1..] {
-        match a.to_ascii_lowercase().as_slice() {
-            b"nosave" => nosave = true,
-            b"save" => save = true,
-            b"abort" => abort = true,
-            b"now" | b"force" => {}
-            _ => return Err(CommandError::Syntax),
-        }
-    }
-    if (nosave && save) || (abort && argv.len() > 2) {
-        return Err(CommandError::Syntax);
-    }
-    if abort {
-        return Err(CommandError::err("No shutdown in progress."));
-    }
-    Ok(nosave)
 }
 
 /// Reads what the socket holds now, up to the query buffer limit.

@@ -198,29 +198,49 @@ fn role(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CmdResult {
     Ok(crate::repl::report::role(ctx.server))
 }
 
-fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (mut nosave, mut save, mut abort, mut force, mut now) = (false, false, false, false, false);
+/// SHUTDOWN's flags, checked as Redis checks them (ABORT answers that no shutdown is in
+/// progress: ours never waits where it could be aborted).
+pub struct ShutdownArgs {
+    /// NOSAVE.
+    pub nosave: bool,
+    /// SAVE.
+    pub save: bool,
+    /// FORCE.
+    pub force: bool,
+    /// NOW.
+    pub now: bool,
+}
+
+/// Reads SHUTDOWN's arguments (also for a busy script, see `crate::busy`).
+pub fn shutdown_args(args: &[Bytes]) -> Result<ShutdownArgs, CommandError> {
+    let mut flags = ShutdownArgs { nosave: false, save: false, force: false, now: false };
+    let mut abort = false;
     for a in &args[1..] {
         if is(a, "nosave") {
-            nosave = true;
+            flags.nosave = true;
         } else if is(a, "save") {
-            save = true;
+            flags.save = true;
         } else if is(a, "abort") {
             abort = true;
         } else if is(a, "force") {
-            force = true;
+            flags.force = true;
         } else if is(a, "now") {
-            now = true;
+            flags.now = true;
         } else {
             return Err(CommandError::Syntax);
         }
     }
-    if (nosave && save) || (abort && args.len() > 2) {
+    if (flags.nosave && flags.save) || (abort && args.len() > 2) {
         return Err(CommandError::Syntax);
     }
     if abort {
         return Err(CommandError::err("No shutdown in progress."));
     }
+    Ok(flags)
+}
+
+fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let ShutdownArgs { nosave, save, force, now } = shutdown_args(args)?;
     // Unless NOW: a master first gives its replicas up to `shutdown-timeout` seconds to
     // acknowledge everything (writes are paused meanwhile), then the shutdown proceeds.
     if let Some(deadline) = crate::repl::catch_up::deadline(ctx.server).filter(|_| !now) {
