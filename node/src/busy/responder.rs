@@ -529,7 +529,6 @@ fn kill(script: &Script, wrote: bool, by_script_kill: bool) -> (Answer, Verdict)
 
 /// FUNCTION STATS while a function runs: it, then the engine's counts.
 fn function_stats(script: &Script) -> Frame {
-    let (libraries, functions) = script.library_counts;
     let running = Frame::Map(vec![
         (Frame::bulk(b"name"), Frame::bulk(script.name.as_bytes())),
         (
@@ -538,14 +537,7 @@ fn function_stats(script: &Script) -> Frame {
         ),
         (Frame::bulk(b"duration_ms"), Frame::Integer(script.started.elapsed().as_millis() as i64)),
     ]);
-    let counts = Frame::Map(vec![
-        (Frame::bulk(b"libraries_count"), Frame::Integer(libraries as i64)),
-        (Frame::bulk(b"functions_count"), Frame::Integer(functions as i64)),
-    ]);
-    Frame::Map(vec![
-        (Frame::bulk(b"running_script"), running),
-        (Frame::bulk(b"engines"), Frame::Map(vec![(Frame::bulk(b"LUA"), counts)])),
-    ])
+    crate::cmd::functions::stats_reply(running, script.library_counts)
 }
 
 /// Reads what the socket holds now, up to the query buffer limit.
